@@ -1,0 +1,1 @@
+"""The aiortc media worker: one peer connection per participant, RTP forwarded, never transcoded."""

@@ -1,0 +1,309 @@
+"""Selective forwarding: RTP from one publisher track to many subscriber senders.
+
+Packets are forwarded as they arrive, never decoded or re-encoded. Each
+subscriber gets its own SSRC, payload type and sequence space (the numbering
+its SDP negotiated), starts on a keyframe, and has its NACKs answered from
+the publisher track's packet history. Upstream loss is NACKed with retries
+and a stall turns into a quick keyframe request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from struct import pack
+
+from aiortc import RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc import clock
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import (
+    RTCP_PSFB_FIR,
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    AnyRtcpPacket,
+    RtcpPsfbPacket,
+    RtcpRtpfbPacket,
+    RtpPacket,
+)
+
+from media import taps
+from media.keyframes import is_keyframe
+from vitrine.models import Track, TrackKind
+
+logger = logging.getLogger(__name__)
+
+HISTORY_SIZE = 2048  # packets kept per published track for retransmission
+KEYFRAME_REQUEST_INTERVAL_S = 0.25
+NACK_RETRY_S = 0.05
+NACK_MAX_TRIES = 6
+NACK_GIVE_UP_S = 0.6
+MAX_TRACKED_GAP = 512
+
+
+def seq_newer(a: int, b: int) -> bool:
+    """RFC 1982 serial comparison of 16-bit sequence numbers: is ``a`` after ``b``?"""
+    return a != b and ((a - b) & 0xFFFF) < 0x8000
+
+
+class PacketHistory:
+    """A ring of recent packets by sequence number."""
+
+    __slots__ = ("_slots", "_mask")
+
+    def __init__(self, size: int = HISTORY_SIZE) -> None:
+        self._slots: list[tuple[int, RtpPacket] | None] = [None] * size
+        self._mask = size - 1
+
+    def add(self, seq: int, packet: RtpPacket) -> None:
+        self._slots[seq & self._mask] = (seq, packet)
+
+    def get(self, seq: int) -> RtpPacket | None:
+        entry = self._slots[seq & self._mask]
+        return entry[1] if entry is not None and entry[0] == seq else None
+
+
+@dataclass
+class _Gap:
+    first_s: float
+    last_nack_s: float = 0.0
+    tries: int = 0
+
+
+class NackTracker:
+    """Upstream loss recovery: NACK each missing packet again until it arrives or is hopeless.
+
+    aiortc's receiver NACKs a gap once; a lost retransmission then freezes video
+    until the next keyframe. Here a gap is retried and, once given up, reported
+    so the caller can ask for a keyframe instead.
+    """
+
+    def __init__(self) -> None:
+        self.max_seq: int | None = None
+        self.missing: dict[int, _Gap] = {}
+
+    def on_packet(self, seq: int, now: float) -> tuple[list[int], bool]:
+        """Record ``seq``; return (sequence numbers to NACK now, whether a gap was abandoned)."""
+        if self.max_seq is None:
+            self.max_seq = seq
+            return [], False
+        if seq_newer(seq, self.max_seq):
+            gap = (seq - self.max_seq - 1) & 0xFFFF
+            if gap > MAX_TRACKED_GAP:
+                self.missing.clear()  # a jump, not loss: resync
+            else:
+                for offset in range(1, gap + 1):
+                    self.missing[(self.max_seq + offset) & 0xFFFF] = _Gap(first_s=now)
+            self.max_seq = seq
+        else:
+            self.missing.pop(seq, None)
+        if not self.missing:
+            return [], False
+        due: list[int] = []
+        abandoned = False
+        for missing_seq, gap_state in list(self.missing.items()):
+            if gap_state.tries >= NACK_MAX_TRIES or now - gap_state.first_s > NACK_GIVE_UP_S:
+                del self.missing[missing_seq]
+                abandoned = True
+            elif now - gap_state.last_nack_s >= NACK_RETRY_S:
+                gap_state.last_nack_s = now
+                gap_state.tries += 1
+                due.append(missing_seq)
+        return due, abandoned
+
+
+class SilentTrack(MediaStreamTrack):
+    """A sender's track that never yields a frame: forwarding writes RTP itself.
+
+    It keeps aiortc's sender loop parked (no polling, no encoder) and gives the
+    SDP the published track's id as its msid.
+    """
+
+    def __init__(self, kind: str, track_id: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self._id = track_id
+        self._parked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def recv(self) -> None:  # type: ignore[override]
+        await self._parked
+        raise MediaStreamError
+
+    def stop(self) -> None:
+        super().stop()
+        if not self._parked.done():
+            self._parked.cancel()
+
+
+@dataclass
+class ForwardingCounters:
+    packets_in: int = 0
+    packets_out: int = 0
+    retransmitted: int = 0
+    nacks_sent_upstream: int = 0
+    keyframe_requests: int = 0
+    plis_from_subscribers: int = 0
+
+
+class UpTrack:
+    """A published track on this worker and the subscribers it feeds."""
+
+    def __init__(self, track: Track, receiver: RTCRtpReceiver, codec: RTCRtpCodecParameters) -> None:
+        self.track = track
+        self.receiver = receiver
+        self.codec = codec
+        self.is_video = track.kind == TrackKind.VIDEO
+        self.downs: dict[str, DownTrack] = {}
+        self.history = PacketHistory()
+        self.nacks = NackTracker()
+        self.media_ssrc: int | None = None
+        self.counters = ForwardingCounters()
+        self._last_keyframe_request = 0.0
+        taps.tap_receiver(receiver, self.on_rtp)
+
+    async def on_rtp(self, packet: RtpPacket, codec: RTCRtpCodecParameters) -> None:
+        self.counters.packets_in += 1
+        self.media_ssrc = packet.ssrc
+        seq = packet.sequence_number
+        if self.is_video:
+            due, abandoned = self.nacks.on_packet(seq, time.monotonic())
+            if due:
+                self.counters.nacks_sent_upstream += 1
+                await taps.send_nack(self.receiver, packet.ssrc, sorted(due))
+            if abandoned:
+                await self.request_keyframe()
+        self.history.add(seq, packet)
+        if not self.downs:
+            return
+        keyframe = self.is_video and is_keyframe(codec.mimeType, packet.payload)
+        packet.extensions.abs_send_time = (clock.current_ntp_time() >> 14) & 0x00FFFFFF
+        for down in list(self.downs.values()):
+            await down.forward(seq, packet, keyframe)
+
+    async def request_keyframe(self) -> None:
+        """Ask the publisher for a keyframe, at most every KEYFRAME_REQUEST_INTERVAL_S."""
+        now = time.monotonic()
+        if not self.is_video or self.media_ssrc is None:
+            return
+        if now - self._last_keyframe_request < KEYFRAME_REQUEST_INTERVAL_S:
+            return
+        self._last_keyframe_request = now
+        self.counters.keyframe_requests += 1
+        await taps.send_pli(self.receiver, self.media_ssrc)
+
+    def close(self) -> None:
+        for down in list(self.downs.values()):
+            down.detach()
+
+
+@dataclass
+class DownCounters:
+    packets: int = 0
+    retransmitted: int = 0
+    nacks: int = 0
+    plis: int = 0
+    dropped_before_keyframe: int = 0
+
+
+class DownTrack:
+    """One subscriber's copy of an UpTrack: header rewriting, keyframe start, NACK answers."""
+
+    def __init__(self, up: UpTrack, subscriber_sid: str, transceiver: RTCRtpTransceiver) -> None:
+        self.up = up
+        self.subscriber_sid = subscriber_sid
+        self.transceiver = transceiver
+        self.sender: RTCRtpSender = transceiver.sender
+        self.binding: taps.SenderBinding | None = None
+        self.started = False
+        self.start_seq = 0
+        self.seq_offset = 0
+        self._rtx_seq = random.randint(0, 0x7FFF)
+        self.counters = DownCounters()
+        taps.disable_sender_feedback(self.sender)
+        taps.tap_sender(self.sender, self.on_rtcp)
+        up.downs[subscriber_sid] = self
+
+    def _bind(self) -> bool:
+        if taps.sender_started(self.sender) and self.sender.transport.state == "connected":
+            self.binding = taps.SenderBinding(self.sender, self.transceiver)
+            return True
+        return False
+
+    async def forward(self, seq: int, packet: RtpPacket, keyframe: bool) -> None:
+        if self.binding is None and not self._bind():
+            return
+        if not self.started:
+            if self.up.is_video and not keyframe:
+                self.counters.dropped_before_keyframe += 1
+                await self.up.request_keyframe()
+                return
+            self.started = True
+            self.start_seq = seq
+            self.seq_offset = (random.randint(0, 0x7FFF) - seq) & 0xFFFF
+        elif seq_newer(self.start_seq, seq):
+            return  # older than the keyframe we started on
+        await self._send(packet, (seq + self.seq_offset) & 0xFFFF, retransmission=False)
+
+    async def _send(self, packet: RtpPacket, out_seq: int, retransmission: bool) -> None:
+        binding = self.binding
+        assert binding is not None
+        saved = (packet.payload_type, packet.sequence_number, packet.ssrc, packet.extensions.mid)
+        if retransmission and binding.rtx_payload_type is not None:
+            payload = packet.payload
+            packet.payload = pack("!H", out_seq) + payload
+            packet.payload_type, packet.sequence_number = binding.rtx_payload_type, self._rtx_seq
+            packet.ssrc = binding.rtx_ssrc
+            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+            packet.extensions.mid = binding.mid
+            data = packet.serialize(binding.extensions)
+            packet.payload = payload
+        else:
+            packet.payload_type, packet.sequence_number = binding.payload_type, out_seq
+            packet.ssrc = binding.ssrc
+            packet.extensions.mid = binding.mid
+            data = packet.serialize(binding.extensions)
+        packet.payload_type, packet.sequence_number, packet.ssrc, packet.extensions.mid = saved
+        try:
+            await taps.send_rtp(binding.transport, data)
+        except ConnectionError:
+            return
+        self.counters.packets += 1
+        if retransmission:
+            self.counters.retransmitted += 1
+        else:
+            binding.record_sent(clock.current_ntp_time(), packet.timestamp, len(packet.payload))
+
+    async def on_rtcp(self, packet: AnyRtcpPacket) -> None:
+        if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+            self.counters.nacks += 1
+            for out_seq in packet.lost:
+                await self.retransmit(out_seq)
+        elif isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
+            self.counters.plis += 1
+            self.up.counters.plis_from_subscribers += 1
+            await self.up.request_keyframe()
+
+    async def retransmit(self, out_seq: int) -> None:
+        if not self.started or self.binding is None:
+            return
+        in_seq = (out_seq - self.seq_offset) & 0xFFFF
+        packet = self.up.history.get(in_seq)
+        if packet is not None:
+            await self._send(packet, out_seq, retransmission=True)
+
+    def detach(self) -> None:
+        self.up.downs.pop(self.subscriber_sid, None)
+
+
+def codec_key(codec: RTCRtpCodecParameters) -> tuple[str, tuple[tuple[str, object], ...]]:
+    return codec.mimeType.lower(), tuple(sorted(codec.parameters.items()))
+
+
+@dataclass
+class TrackTable:
+    """The published tracks of one room on this worker."""
+
+    ups: dict[str, UpTrack] = field(default_factory=dict)

@@ -1,0 +1,270 @@
+"""One participant's RTCPeerConnection on the worker, and its negotiation state.
+
+The worker offers whenever its side changes (a publication to receive, a
+subscription to send) and never has two offers in flight: a change during an
+outstanding offer is folded into the next one. A client may offer too
+(browsers, WHIP, WHEP); if that collides with the worker's offer the client
+gets ``negotiation_glare`` and answers the worker's offer first.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
+from aiortc.rtcconfiguration import RTCBundlePolicy
+from aiortc.rtcrtptransceiver import RTCRtpTransceiver
+
+from media import taps
+from media.forwarder import DownTrack, SilentTrack, UpTrack
+from media.sdp_guard import parse_candidate, parse_sdp, sends_media, with_public_ip
+from vitrine.errors import ErrorCode, VitrineError
+from vitrine.models import Participant, Track, TrackKind, TrackSource
+from vitrine.protocol import IceCandidate, MidInfo, ServerAnswerMessage, ServerOfferMessage, TrackRequest
+
+logger = logging.getLogger(__name__)
+
+PushOffer = Callable[[Participant, ServerOfferMessage], Awaitable[None]]
+
+# Codecs the worker accepts from publishers, in order of preference.
+PUBLISH_CODECS = {
+    "video": ("video/vp8", "video/h264", "video/rtx"),
+    "audio": ("audio/opus",),
+}
+
+
+def new_track_sid() -> str:
+    return "TR_" + secrets.token_urlsafe(9)
+
+
+class PeerSession:
+    def __init__(self, participant: Participant, max_sdp_bytes: int, public_ip: str | None) -> None:
+        self.participant = participant
+        self.max_sdp_bytes = max_sdp_bytes
+        self.public_ip = public_ip
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        self.published: dict[str, UpTrack] = {}
+        self.subscriptions: dict[str, DownTrack] = {}
+        self._pending_publications: dict[RTCRtpTransceiver, TrackRequest] = {}
+        self._mids: dict[RTCRtpTransceiver, MidInfo] = {}
+        self._offer_outstanding = False
+        self._renegotiate = False
+        self._early_candidates: list[IceCandidate | None] = []
+        self.closed = False
+
+    @property
+    def sid(self) -> str:
+        return self.participant.sid
+
+    # -- what changes the worker's side --------------------------------------
+
+    def add_publications(self, requests: list[TrackRequest], limit: int) -> None:
+        if len(self.published) + len(self._pending_publications) + len(requests) > limit:
+            raise VitrineError(ErrorCode.TOO_MANY_TRACKS, f"at most {limit} published tracks")
+        for request in requests:
+            transceiver = self.pc.addTransceiver(request.kind.value, direction="recvonly")
+            transceiver.setCodecPreferences(_publish_preferences(request.kind.value))
+            self._pending_publications[transceiver] = request
+            self._mids[transceiver] = MidInfo(kind=request.kind, direction="send")
+
+    def add_subscription(self, up: UpTrack) -> None:
+        if up.track.sid in self.subscriptions:
+            return
+        track = SilentTrack(up.track.kind.value, up.track.sid)
+        transceiver = self.pc.addTransceiver(track, direction="sendonly")
+        transceiver.setCodecPreferences(_forward_preferences(up))
+        self._subscribe(up, transceiver)
+
+    def _subscribe(self, up: UpTrack, transceiver: RTCRtpTransceiver) -> None:
+        self.subscriptions[up.track.sid] = DownTrack(up, self.sid, transceiver)
+        self._mids[transceiver] = MidInfo(
+            kind=up.track.kind, direction="recv", track_sid=up.track.sid,
+            participant_sid=up.track.participant_sid)
+
+    def remove_subscription(self, track_sid: str) -> bool:
+        down = self.subscriptions.pop(track_sid, None)
+        if down is None:
+            return False
+        down.detach()
+        down.transceiver.direction = "inactive"
+        self._mids.pop(down.transceiver, None)
+        return True
+
+    # -- negotiation ---------------------------------------------------------
+
+    async def make_offer(self) -> ServerOfferMessage | None:
+        """Offer the current local state, or note that another offer is owed."""
+        if self.closed:
+            return None
+        if self._offer_outstanding or self.pc.signalingState != "stable":
+            self._renegotiate = True
+            return None
+        self._renegotiate = False
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        self._offer_outstanding = True
+        return ServerOfferMessage(sdp=self._local_sdp(), mids=self._mid_table())
+
+    async def apply_answer(self, sdp: str) -> tuple[list[UpTrack], ServerOfferMessage | None]:
+        """Apply the client's answer; return new publications and the next offer if one is owed."""
+        if not self._offer_outstanding:
+            raise VitrineError(ErrorCode.NEGOTIATION_FAILED, "no offer is waiting for an answer")
+        parse_sdp(sdp, self.max_sdp_bytes)
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        except Exception as exc:
+            raise VitrineError(ErrorCode.NEGOTIATION_FAILED, f"answer rejected ({type(exc).__name__})") from None
+        self._offer_outstanding = False
+        await self._flush_early_candidates()
+        published = self._collect_publications()
+        next_offer = await self.make_offer() if self._renegotiate else None
+        return published, next_offer
+
+    async def apply_offer(self, sdp: str, can_publish: bool,
+                          available: Callable[[str], list[UpTrack]]) -> tuple[ServerAnswerMessage, list[UpTrack]]:
+        """Answer a client offer (WebSocket, WHIP, WHEP).
+
+        Sending m-lines become publications; receive-only m-lines are bound to
+        published tracks of their kind from ``available``.
+        """
+        if self._offer_outstanding:
+            raise VitrineError(ErrorCode.NEGOTIATION_GLARE, "answer the server's offer first")
+        description = parse_sdp(sdp, self.max_sdp_bytes)
+        if sends_media(description) and not can_publish:
+            raise VitrineError(ErrorCode.PERMISSION_DENIED, "this token may not publish")
+        known = set(self.pc.getTransceivers())
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        except Exception as exc:
+            raise VitrineError(ErrorCode.NEGOTIATION_FAILED, f"offer rejected ({type(exc).__name__})") from None
+        for transceiver in self.pc.getTransceivers():
+            if transceiver in known:
+                continue
+            offered = transceiver._offerDirection  # our side's view of the client's m-line
+            if offered in ("recvonly", "sendrecv"):
+                kind = TrackKind(transceiver.kind)
+                self._pending_publications[transceiver] = TrackRequest(kind=kind, source=_source_for(kind))
+                self._mids[transceiver] = MidInfo(kind=kind, direction="send")
+            elif offered == "sendonly":
+                self._bind_playback(transceiver, available(transceiver.kind))
+        try:
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+        except Exception as exc:
+            raise VitrineError(ErrorCode.NEGOTIATION_FAILED, f"could not answer ({type(exc).__name__})") from None
+        await self._flush_early_candidates()
+        published = self._collect_publications()
+        return ServerAnswerMessage(sdp=self._local_sdp(), mids=self._mid_table()), published
+
+    def _bind_playback(self, transceiver: RTCRtpTransceiver, candidates: list[UpTrack]) -> None:
+        up = next((u for u in candidates if u.track.sid not in self.subscriptions), None)
+        if up is None:
+            transceiver.direction = "inactive"
+            return
+        codecs = [c for c in taps.negotiated_codecs(transceiver)
+                  if c.mimeType.lower() in (up.codec.mimeType.lower(), f"{transceiver.kind}/rtx")]
+        primary = [c for c in codecs if c.mimeType.lower() == up.codec.mimeType.lower()]
+        if not primary:
+            transceiver.direction = "inactive"
+            return
+        taps.restrict_codecs(transceiver, primary[0], codecs)
+        transceiver.sender.replaceTrack(SilentTrack(transceiver.kind, up.track.sid))
+        transceiver.direction = "sendonly"
+        self._subscribe(up, transceiver)
+
+    def _collect_publications(self) -> list[UpTrack]:
+        published: list[UpTrack] = []
+        for transceiver, request in list(self._pending_publications.items()):
+            if transceiver.currentDirection not in ("recvonly", "sendrecv"):
+                if transceiver.currentDirection is not None:
+                    del self._pending_publications[transceiver]  # the client declined it
+                continue
+            del self._pending_publications[transceiver]
+            codecs = taps.negotiated_codecs(transceiver)
+            track = Track(sid=new_track_sid(), participant_sid=self.sid, kind=request.kind,
+                          source=request.source, codec=codecs[0].mimeType)
+            up = UpTrack(track, transceiver.receiver, codecs[0])
+            self.published[track.sid] = up
+            self._mids[transceiver] = MidInfo(kind=request.kind, direction="send", track_sid=track.sid,
+                                              participant_sid=self.sid)
+            published.append(up)
+        return published
+
+    async def add_candidate(self, candidate: IceCandidate | None) -> None:
+        if candidate is not None and candidate.candidate:
+            parse_candidate(candidate)  # reject garbage now, even if it must wait
+        if self.pc.remoteDescription is None:
+            if len(self._early_candidates) < 64:
+                self._early_candidates.append(candidate)
+            return
+        await self._add_candidate(candidate)
+
+    async def _add_candidate(self, candidate: IceCandidate | None) -> None:
+        if candidate is None or not candidate.candidate:
+            await self.pc.addIceCandidate(None)
+            return
+        try:
+            await self.pc.addIceCandidate(parse_candidate(candidate))
+        except VitrineError:
+            raise
+        except Exception:
+            raise VitrineError(ErrorCode.INVALID_CANDIDATE, "ICE candidate was not accepted") from None
+
+    async def _flush_early_candidates(self) -> None:
+        pending, self._early_candidates = self._early_candidates, []
+        for candidate in pending:
+            try:
+                await self._add_candidate(candidate)
+            except VitrineError:
+                logger.info("dropped an unusable early ICE candidate for %s", self.sid)
+
+    def _local_sdp(self) -> str:
+        sdp = self.pc.localDescription.sdp
+        if self.public_ip:
+            sdp = with_public_ip(sdp, self.public_ip)
+        return sdp
+
+    def _mid_table(self) -> dict[str, MidInfo]:
+        return {t.mid: info for t, info in self._mids.items() if t.mid is not None}
+
+    # -- teardown and introspection -------------------------------------------
+
+    def receivers(self) -> list[RTCRtpReceiver]:
+        return [up.receiver for up in self.published.values()]
+
+    def senders(self) -> list[RTCRtpSender]:
+        return [down.sender for down in self.subscriptions.values()]
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for track_sid in list(self.subscriptions):
+            self.remove_subscription(track_sid)
+        for up in self.published.values():
+            up.close()
+        await self.pc.close()
+
+
+def _source_for(kind: TrackKind) -> TrackSource:
+    return TrackSource.CAMERA if kind == TrackKind.VIDEO else TrackSource.MICROPHONE
+
+
+def _publish_preferences(kind: str) -> list:
+    capabilities = RTCRtpReceiver.getCapabilities(kind).codecs
+    wanted = PUBLISH_CODECS[kind]
+    return sorted((c for c in capabilities if c.mimeType.lower() in wanted),
+                  key=lambda c: wanted.index(c.mimeType.lower()))
+
+
+def _forward_preferences(up: UpTrack) -> list:
+    """Offer a subscriber exactly the publisher's codec (and RTX), so bytes pass through unchanged."""
+    capabilities = RTCRtpSender.getCapabilities(up.track.kind.value).codecs
+    mime = up.codec.mimeType.lower()
+    primary = [c for c in capabilities if c.mimeType.lower() == mime
+               and all(c.parameters.get(k) == v for k, v in up.codec.parameters.items()
+                       if k in ("packetization-mode", "profile-level-id"))]
+    if not primary:
+        primary = [c for c in capabilities if c.mimeType.lower() == mime]
+    rtx = [c for c in capabilities if c.mimeType.lower().endswith("/rtx")]
+    return primary[:1] + rtx

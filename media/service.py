@@ -1,0 +1,78 @@
+"""Run a MediaWorker: register it with a heartbeat and, when scaled, serve RPC over Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from media.worker import MediaWorker
+from vitrine.config import Settings
+from vitrine.rpc import NodeMessage, OfferPush, RpcRequest, RpcResponse
+from vitrine.state import State, keys
+from vitrine.state.base import Subscription
+
+logger = logging.getLogger(__name__)
+
+
+class WorkerService:
+    def __init__(self, settings: Settings, state: State, worker: MediaWorker) -> None:
+        self.settings = settings
+        self.state = state
+        self.worker = worker
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._rpc: Subscription | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self, serve_rpc: bool) -> None:
+        await self.beat()
+        if serve_rpc:
+            self._rpc = await self.state.bus.subscribe(keys.worker_rpc_channel(self.worker.id), self._on_request)
+        self._heartbeat = asyncio.create_task(self._beat_forever())
+
+    async def beat(self) -> None:
+        await self.state.nodes.heartbeat(self.worker.node(), self.settings.worker_ttl_s)
+
+    async def _beat_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.worker_heartbeat_s)
+            try:
+                await self.beat()
+            except Exception:
+                logger.exception("worker heartbeat failed")
+
+    async def _on_request(self, raw: str) -> None:
+        try:
+            request = RpcRequest.model_validate_json(raw)
+        except ValueError:
+            logger.warning("dropped a malformed worker request")
+            return
+        # Start now so room locks are taken in arrival order; run concurrently across rooms.
+        task = asyncio.create_task(self._serve(request))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve(self, request: RpcRequest) -> None:
+        reply = await self.worker.handle(request.command)
+        response = NodeMessage(response=RpcResponse(id=request.id, reply=reply))
+        await self.state.bus.publish(request.reply_to, response.model_dump_json())
+
+    async def stop(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+        if self._rpc is not None:
+            await self._rpc.close()
+        await self.worker.close()
+        await self.state.nodes.remove(self.worker.id)
+
+
+def redis_push(state: State):  # noqa: ANN201 - returns the worker's push callback
+    """Route worker-initiated offers to the signaling node that holds the participant's socket."""
+
+    async def push(message: OfferPush) -> None:
+        await state.bus.publish(keys.node_inbox_channel(message.node_id),
+                                NodeMessage(push=message).model_dump_json())
+
+    return push

@@ -1,0 +1,1 @@
+"""The FastAPI signaling server: REST API, WebSocket signaling, WHIP and WHEP."""

@@ -1,0 +1,58 @@
+"""Build the FastAPI application: routers, error handling, static web client."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from signaling.routes import health, rooms, rtc, tokens, whip
+from signaling.runtime import Mode, start_runtime
+from vitrine import __version__
+from vitrine.config import Settings
+from vitrine.errors import ErrorCode, VitrineError
+from web import WEB_ROOT
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, mode: Mode = "embedded") -> FastAPI:
+    """An app that starts its runtime (state, worker link, maybe a worker) in its lifespan."""
+    settings.require_strong_secret()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.runtime = await start_runtime(settings, mode)
+        try:
+            yield
+        finally:
+            await app.state.runtime.close()
+
+    app = FastAPI(title="Vitrine", version=__version__, lifespan=lifespan,
+                  description="Real-time video for online sellers: REST API, WebSocket signaling, WHIP and WHEP.")
+    app.add_middleware(
+        CORSMiddleware, allow_origins=settings.allowed_origins, allow_methods=["GET", "POST", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type"], expose_headers=["Location", "Link"],
+    )
+
+    @app.exception_handler(VitrineError)
+    async def vitrine_error(_: Request, exc: VitrineError) -> JSONResponse:
+        return JSONResponse({"code": exc.code.value, "message": exc.message}, status_code=exc.http_status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return JSONResponse({"code": ErrorCode.INVALID_MESSAGE.value, "message": f"{where}: {first.get('msg', '')}"},
+                            status_code=422)
+
+    for module in (health, rooms, tokens, rtc, whip):
+        app.include_router(module.router)
+    app.mount("/", StaticFiles(directory=WEB_ROOT, html=True), name="web")
+    return app

@@ -1,0 +1,84 @@
+"""The sessions connected to this signaling node, and the room channels they listen on.
+
+Room events and kicks arrive on a room's bus channel (from any node); worker
+offers arrive through the worker link. The hub hands each to the local
+session it concerns.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from vitrine.protocol import ServerOfferMessage
+from vitrine.rpc import Kick, OfferPush, RoomBusMessage
+from vitrine.protocol import RoomEvent
+from vitrine.state import keys
+from vitrine.state.base import EventBus, Subscription
+
+logger = logging.getLogger(__name__)
+
+
+class LocalSession(Protocol):
+    async def on_event(self, event: RoomEvent) -> None: ...
+
+    async def on_offer(self, offer: ServerOfferMessage) -> None: ...
+
+    async def on_kick(self, kick: Kick) -> None: ...
+
+
+class SessionHub:
+    def __init__(self, bus: EventBus) -> None:
+        self.bus = bus
+        self.sessions: dict[str, LocalSession] = {}
+        self.rooms: dict[str, set[str]] = {}
+        self._subscriptions: dict[str, Subscription] = {}
+
+    async def attach(self, room: str, sid: str, session: LocalSession) -> None:
+        """Register before the room snapshot is read, so no event falls in between."""
+        self.sessions[sid] = session
+        members = self.rooms.setdefault(room, set())
+        members.add(sid)
+        if room not in self._subscriptions:
+            async def handler(raw: str, room: str = room) -> None:
+                await self._on_room_message(room, raw)
+
+            self._subscriptions[room] = await self.bus.subscribe(keys.room_events_channel(room), handler)
+
+    async def detach(self, room: str, sid: str) -> None:
+        self.sessions.pop(sid, None)
+        members = self.rooms.get(room)
+        if members is None:
+            return
+        members.discard(sid)
+        if not members:
+            del self.rooms[room]
+            subscription = self._subscriptions.pop(room, None)
+            if subscription is not None:
+                await subscription.close()
+
+    async def _on_room_message(self, room: str, raw: str) -> None:
+        message = RoomBusMessage.model_validate_json(raw)
+        if message.kick is not None:
+            session = self.sessions.get(message.kick.sid)
+            if session is not None:
+                await session.on_kick(message.kick)
+        if message.event is not None:
+            for sid in list(self.rooms.get(room, ())):
+                session = self.sessions.get(sid)
+                if session is not None:
+                    await session.on_event(message.event)
+
+    async def on_push(self, push: OfferPush) -> None:
+        session = self.sessions.get(push.sid)
+        if session is not None:
+            await session.on_offer(push.offer)
+
+    def local_rooms(self) -> list[str]:
+        return list(self.rooms)
+
+    async def kick_local(self, room: str, kick_reason: str, reconnect: bool) -> None:
+        for sid in list(self.rooms.get(room, ())):
+            session = self.sessions.get(sid)
+            if session is not None:
+                await session.on_kick(Kick(sid=sid, reason=kick_reason, reconnect=reconnect))

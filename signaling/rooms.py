@@ -1,0 +1,160 @@
+"""Room lifecycle and participant admission, shared by the REST API, WebSocket, WHIP and WHEP.
+
+State changes go to the RoomStore, media changes to the room's worker, and
+every visible change becomes a numbered RoomEvent on the room's channel.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field
+
+from signaling.placement import ensure_worker
+from signaling.worker_link import WorkerLink
+from vitrine.auth import JoinClaims
+from vitrine.config import Settings
+from vitrine.errors import ErrorCode, VitrineError
+from vitrine.models import Participant, ParticipantView, Role, Room, RoomKind, Track
+from vitrine.protocol import RoomEvent, RoomEventKind, TrackRequest
+from vitrine.rpc import CloseRoomCommand, JoinCommand, Kick, LeaveCommand, RoomBusMessage, WorkerCommand, WorkerReply
+from vitrine.state import State, keys
+
+logger = logging.getLogger(__name__)
+
+KIND_FOR_ROLE = {
+    Role.CUSTOMER: RoomKind.CONSULT, Role.AGENT: RoomKind.CONSULT,
+    Role.HOST: RoomKind.LIVE, Role.VIEWER: RoomKind.LIVE,
+    Role.BUYER: RoomKind.INSPECTION, Role.INSPECTOR: RoomKind.INSPECTION,
+}
+
+
+def new_participant_sid() -> str:
+    return "PA_" + secrets.token_urlsafe(9)
+
+
+@dataclass
+class Admission:
+    room: Room
+    participant: Participant
+    worker_id: str
+    reply: WorkerReply = field(default_factory=WorkerReply)
+
+
+class RoomService:
+    def __init__(self, settings: Settings, state: State, link: WorkerLink) -> None:
+        self.settings = settings
+        self.state = state
+        self.link = link
+
+    # -- rooms -------------------------------------------------------------------
+
+    async def create_room(self, room: Room) -> Room:
+        if not await self.state.rooms.create_room(room):
+            raise VitrineError(ErrorCode.ROOM_EXISTS, f"room {room.name!r} already exists")
+        return room
+
+    async def get_room(self, name: str) -> Room:
+        room = await self.state.rooms.get_room(name)
+        if room is None:
+            raise VitrineError(ErrorCode.ROOM_NOT_FOUND, "no such room")
+        return room
+
+    async def close_room(self, name: str) -> Room:
+        room = await self.get_room(name)
+        if room.worker_id:
+            try:
+                await self.link.call(room.worker_id, CloseRoomCommand(room=name))
+            except VitrineError:
+                logger.warning("worker did not confirm closing room %s", name)
+        await self.emit(name, "room_closed")
+        for participant in await self.state.rooms.list_participants(name):
+            await self.kick(name, participant.sid, "the room was closed")
+        await self.state.rooms.delete_room(name)
+        return room
+
+    # -- participants --------------------------------------------------------------
+
+    async def admit(self, claims: JoinClaims, *, publish: list[TrackRequest], name: str | None,
+                    node_id: str, auto_subscribe: bool = True) -> Admission:
+        room = await self.state.rooms.get_room(claims.room)
+        if room is None:
+            if not claims.grants.room_create:
+                raise VitrineError(ErrorCode.ROOM_NOT_FOUND, "no such room, and this token may not create it")
+            await self.state.rooms.create_room(Room(
+                name=claims.room, kind=KIND_FOR_ROLE[claims.role],
+                max_participants=self.settings.max_participants_per_room))
+            room = await self.get_room(claims.room)
+        if room.closed:
+            raise VitrineError(ErrorCode.ROOM_CLOSED, "the room is closed")
+        participant = Participant(sid=new_participant_sid(), identity=claims.sub, role=claims.role,
+                                  grants=claims.grants, name=name or claims.name, node_id=node_id)
+        outcome = await self.state.rooms.add_participant(room.name, participant, room.max_participants)
+        try:
+            worker_id = await ensure_worker(self.state, room)
+            reply = (await self.link.call(worker_id, JoinCommand(
+                room=room, participant=participant, publish=publish, auto_subscribe=auto_subscribe,
+            ))).raise_for_error()
+        except BaseException:
+            await self.state.rooms.remove_participant(room.name, participant.sid)
+            raise
+        room.worker_id = worker_id
+        if outcome.replaced is not None:
+            await self.kick(room.name, outcome.replaced.sid, "the same identity joined elsewhere")
+            await self._depart(room.name, outcome.replaced, worker_id)
+        if not participant.grants.hidden:
+            await self.emit(room.name, "participant_joined", participant=participant)
+        return Admission(room=room, participant=participant, worker_id=worker_id, reply=reply)
+
+    async def run(self, admission: Admission, command: WorkerCommand) -> WorkerReply:
+        """Send a participant's command to its worker and publish what changed."""
+        reply = (await self.link.call(admission.worker_id, command)).raise_for_error()
+        await self.apply_tracks(admission.room.name, reply)
+        return reply
+
+    async def apply_tracks(self, room: str, reply: WorkerReply) -> None:
+        for track in reply.published:
+            await self.state.rooms.add_track(room, track)
+            await self.emit(room, "track_published", track=track)
+        for track in reply.unpublished:
+            await self._drop_track(room, track)
+
+    async def leave(self, admission: Admission) -> None:
+        await self._depart(admission.room.name, admission.participant, admission.worker_id)
+
+    async def _depart(self, room: str, participant: Participant, worker_id: str) -> None:
+        try:
+            reply = await self.link.call(worker_id, LeaveCommand(room=room, sid=participant.sid))
+            unpublished = reply.unpublished
+        except VitrineError:
+            unpublished = []
+        removed = await self.state.rooms.remove_participant(room, participant.sid)
+        for track in unpublished:
+            await self._drop_track(room, track)
+        for track in await self.state.rooms.list_tracks(room):
+            if track.participant_sid == participant.sid:  # the worker is gone: clean up its tracks
+                await self._drop_track(room, track)
+        if removed is not None and not participant.grants.hidden:
+            await self.emit(room, "participant_left", participant=participant)
+
+    async def _drop_track(self, room: str, track: Track) -> None:
+        if await self.state.rooms.remove_track(room, track.sid) is not None:
+            await self.emit(room, "track_unpublished", track=track)
+
+    # -- events --------------------------------------------------------------------
+
+    async def emit(self, room: str, kind: RoomEventKind, *, participant: Participant | None = None,
+                   track: Track | None = None) -> RoomEvent:
+        event = RoomEvent(seq=await self.state.rooms.next_seq(room), event=kind, track=track,
+                          participant=ParticipantView.of(participant) if participant else None)
+        await self.state.bus.publish(keys.room_events_channel(room), RoomBusMessage(event=event).model_dump_json())
+        return event
+
+    async def kick(self, room: str, sid: str, reason: str, reconnect: bool = False) -> None:
+        message = RoomBusMessage(kick=Kick(sid=sid, reason=reason, reconnect=reconnect))
+        await self.state.bus.publish(keys.room_events_channel(room), message.model_dump_json())
+
+    async def snapshot(self, room: str) -> tuple[list[Participant], list[Track], int]:
+        seq = await self.state.rooms.current_seq(room)
+        participants = [p for p in await self.state.rooms.list_participants(room) if not p.grants.hidden]
+        return participants, await self.state.rooms.list_tracks(room), seq

@@ -1,0 +1,28 @@
+"""Readiness and metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from signaling.deps import RuntimeDep
+from signaling.metrics import METRICS
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="200 once the server can take joins (a live media worker is registered)")
+async def healthz(runtime: RuntimeDep, response: Response) -> dict[str, str]:
+    if await runtime.ready():
+        return {"status": "ok"}
+    response.status_code = 503
+    return {"status": "no media worker"}
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(runtime: RuntimeDep) -> Response:
+    worker = runtime.media_worker
+    if worker is not None:
+        for name, value in worker.media_stats().items():
+            METRICS.media.labels(stat=name).set(value)
+    return Response(generate_latest(METRICS.registry), media_type=CONTENT_TYPE_LATEST)

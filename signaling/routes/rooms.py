@@ -1,0 +1,48 @@
+"""Rooms: create, get, list, close. Authenticated with the API key and secret."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+from pydantic import Field
+
+from signaling.deps import ApiKeyDep, RuntimeDep
+from vitrine.models import Participant, Room, RoomKind, RoomName, Strict, Track
+
+router = APIRouter(prefix="/v1/rooms", tags=["rooms"], dependencies=[ApiKeyDep])
+
+DEFAULT_CAPACITY = {RoomKind.CONSULT: 4, RoomKind.INSPECTION: 4, RoomKind.LIVE: 1000}
+
+
+class CreateRoom(Strict):
+    name: RoomName
+    kind: RoomKind = RoomKind.CONSULT
+    max_participants: int | None = Field(default=None, ge=1, le=10_000)
+
+
+class RoomDetail(Strict):
+    room: Room
+    participants: list[Participant]
+    tracks: list[Track]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=Room, summary="Create a room")
+async def create_room(body: CreateRoom, runtime: RuntimeDep) -> Room:
+    capacity = body.max_participants or min(DEFAULT_CAPACITY[body.kind], runtime.settings.max_participants_per_room)
+    return await runtime.rooms.create_room(Room(name=body.name, kind=body.kind, max_participants=capacity))
+
+
+@router.get("", response_model=list[Room], summary="List rooms")
+async def list_rooms(runtime: RuntimeDep) -> list[Room]:
+    return await runtime.state.rooms.list_rooms()
+
+
+@router.get("/{name}", response_model=RoomDetail, summary="A room with its participants and tracks")
+async def get_room(name: str, runtime: RuntimeDep) -> RoomDetail:
+    room = await runtime.rooms.get_room(name)
+    return RoomDetail(room=room, participants=await runtime.state.rooms.list_participants(name),
+                      tracks=await runtime.state.rooms.list_tracks(name))
+
+
+@router.delete("/{name}", response_model=Room, summary="Close a room: every participant is disconnected")
+async def close_room(name: str, runtime: RuntimeDep) -> Room:
+    return await runtime.rooms.close_room(name)

@@ -1,0 +1,33 @@
+"""Join tokens, minted for a shop's backend. Authenticated with the API key and secret."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import Field
+
+from signaling.deps import ApiKeyDep, RuntimeDep
+from vitrine.auth import mint_token
+from vitrine.models import Grants, Identity, Role, RoomName, Strict
+
+router = APIRouter(prefix="/v1/tokens", tags=["tokens"], dependencies=[ApiKeyDep])
+
+
+class TokenRequest(Strict):
+    room: RoomName
+    identity: Identity
+    role: Role
+    grants: Grants | None = None
+    ttl_s: int | None = Field(default=None, ge=10, le=7 * 24 * 3600)
+    name: str | None = Field(default=None, max_length=128)
+
+
+class TokenResponse(Strict):
+    token: str
+    ws_url: str
+
+
+@router.post("", response_model=TokenResponse, summary="Mint a join token")
+async def create_token(body: TokenRequest, runtime: RuntimeDep) -> TokenResponse:
+    token = mint_token(runtime.settings, room=body.room, identity=body.identity, role=body.role,
+                       grants=body.grants, ttl_s=body.ttl_s, name=body.name)
+    return TokenResponse(token=token, ws_url="/v1/rtc")

@@ -1,0 +1,128 @@
+"""WHIP (RFC 9725) publishing and WHEP playback over plain HTTP.
+
+``POST /whip/{room}`` or ``/whep/{room}`` with ``Authorization: Bearer <join
+token>`` and an SDP offer answers ``201 Created`` with the SDP answer and a
+``Location``; ``PATCH`` on it trickles candidates, ``DELETE`` leaves. The
+room in the path must match the token's room: the token decides.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Request, Response
+
+from signaling.deps import ClaimsDep, RuntimeDep
+from signaling.metrics import METRICS
+from signaling.rooms import Admission
+from vitrine.auth import JoinClaims
+from vitrine.errors import ErrorCode, VitrineError
+from vitrine.protocol import IceCandidate
+from vitrine.rpc import CandidateCommand, OfferCommand
+
+router = APIRouter(tags=["whip-whep"])
+
+SDP = "application/sdp"
+SDPFRAG = "application/trickle-ice-sdpfrag"
+Kind = Literal["whip", "whep"]
+
+
+async def _read_body(request: Request, content_type: str, limit: int) -> str:
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != content_type:
+        raise VitrineError(ErrorCode.INVALID_MESSAGE, f"Content-Type must be {content_type}")
+    body = await request.body()
+    if len(body) > limit:
+        raise VitrineError(ErrorCode.MESSAGE_TOO_LARGE, f"body exceeds {limit} bytes")
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise VitrineError(ErrorCode.INVALID_SDP, "body is not UTF-8") from None
+
+
+def _check_room(claims: JoinClaims, room: str) -> None:
+    if claims.room != room:
+        raise VitrineError(ErrorCode.PERMISSION_DENIED, "the token is for another room")
+
+
+def _ice_links(runtime: RuntimeDep) -> list[str]:
+    links = []
+    for server in runtime.settings.ice_servers:
+        for url in server.urls:
+            link = f'<{url}>; rel="ice-server"'
+            if server.username and server.credential:
+                link += f'; username="{server.username}"; credential="{server.credential}"; credential-type="password"'
+            links.append(link)
+    return links
+
+
+async def _start(kind: Kind, room: str, request: Request, runtime: RuntimeDep, claims: JoinClaims) -> Response:
+    _check_room(claims, room)
+    if kind == "whip" and not claims.grants.can_publish:
+        raise VitrineError(ErrorCode.PERMISSION_DENIED, "this token may not publish")
+    if kind == "whep":
+        if not claims.grants.can_subscribe:
+            raise VitrineError(ErrorCode.PERMISSION_DENIED, "this token may not subscribe")
+        if not await runtime.state.rooms.list_tracks(room):
+            raise VitrineError(ErrorCode.TRACK_NOT_FOUND, "nothing is published in this room yet")
+    sdp = await _read_body(request, SDP, runtime.settings.max_sdp_bytes)
+    admission = await runtime.rooms.admit(claims, publish=[], name=None, node_id=runtime.settings.node_id,
+                                          auto_subscribe=False)
+    try:
+        reply = await runtime.rooms.run(admission, OfferCommand(
+            room=room, sid=admission.participant.sid, sdp=sdp))
+    except BaseException:
+        await runtime.rooms.leave(admission)
+        raise
+    if kind == "whip" and not reply.published:
+        await runtime.rooms.leave(admission)
+        raise VitrineError(ErrorCode.NEGOTIATION_FAILED, "the offer publishes no audio or video")
+    METRICS.whip_sessions.labels(kind=kind).inc()
+    assert reply.answer is not None
+    headers = {"Location": f"/{kind}/{room}/{admission.participant.sid}", "Access-Control-Expose-Headers": "Location, Link"}
+    links = _ice_links(runtime)
+    if links:
+        headers["Link"] = ", ".join(links)
+    return Response(reply.answer.sdp, status_code=201, media_type=SDP, headers=headers)
+
+
+async def _resource(room: str, sid: str, runtime: RuntimeDep, claims: JoinClaims) -> Admission:
+    _check_room(claims, room)
+    participant = await runtime.state.rooms.get_participant(room, sid)
+    if participant is None or participant.identity != claims.sub:
+        raise VitrineError(ErrorCode.NOT_JOINED, "no such session")
+    room_record = await runtime.rooms.get_room(room)
+    if room_record.worker_id is None:
+        raise VitrineError(ErrorCode.WORKER_UNAVAILABLE, "the session's media worker is gone")
+    return Admission(room=room_record, participant=participant, worker_id=room_record.worker_id)
+
+
+@router.post("/whip/{room}", status_code=201, summary="Publish with WHIP (RFC 9725)")
+async def whip(room: str, request: Request, runtime: RuntimeDep, claims: ClaimsDep) -> Response:
+    return await _start("whip", room, request, runtime, claims)
+
+
+@router.post("/whep/{room}", status_code=201, summary="Play with WHEP")
+async def whep(room: str, request: Request, runtime: RuntimeDep, claims: ClaimsDep) -> Response:
+    return await _start("whep", room, request, runtime, claims)
+
+
+@router.patch("/{kind}/{room}/{sid}", status_code=204, summary="Trickle ICE candidates (sdpfrag)")
+async def trickle(kind: Kind, room: str, sid: str, request: Request, runtime: RuntimeDep,
+                  claims: ClaimsDep) -> Response:
+    admission = await _resource(room, sid, runtime, claims)
+    fragment = await _read_body(request, SDPFRAG, runtime.settings.max_sdp_bytes)
+    for line in fragment.splitlines():
+        line = line.strip()
+        if line.startswith("a=candidate:"):
+            candidate = IceCandidate(candidate=line[2:], sdpMLineIndex=0)
+            await runtime.rooms.run(admission, CandidateCommand(room=room, sid=sid, candidate=candidate))
+        elif line == "a=end-of-candidates":
+            await runtime.rooms.run(admission, CandidateCommand(room=room, sid=sid, candidate=None))
+    return Response(status_code=204)
+
+
+@router.delete("/{kind}/{room}/{sid}", summary="End a WHIP or WHEP session")
+async def stop(kind: Kind, room: str, sid: str, runtime: RuntimeDep, claims: ClaimsDep) -> Response:
+    admission = await _resource(room, sid, runtime, claims)
+    await runtime.rooms.leave(admission)
+    return Response(status_code=200)

@@ -1,0 +1,102 @@
+"""Everything a running server holds, built once at startup from Settings.
+
+``mode`` decides the shape (the LiveKit single-node pattern by default):
+- ``embedded``: signaling plus an in-process media worker. With no Redis URL
+  the state is in memory; with one, this process joins a scaled cluster.
+- ``signaling``: signaling only; workers are reached over Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Literal
+
+from media.service import WorkerService, redis_push
+from media.worker import MediaWorker
+from signaling.hub import SessionHub
+from signaling.rooms import RoomService
+from signaling.worker_link import LocalWorkerLink, RedisWorkerLink, WorkerLink
+from vitrine.config import Settings
+from vitrine.rpc import OfferPush
+from vitrine.state import State, open_state
+
+logger = logging.getLogger(__name__)
+
+Mode = Literal["embedded", "signaling"]
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    state: State
+    link: WorkerLink
+    hub: SessionHub
+    rooms: RoomService
+    worker: WorkerService | None = None
+    _watchdog: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @property
+    def media_worker(self) -> MediaWorker | None:
+        return self.worker.worker if self.worker else None
+
+    async def ready(self) -> bool:
+        return bool(await self.state.nodes.live_workers())
+
+    async def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+        if self.worker is not None:
+            await self.worker.stop()
+        await self.link.close()
+        await self.state.close()
+
+    async def _watch_workers(self) -> None:
+        """Send clients of rooms whose worker stopped beating to reconnect, so they are re-placed."""
+        while True:
+            await asyncio.sleep(self.settings.worker_heartbeat_s)
+            try:
+                for name in self.hub.local_rooms():
+                    room = await self.state.rooms.get_room(name)
+                    if room is None or not room.worker_id or await self.state.nodes.get(room.worker_id):
+                        continue
+                    logger.warning("media worker %s of room %s is gone; moving its clients", room.worker_id, name)
+                    await self.state.rooms.set_room_worker(name, None)
+                    await self.hub.kick_local(name, "media worker lost", reconnect=True)
+            except Exception:
+                logger.exception("worker watchdog failed")
+
+
+async def start_runtime(settings: Settings, mode: Mode = "embedded") -> Runtime:
+    state = await open_state(settings)
+    hub = SessionHub(state.bus)
+    link: WorkerLink
+    if settings.redis_url:
+        redis_link = RedisWorkerLink(state.bus, settings.node_id, settings.worker_rpc_timeout_s)
+        await redis_link.start()
+        link = redis_link
+    else:
+        link = LocalWorkerLink()
+    link.on_push(hub.on_push)
+    runtime = Runtime(settings=settings, state=state, link=link, hub=hub, rooms=RoomService(settings, state, link))
+    if mode == "embedded":
+        push = redis_push(state) if settings.redis_url else _local_push(link)
+        worker = MediaWorker(settings, worker_id=f"{settings.node_id}-media", push=push)
+        if isinstance(link, LocalWorkerLink):
+            link.attach(worker)
+        runtime.worker = WorkerService(settings, state, worker)
+        await runtime.worker.start(serve_rpc=bool(settings.redis_url))
+    runtime._watchdog = asyncio.create_task(runtime._watch_workers())
+    return runtime
+
+
+def _local_push(link: WorkerLink):  # noqa: ANN202
+    async def push(message: OfferPush) -> None:
+        assert isinstance(link, LocalWorkerLink)
+        await link.deliver(message)
+
+    return push

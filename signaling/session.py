@@ -1,0 +1,245 @@
+"""One client's WebSocket signaling session: a read loop that survives any message.
+
+Messages are handled one at a time, in order (an answer must reach the worker
+before the candidates that follow it). Outgoing messages go through a bounded
+queue; a client too slow to drain it is disconnected rather than buffered
+without limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from fastapi import WebSocket, WebSocketDisconnect
+
+from signaling.hub import SessionHub
+from signaling.metrics import METRICS
+from signaling.rooms import Admission, RoomService
+from vitrine.auth import verify_token
+from vitrine.config import Settings
+from vitrine.errors import ErrorCode, VitrineError
+from vitrine.models import ParticipantView
+from vitrine.protocol import (
+    PROTOCOL_VERSION,
+    AnswerMessage,
+    CandidateMessage,
+    ErrorMessage,
+    JoinedMessage,
+    JoinMessage,
+    LeaveMessage,
+    LeaveNotice,
+    OfferMessage,
+    PingMessage,
+    PongMessage,
+    PublishMessage,
+    RoomEvent,
+    ServerMessage,
+    ServerOfferMessage,
+    UnpublishMessage,
+    encode,
+    parse_client_message,
+)
+from vitrine.rpc import AnswerCommand, CandidateCommand, Kick, OfferCommand, PublishCommand, UnpublishCommand
+
+logger = logging.getLogger(__name__)
+
+CLOSE_NORMAL = 1000
+CLOSE_POLICY = 1008
+CLOSE_TRY_AGAIN = 1013
+
+
+class RtcSession:
+    def __init__(self, ws: WebSocket, settings: Settings, rooms: RoomService, hub: SessionHub) -> None:
+        self.ws = ws
+        self.settings = settings
+        self.rooms = rooms
+        self.hub = hub
+        self.admission: Admission | None = None
+        self._outbox: asyncio.Queue[ServerMessage | None] = asyncio.Queue(maxsize=settings.send_queue_size)
+        self._snapshot_seq: int | None = None
+        self._early_events: list[RoomEvent] = []
+        self._closing: LeaveNotice | None = None
+
+    # -- outgoing -------------------------------------------------------------------
+
+    def send(self, message: ServerMessage) -> None:
+        try:
+            self._outbox.put_nowait(message)
+        except asyncio.QueueFull:
+            logger.warning("closing a session whose send queue is full")
+            self._closing = LeaveNotice(reason="client too slow to receive", reconnect=True)
+            self._drain_and_stop()
+
+    def _drain_and_stop(self) -> None:
+        while not self._outbox.empty():
+            self._outbox.get_nowait()
+        self._outbox.put_nowait(None)
+
+    async def _writer(self) -> None:
+        while (message := await self._outbox.get()) is not None:
+            await self.ws.send_text(encode(message))
+        if self._closing is not None:
+            with contextlib.suppress(Exception):
+                await self.ws.send_text(encode(self._closing))
+        with contextlib.suppress(Exception):
+            await self.ws.close(CLOSE_TRY_AGAIN if self._closing and self._closing.reconnect else CLOSE_NORMAL)
+
+    def error(self, exc: VitrineError, ref: str | None = None) -> None:
+        METRICS.signaling_errors.labels(code=exc.code.value).inc()
+        self.send(ErrorMessage(code=exc.code, message=exc.message, ref=ref))
+
+    # -- hub callbacks ---------------------------------------------------------------
+
+    async def on_event(self, event: RoomEvent) -> None:
+        if self._snapshot_seq is None:
+            self._early_events.append(event)
+        elif event.seq > self._snapshot_seq:
+            self.send(event)
+
+    async def on_offer(self, offer: ServerOfferMessage) -> None:
+        self.send(offer)
+
+    async def on_kick(self, kick: Kick) -> None:
+        self._closing = LeaveNotice(reason=kick.reason, reconnect=kick.reconnect)
+        if self._outbox.full():
+            self._drain_and_stop()
+        else:
+            self._outbox.put_nowait(None)
+
+    # -- the loop ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        writer = asyncio.create_task(self._writer())
+        try:
+            await self._read_loop(writer)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            await self._leave()
+            if not writer.done():
+                self._drain_and_stop()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(writer, 2)
+            writer.cancel()
+
+    async def _read_loop(self, writer: asyncio.Task[None]) -> None:
+        while not writer.done():
+            timeout = self.settings.join_timeout_s if self.admission is None else self.settings.idle_timeout_s
+            receive = asyncio.ensure_future(self.ws.receive())
+            done, _ = await asyncio.wait({receive, writer}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if receive not in done:
+                receive.cancel()
+                if not writer.done():
+                    self._closing = LeaveNotice(reason="idle timeout" if self.admission else "join timeout")
+                    self._drain_and_stop()
+                return
+            frame = receive.result()
+            if frame["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(frame.get("code", CLOSE_NORMAL))
+            raw = frame.get("text") if frame.get("text") is not None else frame.get("bytes")
+            if raw is None:
+                continue
+            if len(raw) > self.settings.max_message_bytes:
+                self.error(VitrineError(ErrorCode.MESSAGE_TOO_LARGE,
+                                        f"messages are limited to {self.settings.max_message_bytes} bytes"))
+                continue
+            await self._handle(raw)
+            if self._closing is not None and self.admission is None:
+                return
+
+    async def _handle(self, raw: str | bytes) -> None:
+        ref = None
+        try:
+            message = parse_client_message(raw)
+            ref = message.type
+            METRICS.signaling_messages.labels(type=ref).inc()
+            await self._dispatch(message)
+        except VitrineError as exc:
+            self.error(exc, ref)
+        except Exception:
+            logger.exception("unexpected failure handling a %s message", ref or "client")
+            self.error(VitrineError(ErrorCode.INTERNAL, "internal error"), ref)
+
+    async def _dispatch(self, message: object) -> None:
+        if isinstance(message, PingMessage):
+            self.send(PongMessage(ts=message.ts))
+            return
+        if isinstance(message, JoinMessage):
+            await self._join(message)
+            return
+        admission = self.admission
+        if admission is None:
+            raise VitrineError(ErrorCode.NOT_JOINED, "send join first")
+        room, sid = admission.room.name, admission.participant.sid
+        if isinstance(message, AnswerMessage):
+            reply = await self.rooms.run(admission, AnswerCommand(room=room, sid=sid, sdp=message.sdp))
+            if reply.offer is not None:
+                self.send(reply.offer)
+        elif isinstance(message, OfferMessage):
+            reply = await self.rooms.run(admission, OfferCommand(room=room, sid=sid, sdp=message.sdp))
+            if reply.answer is not None:
+                self.send(reply.answer)
+        elif isinstance(message, CandidateMessage):
+            await self.rooms.run(admission, CandidateCommand(room=room, sid=sid, candidate=message.candidate))
+        elif isinstance(message, PublishMessage):
+            reply = await self.rooms.run(admission, PublishCommand(room=room, sid=sid, tracks=message.tracks))
+            if reply.offer is not None:
+                self.send(reply.offer)
+        elif isinstance(message, UnpublishMessage):
+            await self.rooms.run(admission, UnpublishCommand(room=room, sid=sid, track_sid=message.track_sid))
+        elif isinstance(message, LeaveMessage):
+            self._closing = LeaveNotice(reason="left")
+            self._drain_and_stop()
+
+    async def _join(self, message: JoinMessage) -> None:
+        if self.admission is not None:
+            raise VitrineError(ErrorCode.ALREADY_JOINED, "this session has already joined")
+        if message.v != PROTOCOL_VERSION:
+            raise VitrineError(ErrorCode.UNSUPPORTED_VERSION, f"this server speaks protocol v{PROTOCOL_VERSION}")
+        claims = verify_token(self.settings, message.token)
+        admission = await self.rooms.admit(claims, publish=message.publish, name=message.name,
+                                           node_id=self.settings.node_id)
+        self.admission = admission
+        room, participant = admission.room, admission.participant
+        await self.hub.attach(room.name, participant.sid, self)
+        participants, tracks, seq = await self.rooms.snapshot(room.name)
+        self.send(JoinedMessage(
+            room=room, participant=ParticipantView.of(participant), grants=participant.grants,
+            participants=[ParticipantView.of(p) for p in participants], tracks=tracks,
+            ice_servers=self.settings.ice_servers, seq=seq,
+        ))
+        self._snapshot_seq = seq
+        for event in self._early_events:
+            await self.on_event(event)
+        self._early_events.clear()
+        if admission.reply.offer is not None:
+            self.send(admission.reply.offer)
+        METRICS.joins.inc()
+
+    async def _leave(self) -> None:
+        admission, self.admission = self.admission, None
+        if admission is None:
+            return
+        await self.hub.detach(admission.room.name, admission.participant.sid)
+        try:
+            await self.rooms.leave(admission)
+        except Exception:
+            logger.exception("cleanup after a session failed")
+
+
+def origin_allowed(ws: WebSocket, allowed: list[str]) -> bool:
+    """CORS middleware does not cover WebSockets, so check Origin by hand.
+
+    No Origin header (a native client) is allowed. With no allow-list, only
+    same-origin browsers are; ``*`` in the list allows any origin.
+    """
+    origin = ws.headers.get("origin")
+    if origin is None:
+        return True
+    if allowed:
+        return "*" in allowed or origin in allowed
+    host = ws.headers.get("host", "")
+    return origin.split("://", 1)[-1] == host
+

@@ -1,0 +1,108 @@
+"""How signaling reaches media workers: a direct call in-process, or RPC over Redis.
+
+Both implement ``WorkerLink``; the app never knows which one it has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from vitrine.errors import ErrorCode, VitrineError
+from vitrine.rpc import NodeMessage, OfferPush, RpcRequest, WorkerCommand, WorkerReply
+from vitrine.state import keys
+from vitrine.state.base import EventBus, Subscription
+
+logger = logging.getLogger(__name__)
+
+PushHandler = Callable[[OfferPush], Awaitable[None]]
+
+
+class WorkerLink(Protocol):
+    async def call(self, worker_id: str, command: WorkerCommand) -> WorkerReply: ...
+
+    def on_push(self, handler: PushHandler) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class CommandHandler(Protocol):
+    async def handle(self, command: WorkerCommand) -> WorkerReply: ...
+
+
+class LocalWorkerLink:
+    """The embedded server's link: the worker lives in this process."""
+
+    def __init__(self) -> None:
+        self.worker: CommandHandler | None = None
+        self._push: PushHandler | None = None
+
+    def attach(self, worker: CommandHandler) -> None:
+        self.worker = worker
+
+    async def call(self, worker_id: str, command: WorkerCommand) -> WorkerReply:
+        if self.worker is None:
+            raise VitrineError(ErrorCode.NO_MEDIA_WORKER, "no media worker is running")
+        return await self.worker.handle(command)
+
+    def on_push(self, handler: PushHandler) -> None:
+        self._push = handler
+
+    async def deliver(self, push: OfferPush) -> None:
+        if self._push is not None:
+            await self._push(push)
+
+    async def close(self) -> None:
+        return None
+
+
+class RedisWorkerLink:
+    """Request/response over the event bus: requests to a worker's channel, replies to this node's inbox."""
+
+    def __init__(self, bus: EventBus, node_id: str, timeout_s: float) -> None:
+        self.bus = bus
+        self.node_id = node_id
+        self.timeout_s = timeout_s
+        self._inbox = keys.node_inbox_channel(node_id)
+        self._pending: dict[str, asyncio.Future[WorkerReply]] = {}
+        self._push: PushHandler | None = None
+        self._subscription: Subscription | None = None
+
+    async def start(self) -> None:
+        self._subscription = await self.bus.subscribe(self._inbox, self._on_inbox)
+
+    def on_push(self, handler: PushHandler) -> None:
+        self._push = handler
+
+    async def call(self, worker_id: str, command: WorkerCommand) -> WorkerReply:
+        request = RpcRequest(id=secrets.token_hex(8), reply_to=self._inbox, command=command)
+        future: asyncio.Future[WorkerReply] = asyncio.get_running_loop().create_future()
+        self._pending[request.id] = future
+        try:
+            receivers = await self.bus.publish(keys.worker_rpc_channel(worker_id), request.model_dump_json())
+            if receivers == 0:
+                raise VitrineError(ErrorCode.WORKER_UNAVAILABLE, "the media worker is not listening")
+            return await asyncio.wait_for(future, self.timeout_s)
+        except TimeoutError:
+            raise VitrineError(ErrorCode.WORKER_UNAVAILABLE, "the media worker did not answer in time") from None
+        finally:
+            self._pending.pop(request.id, None)
+
+    async def _on_inbox(self, raw: str) -> None:
+        message = NodeMessage.model_validate_json(raw)
+        if message.response is not None:
+            future = self._pending.get(message.response.id)
+            if future is not None and not future.done():
+                future.set_result(message.response.reply)
+        elif message.push is not None and self._push is not None:
+            await self._push(message.push)
+
+    async def close(self) -> None:
+        if self._subscription is not None:
+            await self._subscription.close()
+        for future in self._pending.values():
+            if not future.done():
+                future.cancel()

@@ -1,0 +1,119 @@
+"""Shared fixtures.
+
+Redis: ``redis_url`` is one server for the whole session (``REDIS_URL``, or a
+throwaway ``redis-server`` started here); ``redis_db_url`` gives each test a
+freshly flushed database of it, cycling 1..15, so tests never see each other's keys.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import pytest
+import redis
+
+REDIS_START_TIMEOUT_S = 30.0
+_redis_dbs = itertools.cycle(range(1, 16))
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start_redis(exe: str, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Start redis-server on a free port and wait until it answers PING."""
+    port = _free_port()
+    log = workdir / f"redis-{port}.log"
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(workdir), "--logfile", str(log)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )
+    url = f"redis://127.0.0.1:{port}"
+    deadline = time.monotonic() + REDIS_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            output = log.read_text(errors="replace") if log.exists() else ""
+            raise RuntimeError(f"redis-server exited with {proc.returncode}:\n{output}")
+        try:
+            with redis.Redis.from_url(url, socket_timeout=1) as client:
+                if client.ping():
+                    return proc, url
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    raise RuntimeError(f"redis-server on port {port} did not answer PING within {REDIS_START_TIMEOUT_S}s")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """URL of a Redis server: ``REDIS_URL`` if set, else a redis-server started for the session."""
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    exe = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not os.access(exe, os.X_OK):
+        pytest.fail("redis-server not found: install it (apt-get install redis-server) or set REDIS_URL")
+    with tempfile.TemporaryDirectory(prefix="vitrine-redis-") as tmp:
+        errors = []
+        for _ in range(3):  # the free port can be taken between probing and binding
+            try:
+                proc, url = _start_redis(exe, Path(tmp))
+                break
+            except RuntimeError as exc:
+                errors.append(str(exc))
+        else:
+            pytest.fail("could not start redis-server:\n" + "\n".join(errors))
+        try:
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def redis_db_url(redis_url: str) -> str:
+    """``redis_url`` pointed at the next database (1..15), flushed for this test."""
+    db = next(_redis_dbs)
+    parts = urlsplit(redis_url)  # a ``db`` query parameter wins over the path, also for unix://
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "db"] + [("db", str(db))]
+    url = urlunsplit(parts._replace(query=urlencode(query)))
+    with redis.Redis.from_url(url) as client:
+        client.flushdb()
+    return url
+
+
+# -- Vitrine servers ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def loopback_only_ice() -> None:
+    """Test peers offer loopback candidates only: test traffic never leaves 127.0.0.1."""
+    from media.taps import configure_host_candidates
+
+    configure_host_candidates(["127.0.0.1"])
+
+
+@pytest.fixture
+async def server():
+    """The embedded default (memory state, in-process worker) on a real socket."""
+    from tests.servers import embedded_server
+
+    async with embedded_server() as running:
+        yield running

@@ -1,0 +1,131 @@
+"""Real Vitrine servers for tests: in-process uvicorn on a free port, or separate processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from signaling.app import create_app
+from signaling.runtime import Mode, Runtime
+from vitrine.auth import mint_token
+from vitrine.config import Settings
+from vitrine.models import ROLE_DEFAULT_GRANTS, Grants, Role
+
+TEST_SECRET = "test-secret-" + "x" * 40
+STARTUP_TIMEOUT_S = 30.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def make_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {"api_key": "testkey", "api_secret": TEST_SECRET, "port": free_port(),
+                              "rtc_interfaces": ["127.0.0.1"], "worker_heartbeat_s": 0.5, "worker_ttl_s": 2.0}
+    values.update(overrides)
+    return Settings(**values)
+
+
+@dataclass
+class RunningServer:
+    settings: Settings
+    url: str
+    runtime: Runtime | None = None
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://") + "/v1/rtc"
+
+    def token(self, room: str, identity: str, role: Role = Role.CUSTOMER, *, create: bool = True,
+              grants: Grants | None = None, ttl_s: int | None = None) -> str:
+        if grants is None:
+            grants = ROLE_DEFAULT_GRANTS[role].model_copy(update={"room_create": create})
+        return mint_token(self.settings, room=room, identity=identity, role=role, grants=grants, ttl_s=ttl_s)
+
+    def api(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, auth=(self.settings.api_key, TEST_SECRET), timeout=30)
+
+
+@contextlib.asynccontextmanager
+async def embedded_server(mode: Mode = "embedded", **overrides: Any) -> AsyncIterator[RunningServer]:
+    """Serve the real app on a real socket inside the test's event loop."""
+    settings = make_settings(**overrides)
+    app = create_app(settings, mode)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning",
+                                           ws_max_size=1024 * 1024, lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while not server.started:
+        if task.done():
+            task.result()
+        if time.monotonic() > deadline:
+            raise TimeoutError("uvicorn did not start")
+        await asyncio.sleep(0.01)
+    try:
+        yield RunningServer(settings=settings, url=f"http://127.0.0.1:{settings.port}", runtime=app.state.runtime)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 30)
+
+
+class ProcessGroup:
+    """``vitrine`` subcommands as child processes sharing one environment."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = {**os.environ, **env}
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.logs: list[Path] = []
+        self._dir = Path(tempfile.mkdtemp(prefix="vitrine-procs-"))
+
+    def start(self, *args: str) -> subprocess.Popen[bytes]:
+        log = self._dir / f"{len(self.procs)}-{args[0]}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "vitrine.cli", *args], env=self.env,
+                                    stdout=out, stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        self.logs.append(log)
+        return proc
+
+    def output(self) -> str:
+        """Every process's log, for a failing test's report."""
+        return "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')}" for log in self.logs)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+async def wait_healthy(url: str, group: ProcessGroup, timeout: float = STARTUP_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            for proc in group.procs:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"a server process exited with {proc.returncode}:\n{group.output()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(url + "/healthz")).status_code == 200:
+                    return
+            await asyncio.sleep(0.1)
+    raise TimeoutError(f"{url} was not healthy within {timeout}s")

@@ -1,0 +1,104 @@
+"""The same consult with state in a real Redis: in one process, then as separate processes."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import redis.asyncio as aioredis
+
+from tests.media_helpers import av_tracks, receive_frames, remote_tracks
+from tests.servers import TEST_SECRET, ProcessGroup, RunningServer, embedded_server, free_port, make_settings, wait_healthy
+from vitrine.client import VitrineClient
+from vitrine.models import Role
+from vitrine.state.redis import open_redis_state
+
+
+async def _consult(server: RunningServer, room: str) -> tuple[VitrineClient, VitrineClient]:
+    customer = VitrineClient(server.url, server.token(room, "shopper"), tracks=av_tracks())
+    agent = VitrineClient(server.url, server.token(room, "agent", Role.AGENT), tracks=av_tracks())
+    await customer.connect()
+    await agent.connect()
+    for client in (customer, agent):
+        tracks = await remote_tracks(client, 2)
+        assert len(await receive_frames(tracks["video"], 5)) == 5
+        assert len(await receive_frames(tracks["audio"], 5)) == 5
+    return customer, agent
+
+
+async def test_consult_with_redis_state(redis_db_url: str) -> None:
+    async with embedded_server(redis_url=redis_db_url) as server:
+        customer, agent = await _consult(server, "consult-redis")
+        try:
+            stats = server.runtime.media_worker.media_stats()
+            assert stats["packets_out"] > 0 and stats["decoders_running"] == 0 and stats["encoders_created"] == 0
+            client = aioredis.Redis.from_url(redis_db_url, decode_responses=True)
+            async with client:
+                assert await client.hlen("vitrine:{consult-redis}:participants") == 2
+                assert await client.hlen("vitrine:{consult-redis}:tracks") == 4
+        finally:
+            await customer.close()
+            await agent.close()
+
+
+async def test_separate_processes_and_worker_failover(redis_db_url: str) -> None:
+    port = free_port()
+    env = {"VITRINE_REDIS_URL": redis_db_url, "VITRINE_API_KEY": "testkey", "VITRINE_API_SECRET": TEST_SECRET,
+           "VITRINE_RTC_INTERFACES": "127.0.0.1", "VITRINE_WORKER_HEARTBEAT_S": "0.5", "VITRINE_WORKER_TTL_S": "2",
+           "VITRINE_LOG_LEVEL": "warning"}
+    group = ProcessGroup(env)
+    try:
+        signaling = group.start("signaling", "--port", str(port))
+        workers = [group.start("media"), group.start("media")]
+        url = f"http://127.0.0.1:{port}"
+        await wait_healthy(url, group)
+        state = await open_redis_state(redis_db_url)
+        try:
+            deadline = asyncio.get_running_loop().time() + 30
+            while len(await state.nodes.live_workers()) < 2:
+                assert asyncio.get_running_loop().time() < deadline, "both workers should register"
+                await asyncio.sleep(0.1)
+            server = RunningServer(settings=make_settings(port=port), url=url)
+            customer, agent = await _consult(server, "consult-procs")
+
+            room = await state.rooms.get_room("consult-procs")
+            assert room is not None and room.worker_id
+            node = await state.nodes.get(room.worker_id)
+            while node is None or node.stats["packets_out"] == 0:  # stats arrive with the next heartbeat
+                assert asyncio.get_running_loop().time() < deadline + 30, node
+                await asyncio.sleep(0.1)
+                node = await state.nodes.get(room.worker_id)
+            assert node.stats["decoders_running"] == 0 and node.stats["encoders_created"] == 0
+
+            # Kill the room's worker: clients are told to reconnect, and the room moves.
+            victim_id = room.worker_id
+            live = {n.id for n in await state.nodes.live_workers()}
+            assert victim_id in live
+            for proc in workers:
+                node_ids = await _worker_ids_by_pid(state)
+                if node_ids.get(proc.pid) == victim_id:
+                    proc.send_signal(signal.SIGKILL)
+            await customer.wait_closed(timeout=30)
+            await agent.wait_closed(timeout=30)
+            assert customer.leave_notice and customer.leave_notice["reconnect"] is True
+            await customer.close()
+            await agent.close()
+
+            customer, agent = await _consult(server, "consult-procs")
+            moved = await state.rooms.get_room("consult-procs")
+            assert moved is not None and moved.worker_id not in (None, victim_id)
+            await customer.close()
+            await agent.close()
+        finally:
+            await state.close()
+        assert signaling.poll() is None
+    except BaseException:
+        group.stop()
+        print(group.output())
+        raise
+    finally:
+        group.stop()
+
+
+async def _worker_ids_by_pid(state) -> dict[int, str]:
+    return {node.stats.get("pid", 0): node.id for node in await state.nodes.live_workers()}

@@ -1,0 +1,80 @@
+"""Join tokens: JWT HS256, signed with the API secret.
+
+The room, identity, role and grants a client acts with come only from a
+verified token, never from a URL or a message body.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jwt
+from pydantic import ValidationError
+
+from vitrine.config import Settings
+from vitrine.errors import ErrorCode, VitrineError
+from vitrine.models import ROLE_DEFAULT_GRANTS, Grants, Identity, Role, RoomName, Strict
+
+ALGORITHM = "HS256"
+
+
+class JoinClaims(Strict):
+    iss: str
+    sub: Identity
+    room: RoomName
+    role: Role
+    grants: Grants
+    exp: int
+    nbf: int | None = None
+    iat: int | None = None
+    name: str | None = None
+
+
+def mint_token(
+    settings: Settings,
+    *,
+    room: str,
+    identity: str,
+    role: Role,
+    grants: Grants | None = None,
+    ttl_s: int | None = None,
+    name: str | None = None,
+) -> str:
+    """Sign a join token. Grants default to the role's defaults."""
+    now = int(time.time())
+    claims = JoinClaims(
+        iss=settings.api_key,
+        sub=identity,
+        room=room,
+        role=role,
+        grants=grants if grants is not None else ROLE_DEFAULT_GRANTS[role],
+        exp=now + (ttl_s if ttl_s is not None else settings.token_default_ttl_s),
+        nbf=now,
+        iat=now,
+        name=name,
+    )
+    return jwt.encode(claims.model_dump(exclude_none=True), settings.secret_bytes, algorithm=ALGORITHM)
+
+
+def verify_token(settings: Settings, token: str) -> JoinClaims:
+    """Return the verified claims or raise a typed error. Never echoes the token."""
+    if not isinstance(token, str) or not token or len(token) > 8192:
+        raise VitrineError(ErrorCode.INVALID_TOKEN, "missing or malformed token")
+    try:
+        payload: dict[str, Any] = jwt.decode(
+            token,
+            settings.secret_bytes,
+            algorithms=[ALGORITHM],
+            issuer=settings.api_key,
+            leeway=settings.token_leeway_s,
+            options={"require": ["exp", "iss", "sub"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise VitrineError(ErrorCode.TOKEN_EXPIRED, "token has expired") from None
+    except jwt.PyJWTError as exc:
+        raise VitrineError(ErrorCode.INVALID_TOKEN, f"token rejected: {type(exc).__name__}") from None
+    try:
+        return JoinClaims.model_validate(payload)
+    except ValidationError:
+        raise VitrineError(ErrorCode.INVALID_TOKEN, "token claims are malformed") from None

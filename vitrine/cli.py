@@ -1,0 +1,141 @@
+"""The ``vitrine`` command: serve, signaling, media, token."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from pydantic import ValidationError
+
+from vitrine.config import InsecureSettingsError, Settings
+
+WS_MAX_FRAME_BYTES = 1024 * 1024  # hard transport cap; the protocol's own limit is lower and typed
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        sys.exit(f"vitrine: invalid configuration:\n{exc}")
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _serve_http(settings: Settings, mode: str) -> None:
+    import uvicorn
+
+    from signaling.app import create_app
+
+    try:
+        app = create_app(settings, mode)  # type: ignore[arg-type]
+    except InsecureSettingsError as exc:
+        sys.exit(f"vitrine: {exc}")
+    uvicorn.run(app, host=settings.host, port=settings.port, ws_max_size=WS_MAX_FRAME_BYTES,
+                log_level=settings.log_level, proxy_headers=True)
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    settings = _settings(host=args.host, port=args.port)
+    if args.dev:
+        settings, generated = settings.with_dev_secret()
+        if generated:
+            print("vitrine: --dev: generated a throwaway API secret for this run. Mint tokens with:\n"
+                  f"  export VITRINE_API_KEY={settings.api_key} VITRINE_API_SECRET={generated}\n"
+                  "  vitrine token --room demo --identity alice --role customer --create", flush=True)
+    _configure_logging(settings)
+    _serve_http(settings, "embedded")
+
+
+def cmd_signaling(args: argparse.Namespace) -> None:
+    settings = _settings(host=args.host, port=args.port)
+    if not settings.redis_url:
+        sys.exit("vitrine signaling: VITRINE_REDIS_URL is required (workers are reached through Redis)")
+    _configure_logging(settings)
+    _serve_http(settings, "signaling")
+
+
+def cmd_media(args: argparse.Namespace) -> None:
+    settings = _settings()
+    if not settings.redis_url:
+        sys.exit("vitrine media: VITRINE_REDIS_URL is required")
+    _configure_logging(settings)
+    asyncio.run(_run_media(settings))
+
+
+async def _run_media(settings: Settings) -> None:
+    from media.service import WorkerService, redis_push
+    from media.worker import MediaWorker
+    from vitrine.state import open_state
+
+    state = await open_state(settings)
+    worker = MediaWorker(settings, worker_id=f"{settings.node_id}-media", push=redis_push(state))
+    service = WorkerService(settings, state, worker)
+    await service.start(serve_rpc=True)
+    logging.getLogger("vitrine").info("media worker %s ready", worker.id)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await service.stop()
+    await state.close()
+
+
+def cmd_token(args: argparse.Namespace) -> None:
+    from vitrine.auth import mint_token
+    from vitrine.models import ROLE_DEFAULT_GRANTS, Role
+
+    settings = _settings()
+    try:
+        settings.require_strong_secret()
+    except InsecureSettingsError as exc:
+        sys.exit(f"vitrine token: {exc}")
+    role = Role(args.role)
+    grants = ROLE_DEFAULT_GRANTS[role].model_copy(update={"room_create": args.create})
+    print(mint_token(settings, room=args.room, identity=args.identity, role=role, grants=grants,
+                     ttl_s=args.ttl, name=args.name))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from vitrine.models import Role
+
+    parser = argparse.ArgumentParser(prog="vitrine", description="Self-hosted real-time video for online sellers.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="signaling plus an in-process media worker (the embedded default)")
+    serve.add_argument("--host", help="listen address (default 127.0.0.1, or VITRINE_HOST)")
+    serve.add_argument("--port", type=int, help="HTTP, WebSocket, WHIP and WHEP port (default 7880)")
+    serve.add_argument("--dev", action="store_true", help="generate a throwaway secret if none is set")
+    serve.set_defaults(func=cmd_serve)
+
+    sig = sub.add_parser("signaling", help="a signaling node of a scaled deployment (needs VITRINE_REDIS_URL)")
+    sig.add_argument("--host")
+    sig.add_argument("--port", type=int)
+    sig.set_defaults(func=cmd_signaling)
+
+    media = sub.add_parser("media", help="a media worker of a scaled deployment (needs VITRINE_REDIS_URL)")
+    media.set_defaults(func=cmd_media)
+
+    token = sub.add_parser("token", help="print a join token on stdout")
+    token.add_argument("--room", required=True)
+    token.add_argument("--identity", required=True)
+    token.add_argument("--role", required=True, choices=[r.value for r in Role])
+    token.add_argument("--ttl", type=int, default=None, help="lifetime in seconds (default 6 h)")
+    token.add_argument("--name", default=None, help="display name")
+    token.add_argument("--create", action="store_true", help="allow creating the room on first join")
+    token.set_defaults(func=cmd_token)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""The one Settings object, read from ``VITRINE_*`` environment variables.
+
+Every process (embedded server, signaling node, media worker, CLI) builds its
+configuration here, so a deployment is described by one set of variables.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "devsecret", "vitrine"})
+MIN_SECRET_LENGTH = 32
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class IceServer(BaseModel):
+    """One STUN or TURN server, in the browser's ``RTCIceServer`` shape."""
+
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
+class InsecureSettingsError(RuntimeError):
+    """Raised when a server would start with a missing or placeholder secret."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VITRINE_", extra="ignore")
+
+    # Credentials of the server API; the secret also signs join tokens.
+    api_key: str = "vitrine"
+    api_secret: SecretStr = SecretStr("")
+
+    # Absent: embedded in-memory state. Present: shared state in Redis.
+    redis_url: str | None = None
+
+    # HTTP, WebSocket, WHIP and WHEP share one listener.
+    host: str = "127.0.0.1"
+    port: int = 7880
+    public_url: str | None = None  # as clients reach it, e.g. https://video.shop.example
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # Media. Empty ICE servers by default: aiortc's built-in STUN host is on
+    # the internet and waiting for it adds seconds to every join.
+    ice_servers: list[IceServer] = Field(default_factory=list)
+    rtc_interfaces: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    rtc_public_ip: str | None = None
+    rtc_port_min: int = 0
+    rtc_port_max: int = 0
+
+    # Limits.
+    max_message_bytes: int = 64 * 1024
+    max_sdp_bytes: int = 32 * 1024
+    max_participants_per_room: int = 50
+    max_rooms_per_worker: int = 200
+    max_tracks_per_participant: int = 4
+    send_queue_size: int = 256
+    idle_timeout_s: float = 30.0
+    join_timeout_s: float = 10.0
+    token_leeway_s: int = 60
+    token_default_ttl_s: int = 6 * 3600
+
+    # Scaled mode.
+    node_id: str = Field(default_factory=lambda: "node-" + secrets.token_hex(4))
+    worker_heartbeat_s: float = 2.0
+    worker_ttl_s: float = 6.0
+    worker_rpc_timeout_s: float = 10.0
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("allowed_origins", "rtc_interfaces", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _check_ports(self) -> Settings:
+        if (self.rtc_port_min == 0) != (self.rtc_port_max == 0):
+            raise ValueError("set both VITRINE_RTC_PORT_MIN and VITRINE_RTC_PORT_MAX, or neither")
+        if self.rtc_port_min > self.rtc_port_max:
+            raise ValueError("VITRINE_RTC_PORT_MIN must not exceed VITRINE_RTC_PORT_MAX")
+        if not self.rtc_interfaces and self.host in LOOPBACK_HOSTS:
+            # A server only reachable on loopback offers media on loopback too.
+            self.rtc_interfaces = ["127.0.0.1"]
+        return self
+
+    @property
+    def secret_bytes(self) -> bytes:
+        return self.api_secret.get_secret_value().encode()
+
+    def secret_is_weak(self) -> bool:
+        value = self.api_secret.get_secret_value()
+        return value.lower() in PLACEHOLDER_SECRETS or len(value) < MIN_SECRET_LENGTH
+
+    def require_strong_secret(self) -> None:
+        """Refuse to serve with a default secret: tokens signed with it are forgeable."""
+        if self.secret_is_weak():
+            raise InsecureSettingsError(
+                "VITRINE_API_SECRET is missing, a placeholder, or shorter than "
+                f"{MIN_SECRET_LENGTH} characters. Set a random secret "
+                "(python -c 'import secrets; print(secrets.token_urlsafe(32))') "
+                "or start with --dev to generate a throwaway one."
+            )
+
+    def with_dev_secret(self) -> tuple[Settings, str | None]:
+        """Return settings with a generated secret when the configured one is weak."""
+        if not self.secret_is_weak():
+            return self, None
+        generated = secrets.token_urlsafe(32)
+        return self.model_copy(update={"api_secret": SecretStr(generated)}), generated

@@ -1,0 +1,75 @@
+"""Stable error codes shared by the WebSocket protocol, WHIP/WHEP and the REST API.
+
+Clients switch on ``code``; the message is for humans and never carries secrets.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    INVALID_JSON = "invalid_json"
+    INVALID_MESSAGE = "invalid_message"
+    MESSAGE_TOO_LARGE = "message_too_large"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    NOT_JOINED = "not_joined"
+    ALREADY_JOINED = "already_joined"
+    INVALID_TOKEN = "invalid_token"
+    TOKEN_EXPIRED = "token_expired"
+    PERMISSION_DENIED = "permission_denied"
+    ROOM_NOT_FOUND = "room_not_found"
+    ROOM_EXISTS = "room_exists"
+    ROOM_FULL = "room_full"
+    ROOM_CLOSED = "room_closed"
+    DUPLICATE_IDENTITY = "duplicate_identity"
+    INVALID_SDP = "invalid_sdp"
+    INVALID_CANDIDATE = "invalid_candidate"
+    NEGOTIATION_GLARE = "negotiation_glare"
+    NEGOTIATION_FAILED = "negotiation_failed"
+    TRACK_NOT_FOUND = "track_not_found"
+    TOO_MANY_TRACKS = "too_many_tracks"
+    NO_MEDIA_WORKER = "no_media_worker"
+    WORKER_UNAVAILABLE = "worker_unavailable"
+    RATE_LIMITED = "rate_limited"
+    INTERNAL = "internal"
+
+
+HTTP_STATUS: dict[ErrorCode, int] = {
+    ErrorCode.INVALID_JSON: 400,
+    ErrorCode.INVALID_MESSAGE: 400,
+    ErrorCode.MESSAGE_TOO_LARGE: 413,
+    ErrorCode.UNSUPPORTED_VERSION: 400,
+    ErrorCode.INVALID_TOKEN: 401,
+    ErrorCode.TOKEN_EXPIRED: 401,
+    ErrorCode.PERMISSION_DENIED: 403,
+    ErrorCode.ROOM_NOT_FOUND: 404,
+    ErrorCode.TRACK_NOT_FOUND: 404,
+    ErrorCode.NOT_JOINED: 404,
+    ErrorCode.ALREADY_JOINED: 409,
+    ErrorCode.ROOM_FULL: 409,
+    ErrorCode.ROOM_EXISTS: 409,
+    ErrorCode.ROOM_CLOSED: 409,
+    ErrorCode.DUPLICATE_IDENTITY: 409,
+    ErrorCode.NEGOTIATION_GLARE: 409,
+    ErrorCode.INVALID_SDP: 400,
+    ErrorCode.INVALID_CANDIDATE: 400,
+    ErrorCode.TOO_MANY_TRACKS: 409,
+    ErrorCode.NEGOTIATION_FAILED: 422,
+    ErrorCode.NO_MEDIA_WORKER: 503,
+    ErrorCode.WORKER_UNAVAILABLE: 503,
+    ErrorCode.RATE_LIMITED: 429,
+}
+
+
+class VitrineError(Exception):
+    """A failure that is reported to the caller with a stable code."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    @property
+    def http_status(self) -> int:
+        return HTTP_STATUS.get(self.code, 500)

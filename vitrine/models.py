@@ -1,0 +1,114 @@
+"""Domain records shared by signaling, media workers and state stores."""
+
+from __future__ import annotations
+
+import re
+import time
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
+
+RoomName = Annotated[str, StringConstraints(pattern=NAME_PATTERN.pattern)]
+Identity = Annotated[str, StringConstraints(pattern=NAME_PATTERN.pattern)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class RoomKind(StrEnum):
+    CONSULT = "consult"
+    INSPECTION = "inspection"
+    LIVE = "live"
+
+
+class Role(StrEnum):
+    CUSTOMER = "customer"
+    AGENT = "agent"
+    HOST = "host"
+    VIEWER = "viewer"
+    BUYER = "buyer"
+    INSPECTOR = "inspector"
+
+
+class TrackKind(StrEnum):
+    AUDIO = "audio"
+    VIDEO = "video"
+
+
+class TrackSource(StrEnum):
+    CAMERA = "camera"
+    MICROPHONE = "microphone"
+    SCREEN = "screen"
+    SCREEN_AUDIO = "screen_audio"
+    UNKNOWN = "unknown"
+
+
+class Grants(Strict):
+    """What a token allows. Everything defaults to deny."""
+
+    can_publish: bool = False
+    can_subscribe: bool = False
+    can_chat: bool = False
+    room_admin: bool = False
+    hidden: bool = False
+    room_create: bool = False
+
+
+# What each role may do unless the token says otherwise.
+ROLE_DEFAULT_GRANTS: dict[Role, Grants] = {
+    Role.CUSTOMER: Grants(can_publish=True, can_subscribe=True, can_chat=True),
+    Role.AGENT: Grants(can_publish=True, can_subscribe=True, can_chat=True, room_admin=True),
+    Role.HOST: Grants(can_publish=True, can_subscribe=True, can_chat=True, room_admin=True),
+    Role.VIEWER: Grants(can_subscribe=True, can_chat=True),
+    Role.BUYER: Grants(can_publish=True, can_subscribe=True, can_chat=True),
+    Role.INSPECTOR: Grants(can_publish=True, can_subscribe=True, can_chat=True, room_admin=True),
+}
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Room(Strict):
+    name: RoomName
+    kind: RoomKind = RoomKind.CONSULT
+    max_participants: int = Field(default=2, ge=1, le=10_000)
+    created_at_ms: int = Field(default_factory=now_ms)
+    worker_id: str | None = None
+    closed: bool = False
+
+
+class Participant(Strict):
+    sid: str
+    identity: Identity
+    role: Role
+    grants: Grants
+    name: str | None = Field(default=None, max_length=128)
+    node_id: str = ""
+    joined_at_ms: int = Field(default_factory=now_ms)
+
+
+class Track(Strict):
+    sid: str
+    participant_sid: str
+    kind: TrackKind
+    source: TrackSource = TrackSource.UNKNOWN
+    codec: str | None = None
+
+
+class ParticipantView(Strict):
+    """A participant as other clients see it: no grants, no node placement."""
+
+    sid: str
+    identity: str
+    role: Role
+    name: str | None = None
+
+    @classmethod
+    def of(cls, participant: Participant) -> ParticipantView:
+        return cls(sid=participant.sid, identity=participant.identity,
+                   role=participant.role, name=participant.name)

@@ -1,0 +1,209 @@
+"""The WebSocket signaling protocol at ``/v1/rtc``: every message, defined once.
+
+Clients send a ``join`` carrying their token first. Afterwards either side may
+send ``offer``/``answer``/``candidate``; the server sends ``event`` messages
+with a per-room sequence number. Unknown types, missing or extra fields and
+duplicate JSON keys are rejected with a typed ``error``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, TypeAdapter, ValidationError
+
+from vitrine.config import IceServer
+from vitrine.errors import ErrorCode, VitrineError
+from vitrine.models import Grants, ParticipantView, Room, Strict, Track, TrackKind, TrackSource
+
+PROTOCOL_VERSION = 1
+
+Sdp = Annotated[str, Field(min_length=1, max_length=256 * 1024)]
+
+
+class IceCandidate(Strict):
+    """A trickled candidate in the browser's ``RTCIceCandidateInit`` shape."""
+
+    candidate: str = Field(max_length=1024)
+    sdpMid: str | None = Field(default=None, max_length=64)
+    sdpMLineIndex: int | None = Field(default=None, ge=0, le=1024)
+    usernameFragment: str | None = Field(default=None, max_length=256)
+
+
+class TrackRequest(Strict):
+    kind: TrackKind
+    source: TrackSource = TrackSource.UNKNOWN
+
+
+class MidInfo(Strict):
+    """What one m-line of a server offer carries."""
+
+    track_sid: str | None = None
+    participant_sid: str | None = None
+    kind: TrackKind
+    direction: Literal["send", "recv"]  # seen from the client
+
+
+# Client -> server -----------------------------------------------------------
+
+
+class JoinMessage(Strict):
+    type: Literal["join"]
+    v: int = PROTOCOL_VERSION
+    token: str = Field(max_length=8192)
+    publish: list[TrackRequest] = Field(default_factory=list, max_length=8)
+    name: str | None = Field(default=None, max_length=128)
+
+
+class OfferMessage(Strict):
+    type: Literal["offer"]
+    sdp: Sdp
+
+
+class AnswerMessage(Strict):
+    type: Literal["answer"]
+    sdp: Sdp
+
+
+class CandidateMessage(Strict):
+    type: Literal["candidate"]
+    candidate: IceCandidate | None  # None: end of candidates
+
+
+class PublishMessage(Strict):
+    type: Literal["publish"]
+    tracks: list[TrackRequest] = Field(min_length=1, max_length=8)
+
+
+class UnpublishMessage(Strict):
+    type: Literal["unpublish"]
+    track_sid: str = Field(max_length=64)
+
+
+class LeaveMessage(Strict):
+    type: Literal["leave"]
+
+
+class PingMessage(Strict):
+    type: Literal["ping"]
+    ts: int | None = None
+
+
+ClientMessage = Annotated[
+    JoinMessage | OfferMessage | AnswerMessage | CandidateMessage | PublishMessage
+    | UnpublishMessage | LeaveMessage | PingMessage,
+    Field(discriminator="type"),
+]
+
+
+# Server -> client -----------------------------------------------------------
+
+
+class JoinedMessage(Strict):
+    type: Literal["joined"] = "joined"
+    v: int = PROTOCOL_VERSION
+    room: Room
+    participant: ParticipantView
+    grants: Grants
+    participants: list[ParticipantView]
+    tracks: list[Track]
+    ice_servers: list[IceServer]
+    seq: int
+
+
+class ServerOfferMessage(Strict):
+    type: Literal["offer"] = "offer"
+    sdp: str
+    mids: dict[str, MidInfo] = Field(default_factory=dict)
+
+
+class ServerAnswerMessage(Strict):
+    type: Literal["answer"] = "answer"
+    sdp: str
+    mids: dict[str, MidInfo] = Field(default_factory=dict)
+
+
+class ServerCandidateMessage(Strict):
+    type: Literal["candidate"] = "candidate"
+    candidate: IceCandidate | None
+
+
+RoomEventKind = Literal[
+    "participant_joined", "participant_left", "track_published", "track_unpublished", "room_closed"
+]
+
+
+class RoomEvent(Strict):
+    """A change of room state, numbered per room so clients can spot gaps."""
+
+    type: Literal["event"] = "event"
+    seq: int
+    event: RoomEventKind
+    participant: ParticipantView | None = None
+    track: Track | None = None
+
+
+class PongMessage(Strict):
+    type: Literal["pong"] = "pong"
+    ts: int | None = None
+
+
+class ErrorMessage(Strict):
+    type: Literal["error"] = "error"
+    code: ErrorCode
+    message: str
+    ref: str | None = None  # the type of the message that caused it
+
+
+class LeaveNotice(Strict):
+    """The server ends the session; ``reconnect`` tells the client to join again."""
+
+    type: Literal["leave"] = "leave"
+    reason: str
+    reconnect: bool = False
+
+
+ServerMessage = (
+    JoinedMessage | ServerOfferMessage | ServerAnswerMessage | ServerCandidateMessage
+    | RoomEvent | PongMessage | ErrorMessage | LeaveNotice
+)
+
+_client_adapter: TypeAdapter[Any] = TypeAdapter(ClientMessage)
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise VitrineError(ErrorCode.INVALID_JSON, f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def decode_json_object(raw: str | bytes) -> dict[str, Any]:
+    """Parse a JSON object strictly: no duplicate keys, no top-level arrays."""
+    try:
+        data = json.loads(raw, object_pairs_hook=_reject_duplicate_keys)
+    except VitrineError:
+        raise
+    except (ValueError, RecursionError):
+        raise VitrineError(ErrorCode.INVALID_JSON, "message is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise VitrineError(ErrorCode.INVALID_MESSAGE, "message must be a JSON object")
+    return data
+
+
+def parse_client_message(raw: str | bytes) -> Any:
+    """Decode one client frame into its message model or raise a typed error."""
+    data = decode_json_object(raw)
+    try:
+        return _client_adapter.validate_python(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ())) or "message"
+        raise VitrineError(ErrorCode.INVALID_MESSAGE, f"{where}: {first.get('msg', 'invalid')}") from None
+
+
+def encode(message: Strict) -> str:
+    return message.model_dump_json(exclude_none=True)

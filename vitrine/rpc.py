@@ -1,0 +1,139 @@
+"""Commands from signaling to a media worker, and what the worker sends back.
+
+The same models travel over a direct call (embedded) and over Redis (scaled).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, TypeAdapter
+
+from vitrine.errors import ErrorCode, VitrineError
+from vitrine.models import Participant, Room, Strict, Track
+from vitrine.protocol import (
+    IceCandidate,
+    RoomEvent,
+    Sdp,
+    ServerAnswerMessage,
+    ServerOfferMessage,
+    TrackRequest,
+)
+
+
+class JoinCommand(Strict):
+    op: Literal["join"] = "join"
+    room: Room
+    participant: Participant
+    publish: list[TrackRequest] = Field(default_factory=list)
+    auto_subscribe: bool = True  # False for WHIP/WHEP sessions, which cannot renegotiate
+
+
+class OfferCommand(Strict):
+    op: Literal["offer"] = "offer"
+    room: str
+    sid: str
+    sdp: Sdp
+
+
+class AnswerCommand(Strict):
+    op: Literal["answer"] = "answer"
+    room: str
+    sid: str
+    sdp: Sdp
+
+
+class CandidateCommand(Strict):
+    op: Literal["candidate"] = "candidate"
+    room: str
+    sid: str
+    candidate: IceCandidate | None
+
+
+class PublishCommand(Strict):
+    op: Literal["publish"] = "publish"
+    room: str
+    sid: str
+    tracks: list[TrackRequest]
+
+
+class UnpublishCommand(Strict):
+    op: Literal["unpublish"] = "unpublish"
+    room: str
+    sid: str
+    track_sid: str
+
+
+class LeaveCommand(Strict):
+    op: Literal["leave"] = "leave"
+    room: str
+    sid: str
+
+
+class CloseRoomCommand(Strict):
+    op: Literal["close_room"] = "close_room"
+    room: str
+
+
+WorkerCommand = Annotated[
+    JoinCommand | OfferCommand | AnswerCommand | CandidateCommand | PublishCommand
+    | UnpublishCommand | LeaveCommand | CloseRoomCommand,
+    Field(discriminator="op"),
+]
+command_adapter: TypeAdapter[WorkerCommand] = TypeAdapter(WorkerCommand)
+
+
+class WorkerReply(Strict):
+    error: ErrorCode | None = None
+    message: str = ""
+    offer: ServerOfferMessage | None = None
+    answer: ServerAnswerMessage | None = None
+    published: list[Track] = Field(default_factory=list)
+    unpublished: list[Track] = Field(default_factory=list)
+
+    def raise_for_error(self) -> WorkerReply:
+        if self.error is not None:
+            raise VitrineError(self.error, self.message)
+        return self
+
+
+class OfferPush(Strict):
+    """A worker-initiated offer for one participant, routed to the node holding its socket."""
+
+    room: str
+    sid: str
+    node_id: str
+    offer: ServerOfferMessage
+
+
+class RpcRequest(Strict):
+    id: str
+    reply_to: str
+    command: WorkerCommand
+
+
+class RpcResponse(Strict):
+    id: str
+    reply: WorkerReply
+
+
+class NodeMessage(Strict):
+    """What arrives in a signaling node's inbox: an RPC response or an offer push."""
+
+    response: RpcResponse | None = None
+    push: OfferPush | None = None
+
+
+class Kick(Strict):
+    """Close one participant's session wherever it is connected."""
+
+    sid: str
+    reason: str
+    reconnect: bool = False
+
+
+class RoomBusMessage(Strict):
+    """What travels on a room's channel: a client-facing event, or a kick for one node to act on."""
+
+    event: RoomEvent | None = None
+    kick: Kick | None = None

@@ -1,0 +1,116 @@
+"""The shared-state interfaces. Memory (embedded) and Redis (scaled) implement them.
+
+Signaling and media workers only ever see these Protocols; ``vitrine.state.open_state``
+picks the implementation from settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from pydantic import Field
+
+from vitrine.models import Participant, Room, Strict, Track, now_ms
+
+
+class WorkerNode(Strict):
+    """A media worker as it announces itself with every heartbeat."""
+
+    id: str
+    rooms: int = 0
+    participants: int = 0
+    max_rooms: int = 0
+    heartbeat_ms: int = 0
+    stats: dict[str, int] = Field(default_factory=dict)  # forwarding counters, for metrics and tests
+
+    @property
+    def load(self) -> float:
+        return self.rooms / self.max_rooms if self.max_rooms else 1.0
+
+    def is_full(self) -> bool:
+        return self.max_rooms > 0 and self.rooms >= self.max_rooms
+
+
+@dataclass(frozen=True)
+class JoinOutcome:
+    """Result of admitting a participant: who it displaced, if the identity was already in."""
+
+    replaced: Participant | None
+
+
+class RoomStore(Protocol):
+    async def create_room(self, room: Room) -> bool:
+        """Store a new room; False when a room of that name exists."""
+
+    async def get_room(self, name: str) -> Room | None: ...
+
+    async def list_rooms(self) -> list[Room]: ...
+
+    async def set_room_worker(self, name: str, worker_id: str | None) -> None: ...
+
+    async def delete_room(self, name: str) -> Room | None:
+        """Remove a room with its participants, tracks and sequence."""
+
+    async def add_participant(self, room: str, participant: Participant, max_participants: int) -> JoinOutcome:
+        """Admit atomically. Raises ROOM_FULL; replaces an older session of the same identity."""
+
+    async def remove_participant(self, room: str, sid: str) -> Participant | None: ...
+
+    async def get_participant(self, room: str, sid: str) -> Participant | None: ...
+
+    async def list_participants(self, room: str) -> list[Participant]: ...
+
+    async def add_track(self, room: str, track: Track) -> None: ...
+
+    async def remove_track(self, room: str, track_sid: str) -> Track | None: ...
+
+    async def list_tracks(self, room: str) -> list[Track]: ...
+
+    async def next_seq(self, room: str) -> int:
+        """Increment and return the room's event sequence number."""
+
+    async def current_seq(self, room: str) -> int: ...
+
+    async def acquire_lock(self, name: str, ttl_ms: int) -> str | None:
+        """Take a named lock for at most ``ttl_ms``; returns the owner token, or None if held."""
+
+    async def release_lock(self, name: str, token: str) -> bool:
+        """Release only if ``token`` still owns the lock (compare-and-delete)."""
+
+
+class NodeRegistry(Protocol):
+    async def heartbeat(self, node: WorkerNode, ttl_s: float) -> None: ...
+
+    async def remove(self, worker_id: str) -> None: ...
+
+    async def get(self, worker_id: str) -> WorkerNode | None: ...
+
+    async def live_workers(self) -> list[WorkerNode]: ...
+
+
+MessageHandler = Callable[[str], Awaitable[None]]
+
+
+class Subscription(Protocol):
+    async def close(self) -> None: ...
+
+
+class EventBus(Protocol):
+    async def publish(self, channel: str, message: str) -> int:
+        """Deliver to current subscribers; returns how many received it."""
+
+    async def subscribe(self, channel: str, handler: MessageHandler) -> Subscription: ...
+
+
+@dataclass
+class State:
+    rooms: RoomStore
+    nodes: NodeRegistry
+    bus: EventBus
+    close: Callable[[], Awaitable[None]]
+
+
+def stamp(node: WorkerNode) -> WorkerNode:
+    return node.model_copy(update={"heartbeat_ms": now_ms()})

@@ -1,0 +1,77 @@
+"""Every Redis key and pub/sub channel Vitrine uses, in one place.
+
+All keys of one room carry the hash tag ``{<room>}`` so they share a cluster slot:
+multi-key Lua scripts and MULTI blocks on a room stay valid under Redis Cluster.
+Room names cannot contain braces (``models.NAME_PATTERN``), so the tag is exact.
+Worker keys share the tag ``{workers}`` for the same reason (the registry is small).
+"""
+
+from __future__ import annotations
+
+PREFIX = "vitrine"
+
+# SET of room names (members: the plain room name). A global key: it spans all
+# rooms, so it is updated beside, never inside, a room's atomic operations.
+ROOMS_INDEX = f"{PREFIX}:rooms"
+
+# SET of worker ids that have heartbeated; pruned of ids whose record expired.
+WORKERS_INDEX = f"{PREFIX}:{{workers}}:index"
+
+
+def room_key(room: str) -> str:
+    """STRING: the ``Room`` as ``Room.model_dump_json()``. Created with SET NX."""
+    return f"{PREFIX}:{{{room}}}:room"
+
+
+def participants_key(room: str) -> str:
+    """HASH: participant sid -> ``Participant`` JSON."""
+    return f"{PREFIX}:{{{room}}}:participants"
+
+
+def identities_key(room: str) -> str:
+    """HASH: identity -> participant sid; lets a rejoin find the session it replaces."""
+    return f"{PREFIX}:{{{room}}}:identities"
+
+
+def tracks_key(room: str) -> str:
+    """HASH: track sid -> ``Track`` JSON."""
+    return f"{PREFIX}:{{{room}}}:tracks"
+
+
+def seq_key(room: str) -> str:
+    """STRING (integer, INCR): the room's last event sequence number; absent means 0."""
+    return f"{PREFIX}:{{{room}}}:seq"
+
+
+def room_keys(room: str) -> list[str]:
+    """The keys ``delete_room`` removes: the room's data, not its lock (owned by the holder, expires)."""
+    return [room_key(room), participants_key(room), identities_key(room), tracks_key(room), seq_key(room)]
+
+
+def lock_key(name: str) -> str:
+    """STRING: owner token, set with NX PX. ``acquire_lock(<room>)`` is the room's lock, in its slot."""
+    return f"{PREFIX}:{{{name}}}:lock"
+
+
+def worker_key(worker_id: str) -> str:
+    """STRING with PX TTL: the ``WorkerNode`` JSON of its last heartbeat; expires when it stops."""
+    return f"{PREFIX}:{{workers}}:worker:{worker_id}"
+
+
+# Pub/sub channels. Plain (non-sharded) channels ignore slots; the room channel
+# keeps the tag anyway so it could move to SPUBLISH without renaming.
+
+
+def room_events_channel(room: str) -> str:
+    """Channel: the room's events, one JSON message each, fanned out to signaling nodes."""
+    return f"{PREFIX}:{{{room}}}:events"
+
+
+def worker_rpc_channel(worker_id: str) -> str:
+    """Channel: JSON requests addressed to one media worker."""
+    return f"{PREFIX}:worker:{worker_id}:rpc"
+
+
+def node_inbox_channel(node_id: str) -> str:
+    """Channel: JSON messages (e.g. RPC replies) addressed to one signaling node."""
+    return f"{PREFIX}:node:{node_id}:inbox"
