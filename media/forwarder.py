@@ -13,11 +13,10 @@ import asyncio
 import logging
 import random
 import time
-from dataclasses import dataclass, field
-from struct import pack
+from dataclasses import dataclass
+from struct import pack, pack_into
 
-from aiortc import RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
-from aiortc import clock
+from aiortc import RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver, clock
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import (
@@ -162,6 +161,7 @@ class UpTrack:
         self.media_ssrc: int | None = None
         self.counters = ForwardingCounters()
         self._last_keyframe_request = 0.0
+        self._tasks: set[asyncio.Task[None]] = set()
         taps.tap_receiver(receiver, self.on_rtp)
 
     async def on_rtp(self, packet: RtpPacket, codec: RTCRtpCodecParameters) -> None:
@@ -174,16 +174,21 @@ class UpTrack:
                 self.counters.nacks_sent_upstream += 1
                 await taps.send_nack(self.receiver, packet.ssrc, sorted(due))
             if abandoned:
-                await self.request_keyframe()
+                self.request_keyframe()
+        # Subscribers demultiplex by the SSRC their SDP announced, so the
+        # publisher's MID is dropped and one serialisation serves them all.
+        packet.extensions.mid = None
         self.history.add(seq, packet)
         if not self.downs:
             return
         keyframe = self.is_video and is_keyframe(codec.mimeType, packet.payload)
-        packet.extensions.abs_send_time = (clock.current_ntp_time() >> 14) & 0x00FFFFFF
+        ntp = clock.current_ntp_time()
+        packet.extensions.abs_send_time = (ntp >> 14) & 0x00FFFFFF
+        wire: dict[tuple[object, ...], bytes] = {}
         for down in list(self.downs.values()):
-            await down.forward(seq, packet, keyframe)
+            down.forward(seq, packet, keyframe, wire, ntp)
 
-    async def request_keyframe(self) -> None:
+    def request_keyframe(self) -> None:
         """Ask the publisher for a keyframe, at most every KEYFRAME_REQUEST_INTERVAL_S."""
         now = time.monotonic()
         if not self.is_video or self.media_ssrc is None:
@@ -192,7 +197,9 @@ class UpTrack:
             return
         self._last_keyframe_request = now
         self.counters.keyframe_requests += 1
-        await taps.send_pli(self.receiver, self.media_ssrc)
+        task = asyncio.ensure_future(taps.send_pli(self.receiver, self.media_ssrc))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def close(self) -> None:
         for down in list(self.downs.values()):
@@ -227,83 +234,71 @@ class DownTrack:
         up.downs[subscriber_sid] = self
 
     def _bind(self) -> bool:
-        if taps.sender_started(self.sender) and self.sender.transport.state == "connected":
+        if taps.sender_started(self.sender) and taps.transport_connected(self.sender.transport):
             self.binding = taps.SenderBinding(self.sender, self.transceiver)
             return True
         return False
 
-    async def forward(self, seq: int, packet: RtpPacket, keyframe: bool) -> None:
-        if self.binding is None and not self._bind():
-            return
+    def forward(self, seq: int, packet: RtpPacket, keyframe: bool,
+                wire: dict[tuple[object, ...], bytes], ntp: int) -> None:
+        """Rewrite and send one packet. ``wire`` caches its serialisation per extension layout."""
+        binding = self.binding
+        if binding is None:
+            if not self._bind():
+                return
+            binding = self.binding
+            assert binding is not None
         if not self.started:
             if self.up.is_video and not keyframe:
                 self.counters.dropped_before_keyframe += 1
-                await self.up.request_keyframe()
+                self.up.request_keyframe()
                 return
             self.started = True
             self.start_seq = seq
             self.seq_offset = (random.randint(0, 0x7FFF) - seq) & 0xFFFF
         elif seq_newer(self.start_seq, seq):
             return  # older than the keyframe we started on
-        await self._send(packet, (seq + self.seq_offset) & 0xFFFF, retransmission=False)
-
-    async def _send(self, packet: RtpPacket, out_seq: int, retransmission: bool) -> None:
-        binding = self.binding
-        assert binding is not None
-        saved = (packet.payload_type, packet.sequence_number, packet.ssrc, packet.extensions.mid)
-        if retransmission and binding.rtx_payload_type is not None:
-            payload = packet.payload
-            packet.payload = pack("!H", out_seq) + payload
-            packet.payload_type, packet.sequence_number = binding.rtx_payload_type, self._rtx_seq
-            packet.ssrc = binding.rtx_ssrc
-            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
-            packet.extensions.mid = binding.mid
-            data = packet.serialize(binding.extensions)
-            packet.payload = payload
-        else:
-            packet.payload_type, packet.sequence_number = binding.payload_type, out_seq
-            packet.ssrc = binding.ssrc
-            packet.extensions.mid = binding.mid
-            data = packet.serialize(binding.extensions)
-        packet.payload_type, packet.sequence_number, packet.ssrc, packet.extensions.mid = saved
-        try:
-            await taps.send_rtp(binding.transport, data)
-        except ConnectionError:
-            return
-        self.counters.packets += 1
-        if retransmission:
-            self.counters.retransmitted += 1
-        else:
-            binding.record_sent(clock.current_ntp_time(), packet.timestamp, len(packet.payload))
+        template = wire.get(binding.extension_ids)
+        if template is None:
+            template = wire[binding.extension_ids] = packet.serialize(binding.extensions)
+        data = bytearray(template)
+        data[1] = (data[1] & 0x80) | binding.payload_type
+        pack_into("!H", data, 2, (seq + self.seq_offset) & 0xFFFF)
+        pack_into("!I", data, 8, binding.ssrc)
+        if binding.send(bytes(data)):
+            self.counters.packets += 1
+            binding.record_sent(ntp, packet.timestamp, len(packet.payload))
 
     async def on_rtcp(self, packet: AnyRtcpPacket) -> None:
         if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
             self.counters.nacks += 1
             for out_seq in packet.lost:
-                await self.retransmit(out_seq)
+                self.retransmit(out_seq)
         elif isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
             self.counters.plis += 1
             self.up.counters.plis_from_subscribers += 1
-            await self.up.request_keyframe()
+            self.up.request_keyframe()
 
-    async def retransmit(self, out_seq: int) -> None:
-        if not self.started or self.binding is None:
+    def retransmit(self, out_seq: int) -> None:
+        """Answer a subscriber's NACK from the publisher track's history (as RTX when negotiated)."""
+        binding = self.binding
+        if not self.started or binding is None:
             return
-        in_seq = (out_seq - self.seq_offset) & 0xFFFF
-        packet = self.up.history.get(in_seq)
-        if packet is not None:
-            await self._send(packet, out_seq, retransmission=True)
+        packet = self.up.history.get((out_seq - self.seq_offset) & 0xFFFF)
+        if packet is None:
+            return
+        if binding.rtx_payload_type is not None:
+            resend = RtpPacket(payload_type=binding.rtx_payload_type, marker=packet.marker,
+                               sequence_number=self._rtx_seq, timestamp=packet.timestamp,
+                               ssrc=binding.rtx_ssrc, payload=pack("!H", out_seq) + packet.payload)
+            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+        else:
+            resend = RtpPacket(payload_type=binding.payload_type, marker=packet.marker,
+                               sequence_number=out_seq, timestamp=packet.timestamp,
+                               ssrc=binding.ssrc, payload=packet.payload)
+        resend.extensions = packet.extensions
+        if binding.send(resend.serialize(binding.extensions)):
+            self.counters.retransmitted += 1
 
     def detach(self) -> None:
         self.up.downs.pop(self.subscriber_sid, None)
-
-
-def codec_key(codec: RTCRtpCodecParameters) -> tuple[str, tuple[tuple[str, object], ...]]:
-    return codec.mimeType.lower(), tuple(sorted(codec.parameters.items()))
-
-
-@dataclass
-class TrackTable:
-    """The published tracks of one room on this worker."""
-
-    ups: dict[str, UpTrack] = field(default_factory=dict)

@@ -50,7 +50,7 @@ def is_h264_keyframe(payload: bytes) -> bool:
         while offset + 2 < len(payload):
             size = int.from_bytes(payload[offset:offset + 2], "big")
             offset += 2
-            if size == 0 or offset >= len(payload):
+            if size == 0 or offset + size > len(payload):
                 return False
             if payload[offset] & 0x1F in (H264_IDR, H264_SPS):
                 return True

@@ -56,6 +56,7 @@ class MediaWorker:
         self.push = push
         self.rooms: dict[str, WorkerRoom] = {}
         taps.configure_host_candidates(settings.rtc_interfaces, settings.rtc_port_min, settings.rtc_port_max)
+        taps.DatagramGuard.install()
 
     async def handle(self, command: WorkerCommand) -> WorkerReply:
         """Run one command; every failure comes back as a typed reply, never an exception."""
@@ -71,6 +72,9 @@ class MediaWorker:
                 return await self._dispatch(room, command)
         except VitrineError as exc:
             return WorkerReply(error=exc.code, message=exc.message)
+        except taps.PortRangeExhausted:
+            logger.warning("media port range exhausted")
+            return WorkerReply(error=ErrorCode.NO_MEDIA_WORKER, message="the media worker has no free UDP port")
         except Exception:
             logger.exception("media worker failed on %s", type(command).__name__)
             return WorkerReply(error=ErrorCode.INTERNAL, message="media worker error")
@@ -215,6 +219,7 @@ class MediaWorker:
             "packets_out": sum(d.counters.packets for d in downs),
             "retransmitted": sum(d.counters.retransmitted for d in downs),
             "keyframe_requests": sum(u.counters.keyframe_requests for u in ups),
+            "foreign_datagrams_dropped": taps.DatagramGuard.dropped,
             "decoders_running": sum(taps.decoder_running(r) for p in peers for r in p.receivers()),
             "encoders_created": sum(taps.encoder_created(s) for p in peers for s in p.senders()),
         }

@@ -1,0 +1,28 @@
+# The two commands of the README: `make serve` and `make test`.
+# Both work on a fresh Debian machine: they install what is missing first.
+
+VENV ?= .venv
+PYTHON ?= python3
+STAMP := $(VENV)/.installed
+
+.PHONY: serve test system-deps bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test,bench]'
+	touch $(STAMP)
+
+system-deps:
+	./scripts/install-system-deps
+
+## Run Vitrine on its embedded default (memory state, in-process media worker, port 7880).
+serve: $(STAMP)
+	$(VENV)/bin/vitrine serve --dev
+
+## Run the whole test suite (real aiortc peers, a real Redis, headless Chromium).
+test: system-deps $(STAMP)
+	$(VENV)/bin/pytest -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache test-artifacts

@@ -1,0 +1,107 @@
+"""The aiortc/aioice private API the forwarder depends on. An upgrade that moves any of it fails here."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aioice.ice
+import aiortc
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection
+from aiortc.rtcconfiguration import RTCBundlePolicy
+
+from media import taps
+from media.forwarder import SilentTrack
+from tests.media_helpers import MovingPatternTrack
+
+RECEIVER_PRIVATE = ["codecs", "rtx_ssrc", "remote_streams", "stop_decoder", "decoder_thread"]
+SENDER_PRIVATE = ["rtx_payload_type", "rtp_header_extensions_map", "started", "encoder", "ntp_timestamp",
+                  "rtp_timestamp", "packet_count", "octet_count", "mid"]
+
+
+def test_aiortc_is_the_pinned_version() -> None:
+    assert aiortc.__version__.startswith("1.16."), "media/taps.py was written against aiortc 1.16"
+
+
+async def test_private_attributes_exist() -> None:
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+    try:
+        transceiver = pc.addTransceiver(SilentTrack("video", "TR_x"), direction="sendonly")
+        receiver, sender = transceiver.receiver, transceiver.sender
+        for name in RECEIVER_PRIVATE:
+            assert hasattr(receiver, f"_RTCRtpReceiver__{name}"), name
+        for name in SENDER_PRIVATE:
+            assert hasattr(sender, f"_RTCRtpSender__{name}"), name
+        for cls, names in taps.PRIVATE_ATTRIBUTES.items():
+            instance = {type(receiver): receiver, type(sender): sender, type(transceiver): transceiver,
+                        type(receiver.transport): receiver.transport}[cls]
+            for name in names:
+                assert hasattr(instance, name), f"{cls.__name__}.{name}"
+        assert hasattr(transceiver, "_offerDirection")
+        assert callable(aioice.ice.get_host_addresses)
+        assert hasattr(aioice.ice.Connection, "get_component_candidates")
+        assert hasattr(aioice.ice, "StunProtocol")
+    finally:
+        await pc.close()
+
+
+async def test_tapped_receiver_sees_rtp_and_never_decodes() -> None:
+    sender_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    receiver_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    seen: list[int] = []
+    enough = asyncio.Event()
+
+    async def on_rtp(packet, codec) -> None:
+        seen.append(packet.sequence_number)
+        assert codec.mimeType.lower() == "video/vp8"
+        if len(seen) >= 30:
+            enough.set()
+
+    try:
+        sender_pc.addTransceiver(MovingPatternTrack(), direction="sendonly")
+        await sender_pc.setLocalDescription(await sender_pc.createOffer())
+        await receiver_pc.setRemoteDescription(sender_pc.localDescription)
+        receiver = receiver_pc.getTransceivers()[0].receiver
+        taps.tap_receiver(receiver, on_rtp)
+        await receiver_pc.setLocalDescription(await receiver_pc.createAnswer())
+        await sender_pc.setRemoteDescription(receiver_pc.localDescription)
+        await asyncio.wait_for(enough.wait(), 30)
+        assert not taps.decoder_running(receiver)
+        stats = await receiver.getStats()
+        inbound = [s for s in stats.values() if s.type == "inbound-rtp"]
+        assert inbound and inbound[0].packetsReceived >= 30  # receiver reports still fed
+    finally:
+        await sender_pc.close()
+        await receiver_pc.close()
+
+
+async def test_host_candidates_respect_interfaces_and_port_range() -> None:
+    taps.configure_host_candidates(["127.0.0.1"], 40100, 40120)
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        pc.addTransceiver("audio", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        candidates = [line.split() for line in pc.localDescription.sdp.splitlines() if line.startswith("a=candidate:")]
+        assert candidates
+        for bits in candidates:
+            assert bits[4] == "127.0.0.1"
+            assert 40100 <= int(bits[5]) <= 40120
+    finally:
+        await pc.close()
+        taps.configure_host_candidates(["127.0.0.1"])
+
+
+async def test_port_range_exhaustion_is_an_error() -> None:
+    taps.configure_host_candidates(["127.0.0.1"], 40130, 40130)
+    first = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    second = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        first.addTransceiver("audio", direction="recvonly")
+        await first.setLocalDescription(await first.createOffer())
+        second.addTransceiver("audio", direction="recvonly")
+        with pytest.raises(OSError, match="no free UDP port"):
+            await second.setLocalDescription(await second.createOffer())
+    finally:
+        await first.close()
+        await second.close()
+        taps.configure_host_candidates(["127.0.0.1"])
