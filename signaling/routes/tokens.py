@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import Field
 
 from signaling.deps import ApiKeyDep, RuntimeDep
@@ -27,7 +27,9 @@ class TokenResponse(Strict):
 
 
 @router.post("", response_model=TokenResponse, summary="Mint a join token")
-async def create_token(body: TokenRequest, runtime: RuntimeDep) -> TokenResponse:
+async def create_token(body: TokenRequest, runtime: RuntimeDep, request: Request) -> TokenResponse:
     token = mint_token(runtime.settings, room=body.room, identity=body.identity, role=body.role,
                        grants=body.grants, ttl_s=body.ttl_s, name=body.name)
-    return TokenResponse(token=token, ws_url="/v1/rtc")
+    base = (runtime.settings.public_url or str(request.base_url)).rstrip("/")
+    ws_base = "wss://" + base[len("https://"):] if base.startswith("https://") else "ws://" + base.split("://", 1)[-1]
+    return TokenResponse(token=token, ws_url=ws_base + "/v1/rtc")
