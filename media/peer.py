@@ -141,7 +141,7 @@ class PeerSession:
         for transceiver in self.pc.getTransceivers():
             if transceiver in known:
                 continue
-            offered = transceiver._offerDirection  # our side's view of the client's m-line
+            offered = taps.offered_direction(transceiver)
             if offered in ("recvonly", "sendrecv"):
                 kind = TrackKind(transceiver.kind)
                 self._pending_publications[transceiver] = TrackRequest(kind=kind, source=_source_for(kind))

@@ -18,8 +18,8 @@ from typing import Any
 
 import aioice.ice
 from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
-from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.codecs import is_rtx
+from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import AnyRtcpPacket, HeaderExtensionsMap, RtpPacket, unwrap_rtx
@@ -31,11 +31,14 @@ _R = "_RTCRtpReceiver__"
 _S = "_RTCRtpSender__"
 
 PRIVATE_ATTRIBUTES = {
-    RTCRtpReceiver: ("_handle_rtp_packet", "_send_rtcp_pli", "_send_rtcp_nack", "receive"),
-    RTCRtpSender: ("_handle_rtcp_packet", "_ssrc", "_rtx_ssrc"),
+    RTCRtpReceiver: ("_handle_rtp_packet", "_send_rtcp_pli", "_send_rtcp_nack", "receive", "_enabled"),
+    RTCRtpSender: ("_handle_rtcp_packet", "_ssrc", "_rtx_ssrc", "_retransmit", "_send_keyframe"),
     RTCDtlsTransport: ("_send_rtp", "_rx_srtp", "_tx_srtp", "_state"),
-    RTCRtpTransceiver: ("_codecs",),
+    RTCRtpTransceiver: ("_codecs", "_offerDirection"),
+    HeaderExtensionsMap: ("_HeaderExtensionsMap__ids",),
 }
+# aioice: Connection._nominated, ._check_list, ._protocols; StunProtocol.datagram_received,
+# .local_candidate, .receiver; CandidatePair.remote_addr, .protocol (checked in tests/test_media_taps.py).
 
 
 def tap_receiver(receiver: RTCRtpReceiver, on_rtp: RtpHandler) -> None:
@@ -133,7 +136,7 @@ class SenderBinding:
         self.payload_type: int = transceiver._codecs[0].payloadType
         self.rtx_payload_type: int | None = getattr(sender, _S + "rtx_payload_type")
         self.extensions: HeaderExtensionsMap = getattr(sender, _S + "rtp_header_extensions_map")
-        ids = getattr(self.extensions, "_HeaderExtensionsMap__ids")
+        ids = self.extensions._HeaderExtensionsMap__ids
         # Packets serialised with the same extension ids are byte-identical but for PT, seq and SSRC.
         self.extension_ids = (ids.mid, ids.abs_send_time, ids.audio_level, ids.transmission_offset)
         self.mid: str | None = transceiver.mid
@@ -180,6 +183,11 @@ def restrict_codecs(transceiver: RTCRtpTransceiver, primary: RTCRtpCodecParamete
     """Answer with only ``primary`` (and its RTX): preferences set after an offer is applied are ignored."""
     rtx = [c for c in codecs if is_rtx(c) and c.parameters.get("apt") == primary.payloadType]
     transceiver._codecs = [primary, *rtx[:1]]
+
+
+def offered_direction(transceiver: RTCRtpTransceiver) -> str | None:
+    """The direction of the remote offer's m-line, seen from our side ("recvonly": they send)."""
+    return transceiver._offerDirection
 
 
 def negotiated_codecs(transceiver: RTCRtpTransceiver) -> list[RTCRtpCodecParameters]:

@@ -19,7 +19,6 @@ from media.forwarder import UpTrack
 from media.peer import PeerSession
 from vitrine.config import Settings
 from vitrine.errors import ErrorCode, VitrineError
-from vitrine.models import Participant
 from vitrine.rpc import (
     AnswerCommand,
     CandidateCommand,

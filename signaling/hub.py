@@ -10,9 +10,8 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from vitrine.protocol import ServerOfferMessage
+from vitrine.protocol import RoomEvent, ServerOfferMessage
 from vitrine.rpc import Kick, OfferPush, RoomBusMessage
-from vitrine.protocol import RoomEvent
 from vitrine.state import keys
 from vitrine.state.base import EventBus, Subscription
 

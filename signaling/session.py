@@ -42,6 +42,7 @@ from vitrine.protocol import (
     parse_client_message,
 )
 from vitrine.rpc import AnswerCommand, CandidateCommand, Kick, OfferCommand, PublishCommand, UnpublishCommand
+from vitrine.turn import ice_servers_for
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +209,7 @@ class RtcSession:
         self.send(JoinedMessage(
             room=room, participant=ParticipantView.of(participant), grants=participant.grants,
             participants=[ParticipantView.of(p) for p in participants], tracks=tracks,
-            ice_servers=self.settings.ice_servers, seq=seq,
+            ice_servers=ice_servers_for(self.settings, participant.identity), seq=seq,
         ))
         self._snapshot_seq = seq
         for event in self._early_events:

@@ -32,15 +32,22 @@ async def test_private_attributes_exist() -> None:
             assert hasattr(receiver, f"_RTCRtpReceiver__{name}"), name
         for name in SENDER_PRIVATE:
             assert hasattr(sender, f"_RTCRtpSender__{name}"), name
+        extensions = sender._RTCRtpSender__rtp_header_extensions_map
         for cls, names in taps.PRIVATE_ATTRIBUTES.items():
             instance = {type(receiver): receiver, type(sender): sender, type(transceiver): transceiver,
-                        type(receiver.transport): receiver.transport}[cls]
+                        type(receiver.transport): receiver.transport, type(extensions): extensions}[cls]
             for name in names:
                 assert hasattr(instance, name), f"{cls.__name__}.{name}"
-        assert hasattr(transceiver, "_offerDirection")
+        connection = receiver.transport.transport._connection
+        for name in ("_nominated", "_check_list", "_protocols"):
+            assert hasattr(connection, name), f"aioice Connection.{name}"
         assert callable(aioice.ice.get_host_addresses)
         assert hasattr(aioice.ice.Connection, "get_component_candidates")
-        assert hasattr(aioice.ice, "StunProtocol")
+        assert hasattr(aioice.ice.StunProtocol, "datagram_received")
+        assert hasattr(aioice.ice.CandidatePair, "remote_addr")
+        ids = extensions._HeaderExtensionsMap__ids
+        for name in ("mid", "abs_send_time", "audio_level", "transmission_offset"):
+            assert hasattr(ids, name)
     finally:
         await pc.close()
 

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     # Media. Empty ICE servers by default: aiortc's built-in STUN host is on
     # the internet and waiting for it adds seconds to every join.
     ice_servers: list[IceServer] = Field(default_factory=list)
+    # TURN REST (coturn use-auth-secret): each session gets its own expiring credential.
+    turn_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    turn_secret: SecretStr | None = None
+    turn_credential_ttl_s: int = 3600
     rtc_interfaces: Annotated[list[str], NoDecode] = Field(default_factory=list)
     rtc_public_ip: str | None = None
     rtc_port_min: int = 0
@@ -73,7 +77,12 @@ class Settings(BaseSettings):
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
-    @field_validator("allowed_origins", "rtc_interfaces", mode="before")
+    @field_validator("ice_servers", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return [] if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("allowed_origins", "rtc_interfaces", "turn_urls", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
@@ -86,6 +95,8 @@ class Settings(BaseSettings):
             raise ValueError("set both VITRINE_RTC_PORT_MIN and VITRINE_RTC_PORT_MAX, or neither")
         if self.rtc_port_min > self.rtc_port_max:
             raise ValueError("VITRINE_RTC_PORT_MIN must not exceed VITRINE_RTC_PORT_MAX")
+        if self.turn_urls and not (self.turn_secret and self.turn_secret.get_secret_value()):
+            raise ValueError("VITRINE_TURN_URLS needs VITRINE_TURN_SECRET to mint credentials")
         if not self.rtc_interfaces and self.host in LOOPBACK_HOSTS:
             # A server only reachable on loopback offers media on loopback too.
             self.rtc_interfaces = ["127.0.0.1"]

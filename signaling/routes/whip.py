@@ -19,6 +19,7 @@ from vitrine.auth import JoinClaims
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.protocol import IceCandidate
 from vitrine.rpc import CandidateCommand, OfferCommand
+from vitrine.turn import ice_servers_for
 
 router = APIRouter(tags=["whip-whep"])
 
@@ -44,9 +45,9 @@ def _check_room(claims: JoinClaims, room: str) -> None:
         raise VitrineError(ErrorCode.PERMISSION_DENIED, "the token is for another room")
 
 
-def _ice_links(runtime: RuntimeDep) -> list[str]:
+def _ice_links(runtime: RuntimeDep, identity: str) -> list[str]:
     links = []
-    for server in runtime.settings.ice_servers:
+    for server in ice_servers_for(runtime.settings, identity):
         for url in server.urls:
             link = f'<{url}>; rel="ice-server"'
             if server.username and server.credential:
@@ -78,8 +79,9 @@ async def _start(kind: Kind, room: str, request: Request, runtime: RuntimeDep, c
         raise VitrineError(ErrorCode.NEGOTIATION_FAILED, "the offer publishes no audio or video")
     METRICS.whip_sessions.labels(kind=kind).inc()
     assert reply.answer is not None
-    headers = {"Location": f"/{kind}/{room}/{admission.participant.sid}", "Access-Control-Expose-Headers": "Location, Link"}
-    links = _ice_links(runtime)
+    headers = {"Location": f"/{kind}/{room}/{admission.participant.sid}",
+               "Access-Control-Expose-Headers": "Location, Link"}
+    links = _ice_links(runtime, claims.sub)
     if links:
         headers["Link"] = ", ".join(links)
     return Response(reply.answer.sdp, status_code=201, media_type=SDP, headers=headers)

@@ -1,0 +1,124 @@
+"""docker-compose.yml is valid and describes the scaled deployment.
+
+Runs ``docker compose config`` (the Compose v2 plugin) when it works, else
+``docker-compose config`` (the Debian package). Neither needs a Docker engine.
+Without either tool this test fails rather than skips: ``make test`` installs it
+(scripts/install-system-deps).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from vitrine.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+SERVICES = ("redis", "signaling", "media", "coturn")
+VITRINE_SERVICES = ("signaling", "media")
+API_SECRET = "compose-test-api-secret-" + "y" * 32
+TURN_SECRET = "compose-test-turn-secret-" + "z" * 32
+INSTALL_HINT = (
+    "neither `docker compose` nor `docker-compose` is installed, so docker-compose.yml cannot be validated. "
+    "Install one: `sudo apt-get install -y docker-compose` (Debian), or run ./scripts/install-system-deps "
+    "(what `make test` does), or install the Docker Compose v2 plugin."
+)
+
+
+def compose_command() -> list[str]:
+    docker = shutil.which("docker")
+    if docker is not None:
+        try:
+            probe = subprocess.run([docker, "compose", "version"], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            probe = None
+        if probe is not None and probe.returncode == 0:
+            return [docker, "compose"]
+    legacy = shutil.which("docker-compose")
+    if legacy is not None:
+        return [legacy]
+    pytest.fail(INSTALL_HINT, pytrace=False)
+
+
+def run_config(*extra: str, env_overrides: dict[str, str | None] | None = None) -> subprocess.CompletedProcess[str]:
+    # Only this test's variables: a developer's own VITRINE_* exports must not change the outcome.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VITRINE_")}
+    env.update({"VITRINE_API_SECRET": API_SECRET, "VITRINE_TURN_SECRET": TURN_SECRET})
+    for key, value in (env_overrides or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return subprocess.run([*compose_command(), "-f", str(COMPOSE_FILE), "config", *extra],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_compose_file_is_valid() -> None:
+    result = run_config("-q")
+    assert result.returncode == 0, f"compose config -q failed:\n{result.stdout}\n{result.stderr}"
+
+
+def test_compose_has_every_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    result = run_config()
+    assert result.returncode == 0, f"compose config failed:\n{result.stdout}\n{result.stderr}"
+    try:
+        import yaml
+    except ImportError:
+        yaml = None
+    if yaml is None:  # fall back to the text: service names are keys indented once under `services:`
+        body = result.stdout.split("services:", 1)[1]
+        for name in SERVICES:
+            assert f"\n  {name}:" in body, f"service {name!r} missing from:\n{result.stdout}"
+        assert "VITRINE_REDIS_URL" in body
+        return
+
+    config = yaml.safe_load(result.stdout)
+    services = config["services"]
+    assert set(SERVICES) <= set(services), sorted(services)
+    assert services["signaling"]["command"] == ["signaling"]
+    assert services["media"]["command"] == ["media"]
+    assert services["redis"]["image"].startswith("redis:7")
+    assert services["coturn"]["image"].startswith("coturn/coturn")
+    assert services["signaling"]["environment"]["VITRINE_API_SECRET"] == API_SECRET
+    assert "VITRINE_API_SECRET" not in services["media"]["environment"], "media workers need no API secret"
+
+    # Each Vitrine service's environment must be a configuration Vitrine accepts.
+    settings = {name: settings_from_env(services[name]["environment"], monkeypatch) for name in VITRINE_SERVICES}
+    for name, parsed in settings.items():
+        assert parsed.redis_url, f"{name}: scaled mode needs VITRINE_REDIS_URL"
+        assert parsed.host == "0.0.0.0", f"{name}: a loopback host would confine it to the container"
+    media = settings["media"]
+    assert media.rtc_interfaces == [], "media candidates must not default to loopback"
+    assert 0 < media.rtc_port_min <= media.rtc_port_max
+
+
+def settings_from_env(environment: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Build Settings exactly as the container would: from these variables and no others."""
+    with monkeypatch.context() as patch:
+        for key in [k for k in os.environ if k.startswith("VITRINE_")]:
+            patch.delenv(key)
+        for key, value in environment.items():
+            patch.setenv(key, "" if value is None else str(value))
+        return Settings()
+
+
+def test_compose_refuses_to_render_without_api_secret() -> None:
+    result = run_config("-q", env_overrides={"VITRINE_API_SECRET": None})
+    assert result.returncode != 0
+    assert "VITRINE_API_SECRET" in result.stdout + result.stderr
+
+
+def test_turn_config_denies_private_peers() -> None:
+    conf = (ROOT / "deploy" / "turnserver.conf").read_text()
+    lines = {line.strip() for line in conf.splitlines() if line.strip() and not line.lstrip().startswith("#")}
+    assert "use-auth-secret" in lines
+    assert not any(line.startswith("static-auth-secret") for line in lines), "the secret comes from the environment"
+    for denied in ("127.0.0.0-127.255.255.255", "10.0.0.0-10.255.255.255", "172.16.0.0-172.31.255.255",
+                   "192.168.0.0-192.168.255.255", "169.254.0.0-169.254.255.255", "::-::1",
+                   "fc00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"):
+        assert f"denied-peer-ip={denied}" in lines, denied
