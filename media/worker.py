@@ -56,6 +56,7 @@ class MediaWorker:
         self.rooms: dict[str, WorkerRoom] = {}
         taps.configure_host_candidates(settings.rtc_interfaces, settings.rtc_port_min, settings.rtc_port_max)
         taps.DatagramGuard.install()
+        taps.HandshakeAccelerator.install()
 
     async def handle(self, command: WorkerCommand) -> WorkerReply:
         """Run one command; every failure comes back as a typed reply, never an exception."""
@@ -219,6 +220,7 @@ class MediaWorker:
             "retransmitted": sum(d.counters.retransmitted for d in downs),
             "keyframe_requests": sum(u.counters.keyframe_requests for u in ups),
             "foreign_datagrams_dropped": taps.DatagramGuard.dropped,
+            "dtls_flights_resent": taps.HandshakeAccelerator.dtls_flights_resent,
             "decoders_running": sum(taps.decoder_running(r) for p in peers for r in p.receivers()),
             "encoders_created": sum(taps.encoder_created(s) for p in peers for s in p.senders()),
         }

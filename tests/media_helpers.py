@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from fractions import Fraction
 
 import numpy as np
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack

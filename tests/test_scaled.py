@@ -8,7 +8,15 @@ import signal
 import redis.asyncio as aioredis
 
 from tests.media_helpers import av_tracks, receive_frames, remote_tracks
-from tests.servers import TEST_SECRET, ProcessGroup, RunningServer, embedded_server, free_port, make_settings, wait_healthy
+from tests.servers import (
+    TEST_SECRET,
+    ProcessGroup,
+    RunningServer,
+    embedded_server,
+    free_port,
+    make_settings,
+    wait_healthy,
+)
 from vitrine.client import VitrineClient
 from vitrine.models import Role
 from vitrine.state.redis import open_redis_state

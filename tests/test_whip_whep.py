@@ -7,7 +7,7 @@ import asyncio
 import httpx
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from tests.media_helpers import av_tracks, receive_frames
+from tests.media_helpers import av_tracks
 from tests.servers import RunningServer
 from vitrine.models import Role
 

@@ -22,6 +22,7 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSes
 from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcrtpreceiver import RemoteStreamTrack
 
+from media import taps
 from vitrine.models import TrackSource
 from vitrine.protocol import PROTOCOL_VERSION, MidInfo
 
@@ -54,12 +55,15 @@ class JoinTimeline:
 
 class VitrineClient:
     def __init__(self, base_url: str, token: str, *, tracks: Sequence[MediaStreamTrack] = (),
-                 name: str | None = None, origin: str | None = None) -> None:
+                 name: str | None = None, origin: str | None = None,
+                 datagram_hook: taps.DatagramHook | None = None) -> None:
         self.ws_url = base_url.replace("http://", "ws://").replace("https://", "wss://").rstrip("/") + "/v1/rtc"
         self.token = token
         self.local_tracks = list(tracks)
         self.name = name
         self.origin = origin
+        self.datagram_hook = datagram_hook  # e.g. loadtest.impair.LinkImpairment
+        taps.HandshakeAccelerator.install()  # a lossy link should not stall on this client's timers
         # max-bundle: aiortc's default "balanced" policy leaves a second m-line of
         # the same kind on a transport that bundling then stops.
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
@@ -187,6 +191,8 @@ class VitrineClient:
                 transceiver.sender.replaceTrack(track)
                 transceiver.direction = "sendonly"
         await self.pc.setLocalDescription(await self.pc.createAnswer())
+        if self.datagram_hook is not None:  # before the server learns our candidates
+            taps.hook_datagrams(self.pc, self.datagram_hook)
         await self.send({"type": "answer", "sdp": self.pc.localDescription.sdp})
         if self.timeline.answer_sent is None:
             self.timeline.answer_sent = time.perf_counter()
