@@ -16,6 +16,7 @@ from vitrine.protocol import IceCandidate
 MAX_SDP_LINES = 4000
 MAX_MEDIA_SECTIONS = 64
 SENDING_DIRECTIONS = frozenset({"sendonly", "sendrecv"})
+RTCP_CONFLICTING_PAYLOAD_TYPES = range(72, 77)  # RFC 5761: clash with RTCP packet types when muxed
 
 
 def parse_sdp(text: str, max_bytes: int) -> aiortc_sdp.SessionDescription:
@@ -49,6 +50,9 @@ def parse_sdp(text: str, max_bytes: int) -> aiortc_sdp.SessionDescription:
             raise VitrineError(ErrorCode.INVALID_SDP, f"m-line {index}: missing a=mid")
         if media.kind != "application" and not media.rtp.codecs:
             raise VitrineError(ErrorCode.INVALID_SDP, f"m-line {index}: no codecs")
+        for pt in media.fmt if media.kind != "application" else ():
+            if not isinstance(pt, int) or not 0 <= pt <= 127 or pt in RTCP_CONFLICTING_PAYLOAD_TYPES:
+                raise VitrineError(ErrorCode.INVALID_SDP, f"m-line {index}: payload type out of range")
     return description
 
 

@@ -92,10 +92,11 @@ class MediaWorker:
             await self._published(room, peer, ups)
             return WorkerReply(offer=next_offer, published=[u.track for u in ups])
         if isinstance(command, OfferCommand):
+            grants = peer.participant.grants
             answer, ups = await peer.apply_offer(
-                command.sdp, peer.participant.grants.can_publish,
-                lambda kind: [u for u in room.ups.values()
-                              if u.track.kind.value == kind and u.track.participant_sid != peer.sid])
+                command.sdp, grants.can_publish,
+                lambda kind: [u for u in room.ups.values() if grants.can_subscribe
+                              and u.track.kind.value == kind and u.track.participant_sid != peer.sid])
             await self._published(room, peer, ups)
             return WorkerReply(answer=answer, published=[u.track for u in ups])
         if isinstance(command, CandidateCommand):

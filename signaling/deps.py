@@ -5,14 +5,24 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 
 from signaling.runtime import Runtime
 from vitrine.auth import JoinClaims, verify_token
 from vitrine.errors import ErrorCode, VitrineError
 
-_basic = HTTPBasic(auto_error=False, description="API key as the user name, API secret as the password")
+class _LenientBasic(HTTPBasic):
+    """HTTP Basic that reports a malformed header as missing, so it gets our typed 401."""
+
+    async def __call__(self, request: Request) -> HTTPBasicCredentials | None:  # type: ignore[override]
+        try:
+            return await super().__call__(request)
+        except HTTPException:
+            return None
+
+
+_basic = _LenientBasic(auto_error=False, description="API key as the user name, API secret as the password")
 _bearer = HTTPBearer(auto_error=False, description="A join token")
 
 

@@ -87,6 +87,12 @@ class RoomService:
             room = await self.get_room(claims.room)
         if room.closed:
             raise VitrineError(ErrorCode.ROOM_CLOSED, "the room is closed")
+        # Refuse what the worker would refuse before touching the room's records.
+        if publish and not claims.grants.can_publish:
+            raise VitrineError(ErrorCode.PERMISSION_DENIED, "this token may not publish")
+        if len(publish) > self.settings.max_tracks_per_participant:
+            raise VitrineError(ErrorCode.TOO_MANY_TRACKS,
+                               f"at most {self.settings.max_tracks_per_participant} published tracks")
         participant = Participant(sid=new_participant_sid(), identity=claims.sub, role=claims.role,
                                   grants=claims.grants, name=name or claims.name, node_id=node_id)
         outcome = await self.state.rooms.add_participant(room.name, participant, room.max_participants)
@@ -97,6 +103,8 @@ class RoomService:
             ))).raise_for_error()
         except BaseException:
             await self.state.rooms.remove_participant(room.name, participant.sid)
+            if outcome.replaced is not None:  # the older session is still connected: keep its record
+                await self.state.rooms.add_participant(room.name, outcome.replaced, room.max_participants)
             raise
         room.worker_id = worker_id
         if outcome.replaced is not None:

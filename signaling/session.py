@@ -142,7 +142,7 @@ class RtcSession:
             raw = frame.get("text") if frame.get("text") is not None else frame.get("bytes")
             if raw is None:
                 continue
-            if len(raw) > self.settings.max_message_bytes:
+            if _byte_length(raw) > self.settings.max_message_bytes:
                 self.error(VitrineError(ErrorCode.MESSAGE_TOO_LARGE,
                                         f"messages are limited to {self.settings.max_message_bytes} bytes"))
                 continue
@@ -228,6 +228,12 @@ class RtcSession:
             await self.rooms.leave(admission)
         except Exception:
             logger.exception("cleanup after a session failed")
+
+
+def _byte_length(raw: str | bytes) -> int:
+    if isinstance(raw, bytes):
+        return len(raw)
+    return len(raw) if raw.isascii() else len(raw.encode("utf-8", "surrogatepass"))
 
 
 def origin_allowed(ws: WebSocket, allowed: list[str]) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Request, Response
+from pydantic import ValidationError
 
 from signaling.deps import ClaimsDep, RuntimeDep
 from signaling.metrics import METRICS
@@ -116,7 +117,10 @@ async def trickle(kind: Kind, room: str, sid: str, request: Request, runtime: Ru
     for line in fragment.splitlines():
         line = line.strip()
         if line.startswith("a=candidate:"):
-            candidate = IceCandidate(candidate=line[2:], sdpMLineIndex=0)
+            try:
+                candidate = IceCandidate(candidate=line[2:], sdpMLineIndex=0)
+            except ValidationError:
+                raise VitrineError(ErrorCode.INVALID_CANDIDATE, "ICE candidate could not be parsed") from None
             await runtime.rooms.run(admission, CandidateCommand(room=room, sid=sid, candidate=candidate))
         elif line == "a=end-of-candidates":
             await runtime.rooms.run(admission, CandidateCommand(room=room, sid=sid, candidate=None))
