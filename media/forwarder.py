@@ -36,6 +36,7 @@ from vitrine.models import Track, TrackKind
 logger = logging.getLogger(__name__)
 
 HISTORY_SIZE = 2048  # packets kept per published track for retransmission
+GOP_REPLAY_PACKETS = 600  # a new subscriber starts on the cached keyframe if it is at most this far back
 KEYFRAME_REQUEST_INTERVAL_S = 0.25
 NACK_RETRY_S = 0.05
 NACK_MAX_TRIES = 6
@@ -160,6 +161,11 @@ class UpTrack:
         self.nacks = NackTracker()
         self.media_ssrc: int | None = None
         self.counters = ForwardingCounters()
+        self.max_seq: int | None = None
+        # First packet of the latest keyframe still in history: a subscriber that
+        # connects starts there at once instead of waiting for a new keyframe.
+        self.keyframe_seq: int | None = None
+        self._keyframe_timestamp: int | None = None
         self._last_keyframe_request = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
         taps.tap_receiver(receiver, self.on_rtp)
@@ -179,9 +185,15 @@ class UpTrack:
         # publisher's MID is dropped and one serialisation serves them all.
         packet.extensions.mid = None
         self.history.add(seq, packet)
+        keyframe = self.is_video and is_keyframe(codec.mimeType, packet.payload)
+        if self.max_seq is None or seq_newer(seq, self.max_seq):
+            self.max_seq = seq
+        if keyframe and packet.timestamp != self._keyframe_timestamp:
+            self.keyframe_seq, self._keyframe_timestamp = seq, packet.timestamp
+        elif self.keyframe_seq is not None and (self.max_seq - self.keyframe_seq) & 0xFFFF > GOP_REPLAY_PACKETS:
+            self.keyframe_seq = None
         if not self.downs:
             return
-        keyframe = self.is_video and is_keyframe(codec.mimeType, packet.payload)
         ntp = clock.current_ntp_time()
         packet.extensions.abs_send_time = (ntp >> 14) & 0x00FFFFFF
         wire: dict[tuple[object, ...], bytes] = {}
@@ -213,6 +225,7 @@ class DownCounters:
     nacks: int = 0
     plis: int = 0
     dropped_before_keyframe: int = 0
+    replayed: int = 0
 
 
 class DownTrack:
@@ -232,6 +245,8 @@ class DownTrack:
         taps.disable_sender_feedback(self.sender)
         taps.tap_sender(self.sender, self.on_rtcp)
         up.downs[subscriber_sid] = self
+        # Ask now, while the subscriber connects: the keyframe is cached by the time it is ready.
+        up.request_keyframe()
 
     def _bind(self) -> bool:
         if taps.sender_started(self.sender) and taps.transport_connected(self.sender.transport):
@@ -250,12 +265,15 @@ class DownTrack:
             assert binding is not None
         if not self.started:
             if self.up.is_video and not keyframe:
-                self.counters.dropped_before_keyframe += 1
-                self.up.request_keyframe()
+                cached = self.up.keyframe_seq
+                if cached is None or seq_newer(cached, seq):
+                    self.counters.dropped_before_keyframe += 1
+                    self.up.request_keyframe()
+                    return
+                self._start(cached)
+                self._replay(cached, ntp)
                 return
-            self.started = True
-            self.start_seq = seq
-            self.seq_offset = (random.randint(0, 0x7FFF) - seq) & 0xFFFF
+            self._start(seq)
         elif seq_newer(self.start_seq, seq):
             return  # older than the keyframe we started on
         template = wire.get(binding.extension_ids)
@@ -268,6 +286,31 @@ class DownTrack:
         if binding.send(bytes(data)):
             self.counters.packets += 1
             binding.record_sent(ntp, packet.timestamp, len(packet.payload))
+
+    def _start(self, seq: int) -> None:
+        self.started = True
+        self.start_seq = seq
+        self.seq_offset = (random.randint(0, 0x7FFF) - seq) & 0xFFFF
+
+    def _replay(self, first: int, ntp: int) -> None:
+        """Send the cached keyframe and every packet after it, up to the newest."""
+        binding = self.binding
+        assert binding is not None and self.up.max_seq is not None
+        count = ((self.up.max_seq - first) & 0xFFFF) + 1
+        for offset in range(count):
+            seq = (first + offset) & 0xFFFF
+            packet = self.up.history.get(seq)
+            if packet is None:
+                continue  # lost upstream: the subscriber NACKs it like any gap
+            saved = (packet.payload_type, packet.sequence_number, packet.ssrc)
+            packet.payload_type, packet.ssrc = binding.payload_type, binding.ssrc
+            packet.sequence_number = (seq + self.seq_offset) & 0xFFFF
+            data = packet.serialize(binding.extensions)
+            packet.payload_type, packet.sequence_number, packet.ssrc = saved
+            if binding.send(data):
+                self.counters.packets += 1
+                self.counters.replayed += 1
+                binding.record_sent(ntp, packet.timestamp, len(packet.payload))
 
     async def on_rtcp(self, packet: AnyRtcpPacket) -> None:
         if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
