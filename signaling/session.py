@@ -41,7 +41,15 @@ from vitrine.protocol import (
     encode,
     parse_client_message,
 )
-from vitrine.rpc import AnswerCommand, CandidateCommand, Kick, OfferCommand, PublishCommand, UnpublishCommand
+from vitrine.rpc import (
+    AnswerCommand,
+    CandidateCommand,
+    Kick,
+    OfferCommand,
+    PublishCommand,
+    UnpublishCommand,
+    WorkerCommand,
+)
 from vitrine.turn import ice_servers_for
 
 logger = logging.getLogger(__name__)
@@ -173,26 +181,15 @@ class RtcSession:
         admission = self.admission
         if admission is None:
             raise VitrineError(ErrorCode.NOT_JOINED, "send join first")
-        room, sid = admission.room.name, admission.participant.sid
-        if isinstance(message, AnswerMessage):
-            reply = await self.rooms.run(admission, AnswerCommand(room=room, sid=sid, sdp=message.sdp))
-            if reply.offer is not None:
-                self.send(reply.offer)
-        elif isinstance(message, OfferMessage):
-            reply = await self.rooms.run(admission, OfferCommand(room=room, sid=sid, sdp=message.sdp))
-            if reply.answer is not None:
-                self.send(reply.answer)
-        elif isinstance(message, CandidateMessage):
-            await self.rooms.run(admission, CandidateCommand(room=room, sid=sid, candidate=message.candidate))
-        elif isinstance(message, PublishMessage):
-            reply = await self.rooms.run(admission, PublishCommand(room=room, sid=sid, tracks=message.tracks))
-            if reply.offer is not None:
-                self.send(reply.offer)
-        elif isinstance(message, UnpublishMessage):
-            await self.rooms.run(admission, UnpublishCommand(room=room, sid=sid, track_sid=message.track_sid))
-        elif isinstance(message, LeaveMessage):
+        if isinstance(message, LeaveMessage):
             self._closing = LeaveNotice(reason="left")
             self._drain_and_stop()
+            return
+        command = _worker_command(message, admission.room.name, admission.participant.sid)
+        reply = await self.rooms.run(admission, command)
+        for outgoing in (reply.answer, reply.offer):  # an answer to the client's offer, or the next offer
+            if outgoing is not None:
+                self.send(outgoing)
 
     async def _join(self, message: JoinMessage) -> None:
         if self.admission is not None:
@@ -228,6 +225,21 @@ class RtcSession:
             await self.rooms.leave(admission)
         except Exception:
             logger.exception("cleanup after a session failed")
+
+
+def _worker_command(message: object, room: str, sid: str) -> WorkerCommand:
+    """The worker command a joined client's message becomes; the sender is always the socket's own."""
+    if isinstance(message, AnswerMessage):
+        return AnswerCommand(room=room, sid=sid, sdp=message.sdp)
+    if isinstance(message, OfferMessage):
+        return OfferCommand(room=room, sid=sid, sdp=message.sdp)
+    if isinstance(message, CandidateMessage):
+        return CandidateCommand(room=room, sid=sid, candidate=message.candidate)
+    if isinstance(message, PublishMessage):
+        return PublishCommand(room=room, sid=sid, tracks=message.tracks)
+    if isinstance(message, UnpublishMessage):
+        return UnpublishCommand(room=room, sid=sid, track_sid=message.track_sid)
+    raise VitrineError(ErrorCode.INVALID_MESSAGE, "unexpected message")
 
 
 def _byte_length(raw: str | bytes) -> int:
