@@ -244,6 +244,7 @@ class DownTrack:
         self.counters = DownCounters()
         taps.disable_sender_feedback(self.sender)
         taps.tap_sender(self.sender, self.on_rtcp)
+        taps.on_sender_started(self.sender, self._on_sender_started)
         up.downs[subscriber_sid] = self
         # Ask now, while the subscriber connects: the keyframe is cached by the time it is ready.
         up.request_keyframe()
@@ -286,6 +287,15 @@ class DownTrack:
         if binding.send(bytes(data)):
             self.counters.packets += 1
             binding.record_sent(ntp, packet.timestamp, len(packet.payload))
+
+    def _on_sender_started(self) -> None:
+        """Send the cached keyframe the moment the subscriber can take it, not at the next packet."""
+        if self.started or self.binding is not None or not self._bind():
+            return
+        cached = self.up.keyframe_seq
+        if self.up.is_video and cached is not None and self.up.downs.get(self.subscriber_sid) is self:
+            self._start(cached)
+            self._replay(cached, clock.current_ntp_time())
 
     def _start(self, seq: int) -> None:
         self.started = True

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -169,8 +170,29 @@ class SenderBinding:
         setattr(sender, _S + "octet_count", getattr(sender, _S + "octet_count") + octets)
 
 
+def sender_last_rtp_timestamp(sender: RTCRtpSender) -> int:
+    """The RTP timestamp of the last packet ``sender`` sent (0 before its first).
+
+    aiortc adds a random origin, private to its send loop, to each frame's pts.
+    Read between two frames, this gives that origin: the load harness uses it
+    to match a captured frame to the RTP timestamp a subscriber receives.
+    """
+    return int(getattr(sender, _S + "rtp_timestamp"))
+
+
 def transport_connected(transport: RTCDtlsTransport) -> bool:
     return transport._state is DtlsState.CONNECTED and transport._tx_srtp is not None
+
+
+def on_sender_started(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
+    """Call ``callback`` right after aiortc starts the sender (its transport is then connected)."""
+    original_send = sender.send
+
+    async def send(parameters: Any) -> None:
+        await original_send(parameters)
+        callback()
+
+    sender.send = send  # type: ignore[method-assign]
 
 
 def sender_started(sender: RTCRtpSender) -> bool:
@@ -350,6 +372,10 @@ _dtls_by_connection: weakref.WeakKeyDictionary[aioice.ice.Connection, RTCDtlsTra
 _handshake_seen: weakref.WeakKeyDictionary[aioice.ice.Connection, set[int]] = weakref.WeakKeyDictionary()
 
 
+DUPLICATE_ANSWER_WINDOW_S = 3.0  # after our handshake completes, answer repeats this long
+DUPLICATE_ANSWER_INTERVAL_S = 0.1  # and never more often than this per connection
+
+
 def _note_handshake_datagram(connection: aioice.ice.Connection, data: bytes) -> None:
     seen = _handshake_seen.setdefault(connection, set())
     fingerprint = hash(data)
@@ -358,8 +384,18 @@ def _note_handshake_datagram(connection: aioice.ice.Connection, data: bytes) -> 
             seen.add(fingerprint)
         return
     transport = _dtls_by_connection.get(connection)
-    if transport is not None:
-        _resend_flight(transport)
+    if transport is None:
+        return
+    # Both ends answer repeats, so an answer must not itself start an endless exchange
+    # of "repeats": answer only around the handshake, and at a bounded rate.
+    now = time.monotonic()
+    finished_at = getattr(transport, "_vitrine_finished_at", None)
+    if finished_at is not None and now - finished_at > DUPLICATE_ANSWER_WINDOW_S:
+        return
+    if now - getattr(transport, "_vitrine_answered_at", 0.0) < DUPLICATE_ANSWER_INTERVAL_S:
+        return
+    transport._vitrine_answered_at = now  # type: ignore[attr-defined]
+    _resend_flight(transport)
 
 
 def _resend_flight(transport: RTCDtlsTransport) -> None:
@@ -394,6 +430,7 @@ async def _handshake_with_fast_retransmit(self: RTCDtlsTransport) -> None:
         await _original_do_handshake(self)
     finally:
         watchdog.cancel()
+        self._vitrine_finished_at = time.monotonic()  # type: ignore[attr-defined]
 
 
 async def _resend_last_flight(transport: RTCDtlsTransport) -> None:

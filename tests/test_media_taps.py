@@ -112,3 +112,42 @@ async def test_port_range_exhaustion_is_an_error() -> None:
         await first.close()
         await second.close()
         taps.configure_host_candidates(["127.0.0.1"])
+
+
+async def _connected_pair() -> tuple[RTCPeerConnection, RTCPeerConnection]:
+    taps.HandshakeAccelerator.install()
+    a = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    b = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    a.addTransceiver(MovingPatternTrack(), direction="sendonly")
+    await a.setLocalDescription(await a.createOffer())
+    await b.setRemoteDescription(a.localDescription)
+    await b.setLocalDescription(await b.createAnswer())
+    await a.setRemoteDescription(b.localDescription)
+    for _ in range(600):
+        if a.connectionState == b.connectionState == "connected":
+            return a, b
+        await asyncio.sleep(0.05)
+    raise AssertionError("the pair did not connect")
+
+
+async def test_repeated_handshake_datagrams_are_answered_once_and_not_forever() -> None:
+    a, b = await _connected_pair()
+    try:
+        transport = b.getTransceivers()[0].receiver.transport
+        connection = transport.transport._connection
+        repeat = b"\x16\xfe\xfd" + bytes(20)  # a handshake record the peer "sends twice"
+        taps._note_handshake_datagram(connection, repeat)
+        before = taps.HandshakeAccelerator.dtls_flights_resent
+        transport._vitrine_answered_at = 0.0
+        taps._note_handshake_datagram(connection, repeat)  # a repeat: our last flight goes again
+        answered = taps.HandshakeAccelerator.dtls_flights_resent
+        assert answered > before
+        taps._note_handshake_datagram(connection, repeat)  # again at once: rate-limited
+        assert taps.HandshakeAccelerator.dtls_flights_resent == answered
+        transport._vitrine_answered_at = 0.0
+        transport._vitrine_finished_at -= taps.DUPLICATE_ANSWER_WINDOW_S + 1  # long after the handshake
+        taps._note_handshake_datagram(connection, repeat)
+        assert taps.HandshakeAccelerator.dtls_flights_resent == answered
+    finally:
+        await a.close()
+        await b.close()

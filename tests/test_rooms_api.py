@@ -137,3 +137,20 @@ async def test_idle_and_join_timeouts_close_the_socket() -> None:
         async with websockets.connect(server.ws_url) as ws:  # never sends join
             message = await asyncio.wait_for(ws.recv(), 20)
             assert '"join timeout"' in message
+
+
+async def test_the_client_keeps_its_session_alive(monkeypatch) -> None:
+    import vitrine.client
+    from signaling.metrics import METRICS
+
+    monkeypatch.setattr(vitrine.client, "PING_INTERVAL_S", 0.2)
+    async with embedded_server(idle_timeout_s=1.0) as server:
+        client = VitrineClient(server.url, server.token("kept", "alive"))
+        pings = METRICS.signaling_messages.labels(type="ping")
+        try:
+            await client.connect()
+            start = pings._value.get()
+            await _until(lambda: pings._value.get() >= start + 10)  # well past the 1 s idle timeout
+            assert client.leave_notice is None and not client._closed.is_set()
+        finally:
+            await client.close()

@@ -28,6 +28,8 @@ from vitrine.protocol import PROTOCOL_VERSION, MidInfo
 
 logger = logging.getLogger(__name__)
 
+PING_INTERVAL_S = 10.0
+
 
 @dataclass
 class RemoteTrack:
@@ -77,6 +79,7 @@ class VitrineClient:
         self._mids: dict[str, MidInfo] = {}
         self._ws: Any = None
         self._reader: asyncio.Task[None] | None = None
+        self._keepalive: asyncio.Task[None] | None = None
         self._joined = asyncio.Event()
         self._negotiated = asyncio.Event()
         self._closed = asyncio.Event()
@@ -96,6 +99,7 @@ class VitrineClient:
             "publish": [{"kind": t.kind, "source": _source(t.kind)} for t in self.local_tracks],
         })
         self._reader = asyncio.create_task(self._read())
+        self._keepalive = asyncio.create_task(self._ping_forever())
         joined = asyncio.create_task(self._joined.wait())
         done, _ = await asyncio.wait({joined, self._reader}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         if joined not in done:
@@ -117,11 +121,20 @@ class VitrineClient:
                 await self.send({"type": "leave"})
             with contextlib.suppress(Exception):
                 await self._ws.close()
+        if self._keepalive is not None:
+            self._keepalive.cancel()
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reader
         await self.pc.close()
+
+    async def _ping_forever(self) -> None:
+        """Keep the session inside the server's idle timeout (30 s by default)."""
+        with contextlib.suppress(websockets.ConnectionClosed):
+            while True:
+                await asyncio.sleep(PING_INTERVAL_S)
+                await self.send({"type": "ping"})
 
     # -- waiting ---------------------------------------------------------------------
 
