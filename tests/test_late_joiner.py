@@ -34,8 +34,11 @@ async def _late_join(server: RunningServer, room: str) -> tuple[VitrineClient, .
     return host, early, late
 
 
-async def test_late_joiner_starts_on_the_cached_keyframe(server: RunningServer) -> None:
+async def test_late_joiner_starts_on_the_cached_keyframe(server: RunningServer,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     host, early, late = await _late_join(server, "show-cached")
+    # No keyframe may be asked for: only the cached one can start the late joiner.
+    monkeypatch.setattr(forwarder.UpTrack, "request_keyframe", lambda self: None)
     try:
         await late.connect()
         late_video = (await remote_tracks(late, 2))["video"]
@@ -49,7 +52,7 @@ async def test_late_joiner_starts_on_the_cached_keyframe(server: RunningServer) 
 
 async def test_late_joiner_gets_a_keyframe_on_request(server: RunningServer,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(forwarder, "GOP_REPLAY_PACKETS", 5)  # the cached keyframe is too old to replay
+    monkeypatch.setattr(forwarder, "GOP_REPLAY_PACKETS", -1)  # no cached keyframe is ever recent enough
     host, early, late = await _late_join(server, "show-requested")
     try:
         requests_before = server.runtime.media_worker.media_stats()["keyframe_requests"]
@@ -58,8 +61,6 @@ async def test_late_joiner_gets_a_keyframe_on_request(server: RunningServer,
         frames = await receive_frames(late_video, 3, timeout=NATURAL_KEYFRAME_INTERVAL_S / 4)
         assert len(frames) == 3
         assert server.runtime.media_worker.media_stats()["keyframe_requests"] > requests_before
-        late_down = next(d for d in _downs(server) if d.subscriber_sid == late.joined["participant"]["sid"])
-        assert late_down.counters.replayed == 0
     finally:
         for client in (late, early, host):
             await client.close()
