@@ -306,7 +306,7 @@ def _send_stun(self: aioice.ice.StunProtocol, message: Any, addr: tuple[str, int
         _original_send_stun(self, message, addr)
     else:
         data = bytes(message)
-        hook.outbound(data, lambda: self.transport.sendto(data, addr))
+        hook.outbound(data, lambda: _sendto_if_open(self, data, addr))
 
 
 async def _send_data(self: aioice.ice.StunProtocol, data: bytes, addr: tuple[str, int]) -> None:
@@ -314,7 +314,14 @@ async def _send_data(self: aioice.ice.StunProtocol, data: bytes, addr: tuple[str
     if hook is None:
         self.transport.sendto(data, addr)
     else:
-        hook.outbound(data, lambda: self.transport.sendto(data, addr))
+        hook.outbound(data, lambda: _sendto_if_open(self, data, addr))
+
+
+def _sendto_if_open(protocol: aioice.ice.StunProtocol, data: bytes, addr: tuple[str, int]) -> None:
+    """A hook may send later: by then the call may have ended and the socket closed."""
+    transport = getattr(protocol, "transport", None)
+    if transport is not None and not transport.is_closing():
+        transport.sendto(data, addr)
 
 
 # Fast handshake retransmission -------------------------------------------------

@@ -92,3 +92,8 @@ async def test_serve_dev_generates_a_secret_once_and_becomes_healthy() -> None:
         proc.terminate()
         output, _ = await asyncio.to_thread(proc.communicate, timeout=30)
     assert secret not in output, "the generated secret is printed once, never logged again"
+
+
+def test_loadtest_is_a_vitrine_subcommand() -> None:
+    result = run_cli("loadtest", "run", "--help")
+    assert result.returncode == 0 and "--scenario" in result.stdout and "--loss" in result.stdout

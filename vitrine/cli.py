@@ -101,6 +101,12 @@ def cmd_token(args: argparse.Namespace) -> None:
                      ttl_s=args.ttl, name=args.name))
 
 
+def _loadtest_main(argv: list[str]) -> int:
+    from loadtest.cli import main as loadtest_main
+
+    return loadtest_main(argv)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from vitrine.models import Role
 
@@ -129,10 +135,16 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--name", default=None, help="display name")
     token.add_argument("--create", action="store_true", help="allow creating the room on first join")
     token.set_defaults(func=cmd_token)
+
+    sub.add_parser("loadtest", add_help=False,
+                   help="load-test a server: the same as python -m loadtest (try: vitrine loadtest run --help)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["loadtest"]:  # its own parser owns every option after the word
+        sys.exit(_loadtest_main(argv[1:]))
     args = build_parser().parse_args(argv)
     args.func(args)
 

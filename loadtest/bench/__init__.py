@@ -13,44 +13,22 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import ctypes
 import math
 import os
 import platform
-import secrets
-import signal
-import socket
 import subprocess
-import sys
-import tempfile
 import time
-from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-import httpx
+from loadtest.server import API_KEY, ServerProcess, free_port, proc_cpu_seconds  # noqa: F401 - re-exported
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-HEALTH_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 10.0
-API_KEY = "bench"
 
 
 # -- processes and CPU -------------------------------------------------------------
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def proc_cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads), in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        rest = f.read().rsplit(")", 1)[1].split()
-    return (int(rest[11]) + int(rest[12])) / CLK_TCK
 
 
 def machine_cpu() -> tuple[float, float]:
@@ -102,97 +80,6 @@ def _safe_cpu(pid: int) -> float:
         return proc_cpu_seconds(pid)
     except (OSError, IndexError, ValueError):
         return float("nan")
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-@dataclass
-class ServerProcess:
-    """``vitrine serve`` (signaling + in-process media worker) as a child process."""
-
-    max_participants: int = 1000
-    secret: str = field(default_factory=lambda: secrets.token_urlsafe(30))  # 40 characters
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-    log_path: Path | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def env(self) -> dict[str, str]:
-        return {
-            **os.environ,
-            "VITRINE_API_KEY": API_KEY,
-            "VITRINE_API_SECRET": self.secret,
-            "VITRINE_HOST": "127.0.0.1",
-            "VITRINE_PORT": str(self.port),
-            "VITRINE_RTC_INTERFACES": "127.0.0.1",
-            "VITRINE_LOG_LEVEL": "warning",
-            "VITRINE_MAX_PARTICIPANTS_PER_ROOM": str(self.max_participants),
-        }
-
-    def start(self) -> None:
-        fd, name = tempfile.mkstemp(prefix="vitrine-bench-serve-", suffix=".log")
-        self.log_path = Path(name)
-        with os.fdopen(fd, "wb") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "vitrine.cli", "serve"], env=self.env(),
-                                         stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
-        deadline = time.monotonic() + HEALTH_TIMEOUT_S
-        with httpx.Client(timeout=2.0) as client:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"vitrine serve exited with {self.proc.returncode}:\n{self.log_tail()}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if client.get(self.url + "/healthz").status_code == 200:
-                        return
-                time.sleep(0.1)
-        raise TimeoutError(f"vitrine serve was not healthy within {HEALTH_TIMEOUT_S}s:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(STOP_TIMEOUT_S)
-
-    def log_tail(self, chars: int = 4000) -> str:
-        if self.log_path is None or not self.log_path.exists():
-            return ""
-        return self.log_path.read_text(errors="replace")[-chars:]
-
-    def settings(self) -> Any:
-        from vitrine.config import Settings
-
-        return Settings(api_key=API_KEY, api_secret=self.secret, port=self.port)
-
-    def create_live_room(self, name: str, max_participants: int) -> None:
-        with httpx.Client(base_url=self.url, auth=(API_KEY, self.secret), timeout=10.0) as client:
-            response = client.post("/v1/rooms", json={"name": name, "kind": "live",
-                                                      "max_participants": max_participants})
-            response.raise_for_status()
-
-    def media_stats(self) -> dict[str, float]:
-        """The worker's forwarding counters, parsed from /metrics."""
-        with httpx.Client(timeout=15.0) as client:
-            text = client.get(self.url + "/metrics").text
-        stats: dict[str, float] = {}
-        for line in text.splitlines():
-            if line.startswith('vitrine_media{stat="'):
-                key = line.split('"', 2)[1]
-                stats[key] = float(line.rsplit(" ", 1)[1])
-        return stats
 
 
 def mint(secret: str, port: int, room: str, identity: str, role: str, create: bool = False) -> str:
