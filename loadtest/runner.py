@@ -19,7 +19,7 @@ import httpx
 
 from loadtest import scenarios
 from loadtest.config import RunConfig
-from loadtest.server import API_KEY, ServerProcess, ServerStartError, proc_cpu_seconds
+from loadtest.server import API_KEY, ServerProcess, ServerStartError, proc_cpu_seconds, stop_process
 from loadtest.worker import lifetime_s, worker_main
 
 READY_TIMEOUT_S = 90.0  # spawned workers import aiortc, numpy, av...
@@ -220,13 +220,7 @@ class _Workers:
 
     def stop(self) -> None:
         for proc in self.procs:
-            proc.join(timeout=STOP_TIMEOUT_S)
-            if proc.is_alive():
-                proc.terminate()
-                proc.join(5)
-            if proc.is_alive():
-                proc.kill()
-                proc.join(5)
+            stop_process(proc, STOP_TIMEOUT_S)
         for conn in self.conns:
             conn.close()
 

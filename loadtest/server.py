@@ -46,6 +46,19 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def stop_process(proc: Any, timeout: float = 15.0) -> None:
+    """Wait for a multiprocessing child, then terminate, then kill."""
+    if proc.pid is None:
+        return
+    proc.join(timeout)
+    if proc.is_alive():
+        proc.terminate()
+        proc.join(5)
+    if proc.is_alive():
+        proc.kill()
+        proc.join(5)
+
+
 @dataclass
 class ServerProcess:
     """Signaling plus the in-process media worker, with a throwaway secret and its own log file."""

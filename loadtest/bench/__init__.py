@@ -22,7 +22,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from loadtest.server import API_KEY, ServerProcess, free_port, proc_cpu_seconds  # noqa: F401 - re-exported
+from loadtest.server import API_KEY, ServerProcess, free_port, proc_cpu_seconds, stop_process  # noqa: F401 - re-exported
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -305,17 +305,6 @@ class Publisher:
         stop_process(self.proc)
 
 
-def stop_process(proc: Any, timeout: float = 15.0) -> None:
-    """Wait for a multiprocessing child, then terminate, then kill."""
-    if proc.pid is None:
-        return
-    proc.join(timeout)
-    if proc.is_alive():
-        proc.terminate()
-        proc.join(5)
-    if proc.is_alive():
-        proc.kill()
-        proc.join(5)
 
 
 def publisher_rate(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
