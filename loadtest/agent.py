@@ -16,8 +16,10 @@ A watcher decodes exactly one video frame (``await track.recv()``), then its
 video receiver is switched to counting mode (``media.taps.tap_receiver``): no
 more decoding, RTP-level accounting in :mod:`loadtest.quality`, NACK retries
 and PLIs from the client side. Audio receivers are tapped from the start.
-Publishers send a cheap synthetic pattern and remember when each frame was
-captured, so subscribers' glass-to-glass latency can be computed.
+Publishers replay pre-encoded VP8 and Opus (:mod:`loadtest.source`, the
+default) or encode a cheap synthetic pattern live (``--source live``), and
+remember when each frame was captured, so subscribers' glass-to-glass latency
+can be computed.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from av import VideoFrame
 from loadtest.config import RunConfig
 from loadtest.quality import AudioQuality, LossRecovery, VideoQuality
 from loadtest.scenarios import ClientSpec
+from loadtest.source import PreEncodedAudioTrack, PreEncodedVideoTrack
+from loadtest.source import prepare as prepare_source
 from media import taps
 
 STAGES = ("token", "ws_open", "joined", "offer", "answer_sent", "ice_connected", "connected",
@@ -222,6 +226,8 @@ class AgentContext:
         self.emit = emit
         self.phase_start: dict[int, asyncio.Future[float]] = {0: loop.create_future(), 1: loop.create_future()}
         self.hold_end: asyncio.Future[float] = loop.create_future()
+        if config.source == "preencoded":  # encode the loops before the runner's go, not during a timed join
+            prepare_source(config.video_width, config.video_height, config.fps, config.audio)
 
     def go(self, phase: int, start_at: float) -> None:
         future = self.phase_start.get(phase)
@@ -268,7 +274,7 @@ class Agent:
         self.ctx = ctx
         self.config = ctx.config
         self.client: Any = None
-        self.video: PatternVideoTrack | None = None
+        self.video: PatternVideoTrack | PreEncodedVideoTrack | None = None
         self.observer: LinkObserver | None = None
         self.stages: dict[str, float | None] = dict.fromkeys(STAGES)
         self.t0 = 0.0
@@ -362,7 +368,13 @@ class Agent:
             raise JoinFailure("token", f"token: {_reason(exc, 'token')}") from exc
         self._mark("token", time.perf_counter())
         tracks: list[Any] = []
-        if spec.publish:
+        if spec.publish and config.source == "preencoded":  # PLIs/FIRs reach the track through its sender
+            self.video = PreEncodedVideoTrack(config.video_width, config.video_height, config.fps,
+                                              self._find_sender)
+            tracks.append(self.video)
+            if config.audio:
+                tracks.append(PreEncodedAudioTrack())
+        elif spec.publish:
             self.video = PatternVideoTrack(config.video_width, config.video_height, self._find_sender)
             tracks.append(self.video)
             if config.audio:

@@ -127,8 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"client processes (default: one per {CLIENTS_PER_WORKER} clients, at most one per core)")
     load.add_argument("--join-timeout", type=float, default=20.0, metavar="S",
                       help="a client that has not reached its last stage by then has failed (default 20)")
-    load.add_argument("--video-size", default="320x240", metavar="WxH",
-                      help="publishers' synthetic video size (default 320x240, 30 fps)")
+    load.add_argument("--source", choices=("preencoded", "live"), default="preencoded",
+                      help="publishers' media: preencoded replays VP8/Opus packets encoded once per process "
+                           "(cheap, about 400 kbit/s of video); live runs aiortc's encoders per publisher "
+                           "(default preencoded)")
+    load.add_argument("--video-size", default=None, metavar="WxH",
+                      help="publishers' synthetic video size, 30 fps (default 640x480 for --source preencoded, "
+                           "320x240 for --source live)")
     load.add_argument("--no-audio", action="store_true", help="publishers send video only")
 
     imp = run.add_argument_group("impairment (userspace, per client link, seeded)")
@@ -167,10 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
+    video_size = args.video_size or ("640x480" if args.source == "preencoded" else "320x240")
     try:
-        width, height = (int(v) for v in args.video_size.lower().split("x"))
+        width, height = (int(v) for v in video_size.lower().split("x"))
     except ValueError:
-        raise ConfigError(f"--video-size takes WIDTHxHEIGHT, e.g. 320x240, not {args.video_size!r}") from None
+        raise ConfigError(f"--video-size takes WIDTHxHEIGHT, e.g. 320x240, not {video_size!r}") from None
     if args.scenario == "live":
         if args.pairs is not None:
             raise ConfigError("--pairs is for consult and inspection; the live scenario takes --viewers")
@@ -187,7 +193,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         impairment=ImpairmentConfig(loss_pct=losses[0], burst=args.burst, delay_ms=args.delay,
                                     jitter_ms=args.jitter, bandwidth_kbps=args.bandwidth,
                                     direction=args.impair_direction, clients=args.impair_clients, seed=args.seed),
-        video_width=width, video_height=height, audio=not args.no_audio,
+        video_width=width, video_height=height, audio=not args.no_audio, source=args.source,
         rtc_interfaces=tuple(args.rtc_interface), json_path=args.json, markdown_path=args.markdown,
         plots_dir=args.plots, progress=not args.no_progress,
         slo=SloConfig(join_p95_ms=args.slo_join_p95, max_failure_pct=args.slo_max_failures,

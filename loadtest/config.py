@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 SCENARIOS = ("consult", "live", "inspection")
 SHAPES = ("burst", "ramp")
 DIRECTIONS = ("both", "down", "up")
+SOURCES = ("preencoded", "live")  # publishers' media: replayed pre-encoded packets, or live encoders
 CLIENTS_PER_WORKER = 25  # --workers auto: one process per this many clients (a join costs ~2 ms of loop time)
 MAX_CLIENTS = 5000
 MAX_WORKERS = 64
@@ -81,6 +82,7 @@ class RunConfig:
     video_height: int = 240
     fps: float = 30.0  # aiortc's VideoStreamTrack paces at 30 fps: not yet configurable
     audio: bool = True
+    source: str = "preencoded"
     rtc_interfaces: tuple[str, ...] = ()
     json_path: str | None = None
     markdown_path: str | None = None
@@ -179,6 +181,8 @@ class RunConfig:
             problems.append(f"--impair-direction must be one of {', '.join(DIRECTIONS)}")
         if imp.clients is not None and imp.clients < 0:
             problems.append("--impair-clients must not be negative")
+        if self.source not in SOURCES:
+            problems.append(f"--source must be one of {', '.join(SOURCES)}")
         if not (16 <= self.video_width <= 1920 and 16 <= self.video_height <= 1080):
             problems.append("--video-size must be between 16x16 and 1920x1080")
         for address in self.rtc_interfaces:
