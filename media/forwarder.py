@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 HISTORY_SIZE = 2048  # packets kept per published track for retransmission
 GOP_REPLAY_PACKETS = 600  # a new subscriber starts on the cached keyframe if it is at most this far back
+GOP_REPLAY_MAX_AGE_S = 0.5  # and at most this old: a longer backlog would play out late in the browser
 KEYFRAME_REQUEST_INTERVAL_S = 0.25
 NACK_RETRY_S = 0.05
 NACK_MAX_TRIES = 6
@@ -165,6 +166,7 @@ class UpTrack:
         # First packet of the latest keyframe still in history: a subscriber that
         # connects starts there at once instead of waiting for a new keyframe.
         self.keyframe_seq: int | None = None
+        self.keyframe_arrival = 0.0
         self._keyframe_timestamp: int | None = None
         self._last_keyframe_request = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -190,6 +192,7 @@ class UpTrack:
             self.max_seq = seq
         if keyframe and packet.timestamp != self._keyframe_timestamp:
             self.keyframe_seq, self._keyframe_timestamp = seq, packet.timestamp
+            self.keyframe_arrival = time.monotonic()
         elif self.keyframe_seq is not None and (self.max_seq - self.keyframe_seq) & 0xFFFF > GOP_REPLAY_PACKETS:
             self.keyframe_seq = None
         if not self.downs:
@@ -199,6 +202,12 @@ class UpTrack:
         wire: dict[tuple[object, ...], bytes] = {}
         for down in list(self.downs.values()):
             down.forward(seq, packet, keyframe, wire, ntp)
+
+    def replayable_keyframe(self) -> int | None:
+        """Where a new subscriber can start at once: a cached keyframe recent enough to replay."""
+        if self.keyframe_seq is None or time.monotonic() - self.keyframe_arrival > GOP_REPLAY_MAX_AGE_S:
+            return None
+        return self.keyframe_seq
 
     def request_keyframe(self) -> None:
         """Ask the publisher for a keyframe, at most every KEYFRAME_REQUEST_INTERVAL_S."""
@@ -266,7 +275,7 @@ class DownTrack:
             assert binding is not None
         if not self.started:
             if self.up.is_video and not keyframe:
-                cached = self.up.keyframe_seq
+                cached = self.up.replayable_keyframe()
                 if cached is None or seq_newer(cached, seq):
                     self.counters.dropped_before_keyframe += 1
                     self.up.request_keyframe()
@@ -292,7 +301,7 @@ class DownTrack:
         """Send the cached keyframe the moment the subscriber can take it, not at the next packet."""
         if self.started or self.binding is not None or not self._bind():
             return
-        cached = self.up.keyframe_seq
+        cached = self.up.replayable_keyframe()
         if self.up.is_video and cached is not None and self.up.downs.get(self.subscriber_sid) is self:
             self._start(cached)
             self._replay(cached, clock.current_ntp_time())

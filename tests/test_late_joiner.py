@@ -37,8 +37,9 @@ async def _late_join(server: RunningServer, room: str) -> tuple[VitrineClient, .
 async def test_late_joiner_starts_on_the_cached_keyframe(server: RunningServer,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     host, early, late = await _late_join(server, "show-cached")
-    # No keyframe may be asked for: only the cached one can start the late joiner.
+    # No keyframe may be asked for: only the cached one (seconds old here) can start the late joiner.
     monkeypatch.setattr(forwarder.UpTrack, "request_keyframe", lambda self: None)
+    monkeypatch.setattr(forwarder, "GOP_REPLAY_MAX_AGE_S", 3600.0)
     try:
         await late.connect()
         late_video = (await remote_tracks(late, 2))["video"]
