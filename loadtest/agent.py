@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import re
 import time
-from collections import deque
 from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
@@ -40,7 +39,7 @@ from av import VideoFrame
 from loadtest.config import RunConfig
 from loadtest.quality import AudioQuality, LossRecovery, VideoQuality
 from loadtest.scenarios import ClientSpec
-from loadtest.source import PreEncodedAudioTrack, PreEncodedVideoTrack
+from loadtest.source import CaptureClock, PreEncodedAudioTrack, PreEncodedVideoTrack
 from loadtest.source import prepare as prepare_source
 from media import taps
 
@@ -51,23 +50,13 @@ STALL_CHECK_S = 0.1
 CLOSE_TIMEOUT_S = 10.0
 TOKEN_TTL_S = 3600
 VIDEO_CLOCK = 90000
-MAX_CAPTURES = 4500  # 150 s at 30 fps: covers the frames subscribers keep (quality.MAX_G2G_SAMPLES)
 MAX_OBSERVED_SSRCS = 64
-PTS_SLACK_TICKS = 3
-
-
-def _ticks_apart(a: int, b: int) -> int:
-    diff = (a - b) & 0xFFFFFFFF
-    return min(diff, 0x100000000 - diff)
 
 
 class PatternVideoTrack(VideoStreamTrack):
     """A moving bar on black, 30 fps: cheap to generate and to encode, every frame different.
 
-    It records when each frame was captured (``time.monotonic()``, one clock for
-    every process on Linux) by RTP timestamp. aiortc adds a random origin, private
-    to its sender, to each pts: it is learnt between two frames from the RTP
-    timestamp the sender last sent (``media.taps.sender_last_rtp_timestamp``).
+    Capture times are kept by a ``CaptureClock`` for glass-to-glass latency.
     """
 
     def __init__(self, width: int, height: int, find_sender: Callable[[Any], Any]) -> None:
@@ -78,32 +67,12 @@ class PatternVideoTrack(VideoStreamTrack):
         self._sender: Any = None
         self._image = np.zeros((height, width, 3), dtype=np.uint8)
         self._bar_x = 0
-        self._last_pts: int | None = None
-        self._candidate: int | None = None
-        self._confirmations = 0
-        self.offset: int | None = None
-        self._captures: deque[tuple[int, float]] = deque(maxlen=MAX_CAPTURES)  # (pts in 90 kHz, monotonic)
-
-    def _learn_offset(self) -> None:
-        if self._sender is None:
-            self._sender = self._find_sender(self)
-            if self._sender is None:
-                return
-        last = taps.sender_last_rtp_timestamp(self._sender)
-        if not last or self._last_pts is None:
-            return
-        candidate = (last - self._last_pts) & 0xFFFFFFFF
-        # PyAV rebases a frame's pts to the encoder's time base: the RTP timestamp may be a tick or two off.
-        if self._candidate is not None and _ticks_apart(candidate, self._candidate) <= PTS_SLACK_TICKS:
-            self._confirmations += 1
-            if self._confirmations >= 2:
-                self.offset = candidate
-        else:
-            self._candidate, self._confirmations = candidate, 0
+        self.clock = CaptureClock()
 
     async def recv(self) -> VideoFrame:
-        if self.offset is None:
-            self._learn_offset()  # the sender finished the previous frame before asking for this one
+        if self._sender is None:
+            self._sender = self._find_sender(self)
+        self.clock.learn(self._sender)
         pts, time_base = await self.next_timestamp()
         image = self._image
         width = 16
@@ -114,15 +83,11 @@ class PatternVideoTrack(VideoStreamTrack):
         frame = VideoFrame.from_ndarray(image, format="rgb24")
         frame.pts, frame.time_base = pts, time_base
         ticks = pts if time_base == Fraction(1, VIDEO_CLOCK) else int(pts * time_base * VIDEO_CLOCK)
-        self._captures.append((ticks, time.monotonic()))
-        self._last_pts = ticks
+        self.clock.record(ticks)
         return frame
 
     def captures(self) -> list[tuple[int, float]]:
-        """(RTP timestamp, capture time) of recent frames; empty if the RTP origin was never learnt."""
-        if self.offset is None:
-            return []
-        return [((pts + self.offset) & 0xFFFFFFFF, t) for pts, t in self._captures]
+        return self.clock.captures()
 
 
 class LinkObserver:

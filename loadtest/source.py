@@ -52,7 +52,7 @@ KEYFRAME_BITRATE_FACTOR = 4  # keyframes get the budget of this many frames: sev
 AUDIO_LOOP_S = 1.0
 AUDIO_TONE_HZ = 440.0
 AUDIO_TONE_AMPLITUDE = 0.02  # about -34 dBFS: quiet, but not silence (Opus would squeeze silence to DTX-like size)
-MAX_CAPTURES = 4500  # as loadtest.agent: 150 s at 30 fps
+MAX_CAPTURES = 4500  # 150 s at 30 fps: covers the frames subscribers keep (quality.MAX_G2G_SAMPLES)
 PTS_SLACK_TICKS = 3
 
 
@@ -196,6 +196,49 @@ def _ticks_apart(a: int, b: int) -> int:
     return min(diff, 0x100000000 - diff)
 
 
+class CaptureClock:
+    """When each frame a publisher produced was captured, keyed by the RTP timestamp it went out with.
+
+    Capture time is ``time.monotonic()`` (one clock for every process on Linux).
+    aiortc adds a random origin, private to its sender, to each pts: it is learnt
+    between two frames from the RTP timestamp the sender last sent
+    (``media.taps.sender_last_rtp_timestamp``), once two readings agree.
+    """
+
+    def __init__(self) -> None:
+        self._last_pts: int | None = None
+        self._candidate: int | None = None
+        self._confirmations = 0
+        self.offset: int | None = None
+        self._captures: deque[tuple[int, float]] = deque(maxlen=MAX_CAPTURES)  # (pts in 90 kHz, monotonic)
+
+    def learn(self, sender: Any) -> None:
+        """Call before producing a frame: the sender has finished sending the previous one."""
+        if self.offset is not None or sender is None or self._last_pts is None:
+            return
+        last = taps.sender_last_rtp_timestamp(sender)
+        if not last:
+            return
+        candidate = (last - self._last_pts) & 0xFFFFFFFF
+        # PyAV may rebase a frame's pts to its encoder's time base: a tick or two off.
+        if self._candidate is not None and _ticks_apart(candidate, self._candidate) <= PTS_SLACK_TICKS:
+            self._confirmations += 1
+            if self._confirmations >= 2:
+                self.offset = candidate
+        else:
+            self._candidate, self._confirmations = candidate, 0
+
+    def record(self, pts: int) -> None:
+        self._captures.append((pts, time.monotonic()))
+        self._last_pts = pts
+
+    def captures(self) -> list[tuple[int, float]]:
+        """(RTP timestamp, capture time) of recent frames; empty if the RTP origin was never learnt."""
+        if self.offset is None:
+            return []
+        return [((pts + self.offset) & 0xFFFFFFFF, t) for pts, t in self._captures]
+
+
 class _Pacer:
     """Real-time pacing: the n-th packet is due ``n * interval`` after the first."""
 
@@ -236,11 +279,7 @@ class PreEncodedVideoTrack(MediaStreamTrack):
         self._ticks_per_frame = VIDEO_CLOCK / fps
         self._find_sender = find_sender
         self._sender: Any = None
-        self._last_pts: int | None = None
-        self._candidate: int | None = None
-        self._confirmations = 0
-        self.offset: int | None = None
-        self._captures: deque[tuple[int, float]] = deque(maxlen=MAX_CAPTURES)  # (pts in 90 kHz, monotonic)
+        self.clock = CaptureClock()
 
     def request_keyframe(self) -> None:
         """Send the keyframe version of the next frame next."""
@@ -257,26 +296,11 @@ class PreEncodedVideoTrack(MediaStreamTrack):
             if self._sender is not None:
                 taps.tap_sender(self._sender, self._on_rtcp)
 
-    def _learn_offset(self) -> None:
-        if self._sender is None or self._last_pts is None:
-            return
-        last = taps.sender_last_rtp_timestamp(self._sender)
-        if not last:
-            return
-        candidate = (last - self._last_pts) & 0xFFFFFFFF
-        if self._candidate is not None and _ticks_apart(candidate, self._candidate) <= PTS_SLACK_TICKS:
-            self._confirmations += 1
-            if self._confirmations >= 2:
-                self.offset = candidate
-        else:
-            self._candidate, self._confirmations = candidate, 0
-
     async def recv(self) -> av.Packet:
         if self.readyState != "live":
             raise MediaStreamError
         self._bind_sender()
-        if self.offset is None:
-            self._learn_offset()  # the sender finished the previous frame before asking for this one
+        self.clock.learn(self._sender)
         await self._pacer.wait()
         index = self.count % len(self.loop.frames)
         keyframe = self._want_keyframe or index == 0
@@ -288,15 +312,11 @@ class PreEncodedVideoTrack(MediaStreamTrack):
         self.count += 1
         self._pacer.count = self.count
         self.keyframes_sent += keyframe
-        self._captures.append((pts, time.monotonic()))
-        self._last_pts = pts
+        self.clock.record(pts)
         return packet
 
     def captures(self) -> list[tuple[int, float]]:
-        """(RTP timestamp, capture time) of recent frames; empty if the RTP origin was never learnt."""
-        if self.offset is None:
-            return []
-        return [((pts + self.offset) & 0xFFFFFFFF, t) for pts, t in self._captures]
+        return self.clock.captures()
 
 
 class PreEncodedAudioTrack(MediaStreamTrack):

@@ -67,7 +67,7 @@ def test_pts_increase_across_a_loop_wrap() -> None:
     assert pts[1] - pts[0] == 3000
     assert pts[FRAMES] == FRAMES * 3000
     assert packets[FRAMES].is_keyframe  # the loop restarts on its keyframe
-    captured = [p for p, _ in track._captures]
+    captured = [p for p, _ in track.clock._captures]
     assert captured == pts  # glass-to-glass: every packet's capture is keyed by its pts
 
 
@@ -125,7 +125,7 @@ def test_the_rtp_origin_is_learnt_from_the_sender() -> None:
             sender.__dict__["_RTCRtpSender__rtp_timestamp"] = (origin + packet.pts) & 0xFFFFFFFF
 
     asyncio.run(scenario())
-    assert track.offset == origin
+    assert track.clock.offset == origin
     assert track.captures()[0][0] == origin
 
 
