@@ -142,8 +142,6 @@ class SilentTrack(MediaStreamTrack):
 @dataclass
 class ForwardingCounters:
     packets_in: int = 0
-    packets_out: int = 0
-    retransmitted: int = 0
     nacks_sent_upstream: int = 0
     keyframe_requests: int = 0
     plis_from_subscribers: int = 0
