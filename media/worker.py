@@ -57,6 +57,7 @@ class MediaWorker:
         taps.configure_host_candidates(settings.rtc_interfaces, settings.rtc_port_min, settings.rtc_port_max)
         taps.DatagramGuard.install()
         taps.HandshakeAccelerator.install()
+        taps.LeanAiortc.install()
 
     async def handle(self, command: WorkerCommand) -> WorkerReply:
         """Run one command; every failure comes back as a typed reply, never an exception."""

@@ -12,6 +12,7 @@ from signaling.runtime import Runtime
 from vitrine.auth import JoinClaims, verify_token
 from vitrine.errors import ErrorCode, VitrineError
 
+
 class _LenientBasic(HTTPBasic):
     """HTTP Basic that reports a malformed header as missing, so it gets our typed 401."""
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import random
 
 import aioice.ice
 import aiortc
+import aiortc.rate
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.rtcconfiguration import RTCBundlePolicy
 
 from media import taps
 from media.forwarder import SilentTrack
+from media.taps import datagrams, lean
 from tests.media_helpers import MovingPatternTrack
 
 RECEIVER_PRIVATE = ["codecs", "rtx_ssrc", "remote_streams", "stop_decoder", "decoder_thread"]
@@ -20,7 +23,7 @@ SENDER_PRIVATE = ["rtx_payload_type", "rtp_header_extensions_map", "started", "e
 
 
 def test_aiortc_is_the_pinned_version() -> None:
-    assert aiortc.__version__.startswith("1.16."), "media/taps.py was written against aiortc 1.16"
+    assert aiortc.__version__.startswith("1.16."), "media/taps/ was written against aiortc 1.16"
 
 
 async def test_private_attributes_exist() -> None:
@@ -136,18 +139,64 @@ async def test_repeated_handshake_datagrams_are_answered_once_and_not_forever() 
         transport = b.getTransceivers()[0].receiver.transport
         connection = transport.transport._connection
         repeat = b"\x16\xfe\xfd" + bytes(20)  # a handshake record the peer "sends twice"
-        taps._note_handshake_datagram(connection, repeat)
+        datagrams._note_handshake_datagram(connection, repeat)
         before = taps.HandshakeAccelerator.dtls_flights_resent
         transport._vitrine_answered_at = 0.0
-        taps._note_handshake_datagram(connection, repeat)  # a repeat: our last flight goes again
+        datagrams._note_handshake_datagram(connection, repeat)  # a repeat: our last flight goes again
         answered = taps.HandshakeAccelerator.dtls_flights_resent
         assert answered > before
-        taps._note_handshake_datagram(connection, repeat)  # again at once: rate-limited
+        datagrams._note_handshake_datagram(connection, repeat)  # again at once: rate-limited
         assert taps.HandshakeAccelerator.dtls_flights_resent == answered
         transport._vitrine_answered_at = 0.0
-        transport._vitrine_finished_at -= taps.DUPLICATE_ANSWER_WINDOW_S + 1  # long after the handshake
-        taps._note_handshake_datagram(connection, repeat)
+        transport._vitrine_finished_at -= datagrams.DUPLICATE_ANSWER_WINDOW_S + 1  # long after the handshake
+        datagrams._note_handshake_datagram(connection, repeat)
         assert taps.HandshakeAccelerator.dtls_flights_resent == answered
     finally:
         await a.close()
         await b.close()
+
+
+def test_window_rate_counter_matches_aiortcs_bucket_counter() -> None:
+    """The replacement gives aiortc's results on the same samples, gaps and window exits included."""
+    rng = random.Random(7)
+    ours, theirs = lean.WindowRateCounter(1000, 8000), lean._aiortc_rate_counter(1000, 8000)
+    now = 10_000
+    for step in range(5000):
+        now += rng.choice((0, 1, 3, 20, 33, 400, 1500)) if step % 97 else 2500
+        if rng.random() < 0.8:
+            size = rng.randint(50, 1300)
+            ours.add(size, now)
+            theirs.add(size, now)
+        assert ours.rate(now) == theirs.rate(now)
+        if step == 2500:
+            ours.reset()
+            theirs.reset()
+
+
+def test_lean_clock_reads_the_same_time_as_aiortcs() -> None:
+    before = lean._aiortc_current_ms()
+    ms = lean.current_ms()
+    after = lean._aiortc_current_ms()
+    assert before <= ms <= after
+    ntp_before = lean._aiortc_current_ntp_time()
+    ntp = lean.current_ntp_time()
+    ntp_after = lean._aiortc_current_ntp_time()
+    assert ntp_before <= ntp <= ntp_after + (1 << 32) // 1_000_000  # same microsecond resolution
+
+
+async def test_peer_connections_share_one_certificate_once_lean() -> None:
+    taps.LeanAiortc.install()
+    first = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    second = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        first.addTransceiver("video")
+        second.addTransceiver("video")
+        await first.setLocalDescription(await first.createOffer())
+        await second.setLocalDescription(await second.createOffer())
+        fingerprint = [line for line in first.localDescription.sdp.splitlines() if line.startswith("a=fingerprint")]
+        assert fingerprint and fingerprint == [
+            line for line in second.localDescription.sdp.splitlines() if line.startswith("a=fingerprint")]
+        assert aiortc.rate.RateCounter is lean.WindowRateCounter
+    finally:
+        await first.close()
+        await second.close()

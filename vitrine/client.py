@@ -66,6 +66,7 @@ class VitrineClient:
         self.origin = origin
         self.datagram_hook = datagram_hook  # e.g. loadtest.impair.LinkImpairment
         taps.HandshakeAccelerator.install()  # a lossy link should not stall on this client's timers
+        taps.LeanAiortc.install()  # one certificate per process, as a browser may reuse one
         # max-bundle: aiortc's default "balanced" policy leaves a second m-line of
         # the same kind on a transport that bundling then stops.
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))

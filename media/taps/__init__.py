@@ -1,0 +1,44 @@
+"""Every use of aiortc/aioice private API lives in this package, and only here.
+
+The forwarder needs to see decrypted RTP before aiortc's jitter buffer and
+decoder, send RTP on a subscriber's DTLS transport without aiortc's encoder,
+and receive the RTCP feedback addressed to a sender. aiortc exposes none of
+this publicly, so these modules reach into name-mangled attributes of the
+pinned aiortc 1.16 / aioice 0.13. ``tests/test_media_taps.py`` fails loudly
+if an upgrade moves any of them.
+
+* ``rtp``: RTP/RTCP taps and the fast send path of a forwarded packet.
+* ``datagrams``: the foreign-datagram guard, link hooks, fast handshake retransmission.
+* ``candidates``: which addresses and ports ICE gathers on.
+* ``lean``: per-process sharing of what aiortc rebuilds per connection, and a faster clock.
+"""
+
+from media.taps.candidates import PortRangeExhausted, configure_host_candidates
+from media.taps.datagrams import DatagramGuard, DatagramHook, HandshakeAccelerator, hook_datagrams
+from media.taps.lean import LeanAiortc, WindowRateCounter
+from media.taps.rtp import (
+    PRIVATE_ATTRIBUTES,
+    SenderBinding,
+    decoder_running,
+    disable_sender_feedback,
+    encoder_created,
+    negotiated_codecs,
+    offered_direction,
+    on_sender_started,
+    restrict_codecs,
+    send_nack,
+    send_pli,
+    sender_last_rtp_timestamp,
+    sender_started,
+    tap_receiver,
+    tap_sender,
+    transport_connected,
+)
+
+__all__ = [
+    "PRIVATE_ATTRIBUTES", "DatagramGuard", "DatagramHook", "HandshakeAccelerator", "PortRangeExhausted",
+    "SenderBinding", "LeanAiortc", "WindowRateCounter", "configure_host_candidates", "decoder_running",
+    "disable_sender_feedback", "encoder_created", "hook_datagrams", "negotiated_codecs", "offered_direction",
+    "on_sender_started", "restrict_codecs", "send_nack", "send_pli", "sender_last_rtp_timestamp",
+    "sender_started", "tap_receiver", "tap_sender", "transport_connected",
+]

@@ -1,0 +1,65 @@
+"""Which addresses and ports aioice gathers host candidates on."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+from typing import Any
+
+import aioice.ice
+
+_original_get_component_candidates = aioice.ice.Connection.get_component_candidates
+
+
+def configure_host_candidates(interfaces: list[str], port_min: int = 0, port_max: int = 0) -> None:
+    """Gather host candidates only on ``interfaces`` and, if given, inside a UDP port range.
+
+    With no interfaces, aioice's default applies (every non-loopback address).
+    """
+    if interfaces:
+        aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: list(interfaces)
+    if not port_min:
+        aioice.ice.Connection.get_component_candidates = _original_get_component_candidates
+        return
+
+    async def get_component_candidates(self: aioice.ice.Connection, component: int,
+                                       addresses: list[str], timeout: int = 5) -> list[Any]:
+        candidates = []
+        for address in addresses:
+            protocol = await _bind_in_range(self, address, port_min, port_max)
+            host, port = protocol.transport.get_extra_info("sockname")[:2]
+            protocol.local_candidate = aioice.Candidate(
+                foundation=aioice.candidate.candidate_foundation("host", "udp", host),
+                component=component, transport="udp",
+                priority=aioice.candidate.candidate_priority(component, "host"),
+                host=host, port=port, type="host",
+            )
+            self._protocols.append(protocol)
+            candidates.append(protocol.local_candidate)
+        # Server-reflexive and relayed candidates: aioice's own logic, no host sockets.
+        return candidates + await _original_get_component_candidates(self, component, [], timeout)
+
+    aioice.ice.Connection.get_component_candidates = get_component_candidates
+
+
+class PortRangeExhausted(OSError):
+    """Every UDP port of the configured media range is in use."""
+
+
+async def _bind_in_range(connection: aioice.ice.Connection, address: str,
+                         port_min: int, port_max: int) -> Any:
+    loop = asyncio.get_running_loop()
+    ports = list(range(port_min, port_max + 1))
+    random.shuffle(ports)
+    for port in ports:
+        try:
+            _, protocol = await loop.create_datagram_endpoint(
+                lambda: aioice.ice.StunProtocol(connection), local_addr=(address, port))
+        except OSError:
+            continue
+        sock = protocol.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, aioice.turn.UDP_SOCKET_BUFFER_SIZE)
+        return protocol
+    raise PortRangeExhausted(f"no free UDP port in {port_min}-{port_max} on {address}")
