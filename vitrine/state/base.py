@@ -81,13 +81,18 @@ class RoomStore(Protocol):
 
 
 class NodeRegistry(Protocol):
-    async def heartbeat(self, node: WorkerNode, ttl_s: float) -> None: ...
+    async def heartbeat(self, node: WorkerNode, ttl_s: float) -> None:
+        """Record the worker's state; rooms placed on it before now are in ``node.rooms``."""
+
+    async def note_placement(self, worker_id: str) -> None:
+        """Count a room placed on the worker until its next heartbeat reports it."""
 
     async def remove(self, worker_id: str) -> None: ...
 
     async def get(self, worker_id: str) -> WorkerNode | None: ...
 
-    async def live_workers(self) -> list[WorkerNode]: ...
+    async def live_workers(self) -> list[WorkerNode]:
+        """Live workers, ``rooms`` including placements made since their last heartbeat."""
 
 
 MessageHandler = Callable[[str], Awaitable[None]]

@@ -58,6 +58,14 @@ def worker_key(worker_id: str) -> str:
     return f"{PREFIX}:{{workers}}:worker:{worker_id}"
 
 
+def worker_placed_key(worker_id: str) -> str:
+    """STRING counter (INCR, PX TTL): rooms placed on the worker since its last heartbeat, which deletes it.
+
+    A burst of placements between two heartbeats would otherwise all pick the same worker.
+    """
+    return f"{PREFIX}:{{workers}}:placed:{worker_id}"
+
+
 # Pub/sub channels. Plain (non-sharded) channels ignore slots; the room channel
 # keeps the tag anyway so it could move to SPUBLISH without renaming.
 

@@ -100,9 +100,14 @@ class MemoryRoomStore:
 class MemoryNodeRegistry:
     def __init__(self) -> None:
         self._nodes: dict[str, tuple[WorkerNode, float]] = {}
+        self._placed: dict[str, int] = {}
 
     async def heartbeat(self, node: WorkerNode, ttl_s: float) -> None:
         self._nodes[node.id] = (stamp(node), time.monotonic() + ttl_s)
+        self._placed.pop(node.id, None)
+
+    async def note_placement(self, worker_id: str) -> None:
+        self._placed[worker_id] = self._placed.get(worker_id, 0) + 1
 
     async def remove(self, worker_id: str) -> None:
         self._nodes.pop(worker_id, None)
@@ -115,7 +120,8 @@ class MemoryNodeRegistry:
 
     async def live_workers(self) -> list[WorkerNode]:
         now = time.monotonic()
-        return [node for node, expires in self._nodes.values() if expires >= now]
+        return [node.model_copy(update={"rooms": node.rooms + self._placed.get(node.id, 0)})
+                for node, expires in self._nodes.values() if expires >= now]
 
 
 class _MemorySubscription:

@@ -56,6 +56,7 @@ _RELEASE_LOCK = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call
 _PRUNE_IF_GONE = "if redis.call('EXISTS', KEYS[2]) == 0 then return redis.call('SREM', KEYS[1], ARGV[1]) end return 0"
 
 SUBSCRIBE_TIMEOUT_S = 10.0
+PLACED_TTL_MS = 60_000  # a placement counter outlives no worker: heartbeats delete it long before
 
 
 def _load(model: type[M], raw: str | None) -> M | None:
@@ -182,7 +183,14 @@ class RedisNodeRegistry:
     async def heartbeat(self, node: WorkerNode, ttl_s: float) -> None:
         async with self._r.pipeline(transaction=True) as pipe:  # same slot: atomic
             pipe.set(keys.worker_key(node.id), stamp(node).model_dump_json(), px=max(1, int(ttl_s * 1000)))
+            pipe.delete(keys.worker_placed_key(node.id))
             pipe.sadd(keys.WORKERS_INDEX, node.id)
+            await pipe.execute()
+
+    async def note_placement(self, worker_id: str) -> None:
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.incr(keys.worker_placed_key(worker_id))
+            pipe.pexpire(keys.worker_placed_key(worker_id), PLACED_TTL_MS)
             await pipe.execute()
 
     async def remove(self, worker_id: str) -> None:
@@ -197,9 +205,15 @@ class RedisNodeRegistry:
     async def live_workers(self) -> list[WorkerNode]:
         ids = sorted(await self._r.smembers(keys.WORKERS_INDEX))
         raws = await _get_each(self._r, [keys.worker_key(worker_id) for worker_id in ids])
+        placed = await _get_each(self._r, [keys.worker_placed_key(worker_id) for worker_id in ids])
         for worker_id in [worker_id for worker_id, raw in zip(ids, raws, strict=True) if not raw]:
             await self._prune(keys=[keys.WORKERS_INDEX, keys.worker_key(worker_id)], args=[worker_id])
-        return [WorkerNode.model_validate_json(raw) for raw in raws if raw]
+        nodes = []
+        for raw, count in zip(raws, placed, strict=True):
+            if raw:
+                node = WorkerNode.model_validate_json(raw)
+                nodes.append(node.model_copy(update={"rooms": node.rooms + int(count or 0)}))
+        return nodes
 
 
 _STOP = object()
