@@ -37,9 +37,8 @@ async def ensure_worker(state: State, room: Room) -> str:
         workers = [w for w in await state.nodes.live_workers() if not w.is_full()]
         if not workers:
             raise VitrineError(ErrorCode.NO_MEDIA_WORKER, "no media worker has room for this call")
-        chosen = min(workers, key=lambda w: (w.load, w.participants, w.id))
+        chosen = await state.nodes.place_on_least_loaded(workers)
         await state.rooms.set_room_worker(room.name, chosen.id)
-        await state.nodes.note_placement(chosen.id)
         return chosen.id
     finally:
         await state.rooms.release_lock(lock_name(room.name), token)

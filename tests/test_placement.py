@@ -62,11 +62,14 @@ async def test_no_worker_is_a_typed_error(state: State) -> None:
     assert caught.value.code == ErrorCode.NO_MEDIA_WORKER
 
 
-async def test_a_burst_between_heartbeats_spreads_over_workers(state: State) -> None:
-    """Placements count until the next heartbeat, so a join burst does not pile onto one worker."""
+async def test_a_concurrent_burst_between_heartbeats_spreads_over_workers(state: State) -> None:
+    """Placements count until the next heartbeat, atomically, so a join burst does not pile onto one worker."""
     await state.nodes.heartbeat(WorkerNode(id="w1", rooms=0, max_rooms=100), ttl_s=30)
     await state.nodes.heartbeat(WorkerNode(id="w2", rooms=0, max_rooms=100), ttl_s=30)
-    chosen = [await ensure_worker(state, await _room(state, f"burst-{i}")) for i in range(10)]
+    rooms = [await _room(state, f"burst-{i}") for i in range(10)]
+    chosen = await asyncio.gather(*(ensure_worker(state, room) for room in rooms))
     assert sorted(chosen.count(w) for w in ("w1", "w2")) == [5, 5]
-    await state.nodes.heartbeat(WorkerNode(id="w1", rooms=5, max_rooms=100), ttl_s=30)  # now reported
-    assert {w.id: w.rooms for w in await state.nodes.live_workers()} == {"w1": 5, "w2": 5}
+    # A heartbeat that reports the rooms replaces the count: 5 + 0 placed vs 5 + 0 placed.
+    await state.nodes.heartbeat(WorkerNode(id="w1", rooms=6, max_rooms=100), ttl_s=30)
+    await state.nodes.heartbeat(WorkerNode(id="w2", rooms=5, max_rooms=100), ttl_s=30)
+    assert await ensure_worker(state, await _room(state, "after")) == "w2"

@@ -25,10 +25,6 @@ class WorkerNode(Strict):
     heartbeat_ms: int = 0
     stats: dict[str, int] = Field(default_factory=dict)  # forwarding counters, for metrics and tests
 
-    @property
-    def load(self) -> float:
-        return self.rooms / self.max_rooms if self.max_rooms else 1.0
-
     def is_full(self) -> bool:
         return self.max_rooms > 0 and self.rooms >= self.max_rooms
 
@@ -84,15 +80,18 @@ class NodeRegistry(Protocol):
     async def heartbeat(self, node: WorkerNode, ttl_s: float) -> None:
         """Record the worker's state; rooms placed on it before now are in ``node.rooms``."""
 
-    async def note_placement(self, worker_id: str) -> None:
-        """Count a room placed on the worker until its next heartbeat reports it."""
+    async def place_on_least_loaded(self, workers: list[WorkerNode]) -> WorkerNode:
+        """Pick the least loaded of ``workers`` and count the room on it, in one atomic step.
+
+        Load includes rooms placed since each worker's last heartbeat, so a burst of
+        concurrent placements spreads instead of all reading the same heartbeat.
+        """
 
     async def remove(self, worker_id: str) -> None: ...
 
     async def get(self, worker_id: str) -> WorkerNode | None: ...
 
-    async def live_workers(self) -> list[WorkerNode]:
-        """Live workers, ``rooms`` including placements made since their last heartbeat."""
+    async def live_workers(self) -> list[WorkerNode]: ...
 
 
 MessageHandler = Callable[[str], Awaitable[None]]
@@ -115,6 +114,11 @@ class State:
     nodes: NodeRegistry
     bus: EventBus
     close: Callable[[], Awaitable[None]]
+
+
+def placement_load(node: WorkerNode, placed_since_heartbeat: int) -> float:
+    rooms = node.rooms + placed_since_heartbeat
+    return rooms / node.max_rooms if node.max_rooms else 1.0
 
 
 def stamp(node: WorkerNode) -> WorkerNode:

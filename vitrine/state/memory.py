@@ -9,7 +9,7 @@ from collections import defaultdict
 
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.models import Participant, Room, Track
-from vitrine.state.base import JoinOutcome, MessageHandler, WorkerNode, stamp
+from vitrine.state.base import JoinOutcome, MessageHandler, WorkerNode, placement_load, stamp
 
 logger = logging.getLogger(__name__)
 
@@ -106,8 +106,10 @@ class MemoryNodeRegistry:
         self._nodes[node.id] = (stamp(node), time.monotonic() + ttl_s)
         self._placed.pop(node.id, None)
 
-    async def note_placement(self, worker_id: str) -> None:
-        self._placed[worker_id] = self._placed.get(worker_id, 0) + 1
+    async def place_on_least_loaded(self, workers: list[WorkerNode]) -> WorkerNode:
+        chosen = min(workers, key=lambda w: (placement_load(w, self._placed.get(w.id, 0)), w.participants, w.id))
+        self._placed[chosen.id] = self._placed.get(chosen.id, 0) + 1
+        return chosen
 
     async def remove(self, worker_id: str) -> None:
         self._nodes.pop(worker_id, None)
@@ -120,8 +122,7 @@ class MemoryNodeRegistry:
 
     async def live_workers(self) -> list[WorkerNode]:
         now = time.monotonic()
-        return [node.model_copy(update={"rooms": node.rooms + self._placed.get(node.id, 0)})
-                for node, expires in self._nodes.values() if expires >= now]
+        return [node for node, expires in self._nodes.values() if expires >= now]
 
 
 class _MemorySubscription:

@@ -53,6 +53,27 @@ return raw
 _RELEASE_LOCK = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 # KEYS: index set, record. ARGV: member. Atomic, so a heartbeat racing the cleanup wins.
+# KEYS: each candidate's placed counter, ordered by worker id. ARGV: counter TTL, then
+# rooms, max_rooms, participants per candidate (from its heartbeat). Returns the 0-based
+# index of the least loaded (rooms placed since the heartbeat included; ties: fewer
+# participants, then order) and counts the placement on it.
+_PLACE_LEAST_LOADED = """
+local best, best_load, best_participants = 0, nil, nil
+for i, key in ipairs(KEYS) do
+  local base = 2 + (i - 1) * 3
+  local rooms = tonumber(ARGV[base]) + tonumber(redis.call('GET', key) or '0')
+  local max_rooms = tonumber(ARGV[base + 1])
+  local load = 1.0
+  if max_rooms > 0 then load = rooms / max_rooms end
+  local participants = tonumber(ARGV[base + 2])
+  if best_load == nil or load < best_load or (load == best_load and participants < best_participants) then
+    best, best_load, best_participants = i, load, participants
+  end
+end
+redis.call('INCR', KEYS[best])
+redis.call('PEXPIRE', KEYS[best], ARGV[1])
+return best - 1
+"""
 _PRUNE_IF_GONE = "if redis.call('EXISTS', KEYS[2]) == 0 then return redis.call('SREM', KEYS[1], ARGV[1]) end return 0"
 
 SUBSCRIBE_TIMEOUT_S = 10.0
@@ -187,11 +208,14 @@ class RedisNodeRegistry:
             pipe.sadd(keys.WORKERS_INDEX, node.id)
             await pipe.execute()
 
-    async def note_placement(self, worker_id: str) -> None:
-        async with self._r.pipeline(transaction=True) as pipe:
-            pipe.incr(keys.worker_placed_key(worker_id))
-            pipe.pexpire(keys.worker_placed_key(worker_id), PLACED_TTL_MS)
-            await pipe.execute()
+    async def place_on_least_loaded(self, workers: list[WorkerNode]) -> WorkerNode:
+        ordered = sorted(workers, key=lambda w: w.id)
+        args: list[int] = [PLACED_TTL_MS]
+        for worker in ordered:
+            args += [worker.rooms, worker.max_rooms, worker.participants]
+        index = await self._r.eval(_PLACE_LEAST_LOADED, len(ordered),
+                                   *[keys.worker_placed_key(w.id) for w in ordered], *args)
+        return ordered[int(index)]
 
     async def remove(self, worker_id: str) -> None:
         async with self._r.pipeline(transaction=True) as pipe:
@@ -205,15 +229,9 @@ class RedisNodeRegistry:
     async def live_workers(self) -> list[WorkerNode]:
         ids = sorted(await self._r.smembers(keys.WORKERS_INDEX))
         raws = await _get_each(self._r, [keys.worker_key(worker_id) for worker_id in ids])
-        placed = await _get_each(self._r, [keys.worker_placed_key(worker_id) for worker_id in ids])
         for worker_id in [worker_id for worker_id, raw in zip(ids, raws, strict=True) if not raw]:
             await self._prune(keys=[keys.WORKERS_INDEX, keys.worker_key(worker_id)], args=[worker_id])
-        nodes = []
-        for raw, count in zip(raws, placed, strict=True):
-            if raw:
-                node = WorkerNode.model_validate_json(raw)
-                nodes.append(node.model_copy(update={"rooms": node.rooms + int(count or 0)}))
-        return nodes
+        return [WorkerNode.model_validate_json(raw) for raw in raws if raw]
 
 
 _STOP = object()
