@@ -1,25 +1,19 @@
-"""One harness client: joins, times every stage, then watches cheaply until the run ends.
+"""What every harness client does, whatever its transport: time each join stage, watch cheaply, report.
 
-Stages (milliseconds from the moment the client starts fetching its token):
+A client (``Agent``) fetches its token(s), joins through its transport
+(``loadtest.ws_agent``: the WebSocket protocol; ``loadtest.whip_agent``: WHIP
+to publish and WHEP to watch), and, if it watches, decodes exactly one video
+frame (``await track.recv()``). Its video receiver is then switched to
+counting mode (``media.taps.tap_receiver``): no more decoding, RTP-level
+accounting in :mod:`loadtest.quality`, NACK retries and PLIs from the client
+side. Audio receivers are tapped from the start. Publishers replay
+pre-encoded VP8 and Opus (:mod:`loadtest.source`, the default) or encode a
+cheap synthetic pattern live (``--source live``), and remember when each frame
+was captured, so subscribers' glass-to-glass latency can be computed.
 
-``token``          token minted (``--embedded``) or fetched (``POST /v1/tokens``, ``--url``)
-``ws_open``        WebSocket open
-``joined``         ``joined`` received
-``offer``          the server's first offer received
-``answer_sent``    our answer sent
-``ice_connected``  ICE completed
-``connected``      DTLS connected (the peer connection is ``connected``)
-``first_rtp``      the first video RTP datagram received, or DTLS connected if later (watchers only)
-``first_frame``    the first video frame decoded (watchers only)
-
-A watcher decodes exactly one video frame (``await track.recv()``), then its
-video receiver is switched to counting mode (``media.taps.tap_receiver``): no
-more decoding, RTP-level accounting in :mod:`loadtest.quality`, NACK retries
-and PLIs from the client side. Audio receivers are tapped from the start.
-Publishers replay pre-encoded VP8 and Opus (:mod:`loadtest.source`, the
-default) or encode a cheap synthetic pattern live (``--source live``), and
-remember when each frame was captured, so subscribers' glass-to-glass latency
-can be computed.
+Stages are milliseconds from the moment the client starts fetching its token;
+``STAGES`` lists them per transport, and docs/loadtest.md says what each means.
+The last two (``first_rtp``, ``first_frame``) exist for watchers only.
 """
 
 from __future__ import annotations
@@ -28,66 +22,33 @@ import asyncio
 import contextlib
 import re
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
-from fractions import Fraction
 from typing import Any
 
-import numpy as np
-from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
-from av import VideoFrame
+from aiortc.mediastreams import AudioStreamTrack
 
-from loadtest.config import RunConfig
+from loadtest.context import AgentContext
 from loadtest.quality import AudioQuality, LossRecovery, VideoQuality
 from loadtest.scenarios import ClientSpec
-from loadtest.source import CaptureClock, PreEncodedAudioTrack, PreEncodedVideoTrack
-from loadtest.source import prepare as prepare_source
+from loadtest.source import PatternVideoTrack, PreEncodedAudioTrack, PreEncodedVideoTrack
 from media import taps
 
-STAGES = ("token", "ws_open", "joined", "offer", "answer_sent", "ice_connected", "connected",
-          "first_rtp", "first_frame")
-PUBLISHER_STAGES = STAGES[:7]
+STAGES: dict[str, tuple[str, ...]] = {
+    "ws": ("token", "ws_open", "joined", "offer", "answer_sent", "ice_connected", "connected",
+           "first_rtp", "first_frame"),
+    "whip": ("token", "offer", "http_answer", "ice_connected", "connected", "first_rtp", "first_frame"),
+}
+WATCHER_STAGES = ("first_rtp", "first_frame")
 STALL_CHECK_S = 0.1
 CLOSE_TIMEOUT_S = 10.0
-TOKEN_TTL_S = 3600
-VIDEO_CLOCK = 90000
 MAX_OBSERVED_SSRCS = 64
 
 
-class PatternVideoTrack(VideoStreamTrack):
-    """A moving bar on black, 30 fps: cheap to generate and to encode, every frame different.
-
-    Capture times are kept by a ``CaptureClock`` for glass-to-glass latency.
-    """
-
-    def __init__(self, width: int, height: int, find_sender: Callable[[Any], Any]) -> None:
-        super().__init__()
-        self.width, self.height = width, height
-        self.count = 0
-        self._find_sender = find_sender
-        self._sender: Any = None
-        self._image = np.zeros((height, width, 3), dtype=np.uint8)
-        self._bar_x = 0
-        self.clock = CaptureClock()
-
-    async def recv(self) -> VideoFrame:
-        if self._sender is None:
-            self._sender = self._find_sender(self)
-        self.clock.learn(self._sender)
-        pts, time_base = await self.next_timestamp()
-        image = self._image
-        width = 16
-        image[:, self._bar_x:self._bar_x + width] = 0
-        self._bar_x = (self.count * 4) % max(self.width - width, 1)
-        image[:, self._bar_x:self._bar_x + width] = 255
-        self.count += 1
-        frame = VideoFrame.from_ndarray(image, format="rgb24")
-        frame.pts, frame.time_base = pts, time_base
-        ticks = pts if time_base == Fraction(1, VIDEO_CLOCK) else int(pts * time_base * VIDEO_CLOCK)
-        self.clock.record(ticks)
-        return frame
-
-    def captures(self) -> list[tuple[int, float]]:
-        return self.clock.captures()
+def expected_stages(transport: str, watches: bool) -> tuple[str, ...]:
+    """The stages a client of this transport must reach to have joined."""
+    stages = STAGES[transport]
+    return stages if watches else tuple(s for s in stages if s not in WATCHER_STAGES)
 
 
 class LinkObserver:
@@ -131,84 +92,6 @@ class LinkObserver:
         return min(times) if times else None
 
 
-class TokenSource:
-    """Mints join tokens in-process (``--embedded``) or asks the server's API (``--url``)."""
-
-    def __init__(self, base_url: str, api_key: str, api_secret: str, mint_locally: bool) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.api_key = api_key
-        self.api_secret = api_secret
-        self.mint_locally = mint_locally
-        self._settings: Any = None
-        self._http: Any = None
-
-    def prepare(self) -> None:
-        """Build what minting or fetching needs before the clock of any join starts."""
-        if not self.mint_locally and self._http is None:
-            import httpx
-
-            self._http = httpx.AsyncClient(base_url=self.base_url, auth=(self.api_key, self.api_secret),
-                                           timeout=30.0)
-        if self.mint_locally and self._settings is None:
-            from vitrine.auth import mint_token
-            from vitrine.config import Settings
-            from vitrine.models import Role
-
-            self._settings = Settings(api_key=self.api_key, api_secret=self.api_secret)
-            mint_token(self._settings, room="warm-up", identity="warm-up", role=Role.VIEWER, ttl_s=60)  # lazy imports
-
-    def mint(self, spec: ClientSpec) -> str:
-        from vitrine.auth import mint_token
-        from vitrine.models import Role
-
-        self.prepare()
-        return mint_token(self._settings, room=spec.room, identity=spec.identity, role=Role(spec.role),
-                          ttl_s=TOKEN_TTL_S)
-
-    async def get(self, spec: ClientSpec) -> str:
-        if self.mint_locally:
-            return self.mint(spec)
-        self.prepare()
-        response = await self._http.post("/v1/tokens", json={"room": spec.room, "identity": spec.identity,
-                                                              "role": spec.role, "ttl_s": TOKEN_TTL_S})
-        response.raise_for_status()
-        return str(response.json()["token"])
-
-    async def close(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-
-
-class AgentContext:
-    """What the agents of one worker process share."""
-
-    def __init__(self, config: RunConfig, base_url: str, tokens: TokenSource,
-                 emit: Callable[[str, str], None]) -> None:
-        loop = asyncio.get_running_loop()
-        self.config = config
-        self.base_url = base_url
-        self.tokens = tokens
-        self.emit = emit
-        self.phase_start: dict[int, asyncio.Future[float]] = {0: loop.create_future(), 1: loop.create_future()}
-        self.hold_end: asyncio.Future[float] = loop.create_future()
-        if config.source == "preencoded":  # encode the loops before the runner's go, not during a timed join
-            prepare_source(config.video_width, config.video_height, config.fps, config.audio)
-
-    def go(self, phase: int, start_at: float) -> None:
-        future = self.phase_start.get(phase)
-        if future is not None and not future.done():
-            future.set_result(start_at)
-
-    def set_hold_end(self, at: float) -> None:
-        if not self.hold_end.done():
-            self.hold_end.set_result(at)
-
-    def abort(self, reason: str) -> None:
-        for future in (*self.phase_start.values(), self.hold_end):
-            if not future.done():
-                future.set_exception(RuntimeError(reason))
-
-
 class JoinFailure(Exception):
     def __init__(self, stage: str, reason: str) -> None:
         super().__init__(f"{stage}: {reason}")
@@ -233,15 +116,23 @@ def _reason(exc: BaseException, stage: str) -> str:
     return f"{type(exc).__name__}: {text[:120]}"
 
 
-class Agent:
+
+def receiver_of(pc: Any, track: Any) -> Any:
+    return next(t.receiver for t in pc.getTransceivers() if t.receiver.track is track)
+
+
+class Agent(ABC):
+    """One harness client. A transport subclass provides ``_connect`` and the hooks below it."""
+
+    transport: str  # a key of STAGES
+
     def __init__(self, spec: ClientSpec, ctx: AgentContext) -> None:
         self.spec = spec
         self.ctx = ctx
         self.config = ctx.config
-        self.client: Any = None
         self.video: PatternVideoTrack | PreEncodedVideoTrack | None = None
         self.observer: LinkObserver | None = None
-        self.stages: dict[str, float | None] = dict.fromkeys(STAGES)
+        self.stages: dict[str, float | None] = dict.fromkeys(STAGES[self.transport])
         self.t0 = 0.0
         self.recovery: LossRecovery | None = None
         self.quality: VideoQuality | None = None
@@ -249,6 +140,35 @@ class Agent:
         self.window_start: float | None = None
         self.remote_participant: str | None = None
         self.failure: dict[str, str] | None = None
+
+    # -- what a transport provides ------------------------------------------------------
+
+    def _identities(self) -> list[str]:
+        """The identities the client needs a token for, in the order ``_connect`` takes them."""
+        return [self.spec.identity]
+
+    @abstractmethod
+    async def _connect(self, tokens: list[str], tracks: list[Any]) -> None:
+        """Join and publish ``tracks``; for a watcher, end with ``_first_frame``. Marks its own stages."""
+
+    @abstractmethod
+    def _peer_connections(self) -> list[Any]:
+        """The client's peer connections so far (none before it connects)."""
+
+    @abstractmethod
+    def _hold_problem(self) -> str | None:
+        """Why the client is no longer in the call at the end of the hold, if it is not."""
+
+    @abstractmethod
+    def _participant_sid(self) -> str | None:
+        """The server's sid of the session that publishes (subscribers' glass-to-glass is matched to it)."""
+
+    def _transport_record(self) -> dict[str, Any]:
+        return {}
+
+    @abstractmethod
+    async def _disconnect(self) -> None:
+        """Leave and close every peer connection (``_close`` bounds it in time and swallows errors)."""
 
     # -- helpers -----------------------------------------------------------------
 
@@ -259,28 +179,47 @@ class Agent:
     def _remaining(self) -> float:
         return max(0.001, self.t0 + self.config.join_timeout_s - time.perf_counter())
 
-    def _receiver_of(self, track: Any) -> Any:
-        return next(t.receiver for t in self.client.pc.getTransceivers() if t.receiver.track is track)
-
     def _find_sender(self, track: Any) -> Any:
-        if self.client is None:
-            return None
-        return next((s for s in self.client.pc.getSenders() if s.track is track), None)
+        return next((s for pc in self._peer_connections() for s in pc.getSenders() if s.track is track), None)
 
-    def _on_track(self, track: Any) -> None:
-        if track.kind != "audio":
-            return
-        audio = AudioQuality()
-        self.audio.append(audio)
+    def _receive_on(self, pc: Any) -> None:
+        """Tap the audio ``pc`` receives from the start, and report when it connects."""
 
-        async def count(packet: Any, codec: Any) -> None:
-            audio.on_packet(packet.sequence_number, packet.payload)
+        def on_track(track: Any) -> None:
+            if track.kind != "audio":
+                return
+            audio = AudioQuality()
+            self.audio.append(audio)
 
-        taps.tap_receiver(self._receiver_of(track), count)
+            async def count(packet: Any, codec: Any) -> None:
+                audio.on_packet(packet.sequence_number, packet.payload)
 
-    def _on_connection_state(self) -> None:
-        if self.client is not None and self.client.pc.connectionState == "connected":
-            self.ctx.emit(self.spec.id, "connected")
+            taps.tap_receiver(receiver_of(pc, track), count)
+
+        def on_connection_state() -> None:
+            if pc.connectionState == "connected":
+                self.ctx.emit(self.spec.id, "connected")
+
+        pc.on("track", on_track)
+        pc.on("connectionstatechange", on_connection_state)
+
+    def _local_tracks(self) -> list[Any]:
+        config = self.config
+        if not self.spec.publish:
+            return []
+        tracks: list[Any] = []
+        if config.source == "preencoded":  # PLIs/FIRs reach the track through its sender
+            self.video = PreEncodedVideoTrack(config.video_width, config.video_height, config.fps,
+                                              self._find_sender)
+            tracks.append(self.video)
+            if config.audio:
+                tracks.append(PreEncodedAudioTrack())
+        else:
+            self.video = PatternVideoTrack(config.video_width, config.video_height, self._find_sender)
+            tracks.append(self.video)
+            if config.audio:
+                tracks.append(AudioStreamTrack())
+        return tracks
 
     # -- the run ---------------------------------------------------------------------
 
@@ -308,88 +247,58 @@ class Agent:
             await self._hold()
         finally:
             media = self._finish_media()
-            state = self.client.pc.connectionState
-            if self.failure is None and (state != "connected" or self.client.leave_notice is not None):
-                self.failure = {"stage": "hold", "reason": f"connection {state} during the hold"
-                                if state != "connected" else "the server ended the session"}
+            problem = self._hold_problem()
+            if self.failure is None and problem is not None:
+                self.failure = {"stage": "hold", "reason": problem}
                 self.ctx.emit(spec.id, "failed")
             await self._close()
         return self._record(media)
 
     def _expected(self) -> tuple[str, ...]:
-        return STAGES if self.spec.watch else PUBLISHER_STAGES
+        return expected_stages(self.transport, self.spec.watch)
 
     async def _join(self) -> None:
-        from vitrine.client import JoinTimeline, VitrineClient
-
-        spec, config = self.spec, self.config
         self.t0 = time.perf_counter()
-        try:
-            if self.ctx.tokens.mint_locally:  # no await: the token's time is the minting, not the loop's queue
-                token = self.ctx.tokens.mint(spec)
-            else:
-                token = await asyncio.wait_for(self.ctx.tokens.get(spec), config.join_timeout_s)
-        except Exception as exc:
-            raise JoinFailure("token", f"token: {_reason(exc, 'token')}") from exc
+        tokens = await self._tokens(self._identities())
         self._mark("token", time.perf_counter())
-        tracks: list[Any] = []
-        if spec.publish and config.source == "preencoded":  # PLIs/FIRs reach the track through its sender
-            self.video = PreEncodedVideoTrack(config.video_width, config.video_height, config.fps,
-                                              self._find_sender)
-            tracks.append(self.video)
-            if config.audio:
-                tracks.append(PreEncodedAudioTrack())
-        elif spec.publish:
-            self.video = PatternVideoTrack(config.video_width, config.video_height, self._find_sender)
-            tracks.append(self.video)
-            if config.audio:
-                tracks.append(AudioStreamTrack())
-        self.observer = LinkObserver(config.impairment.link(spec.index))
-        client = self.client = VitrineClient(self.ctx.base_url, token, tracks=tracks, name=spec.identity,
-                                             datagram_hook=self.observer)
-        client.timeline = JoinTimeline(start=self.t0)
-        client.pc.on("track", self._on_track)
-        client.pc.on("connectionstatechange", self._on_connection_state)
-        try:
-            await client.connect(timeout=self._remaining())
-            self.ctx.emit(spec.id, "joined")
-            if spec.watch:
-                try:
-                    remote = await client.next_remote_track("video", timeout=self._remaining())
-                except TimeoutError:
-                    raise JoinFailure("first_rtp", "no video track was offered in time") from None
-                self.remote_participant = remote.info.participant_sid if remote.info else None
-                receiver = self._receiver_of(remote.track)
-                try:
-                    await asyncio.wait_for(remote.track.recv(), self._remaining())
-                except TimeoutError:
-                    if client.pc.connectionState != "connected":
-                        raise JoinFailure("connected", f"peer connection still {client.pc.connectionState}") from None
-                    if not receiver.getSynchronizationSources():
-                        raise JoinFailure("first_rtp", "connected, but no video RTP arrived") from None
-                    raise JoinFailure("first_frame", "video RTP arrived, but no frame was decoded") from None
-                first_frame = time.perf_counter()
-                ssrcs = [s.source for s in receiver.getSynchronizationSources()]
-                first_rtp = self.observer.first_rtp(ssrcs)
-                if first_rtp is not None and client.timeline.connected is not None:
-                    first_rtp = max(first_rtp, client.timeline.connected)  # SRTP is unusable before DTLS
-                self._mark("first_rtp", first_rtp)
-                self._mark("first_frame", first_frame)
-                self.observer.watching = False
-                self._count(receiver)
-                self.ctx.emit(spec.id, "first_frame")
-            if client.pc.connectionState != "connected":
-                await client.wait_connected(self._remaining())
-        finally:
-            self._copy_timeline()
+        self.observer = LinkObserver(self.config.impairment.link(self.spec.index))
+        await self._connect(tokens, self._local_tracks())
         missing = [s for s in self._expected() if self.stages.get(s) is None]
         if missing:
             raise JoinFailure(missing[0], f"stage {missing[0]} was never reached")
 
-    def _copy_timeline(self) -> None:
-        timeline = self.client.timeline
-        for stage in ("ws_open", "joined", "offer", "answer_sent", "ice_connected", "connected"):
-            self._mark(stage, getattr(timeline, stage))
+    async def _tokens(self, identities: list[str]) -> list[str]:
+        source = self.ctx.tokens
+        try:
+            if source.mint_locally:  # no await: the token's time is the minting, not the loop's queue
+                return [source.mint(self.spec, identity) for identity in identities]
+            return list(await asyncio.wait_for(asyncio.gather(*(source.get(self.spec, i) for i in identities)),
+                                               self.config.join_timeout_s))
+        except Exception as exc:
+            raise JoinFailure("token", f"token: {_reason(exc, 'token')}") from exc
+
+    async def _first_frame(self, track: Any, receiver: Any, pc: Any, connected_at: Callable[[], float | None]) -> None:
+        """Decode the first video frame, mark ``first_rtp`` and ``first_frame``, then only count."""
+        assert self.observer is not None
+        try:
+            await asyncio.wait_for(track.recv(), self._remaining())
+        except TimeoutError:
+            if pc.connectionState != "connected":
+                raise JoinFailure("connected", f"peer connection still {pc.connectionState}") from None
+            if not receiver.getSynchronizationSources():
+                raise JoinFailure("first_rtp", "connected, but no video RTP arrived") from None
+            raise JoinFailure("first_frame", "video RTP arrived, but no frame was decoded") from None
+        first_frame = time.perf_counter()
+        ssrcs = [s.source for s in receiver.getSynchronizationSources()]
+        first_rtp = self.observer.first_rtp(ssrcs)
+        connected = connected_at()
+        if first_rtp is not None and connected is not None:
+            first_rtp = max(first_rtp, connected)  # SRTP is unusable before DTLS
+        self._mark("first_rtp", first_rtp)
+        self._mark("first_frame", first_frame)
+        self.observer.watching = False
+        self._count(receiver)
+        self.ctx.emit(self.spec.id, "first_frame")
 
     def _count(self, receiver: Any) -> None:
         """Switch the video receiver to counting mode: no more decoding from here on."""
@@ -416,7 +325,7 @@ class Agent:
         self.window_start = time.monotonic()
 
     async def _hold(self) -> None:
-        """Stay in the call until the run's hold ends, running the stall watchdog (VitrineClient pings)."""
+        """Stay in the call until the run's hold ends, running the stall watchdog."""
         try:
             hold_end = await self.ctx.hold_end
         except Exception as exc:
@@ -444,10 +353,8 @@ class Agent:
         return media
 
     async def _close(self) -> None:
-        if self.client is None:
-            return
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.client.close(), CLOSE_TIMEOUT_S)
+            await asyncio.wait_for(self._disconnect(), CLOSE_TIMEOUT_S)
 
     def _record(self, media: dict[str, Any] | None) -> dict[str, Any]:
         spec = self.spec
@@ -460,12 +367,12 @@ class Agent:
             "stages_ms": self.stages,
             "join_ms": self.stages.get(join_stage) if self.failure is None or self.failure["stage"] == "hold"
             else None,
-            "participant_sid": (self.client.joined or {}).get("participant", {}).get("sid")
-            if self.client is not None else None,
+            "participant_sid": self._participant_sid(),
             "remote_participant_sid": self.remote_participant,
             "media": media,
             "captures": [list(c) for c in self.video.captures()] if self.video is not None else [],
             "impairment": None,
+            **self._transport_record(),
         }
         impairment = self.observer.impairment if self.observer is not None else None
         if impairment is not None:

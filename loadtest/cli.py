@@ -25,8 +25,11 @@ Load-test a Vitrine server with real WebRTC (aiortc) clients, spread over
 worker processes, and report per-stage join latency, media quality and an SLO
 verdict.
 
-Every client records when each join stage happened:
+Every client records when each join stage happened (--transport ws):
   token -> ws_open -> joined -> offer -> answer_sent -> ice_connected
+  -> connected (DTLS) -> first_rtp -> first_frame
+or, joining with WHIP/WHEP (--transport whip):
+  token -> offer (ours, ICE gathered) -> http_answer (201) -> ice_connected
   -> connected (DTLS) -> first_rtp -> first_frame
 A watching client decodes one video frame, then only counts RTP (frames
 delivered, lost, freezes, NACKs, PLIs, bitrate, jitter, glass-to-glass).
@@ -55,6 +58,12 @@ examples:
   # bursty loss (mean burst 4 packets), 40 ms delay, 10 ms jitter, 1 Mbit/s cap
   python -m loadtest run --embedded --scenario inspection --pairs 5 --loss 5 --burst 4 \\
       --delay 40 --jitter 10 --bandwidth 1000 --seed 7
+
+  # 10 % random loss dropped by the kernel (nftables in a network namespace; root)
+  python -m loadtest run --embedded --scenario consult --pairs 1 --loss 10 --impair-mode kernel --json k.json
+
+  # a live sale watched over WHEP (the host publishes over WHIP)
+  python -m loadtest run --embedded --scenario live --viewers 30 --transport whip --json whip.json
 
   # a running server: 30 viewers joining at 5 per second
   VITRINE_API_KEY=... VITRINE_API_SECRET=... python -m loadtest run \\
@@ -135,8 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
                       help="publishers' synthetic video size, 30 fps (default 640x480 for --source preencoded, "
                            "320x240 for --source live)")
     load.add_argument("--no-audio", action="store_true", help="publishers send video only")
+    load.add_argument("--transport", choices=("ws", "whip"), default="ws",
+                      help="how clients join (default ws). ws: the WebSocket protocol on /v1/rtc, one peer "
+                           "connection; the server offers (stages ws_open, joined, offer, answer_sent). whip: "
+                           "plain HTTP, as OBS and WHEP players do: a publisher POSTs a WHIP offer to "
+                           "/whip/{room}, a watcher a WHEP offer to /whep/{room}?participant=<whom it watches> "
+                           "(retried while nothing is published yet), each a peer connection of its own, "
+                           "ICE gathered before the POST (stages offer, http_answer)")
 
-    imp = run.add_argument_group("impairment (userspace, per client link, seeded)")
+    imp = run.add_argument_group("impairment (per client link; see --impair-mode)")
     imp.add_argument("--loss", default="0", metavar="PCT[,PCT...]",
                      help="packet loss in percent; several values run a sweep (default 0)")
     imp.add_argument("--burst", type=float, default=1.0, metavar="PACKETS",
@@ -151,6 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--impair-clients", type=int, default=None, metavar="N",
                      help="impair only the first N clients in join order (default all)")
     imp.add_argument("--seed", type=int, default=1, help="impairment seed: same seed, same drops (default 1)")
+    imp.add_argument("--impair-mode", choices=("userspace", "kernel"), default="userspace",
+                     help="where packets are lost. userspace (default): in each client's process, every option "
+                          "above, seeded. kernel (root, --embedded only): the clients run in a network namespace "
+                          "and nftables drops their UDP at random on its veth link, both counted by the kernel "
+                          "(summary.impairment.kernel); --loss and --impair-direction only (no --burst, --delay, "
+                          "--jitter, --bandwidth, --impair-clients; not seeded); signaling (TCP) stays lossless")
 
     out = run.add_argument_group("output")
     out.add_argument("--json", metavar="PATH", help="write the JSON report here (and PATH.md, plots beside it)")
@@ -192,8 +214,10 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         duration_s=args.duration, workers=args.workers, join_timeout_s=args.join_timeout, losses_pct=losses,
         impairment=ImpairmentConfig(loss_pct=losses[0], burst=args.burst, delay_ms=args.delay,
                                     jitter_ms=args.jitter, bandwidth_kbps=args.bandwidth,
-                                    direction=args.impair_direction, clients=args.impair_clients, seed=args.seed),
+                                    direction=args.impair_direction, clients=args.impair_clients, seed=args.seed,
+                                    mode=args.impair_mode),
         video_width=width, video_height=height, audio=not args.no_audio, source=args.source,
+        transport=args.transport,
         rtc_interfaces=tuple(args.rtc_interface), json_path=args.json, markdown_path=args.markdown,
         plots_dir=args.plots, progress=not args.no_progress,
         slo=SloConfig(join_p95_ms=args.slo_join_p95, max_failure_pct=args.slo_max_failures,
@@ -203,10 +227,12 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from loadtest import report, runner
+    from loadtest import netns, report, runner
 
     try:
         config = config_from_args(args)
+        if config.impairment.mode == "kernel":
+            netns.preflight()
     except ConfigError as exc:
         print(f"python -m loadtest run: {exc}\n(see python -m loadtest run --help)", file=sys.stderr)
         return EXIT_USAGE

@@ -12,7 +12,9 @@ from urllib.parse import urlsplit
 SCENARIOS = ("consult", "live", "inspection")
 SHAPES = ("burst", "ramp")
 DIRECTIONS = ("both", "down", "up")
+IMPAIR_MODES = ("userspace", "kernel")  # in each client's process, or nftables on a netns link (loadtest/netns.py)
 SOURCES = ("preencoded", "live")  # publishers' media: replayed pre-encoded packets, or live encoders
+TRANSPORTS = ("ws", "whip")  # how clients join: the WebSocket protocol, or WHIP (publish) + WHEP (watch)
 CLIENTS_PER_WORKER = 25  # --workers auto: one process per this many clients (a join costs ~2 ms of loop time)
 MAX_CLIENTS = 5000
 MAX_WORKERS = 64
@@ -35,16 +37,17 @@ class ImpairmentConfig:
     direction: str = "both"
     clients: int | None = None  # how many clients are impaired (None: all)
     seed: int = 1
+    mode: str = "userspace"  # kernel: random loss only, applied by the runner's KernelLink, not per client
 
     @property
     def active(self) -> bool:
         return bool(self.loss_pct or self.delay_ms or self.jitter_ms or self.bandwidth_kbps)
 
     def link(self, client_index: int) -> Any:
-        """The ``LinkImpairment`` for one client (seeded per client), or None when unimpaired."""
+        """The ``LinkImpairment`` for one client (seeded per client), or None when unimpaired or in kernel mode."""
         from loadtest.impair import Impairment, LinkImpairment
 
-        if not self.active or (self.clients is not None and client_index >= self.clients):
+        if self.mode == "kernel" or not self.active or (self.clients is not None and client_index >= self.clients):
             return None
         spec = Impairment(loss=self.loss_pct / 100.0, burst=self.burst, delay_ms=self.delay_ms,
                           jitter_ms=self.jitter_ms, rate_kbps=self.bandwidth_kbps)
@@ -83,6 +86,7 @@ class RunConfig:
     fps: float = 30.0  # aiortc's VideoStreamTrack paces at 30 fps: not yet configurable
     audio: bool = True
     source: str = "preencoded"
+    transport: str = "ws"
     rtc_interfaces: tuple[str, ...] = ()
     json_path: str | None = None
     markdown_path: str | None = None
@@ -181,8 +185,14 @@ class RunConfig:
             problems.append(f"--impair-direction must be one of {', '.join(DIRECTIONS)}")
         if imp.clients is not None and imp.clients < 0:
             problems.append("--impair-clients must not be negative")
+        if imp.mode not in IMPAIR_MODES:
+            problems.append(f"--impair-mode must be one of {', '.join(IMPAIR_MODES)}")
+        if imp.mode == "kernel":
+            problems.extend(self._kernel_mode_problems())
         if self.source not in SOURCES:
             problems.append(f"--source must be one of {', '.join(SOURCES)}")
+        if self.transport not in TRANSPORTS:
+            problems.append(f"--transport must be one of {', '.join(TRANSPORTS)}")
         if not (16 <= self.video_width <= 1920 and 16 <= self.video_height <= 1080):
             problems.append("--video-size must be between 16x16 and 1920x1080")
         for address in self.rtc_interfaces:
@@ -201,6 +211,27 @@ class RunConfig:
         if problems:
             raise ConfigError("; ".join(problems))
         return self
+
+    def _kernel_mode_problems(self) -> list[str]:
+        """Kernel mode is nftables random drop on one namespace link shared by every client, next to a local server."""
+        imp = self.impairment
+        problems = []
+        if not self.embedded:
+            problems.append("--impair-mode kernel needs --embedded: the server must listen on the host side of "
+                            "the veth pair the harness creates, which a server reached by --url does not")
+        unsupported = [name for name, used in (("--burst", imp.burst != 1), ("--delay", imp.delay_ms),
+                                               ("--jitter", imp.jitter_ms), ("--bandwidth", imp.bandwidth_kbps))
+                       if used]
+        if unsupported:
+            problems.append(f"--impair-mode kernel applies random loss only (nftables numgen; this kernel has no "
+                            f"tc netem): leave out {', '.join(unsupported)}, or use --impair-mode userspace")
+        if imp.clients is not None:
+            problems.append("--impair-clients needs --impair-mode userspace: in kernel mode every client "
+                            "shares the namespace's one link")
+        if self.rtc_interfaces:
+            problems.append("--rtc-interface does not combine with --impair-mode kernel: the clients gather "
+                            "candidates on their namespace address, which the harness picks")
+        return problems
 
 
 def _is_loopback(url: str) -> bool:

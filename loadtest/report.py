@@ -10,7 +10,9 @@ compared with the configured loss ``L`` over the ``N`` packets the impairment
 saw. With mean burst ``B`` the Gilbert-Elliott chain has lag-1 correlation
 ``r = 1 - 1/(B (1 - L))`` (0 for B = 1), so the measured rate has standard
 error ``s = sqrt(L (1 - L) / N * (1 + r) / (1 - r))``. The check passes when
-``|measured - L| <= max(4 s, 0.005)``.
+``|measured - L| <= max(4 s, 0.005)``. Kernel impairment (``--impair-mode kernel``)
+is independent loss (B = 1) counted by nftables over the UDP of every client:
+``|measured - L| <= max(4 sqrt(L (1 - L) / N), 0.005)``, in ``impairment.kernel``.
 """
 
 from __future__ import annotations
@@ -30,10 +32,12 @@ from loadtest.quality import glass_to_glass_ms
 from loadtest.runner import PointResult
 from loadtest.stats import distribution
 
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.2.0"  # 1.1.0: summary.impairment.mode and .kernel; 1.2.0: config.transport, whip stages
 SCHEMA_PATH = Path(__file__).with_name("report.schema.json")
 LOSS_TOLERANCE_SIGMAS = 4.0
 LOSS_TOLERANCE_MIN = 0.005
+KERNEL_TOLERANCE_RULE = (f"|measured - p| <= max({LOSS_TOLERANCE_SIGMAS:g} * sqrt(p * (1 - p) / packets), "
+                         f"{LOSS_TOLERANCE_MIN:g}), p = configured loss")
 OVERLOADED_LAG_P95_MS = 50.0
 
 
@@ -41,18 +45,24 @@ OVERLOADED_LAG_P95_MS = 50.0
 
 
 def _attach_glass_to_glass(clients: list[dict[str, Any]]) -> list[float]:
-    """Match subscribers' frame arrivals to their publisher's capture times; return every sample (ms)."""
+    """Match subscribers' frame arrivals to their publisher's capture times; return every sample (ms).
+
+    A WHEP watcher knows its publisher by identity only (``remote_identity``): its sid is the publisher's record's.
+    """
     captures: dict[str, dict[int, float]] = {}
+    sid_of: dict[str, str] = {}
     for client in clients:
         if client.get("participant_sid") and client.get("captures"):
             captures[client["participant_sid"]] = {int(ts): float(t) for ts, t in client["captures"]}
+            sid_of[client["identity"]] = client["participant_sid"]
     pooled: list[float] = []
     for client in clients:
         media = client.get("media")
         if not media:
             continue
         samples = [(int(ts), float(t)) for ts, t in media.pop("g2g_samples", [])]
-        values = glass_to_glass_ms(samples, captures.get(client.get("remote_participant_sid") or "", {}))
+        publisher = client.get("remote_participant_sid") or sid_of.get(client.get("remote_identity") or "", "")
+        values = glass_to_glass_ms(samples, captures.get(publisher, {}))
         dist = distribution(values)
         media["glass_to_glass_ms"] = {k: dist[k] for k in ("n", "p50", "p95", "max")}
         pooled.extend(values)
@@ -70,7 +80,28 @@ def loss_tolerance(configured: float, burst: float, packets: int) -> float:
     return max(LOSS_TOLERANCE_SIGMAS * sigma, LOSS_TOLERANCE_MIN)
 
 
-def impairment_summary(config: RunConfig, clients: list[dict[str, Any]]) -> dict[str, Any]:
+def kernel_summary(config: RunConfig, counters: dict[str, Any]) -> dict[str, Any]:
+    """The nftables counters of one point (``KernelLink.report()``), each direction checked against --loss."""
+    imp = config.impairment
+    summary: dict[str, Any] = {key: counters[key] for key in ("namespace", "host_ip", "client_ip")}
+    summary["tolerance_rule"] = KERNEL_TOLERANCE_RULE
+    for direction in ("down", "up"):
+        packets, dropped = counters[direction]["packets"], counters[direction]["dropped"]
+        configured = imp.loss_pct / 100 if imp.direction in ("both", direction) else 0.0
+        tolerance = loss_tolerance(configured, 1, packets) if packets else None
+        summary[direction] = {
+            "packets": packets, "dropped": dropped, "configured_loss_pct": round(configured * 100, 3),
+            "measured_loss_pct": _pct(dropped / packets) if packets else None,
+            "tolerance_pct": _pct(tolerance),
+            "loss_within_tolerance": abs(dropped / packets - configured) <= tolerance if packets else None}
+    verdicts = [summary[d]["loss_within_tolerance"] for d in ("down", "up")]
+    summary["loss_within_tolerance"] = None if None in verdicts else all(verdicts)
+    return summary
+
+
+def impairment_summary(config: RunConfig, clients: list[dict[str, Any]],
+                       kernel: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The configured impairment and the loss measured by the layer that applied it (``measured``: userspace)."""
     imp = config.impairment
     configured = {"loss_pct": imp.loss_pct, "burst": imp.burst, "delay_ms": imp.delay_ms, "jitter_ms": imp.jitter_ms,
                   "bandwidth_kbps": imp.bandwidth_kbps, "direction": imp.direction, "seed": imp.seed,
@@ -78,7 +109,7 @@ def impairment_summary(config: RunConfig, clients: list[dict[str, Any]]) -> dict
     measured: dict[str, Any] = {}
     verdicts: list[bool] = []
     for direction in ("down", "up"):
-        applies = imp.active and imp.direction in ("both", direction)
+        applies = imp.mode == "userspace" and imp.active and imp.direction in ("both", direction)
         totals = Counter()
         for client in clients:
             counters = (client.get("impairment") or {}).get(direction)
@@ -98,8 +129,11 @@ def impairment_summary(config: RunConfig, clients: list[dict[str, Any]]) -> dict
             entry["tolerance"] = None
             entry["within_tolerance"] = None
         measured[direction] = entry
-    return {"active": imp.active, "configured": configured, "measured": measured,
-            "loss_verified": all(verdicts) if verdicts else None}
+    kernel_checked = kernel_summary(config, kernel) if kernel is not None else None
+    if kernel_checked is not None and kernel_checked["loss_within_tolerance"] is not None:
+        verdicts.append(kernel_checked["loss_within_tolerance"])
+    return {"active": imp.active, "mode": imp.mode, "configured": configured, "measured": measured,
+            "kernel": kernel_checked, "loss_verified": all(verdicts) if verdicts else None}
 
 
 def media_summary(clients: list[dict[str, Any]], g2g: list[float]) -> dict[str, Any]:
@@ -182,10 +216,11 @@ def point_report(result: PointResult) -> dict[str, Any]:
         "clients": len(clients),
         "joined": len(ok),
         "join_ms": distribution(c["join_ms"] for c in ok),
-        "stages_ms": {stage: distribution((c.get("stages_ms") or {}).get(stage) for c in ok) for stage in STAGES},
+        "stages_ms": {stage: distribution((c.get("stages_ms") or {}).get(stage) for c in ok)
+                      for stage in STAGES[result.config.transport]},
         "failures": failure_summary(clients),
         "media": media_summary(clients, g2g),
-        "impairment": impairment_summary(result.config, clients),
+        "impairment": impairment_summary(result.config, clients, result.kernel),
     }
     return {
         "loss_pct": result.config.impairment.loss_pct,
@@ -243,8 +278,9 @@ def build_report(config: RunConfig, results: list[PointResult]) -> dict[str, Any
 def sweep_row(point: dict[str, Any]) -> dict[str, Any]:
     s = point["summary"]
     media = s["media"]
-    measured = s["impairment"]["measured"]
-    return {"loss_pct": point["loss_pct"], "measured_down_loss_pct": _pct(measured["down"]["loss"]),
+    kernel = s["impairment"].get("kernel")
+    measured_down = kernel["down"]["measured_loss_pct"] if kernel else _pct(s["impairment"]["measured"]["down"]["loss"])
+    return {"loss_pct": point["loss_pct"], "measured_down_loss_pct": measured_down,
             "join_p50_ms": s["join_ms"]["p50"], "join_p95_ms": s["join_ms"]["p95"],
             "failures": s["failures"]["count"], "delivered_ratio": media["delivered_ratio"],
             "frame_rate_p50": media["frame_rate"]["p50"], "freeze_count": media["freezes"]["count"],
@@ -275,7 +311,8 @@ def markdown(report: dict[str, Any]) -> str:
     target = "embedded `vitrine serve`" if cfg["embedded"] else cfg["url"]
     size = f"{cfg['pairs']} pairs" if cfg["scenario"] != "live" else f"1 host + {cfg['viewers']} viewers"
     shape = f"ramp at {cfg['join_rate']:g} joins/s" if cfg["shape"] == "ramp" else "burst (all at once)"
-    lines.append(f"{size} ({cfg['clients']} clients) against {target}; {shape}; "
+    transport = "WHIP/WHEP" if cfg["transport"] == "whip" else "the WebSocket protocol"
+    lines.append(f"{size} ({cfg['clients']} clients) against {target} over {transport}; {shape}; "
                  + f"hold {cfg['duration_s']:g} s; {len(report['harness']['workers'])} worker process(es). "
                  + f"Report schema {report['schema_version']}, {report['generated_at']}.")
     lines += ["", f"**SLO: {'PASSED' if report['slo']['passed'] else 'FAILED'}**", "",
@@ -300,6 +337,10 @@ def markdown(report: dict[str, Any]) -> str:
               f"{s['joined']} of {s['clients']} clients joined. join = first decoded frame for watchers, "
               "DTLS connected for publish-only clients.", "",
               "| stage | n | p50 | p95 | p99 | max |", "|---|---|---|---|---|---|"]
+    if cfg["transport"] == "whip":
+        retries = sum(c.get("whep_retries") or 0 for c in report["clients"])
+        lines[-2:-2] = [f"WHEP offers refused with `track_not_found` (the watched publisher was not in yet) and "
+                        f"sent again: {retries}.", ""]
     for stage, d in [("join", s["join_ms"]), *s["stages_ms"].items()]:
         lines.append(f"| {stage} | {d['n']} | {_fmt(d['p50'])} | {_fmt(d['p95'])} | {_fmt(d['p99'])} "
                      f"| {_fmt(d['max'])} |")
@@ -322,7 +363,20 @@ def markdown(report: dict[str, Any]) -> str:
               f"p95 {_fmt(m['glass_to_glass_ms']['p95'])} ms, max {_fmt(m['glass_to_glass_ms']['max'])} ms "
               f"(n={m['glass_to_glass_ms']['n']})"]
     imp = s["impairment"]
-    if imp["active"]:
+    kernel = imp.get("kernel")
+    if kernel:
+        c = imp["configured"]
+        lines += ["", "## Impairment (kernel)", "",
+                  f"Configured: random loss {c['loss_pct']:g}%, direction {c['direction']}; dropped by nftables on "
+                  f"the veth of network namespace {kernel['namespace']} (clients {kernel['client_ip']}, server "
+                  f"{kernel['host_ip']}), UDP only.", ""]
+        verdict = {True: "within tolerance", False: "**outside tolerance**", None: "no packets"}
+        for direction in ("down", "up"):
+            e = kernel[direction]
+            lines.append(f"- {direction}: {e['dropped']} of {e['packets']} UDP packets dropped, measured "
+                         f"{_fmt(e['measured_loss_pct'], 2)}% (configured {e['configured_loss_pct']:g}%, tolerance "
+                         f"±{_fmt(e['tolerance_pct'], 2)} points): {verdict[e['loss_within_tolerance']]}")
+    elif imp["active"]:
         c = imp["configured"]
         lines += ["", "## Impairment", "",
                   f"Configured: loss {c['loss_pct']:g}% (mean burst {c['burst']:g}), delay {c['delay_ms']:g} ms, "
@@ -370,7 +424,7 @@ def plot_join_cdf(config: dict[str, Any], loss_pct: float, clients: list[dict[st
     import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(9, 5.5))
-    for stage in STAGES:
+    for stage in STAGES[config["transport"]]:
         values = sorted(v for c in clients if c.get("join_ms") is not None
                         for v in [(c.get("stages_ms") or {}).get(stage)] if v is not None)
         if values:

@@ -11,13 +11,13 @@ import contextlib
 import multiprocessing as mp
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from typing import Any, TextIO
 
 import httpx
 
-from loadtest import scenarios
+from loadtest import netns, scenarios
 from loadtest.config import RunConfig
 from loadtest.server import API_KEY, ServerProcess, ServerStartError, proc_cpu_seconds, stop_process
 from loadtest.worker import lifetime_s, worker_main
@@ -46,17 +46,20 @@ class Target:
     api_secret: str
     mint_locally: bool
     server: ServerProcess | None = None
+    netns: str | None = None  # kernel impairment: the namespace the workers enter
 
 
-def open_target(config: RunConfig) -> Target:
+def open_target(config: RunConfig, link: netns.KernelLink | None = None) -> Target:
+    """The server to load; with a kernel-impairment ``link``, an embedded one on the link's host side."""
     if config.embedded:
         rooms_needed = config.pairs if config.scenario != "live" else 1
-        server = ServerProcess(max_rooms=max(200, rooms_needed + 20))
+        server = ServerProcess(max_rooms=max(200, rooms_needed + 20), host=link.host_ip if link else "127.0.0.1")
         try:
             server.start()
         except ServerStartError as exc:
             raise HarnessError(str(exc)) from None
-        return Target(server.url, API_KEY, server.secret, mint_locally=True, server=server)
+        return Target(server.url, API_KEY, server.secret, mint_locally=True, server=server,
+                      netns=link.name if link else None)
     assert config.url and config.api_key and config.api_secret
     return Target(config.url.rstrip("/"), config.api_key, config.api_secret, mint_locally=False)
 
@@ -161,6 +164,7 @@ class PointResult:
     workers: list[dict[str, Any]]
     server: dict[str, Any]
     timing: dict[str, Any]
+    kernel: dict[str, Any] | None = None  # KernelLink.report() for this point, in kernel-impairment mode
 
 
 class _Workers:
@@ -172,7 +176,7 @@ class _Workers:
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=worker_main, name=f"loadtest-worker-{wid}", daemon=True,
                                args=(wid, config, share, target.url, target.api_key, target.api_secret,
-                                     target.mint_locally, child))
+                                     target.mint_locally, child, target.netns))
             proc.start()
             child.close()
             self.procs.append(proc)
@@ -310,12 +314,28 @@ def _lost_record(spec: scenarios.ClientSpec, reason: str) -> dict[str, Any]:
 
 
 def run(config: RunConfig) -> list[PointResult]:
-    """Every point of the run (one, or one per --loss value of a sweep), against one target."""
+    """Every point of the run (one, or one per --loss value of a sweep), against one target.
+
+    In kernel-impairment mode the namespace link is created first (the server listens on its
+    host side, the clients gather candidates on its namespace side) and removed last, after
+    the server and the workers have stopped: nothing is left sending to its addresses.
+    """
+    if config.impairment.mode != "kernel":
+        return _run_points(config, None)
+    try:
+        with netns.open_link() as link:
+            return _run_points(replace(config, rtc_interfaces=(link.client_ip,)), link)
+    except netns.NetnsError as exc:
+        raise HarnessError(f"kernel impairment: {exc}") from None
+
+
+def _run_points(config: RunConfig, link: netns.KernelLink | None) -> list[PointResult]:
     from media import taps
 
     taps.configure_host_candidates(config.interfaces())
-    message(f"target: {'embedded vitrine serve' if config.embedded else config.url}", config.progress)
-    target = open_target(config)
+    message(f"target: {'embedded vitrine serve' if config.embedded else config.url}"
+            + (f" on {link.host_ip}, clients in network namespace {link.name}" if link else ""), config.progress)
+    target = open_target(config, link)
     results: list[PointResult] = []
     try:
         for i, loss in enumerate(config.losses_pct):
@@ -323,7 +343,12 @@ def run(config: RunConfig) -> list[PointResult]:
             label = config.scenario if not config.is_sweep else f"{config.scenario} loss {loss:g}%"
             if config.is_sweep:
                 message(f"sweep point {i + 1}/{len(config.losses_pct)}: loss {loss:g}%", config.progress)
-            results.append(run_point(point, target, label))
+            if link is not None:
+                link.apply(point.impairment)  # a fresh table per point: its counters start at zero
+            result = run_point(point, target, label)
+            if link is not None:
+                result.kernel = link.report()
+            results.append(result)
             if target.server is not None and target.server.proc is not None and target.server.proc.poll() is not None:
                 raise HarnessError(f"vitrine serve died during the run:\n{target.server.log_tail()}")
     finally:

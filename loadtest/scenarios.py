@@ -38,9 +38,14 @@ class ClientSpec:
     watch: bool  # expects the other party's video, and is timed to its first frame
     phase: int  # 0 joins before the load shape starts (a live host); 1 is the load
     offset_s: float  # start, in seconds after its phase begins
+    watches: str | None = None  # the identity of the publisher it watches (WHEP asks for it by name)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def identity(role: str, index: int) -> str:
+    return f"{role}-{index}"
 
 
 def build(config: RunConfig, run_id: str | None = None) -> tuple[list[RoomSpec], list[ClientSpec]]:
@@ -50,27 +55,28 @@ def build(config: RunConfig, run_id: str | None = None) -> tuple[list[RoomSpec],
     clients: list[ClientSpec] = []
     step = 0.0 if config.shape == "burst" else 1.0 / config.join_rate
 
-    def add(room: str, role: str, publish: bool, watch: bool, phase: int, slot: int) -> None:
+    def add(room: str, role: str, publish: bool, watches: str | None, phase: int, slot: int) -> None:
         index = len(clients)
-        clients.append(ClientSpec(id=f"c{index:04d}", index=index, room=room, identity=f"{role}-{index}",
-                                  role=role, publish=publish, watch=watch, phase=phase,
-                                  offset_s=round(slot * step, 6)))
+        clients.append(ClientSpec(id=f"c{index:04d}", index=index, room=room, identity=identity(role, index),
+                                  role=role, publish=publish, watch=watches is not None, phase=phase,
+                                  offset_s=round(slot * step, 6), watches=watches))
 
     if config.scenario == "live":
         room = f"{prefix}-live"
         rooms.append(RoomSpec(room, "live", config.viewers + 5))
-        add(room, "host", publish=True, watch=False, phase=0, slot=0)
+        add(room, "host", publish=True, watches=None, phase=0, slot=0)
         for i in range(config.viewers):
-            add(room, "viewer", publish=False, watch=True, phase=1, slot=i)
+            add(room, "viewer", publish=False, watches=identity("host", 0), phase=1, slot=i)
     else:
         first, second = ("customer", "agent") if config.scenario == "consult" else ("buyer", "inspector")
         second_publishes = config.scenario == "consult"
         first_watches = config.scenario == "consult"
         for i in range(config.pairs):
             room = f"{prefix}-{config.scenario}-{i:04d}"
-            rooms.append(RoomSpec(room, config.scenario, 4))
-            add(room, first, publish=True, watch=first_watches, phase=1, slot=2 * i)
-            add(room, second, publish=second_publishes, watch=True, phase=1, slot=2 * i + 1)
+            rooms.append(RoomSpec(room, config.scenario, 4))  # over WHIP/WHEP a consult takes all 4 places
+            a, b = len(clients), len(clients) + 1
+            add(room, first, publish=True, watches=identity(second, b) if first_watches else None, phase=1, slot=2 * i)
+            add(room, second, publish=second_publishes, watches=identity(first, a), phase=1, slot=2 * i + 1)
     return rooms, clients
 
 

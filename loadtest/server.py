@@ -28,9 +28,9 @@ class ServerStartError(RuntimeError):
     """The server process exited or never became healthy."""
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return sock.getsockname()[1]
 
 
@@ -61,18 +61,27 @@ def stop_process(proc: Any, timeout: float = 15.0) -> None:
 
 @dataclass
 class ServerProcess:
-    """Signaling plus the in-process media worker, with a throwaway secret and its own log file."""
+    """Signaling plus the in-process media worker, with a throwaway secret and its own log file.
+
+    ``host`` is where it listens and gathers media candidates: loopback, or the host side of
+    the harness's veth pair in kernel-impairment mode (``loadtest.netns``).
+    """
 
     max_participants: int = 10_000
     max_rooms: int = 200
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(30))  # 40 characters
-    port: int = field(default_factory=free_port)
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: a free port on ``host``
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
+    def __post_init__(self) -> None:
+        if not self.port:
+            self.port = free_port(self.host)
+
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def pid(self) -> int:
@@ -84,9 +93,9 @@ class ServerProcess:
             **os.environ,
             "VITRINE_API_KEY": API_KEY,
             "VITRINE_API_SECRET": self.secret,
-            "VITRINE_HOST": "127.0.0.1",
+            "VITRINE_HOST": self.host,
             "VITRINE_PORT": str(self.port),
-            "VITRINE_RTC_INTERFACES": "127.0.0.1",
+            "VITRINE_RTC_INTERFACES": self.host,
             "VITRINE_LOG_LEVEL": "warning",
             "VITRINE_MAX_PARTICIPANTS_PER_ROOM": str(self.max_participants),
             "VITRINE_MAX_ROOMS_PER_WORKER": str(self.max_rooms),
@@ -141,7 +150,7 @@ class ServerProcess:
     def settings(self) -> Any:
         from vitrine.config import Settings
 
-        return Settings(api_key=API_KEY, api_secret=self.secret, port=self.port)
+        return Settings(api_key=API_KEY, api_secret=self.secret, host=self.host, port=self.port)
 
     def create_live_room(self, name: str, max_participants: int) -> None:
         with httpx.Client(base_url=self.url, auth=(API_KEY, self.secret), timeout=10.0) as client:

@@ -33,7 +33,7 @@ from typing import Any
 
 import av
 import numpy as np
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack, VideoStreamTrack
 from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RtcpPsfbPacket
 
 from media import taps
@@ -339,3 +339,43 @@ class PreEncodedAudioTrack(MediaStreamTrack):
         self.count += 1
         self._pacer.count = self.count
         return packet
+
+
+# -- the live source (--source live) ----------------------------------------------------------
+
+
+class PatternVideoTrack(VideoStreamTrack):
+    """A moving bar on black, 30 fps: cheap to generate and to encode, every frame different.
+
+    Capture times are kept by a ``CaptureClock`` for glass-to-glass latency.
+    """
+
+    def __init__(self, width: int, height: int, find_sender: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self.width, self.height = width, height
+        self.count = 0
+        self._find_sender = find_sender
+        self._sender: Any = None
+        self._image = np.zeros((height, width, 3), dtype=np.uint8)
+        self._bar_x = 0
+        self.clock = CaptureClock()
+
+    async def recv(self) -> av.VideoFrame:
+        if self._sender is None:
+            self._sender = self._find_sender(self)
+        self.clock.learn(self._sender)
+        pts, time_base = await self.next_timestamp()
+        image = self._image
+        width = 16
+        image[:, self._bar_x:self._bar_x + width] = 0
+        self._bar_x = (self.count * 4) % max(self.width - width, 1)
+        image[:, self._bar_x:self._bar_x + width] = 255
+        self.count += 1
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        frame.pts, frame.time_base = pts, time_base
+        ticks = pts if time_base == Fraction(1, VIDEO_CLOCK) else int(pts * time_base * VIDEO_CLOCK)
+        self.clock.record(ticks)
+        return frame
+
+    def captures(self) -> list[tuple[int, float]]:
+        return self.clock.captures()

@@ -19,6 +19,7 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
+from loadtest import netns
 from loadtest.config import RunConfig
 from loadtest.scenarios import ClientSpec
 from loadtest.stats import distribution
@@ -35,9 +36,16 @@ def lifetime_s(config: RunConfig) -> float:
 
 
 def worker_main(wid: int, config: RunConfig, specs: list[ClientSpec], base_url: str, api_key: str,
-                api_secret: str, mint_locally: bool, conn: Connection) -> None:
+                api_secret: str, mint_locally: bool, conn: Connection, netns_name: str | None = None) -> None:
+    """Run ``specs`` to completion; with ``netns_name``, first move into that network namespace (kernel impairment)."""
     from media import taps
 
+    if netns_name is not None:
+        try:
+            netns.enter(netns_name)  # first, before any socket: a socket stays in the namespace it was made in
+        except (OSError, netns.NetnsError) as exc:
+            conn.send(("error", wid, f"worker {wid} could not enter network namespace {netns_name}: {exc}"))
+            return
     taps.configure_host_candidates(config.interfaces())
     try:
         asyncio.run(_serve(wid, config, specs, base_url, api_key, api_secret, mint_locally, conn))
@@ -53,7 +61,9 @@ def _cpu_seconds() -> float:
 
 async def _serve(wid: int, config: RunConfig, specs: list[ClientSpec], base_url: str, api_key: str,
                  api_secret: str, mint_locally: bool, conn: Connection) -> None:
-    from loadtest.agent import Agent, AgentContext, TokenSource
+    from loadtest.context import AgentContext, TokenSource
+    from loadtest.whip_agent import WhipAgent
+    from loadtest.ws_agent import WsAgent
     from media import taps
 
     deadline = time.monotonic() + lifetime_s(config)
@@ -96,7 +106,8 @@ async def _serve(wid: int, config: RunConfig, specs: list[ClientSpec], base_url:
 
     helpers = [asyncio.create_task(f()) for f in (read_commands, flush_events, probe_lag)]
     conn.send(("ready", wid, os.getpid()))
-    agents = [asyncio.create_task(Agent(spec, ctx).run()) for spec in specs]
+    agent_class = WhipAgent if config.transport == "whip" else WsAgent
+    agents = [asyncio.create_task(agent_class(spec, ctx).run()) for spec in specs]
     finished, pending = await asyncio.wait(agents, timeout=max(1.0, deadline - time.monotonic()))
     for task in pending:
         task.cancel()
@@ -116,7 +127,7 @@ async def _serve(wid: int, config: RunConfig, specs: list[ClientSpec], base_url:
     done.set()
     for task in helpers:
         task.cancel()
-    await tokens.close()
+    await ctx.close()
     if events:
         conn.send(("events", wid, events[:]))
     lag = distribution(lags)

@@ -48,6 +48,21 @@ class WorkerRoom:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
+def _playable(room: WorkerRoom, peer: PeerSession, publisher: str | None) -> Callable[[str], list[UpTrack]]:
+    """What a client offer's receive-only m-lines may be bound to, by kind.
+
+    Published tracks of the room that are not the peer's own; only those of the
+    ``publisher`` identity when one is named (WHEP ``?participant=``: in a
+    consult, a client's WHEP session must not bind its own WHIP video).
+    """
+    if not peer.participant.grants.can_subscribe:
+        return lambda kind: []
+    sources = {sid for sid, p in room.peers.items() if sid != peer.sid
+               and (publisher is None or p.participant.identity == publisher)}
+    return lambda kind: [u for u in room.ups.values()
+                         if u.track.kind.value == kind and u.track.participant_sid in sources]
+
+
 class MediaWorker:
     def __init__(self, settings: Settings, worker_id: str, push: Push) -> None:
         self.settings = settings
@@ -93,11 +108,8 @@ class MediaWorker:
             await self._published(room, peer, ups)
             return WorkerReply(offer=next_offer, published=[u.track for u in ups])
         if isinstance(command, OfferCommand):
-            grants = peer.participant.grants
-            answer, ups = await peer.apply_offer(
-                command.sdp, grants.can_publish,
-                lambda kind: [u for u in room.ups.values() if grants.can_subscribe
-                              and u.track.kind.value == kind and u.track.participant_sid != peer.sid])
+            answer, ups = await peer.apply_offer(command.sdp, peer.participant.grants.can_publish,
+                                                 _playable(room, peer, command.publisher))
             await self._published(room, peer, ups)
             return WorkerReply(answer=answer, published=[u.track for u in ups])
         if isinstance(command, CandidateCommand):

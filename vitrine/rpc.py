@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field, TypeAdapter
 
 from vitrine.errors import ErrorCode, VitrineError
-from vitrine.models import Participant, Room, Strict, Track
+from vitrine.models import Identity, Participant, Room, Strict, Track
 from vitrine.protocol import (
     IceCandidate,
     RoomEvent,
@@ -34,6 +34,7 @@ class OfferCommand(Strict):
     room: str
     sid: str
     sdp: Sdp
+    publisher: Identity | None = None  # WHEP ?participant=: bind only this identity's tracks
 
 
 class AnswerCommand(Strict):

@@ -4,13 +4,20 @@
 token>`` and an SDP offer answers ``201 Created`` with the SDP answer and a
 ``Location``; ``PATCH`` on it trickles candidates, ``DELETE`` leaves. The
 room in the path must match the token's room: the token decides.
+
+WHEP binds each receive-only m-line to a track of its kind already published
+in the room by someone else. ``POST /whep/{room}?participant=<identity>``
+restricts that to one publisher: in a room of two publishers (a consult), a
+client publishing over WHIP and watching over WHEP would otherwise get its own
+video back. Nothing published (by that identity) yet is ``track_not_found``:
+WHEP sessions cannot renegotiate, so the player retries once the publisher is in.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import ValidationError
 
 from signaling.deps import ClaimsDep, RuntimeDep
@@ -18,6 +25,7 @@ from signaling.metrics import METRICS
 from signaling.rooms import Admission
 from vitrine.auth import JoinClaims
 from vitrine.errors import ErrorCode, VitrineError
+from vitrine.models import NAME_PATTERN
 from vitrine.protocol import IceCandidate
 from vitrine.rpc import CandidateCommand, OfferCommand
 from vitrine.turn import ice_servers_for
@@ -57,21 +65,33 @@ def _ice_links(runtime: RuntimeDep, identity: str) -> list[str]:
     return links
 
 
-async def _start(kind: Kind, room: str, request: Request, runtime: RuntimeDep, claims: JoinClaims) -> Response:
+async def _check_playable(runtime: RuntimeDep, room: str, publisher: str | None) -> None:
+    """Refuse a WHEP offer that could bind nothing, before admitting a session for it."""
+    tracks = await runtime.state.rooms.list_tracks(room)
+    if publisher is None:
+        if not tracks:
+            raise VitrineError(ErrorCode.TRACK_NOT_FOUND, "nothing is published in this room yet")
+        return
+    sids = {p.sid for p in await runtime.state.rooms.list_participants(room) if p.identity == publisher}
+    if not any(t.participant_sid in sids for t in tracks):
+        raise VitrineError(ErrorCode.TRACK_NOT_FOUND, f"participant {publisher!r} publishes nothing in this room yet")
+
+
+async def _start(kind: Kind, room: str, request: Request, runtime: RuntimeDep, claims: JoinClaims,
+                 publisher: str | None = None) -> Response:
     _check_room(claims, room)
     if kind == "whip" and not claims.grants.can_publish:
         raise VitrineError(ErrorCode.PERMISSION_DENIED, "this token may not publish")
     if kind == "whep":
         if not claims.grants.can_subscribe:
             raise VitrineError(ErrorCode.PERMISSION_DENIED, "this token may not subscribe")
-        if not await runtime.state.rooms.list_tracks(room):
-            raise VitrineError(ErrorCode.TRACK_NOT_FOUND, "nothing is published in this room yet")
+        await _check_playable(runtime, room, publisher)
     sdp = await _read_body(request, SDP, runtime.settings.max_sdp_bytes)
     admission = await runtime.rooms.admit(claims, publish=[], name=None, node_id=runtime.settings.node_id,
                                           auto_subscribe=False)
     try:
         reply = await runtime.rooms.run(admission, OfferCommand(
-            room=room, sid=admission.participant.sid, sdp=sdp))
+            room=room, sid=admission.participant.sid, sdp=sdp, publisher=publisher))
     except BaseException:
         await runtime.rooms.leave(admission)
         raise
@@ -104,9 +124,17 @@ async def whip(room: str, request: Request, runtime: RuntimeDep, claims: ClaimsD
     return await _start("whip", room, request, runtime, claims)
 
 
-@router.post("/whep/{room}", status_code=201, summary="Play with WHEP")
-async def whep(room: str, request: Request, runtime: RuntimeDep, claims: ClaimsDep) -> Response:
-    return await _start("whep", room, request, runtime, claims)
+@router.post("/whep/{room}", status_code=201, summary="Play with WHEP",
+             description="Each receive-only m-line of the offer is bound to a track of its kind published in "
+                         "the room by another participant (by `participant` only, when given). "
+                         "`404 track_not_found` when nothing (by that participant) is published yet: "
+                         "WHEP sessions cannot renegotiate, so retry once the publisher is in.")
+async def whep(room: str, request: Request, runtime: RuntimeDep, claims: ClaimsDep,
+               participant: Annotated[str | None, Query(
+                   pattern=NAME_PATTERN.pattern, max_length=128,
+                   description="Play only this publisher's tracks: the identity of its join token")] = None,
+               ) -> Response:
+    return await _start("whep", room, request, runtime, claims, participant)
 
 
 @router.patch("/{kind}/{room}/{sid}", status_code=204, summary="Trickle ICE candidates (sdpfrag)")
