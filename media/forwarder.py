@@ -13,8 +13,10 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from struct import pack, pack_into
+from typing import Any
 
 from aiortc import RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver, clock
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -167,10 +169,11 @@ class UpTrack:
         self.keyframe_arrival = 0.0
         self._keyframe_timestamp: int | None = None
         self._last_keyframe_request = 0.0
-        self._tasks: set[asyncio.Task[None]] = set()
-        taps.tap_receiver(receiver, self.on_rtp)
+        self._tasks: set[asyncio.Future[None]] = set()
+        taps.tap_receiver_sync(receiver, self.on_rtp)
+        taps.deliver_rtp_now(receiver.transport)
 
-    async def on_rtp(self, packet: RtpPacket, codec: RTCRtpCodecParameters) -> None:
+    def on_rtp(self, packet: RtpPacket, codec: RTCRtpCodecParameters) -> None:
         self.counters.packets_in += 1
         self.media_ssrc = packet.ssrc
         seq = packet.sequence_number
@@ -178,7 +181,7 @@ class UpTrack:
             due, abandoned = self.nacks.on_packet(seq, time.monotonic())
             if due:
                 self.counters.nacks_sent_upstream += 1
-                await taps.send_nack(self.receiver, packet.ssrc, sorted(due))
+                self._spawn(taps.send_nack(self.receiver, packet.ssrc, sorted(due)))
             if abandoned:
                 self.request_keyframe()
         # Subscribers demultiplex by the SSRC their SDP announced, so the
@@ -216,7 +219,10 @@ class UpTrack:
             return
         self._last_keyframe_request = now
         self.counters.keyframe_requests += 1
-        task = asyncio.ensure_future(taps.send_pli(self.receiver, self.media_ssrc))
+        self._spawn(taps.send_pli(self.receiver, self.media_ssrc))
+
+    def _spawn(self, feedback: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(feedback)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

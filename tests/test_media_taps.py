@@ -200,3 +200,62 @@ async def test_peer_connections_share_one_certificate_once_lean() -> None:
     finally:
         await first.close()
         await second.close()
+
+
+async def _fast_path_pair(on_rtp) -> tuple[RTCPeerConnection, RTCPeerConnection, object]:
+    sender_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    receiver_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    sender_pc.addTransceiver(MovingPatternTrack(), direction="sendonly")
+    await sender_pc.setLocalDescription(await sender_pc.createOffer())
+    await receiver_pc.setRemoteDescription(sender_pc.localDescription)
+    receiver = receiver_pc.getTransceivers()[0].receiver
+    taps.tap_receiver_sync(receiver, on_rtp)
+    taps.deliver_rtp_now(receiver.transport)
+    await receiver_pc.setLocalDescription(await receiver_pc.createAnswer())
+    await sender_pc.setRemoteDescription(receiver_pc.localDescription)
+    return sender_pc, receiver_pc, receiver
+
+
+async def test_fast_path_delivers_srtp_from_the_socket_callback() -> None:
+    seen: list[int] = []
+    enough = asyncio.Event()
+    delivered_before = taps.FastPathCounters.delivered
+
+    def on_rtp(packet, codec) -> None:
+        seen.append(packet.sequence_number)
+        assert codec.mimeType.lower() == "video/vp8"
+        if len(seen) >= 30:
+            enough.set()
+
+    sender_pc, receiver_pc, receiver = await _fast_path_pair(on_rtp)
+    try:
+        await asyncio.wait_for(enough.wait(), 30)
+        assert taps.FastPathCounters.delivered - delivered_before >= 25  # a few may precede DTLS "connected"
+        assert not taps.decoder_running(receiver)
+        inbound = [s for s in (await receiver.getStats()).values() if s.type == "inbound-rtp"]
+        assert inbound and inbound[0].packetsReceived >= 30  # receiver reports still fed
+    finally:
+        await sender_pc.close()
+        await receiver_pc.close()
+
+
+async def test_a_failing_handler_on_the_fast_path_does_not_stop_delivery() -> None:
+    calls = 0
+    enough = asyncio.Event()
+    errors_before = taps.FastPathCounters.handler_errors
+
+    def on_rtp(packet, codec) -> None:
+        nonlocal calls
+        calls += 1
+        if calls >= 20:
+            enough.set()
+        if calls % 2:
+            raise RuntimeError("a forwarding bug")
+
+    sender_pc, receiver_pc, _ = await _fast_path_pair(on_rtp)
+    try:
+        await asyncio.wait_for(enough.wait(), 30)
+        assert taps.FastPathCounters.handler_errors - errors_before >= 5
+    finally:
+        await sender_pc.close()
+        await receiver_pc.close()

@@ -9,12 +9,14 @@ if an upgrade moves any of them.
 
 * ``rtp``: RTP/RTCP taps and the fast send path of a forwarded packet.
 * ``datagrams``: the foreign-datagram guard, link hooks, fast handshake retransmission.
+* ``fastpath``: publishers' SRTP handled in the socket callback, without aiortc's queue and tasks.
 * ``candidates``: which addresses and ports ICE gathers on.
 * ``lean``: per-process sharing of what aiortc rebuilds per connection, and a faster clock.
 """
 
 from media.taps.candidates import PortRangeExhausted, configure_host_candidates
-from media.taps.datagrams import DatagramGuard, DatagramHook, HandshakeAccelerator, hook_datagrams
+from media.taps.datagrams import DatagramGuard, DatagramHook, HandshakeAccelerator, deliver_rtp_now, hook_datagrams
+from media.taps.fastpath import FastPathCounters
 from media.taps.lean import LeanAiortc, WindowRateCounter
 from media.taps.rtp import (
     PRIVATE_ATTRIBUTES,
@@ -31,6 +33,7 @@ from media.taps.rtp import (
     sender_last_rtp_timestamp,
     sender_started,
     tap_receiver,
+    tap_receiver_sync,
     tap_sender,
     transport_connected,
 )
@@ -40,5 +43,6 @@ __all__ = [
     "SenderBinding", "LeanAiortc", "WindowRateCounter", "configure_host_candidates", "decoder_running",
     "disable_sender_feedback", "encoder_created", "hook_datagrams", "negotiated_codecs", "offered_direction",
     "on_sender_started", "restrict_codecs", "send_nack", "send_pli", "sender_last_rtp_timestamp",
-    "sender_started", "tap_receiver", "tap_sender", "transport_connected",
+    "sender_started", "tap_receiver", "tap_receiver_sync", "tap_sender", "transport_connected",
+    "FastPathCounters", "deliver_rtp_now",
 ]

@@ -15,6 +15,8 @@ from aiortc import RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
 from OpenSSL import SSL
 
+from media.taps import fastpath
+
 _original_datagram_received = aioice.ice.StunProtocol.datagram_received
 _original_send_stun = aioice.ice.StunProtocol.send_stun
 _original_send_data = aioice.ice.StunProtocol.send_data
@@ -61,6 +63,12 @@ def hook_datagrams(pc: Any, hook: DatagramHook) -> None:
         _hooks[pc.sctp.transport.transport._connection] = hook
 
 
+def deliver_rtp_now(transport: RTCDtlsTransport) -> None:
+    """From now on, hand ``transport``'s SRTP data packets to its tapped receivers in the socket callback."""
+    _install_datagram_patches()
+    fastpath.register(transport)
+
+
 def _install_datagram_patches() -> None:
     aioice.ice.StunProtocol.datagram_received = _datagram_received  # type: ignore[method-assign]
     aioice.ice.StunProtocol.send_stun = _send_stun  # type: ignore[method-assign]
@@ -91,6 +99,8 @@ def _checked_receive(self: aioice.ice.StunProtocol, data: bytes, addr: tuple[Any
         if not allowed:
             DatagramGuard.dropped += 1
             return
+    if data and 127 < data[0] < 192 and fastpath.receive(self.receiver, data):  # RTP/RTCP
+        return
     _original_datagram_received(self, data, addr)
 
 

@@ -15,6 +15,7 @@ from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import AnyRtcpPacket, HeaderExtensionsMap, RtpPacket, unwrap_rtx
 
 RtpHandler = Callable[[RtpPacket, RTCRtpCodecParameters], Awaitable[None]]
+SyncRtpHandler = Callable[[RtpPacket, RTCRtpCodecParameters], None]
 RtcpHandler = Callable[[AnyRtcpPacket], Awaitable[None]]
 
 _R = "_RTCRtpReceiver__"
@@ -23,7 +24,8 @@ _S = "_RTCRtpSender__"
 PRIVATE_ATTRIBUTES = {
     RTCRtpReceiver: ("_handle_rtp_packet", "_send_rtcp_pli", "_send_rtcp_nack", "receive", "_enabled"),
     RTCRtpSender: ("_handle_rtcp_packet", "_ssrc", "_rtx_ssrc", "_retransmit", "_send_keyframe"),
-    RTCDtlsTransport: ("_send_rtp", "_rx_srtp", "_tx_srtp", "_state"),
+    RTCDtlsTransport: ("_send_rtp", "_rx_srtp", "_tx_srtp", "_state", "_rtp_router", "_rtp_header_extensions_map",
+                       "_RTCDtlsTransport__rx_bytes", "_RTCDtlsTransport__rx_packets"),
     RTCRtpTransceiver: ("_codecs", "_offerDirection"),
     HeaderExtensionsMap: ("_HeaderExtensionsMap__ids",),
 }
@@ -37,17 +39,43 @@ def tap_receiver(receiver: RTCRtpReceiver, on_rtp: RtpHandler) -> None:
     RTCP receiver reports keep working: the statistics aiortc's RTCP task reads
     are fed here. RTX is unwrapped so the forwarder sees original sequence numbers.
     """
+    accept = _tapped_delivery(receiver)
+
+    async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+        accepted = accept(packet)
+        if accepted is not None:
+            await on_rtp(*accepted)
+
+    _install(receiver, handle_rtp_packet)
+
+
+def tap_receiver_sync(receiver: RTCRtpReceiver, on_rtp: SyncRtpHandler) -> None:
+    """``tap_receiver`` with a plain function, which a ``deliver_rtp_now`` transport calls from its socket callback."""
+    accept = _tapped_delivery(receiver)
+
+    def sink(packet: RtpPacket) -> None:
+        accepted = accept(packet)
+        if accepted is not None:
+            on_rtp(*accepted)
+
+    async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+        sink(packet)
+
+    receiver._vitrine_rtp_sink = sink  # type: ignore[attr-defined]
+    _install(receiver, handle_rtp_packet)
+
+
+def _tapped_delivery(receiver: RTCRtpReceiver) -> Callable[[RtpPacket], tuple[RtpPacket, RTCRtpCodecParameters] | None]:
     codecs: dict[int, RTCRtpCodecParameters] = getattr(receiver, _R + "codecs")
     rtx_ssrc: dict[int, int] = getattr(receiver, _R + "rtx_ssrc")
     streams: dict[int, StreamStatistics] = getattr(receiver, _R + "remote_streams")
-    original_receive = receiver.receive
 
-    async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+    def accept(packet: RtpPacket) -> tuple[RtpPacket, RTCRtpCodecParameters] | None:
         if not receiver._enabled:
-            return
+            return None
         codec = codecs.get(packet.payload_type)
         if codec is None:
-            return
+            return None
         stats = streams.get(packet.ssrc)
         if stats is None:
             stats = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
@@ -56,10 +84,16 @@ def tap_receiver(receiver: RTCRtpReceiver, on_rtp: RtpHandler) -> None:
             original_ssrc = rtx_ssrc.get(packet.ssrc)
             apt = codec.parameters.get("apt")
             if original_ssrc is None or len(packet.payload) < 2 or apt not in codecs:
-                return
+                return None
             packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
             codec = codecs[apt]
-        await on_rtp(packet, codec)
+        return packet, codec
+
+    return accept
+
+
+def _install(receiver: RTCRtpReceiver, handle_rtp_packet: Callable[[RtpPacket, int], Awaitable[None]]) -> None:
+    original_receive = receiver.receive
 
     async def receive(parameters: Any) -> None:
         await original_receive(parameters)
