@@ -23,7 +23,7 @@ import contextlib
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from aiortc.mediastreams import AudioStreamTrack
@@ -140,6 +140,7 @@ class Agent(ABC):
         self.window_start: float | None = None
         self.remote_participant: str | None = None
         self.failure: dict[str, str] | None = None
+        self._feedback: set[asyncio.Future[None]] = set()  # NACKs and PLIs in flight
 
     # -- what a transport provides ------------------------------------------------------
 
@@ -191,10 +192,12 @@ class Agent(ABC):
             audio = AudioQuality()
             self.audio.append(audio)
 
-            async def count(packet: Any, codec: Any) -> None:
+            def count(packet: Any, codec: Any) -> None:
                 audio.on_packet(packet.sequence_number, packet.payload)
 
-            taps.tap_receiver(receiver_of(pc, track), count)
+            receiver = receiver_of(pc, track)
+            taps.tap_receiver_sync(receiver, count)
+            taps.deliver_rtp_now(receiver.transport)
 
         def on_connection_state() -> None:
             if pc.connectionState == "connected":
@@ -300,28 +303,34 @@ class Agent(ABC):
         self._count(receiver)
         self.ctx.emit(self.spec.id, "first_frame")
 
+    def _spawn(self, feedback: Coroutine[Any, Any, None]) -> None:
+        """Send RTCP feedback without making the (synchronous) receive path wait for it."""
+        task = asyncio.ensure_future(feedback)
+        self._feedback.add(task)
+        task.add_done_callback(self._feedback.discard)
+
     def _count(self, receiver: Any) -> None:
         """Switch the video receiver to counting mode: no more decoding from here on."""
         quality = self.quality = VideoQuality(nominal_fps=self.config.fps)
 
-        async def nack(ssrc: int, seqs: list[int]) -> None:
-            await taps.send_nack(receiver, ssrc, seqs)
+        def nack(ssrc: int, seqs: list[int]) -> None:
+            self._spawn(taps.send_nack(receiver, ssrc, seqs))
 
-        async def pli(ssrc: int) -> None:
-            await taps.send_pli(receiver, ssrc)
+        def pli(ssrc: int) -> None:
+            self._spawn(taps.send_pli(receiver, ssrc))
 
         recovery = self.recovery = LossRecovery(quality, nack, pli)
         codec_known = False
 
-        async def count(packet: Any, codec: Any) -> None:
+        def count(packet: Any, codec: Any) -> None:
             nonlocal codec_known
             if not codec_known:
                 quality.set_codec(codec.mimeType, codec.clockRate)
                 codec_known = True
-            await recovery.on_rtp(packet.sequence_number, packet.timestamp, bool(packet.marker), packet.payload,
-                                  packet.ssrc)
+            recovery.on_rtp(packet.sequence_number, packet.timestamp, bool(packet.marker), packet.payload, packet.ssrc)
 
-        taps.tap_receiver(receiver, count)
+        taps.tap_receiver_sync(receiver, count)
+        taps.deliver_rtp_now(receiver.transport)
         self.window_start = time.monotonic()
 
     async def _hold(self) -> None:
@@ -337,7 +346,7 @@ class Agent(ABC):
                 return
             if self.recovery is not None:
                 with contextlib.suppress(Exception):
-                    await self.recovery.check_stall(now)
+                    self.recovery.check_stall(now)
             await asyncio.sleep(min(STALL_CHECK_S, max(0.0, hold_end - now)))
 
     def _finish_media(self) -> dict[str, Any] | None:

@@ -34,7 +34,7 @@ from __future__ import annotations
 import bisect
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -409,8 +409,8 @@ class AudioQuality:
                 "loss_ratio": round(1 - len(self.seen) / expected, 4) if expected else None}
 
 
-SendNack = Callable[[int, list[int]], Awaitable[None]]
-SendPli = Callable[[int], Awaitable[None]]
+SendNack = Callable[[int, list[int]], None]  # fire and forget: the receive path never waits on a send
+SendPli = Callable[[int], None]
 
 
 class LossRecovery:
@@ -434,35 +434,35 @@ class LossRecovery:
         self.nacked_packets = 0  # sequence numbers asked for, retries included
         self.plis_sent = 0
 
-    async def on_rtp(self, seq: int, timestamp: int, marker: bool, payload: bytes, ssrc: int) -> None:
+    def on_rtp(self, seq: int, timestamp: int, marker: bool, payload: bytes, ssrc: int) -> None:
         now = self.clock()
         self.ssrc = ssrc
         due, abandoned = self.nacks.on_packet(seq, now)
         if due:
             self.nacks_sent += 1
             self.nacked_packets += len(due)
-            await self.send_nack(ssrc, sorted(due))
+            self.send_nack(ssrc, sorted(due))
         self.quality.on_packet(seq, timestamp, marker, payload, now)
         self.quality.advance(now)
         if abandoned:
-            await self._pli(now)
-        await self.check_stall(now)
+            self._pli(now)
+        self.check_stall(now)
 
-    async def check_stall(self, now: float | None = None) -> None:
+    def check_stall(self, now: float | None = None) -> None:
         """PLI when no decodable frame arrived for PLI_AFTER_S (call it periodically too)."""
         now = self.clock() if now is None else now
         self.quality.advance(now)
         last = self.quality.last_decodable_at
         since = now - max(last if last is not None else self.started_at, self.started_at)
         if since > PLI_AFTER_S:
-            await self._pli(now)
+            self._pli(now)
 
-    async def _pli(self, now: float) -> None:
+    def _pli(self, now: float) -> None:
         if self.ssrc is None or now - self.last_pli < PLI_AFTER_S:
             return
         self.last_pli = now
         self.plis_sent += 1
-        await self.send_pli(self.ssrc)
+        self.send_pli(self.ssrc)
 
     def counters(self) -> dict[str, int]:
         return {"nacks_sent": self.nacks_sent, "nacked_packets": self.nacked_packets, "plis_sent": self.plis_sent}

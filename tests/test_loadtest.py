@@ -143,15 +143,15 @@ def test_freeze_definition() -> None:
     assert trailing.count == 1 and trailing.total_s == pytest.approx(2.0)
 
 
-async def test_loss_recovery_nacks_gaps_and_asks_for_a_keyframe_on_a_stall() -> None:
+def test_loss_recovery_nacks_gaps_and_asks_for_a_keyframe_on_a_stall() -> None:
     now = [100.0]
     nacks: list[list[int]] = []
     plis: list[int] = []
 
-    async def send_nack(ssrc: int, seqs: list[int]) -> None:
+    def send_nack(ssrc: int, seqs: list[int]) -> None:
         nacks.append(seqs)
 
-    async def send_pli(ssrc: int) -> None:
+    def send_pli(ssrc: int) -> None:
         plis.append(ssrc)
 
     recovery = LossRecovery(VideoQuality(nominal_fps=30), send_nack, send_pli, clock=lambda: now[0])
@@ -160,14 +160,14 @@ async def test_loss_recovery_nacks_gaps_and_asks_for_a_keyframe_on_a_stall() -> 
         if frame == 3:
             continue  # lost
         now[0] += 1 / 30
-        await recovery.on_rtp(seq, ts, marker, payload, ssrc=1234)
+        recovery.on_rtp(seq, ts, marker, payload, ssrc=1234)
     assert nacks and nacks[0] == [pkts[3][0]]
     assert recovery.nacks_sent >= 1
     assert not plis
     now[0] += PLI_AFTER_S + 0.05  # nothing decodable since frame 2
-    await recovery.check_stall()
+    recovery.check_stall()
     assert plis == [1234]
-    await recovery.check_stall()  # at most one PLI per PLI_AFTER_S
+    recovery.check_stall()  # at most one PLI per PLI_AFTER_S
     assert plis == [1234]
 
 
