@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from signaling.routes import health, rooms, rtc, tokens, whip
+from signaling.routes import health, rooms, rtc, shops, tokens, whip
 from signaling.runtime import Mode, start_runtime
 from vitrine import __version__
 from vitrine.config import Settings
@@ -37,7 +37,7 @@ def create_app(settings: Settings, mode: Mode = "embedded") -> FastAPI:
     app = FastAPI(title="Vitrine", version=__version__, lifespan=lifespan,
                   description="Real-time video for online sellers: REST API, WebSocket signaling, WHIP and WHEP.")
     app.add_middleware(
-        CORSMiddleware, allow_origins=settings.allowed_origins, allow_methods=["GET", "POST", "PATCH", "DELETE"],
+        CORSMiddleware, allow_origins=settings.allowed_origins, allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
         allow_headers=["Authorization", "Content-Type"], expose_headers=["Location", "Link"],
     )
 
@@ -52,7 +52,7 @@ def create_app(settings: Settings, mode: Mode = "embedded") -> FastAPI:
         return JSONResponse({"code": ErrorCode.INVALID_MESSAGE.value, "message": f"{where}: {first.get('msg', '')}"},
                             status_code=422)
 
-    for module in (health, rooms, tokens, rtc, whip):
+    for module in (health, rooms, shops, tokens, rtc, whip):
         app.include_router(module.router)
     app.mount("/", StaticFiles(directory=WEB_ROOT, html=True), name="web")
     return app

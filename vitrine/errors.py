@@ -32,6 +32,11 @@ class ErrorCode(StrEnum):
     NO_MEDIA_WORKER = "no_media_worker"
     WORKER_UNAVAILABLE = "worker_unavailable"
     RATE_LIMITED = "rate_limited"
+    SHOP_NOT_FOUND = "shop_not_found"
+    SHOP_EXISTS = "shop_exists"
+    AGENT_NOT_FOUND = "agent_not_found"
+    PRODUCT_NOT_FOUND = "product_not_found"
+    URL_NOT_ALLOWED = "url_not_allowed"
     INTERNAL = "internal"
 
 
@@ -59,6 +64,12 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.NO_MEDIA_WORKER: 503,
     ErrorCode.WORKER_UNAVAILABLE: 503,
     ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.SHOP_NOT_FOUND: 404,
+    ErrorCode.SHOP_EXISTS: 409,
+    ErrorCode.AGENT_NOT_FOUND: 404,
+    ErrorCode.PRODUCT_NOT_FOUND: 404,
+    ErrorCode.URL_NOT_ALLOWED: 422,
+    ErrorCode.INTERNAL: 500,
 }
 
 

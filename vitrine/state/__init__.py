@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from vitrine.config import Settings
-from vitrine.state.base import EventBus, NodeRegistry, RoomStore, State, WorkerNode
+from vitrine.state.base import EventBus, NodeRegistry, RoomStore, ShopStore, State, WorkerNode
 from vitrine.state.memory import MemoryEventBus, MemoryNodeRegistry, MemoryRoomStore
+from vitrine.state.shops import MemoryShopStore
 
-__all__ = ["EventBus", "NodeRegistry", "RoomStore", "State", "WorkerNode", "open_state"]
+__all__ = ["EventBus", "NodeRegistry", "RoomStore", "ShopStore", "State", "WorkerNode", "open_state"]
 
 
 async def open_state(settings: Settings) -> State:
@@ -18,4 +19,5 @@ async def open_state(settings: Settings) -> State:
     async def close() -> None:
         return None
 
-    return State(rooms=MemoryRoomStore(), nodes=MemoryNodeRegistry(), bus=MemoryEventBus(), close=close)
+    return State(rooms=MemoryRoomStore(), nodes=MemoryNodeRegistry(), bus=MemoryEventBus(), close=close,
+                 shops=MemoryShopStore())

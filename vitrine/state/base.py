@@ -7,12 +7,13 @@ picks the implementation from settings.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from pydantic import Field
 
 from vitrine.models import Participant, Room, Strict, Track, now_ms
+from vitrine.shops import Agent, Product, Shop
 
 
 class WorkerNode(Strict):
@@ -94,6 +95,45 @@ class NodeRegistry(Protocol):
     async def live_workers(self) -> list[WorkerNode]: ...
 
 
+class ShopStore(Protocol):
+    """Shops with their agents and products. Every agent and product call is scoped by shop id:
+    there is no way to reach a record without naming the shop that owns it."""
+
+    async def create_shop(self, shop: Shop) -> bool:
+        """Store a new shop; False when a shop of that id exists."""
+
+    async def get_shop(self, shop_id: str) -> Shop | None: ...
+
+    async def list_shops(self) -> list[Shop]:
+        """Every shop, oldest first."""
+
+    async def update_shop(self, shop: Shop) -> bool:
+        """Replace an existing shop's record; False (and nothing written) if it does not exist."""
+
+    async def delete_shop(self, shop_id: str) -> Shop | None:
+        """Remove the shop with all its agents and products."""
+
+    async def put_agent(self, agent: Agent) -> bool:
+        """Create or replace ``agent`` under ``agent.shop``; False if that shop does not exist."""
+
+    async def get_agent(self, shop_id: str, agent_id: str) -> Agent | None: ...
+
+    async def list_agents(self, shop_id: str) -> list[Agent]:
+        """The shop's agents, by id."""
+
+    async def delete_agent(self, shop_id: str, agent_id: str) -> Agent | None: ...
+
+    async def put_product(self, shop_id: str, product: Product) -> bool:
+        """Create or replace by SKU; False if the shop does not exist. URLs are checked by the caller."""
+
+    async def get_product(self, shop_id: str, sku: str) -> Product | None: ...
+
+    async def list_products(self, shop_id: str) -> list[Product]:
+        """The shop's products, by SKU."""
+
+    async def delete_product(self, shop_id: str, sku: str) -> Product | None: ...
+
+
 MessageHandler = Callable[[str], Awaitable[None]]
 
 
@@ -108,12 +148,20 @@ class EventBus(Protocol):
     async def subscribe(self, channel: str, handler: MessageHandler) -> Subscription: ...
 
 
+def _memory_shops() -> ShopStore:
+    from vitrine.state.shops import MemoryShopStore  # imported late: that module imports this one
+
+    return MemoryShopStore()
+
+
 @dataclass
 class State:
     rooms: RoomStore
     nodes: NodeRegistry
     bus: EventBus
     close: Callable[[], Awaitable[None]]
+    # Defaults to memory so a State assembled by hand (tests, tools) still has one; open_state sets it.
+    shops: ShopStore = field(default_factory=_memory_shops)
 
 
 def placement_load(node: WorkerNode, placed_since_heartbeat: int) -> float:

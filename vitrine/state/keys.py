@@ -66,6 +66,34 @@ def worker_placed_key(worker_id: str) -> str:
     return f"{PREFIX}:{{workers}}:placed:{worker_id}"
 
 
+# SET of shop ids (members: the plain id). Global, like ROOMS_INDEX: written beside a shop's keys.
+SHOPS_INDEX = f"{PREFIX}:shops"
+
+
+# A shop's keys share the hash tag ``{shop:<id>}``. Shop ids are slugs (``shops.SLUG_PATTERN``), so the
+# tag is exact; a room named ``shop:<id>`` would share the slot but no key (different suffixes).
+
+
+def shop_key(shop_id: str) -> str:
+    """STRING: the ``Shop`` as ``Shop.model_dump_json()``. Created with SET NX, replaced with SET XX."""
+    return f"{PREFIX}:{{shop:{shop_id}}}:shop"
+
+
+def shop_agents_key(shop_id: str) -> str:
+    """HASH: agent id -> ``Agent`` JSON."""
+    return f"{PREFIX}:{{shop:{shop_id}}}:agents"
+
+
+def shop_products_key(shop_id: str) -> str:
+    """HASH: SKU -> ``Product`` JSON."""
+    return f"{PREFIX}:{{shop:{shop_id}}}:products"
+
+
+def shop_keys(shop_id: str) -> list[str]:
+    """The keys ``delete_shop`` removes: the shop and everything it owns."""
+    return [shop_key(shop_id), shop_agents_key(shop_id), shop_products_key(shop_id)]
+
+
 # Pub/sub channels. Plain (non-sharded) channels ignore slots; the room channel
 # keeps the tag anyway so it could move to SPUBLISH without renaming.
 

@@ -380,7 +380,9 @@ class RedisEventBus:
 
 
 async def open_redis_state(url: str) -> State:
-    """Connect (failing fast if Redis is unreachable) and wire the three stores to one pool."""
+    """Connect (failing fast if Redis is unreachable) and wire the stores to one pool."""
+    from vitrine.state.shops import RedisShopStore  # imported late: it builds on this module's helpers
+
     client = aioredis.from_url(url, decode_responses=True)
     try:
         await client.ping()
@@ -395,4 +397,5 @@ async def open_redis_state(url: str) -> State:
         finally:
             await client.aclose()
 
-    return State(rooms=RedisRoomStore(client), nodes=RedisNodeRegistry(client), bus=bus, close=close)
+    return State(rooms=RedisRoomStore(client), nodes=RedisNodeRegistry(client), bus=bus, close=close,
+                 shops=RedisShopStore(client))

@@ -1,0 +1,208 @@
+"""Shops (tenants) with their agents and product catalog. Authenticated with the API key and secret.
+
+The path names the shop, agent and SKU; a body may repeat them but never contradict them, so a
+request can only ever write under the shop it addresses.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import Field, ValidationError
+
+from signaling.deps import ApiKeyDep, RuntimeDep
+from vitrine.errors import ErrorCode, VitrineError
+from vitrine.models import Strict
+from vitrine.shops import (
+    SKU_PATTERN,
+    SLUG_PATTERN,
+    Agent,
+    AgentFields,
+    AgentId,
+    Languages,
+    NewShop,
+    OpeningSpan,
+    Product,
+    ProductFields,
+    Shop,
+    ShopId,
+    Sku,
+    check_product,
+    is_open,
+    local_time,
+    next_opening,
+)
+from vitrine.state import ShopStore
+
+router = APIRouter(prefix="/v1/shops", tags=["shops"], dependencies=[ApiKeyDep])
+
+AgentPath = Annotated[str, Path(pattern=SLUG_PATTERN, description="Agent id: a slug")]
+SkuPath = Annotated[str, Path(pattern=SKU_PATTERN, description="Product SKU")]
+
+
+class ShopPatch(Strict):
+    """Fields to change; absent fields keep their value. The result is validated as a whole."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=128)
+    allowed_origins: list[str] | None = Field(default=None, max_length=32)
+    link_hosts: list[str] | None = Field(default=None, max_length=32)
+    timezone: str | None = Field(default=None, max_length=64)
+    opening_hours: list[OpeningSpan] | None = Field(default=None, max_length=70)
+    languages: Languages | None = None
+    max_wait_s: int | None = Field(default=None, ge=10, le=3600)
+
+
+class AgentBody(AgentFields):
+    id: AgentId | None = Field(default=None, description="Optional; must equal the path's agent id")
+    shop: ShopId | None = Field(default=None, description="Optional; must equal the path's shop id")
+
+
+class ProductBody(ProductFields):
+    sku: Sku | None = Field(default=None, description="Optional; must equal the path's SKU")
+
+
+class ShopHours(Strict):
+    open: bool
+    timezone: str
+    now_local: datetime
+    next_opening_local: datetime | None = Field(description="Equals now_local while open; null: no opening hours")
+    next_opening_utc: datetime | None
+
+
+def _same(field: str, given: str | None, path: str) -> None:
+    if given is not None and given != path:
+        raise VitrineError(ErrorCode.INVALID_MESSAGE, f"{field}: body says {given!r} but the path says {path!r}")
+
+
+async def _shop(shops: ShopStore, shop_id: str) -> Shop:
+    shop = await shops.get_shop(shop_id)
+    if shop is None:
+        raise VitrineError(ErrorCode.SHOP_NOT_FOUND, f"no shop {shop_id!r}")
+    return shop
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=Shop,
+             summary="Create a shop: embed origins, link hosts, opening hours, languages")
+async def create_shop(body: NewShop, runtime: RuntimeDep) -> Shop:
+    shop = Shop.model_validate(body.model_dump())
+    if not await runtime.state.shops.create_shop(shop):
+        raise VitrineError(ErrorCode.SHOP_EXISTS, f"shop {shop.id!r} exists")
+    return shop
+
+
+@router.get("", response_model=list[Shop], summary="List shops, oldest first")
+async def list_shops(runtime: RuntimeDep) -> list[Shop]:
+    return await runtime.state.shops.list_shops()
+
+
+@router.get("/{shop}", response_model=Shop, summary="A shop's settings")
+async def get_shop(shop: str, runtime: RuntimeDep) -> Shop:
+    return await _shop(runtime.state.shops, shop)
+
+
+@router.patch("/{shop}", response_model=Shop, summary="Change some of a shop's settings (validated as a whole)")
+async def update_shop(shop: str, body: ShopPatch, runtime: RuntimeDep) -> Shop:
+    current = await _shop(runtime.state.shops, shop)
+    try:
+        updated = Shop.model_validate(current.model_dump() | body.model_dump(exclude_unset=True))
+    except ValidationError as exc:  # reported like a malformed body: 422 invalid_message
+        raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from exc
+    if not await runtime.state.shops.update_shop(updated):
+        raise VitrineError(ErrorCode.SHOP_NOT_FOUND, f"no shop {shop!r}")
+    return updated
+
+
+@router.delete("/{shop}", response_model=Shop, summary="Delete a shop with its agents and products")
+async def delete_shop(shop: str, runtime: RuntimeDep) -> Shop:
+    deleted = await runtime.state.shops.delete_shop(shop)
+    if deleted is None:
+        raise VitrineError(ErrorCode.SHOP_NOT_FOUND, f"no shop {shop!r}")
+    return deleted
+
+
+@router.get("/{shop}/hours", response_model=ShopHours,
+            summary="Whether the shop is open now (or at ?at=), and when it next opens")
+async def shop_hours(shop: str, runtime: RuntimeDep,
+                     at: Annotated[datetime | None, Query(description="An aware ISO 8601 time; default now")] = None,
+                     ) -> ShopHours:
+    record = await _shop(runtime.state.shops, shop)
+    if at is not None and at.utcoffset() is None:
+        raise VitrineError(ErrorCode.INVALID_MESSAGE, "at: needs a UTC offset, e.g. 2025-03-30T09:00:00+02:00")
+    when = at or datetime.now(UTC)
+    opening = next_opening(record, when)
+    return ShopHours(open=is_open(record, when), timezone=record.timezone, now_local=local_time(record, when),
+                     next_opening_local=opening, next_opening_utc=opening.astimezone(UTC) if opening else None)
+
+
+@router.put("/{shop}/agents/{agent}", response_model=Agent, summary="Create or replace an agent of the shop")
+async def put_agent(shop: str, agent: AgentPath, body: AgentBody, runtime: RuntimeDep) -> Agent:
+    _same("shop", body.shop, shop)
+    _same("id", body.id, agent)
+    await _shop(runtime.state.shops, shop)  # first: an unknown shop id may not even be a valid slug
+    record = Agent(id=agent, shop=shop, **body.model_dump(exclude={"id", "shop"}))
+    if not await runtime.state.shops.put_agent(record):
+        raise VitrineError(ErrorCode.SHOP_NOT_FOUND, f"no shop {shop!r}")
+    return record
+
+
+@router.get("/{shop}/agents", response_model=list[Agent], summary="The shop's agents, by id")
+async def list_agents(shop: str, runtime: RuntimeDep) -> list[Agent]:
+    await _shop(runtime.state.shops, shop)
+    return await runtime.state.shops.list_agents(shop)
+
+
+@router.get("/{shop}/agents/{agent}", response_model=Agent, summary="One agent of the shop")
+async def get_agent(shop: str, agent: str, runtime: RuntimeDep) -> Agent:
+    await _shop(runtime.state.shops, shop)
+    found = await runtime.state.shops.get_agent(shop, agent)
+    if found is None:
+        raise VitrineError(ErrorCode.AGENT_NOT_FOUND, f"no agent {agent!r} in shop {shop!r}")
+    return found
+
+
+@router.delete("/{shop}/agents/{agent}", response_model=Agent, summary="Remove an agent from the shop")
+async def delete_agent(shop: str, agent: str, runtime: RuntimeDep) -> Agent:
+    await _shop(runtime.state.shops, shop)
+    deleted = await runtime.state.shops.delete_agent(shop, agent)
+    if deleted is None:
+        raise VitrineError(ErrorCode.AGENT_NOT_FOUND, f"no agent {agent!r} in shop {shop!r}")
+    return deleted
+
+
+@router.put("/{shop}/products/{sku}", response_model=Product,
+            summary="Create or replace a product; its URLs must be https on the shop's link_hosts")
+async def put_product(shop: str, sku: SkuPath, body: ProductBody, runtime: RuntimeDep) -> Product:
+    _same("sku", body.sku, sku)
+    record = await _shop(runtime.state.shops, shop)
+    product = Product(sku=sku, **body.model_dump(exclude={"sku"}))
+    check_product(record, product)
+    if not await runtime.state.shops.put_product(shop, product):
+        raise VitrineError(ErrorCode.SHOP_NOT_FOUND, f"no shop {shop!r}")
+    return product
+
+
+@router.get("/{shop}/products", response_model=list[Product], summary="The shop's catalog, by SKU")
+async def list_products(shop: str, runtime: RuntimeDep) -> list[Product]:
+    await _shop(runtime.state.shops, shop)
+    return await runtime.state.shops.list_products(shop)
+
+
+@router.get("/{shop}/products/{sku}", response_model=Product, summary="One product of the shop")
+async def get_product(shop: str, sku: str, runtime: RuntimeDep) -> Product:
+    await _shop(runtime.state.shops, shop)
+    found = await runtime.state.shops.get_product(shop, sku)
+    if found is None:
+        raise VitrineError(ErrorCode.PRODUCT_NOT_FOUND, f"no product {sku!r} in shop {shop!r}")
+    return found
+
+
+@router.delete("/{shop}/products/{sku}", response_model=Product, summary="Remove a product from the catalog")
+async def delete_product(shop: str, sku: str, runtime: RuntimeDep) -> Product:
+    await _shop(runtime.state.shops, shop)
+    deleted = await runtime.state.shops.delete_product(shop, sku)
+    if deleted is None:
+        raise VitrineError(ErrorCode.PRODUCT_NOT_FOUND, f"no product {sku!r} in shop {shop!r}")
+    return deleted
