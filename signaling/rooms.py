@@ -82,9 +82,11 @@ class RoomService:
             if not claims.grants.room_create:
                 raise VitrineError(ErrorCode.ROOM_NOT_FOUND, "no such room, and this token may not create it")
             await self.state.rooms.create_room(Room(
-                name=claims.room, kind=KIND_FOR_ROLE[claims.role],
+                name=claims.room, kind=KIND_FOR_ROLE[claims.role], shop=claims.shop,
                 max_participants=self.settings.max_participants_per_room))
             room = await self.get_room(claims.room)
+        if room.shop != claims.shop:  # another tenant's room (or one created meanwhile): not even its existence shows
+            raise VitrineError(ErrorCode.ROOM_NOT_FOUND, "no such room")
         if room.closed:
             raise VitrineError(ErrorCode.ROOM_CLOSED, "the room is closed")
         # Refuse what the worker would refuse before touching the room's records.

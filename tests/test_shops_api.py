@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import httpx
+import websockets
 
 from tests.servers import RunningServer
+from vitrine.auth import mint_token
+from vitrine.models import ROLE_DEFAULT_GRANTS, Role
 
 ACME = {"id": "acme", "name": "Acme", "allowed_origins": ["https://www.acme.example"],
         "link_hosts": ["www.acme.example", "*.acme-cdn.example"], "timezone": "Europe/Paris",
@@ -118,3 +124,42 @@ async def test_credentials_are_required(server: RunningServer) -> None:
             assert response.status_code == 401 and response.json()["code"] == "invalid_token", (method, path)
     async with httpx.AsyncClient(base_url=server.url, timeout=30, auth=("testkey", "wrong")) as wrong:
         assert (await wrong.get("/v1/shops")).status_code == 401
+
+
+async def _join(server: RunningServer, token: str) -> dict:
+    async with websockets.connect(server.ws_url) as ws:
+        await ws.send(json.dumps({"type": "join", "token": token}))
+        return json.loads(await asyncio.wait_for(ws.recv(), 30))
+
+
+async def test_a_shops_tokens_reach_only_its_rooms(server: RunningServer) -> None:
+    async with server.api() as api:
+        for shop in ("acme", "beta"):
+            assert (await api.post("/v1/shops", json=ACME | {"id": shop})).status_code == 201
+        room = await api.post("/v1/rooms", json={"name": "consult-1", "shop": "acme"})
+        assert room.status_code == 201 and room.json()["shop"] == "acme", room.text
+        unknown = await api.post("/v1/rooms", json={"name": "consult-2", "shop": "gamma"})
+        assert unknown.status_code == 404 and unknown.json()["code"] == "shop_not_found"
+
+        async def token(shop: str | None, room: str = "consult-1") -> str:
+            body = {"room": room, "identity": f"alice-{shop}", "role": "customer"} | ({"shop": shop} if shop else {})
+            response = await api.post("/v1/tokens", json=body)
+            assert response.status_code == 200, response.text
+            return response.json()["token"]
+
+        refused = await api.post("/v1/tokens", json={"room": "consult-1", "identity": "x", "role": "customer",
+                                                      "shop": "gamma"})
+        assert refused.status_code == 404 and refused.json()["code"] == "shop_not_found"
+        for other in ("beta", None):  # another shop's token, or one of no shop, learns nothing of the room
+            answer = await _join(server, await token(other))
+            assert (answer["type"], answer["code"], answer["message"]) == ("error", "room_not_found", "no such room")
+        joined = await _join(server, await token("acme"))
+        assert joined["type"] == "joined" and joined["room"]["shop"] == "acme", joined
+
+    # A shop's token that may create rooms creates them for its own shop only.
+    creator = server.token("beta-room", "bob", create=True)
+    scoped = mint_token(server.settings, room="beta-room", identity="bob", role=Role.AGENT, shop="beta",
+                        grants=ROLE_DEFAULT_GRANTS[Role.AGENT].model_copy(update={"room_create": True}))
+    joined = await _join(server, scoped)
+    assert joined["type"] == "joined" and joined["room"]["shop"] == "beta", joined
+    assert (await _join(server, creator))["code"] == "room_not_found"  # the room exists, but not for it

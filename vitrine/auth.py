@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from vitrine.config import Settings
 from vitrine.errors import ErrorCode, VitrineError
-from vitrine.models import ROLE_DEFAULT_GRANTS, Grants, Identity, Role, RoomName, Strict
+from vitrine.models import ROLE_DEFAULT_GRANTS, Grants, Identity, Role, RoomName, ShopId, Strict
 
 ALGORITHM = "HS256"
 
@@ -29,6 +29,7 @@ class JoinClaims(Strict):
     nbf: int | None = None
     iat: int | None = None
     name: str | None = None
+    shop: ShopId | None = None  # a shop's token reaches only that shop's rooms; none: rooms of no shop
 
 
 def mint_token(
@@ -40,6 +41,7 @@ def mint_token(
     grants: Grants | None = None,
     ttl_s: int | None = None,
     name: str | None = None,
+    shop: str | None = None,
 ) -> str:
     """Sign a join token. Grants default to the role's defaults."""
     now = int(time.time())
@@ -53,6 +55,7 @@ def mint_token(
         nbf=now,
         iat=now,
         name=name,
+        shop=shop,
     )
     return jwt.encode(claims.model_dump(exclude_none=True), settings.secret_bytes, algorithm=ALGORITHM)
 

@@ -98,7 +98,7 @@ def cmd_token(args: argparse.Namespace) -> None:
     role = Role(args.role)
     grants = ROLE_DEFAULT_GRANTS[role].model_copy(update={"room_create": args.create})
     print(mint_token(settings, room=args.room, identity=args.identity, role=role, grants=grants,
-                     ttl_s=args.ttl, name=args.name))
+                     ttl_s=args.ttl, name=args.name, shop=args.shop))
 
 
 def _loadtest_main(argv: list[str]) -> int:
@@ -134,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=None, help="lifetime in seconds (default 6 h)")
     token.add_argument("--name", default=None, help="display name")
     token.add_argument("--create", action="store_true", help="allow creating the room on first join")
+    token.add_argument("--shop", default=None, help="scope the token to this shop's rooms (a shop id)")
     token.set_defaults(func=cmd_token)
 
     sub.add_parser("loadtest", add_help=False,

@@ -13,6 +13,9 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
 
 RoomName = Annotated[str, StringConstraints(pattern=NAME_PATTERN.pattern)]
 Identity = Annotated[str, StringConstraints(pattern=NAME_PATTERN.pattern)]
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{1,46}[a-z0-9]$"  # 3-48 chars; no leading/trailing '-'
+# A shop (tenant) id: it goes into Redis keys inside a ``{shop:<id>}`` hash tag and into URL paths.
+ShopId = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
 
 
 class Strict(BaseModel):
@@ -80,6 +83,7 @@ class Room(Strict):
     created_at_ms: int = Field(default_factory=now_ms)
     worker_id: str | None = None
     closed: bool = False
+    shop: ShopId | None = None  # the tenant that owns it; only that shop's tokens can join
 
 
 class Participant(Strict):

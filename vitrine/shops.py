@@ -19,13 +19,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, field_validator, model_validator
 
 from vitrine.errors import ErrorCode, VitrineError
-from vitrine.models import Strict, now_ms
+from vitrine.models import SLUG_PATTERN, ShopId, Strict, now_ms
 
-SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{1,46}[a-z0-9]$"  # 3-48 chars; no leading/trailing '-'
 SKU_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 
-# Slugs go into Redis keys inside a ``{shop:<id>}`` hash tag and into URL paths: no braces, no slashes.
-ShopId = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
 AgentId = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
 Sku = Annotated[str, StringConstraints(pattern=SKU_PATTERN)]
 

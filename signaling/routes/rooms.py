@@ -6,7 +6,8 @@ from fastapi import APIRouter, status
 from pydantic import Field
 
 from signaling.deps import ApiKeyDep, RuntimeDep
-from vitrine.models import Participant, Room, RoomKind, RoomName, Strict, Track
+from vitrine.models import Participant, Room, RoomKind, RoomName, ShopId, Strict, Track
+from vitrine.state.shops import require_shop
 
 router = APIRouter(prefix="/v1/rooms", tags=["rooms"], dependencies=[ApiKeyDep])
 
@@ -17,6 +18,7 @@ class CreateRoom(Strict):
     name: RoomName
     kind: RoomKind = RoomKind.CONSULT
     max_participants: int | None = Field(default=None, ge=1, le=10_000)
+    shop: ShopId | None = Field(default=None, description="The shop that owns the room: only its tokens can join")
 
 
 class RoomDetail(Strict):
@@ -28,7 +30,10 @@ class RoomDetail(Strict):
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=Room, summary="Create a room")
 async def create_room(body: CreateRoom, runtime: RuntimeDep) -> Room:
     capacity = body.max_participants or min(DEFAULT_CAPACITY[body.kind], runtime.settings.max_participants_per_room)
-    return await runtime.rooms.create_room(Room(name=body.name, kind=body.kind, max_participants=capacity))
+    if body.shop is not None:
+        await require_shop(runtime.state.shops, body.shop)
+    return await runtime.rooms.create_room(Room(name=body.name, kind=body.kind, max_participants=capacity,
+                                                shop=body.shop))
 
 
 @router.get("", response_model=list[Room], summary="List rooms")

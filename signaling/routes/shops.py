@@ -35,7 +35,7 @@ from vitrine.shops import (
     local_time,
     next_opening,
 )
-from vitrine.state import ShopStore
+from vitrine.state.shops import require_shop
 
 router = APIRouter(prefix="/v1/shops", tags=["shops"], dependencies=[ApiKeyDep])
 
@@ -77,13 +77,6 @@ def _same(field: str, given: str | None, path: str) -> None:
         raise VitrineError(ErrorCode.INVALID_MESSAGE, f"{field}: body says {given!r} but the path says {path!r}")
 
 
-async def _shop(shops: ShopStore, shop_id: str) -> Shop:
-    shop = await shops.get_shop(shop_id)
-    if shop is None:
-        raise VitrineError(ErrorCode.SHOP_NOT_FOUND, f"no shop {shop_id!r}")
-    return shop
-
-
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=Shop,
              summary="Create a shop: embed origins, link hosts, opening hours, languages")
 async def create_shop(body: NewShop, runtime: RuntimeDep) -> Shop:
@@ -100,12 +93,12 @@ async def list_shops(runtime: RuntimeDep) -> list[Shop]:
 
 @router.get("/{shop}", response_model=Shop, summary="A shop's settings")
 async def get_shop(shop: str, runtime: RuntimeDep) -> Shop:
-    return await _shop(runtime.state.shops, shop)
+    return await require_shop(runtime.state.shops, shop)
 
 
 @router.patch("/{shop}", response_model=Shop, summary="Change some of a shop's settings (validated as a whole)")
 async def update_shop(shop: str, body: ShopPatch, runtime: RuntimeDep) -> Shop:
-    current = await _shop(runtime.state.shops, shop)
+    current = await require_shop(runtime.state.shops, shop)
     try:
         updated = Shop.model_validate(current.model_dump() | body.model_dump(exclude_unset=True))
     except ValidationError as exc:  # reported like a malformed body: 422 invalid_message
@@ -128,7 +121,7 @@ async def delete_shop(shop: str, runtime: RuntimeDep) -> Shop:
 async def shop_hours(shop: str, runtime: RuntimeDep,
                      at: Annotated[datetime | None, Query(description="An aware ISO 8601 time; default now")] = None,
                      ) -> ShopHours:
-    record = await _shop(runtime.state.shops, shop)
+    record = await require_shop(runtime.state.shops, shop)
     if at is not None and at.utcoffset() is None:
         raise VitrineError(ErrorCode.INVALID_MESSAGE, "at: needs a UTC offset, e.g. 2025-03-30T09:00:00+02:00")
     when = at or datetime.now(UTC)
@@ -141,7 +134,7 @@ async def shop_hours(shop: str, runtime: RuntimeDep,
 async def put_agent(shop: str, agent: AgentPath, body: AgentBody, runtime: RuntimeDep) -> Agent:
     _same("shop", body.shop, shop)
     _same("id", body.id, agent)
-    await _shop(runtime.state.shops, shop)  # first: an unknown shop id may not even be a valid slug
+    await require_shop(runtime.state.shops, shop)  # first: an unknown shop id may not even be a valid slug
     record = Agent(id=agent, shop=shop, **body.model_dump(exclude={"id", "shop"}))
     if not await runtime.state.shops.put_agent(record):
         raise VitrineError(ErrorCode.SHOP_NOT_FOUND, f"no shop {shop!r}")
@@ -150,13 +143,13 @@ async def put_agent(shop: str, agent: AgentPath, body: AgentBody, runtime: Runti
 
 @router.get("/{shop}/agents", response_model=list[Agent], summary="The shop's agents, by id")
 async def list_agents(shop: str, runtime: RuntimeDep) -> list[Agent]:
-    await _shop(runtime.state.shops, shop)
+    await require_shop(runtime.state.shops, shop)
     return await runtime.state.shops.list_agents(shop)
 
 
 @router.get("/{shop}/agents/{agent}", response_model=Agent, summary="One agent of the shop")
 async def get_agent(shop: str, agent: str, runtime: RuntimeDep) -> Agent:
-    await _shop(runtime.state.shops, shop)
+    await require_shop(runtime.state.shops, shop)
     found = await runtime.state.shops.get_agent(shop, agent)
     if found is None:
         raise VitrineError(ErrorCode.AGENT_NOT_FOUND, f"no agent {agent!r} in shop {shop!r}")
@@ -165,7 +158,7 @@ async def get_agent(shop: str, agent: str, runtime: RuntimeDep) -> Agent:
 
 @router.delete("/{shop}/agents/{agent}", response_model=Agent, summary="Remove an agent from the shop")
 async def delete_agent(shop: str, agent: str, runtime: RuntimeDep) -> Agent:
-    await _shop(runtime.state.shops, shop)
+    await require_shop(runtime.state.shops, shop)
     deleted = await runtime.state.shops.delete_agent(shop, agent)
     if deleted is None:
         raise VitrineError(ErrorCode.AGENT_NOT_FOUND, f"no agent {agent!r} in shop {shop!r}")
@@ -176,7 +169,7 @@ async def delete_agent(shop: str, agent: str, runtime: RuntimeDep) -> Agent:
             summary="Create or replace a product; its URLs must be https on the shop's link_hosts")
 async def put_product(shop: str, sku: SkuPath, body: ProductBody, runtime: RuntimeDep) -> Product:
     _same("sku", body.sku, sku)
-    record = await _shop(runtime.state.shops, shop)
+    record = await require_shop(runtime.state.shops, shop)
     product = Product(sku=sku, **body.model_dump(exclude={"sku"}))
     check_product(record, product)
     if not await runtime.state.shops.put_product(shop, product):
@@ -186,13 +179,13 @@ async def put_product(shop: str, sku: SkuPath, body: ProductBody, runtime: Runti
 
 @router.get("/{shop}/products", response_model=list[Product], summary="The shop's catalog, by SKU")
 async def list_products(shop: str, runtime: RuntimeDep) -> list[Product]:
-    await _shop(runtime.state.shops, shop)
+    await require_shop(runtime.state.shops, shop)
     return await runtime.state.shops.list_products(shop)
 
 
 @router.get("/{shop}/products/{sku}", response_model=Product, summary="One product of the shop")
 async def get_product(shop: str, sku: str, runtime: RuntimeDep) -> Product:
-    await _shop(runtime.state.shops, shop)
+    await require_shop(runtime.state.shops, shop)
     found = await runtime.state.shops.get_product(shop, sku)
     if found is None:
         raise VitrineError(ErrorCode.PRODUCT_NOT_FOUND, f"no product {sku!r} in shop {shop!r}")
@@ -201,7 +194,7 @@ async def get_product(shop: str, sku: str, runtime: RuntimeDep) -> Product:
 
 @router.delete("/{shop}/products/{sku}", response_model=Product, summary="Remove a product from the catalog")
 async def delete_product(shop: str, sku: str, runtime: RuntimeDep) -> Product:
-    await _shop(runtime.state.shops, shop)
+    await require_shop(runtime.state.shops, shop)
     deleted = await runtime.state.shops.delete_product(shop, sku)
     if deleted is None:
         raise VitrineError(ErrorCode.PRODUCT_NOT_FOUND, f"no product {sku!r} in shop {shop!r}")

@@ -7,7 +7,8 @@ from pydantic import Field
 
 from signaling.deps import ApiKeyDep, RuntimeDep
 from vitrine.auth import mint_token
-from vitrine.models import Grants, Identity, Role, RoomName, Strict
+from vitrine.models import Grants, Identity, Role, RoomName, ShopId, Strict
+from vitrine.state.shops import require_shop
 
 router = APIRouter(prefix="/v1/tokens", tags=["tokens"], dependencies=[ApiKeyDep])
 
@@ -19,6 +20,7 @@ class TokenRequest(Strict):
     grants: Grants | None = None
     ttl_s: int | None = Field(default=None, ge=10, le=7 * 24 * 3600)
     name: str | None = Field(default=None, max_length=128)
+    shop: ShopId | None = Field(default=None, description="Scope the token to this shop's rooms")
 
 
 class TokenResponse(Strict):
@@ -28,8 +30,10 @@ class TokenResponse(Strict):
 
 @router.post("", response_model=TokenResponse, summary="Mint a join token")
 async def create_token(body: TokenRequest, runtime: RuntimeDep, request: Request) -> TokenResponse:
+    if body.shop is not None:
+        await require_shop(runtime.state.shops, body.shop)
     token = mint_token(runtime.settings, room=body.room, identity=body.identity, role=body.role,
-                       grants=body.grants, ttl_s=body.ttl_s, name=body.name)
+                       grants=body.grants, ttl_s=body.ttl_s, name=body.name, shop=body.shop)
     base = (runtime.settings.public_url or str(request.base_url)).rstrip("/")
     ws_base = "wss://" + base[len("https://"):] if base.startswith("https://") else "ws://" + base.split("://", 1)[-1]
     return TokenResponse(token=token, ws_url=ws_base + "/v1/rtc")

@@ -8,9 +8,19 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
+from vitrine.errors import ErrorCode, VitrineError
 from vitrine.shops import Agent, Product, Shop
 from vitrine.state import keys
+from vitrine.state.base import ShopStore
 from vitrine.state.redis import _get_each, _load
+
+
+async def require_shop(shops: ShopStore, shop_id: str) -> Shop:
+    """The shop, or the typed ``shop_not_found``: for every API call that names a shop."""
+    shop = await shops.get_shop(shop_id)
+    if shop is None:
+        raise VitrineError(ErrorCode.SHOP_NOT_FOUND, f"no shop {shop_id!r}")
+    return shop
 
 
 def _by_created(shops: list[Shop]) -> list[Shop]:
