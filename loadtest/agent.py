@@ -23,7 +23,7 @@ import contextlib
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 from aiortc.mediastreams import AudioStreamTrack
@@ -33,6 +33,7 @@ from loadtest.quality import AudioQuality, LossRecovery, VideoQuality
 from loadtest.scenarios import ClientSpec
 from loadtest.source import PatternVideoTrack, PreEncodedAudioTrack, PreEncodedVideoTrack
 from media import taps
+from vitrine.tasks import TaskSet
 
 STAGES: dict[str, tuple[str, ...]] = {
     "ws": ("token", "ws_open", "joined", "offer", "answer_sent", "ice_connected", "connected",
@@ -140,7 +141,7 @@ class Agent(ABC):
         self.window_start: float | None = None
         self.remote_participant: str | None = None
         self.failure: dict[str, str] | None = None
-        self._feedback: set[asyncio.Future[None]] = set()  # NACKs and PLIs in flight
+        self._feedback = TaskSet()  # NACKs and PLIs in flight: the (synchronous) receive path never waits
 
     # -- what a transport provides ------------------------------------------------------
 
@@ -303,21 +304,15 @@ class Agent(ABC):
         self._count(receiver)
         self.ctx.emit(self.spec.id, "first_frame")
 
-    def _spawn(self, feedback: Coroutine[Any, Any, None]) -> None:
-        """Send RTCP feedback without making the (synchronous) receive path wait for it."""
-        task = asyncio.ensure_future(feedback)
-        self._feedback.add(task)
-        task.add_done_callback(self._feedback.discard)
-
     def _count(self, receiver: Any) -> None:
         """Switch the video receiver to counting mode: no more decoding from here on."""
         quality = self.quality = VideoQuality(nominal_fps=self.config.fps)
 
         def nack(ssrc: int, seqs: list[int]) -> None:
-            self._spawn(taps.send_nack(receiver, ssrc, seqs))
+            self._feedback.spawn(taps.send_nack(receiver, ssrc, seqs))
 
         def pli(ssrc: int) -> None:
-            self._spawn(taps.send_pli(receiver, ssrc))
+            self._feedback.spawn(taps.send_pli(receiver, ssrc))
 
         recovery = self.recovery = LossRecovery(quality, nack, pli)
         codec_known = False

@@ -13,10 +13,8 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Coroutine
 from dataclasses import dataclass
 from struct import pack, pack_into
-from typing import Any
 
 from aiortc import RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver, clock
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -34,6 +32,7 @@ from aiortc.rtp import (
 from media import taps
 from media.keyframes import is_keyframe
 from vitrine.models import Track, TrackKind
+from vitrine.tasks import TaskSet
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +168,7 @@ class UpTrack:
         self.keyframe_arrival = 0.0
         self._keyframe_timestamp: int | None = None
         self._last_keyframe_request = 0.0
-        self._tasks: set[asyncio.Future[None]] = set()
+        self._feedback = TaskSet()  # PLIs and NACKs upstream, sent without making on_rtp wait
         taps.tap_receiver_sync(receiver, self.on_rtp)
         taps.deliver_rtp_now(receiver.transport)
 
@@ -181,7 +180,7 @@ class UpTrack:
             due, abandoned = self.nacks.on_packet(seq, time.monotonic())
             if due:
                 self.counters.nacks_sent_upstream += 1
-                self._spawn(taps.send_nack(self.receiver, packet.ssrc, sorted(due)))
+                self._feedback.spawn(taps.send_nack(self.receiver, packet.ssrc, sorted(due)))
             if abandoned:
                 self.request_keyframe()
         # Subscribers demultiplex by the SSRC their SDP announced, so the
@@ -219,12 +218,7 @@ class UpTrack:
             return
         self._last_keyframe_request = now
         self.counters.keyframe_requests += 1
-        self._spawn(taps.send_pli(self.receiver, self.media_ssrc))
-
-    def _spawn(self, feedback: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(feedback)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._feedback.spawn(taps.send_pli(self.receiver, self.media_ssrc))
 
     def close(self) -> None:
         for down in list(self.downs.values()):

@@ -11,6 +11,7 @@ from vitrine.config import Settings
 from vitrine.rpc import NodeMessage, OfferPush, RpcRequest, RpcResponse
 from vitrine.state import State, keys
 from vitrine.state.base import Subscription
+from vitrine.tasks import TaskSet
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ class WorkerService:
         self.worker = worker
         self._heartbeat: asyncio.Task[None] | None = None
         self._rpc: Subscription | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._requests = TaskSet()
 
     async def start(self, serve_rpc: bool) -> None:
         await self.beat()
@@ -48,9 +49,7 @@ class WorkerService:
             logger.warning("dropped a malformed worker request")
             return
         # Start now so room locks are taken in arrival order; run concurrently across rooms.
-        task = asyncio.create_task(self._serve(request))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._requests.spawn(self._serve(request))
 
     async def _serve(self, request: RpcRequest) -> None:
         reply = await self.worker.handle(request.command)

@@ -15,7 +15,6 @@ tolerates that reordering, as it does the network's.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import weakref
 
@@ -25,12 +24,14 @@ from aiortc import RTCDtlsTransport, clock
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtp import RtpPacket, is_rtcp
 
+from vitrine.tasks import TaskSet
+
 logger = logging.getLogger(__name__)
 
 _D = "_RTCDtlsTransport__"
 
 _transports: weakref.WeakKeyDictionary[aioice.ice.Connection, RTCDtlsTransport] = weakref.WeakKeyDictionary()
-_pending: set[asyncio.Future[None]] = set()
+_pending = TaskSet()  # untapped receivers' aiortc handling, in arrival order
 
 
 class FastPathCounters:
@@ -63,9 +64,7 @@ def receive(connection: aioice.ice.Connection, data: bytes) -> bool:
         return True
     sink = getattr(receiver, "_vitrine_rtp_sink", None)
     if sink is None:  # an untapped receiver keeps aiortc's handling, in arrival order
-        future = asyncio.ensure_future(receiver._handle_rtp_packet(packet, arrival_time_ms=clock.current_ms()))
-        _pending.add(future)
-        future.add_done_callback(_pending.discard)
+        _pending.spawn(receiver._handle_rtp_packet(packet, arrival_time_ms=clock.current_ms()))
         return True
     try:
         sink(packet)

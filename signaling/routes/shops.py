@@ -7,7 +7,7 @@ request can only ever write under the shop it addresses.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Path, Query, status
 from fastapi.exceptions import RequestValidationError
@@ -36,6 +36,8 @@ from vitrine.shops import (
     next_opening,
 )
 from vitrine.state.shops import require_shop
+
+T = TypeVar("T")
 
 router = APIRouter(prefix="/v1/shops", tags=["shops"], dependencies=[ApiKeyDep])
 
@@ -70,6 +72,12 @@ class ShopHours(Strict):
     now_local: datetime
     next_opening_local: datetime | None = Field(description="Equals now_local while open; null: no opening hours")
     next_opening_utc: datetime | None
+
+
+def _found(record: T | None, code: ErrorCode, message: str) -> T:
+    if record is None:
+        raise VitrineError(code, message)
+    return record
 
 
 def _same(field: str, given: str | None, path: str) -> None:
@@ -150,19 +158,15 @@ async def list_agents(shop: str, runtime: RuntimeDep) -> list[Agent]:
 @router.get("/{shop}/agents/{agent}", response_model=Agent, summary="One agent of the shop")
 async def get_agent(shop: str, agent: str, runtime: RuntimeDep) -> Agent:
     await require_shop(runtime.state.shops, shop)
-    found = await runtime.state.shops.get_agent(shop, agent)
-    if found is None:
-        raise VitrineError(ErrorCode.AGENT_NOT_FOUND, f"no agent {agent!r} in shop {shop!r}")
-    return found
+    return _found(await runtime.state.shops.get_agent(shop, agent), ErrorCode.AGENT_NOT_FOUND,
+                  f"no agent {agent!r} in shop {shop!r}")
 
 
 @router.delete("/{shop}/agents/{agent}", response_model=Agent, summary="Remove an agent from the shop")
 async def delete_agent(shop: str, agent: str, runtime: RuntimeDep) -> Agent:
     await require_shop(runtime.state.shops, shop)
-    deleted = await runtime.state.shops.delete_agent(shop, agent)
-    if deleted is None:
-        raise VitrineError(ErrorCode.AGENT_NOT_FOUND, f"no agent {agent!r} in shop {shop!r}")
-    return deleted
+    return _found(await runtime.state.shops.delete_agent(shop, agent), ErrorCode.AGENT_NOT_FOUND,
+                  f"no agent {agent!r} in shop {shop!r}")
 
 
 @router.put("/{shop}/products/{sku}", response_model=Product,
@@ -186,16 +190,12 @@ async def list_products(shop: str, runtime: RuntimeDep) -> list[Product]:
 @router.get("/{shop}/products/{sku}", response_model=Product, summary="One product of the shop")
 async def get_product(shop: str, sku: str, runtime: RuntimeDep) -> Product:
     await require_shop(runtime.state.shops, shop)
-    found = await runtime.state.shops.get_product(shop, sku)
-    if found is None:
-        raise VitrineError(ErrorCode.PRODUCT_NOT_FOUND, f"no product {sku!r} in shop {shop!r}")
-    return found
+    return _found(await runtime.state.shops.get_product(shop, sku), ErrorCode.PRODUCT_NOT_FOUND,
+                  f"no product {sku!r} in shop {shop!r}")
 
 
 @router.delete("/{shop}/products/{sku}", response_model=Product, summary="Remove a product from the catalog")
 async def delete_product(shop: str, sku: str, runtime: RuntimeDep) -> Product:
     await require_shop(runtime.state.shops, shop)
-    deleted = await runtime.state.shops.delete_product(shop, sku)
-    if deleted is None:
-        raise VitrineError(ErrorCode.PRODUCT_NOT_FOUND, f"no product {sku!r} in shop {shop!r}")
-    return deleted
+    return _found(await runtime.state.shops.delete_product(shop, sku), ErrorCode.PRODUCT_NOT_FOUND,
+                  f"no product {sku!r} in shop {shop!r}")

@@ -21,6 +21,7 @@ from vitrine.errors import ErrorCode, VitrineError
 from vitrine.models import Participant, Room, Track
 from vitrine.state import keys
 from vitrine.state.base import JoinOutcome, MessageHandler, State, WorkerNode, stamp
+from vitrine.tasks import TaskSet
 
 logger = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -266,7 +267,7 @@ class RedisEventBus:
         self._pending: dict[tuple[str, str], deque[asyncio.Future[None]]] = {}
         self._send_lock = asyncio.Lock()
         self._start_lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[None]] = set()  # the reader and one dispatcher per channel
+        self._tasks = TaskSet()  # the reader and one dispatcher per channel
         self._closed = False
 
     async def publish(self, channel: str, message: str) -> int:
@@ -279,7 +280,7 @@ class RedisEventBus:
         state = self._channels.get(channel)
         if state is None:
             state = self._channels[channel] = _Channel()
-            self._spawn(self._dispatch(channel, state))
+            self._tasks.spawn(self._dispatch(channel, state))
         sub = RedisSubscription(self, channel, state)
         state.handlers[sub] = handler
         try:
@@ -322,17 +323,12 @@ class RedisEventBus:
         if not self._closed:
             await self._sync(channel)
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def _start(self) -> None:
         """Connect on first subscribe, so a process that only publishes holds no pub/sub connection."""
         async with self._start_lock:
             if self._pubsub.connection is None:
                 await self._pubsub.connect()
-                self._spawn(self._read())
+                self._tasks.spawn(self._read())
 
     async def _read(self) -> None:
         while True:
