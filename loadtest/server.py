@@ -72,6 +72,7 @@ class ServerProcess:
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(30))  # 40 characters
     host: str = "127.0.0.1"
     port: int = 0  # 0: a free port on ``host``
+    redis_url: str | None = None  # scaled state (the desk's queue, presence and locks in Redis)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -99,6 +100,7 @@ class ServerProcess:
             "VITRINE_LOG_LEVEL": "warning",
             "VITRINE_MAX_PARTICIPANTS_PER_ROOM": str(self.max_participants),
             "VITRINE_MAX_ROOMS_PER_WORKER": str(self.max_rooms),
+            **({"VITRINE_REDIS_URL": self.redis_url} if self.redis_url else {}),
         }
 
     def start(self) -> None:

@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from signaling.routes import health, rooms, rtc, shops, tokens, whip
+from signaling.routes import consult, health, rooms, rtc, shops, tokens, whip
 from signaling.runtime import Mode, start_runtime
 from vitrine import __version__
 from vitrine.config import Settings
@@ -54,5 +54,16 @@ def create_app(settings: Settings, mode: Mode = "embedded") -> FastAPI:
 
     for module in (health, rooms, shops, tokens, rtc, whip):
         app.include_router(module.router)
+    app.include_router(consult.public)
+    app.include_router(consult.backend)
+
+    @app.middleware("http")
+    async def embeddable_assets(request: Request, call_next):  # noqa: ANN001, ANN202
+        """The widget runs on shops' pages and imports its modules from here: scripts and styles are public."""
+        response = await call_next(request)
+        if request.method == "GET" and request.url.path.endswith((".js", ".css")):
+            response.headers["Access-Control-Allow-Origin"] = "*"
+            response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
+        return response
     app.mount("/", StaticFiles(directory=WEB_ROOT, html=True), name="web")
     return app

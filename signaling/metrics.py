@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 @dataclass
@@ -23,6 +23,20 @@ class Metrics:
         self.sessions = Gauge("vitrine_sessions", "Open WebSocket sessions on this node", registry=r)
         self.media = Gauge("vitrine_media", "The in-process media worker's forwarding counters",
                            ["stat"], registry=r)
+        self.webhook_deliveries = Counter("vitrine_webhook_deliveries",
+                                          "Webhook attempts by outcome: delivered, retried, failed (dead-lettered)",
+                                          ["result"], registry=r)
+
+        self.consult_calls = Counter("vitrine_consult_calls", "Consult tickets closed, by outcome",
+                                     ["outcome"], registry=r)
+        self.consult_wait = Histogram("vitrine_consult_wait_seconds", "Queue wait of answered consults",
+                                      buckets=(5, 15, 30, 60, 120, 300, 600, 1800), registry=r)
+        self.consult_first_frame = Histogram(
+            "vitrine_consult_first_frame_seconds",
+            "Widget-reported time from the agent's accept reaching the shopper to the first remote video frame",
+            buckets=(0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1, 2, 5), registry=r)
+        self.desk_sockets = Gauge("vitrine_desk_sockets", "Open consult desk sockets on this node", ["side"],
+                                  registry=r)
 
 
 METRICS = Metrics()

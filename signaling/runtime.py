@@ -16,8 +16,10 @@ from typing import Literal
 
 from media.service import WorkerService, redis_push
 from media.worker import MediaWorker
+from signaling.consult.service import ConsultService
 from signaling.hub import SessionHub
 from signaling.rooms import RoomService
+from signaling.webhooks import WebhookDispatcher
 from signaling.worker_link import LocalWorkerLink, RedisWorkerLink, WorkerLink
 from vitrine.config import Settings
 from vitrine.rpc import OfferPush
@@ -35,6 +37,8 @@ class Runtime:
     link: WorkerLink
     hub: SessionHub
     rooms: RoomService
+    webhooks: WebhookDispatcher
+    consult: ConsultService
     worker: WorkerService | None = None
     _watchdog: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -46,6 +50,8 @@ class Runtime:
         return bool(await self.state.nodes.live_workers())
 
     async def close(self) -> None:
+        await self.consult.stop()
+        await self.webhooks.stop()  # first: its loops still read the state closed below
         if self._watchdog is not None:
             self._watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -82,7 +88,12 @@ async def start_runtime(settings: Settings, mode: Mode = "embedded") -> Runtime:
     else:
         link = LocalWorkerLink()
     link.on_push(hub.on_push)
-    runtime = Runtime(settings=settings, state=state, link=link, hub=hub, rooms=RoomService(settings, state, link))
+    rooms = RoomService(settings, state, link)
+    webhooks = WebhookDispatcher(settings, state)
+    runtime = Runtime(settings=settings, state=state, link=link, hub=hub, rooms=rooms, webhooks=webhooks,
+                      consult=ConsultService(settings, state, rooms, webhooks))
+    await runtime.webhooks.start()
+    runtime.consult.start()
     if mode == "embedded":
         push = redis_push(state) if settings.redis_url else _local_push(link)
         worker = MediaWorker(settings, worker_id=f"{settings.node_id}-media", push=push)

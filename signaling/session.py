@@ -14,6 +14,7 @@ import logging
 
 from fastapi import WebSocket, WebSocketDisconnect
 
+from signaling.frames import CLOSE_NORMAL, Idle, receive_frame
 from signaling.hub import SessionHub
 from signaling.metrics import METRICS
 from signaling.rooms import Admission, RoomService
@@ -54,14 +55,15 @@ from vitrine.turn import ice_servers_for
 
 logger = logging.getLogger(__name__)
 
-CLOSE_NORMAL = 1000
 CLOSE_POLICY = 1008
 CLOSE_TRY_AGAIN = 1013
 
 
 class RtcSession:
-    def __init__(self, ws: WebSocket, settings: Settings, rooms: RoomService, hub: SessionHub) -> None:
+    def __init__(self, ws: WebSocket, settings: Settings, rooms: RoomService, hub: SessionHub,
+                 foreign_origin: str | None = None) -> None:
         self.ws = ws
+        self.foreign_origin = foreign_origin  # not a server origin: only a token of a shop embedding it may join
         self.settings = settings
         self.rooms = rooms
         self.hub = hub
@@ -70,6 +72,8 @@ class RtcSession:
         self._snapshot_seq: int | None = None
         self._early_events: list[RoomEvent] = []
         self._closing: LeaveNotice | None = None
+        self._close_code: int | None = None  # overrides the normal/try-again close code
+        self._stopping = False  # the outbox ends with its sentinel: let the writer finish it
 
     # -- outgoing -------------------------------------------------------------------
 
@@ -82,6 +86,7 @@ class RtcSession:
             self._drain_and_stop()
 
     def _drain_and_stop(self) -> None:
+        self._stopping = True
         while not self._outbox.empty():
             self._outbox.get_nowait()
         self._outbox.put_nowait(None)
@@ -93,7 +98,8 @@ class RtcSession:
             with contextlib.suppress(Exception):
                 await self.ws.send_text(encode(self._closing))
         with contextlib.suppress(Exception):
-            await self.ws.close(CLOSE_TRY_AGAIN if self._closing and self._closing.reconnect else CLOSE_NORMAL)
+            await self.ws.close(self._close_code or (
+                CLOSE_TRY_AGAIN if self._closing and self._closing.reconnect else CLOSE_NORMAL))
 
     def error(self, exc: VitrineError, ref: str | None = None) -> None:
         METRICS.signaling_errors.labels(code=exc.code.value).inc()
@@ -128,7 +134,8 @@ class RtcSession:
         finally:
             await self._leave()
             if not writer.done():
-                self._drain_and_stop()
+                if not self._stopping:
+                    self._drain_and_stop()
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(writer, 2)
             writer.cancel()
@@ -136,26 +143,20 @@ class RtcSession:
     async def _read_loop(self, writer: asyncio.Task[None]) -> None:
         while not writer.done():
             timeout = self.settings.join_timeout_s if self.admission is None else self.settings.idle_timeout_s
-            receive = asyncio.ensure_future(self.ws.receive())
-            done, _ = await asyncio.wait({receive, writer}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            if receive not in done:
-                receive.cancel()
+            try:
+                raw = await receive_frame(self.ws, writer, timeout, self.settings.max_message_bytes)
+            except Idle:
                 if not writer.done():
                     self._closing = LeaveNotice(reason="idle timeout" if self.admission else "join timeout")
                     self._drain_and_stop()
                 return
-            frame = receive.result()
-            if frame["type"] == "websocket.disconnect":
-                raise WebSocketDisconnect(frame.get("code", CLOSE_NORMAL))
-            raw = frame.get("text") if frame.get("text") is not None else frame.get("bytes")
+            except VitrineError as exc:
+                self.error(exc)
+                continue
             if raw is None:
                 continue
-            if _byte_length(raw) > self.settings.max_message_bytes:
-                self.error(VitrineError(ErrorCode.MESSAGE_TOO_LARGE,
-                                        f"messages are limited to {self.settings.max_message_bytes} bytes"))
-                continue
             await self._handle(raw)
-            if self._closing is not None and self.admission is None:
+            if (self._closing is not None or self._close_code) and self.admission is None:
                 return
 
     async def _handle(self, raw: str | bytes) -> None:
@@ -163,6 +164,9 @@ class RtcSession:
         try:
             message = parse_client_message(raw)
             ref = message.type
+            if self.foreign_origin is not None and self.admission is None and not isinstance(message, JoinMessage):
+                self._refuse_origin(notice=False)
+                return
             METRICS.signaling_messages.labels(type=ref).inc()
             await self._dispatch(message)
         except VitrineError as exc:
@@ -197,6 +201,10 @@ class RtcSession:
         if message.v != PROTOCOL_VERSION:
             raise VitrineError(ErrorCode.UNSUPPORTED_VERSION, f"this server speaks protocol v{PROTOCOL_VERSION}")
         claims = verify_token(self.settings, message.token)
+        if self.foreign_origin is not None and not await self._shop_allows_origin(claims.shop):
+            self.error(VitrineError(ErrorCode.ORIGIN_NOT_ALLOWED, "this page's origin may not join"), "join")
+            self._refuse_origin(notice=True)
+            return
         admission = await self.rooms.admit(claims, publish=message.publish, name=message.name,
                                            node_id=self.settings.node_id)
         self.admission = admission
@@ -215,6 +223,23 @@ class RtcSession:
         if admission.reply.offer is not None:
             self.send(admission.reply.offer)
         METRICS.joins.inc()
+
+    async def _shop_allows_origin(self, shop_id: str | None) -> bool:
+        shop = await self.rooms.state.shops.get_shop(shop_id) if shop_id else None
+        return shop is not None and self.foreign_origin in shop.allowed_origins
+
+    def _refuse_origin(self, notice: bool) -> None:
+        """Close with 1008: a foreign page may send a shop's join, and nothing else, first.
+
+        With ``notice``, what is queued (the typed error) is still sent, then a ``leave``.
+        """
+        self._closing = LeaveNotice(reason="origin not allowed") if notice else None
+        self._close_code = CLOSE_POLICY
+        if notice:
+            self._stopping = True
+            self._outbox.put_nowait(None)
+        else:
+            self._drain_and_stop()
 
     async def _leave(self) -> None:
         admission, self.admission = self.admission, None
@@ -242,12 +267,6 @@ def _worker_command(message: object, room: str, sid: str) -> WorkerCommand:
     raise VitrineError(ErrorCode.INVALID_MESSAGE, "unexpected message")
 
 
-def _byte_length(raw: str | bytes) -> int:
-    if isinstance(raw, bytes):
-        return len(raw)
-    return len(raw) if raw.isascii() else len(raw.encode("utf-8", "surrogatepass"))
-
-
 def origin_allowed(ws: WebSocket, allowed: list[str]) -> bool:
     """CORS middleware does not cover WebSockets, so check Origin by hand.
 
@@ -261,4 +280,3 @@ def origin_allowed(ws: WebSocket, allowed: list[str]) -> bool:
         return "*" in allowed or origin in allowed
     host = ws.headers.get("host", "")
     return origin.split("://", 1)[-1] == host
-

@@ -117,3 +117,15 @@ async def server():
 
     async with embedded_server() as running:
         yield running
+
+
+@pytest.fixture
+async def browser(server):
+    """Headless Debian Chromium (tests/browser_support.py: fails, never skips, when it is missing).
+
+    Depends on ``server`` so it closes before the server stops.
+    """
+    from tests.browser_support import chromium  # imported here: it needs Playwright, most tests do not
+
+    async with chromium() as instance:
+        yield instance

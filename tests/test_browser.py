@@ -7,127 +7,53 @@ other's video. Screenshots land in test-artifacts/ (git-ignored).
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
+from tests.browser_support import DESKTOP, PHONE, WatchedPage, playwright_api, record_sent_frames
 from tests.servers import RunningServer
 from vitrine.models import Role
 
-playwright_api = pytest.importorskip("playwright.async_api")
-
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-# Generous: a loaded 2-core machine runs Chromium twice plus the server and its media worker.
-STATE_TIMEOUT_MS = 30_000
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 800}
-
-# A remote video that has decoded frames and is playing.
-REMOTE_VIDEO_PLAYING = """() => {
-  const v = document.querySelector("video.remote");
-  return v !== null && v.videoWidth > 0 && v.currentTime > 0 && !v.paused;
-}"""
-REMOTE_VIDEO_ADVANCED = """(t0) => {
-  const v = document.querySelector("video.remote");
-  return v !== null && v.currentTime > t0 + 0.5;
-}"""
 
 
 @dataclass
-class Tab:
+class Tab(WatchedPage):
     """One browser context (its own cookies, camera, WebSocket) on the call page."""
 
-    name: str
-    page: playwright_api.Page
-    log: list[str] = field(default_factory=list)
     sent: list[dict] = field(default_factory=list)  # signaling frames the page sent, token removed
-
-    def diagnostics(self) -> str:
-        return f"[{self.name}] console:\n  " + "\n  ".join(self.log[-40:])
 
     async def status(self) -> str:
         return await self.page.locator("#status").text_content() or ""
 
+    async def timed_out(self, what: str) -> str:
+        return f"[{self.name}] timed out waiting for {what}; status={await self.status()!r}\n{self.diagnostics()}"
+
     async def join(self) -> None:
         await self.page.locator("#join").click()
 
-    async def wait_for(self, expression: str, arg: object = None, what: str = "") -> None:
-        try:
-            await self.page.wait_for_function(expression, arg=arg, timeout=STATE_TIMEOUT_MS, polling=100)
-        except playwright_api.TimeoutError:
-            raise AssertionError(f"[{self.name}] timed out waiting for {what or expression}; "
-                                 f"status={await self.status()!r}\n{self.diagnostics()}") from None
-
-    async def wait_remote_video_plays(self) -> None:
-        """A remote video has a size and its clock moves (read it, then wait for it to advance)."""
-        await self.wait_for(REMOTE_VIDEO_PLAYING, what="a playing video.remote")
-        t0 = await self.page.evaluate('document.querySelector("video.remote").currentTime')
-        await self.wait_for(REMOTE_VIDEO_ADVANCED, arg=t0, what="video.remote currentTime to advance")
+    async def wait_remote_video_plays(self, root: str = "document") -> None:
+        """A remote video plays, its clock moves, and it has a size."""
+        await super().wait_remote_video_plays(root)
         size = await self.page.evaluate(
-            '(() => { const v = document.querySelector("video.remote"); return [v.videoWidth, v.videoHeight]; })()')
+            f'(() => {{ const v = {root}.querySelector("video.remote"); return [v.videoWidth, v.videoHeight]; }})()')
         assert size[0] > 0 and size[1] > 0, f"[{self.name}] remote video has no size: {size}"
-
-    async def screenshot(self, filename: str) -> None:
-        ARTIFACTS.mkdir(exist_ok=True)
-        await self.page.screenshot(path=str(ARTIFACTS / filename), full_page=True)
-
-
-@pytest.fixture
-async def browser(server: RunningServer) -> AsyncIterator[playwright_api.Browser]:
-    """Headless Debian Chromium. Depends on ``server`` so it closes before the server stops."""
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"{CHROMIUM} is not installed")
-    async with playwright_api.async_playwright() as pw:
-        instance = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield instance
-        finally:
-            await instance.close()
 
 
 async def open_tab(browser: playwright_api.Browser, server: RunningServer, name: str, token: str,
                    viewport: dict[str, int]) -> Tab:
     context = await browser.new_context(viewport=viewport, permissions=["camera", "microphone"])
-    page = await context.new_page()
-    tab = Tab(name=name, page=page)
-    page.on("console", lambda msg: tab.log.append(f"{msg.type}: {msg.text}"))
-    page.on("pageerror", lambda exc: tab.log.append(f"pageerror: {exc}"))
-
-    def on_websocket(ws: playwright_api.WebSocket) -> None:
-        def on_frame(payload: str | bytes) -> None:
-            try:
-                message = json.loads(payload)
-            except ValueError:
-                return
-            message.pop("token", None)  # keep the credential out of anything a failure might print
-            tab.sent.append(message)
-        ws.on("framesent", on_frame)
-
-    page.on("websocket", on_websocket)
-    await page.goto(server.url + "/#token=" + token)
+    tab = Tab(page=await context.new_page(), name=name)
+    record_sent_frames(tab.page, tab.sent)
+    await tab.page.goto(server.url + "/#token=" + token)
     return tab
 
 
 async def leave(tab: Tab) -> None:
     if await tab.page.locator("#leave").is_visible():
         await tab.page.locator("#leave").click()
-    await tab.page.context.close()
+    await tab.close()
 
 
 def forwarded_without_decoding(server: RunningServer) -> dict[str, int]:

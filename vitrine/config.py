@@ -75,6 +75,22 @@ class Settings(BaseSettings):
     worker_ttl_s: float = 6.0
     worker_rpc_timeout_s: float = 10.0
 
+    # Webhooks to shops: one request's deadline, then exponential backoff from base to max between
+    # attempts; after max_attempts the event is dead-lettered. The sweep picks up events left by
+    # any process (scaled mode: another node may have died holding them).
+    webhook_timeout_s: float = Field(default=5.0, gt=0)
+    webhook_retry_base_s: float = Field(default=1.0, gt=0)
+    webhook_retry_max_s: float = Field(default=60.0, gt=0)
+    webhook_max_attempts: int = Field(default=8, ge=1)
+    webhook_sweep_s: float = Field(default=2.0, gt=0)
+
+    # Consult desk: how long an agent's console rings before the next agent is tried, how long a
+    # shopper's or agent's socket may be gone before their place or call is given up, and the queue cap.
+    consult_ring_timeout_s: float = 20.0
+    consult_reconnect_grace_s: float = 20.0
+    consult_max_queue: int = 200
+    consult_sweep_s: float = 0.5
+
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("ice_servers", mode="before")

@@ -37,6 +37,9 @@ class ErrorCode(StrEnum):
     AGENT_NOT_FOUND = "agent_not_found"
     PRODUCT_NOT_FOUND = "product_not_found"
     URL_NOT_ALLOWED = "url_not_allowed"
+    TICKET_NOT_FOUND = "ticket_not_found"
+    CALL_NOT_FOUND = "call_not_found"
+    ORIGIN_NOT_ALLOWED = "origin_not_allowed"
     INTERNAL = "internal"
 
 
@@ -69,6 +72,9 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.AGENT_NOT_FOUND: 404,
     ErrorCode.PRODUCT_NOT_FOUND: 404,
     ErrorCode.URL_NOT_ALLOWED: 422,
+    ErrorCode.TICKET_NOT_FOUND: 404,
+    ErrorCode.CALL_NOT_FOUND: 404,
+    ErrorCode.ORIGIN_NOT_ALLOWED: 403,
     ErrorCode.INTERNAL: 500,
 }
 
@@ -76,10 +82,11 @@ HTTP_STATUS: dict[ErrorCode, int] = {
 class VitrineError(Exception):
     """A failure that is reported to the caller with a stable code."""
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str, ref: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.ref = ref  # the type of the message that caused it, when known before parsing succeeded
 
     @property
     def http_status(self) -> int:

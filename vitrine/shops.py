@@ -63,9 +63,36 @@ def normalize_origin(value: str) -> str:
     host = parts.hostname or ""
     if parts.path or parts.query or parts.fragment or "@" in parts.netloc or not _HOSTNAME.match(host):
         raise ValueError(f"an origin is scheme://host[:port] with no path, query or user: {value!r}")
-    if parts.scheme != "https" and not (parts.scheme == "http" and host in _DEV_HOSTS):
+    if not _secure_scheme(parts.scheme, host):
         raise ValueError(f"origins must be https (http only for localhost): {value!r}")
     return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
+
+
+def _secure_scheme(scheme: str, host: str) -> bool:
+    """https, or http on localhost/127.0.0.1 only: plain http elsewhere would expose the traffic."""
+    return scheme == "https" or (scheme == "http" and host in _DEV_HOSTS)
+
+
+def normalize_webhook_url(value: str) -> str:
+    """An absolute https URL (http on localhost for development) without credentials or fragment.
+
+    Same scheme rule as origins: event bodies carry customer activity, so they never travel in clear
+    text to a public host. Scheme and host are lowercased; path and query are kept as given.
+    """
+    if len(value) > MAX_URL_LENGTH or _UNSAFE_URL_CHARS.search(value):
+        raise ValueError("webhook_url: too long, or contains spaces, control characters or backslashes")
+    parts = urlsplit(value)
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError("webhook_url: bad port") from exc
+    scheme, host = parts.scheme.lower(), parts.hostname or ""
+    if "@" in parts.netloc or parts.fragment or not _HOSTNAME.match(host):
+        raise ValueError("webhook_url: needs a valid host, and no user:password@ or #fragment")
+    if not _secure_scheme(scheme, host):
+        raise ValueError("webhook_url: must be https (http only for localhost)")
+    netloc = host + (f":{port}" if port is not None else "")
+    return f"{scheme}://{netloc}{parts.path}" + (f"?{parts.query}" if parts.query else "")
 
 
 def normalize_link_host(value: str) -> str:
@@ -93,6 +120,17 @@ def url_allowed(url: str, link_hosts: list[str]) -> bool:
     host = parts.hostname or ""
     return (parts.scheme.lower() == "https" and "@" not in parts.netloc and bool(_HOSTNAME.match(host))
             and host_allowed(host, link_hosts))
+
+
+def _known_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown IANA time zone: {value!r}") from exc
+    return value
+
+
+TimeZoneName = Annotated[str, StringConstraints(max_length=64), AfterValidator(_known_zone)]
 
 
 class Weekday(StrEnum):
@@ -138,10 +176,18 @@ class ShopFields(Strict):
     allowed_origins: list[str] = Field(default_factory=list, max_length=32)
     # Empty means "the hosts of allowed_origins", filled in at validation and then stored as is.
     link_hosts: list[str] = Field(default_factory=list, max_length=32)
-    timezone: str = Field(default="UTC", max_length=64)
+    timezone: TimeZoneName = "UTC"
     opening_hours: list[OpeningSpan] = Field(default_factory=list, max_length=70)  # empty: never open
     languages: Languages = Field(default_factory=lambda: ["en"])
     max_wait_s: int = Field(default=120, ge=10, le=3600)  # queue limit before leave-a-message
+    webhook_url: str | None = Field(default=None, max_length=MAX_URL_LENGTH)  # None: no webhooks
+    # Signing key generation (``vitrine.webhooks.webhook_key``): PATCH cannot change it, the rotate endpoint bumps it.
+    webhook_key_version: int = Field(default=1, ge=1)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        return None if value is None else normalize_webhook_url(value)
 
     @field_validator("allowed_origins")
     @classmethod
@@ -152,15 +198,6 @@ class ShopFields(Strict):
     @classmethod
     def _link_hosts(cls, values: list[str]) -> list[str]:
         return _dedupe([normalize_link_host(v) for v in values])
-
-    @field_validator("timezone")
-    @classmethod
-    def _timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown IANA time zone: {value!r}") from exc
-        return value
 
     @field_validator("opening_hours")
     @classmethod

@@ -1,8 +1,10 @@
 /**
- * vitrine-client.js: the browser side of Vitrine's WebSocket signaling (/v1/rtc).
+ * vitrine-client.js: the browser side of Vitrine: WebSocket signaling (/v1/rtc) and,
+ * at the end of this file, the consult desk socket (`DeskSocket`, /v1/consult/...).
+ * The consult widget, the agent console and the call page all use it.
  *
- * A small, dependency-free ES module. It mirrors vitrine/client.py (the Python
- * client) and speaks the protocol defined once in vitrine/protocol.py:
+ * A small, dependency-free ES module. `VitrineRoom` mirrors vitrine/client.py (the
+ * Python client) and speaks the protocol defined once in vitrine/protocol.py:
  *
  *   1. open ws(s)://HOST/v1/rtc and send `join` with the token and the tracks
  *      this client means to publish;
@@ -22,6 +24,7 @@
  *   room.addEventListener("track", (e) => attach(e.detail.track, e.detail.trackSid));
  *   await room.connect({ token, stream });   // resolves with the `joined` message
  *   ...
+ *   await room.replaceTrack("video", screenTrack);  // flip camera or share screen, no renegotiation
  *   room.close();
  *
  * Events (all CustomEvents; the payload is in `event.detail`):
@@ -34,6 +37,8 @@
  *   connectionstate  { state } the RTCPeerConnection's connectionState
  *   error        { code, message, ref } from the server, or a local failure (code "client_error")
  *   leave        { reason, reconnect } the server ended the session
+ *   reconnecting { attempt, delayMs } the session dropped; joining again (with `reconnect: true`)
+ *   reconnected  the new `joined` message after a reconnect; remote tracks arrive again as `track`
  *   close        { code, reason } the socket closed (always the last event)
  *
  * The token is a credential: this module never logs it, and it leaves the
@@ -44,6 +49,11 @@ export const PROTOCOL_VERSION = 1;
 
 /** Ping well inside the server's 30 s idle timeout. */
 const PING_INTERVAL_MS = 10_000;
+
+/** Reconnect (opt-in): up to this many joins with the same token, backing off from 0.5 s to 8 s. */
+const MAX_RECONNECT_ATTEMPTS = 8;
+const RECONNECT_BASE_DELAY_MS = 500;
+const RECONNECT_MAX_DELAY_MS = 8000;
 
 /** Where each local track kind is published from, as the protocol names it. */
 const SOURCE_OF_KIND = { audio: "microphone", video: "camera" };
@@ -102,6 +112,9 @@ export class VitrineRoom extends EventTarget {
     this._negotiation = Promise.resolve(); // server offers are handled one at a time, in order
     this._pingTimer = null;
     this._closed = false;
+    this._options = null;
+    this._attempt = 0; // reconnect attempts since the last successful join
+    this._reconnectTimer = null;
   }
 
   /**
@@ -115,15 +128,24 @@ export class VitrineRoom extends EventTarget {
    * @param {string} [options.name]  display name shown to others
    * @param {boolean|"auto"} [options.publish="auto"]  publish the stream's tracks? "auto" does so
    *        unless the token's grants say it may not (e.g. a viewer)
+   * @param {boolean} [options.reconnect=false]  when the socket drops (a phone changing network, a
+   *        server asking clients to move), join again with the same token and a fresh peer
+   *        connection; emits `reconnecting` { attempt, delayMs } and `reconnected` (the new `joined`)
    */
-  connect({ url, token, stream = null, name = null, publish = "auto" } = {}) {
+  connect({ url, token, stream = null, name = null, publish = "auto", reconnect = false } = {}) {
     if (this._ws) throw new Error("connect() may be called once per VitrineRoom");
     if (!token) throw new Error("a join token is required");
 
     const grants = tokenGrants(token);
     const mayPublish = publish === "auto" ? !(grants && grants.can_publish === false) : Boolean(publish);
     this._localTracks = mayPublish && stream ? stream.getTracks().filter((t) => t.kind in SOURCE_OF_KIND) : [];
+    this._options = { url, token, name, reconnect };
+    return this._open();
+  }
 
+  /** One signaling session: a socket, a join, a peer connection. Reconnecting opens another. */
+  _open() {
+    const { url, token, name } = this._options;
     return new Promise((resolve, reject) => {
       let settled = false;
       const settle = (fn, value) => {
@@ -149,6 +171,7 @@ export class VitrineRoom extends EventTarget {
       });
 
       ws.addEventListener("message", (event) => {
+        if (ws !== this._ws) return; // a socket we already replaced
         let message;
         try {
           message = JSON.parse(event.data);
@@ -157,7 +180,10 @@ export class VitrineRoom extends EventTarget {
           return;
         }
         if (message.type === "joined") {
+          const again = this._attempt > 0;
+          this._attempt = 0;
           this._onJoined(message);
+          if (again) this._emit("reconnected", message);
           settle(resolve, message);
         } else if (message.type === "error" && !this.joined && message.ref === "join") {
           // A refused join: the socket stays open, but this room object is done.
@@ -174,12 +200,56 @@ export class VitrineRoom extends EventTarget {
       });
 
       ws.addEventListener("close", (event) => {
+        if (ws !== this._ws) return;
         settle(reject, Object.assign(new Error(`the signaling connection closed (${event.code})`),
           { code: "socket_closed" }));
+        // 1000 is a deliberate end (left, or the room closed); anything else may be a network change.
+        const retry = this._options.reconnect && !this._closed && event.code !== 1000
+          && (this.joined || this._attempt > 0) && this._attempt < MAX_RECONNECT_ATTEMPTS;
+        if (retry) {
+          this._reconnectSoon();
+          return;
+        }
         this._teardown();
         this._emit("close", { code: event.code, reason: event.reason });
       });
     });
+  }
+
+  /** Drop the failed session (its peer connection and remote tracks), then join again with backoff. */
+  _reconnectSoon() {
+    clearInterval(this._pingTimer);
+    this._pingTimer = null;
+    for (const remote of this.remoteTracks.values()) this._emit("trackended", remote);
+    this.remoteTracks.clear();
+    this._streams.clear();
+    this.participants.clear();
+    if (this.pc) this.pc.close();
+    this.pc = null;
+    this.joined = null;
+    this._negotiation = Promise.resolve();
+    this._attempt += 1;
+    const delay = Math.min(RECONNECT_MAX_DELAY_MS, RECONNECT_BASE_DELAY_MS * 2 ** (this._attempt - 1));
+    this._emit("reconnecting", { attempt: this._attempt, delayMs: delay });
+    this._reconnectTimer = setTimeout(() => {
+      if (!this._closed) this._open().catch(() => {}); // a failed attempt closes, and schedules the next
+    }, delay);
+  }
+
+  /**
+   * Send `track` instead of the local track of its kind, without renegotiating: a
+   * front/rear camera flip, or a screen share in place of the camera. The server
+   * forwards whatever arrives on the m-line, so the other side just sees new frames.
+   * Resolves false if nothing of that kind is being published.
+   */
+  async replaceTrack(kind, track) {
+    const index = this._localTracks.findIndex((t) => t.kind === kind);
+    if (index < 0) return false;
+    const old = this._localTracks[index];
+    this._localTracks[index] = track;
+    const sender = this.pc && this.pc.getSenders().find((s) => s.track === old);
+    if (sender) await sender.replaceTrack(track);
+    return true;
   }
 
   /** Leave the room and release the connection. Safe to call more than once. */
@@ -350,11 +420,196 @@ export class VitrineRoom extends EventTarget {
   _teardown() {
     if (this._closed) return;
     this._closed = true;
+    clearTimeout(this._reconnectTimer);
     clearInterval(this._pingTimer);
     this._pingTimer = null;
     if (this.pc) {
       this.pc.close();
       this._emit("connectionstate", { state: "closed" });
     }
+  }
+}
+
+// -- the consult desk socket ---------------------------------------------------------------------
+
+/** Ping well inside the server's idle timeout; no frame at all for this long means a dead socket. */
+const DESK_STALE_AFTER_MS = 35_000;
+const DESK_BACKOFF_MIN_MS = 500;
+const DESK_BACKOFF_MAX_MS = 15_000;
+const DESK_MAX_QUEUED = 32;
+/** The server refused this page (its origin): retrying cannot help. */
+const CLOSE_POLICY = 1008;
+
+/** ws(s)://HOST/v1/consult/<side> for a page or server URL; side is "shopper" or "agent". */
+export function deskUrl(base, side) {
+  const url = new URL(`/v1/consult/${side}`, base || window.location.href);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  url.hash = "";
+  url.search = "";
+  return url.toString();
+}
+
+/**
+ * The consult desk's socket (vitrine/consult/protocol.py), shared by the widget and the agent
+ * console. It keeps one socket alive for as long as the page wants it:
+ *
+ *  - every (re)connection first sends `hello()`: the console's `login`, the widget's `enter`
+ *    or, once it holds a ticket, `resume`;
+ *  - `ping` every 10 s, and a socket silent for 35 s is treated as dead (a half-open TCP
+ *    connection after a network change looks open for minutes);
+ *  - an unexpected close reconnects with jittered exponential backoff (0.5 s to 15 s), at once
+ *    when the browser says it is back online; a policy close (1008) is final (`refused`).
+ *
+ *   const desk = new DeskSocket(deskUrl(base, "agent"), { hello: () => ({ type: "login", token }) });
+ *   desk.addEventListener("message", (e) => handle(e.detail));
+ *   desk.open();
+ *
+ * Events: `message` (a parsed server message; pongs are swallowed), `state`
+ * { state: "connecting" | "open" | "reconnecting" | "closed", attempt, delayMs, code },
+ * `refused` { code }. The hello may carry a credential: nothing here logs a message.
+ */
+export class DeskSocket extends EventTarget {
+  /**
+   * @param {string} url  from deskUrl()
+   * @param {object} options
+   * @param {() => object} options.hello  the first message of every connection
+   * @param {boolean} [options.queue=false]  keep messages sent while disconnected (up to 32) and
+   *        send them after the next hello, instead of dropping them
+   */
+  constructor(url, { hello, queue = false }) {
+    super();
+    this.url = url;
+    this.hello = hello;
+    this.state = "closed";
+    this.attempt = 0;
+    this._queueing = queue;
+    this._queue = [];
+    this._ws = null;
+    this._wanted = false;
+    this._retryTimer = null;
+    this._pingTimer = null;
+    this._lastRx = 0;
+    this._onOnline = () => {
+      if (this._wanted && !this._ws) this._connect();
+    };
+  }
+
+  get isOpen() {
+    return this._ws !== null && this._ws.readyState === WebSocket.OPEN && this.state === "open";
+  }
+
+  /** Connect, and stay connected until close(). A no-op while already wanted. */
+  open() {
+    if (this._wanted) return;
+    this._wanted = true;
+    this.attempt = 0;
+    window.addEventListener("online", this._onOnline);
+    this._connect();
+  }
+
+  /** True if sent now; false if not connected (then kept for later when `queue` is on). */
+  send(message) {
+    if (this.isOpen) {
+      this._ws.send(JSON.stringify(message));
+      return true;
+    }
+    if (this._queueing && this._queue.length < DESK_MAX_QUEUED) this._queue.push(message);
+    return false;
+  }
+
+  /** Close for good: no reconnect, anything queued is dropped. */
+  close() {
+    this._wanted = false;
+    this._queue = [];
+    window.removeEventListener("online", this._onOnline);
+    clearTimeout(this._retryTimer);
+    this._dropSocket(1000);
+    this._setState("closed");
+  }
+
+  _connect() {
+    clearTimeout(this._retryTimer);
+    this._dropSocket(1000);
+    if (!this._wanted) return;
+    this._setState(this.attempt === 0 ? "connecting" : "reconnecting");
+    let ws;
+    try {
+      ws = new WebSocket(this.url);
+    } catch {
+      this._scheduleRetry();
+      return;
+    }
+    this._ws = ws;
+    ws.addEventListener("open", () => {
+      if (ws !== this._ws) return;
+      this._lastRx = Date.now();
+      ws.send(JSON.stringify(this.hello()));
+      for (const message of this._queue.splice(0)) ws.send(JSON.stringify(message));
+      this._pingTimer = setInterval(() => this._ping(ws), PING_INTERVAL_MS);
+      this._setState("open");
+    });
+    ws.addEventListener("message", (event) => {
+      if (ws !== this._ws) return;
+      this._lastRx = Date.now();
+      this.attempt = 0; // the server answers: the next drop backs off from the start again
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch {
+        return; // not JSON: ignore the frame, keep the socket
+      }
+      if (message && typeof message.type === "string" && message.type !== "pong") {
+        this.dispatchEvent(new CustomEvent("message", { detail: message }));
+      }
+    });
+    ws.addEventListener("close", (event) => {
+      if (ws !== this._ws) return;
+      this._dropSocket(1000);
+      if (!this._wanted) return;
+      if (event.code === CLOSE_POLICY) {
+        this.close();
+        this.dispatchEvent(new CustomEvent("refused", { detail: { code: event.code } }));
+        return;
+      }
+      this._scheduleRetry(event.code);
+    });
+    // "error" is always followed by "close": the retry is scheduled there.
+  }
+
+  _ping(ws) {
+    if (ws !== this._ws || ws.readyState !== WebSocket.OPEN) return;
+    if (Date.now() - this._lastRx > DESK_STALE_AFTER_MS) {
+      ws.close(4000, "stale"); // its close event schedules the reconnect
+      return;
+    }
+    ws.send(JSON.stringify({ type: "ping", ts: Date.now() }));
+  }
+
+  _scheduleRetry(code) {
+    const ceiling = Math.min(DESK_BACKOFF_MAX_MS, DESK_BACKOFF_MIN_MS * 2 ** this.attempt);
+    const delayMs = Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+    this.attempt += 1;
+    this._setState("reconnecting", { delayMs, code });
+    this._retryTimer = setTimeout(() => this._connect(), delayMs);
+  }
+
+  _dropSocket(code) {
+    clearInterval(this._pingTimer);
+    this._pingTimer = null;
+    const ws = this._ws;
+    this._ws = null;
+    if (ws && ws.readyState !== WebSocket.CLOSED && ws.readyState !== WebSocket.CLOSING) {
+      try {
+        ws.close(code);
+      } catch {
+        /* already closing */
+      }
+    }
+  }
+
+  _setState(state, extra = {}) {
+    const changed = state !== this.state || state === "reconnecting";
+    this.state = state;
+    if (changed) this.dispatchEvent(new CustomEvent("state", { detail: { state, attempt: this.attempt, ...extra } }));
   }
 }

@@ -6,7 +6,7 @@ from fastapi import APIRouter, WebSocket
 
 from signaling.metrics import METRICS
 from signaling.runtime import Runtime
-from signaling.session import CLOSE_POLICY, RtcSession, origin_allowed
+from signaling.session import RtcSession, origin_allowed
 
 router = APIRouter(tags=["rtc"])
 
@@ -14,12 +14,12 @@ router = APIRouter(tags=["rtc"])
 @router.websocket("/v1/rtc")
 async def rtc(ws: WebSocket) -> None:
     runtime: Runtime = ws.app.state.runtime
-    if not origin_allowed(ws, runtime.settings.allowed_origins):
-        await ws.close(code=CLOSE_POLICY, reason="origin not allowed")
-        return
+    # An origin the server does not know may still be a shop's embed origin: the join token names
+    # the shop, so the session decides at join (and refuses everything else).
+    foreign_origin = None if origin_allowed(ws, runtime.settings.allowed_origins) else ws.headers.get("origin")
     await ws.accept()
     METRICS.sessions.inc()
     try:
-        await RtcSession(ws, runtime.settings, runtime.rooms, runtime.hub).run()
+        await RtcSession(ws, runtime.settings, runtime.rooms, runtime.hub, foreign_origin=foreign_origin).run()
     finally:
         METRICS.sessions.dec()

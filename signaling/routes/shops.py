@@ -17,6 +17,7 @@ from signaling.deps import ApiKeyDep, RuntimeDep
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.models import Strict
 from vitrine.shops import (
+    MAX_URL_LENGTH,
     SKU_PATTERN,
     SLUG_PATTERN,
     Agent,
@@ -36,6 +37,7 @@ from vitrine.shops import (
     next_opening,
 )
 from vitrine.state.shops import require_shop
+from vitrine.webhooks import MAX_FAILURES, WebhookFailure, webhook_key
 
 T = TypeVar("T")
 
@@ -55,6 +57,12 @@ class ShopPatch(Strict):
     opening_hours: list[OpeningSpan] | None = Field(default=None, max_length=70)
     languages: Languages | None = None
     max_wait_s: int | None = Field(default=None, ge=10, le=3600)
+    webhook_url: str | None = Field(default=None, max_length=MAX_URL_LENGTH, description="null turns webhooks off")
+
+
+class WebhookKey(Strict):
+    key: str = Field(description="Verify Vitrine-Signature with it (vitrine.webhooks.verify)")
+    version: int
 
 
 class AgentBody(AgentFields):
@@ -116,11 +124,13 @@ async def update_shop(shop: str, body: ShopPatch, runtime: RuntimeDep) -> Shop:
     return updated
 
 
-@router.delete("/{shop}", response_model=Shop, summary="Delete a shop with its agents and products")
+@router.delete("/{shop}", response_model=Shop,
+               summary="Delete a shop with its agents, products, call records and requests")
 async def delete_shop(shop: str, runtime: RuntimeDep) -> Shop:
     deleted = await runtime.state.shops.delete_shop(shop)
     if deleted is None:
         raise VitrineError(ErrorCode.SHOP_NOT_FOUND, f"no shop {shop!r}")
+    await runtime.state.desk.drop_shop(shop)  # its queue, presence, call records and requests
     return deleted
 
 
@@ -136,6 +146,33 @@ async def shop_hours(shop: str, runtime: RuntimeDep,
     opening = next_opening(record, when)
     return ShopHours(open=is_open(record, when), timezone=record.timezone, now_local=local_time(record, when),
                      next_opening_local=opening, next_opening_utc=opening.astimezone(UTC) if opening else None)
+
+
+@router.get("/{shop}/webhook-key", response_model=WebhookKey,
+            summary="The key that signs the shop's webhooks (derived from the server secret, never stored)")
+async def get_webhook_key(shop: str, runtime: RuntimeDep) -> WebhookKey:
+    record = await require_shop(runtime.state.shops, shop)
+    version = record.webhook_key_version
+    return WebhookKey(key=webhook_key(runtime.settings, record.id, version), version=version)
+
+
+@router.post("/{shop}/webhook-key/rotate", response_model=WebhookKey,
+             summary="Replace the webhook key: the next deliveries are signed with the new one only")
+async def rotate_webhook_key(shop: str, runtime: RuntimeDep) -> WebhookKey:
+    record = await require_shop(runtime.state.shops, shop)
+    record.webhook_key_version += 1
+    if not await runtime.state.shops.update_shop(record):
+        raise VitrineError(ErrorCode.SHOP_NOT_FOUND, f"no shop {shop!r}")
+    return WebhookKey(key=webhook_key(runtime.settings, record.id, record.webhook_key_version),
+                      version=record.webhook_key_version)
+
+
+@router.get("/{shop}/webhook-failures", response_model=list[WebhookFailure],
+            summary="Events whose every delivery attempt failed, newest first (the last 200 are kept)")
+async def webhook_failures(shop: str, runtime: RuntimeDep,
+                           limit: Annotated[int, Query(ge=1, le=MAX_FAILURES)] = 50) -> list[WebhookFailure]:
+    await require_shop(runtime.state.shops, shop)
+    return await runtime.state.outbox.failures(shop, limit)
 
 
 @router.put("/{shop}/agents/{agent}", response_model=Agent, summary="Create or replace an agent of the shop")

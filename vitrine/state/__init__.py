@@ -5,6 +5,7 @@ from __future__ import annotations
 from vitrine.config import Settings
 from vitrine.state.base import EventBus, NodeRegistry, RoomStore, ShopStore, State, WorkerNode
 from vitrine.state.memory import MemoryEventBus, MemoryNodeRegistry, MemoryRoomStore
+from vitrine.state.outbox import MemoryWebhookOutbox
 from vitrine.state.shops import MemoryShopStore
 
 __all__ = ["EventBus", "NodeRegistry", "RoomStore", "ShopStore", "State", "WorkerNode", "open_state"]
@@ -20,4 +21,4 @@ async def open_state(settings: Settings) -> State:
         return None
 
     return State(rooms=MemoryRoomStore(), nodes=MemoryNodeRegistry(), bus=MemoryEventBus(), close=close,
-                 shops=MemoryShopStore())
+                 shops=MemoryShopStore(), outbox=MemoryWebhookOutbox())

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import Field
 
 from vitrine.models import Participant, Room, Strict, Track, now_ms
 from vitrine.shops import Agent, Product, Shop
+from vitrine.state.desk import DeskStore, MemoryDeskStore
+
+if TYPE_CHECKING:
+    from vitrine.state.outbox import WebhookOutbox
 
 
 class WorkerNode(Strict):
@@ -154,6 +158,12 @@ def _memory_shops() -> ShopStore:
     return MemoryShopStore()
 
 
+def _memory_outbox() -> WebhookOutbox:
+    from vitrine.state.outbox import MemoryWebhookOutbox  # imported late, like the shop store
+
+    return MemoryWebhookOutbox()
+
+
 @dataclass
 class State:
     rooms: RoomStore
@@ -162,6 +172,8 @@ class State:
     close: Callable[[], Awaitable[None]]
     # Defaults to memory so a State assembled by hand (tests, tools) still has one; open_state sets it.
     shops: ShopStore = field(default_factory=_memory_shops)
+    outbox: WebhookOutbox = field(default_factory=_memory_outbox)  # webhook events awaiting delivery
+    desk: DeskStore = field(default_factory=MemoryDeskStore)
 
 
 def placement_load(node: WorkerNode, placed_since_heartbeat: int) -> float:

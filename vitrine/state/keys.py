@@ -89,9 +89,40 @@ def shop_products_key(shop_id: str) -> str:
     return f"{PREFIX}:{{shop:{shop_id}}}:products"
 
 
+def webhook_outbox_key(shop_id: str) -> str:
+    """LIST: ``WebhookEvent`` JSON waiting for delivery, oldest (the next to send) at the head."""
+    return f"{PREFIX}:{{shop:{shop_id}}}:webhooks:outbox"
+
+
+def webhook_seq_key(shop_id: str) -> str:
+    """HASH: room -> the last ``seq`` given to an event of that room (HINCRBY; absent means 0)."""
+    return f"{PREFIX}:{{shop:{shop_id}}}:webhooks:seq"
+
+
+def webhook_dead_key(shop_id: str) -> str:
+    """LIST: ``WebhookFailure`` JSON, newest first, trimmed to ``webhooks.MAX_FAILURES``."""
+    return f"{PREFIX}:{{shop:{shop_id}}}:webhooks:dead"
+
+
+# SET of shop ids whose outbox may be non-empty: what the delivery sweep scans. Global, so written
+# beside (never inside) a shop's atomic operations; an entry whose outbox is empty is pruned.
+WEBHOOKS_PENDING = f"{PREFIX}:webhooks:pending"
+
+
 def shop_keys(shop_id: str) -> list[str]:
-    """The keys ``delete_shop`` removes: the shop and everything it owns."""
-    return [shop_key(shop_id), shop_agents_key(shop_id), shop_products_key(shop_id)]
+    """The keys ``delete_shop`` removes: the shop and everything it owns, pending webhooks included."""
+    return [shop_key(shop_id), shop_agents_key(shop_id), shop_products_key(shop_id),
+            webhook_outbox_key(shop_id), webhook_seq_key(shop_id), webhook_dead_key(shop_id)]
+
+
+def desk_records_key(shop_id: str, collection: str) -> str:
+    """HASH: record id -> JSON, one per consult desk collection (tickets, presence, calls, requests)."""
+    return f"{PREFIX}:{{shop:{shop_id}}}:desk:{collection}"
+
+
+def desk_order_key(shop_id: str, collection: str) -> str:
+    """ZSET: record id -> score (entry or creation time); the order of a desk collection."""
+    return f"{PREFIX}:{{shop:{shop_id}}}:desk:{collection}:order"
 
 
 # Pub/sub channels. Plain (non-sharded) channels ignore slots; the room channel
@@ -101,6 +132,11 @@ def shop_keys(shop_id: str) -> list[str]:
 def room_events_channel(room: str) -> str:
     """Channel: the room's events, one JSON message each, fanned out to signaling nodes."""
     return f"{PREFIX}:{{{room}}}:events"
+
+
+def desk_channel(shop_id: str) -> str:
+    """Channel: consult desk pushes for one shop's agents and shoppers, fanned out to signaling nodes."""
+    return f"{PREFIX}:{{shop:{shop_id}}}:desk"
 
 
 def worker_rpc_channel(worker_id: str) -> str:

@@ -377,6 +377,8 @@ class RedisEventBus:
 
 async def open_redis_state(url: str) -> State:
     """Connect (failing fast if Redis is unreachable) and wire the stores to one pool."""
+    from vitrine.state.desk import RedisDeskStore
+    from vitrine.state.outbox import RedisWebhookOutbox
     from vitrine.state.shops import RedisShopStore  # imported late: it builds on this module's helpers
 
     client = aioredis.from_url(url, decode_responses=True)
@@ -394,4 +396,5 @@ async def open_redis_state(url: str) -> State:
             await client.aclose()
 
     return State(rooms=RedisRoomStore(client), nodes=RedisNodeRegistry(client), bus=bus, close=close,
-                 shops=RedisShopStore(client))
+                 shops=RedisShopStore(client), desk=RedisDeskStore(client),
+                 outbox=RedisWebhookOutbox(client))

@@ -1,0 +1,158 @@
+"""Consult in the browser: from the agent's accept to the shopper's first remote video frame.
+
+One Debian Chromium (fake camera and microphone) holds the agent console, logged in and available,
+and, for each call, a fresh shopper context on a shop page served from its own origin with the
+one-line embed. Each call: the shopper clicks the launcher, continues, starts; the console accepts
+the ring at once; the widget marks ``vitrine:accepted`` when ``call_started`` arrives and
+``vitrine:first-frame`` on the agent's first painted frame (requestVideoFrameCallback), and reports
+the difference to the server (``vitrine_consult_first_frame_seconds``). This reads both marks from
+the page, plus the time from the Start click to the first frame (which includes the queue, the ring
+and the scripted accept), then ends the call from the console.
+
+    python -m loadtest.bench.consult_first_frame --calls 30 --out docs/bench/consult-first-frame.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from loadtest.bench import API_KEY, ServerProcess, machine_facts, progress, summary
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, embed_html, origin_of, playwright_api, shop_page
+from vitrine.shops import WEEKDAYS
+
+WIDGET = 'document.querySelector("vitrine-consult").shadowRoot'
+TIMEOUT_MS = 30_000
+MARKS = """() => {
+  const at = (name) => {
+    const entries = performance.getEntriesByName(name);
+    return entries.length ? entries[entries.length - 1].startTime : null;
+  };
+  return { accepted: at("vitrine:accepted"), first: at("vitrine:first-frame"), start: window.__start ?? null };
+}"""
+
+
+def _setup(server: ServerProcess, origin: str) -> str:
+    with httpx.Client(base_url=server.url, auth=(API_KEY, server.secret)) as http:
+        http.post("/v1/shops", json={
+            "id": "bench", "name": "Bench", "allowed_origins": [origin],
+            "opening_hours": [{"day": d.value, "opens": "00:00", "closes": "24:00"} for d in WEEKDAYS],
+        }).raise_for_status()
+        http.put("/v1/shops/bench/agents/ann", json={"display_name": "Ann", "languages": ["en"]}).raise_for_status()
+        return http.post("/v1/shops/bench/agents/ann/token").json()["console_url"]
+
+
+async def _call(browser: Any, agent: Any, page_url: str) -> dict[str, float]:
+    context = await browser.new_context(viewport={"width": 390, "height": 844},
+                                        permissions=["camera", "microphone"], locale="en-US")
+    try:
+        shopper = await context.new_page()
+        await shopper.goto(page_url)
+        await shopper.locator(".vt-launcher").click(timeout=TIMEOUT_MS)
+        await shopper.locator(".vt-continue").click(timeout=TIMEOUT_MS)
+        await shopper.wait_for_function(f'() => {WIDGET}.querySelector("video.local")?.videoWidth > 0',
+                                        timeout=TIMEOUT_MS)
+        await shopper.evaluate("() => { window.__start = performance.now(); }")
+        await shopper.locator(".vt-start").click(timeout=TIMEOUT_MS)
+        await agent.locator("#ring .accept").click(timeout=TIMEOUT_MS)
+        await shopper.wait_for_function(
+            '() => performance.getEntriesByName("vitrine:first-frame").length > 0', timeout=TIMEOUT_MS)
+        marks = await shopper.evaluate(MARKS)
+        await agent.locator("#end-call").click(timeout=TIMEOUT_MS)
+        await agent.locator("#wrapup-submit").click(timeout=TIMEOUT_MS)
+        await agent.wait_for_function('() => document.querySelector("#status").dataset.status === "available"',
+                                      timeout=TIMEOUT_MS)
+        return {"accept_to_first_frame": marks["first"] - marks["accepted"],
+                "start_to_first_frame": marks["first"] - marks["start"]}
+    finally:
+        await context.close()
+
+
+async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
+    from media import taps
+
+    taps.configure_host_candidates(["127.0.0.1"])
+    server = ServerProcess()
+    server.start()
+    results: list[dict[str, float]] = []
+    failures: list[str] = []
+    try:
+        async with playwright_api.async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            with shop_page(embed_html(server.url, "bench", "mug-1")) as page_url:
+                console_url = _setup(server, origin_of(page_url))
+                agent_ctx = await browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True,
+                                                      permissions=["camera", "microphone"])
+                agent = await agent_ctx.new_page()
+                await agent.goto(console_url)
+                await agent.locator("#go-available").click(timeout=TIMEOUT_MS)
+                deadline = time.monotonic() + args.max_minutes * 60
+                for index in range(args.calls):
+                    if time.monotonic() > deadline:
+                        failures.append(f"stopped after {index} calls: --max-minutes reached")
+                        break
+                    try:
+                        results.append(await _call(browser, agent, page_url))
+                    except playwright_api.Error as exc:
+                        failures.append(f"call {index}: {str(exc).splitlines()[0]}")
+                    if (index + 1) % 10 == 0:
+                        progress(f"{index + 1}/{args.calls} calls")
+            await browser.close()
+        with httpx.Client(base_url=server.url) as http:
+            metrics = [line for line in http.get("/metrics").text.splitlines()
+                       if line.startswith("vitrine_consult_first_frame_seconds_count")]
+    finally:
+        server.stop()
+    return {
+        "benchmark": "consult_first_frame", "calls": len(results), "failures": failures,
+        "accept_to_first_frame_ms": summary([r["accept_to_first_frame"] for r in results]),
+        "start_to_first_frame_ms": summary([r["start_to_first_frame"] for r in results]),
+        "server_histogram_count": float(metrics[0].split()[-1]) if metrics else 0.0,
+        "samples": [{k: round(v, 1) for k, v in r.items()} for r in results],
+        "machine": machine_facts(),
+    }
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for key, label in (("accept_to_first_frame", "accept → first remote frame"),
+                       ("start_to_first_frame", "Start click → first remote frame (scripted accept)")):
+        values = sorted(s[key] for s in result["samples"])
+        ax.plot(values, [(i + 1) / len(values) for i in range(len(values))], marker=".", label=label)
+    ax.axvline(250, color="red", linestyle="--", linewidth=1, label="target p95 250 ms")
+    ax.set_xlabel("ms")
+    ax.set_ylabel("fraction of calls")
+    ax.set_title(f"Consult widget, Chromium, loopback: {result['calls']} calls")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=30)
+    parser.add_argument("--max-minutes", type=float, default=10.0)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    result = asyncio.run(benchmark(args))
+    text = json.dumps(result, indent=2)
+    print(json.dumps({k: v for k, v in result.items() if k not in ("samples", "machine")}, indent=2))
+    if args.out:
+        args.out.write_text(text + "\n")
+        plot(result, args.out.with_suffix(".png"))
+
+
+if __name__ == "__main__":
+    main()

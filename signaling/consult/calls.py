@@ -1,0 +1,209 @@
+"""In-call actions and what a call leaves behind: chat, product cards, cart, notes, end, rating,
+and the messages and callback bookings shoppers leave when nobody can answer.
+
+Everything said and shown goes into the call's ``CallRecord`` as it happens, under the shop's
+desk lock, so the record and the webhooks tell the same story in the same order.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from signaling.consult.records import DeskRecords, answered
+from signaling.rooms import RoomService
+from vitrine.consult.models import (
+    AgentStatus,
+    ChatLine,
+    ContactRequest,
+    ProductShown,
+    RequestKind,
+    ShopperContext,
+    TicketState,
+    new_request_id,
+)
+from vitrine.consult.protocol import (
+    CallEnded,
+    ChatPush,
+    ProductCard,
+    ProductPush,
+    Rated,
+    RequestSaved,
+    RequestsPush,
+    StatusPush,
+)
+from vitrine.errors import ErrorCode, VitrineError
+from vitrine.models import now_ms
+from vitrine.shops import check_product
+from vitrine.state import State
+from vitrine.state.shops import require_shop
+
+logger = logging.getLogger(__name__)
+
+MAX_CHAT_LINES = 500
+MAX_PRODUCTS_SHOWN = 100
+# C0 controls other than tab and newline, DEL, and bidi overrides (which can disguise text).
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean_text(text: str) -> str:
+    """Chat and notes are stored as plain text; clients render them with ``textContent`` only."""
+    cleaned = _UNPRINTABLE.sub("", text).strip()
+    if not cleaned:
+        raise VitrineError(ErrorCode.INVALID_MESSAGE, "text: empty")
+    return cleaned
+
+
+class CallDesk:
+    def __init__(self, state: State, records: DeskRecords, rooms: RoomService, history) -> None:  # noqa: ANN001
+        self.state = state
+        self.records = records
+        self.rooms = rooms
+        self._push_history = history  # ConsultDesk.push_history
+
+    async def _live_ticket(self, shop_id: str, call_id: str):  # noqa: ANN202
+        ticket = await self.records.ticket(shop_id, call_id)
+        if ticket is None or ticket.state != TicketState.IN_CALL:
+            raise VitrineError(ErrorCode.CALL_NOT_FOUND, "not in a call")
+        return ticket
+
+    async def agent_call(self, shop_id: str, agent_id: str) -> str:
+        """The call the agent is in (or wrapping up), for actions that name none."""
+        presence = await self.records.agent_presence(shop_id, agent_id)
+        ticket = await self.records.ticket(shop_id, presence.ticket) if presence.ticket else None
+        if ticket is None or ticket.state != TicketState.IN_CALL or ticket.agent != agent_id:
+            raise VitrineError(ErrorCode.CALL_NOT_FOUND, "not in a call")
+        return ticket.id
+
+    async def chat(self, shop_id: str, call_id: str, sender: str, name: str | None, text: str) -> None:
+        async with self.records.locked(shop_id):
+            ticket = await self._live_ticket(shop_id, call_id)
+            record = await self.records.require_call(shop_id, call_id)
+            if len(record.chat) >= MAX_CHAT_LINES:
+                raise VitrineError(ErrorCode.RATE_LIMITED, f"a call keeps at most {MAX_CHAT_LINES} chat lines")
+            line = ChatLine(sender=sender, name=name, text=clean_text(text), at_ms=now_ms())
+            record.chat.append(line)
+            await self.records.save_call(record)
+            await self.records.to_ticket(shop_id, ticket.id, ChatPush(line=line))
+            await self.records.to_agent(shop_id, ticket.agent or "", ChatPush(line=line))
+
+    async def show_product(self, shop_id: str, agent_id: str, sku: str) -> None:
+        async with self.records.locked(shop_id):
+            call_id = await self.agent_call(shop_id, agent_id)
+            shop = await require_shop(self.state.shops, shop_id)
+            product = await self.state.shops.get_product(shop_id, sku)
+            if product is None:
+                raise VitrineError(ErrorCode.PRODUCT_NOT_FOUND, f"no product {sku!r} in the catalog")
+            check_product(shop, product)  # again: the shop's link hosts may have changed since it was stored
+            record = await self.records.require_call(shop_id, call_id)
+            if len(record.products_shown) >= MAX_PRODUCTS_SHOWN:
+                raise VitrineError(ErrorCode.RATE_LIMITED, f"at most {MAX_PRODUCTS_SHOWN} product cards per call")
+            record.products_shown.append(ProductShown(sku=product.sku, title=product.title, at_ms=now_ms()))
+            await self.records.save_call(record)
+            card = ProductCard.of(product)
+            await self.records.to_ticket(shop_id, call_id, ProductPush(card=card))
+            await self.records.to_agent(shop_id, agent_id, ProductPush(card=card))
+            await self.records.hook(shop, "consult.product_shown", call_id, {"agent": agent_id, **card.model_dump()})
+
+    async def add_to_cart(self, shop_id: str, call_id: str, sku: str) -> None:
+        """Only a product the agent showed in this call: the shop's cart hook trusts the SKU."""
+        async with self.records.locked(shop_id):
+            record = await self.records.require_call(shop_id, call_id)
+            if not answered(record) or sku not in {p.sku for p in record.products_shown}:
+                raise VitrineError(ErrorCode.PERMISSION_DENIED, "only products shown in this call can be added")
+            if len(record.added_to_cart) >= MAX_PRODUCTS_SHOWN:
+                raise VitrineError(ErrorCode.RATE_LIMITED, "too many add-to-cart events for one call")
+            record.added_to_cart.append(sku)
+            await self.records.save_call(record)
+            shop = await require_shop(self.state.shops, shop_id)
+            product = await self.state.shops.get_product(shop_id, sku)
+            data = ProductCard.of(product).model_dump() if product else {"sku": sku}
+            await self.records.hook(shop, "consult.add_to_cart", call_id, data)
+
+    async def note(self, shop_id: str, agent_id: str, text: str) -> None:
+        async with self.records.locked(shop_id):
+            presence = await self.records.agent_presence(shop_id, agent_id)
+            if not presence.ticket:
+                raise VitrineError(ErrorCode.CALL_NOT_FOUND, "not in a call")
+            record = await self.records.require_call(shop_id, presence.ticket)
+            record.notes = text or None
+            await self.records.save_call(record)
+
+    async def end(self, shop_id: str, call_id: str, ended_by: str) -> None:
+        """Hang up for both sides; the agent goes to wrap-up, the shopper to the rating."""
+        async with self.records.locked(shop_id):
+            ticket = await self._live_ticket(shop_id, call_id)
+            shop = await require_shop(self.state.shops, shop_id)
+            record = await self.records.require_call(shop_id, call_id)
+            now = now_ms()
+            record.ended_ms, record.ended_by = now, ended_by
+            record.talk_ms = now - (record.answered_ms or now)
+            await self.records.save_call(record)
+            await self.records.drop_ticket(ticket)
+            presence = await self.records.agent_presence(shop_id, ticket.agent or "")
+            presence.status = AgentStatus.WRAP_UP if presence.consoles else AgentStatus.OFFLINE
+            presence.ticket = call_id if presence.consoles else None
+            presence.gone_ms = None
+            await self.records.save_presence(shop_id, presence)
+            ended = CallEnded(call=call_id, ended_by=ended_by, talk_ms=record.talk_ms)
+            await self.records.to_ticket(shop_id, call_id, ended)
+            await self.records.to_agent(shop_id, presence.agent, ended)
+            await self.records.to_agent(shop_id, presence.agent, StatusPush(status=presence.status,
+                                                                            ticket=presence.ticket))
+            await self._push_history(shop_id, presence.agent)
+            await self.records.hook(shop, "consult.ended", call_id, {
+                "agent": record.agent, "ended_by": ended_by, "wait_ms": record.wait_ms, "talk_ms": record.talk_ms,
+                "products_shown": [p.sku for p in record.products_shown]})
+            await self.records.publish_queue(shop_id, await self.state.shops.list_agents(shop_id))
+        if record.room:
+            try:
+                await self.rooms.close_room(record.room)
+            except VitrineError:
+                pass  # both already left, and the room went with them
+
+    async def rate(self, shop_id: str, call_id: str, stars: int, comment: str | None) -> None:
+        async with self.records.locked(shop_id):
+            record = await self.records.require_call(shop_id, call_id)
+            if not answered(record) or record.ended_ms is None:
+                raise VitrineError(ErrorCode.INVALID_MESSAGE, "a call can be rated once it has ended")
+            if record.rating is not None:
+                raise VitrineError(ErrorCode.INVALID_MESSAGE, "this call is already rated")
+            record.rating, record.comment = stars, clean_text(comment) if comment and comment.strip() else None
+            await self.records.save_call(record)
+            shop = await require_shop(self.state.shops, shop_id)
+            await self.records.hook(shop, "consult.rating", call_id, {"stars": stars, "comment": record.comment,
+                                                                      "agent": record.agent})
+            await self.records.to_ticket(shop_id, call_id, Rated(call=call_id, stars=stars))
+            if record.agent:
+                await self._push_history(shop_id, record.agent)
+
+    # -- when nobody can answer -------------------------------------------------------------------
+
+    async def leave_request(self, shop_id: str, reply_to: str, context: ShopperContext, *, kind: RequestKind,
+                            name: str, contact: str, text: str | None, slot_utc_ms: int | None = None) -> None:
+        """Store a message or a callback booking; ``reply_to`` is the socket's ticket channel."""
+        async with self.records.locked(shop_id):
+            shop = await require_shop(self.state.shops, shop_id)
+            if kind == RequestKind.CALLBACK:
+                if slot_utc_ms not in await self.records.offered_slots(shop):
+                    raise VitrineError(ErrorCode.INVALID_MESSAGE,
+                                       "slot_utc_ms: not an offered slot (taken, past, or outside opening hours)")
+            request = ContactRequest(id=new_request_id(), shop=shop_id, kind=kind, context=context, name=name,
+                                     contact=contact, text=clean_text(text) if text and text.strip() else None,
+                                     slot_utc_ms=slot_utc_ms)
+            await self.records.save_request(request)
+            await self.records.to_ticket(shop_id, reply_to, RequestSaved(request=request))
+            await self.records.to_agents(shop_id, RequestsPush(
+                requests=await self.records.requests(shop_id, 100, open_only=True)))
+            await self.records.hook(shop, "consult.request_created", request.id, request.model_dump(mode="json"))
+
+    async def resolve_request(self, shop_id: str, agent_id: str, request_id: str) -> None:
+        async with self.records.locked(shop_id):
+            request = await self.records.request(shop_id, request_id)
+            if request is None:
+                raise VitrineError(ErrorCode.TICKET_NOT_FOUND, "no such request")
+            if request.resolved_ms is None:
+                request.resolved_by, request.resolved_ms = agent_id, now_ms()
+                await self.records.save_request(request)
+            await self.records.to_agents(shop_id, RequestsPush(
+                requests=await self.records.requests(shop_id, 100, open_only=True)))

@@ -1,0 +1,427 @@
+"""The queue and its routing: shoppers enter, agents are rung one at a time, one accepts.
+
+Every public method takes the shop's desk lock, reads what it needs, writes, and pushes what
+changed (``records``). The sweeper on each node drives the clocks of the shops it has sockets
+for: rings that time out, shoppers past the shop's maximum wait, sockets gone past the grace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+from signaling.consult.hub import ConsultHub
+from signaling.consult.records import DeskRecords, WebhookSink, agent_views, utc_ms
+from signaling.metrics import METRICS
+from signaling.rooms import RoomService
+from vitrine.auth import mint_token
+from vitrine.config import Settings
+from vitrine.consult.models import (
+    AgentStatus,
+    CallOutcome,
+    CallRecord,
+    Presence,
+    ShopperContext,
+    Ticket,
+    TicketState,
+)
+from vitrine.consult.protocol import (
+    CallEnded,
+    CallSetup,
+    CallStarted,
+    HistoryPush,
+    ProductCard,
+    RequestsPush,
+    Ring,
+    RingCancelled,
+    RingEnd,
+    ShopStatus,
+    StatusPush,
+    TicketIssued,
+    Welcome,
+)
+from vitrine.consult.routing import ONLINE, accepting, estimate_wait_s, is_free, pick_agent, typical_talk_s
+from vitrine.consult.tokens import mint_desk_token
+from vitrine.errors import ErrorCode, VitrineError
+from vitrine.models import Role, Room, RoomKind, now_ms
+from vitrine.shops import Agent, Shop, check_product, is_open, next_opening
+from vitrine.state import State
+from vitrine.state.shops import require_shop
+
+logger = logging.getLogger(__name__)
+
+TICKET_TOKEN_TTL_S = 4 * 3600
+CALL_TOKEN_TTL_S = 4 * 3600
+HISTORY_LIMIT = 30
+
+
+class ConsultDesk:
+    def __init__(self, settings: Settings, state: State, rooms: RoomService, hub: ConsultHub,
+                 webhooks: WebhookSink) -> None:
+        self.settings = settings
+        self.state = state
+        self.rooms = rooms
+        self.hub = hub
+        self.records = DeskRecords(state, hub, webhooks)
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def _shop(self, shop_id: str) -> tuple[Shop, list[Agent]]:
+        shop = await require_shop(self.state.shops, shop_id)
+        return shop, await self.state.shops.list_agents(shop_id)
+
+    # -- what the button shows -----------------------------------------------------------
+
+    async def status(self, shop_id: str) -> ShopStatus:
+        shop, agents = await self._shop(shop_id)
+        presence = await self.records.presence(shop_id)
+        queue = [t for t in await self.records.tickets(shop_id) if t.state != TicketState.IN_CALL]
+        free = sum(1 for a in agents if is_free(presence.get(a.id)))
+        online = sum(1 for a in agents if a.id in presence and presence[a.id].status in ONLINE)
+        now = datetime.now(UTC)
+        open_now = is_open(shop, now)
+        talk_s = typical_talk_s(await self.records.calls(shop_id, 20))
+        opening = next_opening(shop, now)
+        return ShopStatus(shop=shop.id, name=shop.name, open=open_now, agents_available=free,
+                          accepting=open_now and accepting(agents, presence),
+                          queue_length=len(queue), languages=shop.languages,
+                          wait_s=estimate_wait_s(len(queue) + 1, free, online, talk_s) if open_now else None,
+                          next_opening_utc_ms=utc_ms(opening) if opening else None)
+
+    # -- shoppers -------------------------------------------------------------------------------
+
+    async def enter(self, shop_id: str, ticket_id: str, context: ShopperContext,
+                    intent: str = "call") -> Ticket | None:
+        """Queue a shopper whose socket already listens on ``ticket_id``; or tell them why not (None)."""
+        async with self.records.locked(shop_id):
+            shop, agents = await self._shop(shop_id)
+            now = datetime.now(UTC)
+            presence = await self.records.presence(shop_id)
+            why = "closed" if not is_open(shop, now) else "message" if intent == "message" else (
+                None if accepting(agents, presence) else "no_answer")
+            if why is not None:
+                await self.records.to_ticket(shop_id, ticket_id, await self.records.unavailable(why, shop))
+                return None
+            tickets = await self.records.tickets(shop_id)
+            if len(tickets) >= self.settings.consult_max_queue:
+                raise VitrineError(ErrorCode.RATE_LIMITED, "the queue is full; try again in a few minutes")
+            ticket = Ticket(id=ticket_id, shop=shop_id, context=context)
+            await self.records.save_ticket(ticket)
+            token = mint_desk_token(self.settings, shop=shop_id, subject=ticket.id, role="shopper",
+                                    ttl_s=TICKET_TOKEN_TTL_S)
+            waiting = sum(1 for t in tickets if t.state != TicketState.IN_CALL) + 1
+            free = sum(1 for a in agents if is_free(presence.get(a.id)))
+            online = sum(1 for a in agents if a.id in presence and presence[a.id].status in ONLINE)
+            await self.records.to_ticket(shop_id, ticket.id, TicketIssued(
+                ticket=ticket.id, token=token, position=waiting,
+                wait_s=estimate_wait_s(waiting, free, online, typical_talk_s(await self.records.calls(shop_id, 20)))))
+            await self.records.hook(shop, "consult.queued", ticket.id, {"context": context.model_dump()})
+            await self._dispatch(shop, agents)
+            await self.records.publish_queue(shop_id, agents)
+            return ticket
+
+    async def resume(self, shop_id: str, ticket_id: str) -> Ticket | None:
+        """The shopper is back (after a network change): keep their place or re-send their call."""
+        async with self.records.locked(shop_id):
+            ticket = await self.records.ticket(shop_id, ticket_id)
+            if ticket is None:
+                record = await self.records.call(shop_id, ticket_id)
+                if record is not None and record.ended_ms is not None:
+                    await self.records.to_ticket(shop_id, ticket_id, CallEnded(
+                        call=record.id, ended_by=record.ended_by or "agent", talk_ms=record.talk_ms or 0))
+                    return None
+                raise VitrineError(ErrorCode.TICKET_NOT_FOUND, "this queue ticket has expired; please start again")
+            ticket.connected, ticket.disconnected_ms = True, None
+            await self.records.save_ticket(ticket)
+            shop, agents = await self._shop(shop_id)
+            if ticket.state == TicketState.IN_CALL and ticket.agent and ticket.room:
+                agent = next((a for a in agents if a.id == ticket.agent), None)
+                await self.records.to_ticket(shop_id, ticket.id, CallStarted(setup=self._shopper_setup(
+                    shop, ticket, agent.display_name if agent else None)))
+            else:
+                await self.records.publish_queue(shop_id, agents)
+            return ticket
+
+    async def shopper_gone(self, shop_id: str, ticket_id: str) -> None:
+        async with self.records.locked(shop_id):
+            ticket = await self.records.ticket(shop_id, ticket_id)
+            if ticket is not None and not self.hub.has_shopper(shop_id, ticket_id):
+                ticket.connected, ticket.disconnected_ms = False, now_ms()
+                await self.records.save_ticket(ticket)
+
+    async def cancel(self, shop_id: str, ticket_id: str) -> None:
+        async with self.records.locked(shop_id):
+            ticket = await self.records.ticket(shop_id, ticket_id)
+            if ticket is None:
+                raise VitrineError(ErrorCode.TICKET_NOT_FOUND, "not in the queue")
+            if ticket.state == TicketState.IN_CALL:
+                raise VitrineError(ErrorCode.INVALID_MESSAGE, "in a call: send end_call")
+            shop, agents = await self._shop(shop_id)
+            await self._close_ticket(shop, ticket, CallOutcome.ABANDONED)
+            await self._dispatch(shop, agents)
+            await self.records.publish_queue(shop_id, agents)
+
+    # -- agents -----------------------------------------------------------------------------------
+
+    async def agent_online(self, shop_id: str, agent_id: str) -> None:
+        """A console logged in: welcome it with the desk as it is now."""
+        async with self.records.locked(shop_id):
+            shop, agents = await self._shop(shop_id)
+            agent = next((a for a in agents if a.id == agent_id), None)
+            if agent is None:
+                raise VitrineError(ErrorCode.AGENT_NOT_FOUND, "this agent no longer exists")
+            presence = await self.records.agent_presence(shop_id, agent_id)
+            presence.consoles += 1
+            presence.gone_ms = None
+            if presence.status == AgentStatus.OFFLINE:
+                presence.status = AgentStatus.AWAY
+            await self.records.save_presence(shop_id, presence)
+            catalog = []
+            for product in await self.state.shops.list_products(shop_id):
+                try:
+                    check_product(shop, product)  # the link hosts may have narrowed since it was stored
+                except VitrineError:
+                    continue
+                catalog.append(ProductCard.of(product))
+            everyone = await self.records.presence(shop_id)
+            await self.records.to_agent(shop_id, agent_id, Welcome(
+                agent=agent_views([agent], everyone)[0], shop=await self.status(shop_id), catalog=catalog))
+            await self.records.to_agent(shop_id, agent_id, RequestsPush(
+                requests=await self.records.requests(shop_id, 100, open_only=True)))
+            await self.push_history(shop_id, agent_id)
+            await self.records.to_agent(shop_id, agent_id, StatusPush(status=presence.status, ticket=presence.ticket))
+            ticket = await self.records.ticket(shop_id, presence.ticket) if presence.ticket else None
+            if ticket is not None and ticket.state == TicketState.IN_CALL:
+                await self.records.to_agent(shop_id, agent_id, CallStarted(
+                    setup=self._agent_setup(shop, ticket, agent), context=ticket.context))
+            elif ticket is not None and ticket.state == TicketState.RINGING:
+                await self.records.to_agent(shop_id, agent_id, self._ring(ticket))
+            await self.records.publish_queue(shop_id, agents)
+
+    async def agent_gone(self, shop_id: str, agent_id: str) -> None:
+        async with self.records.locked(shop_id):
+            shop, agents = await self._shop(shop_id)
+            presence = await self.records.agent_presence(shop_id, agent_id)
+            presence.consoles = max(0, presence.consoles - 1)
+            if presence.consoles == 0:
+                ticket = await self.records.ticket(shop_id, presence.ticket) if presence.ticket else None
+                if ticket is not None and ticket.state == TicketState.RINGING:
+                    await self._pass(shop_id, ticket, presence, RingEnd.CONSOLE_CLOSED)
+                if presence.status == AgentStatus.BUSY and presence.ticket:
+                    presence.gone_ms = now_ms()  # in a call: the sweeper ends it if they do not come back
+                else:
+                    presence.status, presence.ticket = AgentStatus.OFFLINE, None
+            await self.records.save_presence(shop_id, presence)
+            await self._dispatch(shop, agents)
+            await self.records.publish_queue(shop_id, agents)
+
+    async def set_status(self, shop_id: str, agent_id: str, status: AgentStatus) -> None:
+        async with self.records.locked(shop_id):
+            shop, agents = await self._shop(shop_id)
+            presence = await self.records.agent_presence(shop_id, agent_id)
+            ticket = await self.records.ticket(shop_id, presence.ticket) if presence.ticket else None
+            if presence.status == AgentStatus.WRAP_UP:
+                raise VitrineError(ErrorCode.INVALID_MESSAGE, "file the wrap-up of the last call first")
+            if ticket is not None and ticket.state == TicketState.IN_CALL:
+                raise VitrineError(ErrorCode.INVALID_MESSAGE, "in a call: end it first")
+            if ticket is not None and ticket.state == TicketState.RINGING:
+                if status == AgentStatus.AVAILABLE:
+                    return  # already ringing
+                await self._pass(shop_id, ticket, presence, RingEnd.AWAY)
+            if status == AgentStatus.AVAILABLE and presence.status != AgentStatus.AVAILABLE:
+                presence.idle_since_ms = now_ms()
+            presence.status, presence.away_reason = status, None
+            await self.records.save_presence(shop_id, presence)
+            await self.records.to_agent(shop_id, agent_id, StatusPush(status=status))
+            await self._dispatch(shop, agents)
+            await self.records.publish_queue(shop_id, agents)
+
+    async def accept(self, shop_id: str, agent_id: str, ticket_id: str) -> None:
+        async with self.records.locked(shop_id):
+            shop, agents = await self._shop(shop_id)
+            ticket = await self.records.ticket(shop_id, ticket_id)
+            if ticket is None or ticket.state != TicketState.RINGING or ticket.ringing_agent != agent_id:
+                raise VitrineError(ErrorCode.TICKET_NOT_FOUND, "this call is no longer ringing for you")
+            agent = next(a for a in agents if a.id == agent_id)
+            now = now_ms()
+            room = Room(name=f"consult-{ticket.id[3:]}", kind=RoomKind.CONSULT, shop=shop_id, max_participants=2)
+            await self.rooms.create_room(room)
+            ticket.state, ticket.agent, ticket.room, ticket.answered_ms = TicketState.IN_CALL, agent_id, room.name, now
+            ticket.ringing_agent = ticket.ring_deadline_ms = None
+            await self.records.save_ticket(ticket)
+            await self.records.save_call(CallRecord(
+                id=ticket.id, shop=shop_id, context=ticket.context, outcome=CallOutcome.ANSWERED, agent=agent_id,
+                room=room.name, queued_ms=ticket.entered_ms, answered_ms=now, wait_ms=now - ticket.entered_ms))
+            presence = await self.records.agent_presence(shop_id, agent_id)
+            presence.status, presence.ticket = AgentStatus.BUSY, ticket.id
+            await self.records.save_presence(shop_id, presence)
+            METRICS.consult_wait.observe((now - ticket.entered_ms) / 1000)
+            METRICS.consult_calls.labels(outcome=CallOutcome.ANSWERED.value).inc()
+            await self.records.to_agent(shop_id, agent_id, StatusPush(status=AgentStatus.BUSY, ticket=ticket.id))
+            await self.records.to_agent(shop_id, agent_id, CallStarted(
+                setup=self._agent_setup(shop, ticket, agent), context=ticket.context))
+            await self.records.to_ticket(shop_id, ticket.id, CallStarted(
+                setup=self._shopper_setup(shop, ticket, agent.display_name)))
+            await self.records.hook(shop, "consult.answered", ticket.id,
+                                    {"agent": agent_id, "wait_ms": now - ticket.entered_ms, "room": room.name})
+            await self.records.publish_queue(shop_id, agents)
+
+    async def decline(self, shop_id: str, agent_id: str, ticket_id: str) -> None:
+        async with self.records.locked(shop_id):
+            shop, agents = await self._shop(shop_id)
+            ticket = await self.records.ticket(shop_id, ticket_id)
+            if ticket is None or ticket.state != TicketState.RINGING or ticket.ringing_agent != agent_id:
+                raise VitrineError(ErrorCode.TICKET_NOT_FOUND, "this call is no longer ringing for you")
+            presence = await self.records.agent_presence(shop_id, agent_id)
+            await self._pass(shop_id, ticket, presence, RingEnd.DECLINED)
+            await self.records.save_presence(shop_id, presence)
+            await self._dispatch(shop, agents)
+            await self.records.publish_queue(shop_id, agents)
+
+    async def wrap_up(self, shop_id: str, agent_id: str, call_id: str, notes: str) -> None:
+        async with self.records.locked(shop_id):
+            shop, agents = await self._shop(shop_id)
+            presence = await self.records.agent_presence(shop_id, agent_id)
+            record = await self.records.call(shop_id, call_id)
+            if record is None or record.agent != agent_id:
+                raise VitrineError(ErrorCode.CALL_NOT_FOUND, "no such call of yours")
+            record.wrap_up = notes or None
+            await self.records.save_call(record)
+            if presence.status == AgentStatus.WRAP_UP and presence.ticket == call_id:
+                presence.status, presence.ticket, presence.idle_since_ms = AgentStatus.AVAILABLE, None, now_ms()
+                await self.records.save_presence(shop_id, presence)
+                await self.records.to_agent(shop_id, agent_id, StatusPush(status=AgentStatus.AVAILABLE))
+            await self.push_history(shop_id, agent_id)
+            await self._dispatch(shop, agents)
+            await self.records.publish_queue(shop_id, agents)
+
+    async def push_history(self, shop_id: str, agent_id: str) -> None:
+        mine = [c for c in await self.records.calls(shop_id, 500) if c.agent == agent_id]
+        await self.records.to_agent(shop_id, agent_id, HistoryPush(calls=mine[:HISTORY_LIMIT]))
+
+    # -- routing (under the lock) -----------------------------------------------------------------
+
+    async def _dispatch(self, shop: Shop, agents: list[Agent]) -> None:
+        """Ring the best free agent for each waiting ticket, oldest ticket first."""
+        presence = await self.records.presence(shop.id)
+        for ticket in await self.records.tickets(shop.id):
+            if ticket.state != TicketState.WAITING:
+                continue
+            agent = pick_agent(ticket, agents, presence)
+            if agent is None:
+                continue
+            timeout_ms = int(self.settings.consult_ring_timeout_s * 1000)
+            ticket.state, ticket.ringing_agent = TicketState.RINGING, agent.id
+            ticket.ring_deadline_ms = now_ms() + timeout_ms
+            await self.records.save_ticket(ticket)
+            chosen = presence[agent.id]
+            chosen.status, chosen.ticket = AgentStatus.BUSY, ticket.id
+            await self.records.save_presence(shop.id, chosen)
+            await self.records.to_agent(shop.id, agent.id, StatusPush(status=AgentStatus.BUSY, ticket=ticket.id))
+            await self.records.to_agent(shop.id, agent.id, self._ring(ticket))
+
+    def _ring(self, ticket: Ticket) -> Ring:
+        now = now_ms()
+        return Ring(ticket=ticket.id, context=ticket.context, waited_ms=now - ticket.entered_ms,
+                    timeout_ms=max(0, (ticket.ring_deadline_ms or now) - now))
+
+    async def _pass(self, shop_id: str, ticket: Ticket, presence: Presence, reason: RingEnd) -> None:
+        """The ringing agent did not take ``ticket``: back to waiting, never rung to them again."""
+        ticket.state, ticket.ringing_agent, ticket.ring_deadline_ms = TicketState.WAITING, None, None
+        if presence.agent not in ticket.passed_by:
+            ticket.passed_by.append(presence.agent)
+        await self.records.save_ticket(ticket)
+        presence.ticket = None
+        if presence.status == AgentStatus.BUSY:
+            presence.status = AgentStatus.AVAILABLE
+        await self.records.to_agent(shop_id, presence.agent, RingCancelled(ticket=ticket.id, reason=reason))
+
+    async def _close_ticket(self, shop: Shop, ticket: Ticket, outcome: CallOutcome) -> None:
+        """A ticket that ends without a call: record it, free a ringing agent, tell the shop."""
+        if ticket.state == TicketState.RINGING and ticket.ringing_agent:
+            presence = await self.records.agent_presence(shop.id, ticket.ringing_agent)
+            reason = RingEnd.MISSED if outcome == CallOutcome.MISSED else RingEnd.ABANDONED
+            await self._pass(shop.id, ticket, presence, reason)
+            await self.records.save_presence(shop.id, presence)
+            await self.records.to_agent(shop.id, presence.agent, StatusPush(status=presence.status))
+        await self.records.drop_ticket(ticket)
+        now = now_ms()
+        await self.records.save_call(CallRecord(id=ticket.id, shop=shop.id, context=ticket.context, outcome=outcome,
+                                                queued_ms=ticket.entered_ms, wait_ms=now - ticket.entered_ms))
+        METRICS.consult_calls.labels(outcome=outcome.value).inc()
+        kind = "consult.missed" if outcome == CallOutcome.MISSED else "consult.abandoned"
+        await self.records.hook(shop, kind, ticket.id, {"wait_ms": now - ticket.entered_ms})
+
+    # -- call setup ----------------------------------------------------------------------------------
+
+    def _shopper_setup(self, shop: Shop, ticket: Ticket, agent_name: str | None) -> CallSetup:
+        token = mint_token(self.settings, room=ticket.room or "", identity=f"shopper-{ticket.id[3:]}",
+                           role=Role.CUSTOMER, ttl_s=CALL_TOKEN_TTL_S, name=ticket.context.name, shop=shop.id)
+        return CallSetup(call=ticket.id, room=ticket.room or "", token=token, peer_name=agent_name,
+                         audio_only=ticket.context.audio_only)
+
+    def _agent_setup(self, shop: Shop, ticket: Ticket, agent: Agent) -> CallSetup:
+        token = mint_token(self.settings, room=ticket.room or "", identity=f"agent-{agent.id}", role=Role.AGENT,
+                           ttl_s=CALL_TOKEN_TTL_S, name=agent.display_name, shop=shop.id)
+        return CallSetup(call=ticket.id, room=ticket.room or "", token=token, peer_name=ticket.context.name,
+                         audio_only=ticket.context.audio_only)
+
+    # -- clocks ----------------------------------------------------------------------------------------
+
+    def start(self, end_call) -> None:  # noqa: ANN001 - CallDesk.end, passed in to avoid a cycle
+        self._end_call = end_call
+        self._sweeper = asyncio.create_task(self._sweep_forever())
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.consult_sweep_s)
+            for shop_id in self.hub.local_shops():
+                try:
+                    await self.sweep(shop_id)
+                except Exception:
+                    logger.exception("consult sweep of shop %s failed", shop_id)
+
+    async def sweep(self, shop_id: str) -> None:
+        """Ring timeouts, maximum waits and vanished sockets of one shop."""
+        to_end: list[str] = []
+        async with self.records.locked(shop_id):
+            shop = await self.state.shops.get_shop(shop_id)
+            if shop is None:
+                return
+            agents = await self.state.shops.list_agents(shop_id)
+            now = now_ms()
+            grace_ms = self.settings.consult_reconnect_grace_s * 1000
+            changed = False
+            for ticket in await self.records.tickets(shop_id):
+                if ticket.state == TicketState.IN_CALL:
+                    presence = await self.records.agent_presence(shop_id, ticket.agent or "")
+                    agent_lost = presence.consoles == 0 and presence.gone_ms and now - presence.gone_ms >= grace_ms
+                    shopper_lost = not ticket.connected and now - (ticket.disconnected_ms or now) >= grace_ms
+                    if agent_lost or shopper_lost:
+                        to_end.append(ticket.id)
+                    continue
+                if ticket.state == TicketState.RINGING and (ticket.ring_deadline_ms or 0) <= now:
+                    presence = await self.records.agent_presence(shop_id, ticket.ringing_agent or "")
+                    await self._pass(shop_id, ticket, presence, RingEnd.TIMEOUT)
+                    presence.status, presence.away_reason = AgentStatus.AWAY, "missed a call"
+                    await self.records.save_presence(shop_id, presence)
+                    await self.records.to_agent(shop_id, presence.agent,
+                                                StatusPush(status=AgentStatus.AWAY, reason="missed a call"))
+                    changed = True
+                if now - ticket.entered_ms >= shop.max_wait_s * 1000:
+                    await self._close_ticket(shop, ticket, CallOutcome.MISSED)
+                    await self.records.to_ticket(shop_id, ticket.id, await self.records.unavailable("no_answer", shop))
+                    changed = True
+                elif not ticket.connected and now - (ticket.disconnected_ms or now) >= grace_ms:
+                    await self._close_ticket(shop, ticket, CallOutcome.ABANDONED)
+                    changed = True
+            if changed:
+                await self._dispatch(shop, agents)
+                await self.records.publish_queue(shop_id, agents)
+        for call_id in to_end:
+            await self._end_call(shop_id, call_id, "disconnect")

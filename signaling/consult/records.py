@@ -1,0 +1,189 @@
+"""Typed, locked access to one shop's desk records, and the pushes every change sends.
+
+Every change to a shop's desk happens inside ``locked(shop)``: an in-process lock, then the
+shop's desk lock in the ``RoomStore`` (a Redis lock in scaled mode), so two nodes never
+interleave a read-modify-write and webhooks leave in the order things happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel
+
+from signaling.consult.hub import Audience, ConsultHub
+from vitrine.consult.models import (
+    CallOutcome,
+    CallRecord,
+    ContactRequest,
+    Presence,
+    RequestKind,
+    Ticket,
+    TicketState,
+)
+from vitrine.consult.protocol import AgentView, PositionPush, QueueEntryView, QueuePush, Unavailable
+from vitrine.consult.routing import ONLINE, callback_slots, estimate_wait_s, is_free, typical_talk_s
+from vitrine.errors import ErrorCode, VitrineError
+from vitrine.models import Strict, now_ms
+from vitrine.protocol import encode
+from vitrine.shops import Agent, Shop, next_opening
+from vitrine.state import State
+from vitrine.state.desk import Collection
+from vitrine.webhooks import WebhookType
+
+M = TypeVar("M", bound=BaseModel)
+
+LOCK_TTL_MS = 10_000
+LOCK_WAIT_S = 10.0
+QUEUE_VIEW_LIMIT = 50
+CALLS_KEPT = 5000
+REQUESTS_KEPT = 1000
+
+
+class WebhookSink(Protocol):
+    async def emit(self, shop: Shop, type: WebhookType, room: str, data: dict[str, Any]) -> Any: ...
+
+
+class DeskRecords:
+    def __init__(self, state: State, hub: ConsultHub, webhooks: WebhookSink) -> None:
+        self.state = state
+        self.hub = hub
+        self.webhooks = webhooks
+        self._local: dict[str, asyncio.Lock] = {}
+
+    @contextlib.asynccontextmanager
+    async def locked(self, shop: str) -> AsyncIterator[None]:
+        async with self._local.setdefault(shop, asyncio.Lock()):
+            deadline = time.monotonic() + LOCK_WAIT_S
+            while (token := await self.state.rooms.acquire_lock(f"desk:{shop}", LOCK_TTL_MS)) is None:
+                if time.monotonic() > deadline:
+                    raise VitrineError(ErrorCode.WORKER_UNAVAILABLE, "the desk is busy; try again")
+                await asyncio.sleep(0.005)
+            try:
+                yield
+            finally:
+                await self.state.rooms.release_lock(f"desk:{shop}", token)
+
+    # -- typed records ------------------------------------------------------------------
+
+    async def _get(self, cls: type[M], shop: str, collection: Collection, record_id: str) -> M | None:
+        raw = await self.state.desk.get(shop, collection, record_id)
+        return cls.model_validate_json(raw) if raw else None
+
+    async def tickets(self, shop: str) -> list[Ticket]:
+        return [Ticket.model_validate_json(raw) for raw in await self.state.desk.scan(shop, Collection.TICKETS)]
+
+    async def ticket(self, shop: str, ticket_id: str) -> Ticket | None:
+        return await self._get(Ticket, shop, Collection.TICKETS, ticket_id)
+
+    async def save_ticket(self, ticket: Ticket) -> None:
+        await self.state.desk.put(ticket.shop, Collection.TICKETS, ticket.id, ticket.model_dump_json(),
+                                  ticket.entered_ms)
+
+    async def drop_ticket(self, ticket: Ticket) -> None:
+        await self.state.desk.delete(ticket.shop, Collection.TICKETS, ticket.id)
+
+    async def presence(self, shop: str) -> dict[str, Presence]:
+        records = [Presence.model_validate_json(raw) for raw in await self.state.desk.scan(shop, Collection.PRESENCE)]
+        return {p.agent: p for p in records}
+
+    async def agent_presence(self, shop: str, agent: str) -> Presence:
+        return await self._get(Presence, shop, Collection.PRESENCE, agent) or Presence(agent=agent)
+
+    async def save_presence(self, shop: str, presence: Presence) -> None:
+        await self.state.desk.put(shop, Collection.PRESENCE, presence.agent, presence.model_dump_json(), 0)
+
+    async def call(self, shop: str, call_id: str) -> CallRecord | None:
+        return await self._get(CallRecord, shop, Collection.CALLS, call_id)
+
+    async def require_call(self, shop: str, call_id: str) -> CallRecord:
+        record = await self.call(shop, call_id)
+        if record is None:
+            raise VitrineError(ErrorCode.CALL_NOT_FOUND, "no such call")
+        return record
+
+    async def save_call(self, record: CallRecord) -> None:
+        await self.state.desk.put(record.shop, Collection.CALLS, record.id, record.model_dump_json(), record.queued_ms)
+        await self.state.desk.trim(record.shop, Collection.CALLS, CALLS_KEPT)
+
+    async def calls(self, shop: str, limit: int) -> list[CallRecord]:
+        raws = await self.state.desk.scan(shop, Collection.CALLS, newest_first=True, limit=limit)
+        return [CallRecord.model_validate_json(raw) for raw in raws]
+
+    async def request(self, shop: str, request_id: str) -> ContactRequest | None:
+        return await self._get(ContactRequest, shop, Collection.REQUESTS, request_id)
+
+    async def save_request(self, request: ContactRequest) -> None:
+        await self.state.desk.put(request.shop, Collection.REQUESTS, request.id, request.model_dump_json(),
+                                  request.created_ms)
+        await self.state.desk.trim(request.shop, Collection.REQUESTS, REQUESTS_KEPT)
+
+    async def requests(self, shop: str, limit: int, *, open_only: bool) -> list[ContactRequest]:
+        raws = await self.state.desk.scan(shop, Collection.REQUESTS, newest_first=True)
+        requests = [ContactRequest.model_validate_json(raw) for raw in raws]
+        return [r for r in requests if not (open_only and r.resolved_ms)][:limit]
+
+    async def hook(self, shop: Shop, kind: str, call_id: str, data: dict[str, Any]) -> None:
+        """Queue a webhook; called under the shop's lock, so a call's events leave in order."""
+        await self.webhooks.emit(shop, WebhookType(kind), call_id, data)
+
+    async def offered_slots(self, shop: Shop) -> list[int]:
+        """Callback slots (UTC ms) with room left: each takes as many bookings as the shop has agents."""
+        capacity = max(1, len(await self.state.shops.list_agents(shop.id)))
+        taken = Counter(r.slot_utc_ms for r in await self.requests(shop.id, REQUESTS_KEPT, open_only=True)
+                        if r.kind == RequestKind.CALLBACK)
+        slots = [utc_ms(slot) for slot in callback_slots(shop, datetime.now(UTC))]
+        return [slot for slot in slots if taken[slot] < capacity]
+
+    async def unavailable(self, kind: str, shop: Shop) -> Unavailable:
+        opening = next_opening(shop, datetime.now(UTC))
+        return Unavailable(type=kind, next_opening_utc_ms=utc_ms(opening) if opening else None,
+                           slots_utc_ms=await self.offered_slots(shop))
+
+    # -- pushes ---------------------------------------------------------------------------
+
+    async def to_ticket(self, shop: str, ticket_id: str, message: Strict) -> None:
+        await self.hub.send(shop, Audience.TICKET, encode(message), ticket_id)
+
+    async def to_agent(self, shop: str, agent: str, message: Strict) -> None:
+        await self.hub.send(shop, Audience.AGENT, encode(message), agent)
+
+    async def to_agents(self, shop: str, message: Strict) -> None:
+        await self.hub.send(shop, Audience.AGENTS, encode(message))
+
+    async def publish_queue(self, shop: str, agents: list[Agent]) -> None:
+        """Push the queue to every console, and each waiting shopper's own position and wait."""
+        tickets = [t for t in await self.tickets(shop) if t.state != TicketState.IN_CALL]
+        presence = await self.presence(shop)
+        free = sum(1 for a in agents if is_free(presence.get(a.id)))
+        online = sum(1 for a in agents if a.id in presence and presence[a.id].status in ONLINE)
+        talk_s = typical_talk_s(await self.calls(shop, 20))
+        now = now_ms()
+        views = [QueueEntryView(ticket=t.id, position=i, context=t.context, waited_ms=now - t.entered_ms,
+                                ringing_agent=t.ringing_agent) for i, t in enumerate(tickets, start=1)]
+        await self.to_agents(shop, QueuePush(entries=views[:QUEUE_VIEW_LIMIT], total=len(views),
+                                             agents=agent_views(agents, presence)))
+        for view, ticket in zip(views, tickets, strict=True):
+            await self.to_ticket(shop, ticket.id, PositionPush(
+                position=view.position, wait_s=estimate_wait_s(view.position, free, online, talk_s),
+                ringing=ticket.state == TicketState.RINGING))
+
+
+def utc_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def agent_views(agents: list[Agent], presence: dict[str, Presence]) -> list[AgentView]:
+    return [AgentView(id=a.id, display_name=a.display_name, languages=a.languages,
+                      status=presence[a.id].status if a.id in presence else Presence(agent=a.id).status)
+            for a in agents]
+
+
+def answered(record: CallRecord) -> bool:
+    return record.outcome == CallOutcome.ANSWERED

@@ -1,0 +1,24 @@
+"""The consult desk as the runtime holds it: one hub, the queue desk and the call desk."""
+
+from __future__ import annotations
+
+from signaling.consult.calls import CallDesk
+from signaling.consult.desk import ConsultDesk
+from signaling.consult.hub import ConsultHub
+from signaling.consult.records import WebhookSink
+from signaling.rooms import RoomService
+from vitrine.config import Settings
+from vitrine.state import State
+
+
+class ConsultService:
+    def __init__(self, settings: Settings, state: State, rooms: RoomService, webhooks: WebhookSink) -> None:
+        self.hub = ConsultHub(state.bus)
+        self.desk = ConsultDesk(settings, state, rooms, self.hub, webhooks)
+        self.calls = CallDesk(state, self.desk.records, rooms, self.desk.push_history)
+
+    def start(self) -> None:
+        self.desk.start(self.calls.end)
+
+    async def stop(self) -> None:
+        await self.desk.stop()

@@ -1,0 +1,336 @@
+"""The two desk WebSockets: a shopper's (the widget) and an agent's (the console).
+
+Both share one loop: every frame is size-checked and parsed against the desk protocol; any
+failure becomes a typed ``error`` and the loop goes on. Pushes from the hub go through a
+bounded outbox; a socket too slow to drain it is closed (the client reconnects and resumes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import WebSocket, WebSocketDisconnect
+
+from signaling.consult.calls import CallDesk
+from signaling.consult.desk import ConsultDesk
+from signaling.frames import CLOSE_NORMAL, Idle, receive_frame
+from signaling.metrics import METRICS
+from signaling.session import origin_allowed
+from vitrine.config import Settings
+from vitrine.consult.models import AgentStatus, RequestKind, ShopperContext, new_ticket_id
+from vitrine.consult.protocol import (
+    AGENT_TYPES,
+    SHOPPER_TYPES,
+    AcceptMessage,
+    AddToCartMessage,
+    BookCallbackMessage,
+    CancelMessage,
+    ChatMessage,
+    DeclineMessage,
+    EndCallMessage,
+    EnterMessage,
+    LeaveMessageMessage,
+    LoginMessage,
+    NoteMessage,
+    PerfMessage,
+    RateMessage,
+    ResolveRequestMessage,
+    ResumeMessage,
+    SetStatusMessage,
+    ShowProductMessage,
+    WrapUpMessage,
+    parse_desk_message,
+)
+from vitrine.consult.tokens import verify_desk_token
+from vitrine.errors import ErrorCode, VitrineError
+from vitrine.protocol import ErrorMessage, PingMessage, PongMessage, encode
+from vitrine.shops import ShopFields
+from vitrine.state.shops import require_shop
+
+logger = logging.getLogger(__name__)
+
+CLOSE_TRY_AGAIN = 1013
+MAX_REQUESTS_PER_SOCKET = 3
+CHAT_BURST, CHAT_PER_S = 10, 2.0
+
+
+class _Bucket:
+    """Token bucket: ``burst`` messages at once, then ``rate`` per second."""
+
+    def __init__(self, burst: int, rate: float) -> None:
+        self.burst, self.rate, self.tokens, self.at = burst, rate, float(burst), time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class DeskSession:
+    allowed: frozenset[str] = frozenset()
+    side = ""
+
+    def __init__(self, ws: WebSocket, settings: Settings, desk: ConsultDesk, calls: CallDesk) -> None:
+        self.ws, self.settings, self.desk, self.calls = ws, settings, desk, calls
+        self._outbox: asyncio.Queue[str | None] = asyncio.Queue(maxsize=settings.send_queue_size)
+        self._chat = _Bucket(CHAT_BURST, CHAT_PER_S)
+        self._too_slow = False
+
+    def push_raw(self, raw: str) -> None:
+        try:
+            self._outbox.put_nowait(raw)
+        except asyncio.QueueFull:
+            logger.warning("closing a %s desk socket whose send queue is full", self.side)
+            self._too_slow = True
+            while not self._outbox.empty():
+                self._outbox.get_nowait()
+            self._outbox.put_nowait(None)
+
+    def send(self, message: Any) -> None:
+        self.push_raw(encode(message))
+
+    async def _writer(self) -> None:
+        while (raw := await self._outbox.get()) is not None:
+            await self.ws.send_text(raw)
+        with contextlib.suppress(Exception):
+            await self.ws.close(CLOSE_TRY_AGAIN if self._too_slow else CLOSE_NORMAL)
+
+    async def run(self) -> None:
+        METRICS.desk_sockets.labels(side=self.side).inc()
+        writer = asyncio.create_task(self._writer())
+        try:
+            await self._read_loop(writer)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            METRICS.desk_sockets.labels(side=self.side).dec()
+            try:
+                await self.closed()
+            except Exception:
+                logger.exception("cleanup after a %s desk socket failed", self.side)
+            if not writer.done():
+                self._outbox.put_nowait(None) if not self._outbox.full() else None
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(writer, 2)
+            writer.cancel()
+
+    async def _read_loop(self, writer: asyncio.Task[None]) -> None:
+        while not writer.done():
+            try:
+                raw = await receive_frame(self.ws, writer, self.settings.idle_timeout_s,
+                                          self.settings.max_message_bytes)
+            except Idle:
+                return
+            except VitrineError as exc:
+                self.error(exc)
+                continue
+            if raw is not None:
+                await self._handle(raw)
+
+    async def _handle(self, raw: str | bytes) -> None:
+        ref = None
+        try:
+            message = parse_desk_message(raw, self.allowed)
+            ref = message.type
+            METRICS.signaling_messages.labels(type=f"desk.{ref}").inc()
+            if isinstance(message, PingMessage):
+                self.send(PongMessage(ts=message.ts))
+            elif isinstance(message, ChatMessage) and not self._chat.take():
+                raise VitrineError(ErrorCode.RATE_LIMITED, "slow down: too many chat messages")
+            else:
+                await self.dispatch(message)
+        except VitrineError as exc:
+            self.error(exc, ref or exc.ref)
+        except Exception:
+            logger.exception("unexpected failure handling a desk %s message", ref or "client")
+            self.error(VitrineError(ErrorCode.INTERNAL, "internal error"), ref)
+
+    def error(self, exc: VitrineError, ref: str | None = None) -> None:
+        METRICS.signaling_errors.labels(code=exc.code.value).inc()
+        self.send(ErrorMessage(code=exc.code, message=exc.message, ref=ref))
+
+    def check_origin(self, shop: ShopFields) -> None:
+        """A browser must be on one of the shop's embed origins (or on this server's own pages)."""
+        if self.ws.headers.get("origin") in shop.allowed_origins:
+            return
+        if origin_allowed(self.ws, self.settings.allowed_origins):
+            return
+        raise VitrineError(ErrorCode.ORIGIN_NOT_ALLOWED, f"this page's origin is not allowed by shop {shop.name!r}")
+
+    async def dispatch(self, message: Any) -> None:
+        raise NotImplementedError
+
+    async def closed(self) -> None:
+        raise NotImplementedError
+
+
+class ShopperSession(DeskSession):
+    allowed = SHOPPER_TYPES
+    side = "shopper"
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.shop: str | None = None
+        self.ticket: str | None = None  # while queued or in a call
+        self.call: str | None = None    # the last call, for the rating and late add-to-cart
+        self.context = ShopperContext()
+        self.channel = new_ticket_id()  # where this socket's pushes arrive, before and after a ticket
+        self._requests_left = MAX_REQUESTS_PER_SOCKET
+
+    async def dispatch(self, message: Any) -> None:
+        if isinstance(message, EnterMessage):
+            await self._enter(message)
+        elif isinstance(message, ResumeMessage):
+            await self._resume(message)
+        elif self.shop is None:
+            raise VitrineError(ErrorCode.NOT_JOINED, "send enter (or resume) first")
+        elif isinstance(message, CancelMessage):
+            await self.desk.cancel(self.shop, self._need_ticket())
+        elif isinstance(message, ChatMessage):
+            await self.calls.chat(self.shop, self._need_ticket(), "shopper", self.context.name, message.text)
+        elif isinstance(message, EndCallMessage):
+            await self.calls.end(self.shop, self._need_ticket(), "shopper")
+        elif isinstance(message, AddToCartMessage | RateMessage | PerfMessage):
+            await self._after_answer(message)
+        elif isinstance(message, LeaveMessageMessage | BookCallbackMessage):
+            await self._request(message)
+
+    def _need_ticket(self) -> str:
+        if self.ticket is None:
+            raise VitrineError(ErrorCode.TICKET_NOT_FOUND, "not in the queue or a call")
+        return self.ticket
+
+    async def _enter(self, message: EnterMessage) -> None:
+        if self.ticket is not None:
+            raise VitrineError(ErrorCode.ALREADY_JOINED, "already in the queue")
+        shop = await require_shop(self.desk.state.shops, message.shop)
+        self.check_origin(shop)
+        context = message.context
+        if context.page_url and _origin(context.page_url) not in shop.allowed_origins:
+            context = context.model_copy(update={"page_url": None})  # agents may click it: only the shop's pages
+        self.shop, self.context = shop.id, context
+        await self.desk.hub.attach_shopper(shop.id, self.channel, self)
+        ticket = await self.desk.enter(shop.id, self.channel, context, message.intent)
+        if ticket is not None:
+            self.ticket = self.call = ticket.id
+
+    async def _resume(self, message: ResumeMessage) -> None:
+        claims = verify_desk_token(self.settings, message.token, "shopper")
+        shop = await require_shop(self.desk.state.shops, claims.shop)
+        self.check_origin(shop)
+        if self.shop is not None and self.channel != claims.sub:
+            await self.desk.hub.detach_shopper(self.shop, self.channel, self)
+        self.shop, self.channel, self.call = shop.id, claims.sub, claims.sub
+        await self.desk.hub.attach_shopper(shop.id, claims.sub, self)
+        ticket = await self.desk.resume(shop.id, claims.sub)
+        self.ticket = ticket.id if ticket else None
+        if ticket is not None:
+            self.context = ticket.context
+
+    async def _after_answer(self, message: AddToCartMessage | RateMessage | PerfMessage) -> None:
+        assert self.shop is not None
+        if self.call is None:
+            raise VitrineError(ErrorCode.CALL_NOT_FOUND, "no call yet")
+        if isinstance(message, AddToCartMessage):
+            await self.calls.add_to_cart(self.shop, self.call, message.sku)
+        elif isinstance(message, RateMessage):
+            await self.calls.rate(self.shop, self.call, message.stars, message.comment)
+        else:
+            METRICS.consult_first_frame.observe(message.accept_to_first_frame_ms / 1000)
+
+    async def _request(self, message: LeaveMessageMessage | BookCallbackMessage) -> None:
+        assert self.shop is not None
+        if self._requests_left <= 0:
+            raise VitrineError(ErrorCode.RATE_LIMITED, "enough requests from this page for now")
+        self._requests_left -= 1
+        if isinstance(message, LeaveMessageMessage):
+            await self.calls.leave_request(self.shop, self.channel, self.context, kind=RequestKind.MESSAGE,
+                                           name=message.name, contact=message.contact, text=message.text)
+        else:
+            await self.calls.leave_request(self.shop, self.channel, self.context, kind=RequestKind.CALLBACK,
+                                           name=message.name, contact=message.contact, text=message.text,
+                                           slot_utc_ms=message.slot_utc_ms)
+
+    async def closed(self) -> None:
+        if self.shop is None:
+            return
+        await self.desk.hub.detach_shopper(self.shop, self.channel, self)
+        if self.ticket is not None:
+            await self.desk.shopper_gone(self.shop, self.ticket)
+
+
+class AgentSession(DeskSession):
+    allowed = AGENT_TYPES
+    side = "agent"
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.shop: str | None = None
+        self.agent: str | None = None
+        self._name: str | None = None
+
+    async def dispatch(self, message: Any) -> None:
+        if isinstance(message, LoginMessage):
+            await self._login(message)
+            return
+        shop, agent = self.shop, self.agent
+        if shop is None or agent is None:
+            raise VitrineError(ErrorCode.NOT_JOINED, "send login first")
+        if isinstance(message, SetStatusMessage):
+            await self.desk.set_status(shop, agent, AgentStatus(message.status))
+        elif isinstance(message, AcceptMessage):
+            await self.desk.accept(shop, agent, message.ticket)
+        elif isinstance(message, DeclineMessage):
+            await self.desk.decline(shop, agent, message.ticket)
+        elif isinstance(message, WrapUpMessage):
+            await self.desk.wrap_up(shop, agent, message.ticket, message.notes)
+        elif isinstance(message, ChatMessage):
+            name = self._name
+            await self.calls.chat(shop, await self.calls.agent_call(shop, agent), "agent", name, message.text)
+        elif isinstance(message, ShowProductMessage):
+            await self.calls.show_product(shop, agent, message.sku)
+        elif isinstance(message, NoteMessage):
+            await self.calls.note(shop, agent, message.text)
+        elif isinstance(message, EndCallMessage):
+            await self.calls.end(shop, await self.calls.agent_call(shop, agent), "agent")
+        elif isinstance(message, ResolveRequestMessage):
+            await self.calls.resolve_request(shop, agent, message.id)
+
+    async def _login(self, message: LoginMessage) -> None:
+        if self.agent is not None:
+            raise VitrineError(ErrorCode.ALREADY_JOINED, "already logged in")
+        claims = verify_desk_token(self.settings, message.token, "agent")
+        shop = await require_shop(self.desk.state.shops, claims.shop)
+        self.check_origin(shop)
+        agent = await self.desk.state.shops.get_agent(shop.id, claims.sub)
+        if agent is None:
+            raise VitrineError(ErrorCode.AGENT_NOT_FOUND, "this agent no longer exists")
+        self._name = agent.display_name
+        await self.desk.hub.attach_agent(shop.id, agent.id, self)
+        self.shop, self.agent = shop.id, agent.id
+        try:
+            await self.desk.agent_online(shop.id, agent.id)
+        except BaseException:
+            await self.desk.hub.detach_agent(shop.id, agent.id, self)
+            self.shop = self.agent = None
+            raise
+
+    async def closed(self) -> None:
+        if self.shop is None or self.agent is None:
+            return
+        await self.desk.hub.detach_agent(self.shop, self.agent, self)
+        await self.desk.agent_gone(self.shop, self.agent)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()

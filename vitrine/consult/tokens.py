@@ -1,0 +1,57 @@
+"""Desk tokens: an agent's console login and a shopper's ticket, as JWTs with their own audience.
+
+They carry ``aud = "vitrine:desk"``, which ``vitrine.auth.verify_token`` refuses (it expects no
+audience), so a desk token can never join a room and a join token can never log into a desk.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+import jwt
+from pydantic import ValidationError
+
+from vitrine.auth import ALGORITHM
+from vitrine.config import Settings
+from vitrine.errors import ErrorCode, VitrineError
+from vitrine.models import ShopId, Strict
+
+DESK_AUDIENCE = "vitrine:desk"
+DeskRole = Literal["agent", "shopper"]
+
+
+class DeskClaims(Strict):
+    iss: str
+    aud: str
+    sub: str  # the agent id, or the shopper's ticket id
+    shop: ShopId
+    role: DeskRole
+    exp: int
+    iat: int | None = None
+
+
+def mint_desk_token(settings: Settings, *, shop: str, subject: str, role: DeskRole, ttl_s: int) -> str:
+    now = int(time.time())
+    claims = DeskClaims(iss=settings.api_key, aud=DESK_AUDIENCE, sub=subject, shop=shop, role=role,
+                        exp=now + ttl_s, iat=now)
+    return jwt.encode(claims.model_dump(exclude_none=True), settings.secret_bytes, algorithm=ALGORITHM)
+
+
+def verify_desk_token(settings: Settings, token: str, role: DeskRole) -> DeskClaims:
+    """The verified claims of a ``role`` token, or a typed error that never echoes the token."""
+    try:
+        payload: dict[str, Any] = jwt.decode(
+            token, settings.secret_bytes, algorithms=[ALGORITHM], audience=DESK_AUDIENCE,
+            issuer=settings.api_key, leeway=settings.token_leeway_s,
+            options={"require": ["exp", "iss", "sub", "aud"]})
+        claims = DeskClaims.model_validate(payload)
+    except jwt.ExpiredSignatureError:
+        raise VitrineError(ErrorCode.TOKEN_EXPIRED, "token has expired") from None
+    except jwt.PyJWTError as exc:
+        raise VitrineError(ErrorCode.INVALID_TOKEN, f"token rejected: {type(exc).__name__}") from None
+    except ValidationError:
+        raise VitrineError(ErrorCode.INVALID_TOKEN, "token claims are malformed") from None
+    if claims.role != role:
+        raise VitrineError(ErrorCode.PERMISSION_DENIED, f"a {claims.role} token cannot be used as a {role} token")
+    return claims
