@@ -58,6 +58,17 @@ async def test_a_shopper_on_a_shop_page_calls_an_agent_in_the_console(server: Ru
         await shopper.screenshot("consult-shopper-device-check.png")
         await shopper.page.locator(".vt-start").click()
 
+        # While it rings, the console has already joined the call's room, alone: accepting admits the
+        # shopper into a room whose agent media is up.
+        await agent.page.locator("#ring .accept").wait_for(timeout=STATE_TIMEOUT_MS)
+        assert server.runtime is not None
+        rooms = server.runtime.state.rooms
+        deadline = asyncio.get_running_loop().time() + STATE_TIMEOUT_MS / 1000
+        while not (standby := [(r.name, [p.identity for p in await rooms.list_participants(r.name)])
+                               for r in await rooms.list_rooms()]) or not standby[0][1]:
+            assert asyncio.get_running_loop().time() < deadline, f"no standby join\n{agent.diagnostics()}"
+            await asyncio.sleep(0.1)
+        assert standby == [(standby[0][0], ["agent-ann"])]
         await agent.page.locator("#ring .accept").click(timeout=STATE_TIMEOUT_MS)
         try:
             await agent.wait_remote_video_plays()
@@ -69,7 +80,6 @@ async def test_a_shopper_on_a_shop_page_calls_an_agent_in_the_console(server: Ru
 
         # The media session drops (a phone changing network, a worker moving): both sides join again
         # with the same token and a fresh peer connection, and the call's video plays again.
-        assert server.runtime is not None
         hub = server.runtime.hub
         (room,) = hub.local_rooms()
         before = set(hub.sessions)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -98,6 +99,13 @@ async def test_a_ring_that_times_out_moves_on_and_sets_the_agent_away() -> None:
                                  after=bob.mark() - 1)
         assert queue["entries"][0]["ticket"] == first["ticket"]
         assert not [m for m in ann.received[mark:] if m["type"] == "ring"]
+        # Each ring had its own standby room; both were closed when the ring passed on.
+        assert first["setup"]["room"] != second["setup"]["room"]
+        async with server.api() as api:
+            deadline = asyncio.get_running_loop().time() + 20
+            while (rooms := (await api.get("/v1/rooms")).json()) and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
+        assert rooms == []
         for client in (ann, bob, shopper):
             await client.close()
 

@@ -76,6 +76,18 @@ export function tokenGrants(token) {
   }
 }
 
+/**
+ * A User Timing mark ("vitrine-room:joined", ...) at each step of a join, so an app or a benchmark
+ * can see where the time to first frame goes (performance.getEntriesByType("mark")).
+ */
+function mark(step) {
+  try {
+    performance.mark(`vitrine-room:${step}`);
+  } catch {
+    /* marks are diagnostics only */
+  }
+}
+
 /** Turn "http://host", "ws://host" or a full ".../v1/rtc" URL into the signaling URL. */
 function signalingUrl(url) {
   const base = new URL(url || window.location.href, window.location.href);
@@ -167,6 +179,7 @@ export class VitrineRoom extends EventTarget {
         };
         if (name) join.name = name;
         this._send(join);
+        mark("join-sent");
         this._pingTimer = setInterval(() => this._send({ type: "ping" }), PING_INTERVAL_MS);
       });
 
@@ -269,6 +282,7 @@ export class VitrineRoom extends EventTarget {
   // -- incoming ----------------------------------------------------------------
 
   _onJoined(message) {
+    mark("joined");
     this.joined = message;
     this.grants = message.grants;
     this.participant = message.participant;
@@ -344,12 +358,14 @@ export class VitrineRoom extends EventTarget {
     pc.addEventListener("track", (event) => this._onTrack(event));
 
     pc.addEventListener("connectionstatechange", () => {
+      if (pc.connectionState === "connected") mark("connected");
       this._emit("connectionstate", { state: pc.connectionState });
     });
   }
 
   /** Answer one server offer: attach local tracks to "send" m-lines, then answer. */
   async _answer(message) {
+    mark("offer");
     const pc = this.pc;
     if (!pc || this._closed) return;
     // The mids table describes the whole session as of this offer.
@@ -371,10 +387,12 @@ export class VitrineRoom extends EventTarget {
     const answer = await pc.createAnswer();
     await pc.setLocalDescription(answer);
     this._send({ type: "answer", sdp: pc.localDescription.sdp });
+    mark("answer-sent");
     this._dropEndedRemoteTracks();
   }
 
   _onTrack(event) {
+    mark(`track-${event.track.kind}`);
     const transceiver = event.transceiver;
     const mid = transceiver.mid;
     const info = this._mids[mid] || {};

@@ -376,3 +376,15 @@ def _git_facts() -> dict[str, Any]:
 
 def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def publish(result: dict[str, Any], out: Path | None, plot: Any = None,
+            bulky: tuple[str, ...] = ("samples", "machine")) -> None:
+    """Print the result without its bulky keys; with ``out``, write all of it as JSON and ``plot`` it beside."""
+    import json
+
+    print(json.dumps({k: v for k, v in result.items() if k not in bulky}, indent=2))
+    if out is not None:
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        if plot is not None:
+            plot(result, out.with_suffix(".png"))

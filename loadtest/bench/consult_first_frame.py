@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from loadtest.bench import API_KEY, ServerProcess, machine_facts, progress, summary
+from loadtest.bench import API_KEY, ServerProcess, machine_facts, progress, publish, summary
 from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, embed_html, origin_of, playwright_api, shop_page
 from vitrine.shops import WEEKDAYS
 
@@ -32,10 +31,16 @@ TIMEOUT_MS = 30_000
 MARKS = """() => {
   const at = (name) => {
     const entries = performance.getEntriesByName(name);
-    return entries.length ? entries[entries.length - 1].startTime : null;
+    return entries.length ? entries[0].startTime : null;
   };
-  return { accepted: at("vitrine:accepted"), first: at("vitrine:first-frame"), start: window.__start ?? null };
+  const room = (step) => at(`vitrine-room:${step}`);
+  return { accepted: at("vitrine:accepted"), first: at("vitrine:first-frame"), start: window.__start ?? null,
+           join_sent: room("join-sent"), joined: room("joined"), offer: room("offer"),
+           answer_sent: room("answer-sent"), connected: room("connected") };
 }"""
+# The shopper's path from the accept to the first frame, as consecutive stages of VitrineRoom's marks.
+STAGES = [("accepted", "join_sent"), ("join_sent", "joined"), ("joined", "offer"), ("offer", "answer_sent"),
+          ("answer_sent", "connected"), ("connected", "first")]
 
 
 def _setup(server: ServerProcess, origin: str) -> str:
@@ -68,8 +73,9 @@ async def _call(browser: Any, agent: Any, page_url: str) -> dict[str, float]:
         await agent.locator("#wrapup-submit").click(timeout=TIMEOUT_MS)
         await agent.wait_for_function('() => document.querySelector("#status").dataset.status === "available"',
                                       timeout=TIMEOUT_MS)
+        stages = {f"{a}->{b}": marks[b] - marks[a] for a, b in STAGES if marks[a] is not None and marks[b] is not None}
         return {"accept_to_first_frame": marks["first"] - marks["accepted"],
-                "start_to_first_frame": marks["first"] - marks["start"]}
+                "start_to_first_frame": marks["first"] - marks["start"], **stages}
     finally:
         await context.close()
 
@@ -113,6 +119,8 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": "consult_first_frame", "calls": len(results), "failures": failures,
         "accept_to_first_frame_ms": summary([r["accept_to_first_frame"] for r in results]),
         "start_to_first_frame_ms": summary([r["start_to_first_frame"] for r in results]),
+        "shopper_stages_ms": {f"{a}->{b}": summary([r[f"{a}->{b}"] for r in results if f"{a}->{b}" in r])
+                              for a, b in STAGES},
         "server_histogram_count": float(metrics[0].split()[-1]) if metrics else 0.0,
         "samples": [{k: round(v, 1) for k, v in r.items()} for r in results],
         "machine": machine_facts(),
@@ -126,7 +134,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    for key, label in (("accept_to_first_frame", "accept → first remote frame"),
+    for key, label in (("accept_to_first_frame", "call_started → first remote frame"),
                        ("start_to_first_frame", "Start click → first remote frame (scripted accept)")):
         values = sorted(s[key] for s in result["samples"])
         ax.plot(values, [(i + 1) / len(values) for i in range(len(values))], marker=".", label=label)
@@ -146,12 +154,7 @@ def main() -> None:
     parser.add_argument("--max-minutes", type=float, default=10.0)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    result = asyncio.run(benchmark(args))
-    text = json.dumps(result, indent=2)
-    print(json.dumps({k: v for k, v in result.items() if k not in ("samples", "machine")}, indent=2))
-    if args.out:
-        args.out.write_text(text + "\n")
-        plot(result, args.out.with_suffix(".png"))
+    publish(asyncio.run(benchmark(args)), args.out, plot, bulky=("samples", "machine"))
 
 
 if __name__ == "__main__":

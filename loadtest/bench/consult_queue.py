@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import websockets
 
-from loadtest.bench import API_KEY, ServerProcess, machine_facts, proc_cpu_seconds, progress, summary
+from loadtest.bench import API_KEY, ServerProcess, machine_facts, proc_cpu_seconds, progress, publish, summary
 from vitrine.shops import WEEKDAYS
 
 ALWAYS_OPEN = [{"day": day.value, "opens": "00:00", "closes": "24:00"} for day in WEEKDAYS]
@@ -45,6 +45,7 @@ class Console:
 
 def _setup(server: ServerProcess, agents: int) -> list[str]:
     with httpx.Client(base_url=server.url, auth=(API_KEY, server.secret)) as http:
+        http.delete("/v1/shops/bench")  # a previous run on the same Redis database
         http.post("/v1/shops", json={"id": "bench", "name": "Bench", "allowed_origins": [ORIGIN],
                                      "opening_hours": ALWAYS_OPEN}).raise_for_status()
         tokens = []
@@ -84,7 +85,8 @@ async def _run(server: ServerProcess, args: argparse.Namespace) -> dict[str, Any
     for ws in shoppers + [c.ws for c in consoles]:
         await ws.close()
     return {"latency_ms": summary(latencies), "observed": len(latencies), "expected": expected,
-            "server_cpu_ms_per_entry": round(cpu_ms / args.shoppers, 2)}
+            "server_cpu_ms_per_entry": round(cpu_ms / args.shoppers, 2),
+            "samples_ms": sorted(round(v, 2) for v in latencies)}
 
 
 async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
@@ -101,6 +103,26 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "machine": machine_facts()}
 
 
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    values = result["samples_ms"]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(values, [(i + 1) / len(values) for i in range(len(values))], marker=".", markersize=3)
+    ax.axvline(100, color="red", linestyle="--", linewidth=1, label="target p95 100 ms")
+    ax.set_xlabel("ms from `enter` to a console listing the shopper")
+    ax.set_ylabel("fraction of (shopper, console) pairs")
+    ax.set_title(f"Queue entry to consoles: {result['agents']} consoles, {result['shoppers']} shoppers "
+                 f"every {result['interval_ms']:g} ms ({result['state']})", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=5)
@@ -109,11 +131,7 @@ def main() -> None:
     parser.add_argument("--redis-url", default=None)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    result = asyncio.run(benchmark(args))
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    publish(asyncio.run(benchmark(args)), args.out, plot, bulky=("samples_ms", "machine"))
 
 
 if __name__ == "__main__":

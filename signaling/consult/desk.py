@@ -48,6 +48,7 @@ from vitrine.models import Role, Room, RoomKind, now_ms
 from vitrine.shops import Agent, Shop, check_product, is_open, next_opening
 from vitrine.state import State
 from vitrine.state.shops import require_shop
+from vitrine.tasks import TaskSet
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class ConsultDesk:
         self.hub = hub
         self.records = DeskRecords(state, hub, webhooks)
         self._sweeper: asyncio.Task[None] | None = None
+        self._closing = TaskSet()  # standby rooms of rings that were not answered
 
     async def _shop(self, shop_id: str) -> tuple[Shop, list[Agent]]:
         shop = await require_shop(self.state.shops, shop_id)
@@ -195,7 +197,7 @@ class ConsultDesk:
                 await self.records.to_agent(shop_id, agent_id, CallStarted(
                     setup=self._agent_setup(shop, ticket, agent), context=ticket.context))
             elif ticket is not None and ticket.state == TicketState.RINGING:
-                await self.records.to_agent(shop_id, agent_id, self._ring(ticket))
+                await self.records.to_agent(shop_id, agent_id, self._ring(shop, ticket, agent))
             await self.records.publish_queue(shop_id, agents)
 
     async def agent_gone(self, shop_id: str, agent_id: str) -> None:
@@ -244,8 +246,10 @@ class ConsultDesk:
                 raise VitrineError(ErrorCode.TICKET_NOT_FOUND, "this call is no longer ringing for you")
             agent = next(a for a in agents if a.id == agent_id)
             now = now_ms()
-            room = Room(name=f"consult-{ticket.id[3:]}", kind=RoomKind.CONSULT, shop=shop_id, max_participants=2)
-            await self.rooms.create_room(room)
+            room = await self.state.rooms.get_room(ticket.room) if ticket.room else None
+            if room is None:  # rung before the room was made at ring time, or closed meanwhile
+                room = await self.rooms.create_room(Room(name=f"consult-{ticket.id[3:]}-a", kind=RoomKind.CONSULT,
+                                                         shop=shop_id, max_participants=2))
             ticket.state, ticket.agent, ticket.room, ticket.answered_ms = TicketState.IN_CALL, agent_id, room.name, now
             ticket.ringing_agent = ticket.ring_deadline_ms = None
             await self.records.save_ticket(ticket)
@@ -311,23 +315,31 @@ class ConsultDesk:
             if agent is None:
                 continue
             timeout_ms = int(self.settings.consult_ring_timeout_s * 1000)
-            ticket.state, ticket.ringing_agent = TicketState.RINGING, agent.id
+            # The call's room exists from the ring: the console joins it (alone) while it rings, so an
+            # accept finds the agent's media up, and the shopper's first frame waits only for their own.
+            room = Room(name=f"consult-{ticket.id[3:]}-{len(ticket.passed_by) + 1}", kind=RoomKind.CONSULT,
+                        shop=shop.id, max_participants=2)
+            await self.rooms.create_room(room)
+            ticket.state, ticket.ringing_agent, ticket.room = TicketState.RINGING, agent.id, room.name
             ticket.ring_deadline_ms = now_ms() + timeout_ms
             await self.records.save_ticket(ticket)
             chosen = presence[agent.id]
             chosen.status, chosen.ticket = AgentStatus.BUSY, ticket.id
             await self.records.save_presence(shop.id, chosen)
             await self.records.to_agent(shop.id, agent.id, StatusPush(status=AgentStatus.BUSY, ticket=ticket.id))
-            await self.records.to_agent(shop.id, agent.id, self._ring(ticket))
+            await self.records.to_agent(shop.id, agent.id, self._ring(shop, ticket, agent))
 
-    def _ring(self, ticket: Ticket) -> Ring:
+    def _ring(self, shop: Shop, ticket: Ticket, agent: Agent) -> Ring:
         now = now_ms()
         return Ring(ticket=ticket.id, context=ticket.context, waited_ms=now - ticket.entered_ms,
-                    timeout_ms=max(0, (ticket.ring_deadline_ms or now) - now))
+                    timeout_ms=max(0, (ticket.ring_deadline_ms or now) - now),
+                    setup=self._agent_setup(shop, ticket, agent) if ticket.room else None)
 
     async def _pass(self, shop_id: str, ticket: Ticket, presence: Presence, reason: RingEnd) -> None:
         """The ringing agent did not take ``ticket``: back to waiting, never rung to them again."""
-        ticket.state, ticket.ringing_agent, ticket.ring_deadline_ms = TicketState.WAITING, None, None
+        if ticket.room:
+            self._closing.spawn(self._close_room(ticket.room))  # the agent's standby room: nobody else was in it
+        ticket.state, ticket.ringing_agent, ticket.ring_deadline_ms, ticket.room = TicketState.WAITING, None, None, None
         if presence.agent not in ticket.passed_by:
             ticket.passed_by.append(presence.agent)
         await self.records.save_ticket(ticket)
@@ -351,6 +363,12 @@ class ConsultDesk:
         METRICS.consult_calls.labels(outcome=outcome.value).inc()
         kind = "consult.missed" if outcome == CallOutcome.MISSED else "consult.abandoned"
         await self.records.hook(shop, kind, ticket.id, {"wait_ms": now - ticket.entered_ms})
+
+    async def _close_room(self, name: str) -> None:
+        try:
+            await self.rooms.close_room(name)
+        except VitrineError:
+            pass  # already gone
 
     # -- call setup ----------------------------------------------------------------------------------
 
@@ -376,6 +394,7 @@ class ConsultDesk:
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
+        await asyncio.gather(*self._closing, return_exceptions=True)
 
     async def _sweep_forever(self) -> None:
         while True:

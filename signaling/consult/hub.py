@@ -25,10 +25,16 @@ class Audience(StrEnum):
     TICKET = "ticket"   # the shopper holding one ticket
 
 
-class DeskBusMessage(Strict):
+class DeskPush(Strict):
     to: Audience
     id: str | None = None
     payload: str  # the push, already encoded as the socket sends it
+
+
+class DeskBusMessage(Strict):
+    """One change's pushes, in order: a queue change reaches every console and waiting shopper in one publish."""
+
+    pushes: list[DeskPush]
 
 
 class DeskSocket(Protocol):
@@ -71,9 +77,9 @@ class ConsultHub:
     def has_shopper(self, shop: str, ticket: str) -> bool:
         return ticket in self._shoppers.get(shop, {})
 
-    async def send(self, shop: str, to: Audience, payload: str, record_id: str | None = None) -> None:
-        message = DeskBusMessage(to=to, id=record_id, payload=payload)
-        await self.bus.publish(keys.desk_channel(shop), message.model_dump_json())
+    async def send(self, shop: str, pushes: list[DeskPush]) -> None:
+        if pushes:
+            await self.bus.publish(keys.desk_channel(shop), DeskBusMessage(pushes=pushes).model_dump_json())
 
     async def _subscribe(self, shop: str) -> None:
         async def handler(raw: str, shop: str = shop) -> None:
@@ -94,12 +100,13 @@ class ConsultHub:
                 await subscription.close()
 
     def _deliver(self, shop: str, message: DeskBusMessage) -> None:
-        if message.to == Audience.TICKET:
-            shopper = self._shoppers.get(shop, {}).get(message.id or "")
-            targets: list[DeskSocket] = [shopper] if shopper else []
-        elif message.to == Audience.AGENT:
-            targets = list(self._agents.get(shop, {}).get(message.id or "", ()))
-        else:
-            targets = [s for consoles in self._agents.get(shop, {}).values() for s in consoles]
-        for socket in targets:
-            socket.push_raw(message.payload)
+        for push in message.pushes:
+            if push.to == Audience.TICKET:
+                shopper = self._shoppers.get(shop, {}).get(push.id or "")
+                targets: list[DeskSocket] = [shopper] if shopper else []
+            elif push.to == Audience.AGENT:
+                targets = list(self._agents.get(shop, {}).get(push.id or "", ()))
+            else:
+                targets = [s for consoles in self._agents.get(shop, {}).values() for s in consoles]
+            for socket in targets:
+                socket.push_raw(push.payload)

@@ -17,7 +17,7 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
-from signaling.consult.hub import Audience, ConsultHub
+from signaling.consult.hub import Audience, ConsultHub, DeskPush
 from vitrine.consult.models import (
     CallOutcome,
     CallRecord,
@@ -149,13 +149,13 @@ class DeskRecords:
     # -- pushes ---------------------------------------------------------------------------
 
     async def to_ticket(self, shop: str, ticket_id: str, message: Strict) -> None:
-        await self.hub.send(shop, Audience.TICKET, encode(message), ticket_id)
+        await self.hub.send(shop, [DeskPush(to=Audience.TICKET, id=ticket_id, payload=encode(message))])
 
     async def to_agent(self, shop: str, agent: str, message: Strict) -> None:
-        await self.hub.send(shop, Audience.AGENT, encode(message), agent)
+        await self.hub.send(shop, [DeskPush(to=Audience.AGENT, id=agent, payload=encode(message))])
 
     async def to_agents(self, shop: str, message: Strict) -> None:
-        await self.hub.send(shop, Audience.AGENTS, encode(message))
+        await self.hub.send(shop, [DeskPush(to=Audience.AGENTS, payload=encode(message))])
 
     async def publish_queue(self, shop: str, agents: list[Agent]) -> None:
         """Push the queue to every console, and each waiting shopper's own position and wait."""
@@ -167,12 +167,13 @@ class DeskRecords:
         now = now_ms()
         views = [QueueEntryView(ticket=t.id, position=i, context=t.context, waited_ms=now - t.entered_ms,
                                 ringing_agent=t.ringing_agent) for i, t in enumerate(tickets, start=1)]
-        await self.to_agents(shop, QueuePush(entries=views[:QUEUE_VIEW_LIMIT], total=len(views),
-                                             agents=agent_views(agents, presence)))
+        queue = QueuePush(entries=views[:QUEUE_VIEW_LIMIT], total=len(views), agents=agent_views(agents, presence))
+        pushes = [DeskPush(to=Audience.AGENTS, payload=encode(queue))]
         for view, ticket in zip(views, tickets, strict=True):
-            await self.to_ticket(shop, ticket.id, PositionPush(
-                position=view.position, wait_s=estimate_wait_s(view.position, free, online, talk_s),
-                ringing=ticket.state == TicketState.RINGING))
+            position = PositionPush(position=view.position, wait_s=estimate_wait_s(view.position, free, online, talk_s),
+                                    ringing=ticket.state == TicketState.RINGING)
+            pushes.append(DeskPush(to=Audience.TICKET, id=ticket.id, payload=encode(position)))
+        await self.hub.send(shop, pushes)  # one publish for the whole queue
 
 
 def utc_ms(moment: datetime) -> int:

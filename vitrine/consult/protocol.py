@@ -316,6 +316,9 @@ class Ring(Strict):
     context: ShopperContext
     waited_ms: int
     timeout_ms: int
+    # The call's room, to join while it rings (the shopper is admitted only on accept), so that
+    # accepting does not wait for the console's camera, ICE and DTLS.
+    setup: CallSetup | None = None
 
 
 class RingEnd(StrEnum):

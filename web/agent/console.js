@@ -13,7 +13,7 @@
 
 import { CallPanel } from "./call.js";
 import { DeskSocket, deskUrl } from "../vitrine-client.js";
-import { RingTone } from "./media.js";
+import { endStandBy, RingTone, standBy } from "./media.js";
 import * as R from "./render.js";
 
 const TOKEN_KEY = "vitrine.agent.token";
@@ -186,7 +186,7 @@ const handlers = {
   ring: onRing,
   ring_cancelled: onRingCancelled,
   call_started: (message) => {
-    clearRing();
+    clearRing({ keepStandBy: true }); // the call takes over the room joined while it rang
     call.start(message, state.agent ? state.agent.display_name : null);
   },
   chat: ({ line }) => call.chat(line),
@@ -332,7 +332,7 @@ ui.catalogFilter.addEventListener("input", renderCatalog);
 
 // -- ringing ----------------------------------------------------------------------------------------------
 
-function onRing({ ticket, context, waited_ms, timeout_ms }) {
+function onRing({ ticket, context, waited_ms, timeout_ms, setup }) {
   const now = Date.now();
   state.ring = { ticket, context, deadline: now + timeout_ms, accepting: false };
   ui.ringName.textContent = R.shopperName(context);
@@ -345,13 +345,15 @@ function onRing({ ticket, context, waited_ms, timeout_ms }) {
   ui.decline.disabled = false;
   ui.ring.hidden = false;
   tone.start();
+  standBy(setup, state.agent ? state.agent.display_name : null);
   if (!isEditable(document.activeElement)) ui.accept.focus();
   updateTitle();
   updateIdle();
 }
 
-function clearRing() {
+function clearRing({ keepStandBy = false } = {}) {
   tone.stop();
+  if (!keepStandBy) endStandBy();
   state.ring = null;
   ui.ring.hidden = true;
   delete ui.ringCountdown.dataset.deadlineMs;

@@ -111,6 +111,57 @@ async function getLocalMedia() {
   return { stream: new MediaStream(), warning: "No camera or microphone: only the chat works in this call." };
 }
 
+let standby = null; // { setup, media, room, ready, cancelled }: the call's room, joined while it rings
+
+/** The agent's media for a call: a placeholder video when there is no camera, so a screen share can replace it. */
+async function callMedia(name) {
+  const { stream, warning } = await getLocalMedia();
+  if (stream.getVideoTracks().length === 0) {
+    const placeholder = placeholderVideoTrack(name || "Agent");
+    if (placeholder) stream.addTrack(placeholder);
+  }
+  return { stream, warning };
+}
+
+/**
+ * While the console rings, open the camera and join the call's room (`ring.setup`). Nobody else is
+ * in it: the shopper is admitted only when the agent accepts. Accepting then finds the camera open
+ * and the media connected (ICE, DTLS, the encoder running), and the shopper's first frame waits
+ * only for their own connection. The camera light comes on while it rings.
+ */
+export function standBy(setup, name) {
+  if (!setup || (standby && standby.setup.room === setup.room)) return;
+  endStandBy();
+  const entry = { setup, room: new VitrineRoom(), media: callMedia(name), cancelled: false };
+  entry.ready = entry.media.then(({ stream }) => {
+    if (entry.cancelled) throw new Error("the ring ended");
+    return entry.room.connect({ url: window.location.origin, token: setup.token, stream, name, reconnect: true });
+  });
+  entry.ready.catch(() => {}); // a failed standby only means accepting connects from scratch
+  standby = entry;
+}
+
+/** The ring ended without an answer here: leave the room and release the camera. */
+export function endStandBy() {
+  const entry = standby;
+  standby = null;
+  if (!entry) return;
+  entry.cancelled = true;
+  entry.room.close();
+  entry.media.then(({ stream }) => stream.getTracks().forEach((t) => t.stop()), () => {});
+}
+
+/** The standby for this call's room, handed over to the call (or null: connect now). */
+function takeStandBy(setup) {
+  if (standby && standby.setup.room === setup.room) {
+    const entry = standby;
+    standby = null;
+    return entry;
+  }
+  endStandBy();
+  return null;
+}
+
 // -- the call ------------------------------------------------------------------------------
 
 /**
@@ -135,22 +186,41 @@ export class CallMedia extends EventTarget {
   }
 
   async start(setup, name) {
-    const { stream, warning } = await getLocalMedia();
+    performance.mark("vitrine-agent:call-started");
+    const pre = takeStandBy(setup);
+    const { stream, warning } = await (pre ? pre.media : callMedia(name));
+    performance.mark("vitrine-agent:media");
     if (this._closed) {
+      if (pre) pre.room.close();
       stream.getTracks().forEach((t) => t.stop());
       return;
-    }
-    if (stream.getVideoTracks().length === 0) {
-      const placeholder = placeholderVideoTrack(name || "Agent");
-      if (placeholder) stream.addTrack(placeholder);
     }
     this.stream = stream;
     this.cameraTrack = stream.getVideoTracks()[0] || null;
     this._previewCamera();
     if (warning) this._message(warning, "warn");
 
-    const room = this.room = new VitrineRoom();
-    const on = (type, handler) => room.addEventListener(type, (e) => !this._closed && handler(e.detail));
+    if (pre) {
+      this._wire(pre.room);
+      try {
+        await pre.ready; // usually long done: the room was joined while it rang
+        if (pre.room.pc && pre.room.pc.connectionState === "connected") this._message("connected", "ok");
+        return;
+      } catch {
+        pre.room.close(); // the standby join failed: connect now, as without one
+        if (this._closed) return;
+      }
+    }
+    const room = this._wire(new VitrineRoom());
+    this._message("connecting media…");
+    await room.connect({ url: window.location.origin, token: setup.token, stream, name, reconnect: true });
+  }
+
+  /** Make `room` this call's room: its remote video, state messages and end. */
+  _wire(room) {
+    this.room = room;
+    const on = (type, handler) => room.addEventListener(type, (e) => !this._closed && this.room === room
+      && handler(e.detail));
     on("track", ({ stream: remote }) => this._attachRemote(remote));
     on("connectionstate", ({ state }) => {
       if (state === "connected") this._message("connected", "ok");
@@ -159,11 +229,9 @@ export class CallMedia extends EventTarget {
     });
     on("error", ({ code, message }) => this._message(`${message} (${code})`, "error"));
     on("leave", ({ reason }) => this._message(`Media session ended: ${reason}`, "warn"));
-    on("close", () => this._emit("ended", { reason: "closed" }));
-
-    this._message("connecting media…");
     on("reconnecting", () => this._message("Media connection lost, reconnecting…", "warn"));
-    await room.connect({ url: window.location.origin, token: setup.token, stream, name, reconnect: true });
+    on("close", () => this._emit("ended", { reason: "closed" }));
+    return room;
   }
 
   _attachRemote(remote) {

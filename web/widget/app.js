@@ -343,10 +343,10 @@ class ConsultApp {
       this._onCallEnded();
     });
     const stream = this.check.take(); // the call owns it now (null after a page change: it asks again)
+    call.start(setup, stream, this.audioOnly); // first: the join leaves before any layout work
     this.ui.body.append(call.el);
     this._setState("call");
     if (!this.panelOpen) this.openPanel();
-    call.start(setup, stream, this.audioOnly);
   }
 
   _onCallEnded() {
