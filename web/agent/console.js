@@ -17,6 +17,7 @@ import { endStandBy, RingTone, standBy } from "./media.js";
 import * as R from "./render.js";
 
 const TOKEN_KEY = "vitrine.agent.token";
+const SHOP_REFRESH_MS = 60_000;
 const NOTICE_MS = 8000;
 const TITLE = "Vitrine Desk";
 
@@ -220,15 +221,9 @@ function onWelcome({ agent, shop, catalog }) {
   state.mode = "resume";
   sessionStorage.setItem(TOKEN_KEY, state.token);
   state.agent = agent;
-  state.shop = shop;
   state.catalog = catalog || [];
   ui.agentName.textContent = agent.display_name;
-  ui.shopName.textContent = shop.name;
-  ui.shopOpen.textContent = shop.open ? "open" : "closed";
-  ui.shopNext.textContent = !shop.open && shop.next_opening_utc_ms ? `opens ${R.dateTimeIn(shop.next_opening_utc_ms)}` : "";
-  ui.shopOpen.dataset.open = String(Boolean(shop.open));
-  ui.shopOpen.title = shop.open ? `Open · ${shop.agents_available} available · ${shop.queue_length} waiting`
-    : "Closed: shoppers can leave a message or book a callback";
+  renderShop(shop);
   ui.loginView.hidden = true;
   ui.console.hidden = false;
   ui.banner.hidden = true;
@@ -242,6 +237,28 @@ function onWelcome({ agent, shop, catalog }) {
   renderCatalog();
   call.reconnected();
 }
+
+function renderShop(shop) {
+  state.shop = shop;
+  ui.shopName.textContent = shop.name;
+  ui.shopOpen.textContent = shop.open ? "open" : "closed";
+  ui.shopNext.textContent = !shop.open && shop.next_opening_utc_ms ? `opens ${R.dateTimeIn(shop.next_opening_utc_ms)}` : "";
+  ui.shopOpen.dataset.open = String(Boolean(shop.open));
+  ui.shopOpen.title = shop.open ? `Open · ${shop.agents_available} available · ${shop.queue_length} waiting`
+    : "Closed: shoppers can leave a message or book a callback";
+}
+
+/** The shop opens and closes during the day: refresh the badge from the public status every minute. */
+async function refreshShop() {
+  if (!state.welcomed || !state.shop) return;
+  try {
+    const response = await fetch(`/v1/consult/${encodeURIComponent(state.shop.shop)}/status`, { cache: "no-store" });
+    if (response.ok) renderShop(await response.json());
+  } catch {
+    /* offline for a moment: the desk socket's banner already says so */
+  }
+}
+setInterval(refreshShop, SHOP_REFRESH_MS);
 
 function setStatus(status, reason = null) {
   state.status = status;
