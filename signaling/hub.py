@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from vitrine.protocol import RoomEvent, ServerOfferMessage
+from vitrine.protocol import LogEntry, RoomEvent, ServerOfferMessage
 from vitrine.rpc import Kick, OfferPush, RoomBusMessage
 from vitrine.state import keys
 from vitrine.state.base import EventBus, Subscription
@@ -24,6 +24,8 @@ class LocalSession(Protocol):
     async def on_offer(self, offer: ServerOfferMessage) -> None: ...
 
     async def on_kick(self, kick: Kick) -> None: ...
+
+    async def on_log(self, entry: LogEntry) -> None: ...
 
 
 class SessionHub:
@@ -62,11 +64,15 @@ class SessionHub:
             session = self.sessions.get(message.kick.sid)
             if session is not None:
                 await session.on_kick(message.kick)
-        if message.event is not None:
+        if message.event is not None or message.log is not None:
             for sid in list(self.rooms.get(room, ())):
                 session = self.sessions.get(sid)
-                if session is not None:
+                if session is None:
+                    continue
+                if message.event is not None:
                     await session.on_event(message.event)
+                if message.log is not None:
+                    await session.on_log(message.log)
 
     async def on_push(self, push: OfferPush) -> None:
         session = self.sessions.get(push.sid)

@@ -15,10 +15,11 @@ from signaling.worker_link import WorkerLink
 from vitrine.auth import JoinClaims
 from vitrine.config import Settings
 from vitrine.errors import ErrorCode, VitrineError
-from vitrine.models import Participant, ParticipantView, Role, Room, RoomKind, Track
-from vitrine.protocol import RoomEvent, RoomEventKind, TrackRequest
+from vitrine.models import Participant, ParticipantView, Role, Room, RoomKind, Track, now_ms
+from vitrine.protocol import LogEntry, RoomEvent, RoomEventKind, TrackRequest
 from vitrine.rpc import CloseRoomCommand, JoinCommand, Kick, LeaveCommand, RoomBusMessage, WorkerCommand, WorkerReply
 from vitrine.state import State, keys
+from vitrine.text import clean_text
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class RoomService:
         for participant in await self.state.rooms.list_participants(name):
             await self.kick(name, participant.sid, "the room was closed")
         await self.state.rooms.delete_room(name)
+        await self.state.roomlog.drop(name)
         return room
 
     # -- participants --------------------------------------------------------------
@@ -159,6 +161,16 @@ class RoomService:
                           participant=ParticipantView.of(participant) if participant else None)
         await self.state.bus.publish(keys.room_events_channel(room), RoomBusMessage(event=event).model_dump_json())
         return event
+
+    async def chat(self, admission: Admission, text: str) -> LogEntry:
+        """Append to the room's chat log, then tell every session in the room (the sender too)."""
+        if not admission.participant.grants.can_chat:
+            raise VitrineError(ErrorCode.PERMISSION_DENIED, "this token may not chat")
+        entry = await self.state.roomlog.append(admission.room.name, LogEntry(
+            seq=0, participant=ParticipantView.of(admission.participant), text=clean_text(text), at_ms=now_ms()))
+        await self.state.bus.publish(keys.room_events_channel(admission.room.name),
+                                     RoomBusMessage(log=entry).model_dump_json())
+        return entry
 
     async def kick(self, room: str, sid: str, reason: str, reconnect: bool = False) -> None:
         message = RoomBusMessage(kick=Kick(sid=sid, reason=reason, reconnect=reconnect))

@@ -26,11 +26,16 @@ from vitrine.protocol import (
     PROTOCOL_VERSION,
     AnswerMessage,
     CandidateMessage,
+    ChatPush,
+    ChatSendMessage,
     ErrorMessage,
+    HistoryMessage,
+    HistoryRequest,
     JoinedMessage,
     JoinMessage,
     LeaveMessage,
     LeaveNotice,
+    LogEntry,
     OfferMessage,
     PingMessage,
     PongMessage,
@@ -51,11 +56,14 @@ from vitrine.rpc import (
     UnpublishCommand,
     WorkerCommand,
 )
+from vitrine.text import TokenBucket
 from vitrine.turn import ice_servers_for
 
 logger = logging.getLogger(__name__)
 
 CLOSE_POLICY = 1008
+CHAT_BURST, CHAT_PER_S = 5, 1.0  # a viewer may say five things at once, then one a second
+CHAT_REORDER_WAIT_S = 1.0
 CLOSE_TRY_AGAIN = 1013
 
 
@@ -74,6 +82,11 @@ class RtcSession:
         self._closing: LeaveNotice | None = None
         self._close_code: int | None = None  # overrides the normal/try-again close code
         self._stopping = False  # the outbox ends with its sentinel: let the writer finish it
+        self._chat = TokenBucket(CHAT_BURST, CHAT_PER_S)
+        self._log_seq: int | None = None  # the chat seq `joined` reported; older lines come by `history`
+        self._early_log: list[LogEntry] = []
+        self._ahead: dict[int, LogEntry] = {}  # chat lines that arrived before one they follow
+        self._reorder_timer: asyncio.TimerHandle | None = None
 
     # -- outgoing -------------------------------------------------------------------
 
@@ -115,6 +128,33 @@ class RtcSession:
 
     async def on_offer(self, offer: ServerOfferMessage) -> None:
         self.send(offer)
+
+    async def on_log(self, entry: LogEntry) -> None:
+        """Send chat in ``seq`` order: two writers' lines can cross on the bus, so a line that arrives
+        ahead of a missing one waits for it, at most ``CHAT_REORDER_WAIT_S`` (then the client sees the
+        gap and asks ``history``)."""
+        if self._log_seq is None:
+            self._early_log.append(entry)  # before `joined`: sent after it, if newer than its log_seq
+            return
+        if entry.seq > self._log_seq:
+            self._ahead[entry.seq] = entry
+            self._release_chat()
+            if self._ahead and self._reorder_timer is None:
+                self._reorder_timer = asyncio.get_running_loop().call_later(
+                    CHAT_REORDER_WAIT_S, self._release_chat, True)
+
+    def _release_chat(self, give_up: bool = False) -> None:
+        assert self._log_seq is not None
+        while self._ahead:
+            following = self._log_seq + 1
+            if following not in self._ahead and not give_up:
+                break
+            seq = following if following in self._ahead else min(self._ahead)
+            self._log_seq = seq
+            self.send(ChatPush(entry=self._ahead.pop(seq)))
+        if self._reorder_timer is not None and (give_up or not self._ahead):
+            self._reorder_timer.cancel()
+            self._reorder_timer = None
 
     async def on_kick(self, kick: Kick) -> None:
         self._closing = LeaveNotice(reason=kick.reason, reconnect=kick.reconnect)
@@ -189,6 +229,14 @@ class RtcSession:
             self._closing = LeaveNotice(reason="left")
             self._drain_and_stop()
             return
+        if isinstance(message, ChatSendMessage):
+            if not self._chat.take():
+                raise VitrineError(ErrorCode.RATE_LIMITED, "slow down: too many chat messages")
+            await self.rooms.chat(admission, message.text)
+            return
+        if isinstance(message, HistoryRequest):
+            await self._history(admission.room.name, message)
+            return
         command = _worker_command(message, admission.room.name, admission.participant.sid)
         reply = await self.rooms.run(admission, command)
         for outgoing in (reply.answer, reply.offer):  # an answer to the client's offer, or the next offer
@@ -211,15 +259,19 @@ class RtcSession:
         room, participant = admission.room, admission.participant
         await self.hub.attach(room.name, participant.sid, self)
         participants, tracks, seq = await self.rooms.snapshot(room.name)
+        log_seq = await self.rooms.state.roomlog.last_seq(room.name)
         self.send(JoinedMessage(
             room=room, participant=ParticipantView.of(participant), grants=participant.grants,
             participants=[ParticipantView.of(p) for p in participants], tracks=tracks,
-            ice_servers=ice_servers_for(self.settings, participant.identity), seq=seq,
+            ice_servers=ice_servers_for(self.settings, participant.identity), seq=seq, log_seq=log_seq,
         ))
-        self._snapshot_seq = seq
+        self._snapshot_seq, self._log_seq = seq, log_seq
         for event in self._early_events:
             await self.on_event(event)
         self._early_events.clear()
+        for entry in self._early_log:
+            await self.on_log(entry)
+        self._early_log.clear()
         if admission.reply.offer is not None:
             self.send(admission.reply.offer)
         METRICS.joins.inc()
@@ -240,6 +292,12 @@ class RtcSession:
             self._outbox.put_nowait(None)
         else:
             self._drain_and_stop()
+
+    async def _history(self, room: str, request: HistoryRequest) -> None:
+        log = self.rooms.state.roomlog
+        last = await log.last_seq(room)
+        after = request.after if request.after is not None else max(0, last - request.limit)
+        self.send(HistoryMessage(entries=await log.after(room, after, request.limit), last_seq=last))
 
     async def _leave(self) -> None:
         admission, self.admission = self.admission, None

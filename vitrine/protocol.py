@@ -90,9 +90,28 @@ class PingMessage(Strict):
     ts: int | None = None
 
 
+MAX_ROOM_CHAT_CHARS = 500
+
+
+class ChatSendMessage(Strict):
+    """Say something in the room's chat (needs the ``can_chat`` grant); everyone gets it as ``chat``."""
+
+    type: Literal["chat"]
+    text: str = Field(min_length=1, max_length=MAX_ROOM_CHAT_CHARS)
+
+
+class HistoryRequest(Strict):
+    """The room's chat after ``after`` (a reconnect resumes from the last seq it saw), or the
+    newest ``limit`` entries when ``after`` is absent (a late joiner)."""
+
+    type: Literal["history"]
+    after: int | None = Field(default=None, ge=0)
+    limit: int = Field(default=50, ge=1, le=200)
+
+
 ClientMessage = Annotated[
     JoinMessage | OfferMessage | AnswerMessage | CandidateMessage | PublishMessage
-    | UnpublishMessage | LeaveMessage | PingMessage,
+    | UnpublishMessage | LeaveMessage | PingMessage | ChatSendMessage | HistoryRequest,
     Field(discriminator="type"),
 ]
 
@@ -110,6 +129,28 @@ class JoinedMessage(Strict):
     tracks: list[Track]
     ice_servers: list[IceServer]
     seq: int
+    log_seq: int = 0  # the room chat's newest seq at join: ask ``history`` for what came before
+
+
+class LogEntry(Strict):
+    """One line of a room's chat log, numbered per room from 1 (``vitrine.state.roomlog``)."""
+
+    seq: int
+    kind: Literal["chat"] = "chat"
+    participant: ParticipantView
+    text: str
+    at_ms: int
+
+
+class ChatPush(Strict):
+    type: Literal["chat"] = "chat"
+    entry: LogEntry
+
+
+class HistoryMessage(Strict):
+    type: Literal["history"] = "history"
+    entries: list[LogEntry]  # oldest first
+    last_seq: int  # the newest seq in the room when this was read
 
 
 class ServerOfferMessage(Strict):
@@ -166,7 +207,7 @@ class LeaveNotice(Strict):
 
 ServerMessage = (
     JoinedMessage | ServerOfferMessage | ServerAnswerMessage | ServerCandidateMessage
-    | RoomEvent | PongMessage | ErrorMessage | LeaveNotice
+    | RoomEvent | PongMessage | ErrorMessage | LeaveNotice | ChatPush | HistoryMessage
 )
 
 _client_adapter: TypeAdapter[Any] = TypeAdapter(ClientMessage)

@@ -13,6 +13,7 @@ from vitrine.errors import ErrorCode, VitrineError
 from vitrine.models import Identity, Participant, Room, Strict, Track
 from vitrine.protocol import (
     IceCandidate,
+    LogEntry,
     RoomEvent,
     Sdp,
     ServerAnswerMessage,
@@ -138,3 +139,4 @@ class RoomBusMessage(Strict):
 
     event: RoomEvent | None = None
     kick: Kick | None = None
+    log: LogEntry | None = None  # a new line of the room's chat, for every session in the room

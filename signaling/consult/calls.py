@@ -8,7 +8,6 @@ desk lock, so the record and the webhooks tell the same story in the same order.
 from __future__ import annotations
 
 import logging
-import re
 
 from signaling.consult.records import DeskRecords, answered
 from signaling.rooms import RoomService
@@ -37,23 +36,12 @@ from vitrine.models import now_ms
 from vitrine.shops import check_product
 from vitrine.state import State
 from vitrine.state.shops import require_shop
+from vitrine.text import clean_text
 
 logger = logging.getLogger(__name__)
 
 MAX_CHAT_LINES = 500
 MAX_PRODUCTS_SHOWN = 100
-# C0 controls other than tab and newline, DEL, and bidi overrides (which can disguise text).
-_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
-
-
-def clean_text(text: str) -> str:
-    """Chat and notes are stored as plain text; clients render them with ``textContent`` only."""
-    cleaned = _UNPRINTABLE.sub("", text).strip()
-    if not cleaned:
-        raise VitrineError(ErrorCode.INVALID_MESSAGE, "text: empty")
-    return cleaned
-
-
 class CallDesk:
     def __init__(self, state: State, records: DeskRecords, rooms: RoomService, history) -> None:  # noqa: ANN001
         self.state = state

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -51,28 +50,13 @@ from vitrine.errors import ErrorCode, VitrineError
 from vitrine.protocol import ErrorMessage, PingMessage, PongMessage, encode
 from vitrine.shops import ShopFields
 from vitrine.state.shops import require_shop
+from vitrine.text import TokenBucket
 
 logger = logging.getLogger(__name__)
 
 CLOSE_TRY_AGAIN = 1013
 MAX_REQUESTS_PER_SOCKET = 3
 CHAT_BURST, CHAT_PER_S = 10, 2.0
-
-
-class _Bucket:
-    """Token bucket: ``burst`` messages at once, then ``rate`` per second."""
-
-    def __init__(self, burst: int, rate: float) -> None:
-        self.burst, self.rate, self.tokens, self.at = burst, rate, float(burst), time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
 
 
 class DeskSession:
@@ -82,7 +66,7 @@ class DeskSession:
     def __init__(self, ws: WebSocket, settings: Settings, desk: ConsultDesk, calls: CallDesk) -> None:
         self.ws, self.settings, self.desk, self.calls = ws, settings, desk, calls
         self._outbox: asyncio.Queue[str | None] = asyncio.Queue(maxsize=settings.send_queue_size)
-        self._chat = _Bucket(CHAT_BURST, CHAT_PER_S)
+        self._chat = TokenBucket(CHAT_BURST, CHAT_PER_S)
         self._too_slow = False
 
     def push_raw(self, raw: str) -> None:

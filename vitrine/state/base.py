@@ -15,6 +15,7 @@ from pydantic import Field
 from vitrine.models import Participant, Room, Strict, Track, now_ms
 from vitrine.shops import Agent, Product, Shop
 from vitrine.state.desk import DeskStore, MemoryDeskStore
+from vitrine.state.roomlog import MemoryRoomLog, RoomLog
 
 if TYPE_CHECKING:
     from vitrine.state.outbox import WebhookOutbox
@@ -174,6 +175,7 @@ class State:
     shops: ShopStore = field(default_factory=_memory_shops)
     outbox: WebhookOutbox = field(default_factory=_memory_outbox)  # webhook events awaiting delivery
     desk: DeskStore = field(default_factory=MemoryDeskStore)
+    roomlog: RoomLog = field(default_factory=MemoryRoomLog)
 
 
 def placement_load(node: WorkerNode, placed_since_heartbeat: int) -> float:

@@ -43,6 +43,16 @@ def seq_key(room: str) -> str:
     return f"{PREFIX}:{{{room}}}:seq"
 
 
+def room_log_key(room: str) -> str:
+    """STREAM: the room's chat log, entry ids ``0-<seq>``, field ``e`` = ``LogEntry`` JSON without its seq."""
+    return f"{PREFIX}:{{{room}}}:log"
+
+
+def room_log_seq_key(room: str) -> str:
+    """STRING (integer, INCR): the last chat log ``seq`` given in the room."""
+    return f"{PREFIX}:{{{room}}}:logseq"
+
+
 def room_keys(room: str) -> list[str]:
     """The keys ``delete_room`` removes: the room's data, not its lock (owned by the holder, expires)."""
     return [room_key(room), participants_key(room), identities_key(room), tracks_key(room), seq_key(room)]

@@ -379,6 +379,7 @@ async def open_redis_state(url: str) -> State:
     """Connect (failing fast if Redis is unreachable) and wire the stores to one pool."""
     from vitrine.state.desk import RedisDeskStore
     from vitrine.state.outbox import RedisWebhookOutbox
+    from vitrine.state.roomlog import RedisRoomLog
     from vitrine.state.shops import RedisShopStore  # imported late: it builds on this module's helpers
 
     client = aioredis.from_url(url, decode_responses=True)
@@ -396,5 +397,5 @@ async def open_redis_state(url: str) -> State:
             await client.aclose()
 
     return State(rooms=RedisRoomStore(client), nodes=RedisNodeRegistry(client), bus=bus, close=close,
-                 shops=RedisShopStore(client), desk=RedisDeskStore(client),
+                 shops=RedisShopStore(client), desk=RedisDeskStore(client), roomlog=RedisRoomLog(client),
                  outbox=RedisWebhookOutbox(client))
