@@ -37,6 +37,9 @@
  *   connectionstate  { state } the RTCPeerConnection's connectionState
  *   error        { code, message, ref } from the server, or a local failure (code "client_error")
  *   leave        { reason, reconnect } the server ended the session
+ *   chat         a room chat line { seq, participant, text, at_ms }, each once, in seq order
+ *                (after a reconnect, the lines missed meanwhile come first, fetched by `history`)
+ *   history      { entries, last_seq } the answer to requestHistory() (older lines for a late joiner)
  *   reconnecting { attempt, delayMs } the session dropped; joining again (with `reconnect: true`)
  *   reconnected  the new `joined` message after a reconnect; remote tracks arrive again as `track`
  *   close        { code, reason } the socket closed (always the last event)
@@ -114,6 +117,10 @@ export class VitrineRoom extends EventTarget {
     this.remoteTracks = new Map();
     /** The last room event seq seen. */
     this.seq = 0;
+    /** The last room chat seq delivered as a `chat` event (from `joined.log_seq` on). */
+    this.chatSeq = null;
+    this._catchingUp = false;
+    this._liveWhileCatchingUp = [];
     /** The RTCPeerConnection, created once joined. */
     this.pc = null;
 
@@ -281,7 +288,31 @@ export class VitrineRoom extends EventTarget {
 
   // -- incoming ----------------------------------------------------------------
 
+  /** Say something in the room's chat (needs the `can_chat` grant); it comes back as a `chat` event. */
+  sendChat(text) {
+    this._send({ type: "chat", text: String(text) });
+  }
+
+  /** Ask for the chat after `after` (a seq), or the newest `limit` lines; answered by a `history` event. */
+  requestHistory({ after = null, limit = 50 } = {}) {
+    this._send(after === null ? { type: "history", limit } : { type: "history", after, limit });
+  }
+
+  _onChat(entries) {
+    for (const entry of entries) {
+      if (this.chatSeq !== null && entry.seq <= this.chatSeq) continue; // already delivered
+      this.chatSeq = entry.seq;
+      this._emit("chat", entry);
+    }
+  }
+
   _onJoined(message) {
+    const missed = this.chatSeq !== null && message.log_seq > this.chatSeq;
+    if (this.chatSeq === null) this.chatSeq = message.log_seq || 0;
+    if (missed) { // rejoined: catch up on what was said meanwhile, before the live lines
+      this._catchingUp = true;
+      this.requestHistory({ after: this.chatSeq, limit: 200 });
+    }
     mark("joined");
     this.joined = message;
     this.grants = message.grants;
@@ -310,6 +341,19 @@ export class VitrineRoom extends EventTarget {
         break;
       case "leave":
         this._emit("leave", { reason: message.reason, reconnect: Boolean(message.reconnect) });
+        break;
+      case "chat":
+        if (this._catchingUp) this._liveWhileCatchingUp.push(message.entry); // after the missed lines
+        else this._onChat([message.entry]);
+        break;
+      case "history":
+        if (this._catchingUp) {
+          this._catchingUp = false;
+          this._onChat(message.entries); // the lines missed while reconnecting, as `chat` events
+          this._onChat(this._liveWhileCatchingUp.splice(0));
+        } else {
+          this._emit("history", message);
+        }
         break;
       case "pong":
       case "candidate": // the server never trickles, but a null end-of-candidates is harmless
