@@ -43,7 +43,8 @@ async def agent_token(server: RunningServer, shop: str, agent: str) -> str:
 
 @dataclass
 class DeskClient:
-    """One desk socket. Every received message is kept, so a test can wait for one that came earlier."""
+    """One WebSocket (a desk socket, or /v1/rtc). Every received message is kept, so a test can wait
+    for one that came earlier."""
 
     ws: Any
     received: list[dict[str, Any]] = field(default_factory=list)
@@ -52,7 +53,10 @@ class DeskClient:
 
     @classmethod
     async def open(cls, server: RunningServer, side: str, origin: str | None = None) -> DeskClient:
-        url = server.url.replace("http://", "ws://") + f"/v1/consult/{side}"
+        return await cls.connect(server.url.replace("http://", "ws://") + f"/v1/consult/{side}", origin)
+
+    @classmethod
+    async def connect(cls, url: str, origin: str | None = None) -> DeskClient:
         headers = {"Origin": origin} if origin else None
         client = cls(ws=await websockets.connect(url, additional_headers=headers, open_timeout=WAIT_S))
         client._reader = asyncio.create_task(client._read())
@@ -71,14 +75,17 @@ class DeskClient:
     async def send(self, message: dict[str, Any]) -> None:
         await self.ws.send(json.dumps(message))
 
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [m for m in self.received if m.get("type") == kind]
+
     async def expect(self, kind: str, where: Callable[[dict[str, Any]], bool] = lambda m: True,
-                     *, after: int = 0, timeout: float = WAIT_S) -> dict[str, Any]:
-        """The first message of ``kind`` matching ``where`` at index ``after`` or later."""
+                     *, after: int = 0, count: int = 1, timeout: float = WAIT_S) -> dict[str, Any]:
+        """The ``count``-th message of ``kind`` matching ``where`` at index ``after`` or later."""
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
-            for message in self.received[after:]:
-                if message.get("type") == kind and where(message):
-                    return message
+            matches = [m for m in self.received[after:] if m.get("type") == kind and where(m)]
+            if len(matches) >= count:
+                return matches[count - 1]
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0 or (self._reader is not None and self._reader.done()):
                 seen = [m.get("type") for m in self.received]
