@@ -235,15 +235,20 @@ def decode_json_object(raw: str | bytes) -> dict[str, Any]:
     return data
 
 
+def first_problem(exc: ValidationError) -> tuple[str, str]:
+    """The first problem of a failed validation: its pydantic type, and "field.path: what is wrong"."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first.get("loc", ())) or "message"
+    return str(first.get("type", "")), f"{where}: {first.get('msg', 'invalid')}"
+
+
 def parse_client_message(raw: str | bytes) -> Any:
     """Decode one client frame into its message model or raise a typed error."""
     data = decode_json_object(raw)
     try:
         return _client_adapter.validate_python(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first.get("loc", ())) or "message"
-        raise VitrineError(ErrorCode.INVALID_MESSAGE, f"{where}: {first.get('msg', 'invalid')}") from None
+        raise VitrineError(ErrorCode.INVALID_MESSAGE, first_problem(exc)[1]) from None
 
 
 def encode(message: Strict) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from signaling.consult.records import DeskRecords, answered
+from signaling.consult.records import DeskRecords, answered, close_if_open
 from signaling.rooms import RoomService
 from vitrine.consult.models import (
     AgentStatus,
@@ -144,10 +144,7 @@ class CallDesk:
                 "products_shown": [p.sku for p in record.products_shown]})
             await self.records.publish_queue(shop_id, await self.state.shops.list_agents(shop_id))
         if record.room:
-            try:
-                await self.rooms.close_room(record.room)
-            except VitrineError:
-                pass  # both already left, and the room went with them
+            await close_if_open(self.rooms, record.room)
 
     async def rate(self, shop_id: str, call_id: str, stars: int, comment: str | None) -> None:
         async with self.records.locked(shop_id):

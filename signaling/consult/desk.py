@@ -12,7 +12,7 @@ import logging
 from datetime import UTC, datetime
 
 from signaling.consult.hub import ConsultHub
-from signaling.consult.records import DeskRecords, WebhookSink, agent_views, utc_ms
+from signaling.consult.records import DeskRecords, WebhookSink, agent_views, close_if_open, utc_ms
 from signaling.metrics import METRICS
 from signaling.rooms import RoomService
 from vitrine.auth import mint_token
@@ -41,7 +41,7 @@ from vitrine.consult.protocol import (
     TicketIssued,
     Welcome,
 )
-from vitrine.consult.routing import ONLINE, accepting, estimate_wait_s, is_free, pick_agent, typical_talk_s
+from vitrine.consult.routing import accepting, pick_agent
 from vitrine.consult.tokens import mint_desk_token
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.models import Role, Room, RoomKind, now_ms
@@ -78,16 +78,14 @@ class ConsultDesk:
         shop, agents = await self._shop(shop_id)
         presence = await self.records.presence(shop_id)
         queue = [t for t in await self.records.tickets(shop_id) if t.state != TicketState.IN_CALL]
-        free = sum(1 for a in agents if is_free(presence.get(a.id)))
-        online = sum(1 for a in agents if a.id in presence and presence[a.id].status in ONLINE)
+        staffing = await self.records.staffing(shop_id, agents, presence)
         now = datetime.now(UTC)
         open_now = is_open(shop, now)
-        talk_s = typical_talk_s(await self.records.calls(shop_id, 20))
         opening = next_opening(shop, now)
-        return ShopStatus(shop=shop.id, name=shop.name, open=open_now, agents_available=free,
+        return ShopStatus(shop=shop.id, name=shop.name, open=open_now, agents_available=staffing.free,
                           accepting=open_now and accepting(agents, presence),
                           queue_length=len(queue), languages=shop.languages,
-                          wait_s=estimate_wait_s(len(queue) + 1, free, online, talk_s) if open_now else None,
+                          wait_s=staffing.wait_s(len(queue) + 1) if open_now else None,
                           next_opening_utc_ms=utc_ms(opening) if opening else None)
 
     # -- shoppers -------------------------------------------------------------------------------
@@ -112,11 +110,9 @@ class ConsultDesk:
             token = mint_desk_token(self.settings, shop=shop_id, subject=ticket.id, role="shopper",
                                     ttl_s=TICKET_TOKEN_TTL_S)
             waiting = sum(1 for t in tickets if t.state != TicketState.IN_CALL) + 1
-            free = sum(1 for a in agents if is_free(presence.get(a.id)))
-            online = sum(1 for a in agents if a.id in presence and presence[a.id].status in ONLINE)
+            staffing = await self.records.staffing(shop_id, agents, presence)
             await self.records.to_ticket(shop_id, ticket.id, TicketIssued(
-                ticket=ticket.id, token=token, position=waiting,
-                wait_s=estimate_wait_s(waiting, free, online, typical_talk_s(await self.records.calls(shop_id, 20)))))
+                ticket=ticket.id, token=token, position=waiting, wait_s=staffing.wait_s(waiting)))
             await self.records.hook(shop, "consult.queued", ticket.id, {"context": context.model_dump()})
             await self._dispatch(shop, agents)
             await self.records.publish_queue(shop_id, agents)
@@ -338,7 +334,7 @@ class ConsultDesk:
     async def _pass(self, shop_id: str, ticket: Ticket, presence: Presence, reason: RingEnd) -> None:
         """The ringing agent did not take ``ticket``: back to waiting, never rung to them again."""
         if ticket.room:
-            self._closing.spawn(self._close_room(ticket.room))  # the agent's standby room: nobody else was in it
+            self._closing.spawn(close_if_open(self.rooms, ticket.room))  # the standby room: nobody else was in it
         ticket.state, ticket.ringing_agent, ticket.ring_deadline_ms, ticket.room = TicketState.WAITING, None, None, None
         if presence.agent not in ticket.passed_by:
             ticket.passed_by.append(presence.agent)
@@ -363,12 +359,6 @@ class ConsultDesk:
         METRICS.consult_calls.labels(outcome=outcome.value).inc()
         kind = "consult.missed" if outcome == CallOutcome.MISSED else "consult.abandoned"
         await self.records.hook(shop, kind, ticket.id, {"wait_ms": now - ticket.entered_ms})
-
-    async def _close_room(self, name: str) -> None:
-        try:
-            await self.rooms.close_room(name)
-        except VitrineError:
-            pass  # already gone
 
     # -- call setup ----------------------------------------------------------------------------------
 

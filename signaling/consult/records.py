@@ -12,12 +12,14 @@ import contextlib
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
 from signaling.consult.hub import Audience, ConsultHub, DeskPush
+from signaling.rooms import RoomService
 from vitrine.consult.models import (
     CallOutcome,
     CallRecord,
@@ -157,23 +159,46 @@ class DeskRecords:
     async def to_agents(self, shop: str, message: Strict) -> None:
         await self.hub.send(shop, [DeskPush(to=Audience.AGENTS, payload=encode(message))])
 
+    async def staffing(self, shop: str, agents: list[Agent], presence: dict[str, Presence]) -> Staffing:
+        free = sum(1 for a in agents if is_free(presence.get(a.id)))
+        online = sum(1 for a in agents if a.id in presence and presence[a.id].status in ONLINE)
+        return Staffing(free=free, online=online, talk_s=typical_talk_s(await self.calls(shop, 20)))
+
     async def publish_queue(self, shop: str, agents: list[Agent]) -> None:
         """Push the queue to every console, and each waiting shopper's own position and wait."""
         tickets = [t for t in await self.tickets(shop) if t.state != TicketState.IN_CALL]
         presence = await self.presence(shop)
-        free = sum(1 for a in agents if is_free(presence.get(a.id)))
-        online = sum(1 for a in agents if a.id in presence and presence[a.id].status in ONLINE)
-        talk_s = typical_talk_s(await self.calls(shop, 20))
+        staffing = await self.staffing(shop, agents, presence)
         now = now_ms()
         views = [QueueEntryView(ticket=t.id, position=i, context=t.context, waited_ms=now - t.entered_ms,
                                 ringing_agent=t.ringing_agent) for i, t in enumerate(tickets, start=1)]
         queue = QueuePush(entries=views[:QUEUE_VIEW_LIMIT], total=len(views), agents=agent_views(agents, presence))
         pushes = [DeskPush(to=Audience.AGENTS, payload=encode(queue))]
         for view, ticket in zip(views, tickets, strict=True):
-            position = PositionPush(position=view.position, wait_s=estimate_wait_s(view.position, free, online, talk_s),
+            position = PositionPush(position=view.position, wait_s=staffing.wait_s(view.position),
                                     ringing=ticket.state == TicketState.RINGING)
             pushes.append(DeskPush(to=Audience.TICKET, id=ticket.id, payload=encode(position)))
         await self.hub.send(shop, pushes)  # one publish for the whole queue
+
+
+@dataclass(frozen=True)
+class Staffing:
+    """Who can answer now and how long calls last: what every wait estimate reads."""
+
+    free: int
+    online: int
+    talk_s: float
+
+    def wait_s(self, position: int) -> int | None:
+        return estimate_wait_s(position, self.free, self.online, self.talk_s)
+
+
+async def close_if_open(rooms: RoomService, name: str) -> None:
+    """Close a call's room; one that is already gone (everyone left, or closed meanwhile) is fine."""
+    try:
+        await rooms.close_room(name)
+    except VitrineError:
+        pass
 
 
 def utc_ms(moment: datetime) -> int:

@@ -75,9 +75,14 @@ class DeskSession:
         except asyncio.QueueFull:
             logger.warning("closing a %s desk socket whose send queue is full", self.side)
             self._too_slow = True
+            self._stop()
+
+    def _stop(self) -> None:
+        """End the writer after what is queued; a full queue is dropped (its reader is gone or too slow)."""
+        if self._outbox.full():
             while not self._outbox.empty():
                 self._outbox.get_nowait()
-            self._outbox.put_nowait(None)
+        self._outbox.put_nowait(None)
 
     def send(self, message: Any) -> None:
         self.push_raw(encode(message))
@@ -102,7 +107,7 @@ class DeskSession:
             except Exception:
                 logger.exception("cleanup after a %s desk socket failed", self.side)
             if not writer.done():
-                self._outbox.put_nowait(None) if not self._outbox.full() else None
+                self._stop()
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(writer, 2)
             writer.cancel()

@@ -35,7 +35,7 @@ from vitrine.consult.models import (
 )
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.models import ShopId, Strict
-from vitrine.protocol import ErrorMessage, PingMessage, PongMessage, decode_json_object
+from vitrine.protocol import ErrorMessage, PingMessage, PongMessage, decode_json_object, first_problem
 from vitrine.shops import AgentId, Product, Sku
 
 ChatText = Annotated[str, Field(min_length=1, max_length=MAX_CHAT_CHARS)]
@@ -365,8 +365,6 @@ def parse_desk_message(raw: str | bytes, allowed: frozenset[str]) -> Any:
     try:
         return _adapter.validate_python(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first.get("loc", ())) or "message"
-        code = ErrorCode.MESSAGE_TOO_LARGE if first.get("type") == "string_too_long" else ErrorCode.INVALID_MESSAGE
-        raise VitrineError(code, f"{where}: {first.get('msg', 'invalid')}",
-                           ref=kind if isinstance(kind, str) else None) from None
+        problem, message = first_problem(exc)
+        code = ErrorCode.MESSAGE_TOO_LARGE if problem == "string_too_long" else ErrorCode.INVALID_MESSAGE
+        raise VitrineError(code, message, ref=kind if isinstance(kind, str) else None) from None
