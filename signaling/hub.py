@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from vitrine.protocol import LogEntry, RoomEvent, ServerOfferMessage
+from vitrine.protocol import LogEntry, RoomEvent, ServerMessage, ServerOfferMessage
 from vitrine.rpc import Kick, OfferPush, RoomBusMessage
 from vitrine.state import keys
 from vitrine.state.base import EventBus, Subscription
@@ -26,6 +26,8 @@ class LocalSession(Protocol):
     async def on_kick(self, kick: Kick) -> None: ...
 
     async def on_log(self, entry: LogEntry) -> None: ...
+
+    def send(self, message: ServerMessage) -> None: ...
 
 
 class SessionHub:
@@ -78,6 +80,13 @@ class SessionHub:
         session = self.sessions.get(push.sid)
         if session is not None:
             await session.on_offer(push.offer)
+
+    async def send_local(self, room: str, message: ServerMessage) -> None:
+        """Send to this node's sessions in ``room`` (what every node computes for itself, like live counts)."""
+        for sid in list(self.rooms.get(room, ())):
+            session = self.sessions.get(sid)
+            if session is not None:
+                session.send(message)
 
     def local_rooms(self) -> list[str]:
         return list(self.rooms)

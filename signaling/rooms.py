@@ -19,6 +19,7 @@ from vitrine.models import Participant, ParticipantView, Role, Room, RoomKind, T
 from vitrine.protocol import LogEntry, RoomEvent, RoomEventKind, TrackRequest
 from vitrine.rpc import CloseRoomCommand, JoinCommand, Kick, LeaveCommand, RoomBusMessage, WorkerCommand, WorkerReply
 from vitrine.state import State, keys
+from vitrine.state.roomlog import MAX_ENTRIES
 from vitrine.text import clean_text
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,8 @@ class RoomService:
             raise VitrineError(ErrorCode.ROOM_NOT_FOUND, "no such room")
         return room
 
-    async def close_room(self, name: str) -> Room:
+    async def close_room(self, name: str, *, reason: str = "the room was closed", keep_log: bool = False) -> Room:
+        """Close a room: its worker drops it, everyone is disconnected. A show keeps its log (the replay)."""
         room = await self.get_room(name)
         if room.worker_id:
             try:
@@ -70,9 +72,10 @@ class RoomService:
                 logger.warning("worker did not confirm closing room %s", name)
         await self.emit(name, "room_closed")
         for participant in await self.state.rooms.list_participants(name):
-            await self.kick(name, participant.sid, "the room was closed")
+            await self.kick(name, participant.sid, reason)
         await self.state.rooms.delete_room(name)
-        await self.state.roomlog.drop(name)
+        if not keep_log:
+            await self.state.roomlog.drop(name)
         return room
 
     # -- participants --------------------------------------------------------------
@@ -91,6 +94,8 @@ class RoomService:
             raise VitrineError(ErrorCode.ROOM_NOT_FOUND, "no such room")
         if room.closed:
             raise VitrineError(ErrorCode.ROOM_CLOSED, "the room is closed")
+        if room.kind == RoomKind.LIVE and await self.state.live.is_banned(room.name, claims.sub):
+            raise VitrineError(ErrorCode.BANNED, "you are banned from this show")
         # Refuse what the worker would refuse before touching the room's records.
         if publish and not claims.grants.can_publish:
             raise VitrineError(ErrorCode.PERMISSION_DENIED, "this token may not publish")
@@ -116,6 +121,8 @@ class RoomService:
             await self._depart(room.name, outcome.replaced, worker_id)
         if not participant.grants.hidden:
             await self.emit(room.name, "participant_joined", participant=participant)
+        if room.kind == RoomKind.LIVE and participant.role == Role.VIEWER:
+            await self.state.live.count(room.name, "viewer_sessions")
         return Admission(room=room, participant=participant, worker_id=worker_id, reply=reply)
 
     async def run(self, admission: Admission, command: WorkerCommand) -> WorkerReply:
@@ -133,6 +140,9 @@ class RoomService:
 
     async def leave(self, admission: Admission) -> None:
         await self._depart(admission.room.name, admission.participant, admission.worker_id)
+        participant = admission.participant
+        if admission.room.kind == RoomKind.LIVE and participant.role == Role.VIEWER:  # the show's watch time
+            await self.state.live.count(admission.room.name, "watch_ms", max(0, now_ms() - participant.joined_at_ms))
 
     async def _depart(self, room: str, participant: Participant, worker_id: str) -> None:
         try:
@@ -162,14 +172,18 @@ class RoomService:
         await self.state.bus.publish(keys.room_events_channel(room), RoomBusMessage(event=event).model_dump_json())
         return event
 
-    async def chat(self, admission: Admission, text: str) -> LogEntry:
-        """Append to the room's chat log, then tell every session in the room (the sender too)."""
+    async def chat(self, admission: Admission, text: str, keep: int = MAX_ENTRIES) -> LogEntry:
+        """Append to the room's log, then tell every session in the room (the sender too)."""
         if not admission.participant.grants.can_chat:
             raise VitrineError(ErrorCode.PERMISSION_DENIED, "this token may not chat")
-        entry = await self.state.roomlog.append(admission.room.name, LogEntry(
-            seq=0, participant=ParticipantView.of(admission.participant), text=clean_text(text), at_ms=now_ms()))
-        await self.state.bus.publish(keys.room_events_channel(admission.room.name),
-                                     RoomBusMessage(log=entry).model_dump_json())
+        return await self.append_log(admission.room.name, LogEntry(
+            seq=0, participant=ParticipantView.of(admission.participant), text=clean_text(text), at_ms=now_ms()),
+            keep=keep)
+
+    async def append_log(self, room: str, entry: LogEntry, keep: int = MAX_ENTRIES) -> LogEntry:
+        """Number and store a log entry, then publish it to the room's sessions on every node."""
+        entry = await self.state.roomlog.append(room, entry, keep)
+        await self.state.bus.publish(keys.room_events_channel(room), RoomBusMessage(log=entry).model_dump_json())
         return entry
 
     async def kick(self, room: str, sid: str, reason: str, reconnect: bool = False) -> None:

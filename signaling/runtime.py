@@ -18,6 +18,8 @@ from media.service import WorkerService, redis_push
 from media.worker import MediaWorker
 from signaling.consult.service import ConsultService
 from signaling.hub import SessionHub
+from signaling.live.actions import LiveActions
+from signaling.live.shows import ShowService
 from signaling.rooms import RoomService
 from signaling.webhooks import WebhookDispatcher
 from signaling.worker_link import LocalWorkerLink, RedisWorkerLink, WorkerLink
@@ -39,6 +41,8 @@ class Runtime:
     rooms: RoomService
     webhooks: WebhookDispatcher
     consult: ConsultService
+    live: LiveActions
+    shows: ShowService
     worker: WorkerService | None = None
     _watchdog: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -51,6 +55,7 @@ class Runtime:
 
     async def close(self) -> None:
         await self.consult.stop()
+        await self.live.stop()
         await self.webhooks.stop()  # first: its loops still read the state closed below
         if self._watchdog is not None:
             self._watchdog.cancel()
@@ -90,9 +95,12 @@ async def start_runtime(settings: Settings, mode: Mode = "embedded") -> Runtime:
     link.on_push(hub.on_push)
     rooms = RoomService(settings, state, link)
     webhooks = WebhookDispatcher(settings, state)
+    live = LiveActions(state, rooms, hub)
     runtime = Runtime(settings=settings, state=state, link=link, hub=hub, rooms=rooms, webhooks=webhooks,
-                      consult=ConsultService(settings, state, rooms, webhooks))
+                      consult=ConsultService(settings, state, rooms, webhooks), live=live,
+                      shows=ShowService(settings, state, rooms, live))
     await runtime.webhooks.start()
+    await runtime.live.start()
     runtime.consult.start()
     if mode == "embedded":
         push = redis_push(state) if settings.redis_url else _local_push(link)

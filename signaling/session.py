@@ -16,17 +16,18 @@ from fastapi import WebSocket, WebSocketDisconnect
 
 from signaling.frames import CLOSE_NORMAL, Idle, receive_frame
 from signaling.hub import SessionHub
+from signaling.live.actions import LiveActions
 from signaling.metrics import METRICS
 from signaling.rooms import Admission, RoomService
 from vitrine.auth import verify_token
 from vitrine.config import Settings
 from vitrine.errors import ErrorCode, VitrineError
-from vitrine.models import ParticipantView
+from vitrine.live.models import ClickMessage, DealMessage, ModerateMessage, ProductMessage, ReactMessage
+from vitrine.models import ParticipantView, RoomKind
 from vitrine.protocol import (
     PROTOCOL_VERSION,
     AnswerMessage,
     CandidateMessage,
-    ChatPush,
     ChatSendMessage,
     ErrorMessage,
     HistoryMessage,
@@ -36,6 +37,7 @@ from vitrine.protocol import (
     LeaveMessage,
     LeaveNotice,
     LogEntry,
+    LogPush,
     OfferMessage,
     PingMessage,
     PongMessage,
@@ -61,16 +63,21 @@ from vitrine.turn import ice_servers_for
 
 logger = logging.getLogger(__name__)
 
+LiveMessage = ReactMessage | ClickMessage | ModerateMessage | ProductMessage | DealMessage
+LIVE_MESSAGES = (ReactMessage, ClickMessage, ModerateMessage, ProductMessage, DealMessage)
+
 CLOSE_POLICY = 1008
 CHAT_BURST, CHAT_PER_S = 5, 1.0  # a viewer may say five things at once, then one a second
+REACT_BURST, REACT_PER_S = 10, 4.0  # taps on a heart come in bursts
 CHAT_REORDER_WAIT_S = 1.0
 CLOSE_TRY_AGAIN = 1013
 
 
 class RtcSession:
-    def __init__(self, ws: WebSocket, settings: Settings, rooms: RoomService, hub: SessionHub,
+    def __init__(self, ws: WebSocket, settings: Settings, rooms: RoomService, hub: SessionHub, live: LiveActions,
                  foreign_origin: str | None = None) -> None:
         self.ws = ws
+        self.live = live
         self.foreign_origin = foreign_origin  # not a server origin: only a token of a shop embedding it may join
         self.settings = settings
         self.rooms = rooms
@@ -83,6 +90,7 @@ class RtcSession:
         self._close_code: int | None = None  # overrides the normal/try-again close code
         self._stopping = False  # the outbox ends with its sentinel: let the writer finish it
         self._chat = TokenBucket(CHAT_BURST, CHAT_PER_S)
+        self._reactions = TokenBucket(REACT_BURST, REACT_PER_S)
         self._log_seq: int | None = None  # the chat seq `joined` reported; older lines come by `history`
         self._early_log: list[LogEntry] = []
         self._ahead: dict[int, LogEntry] = {}  # chat lines that arrived before one they follow
@@ -151,7 +159,7 @@ class RtcSession:
                 break
             seq = following if following in self._ahead else min(self._ahead)
             self._log_seq = seq
-            self.send(ChatPush(entry=self._ahead.pop(seq)))
+            self.send(LogPush(entry=self._ahead.pop(seq)))
         if self._reorder_timer is not None and (give_up or not self._ahead):
             self._reorder_timer.cancel()
             self._reorder_timer = None
@@ -232,16 +240,38 @@ class RtcSession:
         if isinstance(message, ChatSendMessage):
             if not self._chat.take():
                 raise VitrineError(ErrorCode.RATE_LIMITED, "slow down: too many chat messages")
-            await self.rooms.chat(admission, message.text)
+            if admission.room.kind == RoomKind.LIVE:
+                await self.live.chat(admission, message.text)
+            else:
+                await self.rooms.chat(admission, message.text)
             return
         if isinstance(message, HistoryRequest):
             await self._history(admission.room.name, message)
+            return
+        if isinstance(message, LIVE_MESSAGES):
+            await self._live(admission, message)
             return
         command = _worker_command(message, admission.room.name, admission.participant.sid)
         reply = await self.rooms.run(admission, command)
         for outgoing in (reply.answer, reply.offer):  # an answer to the client's offer, or the next offer
             if outgoing is not None:
                 self.send(outgoing)
+
+    async def _live(self, admission: Admission, message: LiveMessage) -> None:
+        if admission.room.kind != RoomKind.LIVE:
+            raise VitrineError(ErrorCode.INVALID_MESSAGE, f"{message.type}: only in a live show")
+        if isinstance(message, ReactMessage):
+            if not self._reactions.take():
+                raise VitrineError(ErrorCode.RATE_LIMITED, "slow down: too many reactions")
+            self.live.react(admission, message.reaction)
+        elif isinstance(message, ClickMessage):
+            await self.live.click(admission, message)
+        elif isinstance(message, ModerateMessage):
+            await self.live.moderate(admission, message)
+        elif isinstance(message, ProductMessage):
+            await self.live.product(admission, message)
+        else:
+            await self.live.deal(admission, message)
 
     async def _join(self, message: JoinMessage) -> None:
         if self.admission is not None:
@@ -260,10 +290,11 @@ class RtcSession:
         await self.hub.attach(room.name, participant.sid, self)
         participants, tracks, seq = await self.rooms.snapshot(room.name)
         log_seq = await self.rooms.state.roomlog.last_seq(room.name)
+        live = await self.live.state_for(room.name) if room.kind == RoomKind.LIVE else None
         self.send(JoinedMessage(
             room=room, participant=ParticipantView.of(participant), grants=participant.grants,
             participants=[ParticipantView.of(p) for p in participants], tracks=tracks,
-            ice_servers=ice_servers_for(self.settings, participant.identity), seq=seq, log_seq=log_seq,
+            ice_servers=ice_servers_for(self.settings, participant.identity), seq=seq, log_seq=log_seq, live=live,
         ))
         self._snapshot_seq, self._log_seq = seq, log_seq
         for event in self._early_events:

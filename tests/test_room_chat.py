@@ -35,7 +35,7 @@ async def test_a_late_joiner_gets_the_history_then_the_live_chat(chat_server: Ru
     host = await join(chat_server, chat_server.token("show-1", "host", Role.HOST))
     for n in range(3):
         await host.send({"type": "chat", "text": f"welcome {n}"})
-    await host.expect("chat", count=3)
+    await host.expect("log", count=3)
     late = await join(chat_server, chat_server.token("show-1", "late", Role.VIEWER, create=False))
     assert late.of("joined")[0]["log_seq"] == 3
     await late.send({"type": "history"})
@@ -43,9 +43,9 @@ async def test_a_late_joiner_gets_the_history_then_the_live_chat(chat_server: Ru
     assert [e["text"] for e in history["entries"]] == ["welcome 0", "welcome 1", "welcome 2"]
     assert history["last_seq"] == 3 and [e["participant"]["identity"] for e in history["entries"]] == ["host"] * 3
     await late.send({"type": "chat", "text": "hi!"})
-    live = await host.expect("chat", count=4)
+    live = await host.expect("log", count=4)
     assert (live["entry"]["seq"], live["entry"]["participant"]["identity"]) == (4, "late")
-    assert seqs(late.of("chat")) == [4]  # the late joiner got no live copy of what history gave it
+    assert seqs(late.of("log")) == [4]  # the late joiner got no live copy of what history gave it
     for socket in (host, late):
         await socket.close()
 
@@ -56,18 +56,18 @@ async def test_a_reconnect_resumes_without_a_gap_or_a_duplicate(chat_server: Run
     phone = await join(chat_server, token)
     for n in range(2):
         await host.send({"type": "chat", "text": f"before {n}"})
-    await phone.expect("chat", count=2)
-    last_seen = phone.of("chat")[-1]["entry"]["seq"]
+    await phone.expect("log", count=2)
+    last_seen = phone.of("log")[-1]["entry"]["seq"]
     await phone.close()
     for n in range(3):
         await host.send({"type": "chat", "text": f"while away {n}"})
-    await host.expect("chat", count=5)
+    await host.expect("log", count=5)
     back = await join(chat_server, token)
     await back.send({"type": "history", "after": last_seen})
     missed = await back.expect("history")
     await back.send({"type": "chat", "text": "after"})  # (the host has used its burst of five)
-    await back.expect("chat")
-    assert [e["seq"] for e in missed["entries"]] + seqs(back.of("chat")) == [3, 4, 5, 6]
+    await back.expect("log")
+    assert [e["seq"] for e in missed["entries"]] + seqs(back.of("log")) == [3, 4, 5, 6]
     for socket in (host, back):
         await socket.close()
 
@@ -79,10 +79,10 @@ async def test_concurrent_writers_get_one_order_everyone_sees(chat_server: Runni
     await asyncio.gather(*(w.send({"type": "chat", "text": f"{i}-{n}"})
                            for n in range(5) for i, w in enumerate(writers)))
     for writer in writers:
-        await writer.expect("chat", count=25)
-        assert seqs(writer.of("chat")) == list(range(1, 26))
-    first = writers[0].of("chat")
-    assert all([m["entry"] for m in w.of("chat")] == [m["entry"] for m in first] for w in writers)
+        await writer.expect("log", count=25)
+        assert seqs(writer.of("log")) == list(range(1, 26))
+    first = writers[0].of("log")
+    assert all([m["entry"] for m in w.of("log")] == [m["entry"] for m in first] for w in writers)
     await writers[1].send({"type": "history", "after": 0, "limit": 200})
     history = await writers[1].expect("history")
     assert history["entries"] == [m["entry"] for m in first]
@@ -96,7 +96,7 @@ async def test_chat_is_limited_and_needs_the_grant(server: RunningServer) -> Non
         await host.send({"type": "chat", "text": f"flood {n}"})
     limited = await host.expect("error")
     assert (limited["code"], limited["ref"]) == ("rate_limited", "chat")
-    assert len(host.of("chat")) < 12
+    assert len(host.of("log")) < 12
     await host.send({"type": "chat", "text": "x" * 501})
     too_long = await host.expect("error", lambda m: m["code"] != "rate_limited")
     assert too_long["code"] == "invalid_message" and "500" in too_long["message"]
@@ -114,7 +114,7 @@ async def test_chat_is_limited_and_needs_the_grant(server: RunningServer) -> Non
 async def test_closing_the_room_forgets_its_chat(server: RunningServer) -> None:
     host = await join(server, server.token("show-5", "host", Role.HOST))
     await host.send({"type": "chat", "text": "<img src=x onerror=alert(1)>"})
-    assert (await host.expect("chat"))["entry"]["text"] == "<img src=x onerror=alert(1)>"  # text, as typed
+    assert (await host.expect("log"))["entry"]["text"] == "<img src=x onerror=alert(1)>"  # text, as typed
     async with server.api() as api:
         (await api.delete("/v1/rooms/show-5")).raise_for_status()
     again = await join(server, server.token("show-5", "host", Role.HOST))

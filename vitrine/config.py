@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     consult_max_queue: int = 200
     consult_sweep_s: float = 0.5
 
+    # Live selling: where media workers write show recordings (remuxed, never transcoded). In scaled
+    # mode it must be storage that every media worker and signaling node shares.
+    recordings_dir: str = "var/recordings"
+
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("ice_servers", mode="before")

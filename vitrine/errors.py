@@ -40,6 +40,13 @@ class ErrorCode(StrEnum):
     TICKET_NOT_FOUND = "ticket_not_found"
     CALL_NOT_FOUND = "call_not_found"
     ORIGIN_NOT_ALLOWED = "origin_not_allowed"
+    SHOW_NOT_FOUND = "show_not_found"
+    SHOW_NOT_LIVE = "show_not_live"
+    SHOW_ENDED = "show_ended"
+    BANNED = "banned"
+    MUTED = "muted"
+    RECORDING_NOT_FOUND = "recording_not_found"
+    RECORDING_EXISTS = "recording_exists"
     INTERNAL = "internal"
 
 
@@ -75,6 +82,13 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.TICKET_NOT_FOUND: 404,
     ErrorCode.CALL_NOT_FOUND: 404,
     ErrorCode.ORIGIN_NOT_ALLOWED: 403,
+    ErrorCode.SHOW_NOT_FOUND: 404,
+    ErrorCode.SHOW_NOT_LIVE: 409,
+    ErrorCode.SHOW_ENDED: 409,
+    ErrorCode.BANNED: 403,
+    ErrorCode.MUTED: 403,
+    ErrorCode.RECORDING_NOT_FOUND: 404,
+    ErrorCode.RECORDING_EXISTS: 409,
     ErrorCode.INTERNAL: 500,
 }
 

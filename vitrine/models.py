@@ -66,7 +66,7 @@ ROLE_DEFAULT_GRANTS: dict[Role, Grants] = {
     Role.CUSTOMER: Grants(can_publish=True, can_subscribe=True, can_chat=True),
     Role.AGENT: Grants(can_publish=True, can_subscribe=True, can_chat=True, room_admin=True),
     Role.HOST: Grants(can_publish=True, can_subscribe=True, can_chat=True, room_admin=True),
-    Role.VIEWER: Grants(can_subscribe=True, can_chat=True),
+    Role.VIEWER: Grants(can_subscribe=True, can_chat=True, hidden=True),  # an audience is not announced
     Role.BUYER: Grants(can_publish=True, can_subscribe=True, can_chat=True),
     Role.INSPECTOR: Grants(can_publish=True, can_subscribe=True, can_chat=True, room_admin=True),
 }
@@ -84,6 +84,7 @@ class Room(Strict):
     worker_id: str | None = None
     closed: bool = False
     shop: ShopId | None = None  # the tenant that owns it; only that shop's tokens can join
+    recording_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")  # record it under this name
 
 
 class Participant(Strict):

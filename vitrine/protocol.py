@@ -11,10 +11,26 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
 from vitrine.config import IceServer
 from vitrine.errors import ErrorCode, VitrineError
+from vitrine.live.models import (
+    ClickMessage,
+    DealChange,
+    DealMessage,
+    LiveState,
+    LiveStats,
+    LogKind,
+    ModerateMessage,
+    Moderation,
+    ProductChange,
+    ProductMessage,
+    Reaction,
+    ReactMessage,
+    ShowState,
+    check_entry_body,
+)
 from vitrine.models import Grants, ParticipantView, Room, Strict, Track, TrackKind, TrackSource
 
 PROTOCOL_VERSION = 1
@@ -101,7 +117,7 @@ class ChatSendMessage(Strict):
 
 
 class HistoryRequest(Strict):
-    """The room's chat after ``after`` (a reconnect resumes from the last seq it saw), or the
+    """The room's log after ``after`` (a reconnect resumes from the last seq it saw), or the
     newest ``limit`` entries when ``after`` is absent (a late joiner)."""
 
     type: Literal["history"]
@@ -111,7 +127,8 @@ class HistoryRequest(Strict):
 
 ClientMessage = Annotated[
     JoinMessage | OfferMessage | AnswerMessage | CandidateMessage | PublishMessage
-    | UnpublishMessage | LeaveMessage | PingMessage | ChatSendMessage | HistoryRequest,
+    | UnpublishMessage | LeaveMessage | PingMessage | ChatSendMessage | HistoryRequest
+    | ReactMessage | ModerateMessage | ProductMessage | DealMessage | ClickMessage,
     Field(discriminator="type"),
 ]
 
@@ -129,21 +146,39 @@ class JoinedMessage(Strict):
     tracks: list[Track]
     ice_servers: list[IceServer]
     seq: int
-    log_seq: int = 0  # the room chat's newest seq at join: ask ``history`` for what came before
+    log_seq: int = 0  # the room log's newest seq at join: ask ``history`` for what came before
+    live: LiveState | None = None  # a live show's pins, deal, slow mode and counts as of the join
 
 
 class LogEntry(Strict):
-    """One line of a room's chat log, numbered per room from 1 (``vitrine.state.roomlog``)."""
+    """One entry of a room's ordered log, numbered per room from 1 (``vitrine.state.roomlog``).
+
+    ``kind`` says which one body is set: ``text`` (chat), ``reactions`` (a burst of reactions,
+    counted per kind), ``moderation``, ``product`` (pin, unpin, sold out), ``deal`` or ``show``
+    (the show went live or ended). ``participant`` is who did it.
+    """
 
     seq: int
-    kind: Literal["chat"] = "chat"
-    participant: ParticipantView
-    text: str
+    kind: LogKind = "chat"
+    participant: ParticipantView | None = None
     at_ms: int
+    text: str | None = None
+    reactions: dict[Reaction, int] | None = None
+    moderation: Moderation | None = None
+    product: ProductChange | None = None
+    deal: DealChange | None = None
+    show: ShowState | None = None
+
+    @model_validator(mode="after")
+    def _one_body(self) -> LogEntry:
+        check_entry_body(self.kind, self.__dict__)
+        return self
 
 
-class ChatPush(Strict):
-    type: Literal["chat"] = "chat"
+class LogPush(Strict):
+    """A new log entry, to everyone in the room, in seq order."""
+
+    type: Literal["log"] = "log"
     entry: LogEntry
 
 
@@ -207,7 +242,7 @@ class LeaveNotice(Strict):
 
 ServerMessage = (
     JoinedMessage | ServerOfferMessage | ServerAnswerMessage | ServerCandidateMessage
-    | RoomEvent | PongMessage | ErrorMessage | LeaveNotice | ChatPush | HistoryMessage
+    | RoomEvent | PongMessage | ErrorMessage | LeaveNotice | LogPush | HistoryMessage | LiveStats
 )
 
 _client_adapter: TypeAdapter[Any] = TypeAdapter(ClientMessage)

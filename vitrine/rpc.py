@@ -77,9 +77,41 @@ class CloseRoomCommand(Strict):
     room: str
 
 
+RECORDING_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"  # a file stem: no dots, no slashes (same as Room.recording_id)
+
+
+class RecordCommand(Strict):
+    """Start or stop recording the room's published media (remuxed, never transcoded; media/recorder.py).
+
+    ``start`` again with the same id is a no-op; with another id it is ``recording_exists``, as is an id
+    whose file already exists. ``stop`` of a recording the room does not have is ``recording_not_found``.
+    """
+
+    op: Literal["record"] = "record"
+    room: str
+    action: Literal["start", "stop"]
+    recording_id: str = Field(pattern=RECORDING_ID_PATTERN)  # the file's stem under recordings_dir
+
+
+class RecordingInfo(Strict):
+    """A recording as the worker reports it: a snapshot while it runs, the final file once ``finished``."""
+
+    path: str  # relative to the recordings directory; provisional until the first frame is written
+    container: Literal["webm", "mp4", "mkv"]
+    started_at_ms: int  # wall clock of the file's time zero (its first keyframe), for aligning the room's log
+    duration_ms: int
+    video_frames: int = 0
+    audio_frames: int = 0
+    bytes: int = 0
+    finished: bool = False
+    dropped_packets: int = 0  # the recorder's queue was full: forwarding never waits for the disk
+    dropped_frames: int = 0  # waiting for a keyframe, out of order, or a kind/codec the file has no stream for
+    error: str | None = None  # the muxer failed; what was written before is kept
+
+
 WorkerCommand = Annotated[
     JoinCommand | OfferCommand | AnswerCommand | CandidateCommand | PublishCommand
-    | UnpublishCommand | LeaveCommand | CloseRoomCommand,
+    | UnpublishCommand | LeaveCommand | CloseRoomCommand | RecordCommand,
     Field(discriminator="op"),
 ]
 command_adapter: TypeAdapter[WorkerCommand] = TypeAdapter(WorkerCommand)
@@ -92,6 +124,7 @@ class WorkerReply(Strict):
     answer: ServerAnswerMessage | None = None
     published: list[Track] = Field(default_factory=list)
     unpublished: list[Track] = Field(default_factory=list)
+    recording: RecordingInfo | None = None
 
     def raise_for_error(self) -> WorkerReply:
         if self.error is not None:

@@ -324,3 +324,19 @@ def check_product(shop: ShopFields, product: Product) -> None:
         if value is not None and not url_allowed(value, shop.link_hosts):
             raise VitrineError(ErrorCode.URL_NOT_ALLOWED,
                                f"{field}: must be https on one of the shop's link_hosts {shop.link_hosts}")
+
+
+class ProductCard(Strict):
+    """A catalog product as a client renders it; its URLs were re-checked against the shop's link hosts."""
+
+    sku: str
+    title: str
+    price: str  # exact decimal as text: "129.90"
+    currency: str
+    url: str
+    image_url: str | None = None
+
+    @classmethod
+    def of(cls, product: Product) -> ProductCard:
+        return cls(sku=product.sku, title=product.title, price=format(product.price, "f"),
+                   currency=product.currency, url=product.url, image_url=product.image_url)

@@ -37,9 +37,12 @@
  *   connectionstate  { state } the RTCPeerConnection's connectionState
  *   error        { code, message, ref } from the server, or a local failure (code "client_error")
  *   leave        { reason, reconnect } the server ended the session
- *   chat         a room chat line { seq, participant, text, at_ms }, each once, in seq order
- *                (after a reconnect, the lines missed meanwhile come first, fetched by `history`)
+ *   log          a room log entry { seq, kind, participant, at_ms, <body> }, each once, in seq order
+ *                (after a reconnect, the entries missed meanwhile come first, fetched by `history`);
+ *                kind is chat (text), reactions, moderation, product, deal or show (a live show)
+ *   chat         the same, for chat lines only { seq, participant, text, at_ms }
  *   history      { entries, last_seq } the answer to requestHistory() (older lines for a late joiner)
+ *   live         { viewers, likes } a live show's counts, every few seconds while they change
  *   reconnecting { attempt, delayMs } the session dropped; joining again (with `reconnect: true`)
  *   reconnected  the new `joined` message after a reconnect; remote tracks arrive again as `track`
  *   close        { code, reason } the socket closed (always the last event)
@@ -117,8 +120,8 @@ export class VitrineRoom extends EventTarget {
     this.remoteTracks = new Map();
     /** The last room event seq seen. */
     this.seq = 0;
-    /** The last room chat seq delivered as a `chat` event (from `joined.log_seq` on). */
-    this.chatSeq = null;
+    /** The last room log seq delivered as a `log` event (from `joined.log_seq` on). */
+    this.logSeq = null;
     this._catchingUp = false;
     this._liveWhileCatchingUp = [];
     /** The RTCPeerConnection, created once joined. */
@@ -293,25 +296,52 @@ export class VitrineRoom extends EventTarget {
     this._send({ type: "chat", text: String(text) });
   }
 
-  /** Ask for the chat after `after` (a seq), or the newest `limit` lines; answered by a `history` event. */
+  /** Ask for the log after `after` (a seq), or the newest `limit` entries; answered by a `history` event. */
   requestHistory({ after = null, limit = 50 } = {}) {
     this._send(after === null ? { type: "history", limit } : { type: "history", after, limit });
   }
 
-  _onChat(entries) {
+  /** A live show: react (like, love, fire, clap, wow, laugh); reactions come back summed as `log` entries. */
+  react(reaction = "like") {
+    this._send({ type: "react", reaction });
+  }
+
+  /** A live show: count a product card's link opened ("open") or added to the cart ("add_to_cart"). */
+  click(sku, action = "open") {
+    this._send({ type: "click", sku, action });
+  }
+
+  /** A live show's host: pin, unpin, sold_out or in_stock one of the show's products. */
+  product(action, sku) {
+    this._send({ type: "product", action, sku });
+  }
+
+  /** A live show's host: start a deal { sku, price, stock, duration_s }, or end the running one. */
+  deal(action, details = {}) {
+    this._send({ type: "deal", action, ...details });
+  }
+
+  /** A live show's host: delete/pin_message { seq }, mute { identity, seconds }, ban/unban { identity },
+   *  slow_mode { seconds }, unmute { identity }, unpin_message. */
+  moderate(action, details = {}) {
+    this._send({ type: "moderate", action, ...details });
+  }
+
+  _onLog(entries) {
     for (const entry of entries) {
-      if (this.chatSeq !== null && entry.seq <= this.chatSeq) continue; // already delivered
-      this.chatSeq = entry.seq;
-      this._emit("chat", entry);
+      if (this.logSeq !== null && entry.seq <= this.logSeq) continue; // already delivered
+      this.logSeq = entry.seq;
+      this._emit("log", entry);
+      if (entry.kind === "chat") this._emit("chat", entry);
     }
   }
 
   _onJoined(message) {
-    const missed = this.chatSeq !== null && message.log_seq > this.chatSeq;
-    if (this.chatSeq === null) this.chatSeq = message.log_seq || 0;
+    const missed = this.logSeq !== null && message.log_seq > this.logSeq;
+    if (this.logSeq === null) this.logSeq = message.log_seq || 0;
     if (missed) { // rejoined: catch up on what was said meanwhile, before the live lines
       this._catchingUp = true;
-      this.requestHistory({ after: this.chatSeq, limit: 200 });
+      this.requestHistory({ after: this.logSeq, limit: 200 });
     }
     mark("joined");
     this.joined = message;
@@ -342,15 +372,18 @@ export class VitrineRoom extends EventTarget {
       case "leave":
         this._emit("leave", { reason: message.reason, reconnect: Boolean(message.reconnect) });
         break;
-      case "chat":
+      case "log":
         if (this._catchingUp) this._liveWhileCatchingUp.push(message.entry); // after the missed lines
-        else this._onChat([message.entry]);
+        else this._onLog([message.entry]);
+        break;
+      case "live":
+        this._emit("live", { viewers: message.viewers, likes: message.likes });
         break;
       case "history":
         if (this._catchingUp) {
           this._catchingUp = false;
-          this._onChat(message.entries); // the lines missed while reconnecting, as `chat` events
-          this._onChat(this._liveWhileCatchingUp.splice(0));
+          this._onLog(message.entries); // the entries missed while reconnecting, as `log` events
+          this._onLog(this._liveWhileCatchingUp.splice(0));
         } else {
           this._emit("history", message);
         }

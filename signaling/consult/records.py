@@ -7,11 +7,8 @@ interleave a read-modify-write and webhooks leave in the order things happened.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
@@ -19,6 +16,7 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel
 
 from signaling.consult.hub import Audience, ConsultHub, DeskPush
+from signaling.locks import NamedLocks
 from signaling.rooms import RoomService
 from vitrine.consult.models import (
     CallOutcome,
@@ -41,8 +39,6 @@ from vitrine.webhooks import WebhookType
 
 M = TypeVar("M", bound=BaseModel)
 
-LOCK_TTL_MS = 10_000
-LOCK_WAIT_S = 10.0
 QUEUE_VIEW_LIMIT = 50
 CALLS_KEPT = 5000
 REQUESTS_KEPT = 1000
@@ -57,20 +53,10 @@ class DeskRecords:
         self.state = state
         self.hub = hub
         self.webhooks = webhooks
-        self._local: dict[str, asyncio.Lock] = {}
+        self._locks = NamedLocks(state.rooms, "the desk is busy; try again")
 
-    @contextlib.asynccontextmanager
-    async def locked(self, shop: str) -> AsyncIterator[None]:
-        async with self._local.setdefault(shop, asyncio.Lock()):
-            deadline = time.monotonic() + LOCK_WAIT_S
-            while (token := await self.state.rooms.acquire_lock(f"desk:{shop}", LOCK_TTL_MS)) is None:
-                if time.monotonic() > deadline:
-                    raise VitrineError(ErrorCode.WORKER_UNAVAILABLE, "the desk is busy; try again")
-                await asyncio.sleep(0.005)
-            try:
-                yield
-            finally:
-                await self.state.rooms.release_lock(f"desk:{shop}", token)
+    def locked(self, shop: str) -> contextlib.AbstractAsyncContextManager[None]:
+        return self._locks.hold(f"desk:{shop}")
 
     # -- typed records ------------------------------------------------------------------
 

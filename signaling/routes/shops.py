@@ -125,8 +125,10 @@ async def update_shop(shop: str, body: ShopPatch, runtime: RuntimeDep) -> Shop:
 
 
 @router.delete("/{shop}", response_model=Shop,
-               summary="Delete a shop with its agents, products, call records and requests")
+               summary="Delete a shop with its agents, products, call records, requests and shows")
 async def delete_shop(shop: str, runtime: RuntimeDep) -> Shop:
+    for show in await runtime.state.live.list_shows(shop, limit=10_000):
+        await runtime.shows.delete(show)  # a live one ends first; each show's log and room state go
     deleted = await runtime.state.shops.delete_shop(shop)
     if deleted is None:
         raise VitrineError(ErrorCode.SHOP_NOT_FOUND, f"no shop {shop!r}")

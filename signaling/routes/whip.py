@@ -77,8 +77,9 @@ async def _check_playable(runtime: RuntimeDep, room: str, publisher: str | None)
         raise VitrineError(ErrorCode.TRACK_NOT_FOUND, f"participant {publisher!r} publishes nothing in this room yet")
 
 
-async def _start(kind: Kind, room: str, request: Request, runtime: RuntimeDep, claims: JoinClaims,
-                 publisher: str | None = None) -> Response:
+async def start_session(kind: Kind, room: str, request: Request, runtime: RuntimeDep, claims: JoinClaims,
+                        publisher: str | None = None, location: str | None = None) -> Response:
+    """Admit the token's participant and answer its offer; ``location`` is the resource's base URL."""
     _check_room(claims, room)
     if kind == "whip" and not claims.grants.can_publish:
         raise VitrineError(ErrorCode.PERMISSION_DENIED, "this token may not publish")
@@ -100,7 +101,7 @@ async def _start(kind: Kind, room: str, request: Request, runtime: RuntimeDep, c
         raise VitrineError(ErrorCode.NEGOTIATION_FAILED, "the offer publishes no audio or video")
     METRICS.whip_sessions.labels(kind=kind).inc()
     assert reply.answer is not None
-    headers = {"Location": f"/{kind}/{room}/{admission.participant.sid}",
+    headers = {"Location": f"{location or f'/{kind}/{room}'}/{admission.participant.sid}",
                "Access-Control-Expose-Headers": "Location, Link"}
     links = _ice_links(runtime, claims.sub)
     if links:
@@ -108,10 +109,10 @@ async def _start(kind: Kind, room: str, request: Request, runtime: RuntimeDep, c
     return Response(reply.answer.sdp, status_code=201, media_type=SDP, headers=headers)
 
 
-async def _resource(room: str, sid: str, runtime: RuntimeDep, claims: JoinClaims) -> Admission:
-    _check_room(claims, room)
+async def session_of(room: str, sid: str, runtime: RuntimeDep, identity: str) -> Admission:
+    """A WHIP or WHEP session, only for the identity that started it."""
     participant = await runtime.state.rooms.get_participant(room, sid)
-    if participant is None or participant.identity != claims.sub:
+    if participant is None or participant.identity != identity:
         raise VitrineError(ErrorCode.NOT_JOINED, "no such session")
     room_record = await runtime.rooms.get_room(room)
     if room_record.worker_id is None:
@@ -121,7 +122,7 @@ async def _resource(room: str, sid: str, runtime: RuntimeDep, claims: JoinClaims
 
 @router.post("/whip/{room}", status_code=201, summary="Publish with WHIP (RFC 9725)")
 async def whip(room: str, request: Request, runtime: RuntimeDep, claims: ClaimsDep) -> Response:
-    return await _start("whip", room, request, runtime, claims)
+    return await start_session("whip", room, request, runtime, claims)
 
 
 @router.post("/whep/{room}", status_code=201, summary="Play with WHEP",
@@ -134,13 +135,26 @@ async def whep(room: str, request: Request, runtime: RuntimeDep, claims: ClaimsD
                    pattern=NAME_PATTERN.pattern, max_length=128,
                    description="Play only this publisher's tracks: the identity of its join token")] = None,
                ) -> Response:
-    return await _start("whep", room, request, runtime, claims, participant)
+    return await start_session("whep", room, request, runtime, claims, participant)
 
 
 @router.patch("/{kind}/{room}/{sid}", status_code=204, summary="Trickle ICE candidates (sdpfrag)")
 async def trickle(kind: Kind, room: str, sid: str, request: Request, runtime: RuntimeDep,
                   claims: ClaimsDep) -> Response:
-    admission = await _resource(room, sid, runtime, claims)
+    _check_room(claims, room)
+    return await trickle_session(await session_of(room, sid, runtime, claims.sub), request, runtime)
+
+
+@router.delete("/{kind}/{room}/{sid}", summary="End a WHIP or WHEP session")
+async def stop(kind: Kind, room: str, sid: str, runtime: RuntimeDep, claims: ClaimsDep) -> Response:
+    _check_room(claims, room)
+    await runtime.rooms.leave(await session_of(room, sid, runtime, claims.sub))
+    return Response(status_code=200)
+
+
+async def trickle_session(admission: Admission, request: Request, runtime: RuntimeDep) -> Response:
+    """Apply an sdpfrag of trickled candidates (and end-of-candidates) to a session."""
+    room, sid = admission.room.name, admission.participant.sid
     fragment = await _read_body(request, SDPFRAG, runtime.settings.max_sdp_bytes)
     for line in fragment.splitlines():
         line = line.strip()
@@ -153,10 +167,3 @@ async def trickle(kind: Kind, room: str, sid: str, request: Request, runtime: Ru
         elif line == "a=end-of-candidates":
             await runtime.rooms.run(admission, CandidateCommand(room=room, sid=sid, candidate=None))
     return Response(status_code=204)
-
-
-@router.delete("/{kind}/{room}/{sid}", summary="End a WHIP or WHEP session")
-async def stop(kind: Kind, room: str, sid: str, runtime: RuntimeDep, claims: ClaimsDep) -> Response:
-    admission = await _resource(room, sid, runtime, claims)
-    await runtime.rooms.leave(admission)
-    return Response(status_code=200)

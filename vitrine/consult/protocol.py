@@ -36,7 +36,7 @@ from vitrine.consult.models import (
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.models import ShopId, Strict
 from vitrine.protocol import ErrorMessage, PingMessage, PongMessage, decode_json_object, first_problem
-from vitrine.shops import AgentId, Product, Sku
+from vitrine.shops import AgentId, ProductCard, Sku
 
 ChatText = Annotated[str, Field(min_length=1, max_length=MAX_CHAT_CHARS)]
 NoteText = Annotated[str, Field(max_length=MAX_NOTE_CHARS)]
@@ -168,22 +168,6 @@ AGENT_TYPES = frozenset({"login", "set_status", "accept", "decline", "show_produ
                          "resolve_request", "chat", "end_call", "ping"})
 
 # Server -> either -----------------------------------------------------------------------------
-
-
-class ProductCard(Strict):
-    """A catalog product as a client renders it; its URLs were re-checked against the shop's link hosts."""
-
-    sku: str
-    title: str
-    price: str  # exact decimal as text: "129.90"
-    currency: str
-    url: str
-    image_url: str | None = None
-
-    @classmethod
-    def of(cls, product: Product) -> ProductCard:
-        return cls(sku=product.sku, title=product.title, price=format(product.price, "f"),
-                   currency=product.currency, url=product.url, image_url=product.image_url)
 
 
 class CallSetup(Strict):

@@ -18,7 +18,7 @@ from vitrine.errors import ErrorCode, VitrineError
 from vitrine.models import ShopId, Strict
 
 DESK_AUDIENCE = "vitrine:desk"
-DeskRole = Literal["agent", "shopper"]
+DeskRole = Literal["agent", "shopper", "host"]  # host: a live show's seller console, sub = the show id
 
 
 class DeskClaims(Strict):

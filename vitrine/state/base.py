@@ -15,6 +15,7 @@ from pydantic import Field
 from vitrine.models import Participant, Room, Strict, Track, now_ms
 from vitrine.shops import Agent, Product, Shop
 from vitrine.state.desk import DeskStore, MemoryDeskStore
+from vitrine.state.live import LiveStore, MemoryLiveStore
 from vitrine.state.roomlog import MemoryRoomLog, RoomLog
 
 if TYPE_CHECKING:
@@ -176,6 +177,7 @@ class State:
     outbox: WebhookOutbox = field(default_factory=_memory_outbox)  # webhook events awaiting delivery
     desk: DeskStore = field(default_factory=MemoryDeskStore)
     roomlog: RoomLog = field(default_factory=MemoryRoomLog)
+    live: LiveStore = field(default_factory=MemoryLiveStore)
 
 
 def placement_load(node: WorkerNode, placed_since_heartbeat: int) -> float:

@@ -44,13 +44,53 @@ def seq_key(room: str) -> str:
 
 
 def room_log_key(room: str) -> str:
-    """STREAM: the room's chat log, entry ids ``0-<seq>``, field ``e`` = ``LogEntry`` JSON without its seq."""
+    """STREAM: the room's log, entry ids ``0-<seq>``, field ``e`` = ``LogEntry`` JSON without its seq."""
     return f"{PREFIX}:{{{room}}}:log"
 
 
 def room_log_seq_key(room: str) -> str:
     """STRING (integer, INCR): the last chat log ``seq`` given in the room."""
     return f"{PREFIX}:{{{room}}}:logseq"
+
+
+def live_state_key(room: str) -> str:
+    """STRING: a live room's ``LiveState`` JSON (pins, deal, pinned message, slow mode)."""
+    return f"{PREFIX}:{{{room}}}:live"
+
+
+def live_stats_key(room: str) -> str:
+    """HASH: a live room's counters (messages, likes, clicks, watch_ms, peak_viewers, click:<sku>...)."""
+    return f"{PREFIX}:{{{room}}}:stats"
+
+
+def live_banned_key(room: str) -> str:
+    """SET: identities banned from a live room."""
+    return f"{PREFIX}:{{{room}}}:banned"
+
+
+def live_muted_key(room: str) -> str:
+    """HASH: identity -> epoch ms until which it may not chat."""
+    return f"{PREFIX}:{{{room}}}:muted"
+
+
+def live_slow_key(room: str, identity: str) -> str:
+    """STRING + PX TTL: present while ``identity`` must wait before its next line (slow mode)."""
+    return f"{PREFIX}:{{{room}}}:slow:{identity}"
+
+
+def live_room_keys(room: str) -> list[str]:
+    """What a show keeps beside its room and log until the show is deleted (slow-mode keys expire)."""
+    return [live_state_key(room), live_stats_key(room), live_banned_key(room), live_muted_key(room)]
+
+
+def shop_shows_key(shop_id: str) -> str:
+    """HASH: show id -> ``Show`` JSON."""
+    return f"{PREFIX}:{{shop:{shop_id}}}:shows"
+
+
+def shop_shows_order_key(shop_id: str) -> str:
+    """ZSET: show id -> creation time (ms): the shop's shows, newest last."""
+    return f"{PREFIX}:{{shop:{shop_id}}}:shows:order"
 
 
 def room_keys(room: str) -> list[str]:
@@ -122,7 +162,8 @@ WEBHOOKS_PENDING = f"{PREFIX}:webhooks:pending"
 def shop_keys(shop_id: str) -> list[str]:
     """The keys ``delete_shop`` removes: the shop and everything it owns, pending webhooks included."""
     return [shop_key(shop_id), shop_agents_key(shop_id), shop_products_key(shop_id),
-            webhook_outbox_key(shop_id), webhook_seq_key(shop_id), webhook_dead_key(shop_id)]
+            webhook_outbox_key(shop_id), webhook_seq_key(shop_id), webhook_dead_key(shop_id),
+            shop_shows_key(shop_id), shop_shows_order_key(shop_id)]
 
 
 def desk_records_key(shop_id: str, collection: str) -> str:

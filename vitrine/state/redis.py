@@ -378,6 +378,7 @@ class RedisEventBus:
 async def open_redis_state(url: str) -> State:
     """Connect (failing fast if Redis is unreachable) and wire the stores to one pool."""
     from vitrine.state.desk import RedisDeskStore
+    from vitrine.state.live import RedisLiveStore
     from vitrine.state.outbox import RedisWebhookOutbox
     from vitrine.state.roomlog import RedisRoomLog
     from vitrine.state.shops import RedisShopStore  # imported late: it builds on this module's helpers
@@ -398,4 +399,5 @@ async def open_redis_state(url: str) -> State:
 
     return State(rooms=RedisRoomStore(client), nodes=RedisNodeRegistry(client), bus=bus, close=close,
                  shops=RedisShopStore(client), desk=RedisDeskStore(client), roomlog=RedisRoomLog(client),
+                 live=RedisLiveStore(client),
                  outbox=RedisWebhookOutbox(client))

@@ -1,10 +1,12 @@
-"""``RoomLog``: a room's ordered chat log, numbered 1, 2, 3... (memory, or a Redis Stream when scaled).
+"""``RoomLog``: a room's ordered log, numbered 1, 2, 3... (memory, or a Redis Stream when scaled).
 
-Live selling keeps what viewers said: a late joiner asks for the recent history, and a client that
-reconnects asks for everything after the last ``seq`` it saw, so it resumes with no gap and no
-duplicate. Numbers are given in one atomic step with the append (a Lua script on Redis: INCR
-and XADD with the id ``0-<seq>``), so concurrent writers on any node get one total order.
-The newest ``MAX_ENTRIES`` are kept; the log goes with its room.
+Chat lines, and in a live show reactions, pins, deals and moderation, are entries of one log: a
+late joiner asks for the recent history, and a client that reconnects asks for everything after
+the last ``seq`` it saw, so it resumes with no gap and no duplicate. Numbers are given in one
+atomic step with the append (a Lua script on Redis: INCR and XADD with the id ``0-<seq>``), so
+concurrent writers on any node get one total order. Each append says how many entries to keep
+(``MAX_ENTRIES`` for a call's chat, far more for a show, whose log becomes its replay). A call's
+log goes with its room; a show's stays until the show is deleted.
 """
 
 from __future__ import annotations
@@ -19,11 +21,16 @@ from vitrine.protocol import LogEntry
 from vitrine.state import keys
 
 MAX_ENTRIES = 1000
+SHOW_MAX_ENTRIES = 100_000
 
 
 class RoomLog(Protocol):
-    async def append(self, room: str, entry: LogEntry) -> LogEntry:
-        """Store ``entry`` with the room's next ``seq`` (its own ``seq`` is ignored) and return it."""
+    async def append(self, room: str, entry: LogEntry, keep: int = MAX_ENTRIES) -> LogEntry:
+        """Store ``entry`` with the room's next ``seq`` (its own ``seq`` is ignored) and return it;
+        keep about the newest ``keep``."""
+
+    async def remove(self, room: str, seq: int) -> LogEntry | None:
+        """Take one entry out (a moderator deleted it), so no later reader sees it."""
 
     async def after(self, room: str, seq: int, limit: int) -> list[LogEntry]:
         """Up to ``limit`` entries with a larger ``seq``, oldest first."""
@@ -39,13 +46,20 @@ class MemoryRoomLog:
         self._entries: dict[str, list[LogEntry]] = defaultdict(list)
         self._seq: dict[str, int] = defaultdict(int)
 
-    async def append(self, room: str, entry: LogEntry) -> LogEntry:
+    async def append(self, room: str, entry: LogEntry, keep: int = MAX_ENTRIES) -> LogEntry:
         self._seq[room] += 1
         stored = entry.model_copy(update={"seq": self._seq[room]})
         entries = self._entries[room]
         entries.append(stored)
-        del entries[:-MAX_ENTRIES]
+        del entries[:-keep]
         return stored
+
+    async def remove(self, room: str, seq: int) -> LogEntry | None:
+        entries = self._entries.get(room, [])
+        for index, entry in enumerate(entries):
+            if entry.seq == seq:
+                return entries.pop(index)
+        return None
 
     async def after(self, room: str, seq: int, limit: int) -> list[LogEntry]:
         return [e for e in self._entries.get(room, []) if e.seq > seq][:limit]
@@ -71,19 +85,30 @@ class RedisRoomLog:
         self._r = client
         self._append = client.register_script(_APPEND)
 
-    async def append(self, room: str, entry: LogEntry) -> LogEntry:
-        raw = entry.model_dump_json(exclude={"seq"})
+    async def append(self, room: str, entry: LogEntry, keep: int = MAX_ENTRIES) -> LogEntry:
+        raw = entry.model_dump_json(exclude={"seq"}, exclude_none=True)
         seq = int(await self._append(keys=[keys.room_log_key(room), keys.room_log_seq_key(room)],
-                                     args=[raw, MAX_ENTRIES]))
+                                     args=[raw, keep]))
         return entry.model_copy(update={"seq": seq})
+
+    async def remove(self, room: str, seq: int) -> LogEntry | None:
+        key = keys.room_log_key(room)
+        rows = await self._r.xrange(key, min=f"0-{seq}", max=f"0-{seq}", count=1)
+        if not rows or not await self._r.xdel(key, f"0-{seq}"):
+            return None
+        return _parse(rows[0])
 
     async def after(self, room: str, seq: int, limit: int) -> list[LogEntry]:
         rows = await self._r.xrange(keys.room_log_key(room), min=f"(0-{seq}", max="+", count=limit)
-        return [LogEntry.model_validate({**json.loads(fields["e"]), "seq": int(entry_id.split("-")[1])})
-                for entry_id, fields in rows]
+        return [_parse(row) for row in rows]
 
     async def last_seq(self, room: str) -> int:
         return int(await self._r.get(keys.room_log_seq_key(room)) or 0)
 
     async def drop(self, room: str) -> None:
         await self._r.delete(keys.room_log_key(room), keys.room_log_seq_key(room))
+
+
+def _parse(row: tuple[str, dict[str, str]]) -> LogEntry:
+    entry_id, fields = row
+    return LogEntry.model_validate({**json.loads(fields["e"]), "seq": int(entry_id.split("-")[1])})

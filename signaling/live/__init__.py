@@ -1,0 +1,1 @@
+"""Live selling on the server: shows, and what happens in their rooms."""

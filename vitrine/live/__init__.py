@@ -1,0 +1,1 @@
+"""Live selling: shows, their log entries and their numbers."""
