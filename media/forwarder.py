@@ -13,6 +13,7 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from struct import pack, pack_into
 
@@ -35,6 +36,10 @@ from vitrine.models import Track, TrackKind
 from vitrine.tasks import TaskSet
 
 logger = logging.getLogger(__name__)
+
+# Something else that wants every packet of a published track (the recorder), with its keyframe flag.
+# Called synchronously from on_rtp: it must be cheap and must not keep the packet's mutable fields.
+PacketSink = Callable[[RtpPacket, bool], None]
 
 HISTORY_SIZE = 2048  # packets kept per published track for retransmission
 GOP_REPLAY_PACKETS = 600  # a new subscriber starts on the cached keyframe if it is at most this far back
@@ -146,6 +151,7 @@ class ForwardingCounters:
     nacks_sent_upstream: int = 0
     keyframe_requests: int = 0
     plis_from_subscribers: int = 0
+    sink_errors: int = 0
 
 
 class UpTrack:
@@ -157,6 +163,7 @@ class UpTrack:
         self.codec = codec
         self.is_video = track.kind == TrackKind.VIDEO
         self.downs: dict[str, DownTrack] = {}
+        self.sinks: list[PacketSink] = []
         self.history = PacketHistory()
         self.nacks = NackTracker()
         self.media_ssrc: int | None = None
@@ -195,6 +202,8 @@ class UpTrack:
             self.keyframe_arrival = time.monotonic()
         elif self.keyframe_seq is not None and (self.max_seq - self.keyframe_seq) & 0xFFFF > GOP_REPLAY_PACKETS:
             self.keyframe_seq = None
+        if self.sinks:
+            self._feed_sinks(packet, keyframe)
         if not self.downs:
             return
         ntp = clock.current_ntp_time()
@@ -202,6 +211,17 @@ class UpTrack:
         wire: dict[tuple[object, ...], bytes] = {}
         for down in list(self.downs.values()):
             down.forward(seq, packet, keyframe, wire, ntp)
+
+    def _feed_sinks(self, packet: RtpPacket, keyframe: bool) -> None:
+        """A failing sink is dropped (and counted), never allowed to break forwarding."""
+        for sink in list(self.sinks):
+            try:
+                sink(packet, keyframe)
+            except Exception:
+                self.counters.sink_errors += 1
+                if sink in self.sinks:
+                    self.sinks.remove(sink)
+                logger.exception("a packet sink of track %s failed and was detached", self.track.sid)
 
     def replayable_keyframe(self) -> int | None:
         """Where a new subscriber can start at once: a cached keyframe recent enough to replay."""

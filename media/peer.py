@@ -65,7 +65,7 @@ class PeerSession:
             raise VitrineError(ErrorCode.TOO_MANY_TRACKS, f"at most {limit} published tracks")
         for request in requests:
             transceiver = self.pc.addTransceiver(request.kind.value, direction="recvonly")
-            transceiver.setCodecPreferences(_publish_preferences(request.kind.value))
+            transceiver.setCodecPreferences(publish_preferences(request.kind.value))
             self._pending_publications[transceiver] = request
             self._mids[transceiver] = MidInfo(kind=request.kind, direction="send")
 
@@ -250,7 +250,7 @@ def _source_for(kind: TrackKind) -> TrackSource:
     return TrackSource.CAMERA if kind == TrackKind.VIDEO else TrackSource.MICROPHONE
 
 
-def _publish_preferences(kind: str) -> list:
+def publish_preferences(kind: str) -> list:
     capabilities = RTCRtpReceiver.getCapabilities(kind).codecs
     wanted = PUBLISH_CODECS[kind]
     return sorted((c for c in capabilities if c.mimeType.lower() in wanted),

@@ -13,10 +13,13 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from media import taps
 from media.forwarder import UpTrack
 from media.peer import PeerSession
+from media.recorder import Recording
+from media.relay import RelayIn
 from vitrine.config import Settings
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.rpc import (
@@ -28,6 +31,10 @@ from vitrine.rpc import (
     OfferCommand,
     OfferPush,
     PublishCommand,
+    RecordCommand,
+    RecordingInfo,
+    RelayCommand,
+    ServerOfferMessage,
     UnpublishCommand,
     WorkerCommand,
     WorkerReply,
@@ -46,6 +53,7 @@ class WorkerRoom:
     ups: dict[str, UpTrack] = field(default_factory=dict)
     auto_subscribe: dict[str, bool] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    relay: RelayIn | None = None  # on a relay worker: the pull of the live room's tracks from its origin
 
 
 def _playable(room: WorkerRoom, peer: PeerSession, publisher: str | None) -> Callable[[str], list[UpTrack]]:
@@ -57,8 +65,10 @@ def _playable(room: WorkerRoom, peer: PeerSession, publisher: str | None) -> Cal
     """
     if not peer.participant.grants.can_subscribe:
         return lambda kind: []
-    sources = {sid for sid, p in room.peers.items() if sid != peer.sid
-               and (publisher is None or p.participant.identity == publisher)}
+    if publisher is None:  # anyone's, relayed tracks included (their publisher is on the origin worker)
+        return lambda kind: [u for u in room.ups.values()
+                             if u.track.kind.value == kind and u.track.participant_sid != peer.sid]
+    sources = {sid for sid, p in room.peers.items() if sid != peer.sid and p.participant.identity == publisher}
     return lambda kind: [u for u in room.ups.values()
                          if u.track.kind.value == kind and u.track.participant_sid in sources]
 
@@ -69,6 +79,9 @@ class MediaWorker:
         self.id = worker_id
         self.push = push
         self.rooms: dict[str, WorkerRoom] = {}
+        # By room name, not in WorkerRoom: a recording outlives its room emptying on this worker (OBS
+        # reconnecting over WHIP) and ends only with a stop, the room's close or the worker's.
+        self.recordings: dict[str, Recording] = {}
         taps.configure_host_candidates(settings.rtc_interfaces, settings.rtc_port_min, settings.rtc_port_max)
         taps.DatagramGuard.install()
         taps.HandshakeAccelerator.install()
@@ -79,10 +92,16 @@ class MediaWorker:
         try:
             if isinstance(command, JoinCommand):
                 return await self._join(command)
+            if isinstance(command, RelayCommand):
+                return await self._relay(command)
             room = self.rooms.get(command.room)
             if room is None:
-                if isinstance(command, (LeaveCommand, CloseRoomCommand)):
+                if isinstance(command, CloseRoomCommand):
+                    return WorkerReply(recording=await self._end_recording(command.room))
+                if isinstance(command, LeaveCommand):
                     return WorkerReply()
+                if isinstance(command, RecordCommand) and command.action == "stop":
+                    return await self._record(None, command)
                 raise VitrineError(ErrorCode.ROOM_NOT_FOUND, "the room is not on this worker")
             async with room.lock:
                 return await self._dispatch(room, command)
@@ -98,6 +117,8 @@ class MediaWorker:
     async def _dispatch(self, room: WorkerRoom, command: WorkerCommand) -> WorkerReply:
         if isinstance(command, CloseRoomCommand):
             return await self._close_room(room)
+        if isinstance(command, RecordCommand):
+            return await self._record(room, command)
         peer = room.peers.get(command.sid)
         if peer is None:
             if isinstance(command, LeaveCommand):
@@ -130,13 +151,17 @@ class MediaWorker:
             return await self._leave(room, peer)
         raise VitrineError(ErrorCode.INVALID_MESSAGE, "unknown command")
 
-    async def _join(self, command: JoinCommand) -> WorkerReply:
-        name = command.room.name
+    def _room(self, name: str) -> WorkerRoom:
         room = self.rooms.get(name)
         if room is None:
             if len(self.rooms) >= self.settings.max_rooms_per_worker:
                 raise VitrineError(ErrorCode.NO_MEDIA_WORKER, "this media worker is full")
             room = self.rooms[name] = WorkerRoom(name)
+        return room
+
+    async def _join(self, command: JoinCommand) -> WorkerReply:
+        name = command.room.name
+        room = self._room(name)
         async with room.lock:
             participant = command.participant
             old = room.peers.get(participant.sid)
@@ -159,14 +184,40 @@ class MediaWorker:
                 raise
             room.peers[participant.sid] = peer
             room.auto_subscribe[participant.sid] = command.auto_subscribe
+            if command.room.recording_id and name not in self.recordings:
+                self._auto_record(room, command.room.recording_id)
             return WorkerReply(offer=offer)
 
-    async def _published(self, room: WorkerRoom, publisher: PeerSession, ups: list[UpTrack]) -> None:
+    async def _relay(self, command: RelayCommand) -> WorkerReply:
+        """Pull a live room's tracks from its origin, so this worker can serve a share of its viewers."""
+        room = self._room(command.room.name)
+        async with room.lock:
+            if command.action == "open":
+                await self._end_relay(room)
+                if not command.tracks:
+                    return WorkerReply()
+                room.relay = RelayIn(command.tracks)
+                return WorkerReply(offer=ServerOfferMessage(sdp=await room.relay.offer()))
+            if room.relay is None or command.sdp is None:
+                raise VitrineError(ErrorCode.NEGOTIATION_FAILED, "no relay offer is waiting for this answer")
+            await self._published(room, None, await room.relay.apply_answer(command.sdp, command.mids))
+            return WorkerReply()
+
+    async def _end_relay(self, room: WorkerRoom) -> None:
+        relay, room.relay = room.relay, None
+        if relay is not None:
+            await self._unpublished(room, list(relay.ups.values()))
+            await relay.close()
+
+    async def _published(self, room: WorkerRoom, publisher: PeerSession | None, ups: list[UpTrack]) -> None:
         """Subscribe everyone allowed to the new tracks and renegotiate them."""
         if not ups:
             return
+        recording = self.recordings.get(room.name)
         for up in ups:
             room.ups[up.track.sid] = up
+            if recording is not None:
+                recording.attach(up)
         for peer in list(room.peers.values()):
             if peer is publisher or not peer.participant.grants.can_subscribe:
                 continue
@@ -177,8 +228,11 @@ class MediaWorker:
             await self._offer_to(room, peer)
 
     async def _unpublished(self, room: WorkerRoom, ups: list[UpTrack]) -> None:
+        recording = self.recordings.get(room.name)
         for up in ups:
             room.ups.pop(up.track.sid, None)
+            if recording is not None:
+                recording.detach(up)
             up.close()
         for peer in list(room.peers.values()):
             changed = [peer.remove_subscription(up.track.sid) for up in ups]
@@ -196,20 +250,70 @@ class MediaWorker:
         ups = list(peer.published.values())
         await peer.close()
         await self._unpublished(room, ups)
-        if not room.peers:
+        if not room.peers and room.relay is None:  # a relay keeps pulling until its room closes
             self.rooms.pop(room.name, None)
         return WorkerReply(unpublished=[u.track for u in ups])
 
     async def _close_room(self, room: WorkerRoom) -> WorkerReply:
         ups = list(room.ups.values())
+        if room.relay is not None:  # everyone goes: no renegotiation, just close
+            await room.relay.close()
+            room.relay = None
         for peer in list(room.peers.values()):
             await peer.close()
         self.rooms.pop(room.name, None)
-        return WorkerReply(unpublished=[u.track for u in ups])
+        return WorkerReply(unpublished=[u.track for u in ups], recording=await self._end_recording(room.name))
 
     async def close(self) -> None:
         for room in list(self.rooms.values()):
             await self._close_room(room)
+        for name in list(self.recordings):
+            await self._end_recording(name)
+
+    # -- recording ---------------------------------------------------------------
+
+    async def _record(self, room: WorkerRoom | None, command: RecordCommand) -> WorkerReply:
+        """Start (idempotent for the same id) or stop the room's recording."""
+        current = self.recordings.get(command.room)
+        if command.action == "stop":
+            if current is None or current.recording_id != command.recording_id:
+                raise VitrineError(ErrorCode.RECORDING_NOT_FOUND, "the room has no such recording")
+            return WorkerReply(recording=await self._end_recording(command.room))
+        if current is not None:
+            if current.recording_id != command.recording_id:
+                raise VitrineError(ErrorCode.RECORDING_EXISTS, "the room is already being recorded")
+            return WorkerReply(recording=current.info())
+        assert room is not None
+        return WorkerReply(recording=self._start_recording(room, command.recording_id).info())
+
+    def _start_recording(self, room: WorkerRoom, recording_id: str) -> Recording:
+        if any(r.recording_id == recording_id for r in self.recordings.values()):
+            raise VitrineError(ErrorCode.RECORDING_EXISTS, "another room is being recorded under this id")
+        recording = self.recordings[room.name] = Recording(recording_id, room.name, Path(self.settings.recordings_dir))
+        for up in room.ups.values():
+            recording.attach(up)
+        return recording
+
+    def _auto_record(self, room: WorkerRoom, recording_id: str) -> None:
+        """A room created to be recorded (``Room.recording_id``) starts recording at its first join here.
+
+        Never fails the join: an id already recorded (the show's file exists) or a disk error is logged.
+        """
+        try:
+            self._start_recording(room, recording_id)
+        except VitrineError as exc:
+            logger.info("room %s is not recorded: %s", room.name, exc.message)
+
+    async def _end_recording(self, name: str) -> RecordingInfo | None:
+        """Finalize the room's recording, if it has one; it never raises."""
+        recording = self.recordings.pop(name, None)
+        if recording is None:
+            return None
+        try:
+            return await recording.stop()
+        except Exception:
+            logger.exception("recording %s could not be finalized", recording.recording_id)
+            return None
 
     # -- introspection ---------------------------------------------------------
 
@@ -235,6 +339,8 @@ class MediaWorker:
             "keyframe_requests": sum(u.counters.keyframe_requests for u in ups),
             "foreign_datagrams_dropped": taps.DatagramGuard.dropped,
             "dtls_flights_resent": taps.HandshakeAccelerator.dtls_flights_resent,
+            "recordings": len(self.recordings),
+            "recording_dropped_packets": sum(r.dropped_packets for r in self.recordings.values()),
             "decoders_running": sum(taps.decoder_running(r) for p in peers for r in p.receivers()),
             "encoders_created": sum(taps.encoder_created(s) for p in peers for s in p.senders()),
         }

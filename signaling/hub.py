@@ -29,6 +29,10 @@ class LocalSession(Protocol):
 
     def send(self, message: ServerMessage) -> None: ...
 
+    @property
+    def worker_id(self) -> str | None:
+        """The media worker serving this session (a live room's viewer may be on a relay)."""
+
 
 class SessionHub:
     def __init__(self, bus: EventBus) -> None:
@@ -91,8 +95,9 @@ class SessionHub:
     def local_rooms(self) -> list[str]:
         return list(self.rooms)
 
-    async def kick_local(self, room: str, kick_reason: str, reconnect: bool) -> None:
+    async def kick_local(self, room: str, kick_reason: str, reconnect: bool, worker: str | None = None) -> None:
+        """Close this node's sessions in ``room`` (only those served by ``worker``, when given)."""
         for sid in list(self.rooms.get(room, ())):
             session = self.sessions.get(sid)
-            if session is not None:
+            if session is not None and (worker is None or session.worker_id == worker):
                 await session.on_kick(Kick(sid=sid, reason=kick_reason, reconnect=reconnect))

@@ -10,6 +10,7 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 
+from signaling.cascade import Cascade, relayed
 from signaling.placement import ensure_worker
 from signaling.worker_link import WorkerLink
 from vitrine.auth import JoinClaims
@@ -48,6 +49,7 @@ class RoomService:
         self.settings = settings
         self.state = state
         self.link = link
+        self.cascade = Cascade(state, link, settings.node_id)
 
     # -- rooms -------------------------------------------------------------------
 
@@ -70,6 +72,7 @@ class RoomService:
                 await self.link.call(room.worker_id, CloseRoomCommand(room=name))
             except VitrineError:
                 logger.warning("worker did not confirm closing room %s", name)
+        await self.cascade.close(room)
         await self.emit(name, "room_closed")
         for participant in await self.state.rooms.list_participants(name):
             await self.kick(name, participant.sid, reason)
@@ -107,8 +110,10 @@ class RoomService:
         outcome = await self.state.rooms.add_participant(room.name, participant, room.max_participants)
         try:
             worker_id = await ensure_worker(self.state, room)
-            reply = (await self.link.call(worker_id, JoinCommand(
-                room=room, participant=participant, publish=publish, auto_subscribe=auto_subscribe,
+            target = await self.cascade.worker_for(room, participant, worker_id)  # a live viewer: maybe a relay
+            reply = (await self.link.call(target, JoinCommand(
+                room=room if target == worker_id else relayed(room), participant=participant, publish=publish,
+                auto_subscribe=auto_subscribe,
             ))).raise_for_error()
         except BaseException:
             await self.state.rooms.remove_participant(room.name, participant.sid)
@@ -118,12 +123,12 @@ class RoomService:
         room.worker_id = worker_id
         if outcome.replaced is not None:
             await self.kick(room.name, outcome.replaced.sid, "the same identity joined elsewhere")
-            await self._depart(room.name, outcome.replaced, worker_id)
+            await self._depart(room.name, outcome.replaced, target)
         if not participant.grants.hidden:
             await self.emit(room.name, "participant_joined", participant=participant)
         if room.kind == RoomKind.LIVE and participant.role == Role.VIEWER:
             await self.state.live.count(room.name, "viewer_sessions")
-        return Admission(room=room, participant=participant, worker_id=worker_id, reply=reply)
+        return Admission(room=room, participant=participant, worker_id=target, reply=reply)
 
     async def run(self, admission: Admission, command: WorkerCommand) -> WorkerReply:
         """Send a participant's command to its worker and publish what changed."""
@@ -137,6 +142,13 @@ class RoomService:
             await self.emit(room, "track_published", track=track)
         for track in reply.unpublished:
             await self._drop_track(room, track)
+        if reply.published or reply.unpublished:
+            await self._tracks_changed(room)
+
+    async def _tracks_changed(self, room: str) -> None:
+        record = await self.state.rooms.get_room(room)
+        if record is not None and record.kind == RoomKind.LIVE:
+            await self.cascade.tracks_changed(record)
 
     async def leave(self, admission: Admission) -> None:
         await self._depart(admission.room.name, admission.participant, admission.worker_id)
@@ -151,11 +163,11 @@ class RoomService:
         except VitrineError:
             unpublished = []
         removed = await self.state.rooms.remove_participant(room, participant.sid)
-        for track in unpublished:
+        gone = [t for t in await self.state.rooms.list_tracks(room) if t.participant_sid == participant.sid]
+        for track in [*unpublished, *gone]:  # gone: the worker is gone, clean up its tracks
             await self._drop_track(room, track)
-        for track in await self.state.rooms.list_tracks(room):
-            if track.participant_sid == participant.sid:  # the worker is gone: clean up its tracks
-                await self._drop_track(room, track)
+        if unpublished or gone:
+            await self._tracks_changed(room)
         if removed is not None and not participant.grants.hidden:
             await self.emit(room, "participant_left", participant=participant)
 

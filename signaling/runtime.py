@@ -67,19 +67,33 @@ class Runtime:
         await self.state.close()
 
     async def _watch_workers(self) -> None:
-        """Send clients of rooms whose worker stopped beating to reconnect, so they are re-placed."""
+        """Send clients whose worker stopped beating to reconnect, so they are placed again: every client of a
+        room whose origin died, the viewers of a relay that died."""
         while True:
             await asyncio.sleep(self.settings.worker_heartbeat_s)
             try:
                 for name in self.hub.local_rooms():
-                    room = await self.state.rooms.get_room(name)
-                    if room is None or not room.worker_id or await self.state.nodes.get(room.worker_id):
-                        continue
-                    logger.warning("media worker %s of room %s is gone; moving its clients", room.worker_id, name)
-                    await self.state.rooms.set_room_worker(name, None)
-                    await self.hub.kick_local(name, "media worker lost", reconnect=True)
+                    await self._check_workers(name)
             except Exception:
                 logger.exception("worker watchdog failed")
+
+    async def _check_workers(self, name: str) -> None:
+        room = await self.state.rooms.get_room(name)
+        if room is None or not room.worker_id:
+            return
+        if not await self.state.nodes.get(room.worker_id):
+            logger.warning("media worker %s of room %s is gone; moving its clients", room.worker_id, name)
+            await self.rooms.cascade.close(room)
+            for relay in await self.state.rooms.list_relays(name):
+                await self.state.rooms.remove_relay(name, relay)
+            await self.state.rooms.set_room_worker(name, None)
+            await self.hub.kick_local(name, "media worker lost", reconnect=True)
+            return
+        for relay in await self.state.rooms.list_relays(name):
+            if not await self.state.nodes.get(relay):
+                logger.warning("relay worker %s of room %s is gone; moving its viewers", relay, name)
+                await self.rooms.cascade.drop(room, relay)
+                await self.hub.kick_local(name, "media worker lost", reconnect=True, worker=relay)
 
 
 async def start_runtime(settings: Settings, mode: Mode = "embedded") -> Runtime:

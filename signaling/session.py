@@ -96,6 +96,10 @@ class RtcSession:
         self._ahead: dict[int, LogEntry] = {}  # chat lines that arrived before one they follow
         self._reorder_timer: asyncio.TimerHandle | None = None
 
+    @property
+    def worker_id(self) -> str | None:
+        return self.admission.worker_id if self.admission else None
+
     # -- outgoing -------------------------------------------------------------------
 
     def send(self, message: ServerMessage) -> None:

@@ -86,6 +86,9 @@ async def test_a_forged_or_rotated_stream_key_is_refused(server: RunningServer) 
         crossed = await http.post(f"/v1/live/acme/{other}/whip", content=offer,
                                   headers={**SDP, "Authorization": f"Bearer {new_key}"})
         assert crossed.status_code == 401
+        silent = await http.post(url, content=offer.replace("a=sendonly", "a=recvonly"),
+                                 headers={**SDP, "Authorization": f"Bearer {new_key}"})
+        assert (silent.status_code, silent.json()["code"]) == (422, "negotiation_failed")  # and nothing goes live
         early = await http.post(f"/v1/live/acme/{show['id']}/whep", content=offer, headers=SDP)
         assert (early.status_code, early.json()["code"]) == (409, "show_not_live")
     assert (await console.get("/v1/live/console")).json()["show"]["state"] == "scheduled"  # nothing went live

@@ -168,8 +168,9 @@ async def test_pins_are_capped_and_deals_run_out_of_stock(live_server: RunningSe
     for _ in range(2):
         await viewer.send({"type": "click", "sku": "lamp-2", "action": "add_to_cart"})
     await viewer.send({"type": "click", "sku": "mug-1"})
-    ended = await viewer.expect("log", lambda m: m["entry"]["kind"] == "deal")
-    assert ended["entry"]["deal"]["action"] == "end"
+    changes = await viewer.expect("log", lambda m: m["entry"]["kind"] == "deal", count=2)
+    assert [e["deal"]["action"] for e in entries(viewer, "deal")] == ["update", "end"]
+    assert changes["entry"]["deal"]["deal"]["stock"] == 0
     sold = await viewer.expect("log", lambda m: m["entry"]["kind"] == "product")
     assert (sold["entry"]["product"]["action"], sold["entry"]["product"]["card"]["sku"]) == ("sold_out", "lamp-2")
     analytics = (await console.get("/v1/live/console")).json()["analytics"]

@@ -14,6 +14,7 @@ from vitrine.models import Identity, Participant, Room, Strict, Track
 from vitrine.protocol import (
     IceCandidate,
     LogEntry,
+    MidInfo,
     RoomEvent,
     Sdp,
     ServerAnswerMessage,
@@ -109,9 +110,24 @@ class RecordingInfo(Strict):
     error: str | None = None  # the muxer failed; what was written before is kept
 
 
+class RelayCommand(Strict):
+    """Pull a live room's tracks from its origin worker onto this one (``media/relay.py``).
+
+    ``open`` offers to receive ``tracks`` (dropping any earlier pull; no tracks: nothing to pull yet),
+    and the reply carries the offer; ``answer`` applies the origin's answer and its ``mids`` table.
+    """
+
+    op: Literal["relay"] = "relay"
+    room: Room  # the relay's copy: it records nothing
+    action: Literal["open", "answer"]
+    tracks: list[Track] = Field(default_factory=list, max_length=16)
+    sdp: Sdp | None = None
+    mids: dict[str, MidInfo] = Field(default_factory=dict)
+
+
 WorkerCommand = Annotated[
     JoinCommand | OfferCommand | AnswerCommand | CandidateCommand | PublishCommand
-    | UnpublishCommand | LeaveCommand | CloseRoomCommand | RecordCommand,
+    | UnpublishCommand | LeaveCommand | CloseRoomCommand | RecordCommand | RelayCommand,
     Field(discriminator="op"),
 ]
 command_adapter: TypeAdapter[WorkerCommand] = TypeAdapter(WorkerCommand)

@@ -145,16 +145,15 @@ class LiveActions:
             if state is None or deal is None or deal.stock is None or deal.ends_at_ms <= now_ms():
                 return
             deal.stock -= 1
-            if deal.stock > 0:
-                await self.state.live.put_state(room, state)
-                return
-            state.deal = None
-            state.sold_out = sorted({*state.sold_out, deal.card.sku})
+            if deal.stock == 0:
+                state.deal = None
+                state.sold_out = sorted({*state.sold_out, deal.card.sku})
             await self.state.live.put_state(room, state)
         await self.announce(room, LogEntry(seq=0, kind="deal", at_ms=now_ms(),
-                                           deal=DealChange(action="end", deal=deal)))
-        await self.announce(room, LogEntry(seq=0, kind="product", at_ms=now_ms(), product=ProductChange(
-            action=ProductAction.SOLD_OUT, card=deal.card)))
+                                           deal=DealChange(action="update" if deal.stock else "end", deal=deal)))
+        if not deal.stock:
+            await self.announce(room, LogEntry(seq=0, kind="product", at_ms=now_ms(), product=ProductChange(
+                action=ProductAction.SOLD_OUT, card=deal.card)))
 
     async def open_watch_s(self, room: str) -> float:
         """Watch time of the viewers still in the room (counted into ``watch_ms`` when they leave)."""

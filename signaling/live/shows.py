@@ -180,9 +180,11 @@ class ShowService:
         return JoinClaims(iss=self.settings.api_key, sub=identity, room=show.room, role=Role.HOST,
                           grants=ROLE_DEFAULT_GRANTS[Role.HOST], exp=now + 12 * 3600, iat=now, shop=show.shop)
 
-    def host_token(self, show: Show, identity: str = HOST_IDENTITY) -> str:
-        return mint_token(self.settings, room=show.room, identity=identity, role=Role.HOST,
-                          grants=ROLE_DEFAULT_GRANTS[Role.HOST], name=None, shop=show.shop, ttl_s=12 * 3600)
+    async def host_token(self, show: Show) -> str:
+        """The console's join token: the host, named after the shop in the chat."""
+        shop = await require_shop(self.state.shops, show.shop)
+        return mint_token(self.settings, room=show.room, identity=HOST_IDENTITY, role=Role.HOST,
+                          grants=ROLE_DEFAULT_GRANTS[Role.HOST], name=shop.name, shop=show.shop, ttl_s=12 * 3600)
 
     def viewer_token(self, show: Show, name: str | None) -> tuple[str, str]:
         """A join token for an anonymous viewer, and its identity."""

@@ -234,14 +234,14 @@ async def console_patch(show: ConsoleShow, body: ShowPatch, runtime: RuntimeDep,
 @console.post("/start", response_model=HostJoin, summary="Go live, and get the host's join token")
 async def console_start(show: ConsoleShow, runtime: RuntimeDep) -> HostJoin:
     show = await runtime.shows.start(show)
-    return HostJoin(show=show, token=runtime.shows.host_token(show))
+    return HostJoin(show=show, token=await runtime.shows.host_token(show))
 
 
 @console.post("/join", response_model=HostJoin, summary="The host's join token for a show already live (from OBS)")
 async def console_join(show: ConsoleShow, runtime: RuntimeDep) -> HostJoin:
     if show.state != ShowState.LIVE:
         raise VitrineError(ErrorCode.SHOW_NOT_LIVE, "the show is not live")
-    return HostJoin(show=show, token=runtime.shows.host_token(show))
+    return HostJoin(show=show, token=await runtime.shows.host_token(show))
 
 
 @console.post("/end", response_model=ConsoleView, summary="End the show")

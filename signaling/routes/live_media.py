@@ -18,9 +18,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from media.sdp_guard import parse_sdp, sends_media
 from signaling.deps import RuntimeDep
 from signaling.live.shows import OBS_IDENTITY, VIEWER_GRANTS
-from signaling.routes.whip import session_of, start_session, trickle_session
+from signaling.routes.whip import read_offer, session_of, start_session, trickle_session
 from vitrine.auth import JoinClaims
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.live.models import Show, ShowState
@@ -52,9 +53,12 @@ def _location(show: Show, kind: str) -> str:
 async def show_whip(show: KeyedShow, request: Request, runtime: RuntimeDep) -> Response:
     if show.state == ShowState.ENDED:
         raise VitrineError(ErrorCode.SHOW_ENDED, "the show has ended")
+    sdp = await read_offer(request, runtime)
+    if not sends_media(parse_sdp(sdp, runtime.settings.max_sdp_bytes)):  # before the show goes live on it
+        raise VitrineError(ErrorCode.NEGOTIATION_FAILED, "the offer publishes no audio or video")
     show = await runtime.shows.start(show)
     return await start_session("whip", show.room, request, runtime, runtime.shows.host_claims(show, OBS_IDENTITY),
-                               location=_location(show, "whip"))
+                               location=_location(show, "whip"), sdp=sdp)
 
 
 @router.patch("/whip/{sid}", status_code=204, summary="Trickle the encoder's candidates")

@@ -34,7 +34,7 @@ router = APIRouter(tags=["whip-whep"])
 
 SDP = "application/sdp"
 SDPFRAG = "application/trickle-ice-sdpfrag"
-Kind = Literal["whip", "whep"]
+Kind = Literal["whip", "whep"]  # explicit in every route: a generic /{kind}/... would shadow other APIs
 
 
 async def _read_body(request: Request, content_type: str, limit: int) -> str:
@@ -77,9 +77,14 @@ async def _check_playable(runtime: RuntimeDep, room: str, publisher: str | None)
         raise VitrineError(ErrorCode.TRACK_NOT_FOUND, f"participant {publisher!r} publishes nothing in this room yet")
 
 
+async def read_offer(request: Request, runtime: RuntimeDep) -> str:
+    return await _read_body(request, SDP, runtime.settings.max_sdp_bytes)
+
+
 async def start_session(kind: Kind, room: str, request: Request, runtime: RuntimeDep, claims: JoinClaims,
-                        publisher: str | None = None, location: str | None = None) -> Response:
-    """Admit the token's participant and answer its offer; ``location`` is the resource's base URL."""
+                        publisher: str | None = None, location: str | None = None, sdp: str | None = None) -> Response:
+    """Admit the token's participant and answer its offer (``sdp``, or the request's body); ``location`` is
+    the resource's base URL."""
     _check_room(claims, room)
     if kind == "whip" and not claims.grants.can_publish:
         raise VitrineError(ErrorCode.PERMISSION_DENIED, "this token may not publish")
@@ -87,7 +92,8 @@ async def start_session(kind: Kind, room: str, request: Request, runtime: Runtim
         if not claims.grants.can_subscribe:
             raise VitrineError(ErrorCode.PERMISSION_DENIED, "this token may not subscribe")
         await _check_playable(runtime, room, publisher)
-    sdp = await _read_body(request, SDP, runtime.settings.max_sdp_bytes)
+    if sdp is None:
+        sdp = await read_offer(request, runtime)
     admission = await runtime.rooms.admit(claims, publish=[], name=None, node_id=runtime.settings.node_id,
                                           auto_subscribe=False)
     try:
@@ -138,15 +144,32 @@ async def whep(room: str, request: Request, runtime: RuntimeDep, claims: ClaimsD
     return await start_session("whep", room, request, runtime, claims, participant)
 
 
-@router.patch("/{kind}/{room}/{sid}", status_code=204, summary="Trickle ICE candidates (sdpfrag)")
-async def trickle(kind: Kind, room: str, sid: str, request: Request, runtime: RuntimeDep,
-                  claims: ClaimsDep) -> Response:
+@router.patch("/whip/{room}/{sid}", status_code=204, summary="Trickle a WHIP session's ICE candidates (sdpfrag)")
+async def whip_trickle(room: str, sid: str, request: Request, runtime: RuntimeDep, claims: ClaimsDep) -> Response:
+    return await _trickle(room, sid, request, runtime, claims)
+
+
+@router.patch("/whep/{room}/{sid}", status_code=204, summary="Trickle a WHEP session's ICE candidates (sdpfrag)")
+async def whep_trickle(room: str, sid: str, request: Request, runtime: RuntimeDep, claims: ClaimsDep) -> Response:
+    return await _trickle(room, sid, request, runtime, claims)
+
+
+@router.delete("/whip/{room}/{sid}", summary="End a WHIP session")
+async def whip_stop(room: str, sid: str, runtime: RuntimeDep, claims: ClaimsDep) -> Response:
+    return await _stop(room, sid, runtime, claims)
+
+
+@router.delete("/whep/{room}/{sid}", summary="End a WHEP session")
+async def whep_stop(room: str, sid: str, runtime: RuntimeDep, claims: ClaimsDep) -> Response:
+    return await _stop(room, sid, runtime, claims)
+
+
+async def _trickle(room: str, sid: str, request: Request, runtime: RuntimeDep, claims: JoinClaims) -> Response:
     _check_room(claims, room)
     return await trickle_session(await session_of(room, sid, runtime, claims.sub), request, runtime)
 
 
-@router.delete("/{kind}/{room}/{sid}", summary="End a WHIP or WHEP session")
-async def stop(kind: Kind, room: str, sid: str, runtime: RuntimeDep, claims: ClaimsDep) -> Response:
+async def _stop(room: str, sid: str, runtime: RuntimeDep, claims: JoinClaims) -> Response:
     _check_room(claims, room)
     await runtime.rooms.leave(await session_of(room, sid, runtime, claims.sub))
     return Response(status_code=200)

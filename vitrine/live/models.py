@@ -162,7 +162,7 @@ class Deal(Strict):
 
 
 class DealChange(Strict):
-    action: Literal["start", "end"]
+    action: Literal["start", "update", "end"]  # update: its stock went down (an add to cart)
     deal: Deal
 
 

@@ -71,6 +71,13 @@ class RoomStore(Protocol):
 
     async def list_tracks(self, room: str) -> list[Track]: ...
 
+    async def add_relay(self, room: str, worker_id: str) -> None: ...
+
+    async def remove_relay(self, room: str, worker_id: str) -> None: ...
+
+    async def list_relays(self, room: str) -> list[str]:
+        """The relay workers of a live room (see ``signaling.cascade``)."""
+
     async def next_seq(self, room: str) -> int:
         """Increment and return the room's event sequence number."""
 
@@ -93,6 +100,9 @@ class NodeRegistry(Protocol):
         Load includes rooms placed since each worker's last heartbeat, so a burst of
         concurrent placements spreads instead of all reading the same heartbeat.
         """
+
+    async def place_viewer(self, workers: list[WorkerNode]) -> WorkerNode:
+        """The worker with the fewest participants (heartbeat plus viewers placed since), counting this one."""
 
     async def remove(self, worker_id: str) -> None: ...
 

@@ -93,9 +93,15 @@ def shop_shows_order_key(shop_id: str) -> str:
     return f"{PREFIX}:{{shop:{shop_id}}}:shows:order"
 
 
+def relays_key(room: str) -> str:
+    """SET: ids of the relay workers a live room's origin forwards to (each serves a share of its viewers)."""
+    return f"{PREFIX}:{{{room}}}:relays"
+
+
 def room_keys(room: str) -> list[str]:
     """The keys ``delete_room`` removes: the room's data, not its lock (owned by the holder, expires)."""
-    return [room_key(room), participants_key(room), identities_key(room), tracks_key(room), seq_key(room)]
+    return [room_key(room), participants_key(room), identities_key(room), tracks_key(room), seq_key(room),
+            relays_key(room)]
 
 
 def lock_key(name: str) -> str:
@@ -106,6 +112,11 @@ def lock_key(name: str) -> str:
 def worker_key(worker_id: str) -> str:
     """STRING with PX TTL: the ``WorkerNode`` JSON of its last heartbeat; expires when it stops."""
     return f"{PREFIX}:{{workers}}:worker:{worker_id}"
+
+
+def worker_viewers_placed_key(worker_id: str) -> str:
+    """STRING counter (INCR, PX TTL): live viewers placed on the worker since its last heartbeat, which deletes it."""
+    return f"{PREFIX}:{{workers}}:viewers:{worker_id}"
 
 
 def worker_placed_key(worker_id: str) -> str:

@@ -19,6 +19,7 @@ class MemoryRoomStore:
         self._rooms: dict[str, Room] = {}
         self._participants: dict[str, dict[str, Participant]] = defaultdict(dict)
         self._tracks: dict[str, dict[str, Track]] = defaultdict(dict)
+        self._relays: dict[str, set[str]] = defaultdict(set)
         self._seq: dict[str, int] = defaultdict(int)
         self._locks: dict[str, tuple[str, float]] = {}
 
@@ -40,6 +41,7 @@ class MemoryRoomStore:
             self._rooms[name].worker_id = worker_id
 
     async def delete_room(self, name: str) -> Room | None:
+        self._relays.pop(name, None)
         self._participants.pop(name, None)
         self._tracks.pop(name, None)
         self._seq.pop(name, None)
@@ -73,6 +75,15 @@ class MemoryRoomStore:
     async def list_tracks(self, room: str) -> list[Track]:
         return list(self._tracks.get(room, {}).values())
 
+    async def add_relay(self, room: str, worker_id: str) -> None:
+        self._relays[room].add(worker_id)
+
+    async def remove_relay(self, room: str, worker_id: str) -> None:
+        self._relays[room].discard(worker_id)
+
+    async def list_relays(self, room: str) -> list[str]:
+        return sorted(self._relays.get(room, ()))
+
     async def next_seq(self, room: str) -> int:
         self._seq[room] += 1
         return self._seq[room]
@@ -101,10 +112,17 @@ class MemoryNodeRegistry:
     def __init__(self) -> None:
         self._nodes: dict[str, tuple[WorkerNode, float]] = {}
         self._placed: dict[str, int] = {}
+        self._viewers_placed: dict[str, int] = {}
 
     async def heartbeat(self, node: WorkerNode, ttl_s: float) -> None:
         self._nodes[node.id] = (stamp(node), time.monotonic() + ttl_s)
         self._placed.pop(node.id, None)
+        self._viewers_placed.pop(node.id, None)
+
+    async def place_viewer(self, workers: list[WorkerNode]) -> WorkerNode:
+        chosen = min(workers, key=lambda w: (w.participants + self._viewers_placed.get(w.id, 0), w.id))
+        self._viewers_placed[chosen.id] = self._viewers_placed.get(chosen.id, 0) + 1
+        return chosen
 
     async def place_on_least_loaded(self, workers: list[WorkerNode]) -> WorkerNode:
         chosen = min(workers, key=lambda w: (placement_load(w, self._placed.get(w.id, 0)), w.participants, w.id))

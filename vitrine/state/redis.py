@@ -75,6 +75,19 @@ redis.call('INCR', KEYS[best])
 redis.call('PEXPIRE', KEYS[best], ARGV[1])
 return best - 1
 """
+# KEYS: each candidate's viewers-placed counter, ordered by worker id. ARGV: counter TTL, then
+# participants per candidate (from its heartbeat). Returns the 0-based index of the candidate with
+# the fewest participants, viewers placed since its heartbeat included, and counts this one on it.
+_PLACE_VIEWER = """
+local best, best_load = 0, nil
+for i, key in ipairs(KEYS) do
+  local load = tonumber(ARGV[1 + i]) + tonumber(redis.call('GET', key) or '0')
+  if best_load == nil or load < best_load then best, best_load = i, load end
+end
+redis.call('INCR', KEYS[best])
+redis.call('PEXPIRE', KEYS[best], ARGV[1])
+return best - 1
+"""
 _PRUNE_IF_GONE = "if redis.call('EXISTS', KEYS[2]) == 0 then return redis.call('SREM', KEYS[1], ARGV[1]) end return 0"
 
 SUBSCRIBE_TIMEOUT_S = 10.0
@@ -180,6 +193,15 @@ class RedisRoomStore:
     async def list_tracks(self, room: str) -> list[Track]:
         return [Track.model_validate_json(raw) for raw in await self._r.hvals(keys.tracks_key(room))]
 
+    async def add_relay(self, room: str, worker_id: str) -> None:
+        await self._r.sadd(keys.relays_key(room), worker_id)
+
+    async def remove_relay(self, room: str, worker_id: str) -> None:
+        await self._r.srem(keys.relays_key(room), worker_id)
+
+    async def list_relays(self, room: str) -> list[str]:
+        return sorted(await self._r.smembers(keys.relays_key(room)))
+
     async def next_seq(self, room: str) -> int:
         return int(await self._r.incr(keys.seq_key(room)))
 
@@ -205,9 +227,16 @@ class RedisNodeRegistry:
     async def heartbeat(self, node: WorkerNode, ttl_s: float) -> None:
         async with self._r.pipeline(transaction=True) as pipe:  # same slot: atomic
             pipe.set(keys.worker_key(node.id), stamp(node).model_dump_json(), px=max(1, int(ttl_s * 1000)))
-            pipe.delete(keys.worker_placed_key(node.id))
+            pipe.delete(keys.worker_placed_key(node.id), keys.worker_viewers_placed_key(node.id))
             pipe.sadd(keys.WORKERS_INDEX, node.id)
             await pipe.execute()
+
+    async def place_viewer(self, workers: list[WorkerNode]) -> WorkerNode:
+        ordered = sorted(workers, key=lambda w: w.id)
+        counters = [keys.worker_viewers_placed_key(w.id) for w in ordered]
+        index = await self._r.eval(_PLACE_VIEWER, len(ordered), *counters, PLACED_TTL_MS,
+                                   *[w.participants for w in ordered])
+        return ordered[int(index)]
 
     async def place_on_least_loaded(self, workers: list[WorkerNode]) -> WorkerNode:
         ordered = sorted(workers, key=lambda w: w.id)
