@@ -67,5 +67,19 @@ def create_app(settings: Settings, mode: Mode = "embedded") -> FastAPI:
             response.headers["Access-Control-Allow-Origin"] = "*"
             response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
         return response
+    @app.middleware("http")
+    async def shop_embed_cors(request: Request, call_next):  # noqa: ANN001, ANN202
+        """A show's public API answers the shop's embed origins, its errors too (the error handler builds a new
+        response, so a route cannot set this itself)."""
+        response = await call_next(request)
+        origin = request.headers.get("origin")
+        parts = request.url.path.split("/")  # "", "v1", "live", shop, show, ...
+        if origin and len(parts) > 4 and parts[1:3] == ["v1", "live"] and parts[3] != "console" \
+                and "access-control-allow-origin" not in response.headers:
+            shop = await request.app.state.runtime.state.shops.get_shop(parts[3])
+            if shop is not None and origin in shop.allowed_origins:
+                response.headers["Access-Control-Allow-Origin"] = origin
+                response.headers["Vary"] = "Origin"
+        return response
     app.mount("/", StaticFiles(directory=WEB_ROOT, html=True), name="web")
     return app

@@ -17,7 +17,7 @@ from vitrine.auth import JoinClaims
 from vitrine.config import Settings
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.models import Participant, ParticipantView, Role, Room, RoomKind, Track, now_ms
-from vitrine.protocol import LogEntry, RoomEvent, RoomEventKind, TrackRequest
+from vitrine.protocol import LeaveCode, LogEntry, RoomEvent, RoomEventKind, TrackRequest
 from vitrine.rpc import CloseRoomCommand, JoinCommand, Kick, LeaveCommand, RoomBusMessage, WorkerCommand, WorkerReply
 from vitrine.state import State, keys
 from vitrine.state.roomlog import MAX_ENTRIES
@@ -64,7 +64,8 @@ class RoomService:
             raise VitrineError(ErrorCode.ROOM_NOT_FOUND, "no such room")
         return room
 
-    async def close_room(self, name: str, *, reason: str = "the room was closed", keep_log: bool = False) -> Room:
+    async def close_room(self, name: str, *, reason: str = "the room was closed", code: LeaveCode | None = None,
+                         keep_log: bool = False) -> Room:
         """Close a room: its worker drops it, everyone is disconnected. A show keeps its log (the replay)."""
         room = await self.get_room(name)
         if room.worker_id:
@@ -75,7 +76,7 @@ class RoomService:
         await self.cascade.close(room)
         await self.emit(name, "room_closed")
         for participant in await self.state.rooms.list_participants(name):
-            await self.kick(name, participant.sid, reason)
+            await self.kick(name, participant.sid, reason, code=code)
         await self.state.rooms.delete_room(name)
         if not keep_log:
             await self.state.roomlog.drop(name)
@@ -122,7 +123,7 @@ class RoomService:
             raise
         room.worker_id = worker_id
         if outcome.replaced is not None:
-            await self.kick(room.name, outcome.replaced.sid, "the same identity joined elsewhere")
+            await self.kick(room.name, outcome.replaced.sid, "the same identity joined elsewhere", code="replaced")
             await self._depart(room.name, outcome.replaced, target)
         if not participant.grants.hidden:
             await self.emit(room.name, "participant_joined", participant=participant)
@@ -198,8 +199,9 @@ class RoomService:
         await self.state.bus.publish(keys.room_events_channel(room), RoomBusMessage(log=entry).model_dump_json())
         return entry
 
-    async def kick(self, room: str, sid: str, reason: str, reconnect: bool = False) -> None:
-        message = RoomBusMessage(kick=Kick(sid=sid, reason=reason, reconnect=reconnect))
+    async def kick(self, room: str, sid: str, reason: str, reconnect: bool = False,
+                   code: LeaveCode | None = None) -> None:
+        message = RoomBusMessage(kick=Kick(sid=sid, reason=reason, reconnect=reconnect, code=code))
         await self.state.bus.publish(keys.room_events_channel(room), message.model_dump_json())
 
     async def snapshot(self, room: str) -> tuple[list[Participant], list[Track], int]:

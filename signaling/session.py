@@ -169,7 +169,7 @@ class RtcSession:
             self._reorder_timer = None
 
     async def on_kick(self, kick: Kick) -> None:
-        self._closing = LeaveNotice(reason=kick.reason, reconnect=kick.reconnect)
+        self._closing = LeaveNotice(reason=kick.reason, reconnect=kick.reconnect, code=kick.code)
         if self._outbox.full():
             self._drain_and_stop()
         else:

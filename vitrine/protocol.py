@@ -232,12 +232,16 @@ class ErrorMessage(Strict):
     ref: str | None = None  # the type of the message that caused it
 
 
+LeaveCode = Literal["banned", "show_ended", "replaced"]  # replaced: the same identity joined elsewhere
+
+
 class LeaveNotice(Strict):
     """The server ends the session; ``reconnect`` tells the client to join again."""
 
     type: Literal["leave"] = "leave"
-    reason: str
+    reason: str  # for people
     reconnect: bool = False
+    code: LeaveCode | None = None  # for programs: why, when it is one a client acts on
 
 
 ServerMessage = (

@@ -13,6 +13,7 @@ from vitrine.errors import ErrorCode, VitrineError
 from vitrine.models import Identity, Participant, Room, Strict, Track
 from vitrine.protocol import (
     IceCandidate,
+    LeaveCode,
     LogEntry,
     MidInfo,
     RoomEvent,
@@ -181,6 +182,7 @@ class Kick(Strict):
     sid: str
     reason: str
     reconnect: bool = False
+    code: LeaveCode | None = None
 
 
 class RoomBusMessage(Strict):

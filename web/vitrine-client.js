@@ -36,7 +36,7 @@
  *   trackended   { track, kind, trackSid, participantSid, mid } a remote track went away
  *   connectionstate  { state } the RTCPeerConnection's connectionState
  *   error        { code, message, ref } from the server, or a local failure (code "client_error")
- *   leave        { reason, reconnect } the server ended the session
+ *   leave        { reason, reconnect, code } the server ended the session (code: "banned", "show_ended", "replaced" or null)
  *   log          a room log entry { seq, kind, participant, at_ms, <body> }, each once, in seq order
  *                (after a reconnect, the entries missed meanwhile come first, fetched by `history`);
  *                kind is chat (text), reactions, moderation, product, deal or show (a live show)
@@ -370,7 +370,7 @@ export class VitrineRoom extends EventTarget {
         this._emit("error", message);
         break;
       case "leave":
-        this._emit("leave", { reason: message.reason, reconnect: Boolean(message.reconnect) });
+        this._emit("leave", { reason: message.reason, reconnect: Boolean(message.reconnect), code: message.code || null });
         break;
       case "log":
         if (this._catchingUp) this._liveWhileCatchingUp.push(message.entry); // after the missed lines

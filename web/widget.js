@@ -13,6 +13,14 @@
  *
  * It never throws into the host page, and never loads twice for the same shop.
  *
+ * A live show instead (player, chat, pinned products, then the replay; see web/live/player.js):
+ *
+ *   <script src="https://VITRINE_HOST/widget.js" data-shop="SHOP" data-show="SHOW_ID" async></script>
+ *
+ * It puts a <vitrine-live> element right after the script tag, or inside the element that
+ * data-target="CSS selector" names. Its "Add to cart" dispatches the same vitrine:add-to-cart
+ * event, with e.detail { sku, show, title, price, currency, url }.
+ *
  * For shops:
  *   window.VitrineConsult.open()             open the panel (for your own button)
  *   window.VitrineConsult.close()
@@ -24,6 +32,7 @@
   "use strict";
 
   var TAG = "vitrine-consult";
+  var LIVE_TAG = "vitrine-live";
 
   function warn(message, err) {
     try {
@@ -77,6 +86,11 @@
     var shop = script && (script.getAttribute("data-shop") || "").trim();
     if (!shop) {
       warn('the <script> tag needs data-shop="your-shop-id"');
+      return;
+    }
+    var liveShow = (script.getAttribute("data-show") || "").trim();
+    if (liveShow) {
+      startLive(script, shop, liveShow); // the live show player instead of the consult button
       return;
     }
     if (api._instances[shop]) return; // already on this page
@@ -151,6 +165,73 @@
       });
     } catch (err) {
       warn("could not start:", err);
+    }
+  }
+
+  // -- the live show player -------------------------------------------------------------------
+
+  function startLive(script, shop, show) {
+    if (!window.customElements || !HTMLElement.prototype.attachShadow) {
+      warn("this browser cannot show the live player (no custom elements or shadow DOM)");
+      return;
+    }
+    var shows = api._live || (api._live = {});
+    if (shows[shop + "/" + show]) return; // the same show pasted twice: one player
+    shows[shop + "/" + show] = true;
+    var target = script.getAttribute("data-target");
+    // Placing next to the script works while the page is still parsing; a target may come later in it.
+    if (document.readyState === "loading" && (target || !document.body || !document.body.contains(script))) {
+      document.addEventListener("DOMContentLoaded", function () { placeLive(script, shop, show, target); });
+    } else {
+      placeLive(script, shop, show, target);
+    }
+  }
+
+  function placeLive(script, shop, show, target) {
+    try {
+      var base = new URL(script.src, document.baseURI).origin;
+      if (!customElements.get(LIVE_TAG)) {
+        customElements.define(LIVE_TAG, class extends HTMLElement {});
+      }
+      var host = document.createElement(LIVE_TAG);
+      host.setAttribute("data-shop", shop);
+      host.setAttribute("data-show", show);
+      host.style.setProperty("display", "block", "important");
+      var root = host.attachShadow({ mode: "open" });
+      var link = document.createElement("link");
+      link.rel = "stylesheet";
+      link.href = base + "/live/player.css";
+      var styles = new Promise(function (resolve, reject) {
+        link.addEventListener("load", resolve);
+        link.addEventListener("error", reject);
+      });
+      root.appendChild(link);
+
+      var parent = null;
+      if (target) {
+        try {
+          parent = document.querySelector(target);
+        } catch (ignored) {
+          /* not a selector: warned below */
+        }
+        if (!parent) warn("no element matches data-target " + target + "; the player goes after the script");
+      }
+      if (parent) parent.appendChild(host);
+      else if (document.body.contains(script)) script.parentNode.insertBefore(host, script.nextSibling);
+      else document.body.appendChild(host); // a script in <head>
+
+      import(base + "/live/player.js").then(function (module) {
+        try {
+          module.mount(root, { base: base, shop: shop, show: show, lang: script.getAttribute("data-lang") || null,
+            host: host, styles: styles, cart: true });
+        } catch (err) {
+          warn("could not mount the live player:", err);
+        }
+      }, function (err) {
+        warn("could not load " + base + "/live/player.js:", err);
+      });
+    } catch (err) {
+      warn("could not start the live player:", err);
     }
   }
 })();

@@ -378,6 +378,28 @@ def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
+def cdf_plot(path: Path, series: dict[str, list[float]], *, target_ms: float, xlabel: str, ylabel: str,
+             title: str) -> None:
+    """One CDF per labelled series of milliseconds, with the target as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, values in series.items():
+        values = sorted(values)
+        ax.plot(values, [(i + 1) / len(values) for i in range(len(values))], marker=".", markersize=3, label=label)
+    ax.axvline(target_ms, color="red", linestyle="--", linewidth=1, label=f"target p95 {target_ms:g} ms")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def publish(result: dict[str, Any], out: Path | None, plot: Any = None,
             bulky: tuple[str, ...] = ("samples", "machine")) -> None:
     """Print the result without its bulky keys; with ``out``, write all of it as JSON and ``plot`` it beside."""

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import websockets
 
-from loadtest.bench import API_KEY, CpuMeter, ServerProcess, machine_facts, progress, publish, summary
+from loadtest.bench import API_KEY, CpuMeter, ServerProcess, cdf_plot, machine_facts, progress, publish, summary
 from vitrine.shops import WEEKDAYS
 
 ALWAYS_OPEN = [{"day": day.value, "opens": "00:00", "closes": "24:00"} for day in WEEKDAYS]
@@ -136,23 +136,11 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    values = result["samples_ms"]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(values, [(i + 1) / len(values) for i in range(len(values))], marker=".", markersize=2)
-    ax.axvline(100, color="red", linestyle="--", linewidth=1, label="target p95 100 ms")
-    ax.set_xlabel("ms from a viewer sending a line to another viewer receiving it")
-    ax.set_ylabel("fraction of (line, viewer) deliveries")
-    ax.set_title(f"Live chat fan-out: {result['viewers']} viewers, {result['rate_per_s']} lines/s "
-                 f"({result['state']})", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    cdf_plot(path, {"line to viewer": result["samples_ms"]}, target_ms=100,
+             xlabel="ms from a viewer sending a line to another viewer receiving it",
+             ylabel="fraction of (line, viewer) deliveries",
+             title=f"Live chat fan-out: {result['viewers']} viewers, {result['rate_per_s']} lines/s "
+                   f"({result['state']})")
 
 
 def main() -> None:

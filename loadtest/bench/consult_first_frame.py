@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from loadtest.bench import API_KEY, ServerProcess, machine_facts, progress, publish, summary
+from loadtest.bench import API_KEY, ServerProcess, cdf_plot, machine_facts, progress, publish, summary
 from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, embed_html, origin_of, playwright_api, shop_page
 from vitrine.shops import WEEKDAYS
 
@@ -128,24 +128,11 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for key, label in (("accept_to_first_frame", "call_started → first remote frame"),
-                       ("start_to_first_frame", "Start click → first remote frame (scripted accept)")):
-        values = sorted(s[key] for s in result["samples"])
-        ax.plot(values, [(i + 1) / len(values) for i in range(len(values))], marker=".", label=label)
-    ax.axvline(250, color="red", linestyle="--", linewidth=1, label="target p95 250 ms")
-    ax.set_xlabel("ms")
-    ax.set_ylabel("fraction of calls")
-    ax.set_title(f"Consult widget, Chromium, loopback: {result['calls']} calls")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    cdf_plot(path, {label: [s[key] for s in result["samples"]] for key, label in (
+        ("accept_to_first_frame", "call_started → first remote frame"),
+        ("start_to_first_frame", "Start click → first remote frame (scripted accept)"))},
+        target_ms=250, xlabel="ms", ylabel="fraction of calls",
+        title=f"Consult widget, Chromium, loopback: {result['calls']} calls")
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import websockets
 
-from loadtest.bench import API_KEY, ServerProcess, machine_facts, proc_cpu_seconds, progress, publish, summary
+from loadtest.bench import API_KEY, ServerProcess, cdf_plot, machine_facts, proc_cpu_seconds, progress, publish, summary
 from vitrine.shops import WEEKDAYS
 
 ALWAYS_OPEN = [{"day": day.value, "opens": "00:00", "closes": "24:00"} for day in WEEKDAYS]
@@ -104,23 +104,10 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    values = result["samples_ms"]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(values, [(i + 1) / len(values) for i in range(len(values))], marker=".", markersize=3)
-    ax.axvline(100, color="red", linestyle="--", linewidth=1, label="target p95 100 ms")
-    ax.set_xlabel("ms from `enter` to a console listing the shopper")
-    ax.set_ylabel("fraction of (shopper, console) pairs")
-    ax.set_title(f"Queue entry to consoles: {result['agents']} consoles, {result['shoppers']} shoppers "
-                 f"every {result['interval_ms']:g} ms ({result['state']})", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    cdf_plot(path, {"queue entry to console": result["samples_ms"]}, target_ms=100,
+             xlabel="ms from `enter` to a console listing the shopper", ylabel="fraction of (shopper, console) pairs",
+             title=f"Queue entry to consoles: {result['agents']} consoles, {result['shoppers']} shoppers "
+                   f"every {result['interval_ms']:g} ms ({result['state']})")
 
 
 def main() -> None:

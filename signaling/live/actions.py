@@ -93,6 +93,7 @@ class LiveActions:
         state = await self.state.live.get_state(room)
         if state is None:
             return None
+        self._stats_seen.pop(room, None)  # this joiner's counts may be newer than the room's last push: push again
         if state.deal is not None and state.deal.ends_at_ms <= now_ms():
             state.deal = None
         stats = await self.state.live.stats(room)
@@ -225,7 +226,7 @@ class LiveActions:
             await self.state.live.set_banned(room, identity, action == ModerationAction.BAN)
             if action == ModerationAction.BAN:
                 for participant in present:
-                    await self.rooms.kick(room, participant.sid, "banned from the show")
+                    await self.rooms.kick(room, participant.sid, "banned from the show", code="banned")
 
     async def product(self, admission: Admission, message: ProductMessage) -> None:
         _, show = await self._host_show(admission)

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+from collections.abc import AsyncIterator
 
 from signaling.live.actions import LiveActions
 from signaling.rooms import RoomService
@@ -21,6 +22,7 @@ from vitrine.config import Settings
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.live.models import (
     Analytics,
+    Chapter,
     LiveState,
     Recording,
     Show,
@@ -131,11 +133,12 @@ class ShowService:
         if state is not None:
             await self.state.live.put_state(show.room, state.model_copy(update={"state": ShowState.ENDED}))
         try:
-            await self.rooms.close_room(show.room, reason="the show has ended", keep_log=True)
+            await self.rooms.close_room(show.room, reason="the show has ended", code="show_ended", keep_log=True)
         except VitrineError as exc:
             if exc.code != ErrorCode.ROOM_NOT_FOUND:
                 raise
         show = show.model_copy(update={"state": ShowState.ENDED, "ended_at_ms": ended_at, "recording": recording})
+        show.chapters = await self._chapters(show)
         show.analytics = await self.analytics(show)
         await self.state.live.put_show(show)
         return show
@@ -155,6 +158,21 @@ class ShowService:
             return None
         return Recording(path=info.path, container=info.container, started_at_ms=info.started_at_ms,
                          duration_ms=info.duration_ms, bytes=info.bytes)
+
+    async def entries(self, show: Show) -> AsyncIterator[LogEntry]:
+        """The show's whole log, oldest first, a page at a time."""
+        after = 0
+        while page := await self.state.roomlog.after(show.room, after, 1000):
+            for entry in page:
+                yield entry
+            after = page[-1].seq
+
+    async def _chapters(self, show: Show) -> list[Chapter]:
+        """Each product pin, as an offset into the recording (or into the show, without one)."""
+        start = show.recording.started_at_ms if show.recording else (show.started_at_ms or 0)
+        return [Chapter(offset_ms=max(0, entry.at_ms - start), seq=entry.seq, card=entry.product.card)
+                async for entry in self.entries(show)
+                if entry.kind == "product" and entry.product is not None and entry.product.action == "pin"]
 
     # -- credentials ----------------------------------------------------------------------
 

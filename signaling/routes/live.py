@@ -25,7 +25,7 @@ from signaling.deps import ApiKeyDep, RuntimeDep
 from signaling.live.actions import checked_card
 from vitrine.consult.tokens import mint_desk_token, verify_desk_token
 from vitrine.errors import ErrorCode, VitrineError
-from vitrine.live.models import Analytics, LiveState, Show, ShowPatch, ShowSetup, ShowState
+from vitrine.live.models import Analytics, Chapter, LiveState, Show, ShowPatch, ShowSetup, ShowState
 from vitrine.models import Strict
 from vitrine.protocol import LogEntry
 from vitrine.shops import ProductCard
@@ -36,14 +36,6 @@ console = APIRouter(prefix="/v1/live/console", tags=["live"])
 public = APIRouter(prefix="/v1/live/{shop}/{show}", tags=["live"])
 
 _bearer = HTTPBearer(auto_error=False, description="The console token from POST /v1/shops/{shop}/shows/{id}/console")
-
-
-class Chapter(Strict):
-    """A product pin in the replay: jump to ``offset_ms`` to see the product shown."""
-
-    offset_ms: int
-    seq: int
-    card: ProductCard
 
 
 class Replay(Strict):
@@ -135,7 +127,7 @@ async def _chat_csv(runtime: RuntimeDep, show: Show) -> Response:
     writer = csv.writer(out)
     writer.writerow(["seq", "time_utc", "offset_s", "identity", "name", "role", "text"])
     start = show.started_at_ms or 0
-    async for entry in _entries(runtime, show):
+    async for entry in runtime.shows.entries(show):
         if entry.kind != "chat" or entry.participant is None:
             continue
         when = datetime.fromtimestamp(entry.at_ms / 1000, UTC).isoformat(timespec="milliseconds")
@@ -148,21 +140,6 @@ async def _chat_csv(runtime: RuntimeDep, show: Show) -> Response:
 def _inert(cell: str) -> str:
     """A spreadsheet must not run what a viewer typed: cells that start a formula get a leading quote."""
     return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
-
-
-async def _entries(runtime: RuntimeDep, show: Show):  # noqa: ANN202
-    after = 0
-    while page := await runtime.state.roomlog.after(show.room, after, 1000):
-        for entry in page:
-            yield entry
-        after = page[-1].seq
-
-
-def _cors(request: Request, response: Response, origins: list[str]) -> None:
-    origin = request.headers.get("origin")
-    if origin is not None and origin in origins:
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Vary"] = "Origin"
 
 
 # -- the shop's backend ---------------------------------------------------------------------
@@ -263,9 +240,8 @@ async def console_chat_csv(show: ConsoleShow, runtime: RuntimeDep) -> Response:
 
 
 @public.get("", response_model=ShowView, summary="The show: title, state, products; the replay once ended")
-async def show_view(shop: str, show: str, runtime: RuntimeDep, request: Request, response: Response) -> ShowView:
+async def show_view(shop: str, show: str, runtime: RuntimeDep, response: Response) -> ShowView:
     record = await runtime.shows.get(shop, show)
-    _cors(request, response, (await require_shop(runtime.state.shops, shop)).allowed_origins)
     response.headers["Cache-Control"] = "no-store"
     view = ShowView(id=record.id, shop=record.shop, title=record.title, state=record.state,
                     scheduled_at_ms=record.scheduled_at_ms, started_at_ms=record.started_at_ms,
@@ -273,26 +249,23 @@ async def show_view(shop: str, show: str, runtime: RuntimeDep, request: Request,
     if record.state == ShowState.LIVE:
         view.live = await runtime.live.state_for(record.room)
     elif record.state == ShowState.ENDED:
-        view.replay = await _replay(runtime, record)
+        view.replay = _replay(record)
     return view
 
 
-async def _replay(runtime: RuntimeDep, show: Show) -> Replay:
+def _replay(show: Show) -> Replay:
     recording = show.recording
-    started = recording.started_at_ms if recording else (show.started_at_ms or 0)
-    chapters = [Chapter(offset_ms=max(0, entry.at_ms - started), seq=entry.seq, card=entry.product.card)
-                async for entry in _entries(runtime, show)
-                if entry.kind == "product" and entry.product is not None and entry.product.action == "pin"]
     return Replay(media_url=f"/v1/live/{show.shop}/{show.id}/recording" if recording else None,
                   container=recording.container if recording else None,
-                  duration_ms=recording.duration_ms if recording else 0, started_at_ms=started, chapters=chapters)
+                  duration_ms=recording.duration_ms if recording else 0,
+                  started_at_ms=recording.started_at_ms if recording else (show.started_at_ms or 0),
+                  chapters=show.chapters)
 
 
 @public.get("/viewer", response_model=ViewerJoin, summary="A viewer's join token (the show must be live)")
-async def viewer_join(shop: str, show: str, runtime: RuntimeDep, request: Request, response: Response,
+async def viewer_join(shop: str, show: str, runtime: RuntimeDep, response: Response,
                       name: Annotated[str | None, Query(min_length=1, max_length=40)] = None) -> ViewerJoin:
     record = await runtime.shows.get(shop, show)
-    _cors(request, response, (await require_shop(runtime.state.shops, shop)).allowed_origins)
     response.headers["Cache-Control"] = "no-store"
     if record.state != ShowState.LIVE:
         raise VitrineError(ErrorCode.SHOW_NOT_LIVE, f"the show is {record.state.value}")
@@ -301,11 +274,10 @@ async def viewer_join(shop: str, show: str, runtime: RuntimeDep, request: Reques
 
 
 @public.get("/log", response_model=LogPage, summary="The show's log (chat, pins, deals), oldest first")
-async def show_log(shop: str, show: str, runtime: RuntimeDep, request: Request, response: Response,
+async def show_log(shop: str, show: str, runtime: RuntimeDep,
                    after: Annotated[int, Query(ge=0)] = 0,
                    limit: Annotated[int, Query(ge=1, le=1000)] = 500) -> LogPage:
     record = await runtime.shows.get(shop, show)
-    _cors(request, response, (await require_shop(runtime.state.shops, shop)).allowed_origins)
     return LogPage(entries=await runtime.state.roomlog.after(record.room, after, limit),
                    last_seq=await runtime.state.roomlog.last_seq(record.room))
 

@@ -78,6 +78,14 @@ class Recording(Strict):
     bytes: int
 
 
+class Chapter(Strict):
+    """A product pin in the replay: jump to ``offset_ms`` into the recording to see the product shown."""
+
+    offset_ms: int
+    seq: int
+    card: ProductCard
+
+
 class Analytics(Strict):
     """A show's numbers: counted while it runs, frozen when it ends."""
 
@@ -102,6 +110,7 @@ class Show(ShowSetup):
     ended_at_ms: int | None = None
     stream_key_version: int = 1
     recording: Recording | None = None
+    chapters: list[Chapter] = Field(default_factory=list)  # set when the show ends, from its product pins
     analytics: Analytics | None = None  # set when the show ends; live numbers come from the stats counters
 
     @property

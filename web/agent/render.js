@@ -10,21 +10,11 @@
 // -- DOM: the shared builders ------------------------------------------------------------
 
 import { h, link, safeUrl } from "../vitrine-dom.js";
+import { cached as formatter, formatDuration as duration, formatPrice } from "../vitrine-format.js";
 
-export { h, link, safeUrl };
+export { duration, h, link, safeUrl };
 
 // -- formatting --------------------------------------------------------------------------
-
-const formatters = new Map();
-
-function formatter(key, make) {
-  let f = formatters.get(key);
-  if (!f) {
-    f = make();
-    formatters.set(key, f);
-  }
-  return f;
-}
 
 /** Whether the browser knows this IANA time zone. */
 export function zoneOk(timeZone) {
@@ -65,25 +55,9 @@ export function when(ms) {
   return formatter(`when:${sameDay}`, () => new Intl.DateTimeFormat(undefined, options)).format(date);
 }
 
-/** "0:07", "12:30", "1:02:03". */
-export function duration(ms) {
-  const total = Math.max(0, Math.floor((Number(ms) || 0) / 1000));
-  const hours = Math.floor(total / 3600);
-  const minutes = Math.floor((total % 3600) / 60);
-  const seconds = String(total % 60).padStart(2, "0");
-  return hours ? `${hours}:${String(minutes).padStart(2, "0")}:${seconds}` : `${minutes}:${seconds}`;
-}
-
 /** A ProductCard's price in its currency, in the agent's locale. The price is exact text. */
 export function price(card) {
-  const amount = Number(card.price);
-  try {
-    return formatter(`price:${card.currency}`, () => new Intl.NumberFormat(undefined, {
-      style: "currency", currency: card.currency,
-    })).format(amount);
-  } catch {
-    return `${card.price} ${card.currency}`;
-  }
+  return formatPrice(card.price, card.currency);
 }
 
 /** "French" for "fr" (falls back to the tag). */

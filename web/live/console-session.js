@@ -80,9 +80,9 @@ export class LiveSession extends EventTarget {
     on("trackended", () => {
       if (room.remoteTracks.size === 0) this._emit("remote", { stream: null });
     });
-    on("leave", ({ reason }) => {
+    on("leave", ({ reason, code }) => {
       this.joined = false;
-      this._emit("leave", { reason });
+      this._emit("leave", { reason, code });
     });
     on("reconnecting", ({ attempt }) => {
       this.joined = false;

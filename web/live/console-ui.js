@@ -3,31 +3,9 @@
  * the confirm dialog and copy to the clipboard.
  */
 
-const formatters = new Map();
+import { cached, formatDuration as duration, formatPrice as money } from "../vitrine-format.js";
 
-function cached(key, make) {
-  if (!formatters.has(key)) formatters.set(key, make());
-  return formatters.get(key);
-}
-
-/** "0:07", "12:30", "1:02:03". */
-export function duration(ms) {
-  const total = Math.max(0, Math.floor((Number(ms) || 0) / 1000));
-  const hours = Math.floor(total / 3600);
-  const minutes = Math.floor((total % 3600) / 60);
-  const seconds = String(total % 60).padStart(2, "0");
-  return hours ? `${hours}:${String(minutes).padStart(2, "0")}:${seconds}` : `${minutes}:${seconds}`;
-}
-
-/** An exact decimal price (text) in its currency, in the seller's locale. */
-export function money(amount, currency) {
-  try {
-    return cached(`money:${currency}`, () => new Intl.NumberFormat(undefined, { style: "currency", currency }))
-      .format(Number(amount));
-  } catch {
-    return `${amount} ${currency}`;
-  }
-}
+export { duration, money };
 
 /** "14:05" for a chat line. */
 export function clock(ms) {

@@ -346,10 +346,10 @@ session.addEventListener("error", ({ detail: { code, message, ref } }) => {
 session.addEventListener("remote", ({ detail }) => {
   if (!session.publishing) studio.showRemote(detail.stream); // OBS, as every viewer receives it
 });
-session.addEventListener("leave", ({ detail: { reason } }) => {
-  if (reason === "the show has ended") {
+session.addEventListener("leave", ({ detail: { reason, code } }) => {
+  if (code === "show_ended") {
     showEndedElsewhere();
-  } else if (reason === "the same identity joined elsewhere") {
+  } else if (code === "replaced") {
     status.show("This show was opened in another console: this window stopped. Reconnect to take over.",
       "warn", { sticky: true });
   } else {

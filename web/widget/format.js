@@ -2,6 +2,8 @@
  * format.js: times, waits and prices for the shopper, in the shopper's own language and time zone.
  */
 
+import { formatPrice as sharedPrice } from "../vitrine-format.js";
+
 /** The shopper's IANA time zone as the browser knows it ("UTC" if it does not say). */
 export function shopperTimeZone() {
   try {
@@ -53,11 +55,5 @@ export function waitPhrase(t, waitS) {
 
 /** A price in the card's own currency ("129.90", "EUR" -> "129,90 €" in French). */
 export function formatPrice(lang, price, currency) {
-  const amount = Number(price);
-  if (!Number.isFinite(amount)) return `${price} ${currency}`.trim();
-  try {
-    return new Intl.NumberFormat(lang, { style: "currency", currency: String(currency).toUpperCase() }).format(amount);
-  } catch {
-    return `${price} ${currency}`.trim(); // an unknown currency code: show it as given
-  }
+  return sharedPrice(price, currency, lang);
 }
