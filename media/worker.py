@@ -337,6 +337,7 @@ class MediaWorker:
             "packets_out": sum(d.counters.packets for d in downs),
             "retransmitted": sum(d.counters.retransmitted for d in downs),
             "keyframe_requests": sum(u.counters.keyframe_requests for u in ups),
+            "nacks_upstream": sum(u.counters.nacks_sent_upstream for u in ups),
             "foreign_datagrams_dropped": taps.DatagramGuard.dropped,
             "dtls_flights_resent": taps.HandshakeAccelerator.dtls_flights_resent,
             "recordings": len(self.recordings),

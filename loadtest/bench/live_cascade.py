@@ -26,7 +26,15 @@ from typing import Any
 
 import redis
 
-from loadtest.bench import API_KEY, ServerProcess, machine_facts, proc_cpu_seconds, progress, publish
+from loadtest.bench import (
+    API_KEY,
+    ServerProcess,
+    machine_facts,
+    proc_cpu_seconds,
+    progress,
+    publish,
+    udp_rcvbuf_errors,
+)
 from loadtest.server import die_with_parent
 from vitrine.state.redis import open_redis_state
 
@@ -55,7 +63,7 @@ def _sample(redis_url: str, stop: threading.Event, samples: list[dict[str, Any]]
                         cpu = proc_cpu_seconds(pid)
                     except OSError:
                         continue
-                    row["workers"][node.id] = {"participants": node.participants, "cpu_s": cpu,
+                    row["workers"][node.id] = {"participants": node.participants, "cpu_s": cpu, "stats": node.stats,
                                                "packets_out": node.stats.get("packets_out", 0),
                                                "packets_in": node.stats.get("packets_in", 0),
                                                "heartbeat_ms": node.heartbeat_ms}
@@ -86,6 +94,8 @@ def _steady(samples: list[dict[str, Any]], viewers: int) -> dict[str, Any]:
                               "received_packets_per_s": round((last["packets_in"] - first["packets_in"]) / elapsed),
                               "forwarded_packets_per_s": round(packets), "packets_per_s_per_core":
                               round(packets / cores) if cores > 0 else None}
+        per_worker[worker]["counters_at_end"] = {k: last["stats"].get(k) for k in (
+            "packets_in", "packets_out", "retransmitted", "keyframe_requests", "nacks_upstream")}
     total_packets = sum(w["forwarded_packets_per_s"] for w in per_worker.values())
     total_cores = sum(w["cores"] for w in per_worker.values())
     return {"window_s": round(elapsed, 1), "workers": per_worker, "forwarded_packets_per_s": total_packets,
@@ -99,6 +109,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     server.start()
     relays = _start_relays(server, args.relays)
     samples: list[dict[str, Any]] = []
+    udp_drops_before = udp_rcvbuf_errors()
     stop = threading.Event()
     sampler = threading.Thread(target=_sample, args=(args.redis_url, stop, samples), daemon=True)
     report_path = Path(tempfile.mkdtemp(prefix="live-cascade-")) / "report.json"
@@ -122,16 +133,53 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         raise RuntimeError(f"the harness wrote no report:\n{harness.stdout[-3000:]}\n{harness.stderr[-3000:]}")
     report = json.loads(report_path.read_text())
     return {"benchmark": "live_cascade", "viewers": args.viewers, "workers": 1 + args.relays,
-            "command": " ".join(sys.argv), "harness_command": " ".join(command[3:]),
+            "command": " ".join(sys.argv),
+            "harness_command": " ".join(command[3:]).replace(server.secret, "***"),  # a throwaway, still a secret
             "harness_exit": harness.returncode, "forwarding": _steady(samples, args.viewers),
+            "udp_rcvbuf_errors": udp_rcvbuf_errors() - udp_drops_before,
             "source": {k: report["config"].get(k) for k in ("source", "video_width", "video_height", "fps", "audio")},
             "summary": {k: v for k, v in report["summary"].items() if k != "impairment"},
             "slo": report["slo"], "harness_health": report["harness"],
-            "report": report, "machine": machine_facts()}
+            "report": {k: v for k, v in report.items() if k != "clients"}, "machine": machine_facts()}
+
+
+def _join_rate(command: str) -> str:
+    return command.split("--join-rate ")[1].split()[0] if "--join-rate" in command else "25"
+
+
+def plot_runs(results: list[dict[str, Any]], path: Path) -> None:
+    """Frame rate, glass-to-glass p95 and forwarded packets per worker core against the audience."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = sorted(results, key=lambda r: (r["viewers"], r["command"]))
+    labels = [f"{r['viewers']}\n{_join_rate(r['command'])}/s" for r in runs]
+    fig, (fps_ax, g2g_ax, pkt_ax) = plt.subplots(1, 3, figsize=(12, 4))
+    fps_ax.bar(labels, [r["summary"]["media"]["frame_rate"]["p50"] for r in runs])
+    fps_ax.axhline(29, color="red", linestyle="--", linewidth=1, label="target ≥ 29 fps")
+    fps_ax.set_ylim(0, 32)
+    fps_ax.set_title("delivered fps, median", fontsize=9)
+    g2g_ax.bar(labels, [r["summary"]["media"]["glass_to_glass_ms"]["p95"] for r in runs])
+    g2g_ax.axhline(250, color="red", linestyle="--", linewidth=1, label="target p95 < 250 ms")
+    g2g_ax.set_title("glass-to-glass p95 (ms)", fontsize=9)
+    pkt_ax.bar(labels, [r["forwarding"]["packets_per_s_per_worker_core"] for r in runs])
+    pkt_ax.axhline(35_000, color="gray", linestyle="--", linewidth=1, label="LiveKit, published: 35k")
+    pkt_ax.set_title("forwarded packets/s per worker core", fontsize=9)
+    for ax in (fps_ax, g2g_ax, pkt_ax):
+        ax.set_xlabel("viewers, join rate", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle("1 host, viewers over 2 worker processes (cascade), harness beside them on 2 cores", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--plot", nargs="+", type=Path, metavar="JSON",
+                        help="only plot these earlier results into --out (a .png)")
     parser.add_argument("--viewers", type=int, default=300)
     parser.add_argument("--relays", type=int, default=1, help="vitrine media processes beside the origin")
     parser.add_argument("--duration", type=float, default=30.0)
@@ -141,6 +189,9 @@ def main() -> None:
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/9"))
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    if args.plot:
+        plot_runs([json.loads(p.read_text()) for p in args.plot], args.out)
+        return
     publish(benchmark(args), args.out, None, bulky=("report", "machine"))
 
 
