@@ -18,6 +18,7 @@ from media.service import WorkerService, redis_push
 from media.worker import MediaWorker
 from signaling.consult.service import ConsultService
 from signaling.hub import SessionHub
+from signaling.inspect.cases import CaseService
 from signaling.live.actions import LiveActions
 from signaling.live.shows import ShowService
 from signaling.rooms import RoomService
@@ -43,6 +44,7 @@ class Runtime:
     consult: ConsultService
     live: LiveActions
     shows: ShowService
+    cases: CaseService
     worker: WorkerService | None = None
     _watchdog: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -112,7 +114,7 @@ async def start_runtime(settings: Settings, mode: Mode = "embedded") -> Runtime:
     live = LiveActions(state, rooms, hub)
     runtime = Runtime(settings=settings, state=state, link=link, hub=hub, rooms=rooms, webhooks=webhooks,
                       consult=ConsultService(settings, state, rooms, webhooks), live=live,
-                      shows=ShowService(settings, state, rooms, live))
+                      shows=ShowService(settings, state, rooms, live), cases=CaseService(settings, state))
     await runtime.webhooks.start()
     await runtime.live.start()
     runtime.consult.start()

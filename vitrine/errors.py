@@ -46,6 +46,9 @@ class ErrorCode(StrEnum):
     BANNED = "banned"
     MUTED = "muted"
     RECORDING_NOT_FOUND = "recording_not_found"
+    CASE_NOT_FOUND = "case_not_found"
+    LINK_EXPIRED = "link_expired"
+    LINK_USED = "link_used"
     RECORDING_EXISTS = "recording_exists"
     INTERNAL = "internal"
 
@@ -88,6 +91,9 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.BANNED: 403,
     ErrorCode.MUTED: 403,
     ErrorCode.RECORDING_NOT_FOUND: 404,
+    ErrorCode.CASE_NOT_FOUND: 404,
+    ErrorCode.LINK_EXPIRED: 410,
+    ErrorCode.LINK_USED: 410,
     ErrorCode.RECORDING_EXISTS: 409,
     ErrorCode.INTERNAL: 500,
 }

@@ -23,6 +23,7 @@ class Collection(StrEnum):
     PRESENCE = "presence"
     CALLS = "calls"
     REQUESTS = "requests"
+    CASES = "cases"  # inspection cases (signaling.inspect), by creation time
 
 
 class DeskStore(Protocol):

@@ -1,0 +1,1 @@
+"""After-sales inspection on the server: cases and their one-time links."""

@@ -1,0 +1,86 @@
+"""``CaseService``: open an inspection case, issue its one-time link, and redeem the link once.
+
+Cases are stored per shop in the ``DeskStore``'s ``cases`` collection. Redeeming a link is a
+read-modify-write of its case (the nonce still current, not used yet, then marked used), done under
+the case's lock on every node, so two phones opening the same link at once get one session and one
+``link_used``.
+"""
+
+from __future__ import annotations
+
+from signaling.locks import NamedLocks
+from vitrine.config import Settings
+from vitrine.errors import ErrorCode, VitrineError
+from vitrine.inspect.links import (
+    LINK_AUDIENCE,
+    CaseClaims,
+    mint_buyer_token,
+    mint_link_token,
+    verify_case_token,
+)
+from vitrine.inspect.models import Case, CaseSetup, CaseState, new_link_nonce
+from vitrine.models import now_ms
+from vitrine.state import State
+from vitrine.state.desk import Collection
+from vitrine.state.shops import require_shop
+
+
+class CaseService:
+    def __init__(self, settings: Settings, state: State) -> None:
+        self.settings = settings
+        self.state = state
+        self._locks = NamedLocks(state.rooms, "the case is busy; try again")
+
+    async def open(self, shop_id: str, setup: CaseSetup) -> tuple[Case, str]:
+        """A new case and its link token."""
+        await require_shop(self.state.shops, shop_id)
+        case = Case(shop=shop_id, **setup.model_dump(), link_expires_at_ms=now_ms() + setup.link_ttl_s * 1000)
+        await self._save(case)
+        return case, mint_link_token(self.settings, case)
+
+    async def get(self, shop_id: str, case_id: str) -> Case:
+        raw = await self.state.desk.get(shop_id, Collection.CASES, case_id)
+        if raw is None:
+            raise VitrineError(ErrorCode.CASE_NOT_FOUND, "no such case")
+        return Case.model_validate_json(raw)
+
+    async def recent(self, shop_id: str, limit: int) -> list[Case]:
+        await require_shop(self.state.shops, shop_id)
+        rows = await self.state.desk.scan(shop_id, Collection.CASES, newest_first=True, limit=limit)
+        return [Case.model_validate_json(raw) for raw in rows]
+
+    async def new_link(self, shop_id: str, case_id: str) -> tuple[Case, str]:
+        """A fresh link (the buyer lost theirs, or it expired); the previous one stops working."""
+        async with self._locks.hold(f"case:{case_id}"):
+            case = await self.get(shop_id, case_id)
+            if case.state == CaseState.CLOSED:
+                raise VitrineError(ErrorCode.PERMISSION_DENIED, "the case is closed")
+            case = case.model_copy(update={"link_nonce": new_link_nonce(), "link_used_at_ms": None,
+                                           "link_expires_at_ms": now_ms() + case.link_ttl_s * 1000})
+            await self._save(case)
+        return case, mint_link_token(self.settings, case)
+
+    async def redeem(self, token: str) -> tuple[Case, str]:
+        """Spend a link: the case and a buyer session token, or ``link_used`` / ``link_expired`` /
+        ``invalid_token`` (a link replaced by a newer one, or forged)."""
+        claims = verify_case_token(self.settings, token, LINK_AUDIENCE)
+        async with self._locks.hold(f"case:{claims.sub}"):
+            case = await self._case_of(claims)
+            if claims.jti != case.link_nonce:
+                raise VitrineError(ErrorCode.INVALID_TOKEN, "this link was replaced by a newer one")
+            if case.link_used_at_ms is not None:
+                raise VitrineError(ErrorCode.LINK_USED, "this link was already used: ask the seller for a new one")
+            if case.state == CaseState.CLOSED:
+                raise VitrineError(ErrorCode.LINK_EXPIRED, "this inspection is over")
+            case = case.model_copy(update={"link_used_at_ms": now_ms(), "state": CaseState.IN_PROGRESS})
+            await self._save(case)
+        return case, mint_buyer_token(self.settings, case)
+
+    async def _case_of(self, claims: CaseClaims) -> Case:
+        try:
+            return await self.get(claims.shop, claims.sub)
+        except VitrineError:
+            raise VitrineError(ErrorCode.INVALID_TOKEN, "this link's case no longer exists") from None
+
+    async def _save(self, case: Case) -> None:
+        await self.state.desk.put(case.shop, Collection.CASES, case.id, case.model_dump_json(), case.created_at_ms)
