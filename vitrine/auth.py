@@ -7,16 +7,17 @@ verified token, never from a URL or a message body.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 import jwt
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from vitrine.config import Settings
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.models import ROLE_DEFAULT_GRANTS, Grants, Identity, Role, RoomName, ShopId, Strict
 
 ALGORITHM = "HS256"
+C = TypeVar("C", bound=BaseModel)
 
 
 class JoinClaims(Strict):
@@ -62,22 +63,25 @@ def mint_token(
 
 def verify_token(settings: Settings, token: str) -> JoinClaims:
     """Return the verified claims or raise a typed error. Never echoes the token."""
+    return decode_token(settings, token, JoinClaims)
+
+
+def decode_token(settings: Settings, token: str, model: type[C], *, audience: str | None = None,
+                 leeway_s: int | None = None, expired: VitrineError | None = None) -> C:
+    """Check a token Vitrine signed (HS256, our issuer, ``exp``; ``aud`` exactly when ``audience`` is given)
+    and validate its claims as ``model``. Every failure is a typed error that never echoes the token:
+    ``expired`` when it is out of date (``token_expired`` by default), ``invalid_token`` otherwise."""
     if not isinstance(token, str) or not token or len(token) > 8192:
         raise VitrineError(ErrorCode.INVALID_TOKEN, "missing or malformed token")
     try:
         payload: dict[str, Any] = jwt.decode(
-            token,
-            settings.secret_bytes,
-            algorithms=[ALGORITHM],
-            issuer=settings.api_key,
-            leeway=settings.token_leeway_s,
-            options={"require": ["exp", "iss", "sub"]},
-        )
+            token, settings.secret_bytes, algorithms=[ALGORITHM], issuer=settings.api_key, audience=audience,
+            leeway=settings.token_leeway_s if leeway_s is None else leeway_s,
+            options={"require": ["exp", "iss", "sub", *(["aud"] if audience else [])]})
+        return model.model_validate(payload)
     except jwt.ExpiredSignatureError:
-        raise VitrineError(ErrorCode.TOKEN_EXPIRED, "token has expired") from None
+        raise expired or VitrineError(ErrorCode.TOKEN_EXPIRED, "token has expired") from None
     except jwt.PyJWTError as exc:
         raise VitrineError(ErrorCode.INVALID_TOKEN, f"token rejected: {type(exc).__name__}") from None
-    try:
-        return JoinClaims.model_validate(payload)
     except ValidationError:
         raise VitrineError(ErrorCode.INVALID_TOKEN, "token claims are malformed") from None

@@ -7,12 +7,11 @@ audience), so a desk token can never join a room and a join token can never log 
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Literal
 
 import jwt
-from pydantic import ValidationError
 
-from vitrine.auth import ALGORITHM
+from vitrine.auth import ALGORITHM, decode_token
 from vitrine.config import Settings
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.models import ShopId, Strict
@@ -40,18 +39,7 @@ def mint_desk_token(settings: Settings, *, shop: str, subject: str, role: DeskRo
 
 def verify_desk_token(settings: Settings, token: str, role: DeskRole) -> DeskClaims:
     """The verified claims of a ``role`` token, or a typed error that never echoes the token."""
-    try:
-        payload: dict[str, Any] = jwt.decode(
-            token, settings.secret_bytes, algorithms=[ALGORITHM], audience=DESK_AUDIENCE,
-            issuer=settings.api_key, leeway=settings.token_leeway_s,
-            options={"require": ["exp", "iss", "sub", "aud"]})
-        claims = DeskClaims.model_validate(payload)
-    except jwt.ExpiredSignatureError:
-        raise VitrineError(ErrorCode.TOKEN_EXPIRED, "token has expired") from None
-    except jwt.PyJWTError as exc:
-        raise VitrineError(ErrorCode.INVALID_TOKEN, f"token rejected: {type(exc).__name__}") from None
-    except ValidationError:
-        raise VitrineError(ErrorCode.INVALID_TOKEN, "token claims are malformed") from None
+    claims = decode_token(settings, token, DeskClaims, audience=DESK_AUDIENCE)
     if claims.role != role:
         raise VitrineError(ErrorCode.PERMISSION_DENIED, f"a {claims.role} token cannot be used as a {role} token")
     return claims

@@ -10,12 +10,10 @@ redeeming it records its use, so it works once. Its expiry is checked without le
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import jwt
-from pydantic import ValidationError
 
-from vitrine.auth import ALGORITHM
+from vitrine.auth import ALGORITHM, decode_token
 from vitrine.config import Settings
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.inspect.models import Case
@@ -52,15 +50,5 @@ def mint_buyer_token(settings: Settings, case: Case) -> str:
 
 def verify_case_token(settings: Settings, token: str, audience: str) -> CaseClaims:
     """The claims, or a typed error that never echoes the token (``link_expired`` for an old link)."""
-    if not isinstance(token, str) or not token or len(token) > 4096:
-        raise VitrineError(ErrorCode.INVALID_TOKEN, "missing or malformed link")
-    try:
-        payload: dict[str, Any] = jwt.decode(token, settings.secret_bytes, algorithms=[ALGORITHM], audience=audience,
-                                             issuer=settings.api_key, options={"require": ["exp", "iss", "sub", "aud"]})
-        return CaseClaims.model_validate(payload)
-    except jwt.ExpiredSignatureError:
-        raise VitrineError(ErrorCode.LINK_EXPIRED, "this link has expired: ask the seller for a new one") from None
-    except jwt.PyJWTError as exc:
-        raise VitrineError(ErrorCode.INVALID_TOKEN, f"link rejected: {type(exc).__name__}") from None
-    except ValidationError:
-        raise VitrineError(ErrorCode.INVALID_TOKEN, "link claims are malformed") from None
+    return decode_token(settings, token, CaseClaims, audience=audience, leeway_s=0, expired=VitrineError(
+        ErrorCode.LINK_EXPIRED, "this link has expired: ask the seller for a new one"))
