@@ -71,7 +71,8 @@ class LiveActions:
         self._locks = NamedLocks(state.rooms, "the show is busy; try again")
         self._reactions: dict[str, Counter[Reaction]] = {}
         self._loops = TaskSet()
-        self._stats_seen: dict[str, LiveStats] = {}
+        self._counted: dict[str, LiveStats] = {}  # each local show's counts, as the last stats step found them
+        self._pushed: dict[str, LiveStats] = {}  # ... and as last pushed to its sessions
 
     async def start(self) -> None:
         self._loops.spawn(self._every(REACTION_FLUSH_S, self._flush_reactions))
@@ -93,11 +94,12 @@ class LiveActions:
         state = await self.state.live.get_state(room)
         if state is None:
             return None
-        self._stats_seen.pop(room, None)  # this joiner's counts may be newer than the room's last push: push again
+        self._pushed.pop(room, None)  # this joiner's counts may be newer than the room's last push: push again
         if state.deal is not None and state.deal.ends_at_ms <= now_ms():
             state.deal = None
-        stats = await self.state.live.stats(room)
-        state.viewers, state.likes = await self._viewers(room), stats.get("likes", 0)
+        # A join must not scan the whole audience (a ramp of joins would be quadratic): the last count serves.
+        counted = self._counted.get(room) or await self._count(room)
+        state.viewers, state.likes = counted.viewers, counted.likes
         return state
 
     async def retitle(self, room: str, title: str) -> None:
@@ -296,19 +298,21 @@ class LiveActions:
                 await self.announce(room, LogEntry(seq=0, kind="reactions", reactions=dict(counts), at_ms=now_ms()))
                 await self.state.live.count(room, "likes", sum(counts.values()))
 
-    async def _viewers(self, room: str) -> int:
-        return sum(1 for p in await self.state.rooms.list_participants(room) if p.role == Role.VIEWER)
+    async def _count(self, room: str) -> LiveStats:
+        """The show's viewers (every node's: the ``RoomStore`` holds them all) and likes, now."""
+        viewers = sum(1 for p in await self.state.rooms.list_participants(room) if p.role == Role.VIEWER)
+        return LiveStats(viewers=viewers, likes=(await self.state.live.stats(room)).get("likes", 0))
 
     async def _push_stats(self) -> None:
         """Every few seconds, the global viewer count and likes to this node's sessions of each show."""
         for room in self.hub.local_rooms():
             if await self.state.live.get_state(room) is None:
                 continue
-            viewers = await self._viewers(room)
-            await self.state.live.raise_to(room, "peak_viewers", viewers)
-            stats = LiveStats(viewers=viewers, likes=(await self.state.live.stats(room)).get("likes", 0))
-            if self._stats_seen.get(room) != stats:
-                self._stats_seen[room] = stats
+            stats = self._counted[room] = await self._count(room)
+            await self.state.live.raise_to(room, "peak_viewers", stats.viewers)
+            if self._pushed.get(room) != stats:
+                self._pushed[room] = stats
                 await self.hub.send_local(room, stats)
-        for room in set(self._stats_seen) - set(self.hub.local_rooms()):
-            del self._stats_seen[room]
+        for table in (self._counted, self._pushed):
+            for room in set(table) - set(self.hub.local_rooms()):
+                del table[room]
