@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from vitrine.protocol import LogEntry, RoomEvent, ServerMessage, ServerOfferMessage
+from vitrine.protocol import KnockPush, LogEntry, RoomEvent, ServerMessage, ServerOfferMessage
 from vitrine.rpc import Kick, OfferPush, RoomBusMessage
 from vitrine.state import keys
 from vitrine.state.base import EventBus, Subscription
@@ -29,6 +29,13 @@ class LocalSession(Protocol):
 
     def send(self, message: ServerMessage) -> None: ...
 
+    async def on_knock_answered(self, push: KnockPush) -> None:
+        """This session's own knock was admitted or denied."""
+
+    @property
+    def room_admin(self) -> bool:
+        """Whether the session is joined with ``room_admin`` (it is told about knocks)."""
+
     @property
     def worker_id(self) -> str | None:
         """The media worker serving this session (a live room's viewer may be on a relay)."""
@@ -40,12 +47,25 @@ class SessionHub:
         self.sessions: dict[str, LocalSession] = {}
         self.rooms: dict[str, set[str]] = {}
         self._subscriptions: dict[str, Subscription] = {}
+        self.knockers: dict[str, tuple[str, LocalSession]] = {}  # knock id -> (room, the knocking session)
 
     async def attach(self, room: str, sid: str, session: LocalSession) -> None:
         """Register before the room snapshot is read, so no event falls in between."""
         self.sessions[sid] = session
         members = self.rooms.setdefault(room, set())
         members.add(sid)
+        await self._subscribe(room)
+
+    async def wait_at_door(self, room: str, knock_id: str, session: LocalSession) -> None:
+        """A knocker listens for its answer (and nothing else of the room) before its knock is announced."""
+        self.knockers[knock_id] = (room, session)
+        await self._subscribe(room)
+
+    async def leave_door(self, room: str, knock_id: str) -> None:
+        self.knockers.pop(knock_id, None)
+        await self._unsubscribe_if_unused(room)
+
+    async def _subscribe(self, room: str) -> None:
         if room not in self._subscriptions:
             async def handler(raw: str, room: str = room) -> None:
                 await self._on_room_message(room, raw)
@@ -60,9 +80,14 @@ class SessionHub:
         members.discard(sid)
         if not members:
             del self.rooms[room]
-            subscription = self._subscriptions.pop(room, None)
-            if subscription is not None:
-                await subscription.close()
+        await self._unsubscribe_if_unused(room)
+
+    async def _unsubscribe_if_unused(self, room: str) -> None:
+        if room in self.rooms or any(r == room for r, _ in self.knockers.values()):
+            return
+        subscription = self._subscriptions.pop(room, None)
+        if subscription is not None:
+            await subscription.close()
 
     async def _on_room_message(self, room: str, raw: str) -> None:
         message = RoomBusMessage.model_validate_json(raw)
@@ -70,6 +95,8 @@ class SessionHub:
             session = self.sessions.get(message.kick.sid)
             if session is not None:
                 await session.on_kick(message.kick)
+        if message.knock is not None:
+            await self._on_knock(room, message.knock)
         if message.event is not None or message.log is not None:
             for sid in list(self.rooms.get(room, ())):
                 session = self.sessions.get(sid)
@@ -79,6 +106,15 @@ class SessionHub:
                     await session.on_event(message.event)
                 if message.log is not None:
                     await session.on_log(message.log)
+
+    async def _on_knock(self, room: str, push: KnockPush) -> None:
+        for sid in list(self.rooms.get(room, ())):
+            session = self.sessions.get(sid)
+            if session is not None and session.room_admin:
+                session.send(push)
+        knocker = self.knockers.get(push.knock.id)
+        if push.ended in ("admitted", "denied") and knocker is not None:
+            await knocker[1].on_knock_answered(push)
 
     async def on_push(self, push: OfferPush) -> None:
         session = self.sessions.get(push.sid)

@@ -6,9 +6,11 @@ every visible change becomes a numbered RoomEvent on the room's channel.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 from dataclasses import dataclass, field
+from typing import Literal
 
 from signaling.cascade import Cascade, relayed
 from signaling.placement import ensure_worker
@@ -17,7 +19,7 @@ from vitrine.auth import JoinClaims
 from vitrine.config import Settings
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.models import Participant, ParticipantView, Role, Room, RoomKind, Track, now_ms
-from vitrine.protocol import LeaveCode, LogEntry, RoomEvent, RoomEventKind, TrackRequest
+from vitrine.protocol import Knock, KnockPush, LeaveCode, LogEntry, RoomEvent, RoomEventKind, TrackRequest
 from vitrine.rpc import CloseRoomCommand, JoinCommand, Kick, LeaveCommand, RoomBusMessage, WorkerCommand, WorkerReply
 from vitrine.state import State, keys
 from vitrine.state.roomlog import MAX_ENTRIES
@@ -94,12 +96,7 @@ class RoomService:
                 name=claims.room, kind=KIND_FOR_ROLE[claims.role], shop=claims.shop,
                 max_participants=self.settings.max_participants_per_room))
             room = await self.get_room(claims.room)
-        if room.shop != claims.shop:  # another tenant's room (or one created meanwhile): not even its existence shows
-            raise VitrineError(ErrorCode.ROOM_NOT_FOUND, "no such room")
-        if room.closed:
-            raise VitrineError(ErrorCode.ROOM_CLOSED, "the room is closed")
-        if room.kind == RoomKind.LIVE and await self.state.live.is_banned(room.name, claims.sub):
-            raise VitrineError(ErrorCode.BANNED, "you are banned from this show")
+        await self._may_enter(room, claims)
         # Refuse what the worker would refuse before touching the room's records.
         if publish and not claims.grants.can_publish:
             raise VitrineError(ErrorCode.PERMISSION_DENIED, "this token may not publish")
@@ -130,6 +127,52 @@ class RoomService:
         if room.kind == RoomKind.LIVE and participant.role == Role.VIEWER:
             await self.state.live.count(room.name, "viewer_sessions")
         return Admission(room=room, participant=participant, worker_id=target, reply=reply)
+
+    async def _may_enter(self, room: Room, claims: JoinClaims) -> None:
+        if room.shop != claims.shop:  # another tenant's room (or one created meanwhile): not even its existence shows
+            raise VitrineError(ErrorCode.ROOM_NOT_FOUND, "no such room")
+        if room.closed:
+            raise VitrineError(ErrorCode.ROOM_CLOSED, "the room is closed")
+        if room.kind == RoomKind.LIVE and await self.state.live.is_banned(room.name, claims.sub):
+            raise VitrineError(ErrorCode.BANNED, "you are banned from this show")
+
+    # -- knock and admit -------------------------------------------------------------
+
+    async def knock(self, claims: JoinClaims, name: str | None) -> Knock:
+        """A knock at an existing room's door: checked like a join, but nothing joins (no participant record,
+        no worker session). ``announce_knock`` tells the room's admins once the knocker listens for the answer."""
+        room = await self.get_room(claims.room)
+        await self._may_enter(room, claims)
+        knock_id = "KN_" + secrets.token_urlsafe(9)
+        return Knock(id=knock_id, at_ms=now_ms(), participant=ParticipantView(
+            sid=knock_id, identity=claims.sub, role=claims.role, name=name or claims.name))
+
+    async def announce_knock(self, room: str, knock: Knock) -> None:
+        await self.state.rooms.add_knock(room, knock.id, knock.model_dump_json())
+        await self._publish_knock(room, KnockPush(knock=knock))
+
+    async def settle_knock(self, admission: Admission, knock_id: str, admit: bool) -> None:
+        """A room admin's answer; only the first answer to a knock counts."""
+        if not admission.participant.grants.room_admin:
+            raise VitrineError(ErrorCode.PERMISSION_DENIED, "only the room's admins admit")
+        await self._end_knock(admission.room.name, knock_id, "admitted" if admit else "denied")
+
+    async def cancel_knock(self, room: str, knock_id: str) -> None:
+        """The knocker left before an answer."""
+        with contextlib.suppress(VitrineError):
+            await self._end_knock(room, knock_id, "left")
+
+    async def knocks(self, room: str) -> list[Knock]:
+        return [Knock.model_validate_json(raw) for raw in await self.state.rooms.list_knocks(room)]
+
+    async def _end_knock(self, room: str, knock_id: str, ended: Literal["admitted", "denied", "left"]) -> None:
+        raw = await self.state.rooms.take_knock(room, knock_id)
+        if raw is None:
+            raise VitrineError(ErrorCode.KNOCK_NOT_FOUND, "nobody is knocking with that id (answered, or gone)")
+        await self._publish_knock(room, KnockPush(knock=Knock.model_validate_json(raw), ended=ended))
+
+    async def _publish_knock(self, room: str, push: KnockPush) -> None:
+        await self.state.bus.publish(keys.room_events_channel(room), RoomBusMessage(knock=push).model_dump_json())
 
     async def run(self, admission: Admission, command: WorkerCommand) -> WorkerReply:
         """Send a participant's command to its worker and publish what changed."""

@@ -19,13 +19,14 @@ from signaling.hub import SessionHub
 from signaling.live.actions import LiveActions
 from signaling.metrics import METRICS
 from signaling.rooms import Admission, RoomService
-from vitrine.auth import verify_token
+from vitrine.auth import JoinClaims, verify_token
 from vitrine.config import Settings
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.live.models import ClickMessage, DealMessage, ModerateMessage, ProductMessage, ReactMessage
 from vitrine.models import ParticipantView, RoomKind
 from vitrine.protocol import (
     PROTOCOL_VERSION,
+    AdmitMessage,
     AnswerMessage,
     CandidateMessage,
     ChatSendMessage,
@@ -34,6 +35,8 @@ from vitrine.protocol import (
     HistoryRequest,
     JoinedMessage,
     JoinMessage,
+    Knock,
+    KnockPush,
     LeaveMessage,
     LeaveNotice,
     LogEntry,
@@ -46,6 +49,7 @@ from vitrine.protocol import (
     ServerMessage,
     ServerOfferMessage,
     UnpublishMessage,
+    WaitingMessage,
     encode,
     parse_client_message,
 )
@@ -58,6 +62,7 @@ from vitrine.rpc import (
     UnpublishCommand,
     WorkerCommand,
 )
+from vitrine.tasks import TaskSet
 from vitrine.text import TokenBucket
 from vitrine.turn import ice_servers_for
 
@@ -95,10 +100,17 @@ class RtcSession:
         self._early_log: list[LogEntry] = []
         self._ahead: dict[int, LogEntry] = {}  # chat lines that arrived before one they follow
         self._reorder_timer: asyncio.TimerHandle | None = None
+        self._knock: tuple[Knock, JoinClaims, JoinMessage] | None = None  # waiting at the door (needs_admit)
+        self._serial = asyncio.Lock()  # one message, or the join an admit lets through, at a time
+        self._tasks = TaskSet()
 
     @property
     def worker_id(self) -> str | None:
         return self.admission.worker_id if self.admission else None
+
+    @property
+    def room_admin(self) -> bool:
+        return bool(self.admission and self.admission.participant.grants.room_admin)
 
     # -- outgoing -------------------------------------------------------------------
 
@@ -194,7 +206,8 @@ class RtcSession:
 
     async def _read_loop(self, writer: asyncio.Task[None]) -> None:
         while not writer.done():
-            timeout = self.settings.join_timeout_s if self.admission is None else self.settings.idle_timeout_s
+            waiting = self.admission is None and self._knock is None
+            timeout = self.settings.join_timeout_s if waiting else self.settings.idle_timeout_s
             try:
                 raw = await receive_frame(self.ws, writer, timeout, self.settings.max_message_bytes)
             except Idle:
@@ -220,7 +233,8 @@ class RtcSession:
                 self._refuse_origin(notice=False)
                 return
             METRICS.signaling_messages.labels(type=ref).inc()
-            await self._dispatch(message)
+            async with self._serial:
+                await self._dispatch(message)
         except VitrineError as exc:
             self.error(exc, ref)
         except Exception:
@@ -235,8 +249,15 @@ class RtcSession:
             await self._join(message)
             return
         admission = self.admission
+        if admission is None and self._knock is not None and isinstance(message, LeaveMessage):
+            self._closing = LeaveNotice(reason="left")
+            self._drain_and_stop()
+            return
         if admission is None:
-            raise VitrineError(ErrorCode.NOT_JOINED, "send join first")
+            raise VitrineError(ErrorCode.NOT_JOINED, "waiting to be admitted" if self._knock else "send join first")
+        if isinstance(message, AdmitMessage):
+            await self.rooms.settle_knock(admission, message.knock, message.admit)
+            return
         if isinstance(message, LeaveMessage):
             self._closing = LeaveNotice(reason="left")
             self._drain_and_stop()
@@ -278,8 +299,8 @@ class RtcSession:
             await self.live.deal(admission, message)
 
     async def _join(self, message: JoinMessage) -> None:
-        if self.admission is not None:
-            raise VitrineError(ErrorCode.ALREADY_JOINED, "this session has already joined")
+        if self.admission is not None or self._knock is not None:
+            raise VitrineError(ErrorCode.ALREADY_JOINED, "this session has already joined (or knocked)")
         if message.v != PROTOCOL_VERSION:
             raise VitrineError(ErrorCode.UNSUPPORTED_VERSION, f"this server speaks protocol v{PROTOCOL_VERSION}")
         claims = verify_token(self.settings, message.token)
@@ -287,6 +308,41 @@ class RtcSession:
             self.error(VitrineError(ErrorCode.ORIGIN_NOT_ALLOWED, "this page's origin may not join"), "join")
             self._refuse_origin(notice=True)
             return
+        if claims.grants.needs_admit:
+            await self._knock_at_door(claims, message)
+            return
+        await self._enter(claims, message)
+
+    async def _knock_at_door(self, claims: JoinClaims, message: JoinMessage) -> None:
+        """Wait outside: the room's admins see the knock; nothing joins the room or a worker until one admits."""
+        knock = await self.rooms.knock(claims, message.name)
+        self._knock = (knock, claims, message)
+        await self.hub.wait_at_door(claims.room, knock.id, self)  # listening before anyone can answer
+        await self.rooms.announce_knock(claims.room, knock)
+        self.send(WaitingMessage(knock=knock.id))
+
+    async def on_knock_answered(self, push: KnockPush) -> None:
+        if self._knock is None or push.knock.id != self._knock[0].id:
+            return
+        knock, claims, message = self._knock
+        self._knock = None
+        await self.hub.leave_door(claims.room, knock.id)
+        if push.ended == "admitted":
+            self._tasks.spawn(self._enter_admitted(claims, message))
+        else:
+            await self.on_kick(Kick(sid=knock.id, reason="the host did not let you in", code="denied"))
+
+    async def _enter_admitted(self, claims: JoinClaims, message: JoinMessage) -> None:
+        async with self._serial:
+            try:
+                await self._enter(claims, message)
+            except VitrineError as exc:
+                self.error(exc, "join")
+            except Exception:
+                logger.exception("joining after an admit failed")
+                self.error(VitrineError(ErrorCode.INTERNAL, "internal error"), "join")
+
+    async def _enter(self, claims: JoinClaims, message: JoinMessage) -> None:
         admission = await self.rooms.admit(claims, publish=message.publish, name=message.name,
                                            node_id=self.settings.node_id)
         self.admission = admission
@@ -295,10 +351,12 @@ class RtcSession:
         participants, tracks, seq = await self.rooms.snapshot(room.name)
         log_seq = await self.rooms.state.roomlog.last_seq(room.name)
         live = await self.live.state_for(room.name) if room.kind == RoomKind.LIVE else None
+        knocks = await self.rooms.knocks(room.name) if participant.grants.room_admin else []
         self.send(JoinedMessage(
             room=room, participant=ParticipantView.of(participant), grants=participant.grants,
             participants=[ParticipantView.of(p) for p in participants], tracks=tracks,
             ice_servers=ice_servers_for(self.settings, participant.identity), seq=seq, log_seq=log_seq, live=live,
+            knocks=knocks,
         ))
         self._snapshot_seq, self._log_seq = seq, log_seq
         for event in self._early_events:
@@ -335,6 +393,11 @@ class RtcSession:
         self.send(HistoryMessage(entries=await log.after(room, after, request.limit), last_seq=last))
 
     async def _leave(self) -> None:
+        if self._knock is not None:  # left before an answer: the admins' consoles drop the knock
+            knock, claims, _ = self._knock
+            self._knock = None
+            await self.hub.leave_door(claims.room, knock.id)
+            await self.rooms.cancel_knock(claims.room, knock.id)
         admission, self.admission = self.admission, None
         if admission is None:
             return

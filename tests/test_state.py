@@ -112,6 +112,7 @@ async def test_redis_delete_room_removes_all_keys(redis_state: tuple[State, aior
     await st.rooms.add_track("r1", Track(sid="TR_1", participant_sid="PA_x", kind=TrackKind.AUDIO))
     await st.rooms.next_seq("r1")
     await st.rooms.add_relay("r1", "worker-2")
+    await st.rooms.add_knock("r1", "KN_1", "{}")
     room_keys = await raw.keys("vitrine:{r1}:*")
     assert set(room_keys) == set(keys.room_keys("r1"))  # every key of the room carries its hash tag
     assert await raw.smembers(keys.ROOMS_INDEX) == {"r1"}

@@ -47,6 +47,7 @@ class ErrorCode(StrEnum):
     MUTED = "muted"
     RECORDING_NOT_FOUND = "recording_not_found"
     CASE_NOT_FOUND = "case_not_found"
+    KNOCK_NOT_FOUND = "knock_not_found"
     LINK_EXPIRED = "link_expired"
     LINK_USED = "link_used"
     RECORDING_EXISTS = "recording_exists"
@@ -92,6 +93,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.MUTED: 403,
     ErrorCode.RECORDING_NOT_FOUND: 404,
     ErrorCode.CASE_NOT_FOUND: 404,
+    ErrorCode.KNOCK_NOT_FOUND: 404,
     ErrorCode.LINK_EXPIRED: 410,
     ErrorCode.LINK_USED: 410,
     ErrorCode.RECORDING_EXISTS: 409,

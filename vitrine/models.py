@@ -59,6 +59,7 @@ class Grants(Strict):
     room_admin: bool = False
     hidden: bool = False
     room_create: bool = False
+    needs_admit: bool = False  # knocks first: a room admin admits (or denies) it before it joins
 
 
 # What each role may do unless the token says otherwise.

@@ -106,6 +106,14 @@ class PingMessage(Strict):
     ts: int | None = None
 
 
+class AdmitMessage(Strict):
+    """A room admin admits (``admit: true``) or denies a knock."""
+
+    type: Literal["admit"]
+    knock: str = Field(max_length=64)
+    admit: bool = True
+
+
 MAX_ROOM_CHAT_CHARS = 500
 
 
@@ -128,7 +136,7 @@ class HistoryRequest(Strict):
 ClientMessage = Annotated[
     JoinMessage | OfferMessage | AnswerMessage | CandidateMessage | PublishMessage
     | UnpublishMessage | LeaveMessage | PingMessage | ChatSendMessage | HistoryRequest
-    | ReactMessage | ModerateMessage | ProductMessage | DealMessage | ClickMessage,
+    | ReactMessage | ModerateMessage | ProductMessage | DealMessage | ClickMessage | AdmitMessage,
     Field(discriminator="type"),
 ]
 
@@ -148,6 +156,31 @@ class JoinedMessage(Strict):
     seq: int
     log_seq: int = 0  # the room log's newest seq at join: ask ``history`` for what came before
     live: LiveState | None = None  # a live show's pins, deal, slow mode and counts as of the join
+    knocks: list[Knock] = Field(default_factory=list)  # to room admins: who waits to be admitted
+
+
+class Knock(Strict):
+    """Someone holding a ``needs_admit`` token, waiting at the room's door: not in the room, not on a worker."""
+
+    id: str
+    participant: ParticipantView
+    at_ms: int
+
+
+class KnockPush(Strict):
+    """To room admins: someone knocks (``ended``: absent), or a knock was settled (admitted or not, or the
+    knocker left), so every admin's console clears it."""
+
+    type: Literal["knock"] = "knock"
+    knock: Knock
+    ended: Literal["admitted", "denied", "left"] | None = None
+
+
+class WaitingMessage(Strict):
+    """To the knocker: the room's admins were told; ``joined`` follows an admit, ``leave`` a denial."""
+
+    type: Literal["waiting"] = "waiting"
+    knock: str
 
 
 class LogEntry(Strict):
@@ -232,7 +265,7 @@ class ErrorMessage(Strict):
     ref: str | None = None  # the type of the message that caused it
 
 
-LeaveCode = Literal["banned", "show_ended", "replaced"]  # replaced: the same identity joined elsewhere
+LeaveCode = Literal["banned", "show_ended", "replaced", "denied"]  # replaced: the same identity joined elsewhere
 
 
 class LeaveNotice(Strict):
@@ -246,7 +279,8 @@ class LeaveNotice(Strict):
 
 ServerMessage = (
     JoinedMessage | ServerOfferMessage | ServerAnswerMessage | ServerCandidateMessage
-    | RoomEvent | PongMessage | ErrorMessage | LeaveNotice | LogPush | HistoryMessage | LiveStats
+    | RoomEvent | PongMessage | ErrorMessage | LeaveNotice | LogPush | HistoryMessage | LiveStats | KnockPush
+    | WaitingMessage
 )
 
 _client_adapter: TypeAdapter[Any] = TypeAdapter(ClientMessage)

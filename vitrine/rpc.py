@@ -13,6 +13,7 @@ from vitrine.errors import ErrorCode, VitrineError
 from vitrine.models import Identity, Participant, Room, Strict, Track
 from vitrine.protocol import (
     IceCandidate,
+    KnockPush,
     LeaveCode,
     LogEntry,
     MidInfo,
@@ -190,4 +191,5 @@ class RoomBusMessage(Strict):
 
     event: RoomEvent | None = None
     kick: Kick | None = None
-    log: LogEntry | None = None  # a new line of the room's chat, for every session in the room
+    log: LogEntry | None = None  # a new entry of the room's log, for every session in the room
+    knock: KnockPush | None = None  # a knock, or its end, for the room's admins and the knocker

@@ -43,6 +43,9 @@
  *   chat         the same, for chat lines only { seq, participant, text, at_ms }
  *   history      { entries, last_seq } the answer to requestHistory() (older lines for a late joiner)
  *   live         { viewers, likes } a live show's counts, every few seconds while they change
+ *   waiting      { knock } a `needs_admit` token knocked: `joined` follows an admit, `leave` (code "denied") a no
+ *   knock        { knock, ended } to room admins: someone knocks (ended absent), or the knock was settled
+ *                ("admitted", "denied", "left"); the same knock may come twice (also in `joined.knocks`)
  *   reconnecting { attempt, delayMs } the session dropped; joining again (with `reconnect: true`)
  *   reconnected  the new `joined` message after a reconnect; remote tracks arrive again as `track`
  *   close        { code, reason } the socket closed (always the last event)
@@ -301,6 +304,11 @@ export class VitrineRoom extends EventTarget {
     this._send(after === null ? { type: "history", limit } : { type: "history", after, limit });
   }
 
+  /** A room admin lets a knock in (`admit` true) or turns it away. */
+  admit(knock, admit = true) {
+    this._send({ type: "admit", knock, admit });
+  }
+
   /** A live show: react (like, love, fire, clap, wow, laugh); reactions come back summed as `log` entries. */
   react(reaction = "like") {
     this._send({ type: "react", reaction });
@@ -378,6 +386,12 @@ export class VitrineRoom extends EventTarget {
         break;
       case "live":
         this._emit("live", { viewers: message.viewers, likes: message.likes });
+        break;
+      case "waiting":
+        this._emit("waiting", { knock: message.knock });
+        break;
+      case "knock":
+        this._emit("knock", { knock: message.knock, ended: message.ended || null });
         break;
       case "history":
         if (this._catchingUp) {

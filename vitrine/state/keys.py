@@ -98,10 +98,15 @@ def relays_key(room: str) -> str:
     return f"{PREFIX}:{{{room}}}:relays"
 
 
+def knocks_key(room: str) -> str:
+    """HASH: knock id -> ``Knock`` JSON, waiting for a room admin to admit or deny it."""
+    return f"{PREFIX}:{{{room}}}:knocks"
+
+
 def room_keys(room: str) -> list[str]:
     """The keys ``delete_room`` removes: the room's data, not its lock (owned by the holder, expires)."""
     return [room_key(room), participants_key(room), identities_key(room), tracks_key(room), seq_key(room),
-            relays_key(room)]
+            relays_key(room), knocks_key(room)]
 
 
 def lock_key(name: str) -> str:

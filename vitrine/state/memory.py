@@ -20,6 +20,7 @@ class MemoryRoomStore:
         self._participants: dict[str, dict[str, Participant]] = defaultdict(dict)
         self._tracks: dict[str, dict[str, Track]] = defaultdict(dict)
         self._relays: dict[str, set[str]] = defaultdict(set)
+        self._knocks: dict[str, dict[str, str]] = defaultdict(dict)
         self._seq: dict[str, int] = defaultdict(int)
         self._locks: dict[str, tuple[str, float]] = {}
 
@@ -42,6 +43,7 @@ class MemoryRoomStore:
 
     async def delete_room(self, name: str) -> Room | None:
         self._relays.pop(name, None)
+        self._knocks.pop(name, None)
         self._participants.pop(name, None)
         self._tracks.pop(name, None)
         self._seq.pop(name, None)
@@ -74,6 +76,15 @@ class MemoryRoomStore:
 
     async def list_tracks(self, room: str) -> list[Track]:
         return list(self._tracks.get(room, {}).values())
+
+    async def add_knock(self, room: str, knock_id: str, raw: str) -> None:
+        self._knocks[room][knock_id] = raw
+
+    async def take_knock(self, room: str, knock_id: str) -> str | None:
+        return self._knocks.get(room, {}).pop(knock_id, None)
+
+    async def list_knocks(self, room: str) -> list[str]:
+        return list(self._knocks.get(room, {}).values())
 
     async def add_relay(self, room: str, worker_id: str) -> None:
         self._relays[room].add(worker_id)

@@ -193,6 +193,19 @@ class RedisRoomStore:
     async def list_tracks(self, room: str) -> list[Track]:
         return [Track.model_validate_json(raw) for raw in await self._r.hvals(keys.tracks_key(room))]
 
+    async def add_knock(self, room: str, knock_id: str, raw: str) -> None:
+        await self._r.hset(keys.knocks_key(room), knock_id, raw)
+
+    async def take_knock(self, room: str, knock_id: str) -> str | None:
+        async with self._r.pipeline(transaction=True) as pipe:  # MULTI: read and delete as one step
+            pipe.hget(keys.knocks_key(room), knock_id)
+            pipe.hdel(keys.knocks_key(room), knock_id)
+            raw, deleted = await pipe.execute()
+        return raw if deleted else None
+
+    async def list_knocks(self, room: str) -> list[str]:
+        return list(await self._r.hvals(keys.knocks_key(room)))
+
     async def add_relay(self, room: str, worker_id: str) -> None:
         await self._r.sadd(keys.relays_key(room), worker_id)
 
