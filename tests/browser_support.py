@@ -112,6 +112,29 @@ class WatchedPage:
         await self.page.context.close()
 
 
+async def assert_csp_blocks_inline_handlers(browser: playwright_api.Browser, url: str, *,
+                                            ready: str | None = None) -> None:
+    """Defence in depth for a page with a strict CSP: were markup ever injected, its handlers would not run.
+
+    The context keeps the CSP (no bypass), so it waits with selectors, which need no eval. ``ready``: a
+    selector the page shows once its own script has run.
+    """
+    context = await browser.new_context(viewport=DESKTOP)
+    try:
+        page = await context.new_page()
+        await page.goto(url)
+        if ready is not None:
+            await page.locator(ready).wait_for(state="attached", timeout=STATE_TIMEOUT_MS)
+        await page.evaluate("""() => {
+          document.body.insertAdjacentHTML("beforeend", '<img id="probe" src="/x" onerror="window.__pwned=1">');
+          document.getElementById("probe").addEventListener("error", () => { document.body.dataset.probed = "1"; });
+        }""")
+        await page.locator("body[data-probed='1']").wait_for(state="attached", timeout=STATE_TIMEOUT_MS)
+        assert await page.evaluate("window.__pwned") is None
+    finally:
+        await context.close()
+
+
 def video_playing(root: str = "document", selector: str = "video.remote") -> str:
     """JavaScript: the first ``selector`` under ``root`` has decoded frames and is playing."""
     return f"""() => {{

@@ -21,9 +21,9 @@ import websockets
 from tests.browser_support import (
     DESKTOP,
     INJECTION,
-    STATE_TIMEOUT_MS,
     STATE_TIMEOUT_S,
     WatchedPage,
+    assert_csp_blocks_inline_handlers,
     playwright_api,
     video_playing,
 )
@@ -281,22 +281,7 @@ async def test_shopper_text_renders_as_text(server: RunningServer, browser: play
 
 async def test_the_consoles_csp_blocks_injected_handlers(server: RunningServer,
                                                          browser: playwright_api.Browser) -> None:
-    """Defence in depth: were markup ever injected, the page's CSP would not run its handlers.
-
-    This context keeps the CSP (no bypass), so it waits with selectors, which need no eval.
-    """
-    context = await browser.new_context(viewport=DESKTOP)
-    try:
-        page = await context.new_page()
-        await page.goto(server.url + "/agent.html")
-        await page.evaluate("""() => {
-          document.body.insertAdjacentHTML("beforeend", '<img id="probe" src="/x" onerror="window.__pwned=1">');
-          document.getElementById("probe").addEventListener("error", () => { document.body.dataset.probed = "1"; });
-        }""")
-        await page.locator("body[data-probed='1']").wait_for(state="attached", timeout=STATE_TIMEOUT_MS)
-        assert await page.evaluate("window.__pwned") is None
-    finally:
-        await context.close()
+    await assert_csp_blocks_inline_handlers(browser, server.url + "/agent.html")
 
 
 def _closed_today_open_in_two_days() -> list[dict[str, str]]:

@@ -20,7 +20,15 @@ import httpx
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from tests.browser_support import DESKTOP, INJECTION, STATE_TIMEOUT_MS, WatchedPage, playwright_api, video_playing
+from tests.browser_support import (
+    DESKTOP,
+    INJECTION,
+    STATE_TIMEOUT_MS,
+    WatchedPage,
+    assert_csp_blocks_inline_handlers,
+    playwright_api,
+    video_playing,
+)
 from tests.desk_helpers import DeskClient
 from tests.live_helpers import entries, join, make_show, viewer_token
 from tests.media_helpers import av_tracks, receive_frames, remote_tracks
@@ -476,20 +484,4 @@ async def test_a_refused_console_link_shows_a_typed_error(server: RunningServer,
 
 async def test_the_consoles_csp_blocks_injected_handlers(server: RunningServer,
                                                          browser: playwright_api.Browser) -> None:
-    """Defence in depth: were markup ever injected, the page's CSP would not run its handlers.
-
-    This context keeps the CSP (no bypass), so it waits with selectors, which need no eval.
-    """
-    context = await browser.new_context(viewport=DESKTOP)
-    try:
-        page = await context.new_page()
-        await page.goto(server.url + "/live.html")
-        await page.locator("body[data-phase='login']").wait_for(state="attached", timeout=STATE_TIMEOUT_MS)
-        await page.evaluate("""() => {
-          document.body.insertAdjacentHTML("beforeend", '<img id="probe" src="/x" onerror="window.__pwned=1">');
-          document.getElementById("probe").addEventListener("error", () => { document.body.dataset.probed = "1"; });
-        }""")
-        await page.locator("body[data-probed='1']").wait_for(state="attached", timeout=STATE_TIMEOUT_MS)
-        assert await page.evaluate("window.__pwned") is None
-    finally:
-        await context.close()
+    await assert_csp_blocks_inline_handlers(browser, server.url + "/live.html", ready="body[data-phase='login']")
