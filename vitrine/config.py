@@ -95,6 +95,15 @@ class Settings(BaseSettings):
     # mode it must be storage that every media worker and signaling node shares.
     recordings_dir: str = "var/recordings"
 
+    # After-sales inspection: where each case's evidence (recording, photos, snapshots, exports) is kept
+    # (shared storage in scaled mode, like recordings), the largest photo a buyer's phone may send over the
+    # data channel, and the key that signs evidence manifests: an Ed25519 private key in PEM, or, when
+    # unset, one derived from the API secret (so every node signs with the same key and none is stored).
+    evidence_dir: str = "var/evidence"
+    inspect_max_photo_bytes: int = Field(default=40 * 1024 * 1024, ge=1024)
+    evidence_key_file: str | None = None
+    evidence_sweep_s: float = Field(default=3600.0, gt=0)  # how often expired cases are deleted
+
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("ice_servers", mode="before")

@@ -51,6 +51,10 @@ class ErrorCode(StrEnum):
     LINK_EXPIRED = "link_expired"
     LINK_USED = "link_used"
     RECORDING_EXISTS = "recording_exists"
+    ARTIFACT_NOT_FOUND = "artifact_not_found"
+    CASE_CLOSED = "case_closed"
+    CONSENT_REQUIRED = "consent_required"
+    EVIDENCE_CORRUPT = "evidence_corrupt"
     INTERNAL = "internal"
 
 
@@ -97,6 +101,10 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.LINK_EXPIRED: 410,
     ErrorCode.LINK_USED: 410,
     ErrorCode.RECORDING_EXISTS: 409,
+    ErrorCode.ARTIFACT_NOT_FOUND: 404,
+    ErrorCode.CASE_CLOSED: 409,
+    ErrorCode.CONSENT_REQUIRED: 409,
+    ErrorCode.EVIDENCE_CORRUPT: 409,
     ErrorCode.INTERNAL: 500,
 }
 

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field, TypeAdapter
 
 from vitrine.errors import ErrorCode, VitrineError
+from vitrine.inspect.models import Artifact
 from vitrine.models import Identity, Participant, Room, Strict, Track
 from vitrine.protocol import (
     IceCandidate,
@@ -94,6 +95,7 @@ class RecordCommand(Strict):
     room: str
     action: Literal["start", "stop"]
     recording_id: str = Field(pattern=RECORDING_ID_PATTERN)  # the file's stem under recordings_dir
+    identity: Identity | None = None  # record only this participant's tracks (an inspection: the buyer's)
 
 
 class RecordingInfo(Strict):
@@ -127,9 +129,19 @@ class RelayCommand(Strict):
     mids: dict[str, MidInfo] = Field(default_factory=dict)
 
 
+class SnapshotCommand(Strict):
+    """Decode one frame of a participant's published video into a JPEG artifact of the room's case: the
+    fallback when the buyer's camera cannot take a photo. The worker asks the publisher for a keyframe and
+    decodes that frame only; forwarding never decodes."""
+
+    op: Literal["snapshot"] = "snapshot"
+    room: str
+    identity: Identity  # whose video (the buyer's)
+
+
 WorkerCommand = Annotated[
     JoinCommand | OfferCommand | AnswerCommand | CandidateCommand | PublishCommand
-    | UnpublishCommand | LeaveCommand | CloseRoomCommand | RecordCommand | RelayCommand,
+    | UnpublishCommand | LeaveCommand | CloseRoomCommand | RecordCommand | RelayCommand | SnapshotCommand,
     Field(discriminator="op"),
 ]
 command_adapter: TypeAdapter[WorkerCommand] = TypeAdapter(WorkerCommand)
@@ -143,6 +155,7 @@ class WorkerReply(Strict):
     published: list[Track] = Field(default_factory=list)
     unpublished: list[Track] = Field(default_factory=list)
     recording: RecordingInfo | None = None
+    artifact: Artifact | None = None  # a snapshot, stored under the room's case
 
     def raise_for_error(self) -> WorkerReply:
         if self.error is not None:
@@ -151,12 +164,14 @@ class WorkerReply(Strict):
 
 
 class OfferPush(Strict):
-    """A worker-initiated offer for one participant, routed to the node holding its socket."""
+    """Something the worker starts for one participant, routed to the node holding its socket: an offer, or
+    an evidence file the participant sent over its data channel and the worker stored (``artifact``)."""
 
     room: str
     sid: str
     node_id: str
-    offer: ServerOfferMessage
+    offer: ServerOfferMessage | None = None
+    artifact: Artifact | None = None
 
 
 class RpcRequest(Strict):

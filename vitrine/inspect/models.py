@@ -27,6 +27,71 @@ def new_link_nonce() -> str:
     return secrets.token_urlsafe(12)
 
 
+ARTIFACT_ID_PATTERN = r"^ar_[A-Za-z0-9]{16}$"
+ARTIFACT_FILE_PATTERN = r"^ar_[A-Za-z0-9]{16}\.[a-z0-9]{1,5}$"
+BUYER_REF_PATTERN = r"^[A-Za-z0-9_.:@-]{1,128}$"
+CONSENT_VERSION = 1  # bump when the consent text's meaning changes; the case records which one was shown
+
+
+def new_artifact_id() -> str:
+    return "ar_" + secrets.token_hex(8)
+
+
+class ArtifactKind(StrEnum):
+    RECORDING = "recording"  # the session's media, remuxed by the worker, never transcoded
+    PHOTO = "photo"  # a still taken by the buyer's camera at full resolution, sent over the data channel
+    SNAPSHOT = "snapshot"  # a frame of the live video, decoded on the worker (the fallback)
+    ANNOTATIONS = "annotations"  # the inspector's marks on frozen frames (JSON)
+    CHAT = "chat"  # the session's chat and guidance prompts (JSON)
+    NOTES = "notes"  # the inspector's case notes (JSON)
+    TIMELINE = "timeline"  # every event of the case, in order (JSON)
+
+
+class Artifact(Strict):
+    """One piece of evidence: a file stored under the case with the SHA-256 it had when it was captured."""
+
+    id: str = Field(pattern=ARTIFACT_ID_PATTERN)
+    kind: ArtifactKind
+    file: str = Field(pattern=ARTIFACT_FILE_PATTERN, description="The file's name in the case's folder")
+    content_type: str = Field(max_length=80)
+    bytes: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    captured_at_ms: int
+    source: str = Field(max_length=200, description="Who made it, and how")
+    width: int | None = None
+    height: int | None = None
+    duration_ms: int | None = None
+    request: str | None = Field(default=None, max_length=64, description="The inspector's photo request it answers")
+
+
+class Verdict(StrEnum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    NEEDS_MORE = "needs_more"
+
+
+class Consent(Strict):
+    """The buyer agreed to be recorded: when, to which text, in which language."""
+
+    at_ms: int
+    version: int
+    language: str
+    text: str = Field(max_length=2000)
+
+
+class Note(Strict):
+    at_ms: int
+    author: str = Field(max_length=128)
+    text: str = Field(min_length=1, max_length=4000)
+
+
+class Outcome(Strict):
+    verdict: Verdict
+    comment: str = Field(default="", max_length=4000)
+    at_ms: int
+    by: str = Field(max_length=128)
+
+
 class CaseState(StrEnum):
     OPEN = "open"  # the link is out, not used yet
     IN_PROGRESS = "in_progress"  # the buyer opened the link
@@ -39,6 +104,8 @@ class CaseSetup(Strict):
     language: LanguageTag = "en"
     link_ttl_s: int = Field(default=DEFAULT_LINK_TTL_S, ge=MIN_LINK_TTL_S, le=MAX_LINK_TTL_S,
                             description="How long the buyer's link stays valid")
+    buyer_ref: str | None = Field(default=None, pattern=BUYER_REF_PATTERN,
+                                  description="The shop's own id for the buyer: erasure requests name it")
 
 
 class CaseView(CaseSetup):
@@ -50,6 +117,11 @@ class CaseView(CaseSetup):
     created_at_ms: int = Field(default_factory=now_ms)
     link_expires_at_ms: int = 0
     link_used_at_ms: int | None = None
+    consent: Consent | None = None
+    artifacts: list[Artifact] = Field(default_factory=list)
+    notes: list[Note] = Field(default_factory=list)
+    outcome: Outcome | None = None
+    closed_at_ms: int | None = None
 
 
 class Case(CaseView):
