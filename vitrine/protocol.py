@@ -15,6 +15,7 @@ from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
 from vitrine.config import IceServer
 from vitrine.errors import ErrorCode, VitrineError
+from vitrine.inspect.protocol import InspectBody, InspectMessage
 from vitrine.live.models import (
     ClickMessage,
     DealChange,
@@ -136,7 +137,7 @@ class HistoryRequest(Strict):
 ClientMessage = Annotated[
     JoinMessage | OfferMessage | AnswerMessage | CandidateMessage | PublishMessage
     | UnpublishMessage | LeaveMessage | PingMessage | ChatSendMessage | HistoryRequest
-    | ReactMessage | ModerateMessage | ProductMessage | DealMessage | ClickMessage | AdmitMessage,
+    | ReactMessage | ModerateMessage | ProductMessage | DealMessage | ClickMessage | AdmitMessage | InspectMessage,
     Field(discriminator="type"),
 ]
 
@@ -188,7 +189,8 @@ class LogEntry(Strict):
 
     ``kind`` says which one body is set: ``text`` (chat), ``reactions`` (a burst of reactions,
     counted per kind), ``moderation``, ``product`` (pin, unpin, sold out), ``deal`` or ``show``
-    (the show went live or ended). ``participant`` is who did it.
+    (the show went live or ended), ``inspect`` (an inspection's action, ``vitrine.inspect.protocol``).
+    ``participant`` is who did it.
     """
 
     seq: int
@@ -201,6 +203,7 @@ class LogEntry(Strict):
     product: ProductChange | None = None
     deal: DealChange | None = None
     show: ShowState | None = None
+    inspect: InspectBody | None = None
 
     @model_validator(mode="after")
     def _one_body(self) -> LogEntry:

@@ -183,6 +183,9 @@ class ShopFields(Strict):
     webhook_url: str | None = Field(default=None, max_length=MAX_URL_LENGTH)  # None: no webhooks
     # Signing key generation (``vitrine.webhooks.webhook_key``): PATCH cannot change it, the rotate endpoint bumps it.
     webhook_key_version: int = Field(default=1, ge=1)
+    # After-sales inspection: a case's evidence is deleted this many days after the case closes (or after it
+    # was opened, for a case that never closed).
+    evidence_retention_days: int = Field(default=180, ge=1, le=3650)
 
     @field_validator("webhook_url")
     @classmethod

@@ -19,6 +19,19 @@ DEFAULT_LINK_TTL_S = 3600
 MIN_LINK_TTL_S, MAX_LINK_TTL_S = 60, 7 * 24 * 3600
 
 
+INSPECT_ROOM_PREFIX = "inspect-"
+
+
+def inspect_room(case_id: str) -> str:
+    """A case's room: one per case, so its log (the session's timeline) belongs to the case."""
+    return INSPECT_ROOM_PREFIX + case_id
+
+
+def case_of_room(name: str) -> str | None:
+    """The case id of an inspection room's name, or None for any other room."""
+    return name.removeprefix(INSPECT_ROOM_PREFIX) if name.startswith(INSPECT_ROOM_PREFIX) else None
+
+
 def new_case_id() -> str:
     return "cs_" + secrets.token_urlsafe(9).replace("-", "x").replace("_", "y")
 
@@ -117,6 +130,7 @@ class CaseView(CaseSetup):
     created_at_ms: int = Field(default_factory=now_ms)
     link_expires_at_ms: int = 0
     link_used_at_ms: int | None = None
+    admitted_at_ms: int | None = None  # the inspector first let the buyer in: later joins need no knock
     consent: Consent | None = None
     artifacts: list[Artifact] = Field(default_factory=list)
     notes: list[Note] = Field(default_factory=list)

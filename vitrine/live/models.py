@@ -175,9 +175,9 @@ class DealChange(Strict):
     deal: Deal
 
 
-LogKind = Literal["chat", "reactions", "moderation", "product", "deal", "show"]
+LogKind = Literal["chat", "reactions", "moderation", "product", "deal", "show", "inspect"]
 _BODY_FOR_KIND = {"chat": "text", "reactions": "reactions", "moderation": "moderation",
-                  "product": "product", "deal": "deal", "show": "show"}
+                  "product": "product", "deal": "deal", "show": "show", "inspect": "inspect"}
 
 
 def check_entry_body(kind: str, values: dict[str, object]) -> None:
