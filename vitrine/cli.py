@@ -1,4 +1,4 @@
-"""The ``vitrine`` command: serve, signaling, media, token."""
+"""The ``vitrine`` command: serve, signaling, media, token, verify."""
 
 from __future__ import annotations
 
@@ -101,6 +101,27 @@ def cmd_token(args: argparse.Namespace) -> None:
                      ttl_s=args.ttl, name=args.name, shop=args.shop))
 
 
+def cmd_verify(args: argparse.Namespace) -> None:
+    """Check an evidence bundle offline: needs no secret and no server settings."""
+    from pathlib import Path
+
+    from vitrine.inspect.bundle import verify_bundle
+
+    try:
+        pinned = Path(args.key).read_text() if args.key else None
+    except (OSError, UnicodeDecodeError) as exc:
+        sys.exit(f"vitrine verify: cannot read {args.key}: {exc}")
+    result = verify_bundle(Path(args.bundle), public_key_pem=pinned)
+    if not result.ok:
+        print(f"FAILED: {args.bundle}")
+        for problem in result.problems:
+            print(f"  {problem}")
+        sys.exit(1)
+    print(f"OK: {result.entries} entries, signed by key {result.key_id}")
+    if not result.pinned:
+        print("The key was not pinned: compare its id with the shop's published evidence key, or pass --key.")
+
+
 def _loadtest_main(argv: list[str]) -> int:
     from loadtest.cli import main as loadtest_main
 
@@ -136,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--create", action="store_true", help="allow creating the room on first join")
     token.add_argument("--shop", default=None, help="scope the token to this shop's rooms (a shop id)")
     token.set_defaults(func=cmd_token)
+
+    verify = sub.add_parser("verify", help="check an inspection evidence bundle offline (no secret needed)")
+    verify.add_argument("bundle", metavar="BUNDLE.zip")
+    verify.add_argument("--key", metavar="PUBLIC_KEY.pem", help="the shop's published evidence key: require it")
+    verify.set_defaults(func=cmd_verify)
 
     sub.add_parser("loadtest", add_help=False,
                    help="load-test a server: the same as python -m loadtest (try: vitrine loadtest run --help)")
