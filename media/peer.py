@@ -5,6 +5,10 @@ subscription to send) and never has two offers in flight: a change during an
 outstanding offer is folded into the next one. A client may offer too
 (browsers, WHIP, WHEP); if that collides with the worker's offer the client
 gets ``negotiation_glare`` and answers the worker's offer first.
+
+An inspection's buyer also gets the ``evidence`` data channel
+(``media/evidence_channel.py``), opened with its first offer, so that offer
+already carries the m=application section.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 
 from media import taps
+from media.evidence_channel import EVIDENCE_LABEL, EvidenceChannel, EvidenceTarget
 from media.forwarder import DownTrack, SilentTrack, UpTrack
 from media.sdp_guard import parse_candidate, parse_sdp, sends_media, with_public_ip
 from vitrine.errors import ErrorCode, VitrineError
@@ -45,6 +50,7 @@ class PeerSession:
         self.max_sdp_bytes = max_sdp_bytes
         self.public_ip = public_ip
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        self.evidence: EvidenceChannel | None = None
         self.published: dict[str, UpTrack] = {}
         self.subscriptions: dict[str, DownTrack] = {}
         self._pending_publications: dict[RTCRtpTransceiver, TrackRequest] = {}
@@ -91,6 +97,15 @@ class PeerSession:
         down.transceiver.direction = "inactive"
         self._mids.pop(down.transceiver, None)
         return True
+
+    def open_evidence_channel(self, target: EvidenceTarget) -> None:
+        """The reliable, ordered ``evidence`` channel, for the next offer.
+
+        Open it after the join's m-lines are added. aiortc's max-bundle puts a data channel made before
+        any transceiver on a transport of its own, offers it after the media m-lines, and then, when the
+        answer bundles it under the first of them, stops that transport, which the media share.
+        """
+        self.evidence = EvidenceChannel(self.pc.createDataChannel(EVIDENCE_LABEL, ordered=True), target, self.sid)
 
     # -- negotiation ---------------------------------------------------------
 
@@ -239,6 +254,8 @@ class PeerSession:
         if self.closed:
             return
         self.closed = True
+        if self.evidence is not None:
+            await self.evidence.close()
         for track_sid in list(self.subscriptions):
             self.remove_subscription(track_sid)
         for up in self.published.values():

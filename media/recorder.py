@@ -129,6 +129,7 @@ class Recording:
     room: str
     directory: Path
     max_queue: int = MAX_QUEUE
+    identity: str | None = None  # record only this participant's tracks (the worker attaches accordingly)
     dropped_packets: int = 0
     dropped_frames: int = 0
     error: str | None = None

@@ -2,8 +2,10 @@
 
 Signaling drives it with ``WorkerCommand``s (directly when embedded, over
 Redis when scaled). Commands for one room run one at a time, so negotiation
-steps never interleave. Offers the worker starts itself (a new track to
-subscribe to) leave through ``push``.
+steps never interleave (a snapshot, which waits for a keyframe, runs beside
+them). Offers the worker starts itself (a new track to subscribe to) and an
+inspection buyer's stored photos (``media/evidence_channel.py``) leave through
+``push``.
 """
 
 from __future__ import annotations
@@ -16,12 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from media import taps
+from media.evidence_channel import EvidenceTarget
 from media.forwarder import UpTrack
 from media.peer import PeerSession
 from media.recorder import Recording
 from media.relay import RelayIn
+from media.snapshot import take_snapshot
 from vitrine.config import Settings
 from vitrine.errors import ErrorCode, VitrineError
+from vitrine.inspect.artifacts import CASE_ID, ArtifactStore
+from vitrine.inspect.models import Artifact, ArtifactKind, case_of_room
+from vitrine.models import Participant, Role, Room, RoomKind, TrackKind, TrackSource
 from vitrine.rpc import (
     AnswerCommand,
     CandidateCommand,
@@ -35,6 +42,7 @@ from vitrine.rpc import (
     RecordingInfo,
     RelayCommand,
     ServerOfferMessage,
+    SnapshotCommand,
     UnpublishCommand,
     WorkerCommand,
     WorkerReply,
@@ -54,6 +62,8 @@ class WorkerRoom:
     auto_subscribe: dict[str, bool] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     relay: RelayIn | None = None  # on a relay worker: the pull of the live room's tracks from its origin
+    kind: RoomKind = RoomKind.CONSULT  # as the joins' Room says: an inspection's evidence goes to its case
+    shop: str | None = None
 
 
 def _playable(room: WorkerRoom, peer: PeerSession, publisher: str | None) -> Callable[[str], list[UpTrack]]:
@@ -73,6 +83,23 @@ def _playable(room: WorkerRoom, peer: PeerSession, publisher: str | None) -> Cal
                          if u.track.kind.value == kind and u.track.participant_sid in sources]
 
 
+def _inspection_case(room: Room | WorkerRoom) -> tuple[str, str] | None:
+    """(shop, case) of an inspection room: its photos and snapshots go in that case's folder."""
+    case = case_of_room(room.name)
+    if room.kind != RoomKind.INSPECTION or room.shop is None or case is None or not CASE_ID.match(case):
+        return None
+    return room.shop, case
+
+
+def _record_track(recording: Recording, room: WorkerRoom, up: UpTrack) -> None:
+    """Attach a published track, unless the recording keeps to another identity (an inspection's buyer)."""
+    if recording.identity is not None:
+        peer = room.peers.get(up.track.participant_sid)
+        if peer is None or peer.participant.identity != recording.identity:
+            return
+    recording.attach(up)
+
+
 class MediaWorker:
     def __init__(self, settings: Settings, worker_id: str, push: Push) -> None:
         self.settings = settings
@@ -82,6 +109,7 @@ class MediaWorker:
         # By room name, not in WorkerRoom: a recording outlives its room emptying on this worker (OBS
         # reconnecting over WHIP) and ends only with a stop, the room's close or the worker's.
         self.recordings: dict[str, Recording] = {}
+        self.evidence = ArtifactStore(settings.evidence_dir)
         taps.configure_host_candidates(settings.rtc_interfaces, settings.rtc_port_min, settings.rtc_port_max)
         taps.DatagramGuard.install()
         taps.HandshakeAccelerator.install()
@@ -103,6 +131,8 @@ class MediaWorker:
                 if isinstance(command, RecordCommand) and command.action == "stop":
                     return await self._record(None, command)
                 raise VitrineError(ErrorCode.ROOM_NOT_FOUND, "the room is not on this worker")
+            if isinstance(command, SnapshotCommand):  # waits for a keyframe: not under the room's lock
+                return WorkerReply(artifact=await self._snapshot(room, command.identity))
             async with room.lock:
                 return await self._dispatch(room, command)
         except VitrineError as exc:
@@ -163,6 +193,7 @@ class MediaWorker:
         name = command.room.name
         room = self._room(name)
         async with room.lock:
+            room.kind, room.shop = command.room.kind, command.room.shop
             participant = command.participant
             old = room.peers.get(participant.sid)
             if old is not None:
@@ -176,7 +207,10 @@ class MediaWorker:
                     if not participant.grants.can_publish:
                         raise VitrineError(ErrorCode.PERMISSION_DENIED, "this token may not publish")
                     peer.add_publications(command.publish, self.settings.max_tracks_per_participant)
-                offer = await peer.make_offer() if peer.pc.getTransceivers() else None
+                evidence = self._evidence_target(command.room, participant)
+                if evidence is not None:
+                    peer.open_evidence_channel(evidence)
+                offer = await peer.make_offer() if peer.pc.getTransceivers() or peer.evidence else None
             except BaseException:
                 await peer.close()
                 if not room.peers:
@@ -217,7 +251,7 @@ class MediaWorker:
         for up in ups:
             room.ups[up.track.sid] = up
             if recording is not None:
-                recording.attach(up)
+                _record_track(recording, room, up)
         for peer in list(room.peers.values()):
             if peer is publisher or not peer.participant.grants.can_subscribe:
                 continue
@@ -284,14 +318,15 @@ class MediaWorker:
                 raise VitrineError(ErrorCode.RECORDING_EXISTS, "the room is already being recorded")
             return WorkerReply(recording=current.info())
         assert room is not None
-        return WorkerReply(recording=self._start_recording(room, command.recording_id).info())
+        return WorkerReply(recording=self._start_recording(room, command.recording_id, command.identity).info())
 
-    def _start_recording(self, room: WorkerRoom, recording_id: str) -> Recording:
+    def _start_recording(self, room: WorkerRoom, recording_id: str, identity: str | None = None) -> Recording:
         if any(r.recording_id == recording_id for r in self.recordings.values()):
             raise VitrineError(ErrorCode.RECORDING_EXISTS, "another room is being recorded under this id")
-        recording = self.recordings[room.name] = Recording(recording_id, room.name, Path(self.settings.recordings_dir))
+        recording = self.recordings[room.name] = Recording(recording_id, room.name, Path(self.settings.recordings_dir),
+                                                           identity=identity)
         for up in room.ups.values():
-            recording.attach(up)
+            _record_track(recording, room, up)
         return recording
 
     def _auto_record(self, room: WorkerRoom, recording_id: str) -> None:
@@ -314,6 +349,35 @@ class MediaWorker:
         except Exception:
             logger.exception("recording %s could not be finalized", recording.recording_id)
             return None
+
+    # -- inspection evidence -------------------------------------------------------
+
+    def _evidence_target(self, room: Room, participant: Participant) -> EvidenceTarget | None:
+        """Only an inspection's buyer gets the evidence channel: its camera takes the photos."""
+        where = _inspection_case(room)
+        if participant.role != Role.BUYER or where is None:
+            return None
+
+        async def stored(artifact: Artifact) -> None:  # signaling records it in the case
+            await self.push(OfferPush(room=room.name, sid=participant.sid, node_id=participant.node_id,
+                                      artifact=artifact))
+
+        return EvidenceTarget(self.evidence, *where, self.settings.inspect_max_photo_bytes, stored)
+
+    async def _snapshot(self, room: WorkerRoom, identity: str) -> Artifact:
+        """Decode the next keyframe of the identity's video into a JPEG of the room's case."""
+        where = _inspection_case(room)
+        if where is None:
+            raise VitrineError(ErrorCode.CASE_NOT_FOUND, "snapshots belong to inspection cases")
+        videos = [up for peer in room.peers.values() if peer.participant.identity == identity
+                  for up in peer.published.values() if up.track.kind == TrackKind.VIDEO]
+        if not videos:
+            raise VitrineError(ErrorCode.TRACK_NOT_FOUND, "this participant publishes no video")
+        up = next((u for u in reversed(videos) if u.track.source == TrackSource.CAMERA), videos[-1])
+        still = await take_snapshot(up)
+        return await asyncio.to_thread(
+            self.evidence.write, *where, ArtifactKind.SNAPSHOT, still.jpeg, ext="jpg", content_type="image/jpeg",
+            source="media worker snapshot (decoded keyframe)", width=still.width, height=still.height)
 
     # -- introspection ---------------------------------------------------------
 
