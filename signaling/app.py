@@ -12,7 +12,19 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from signaling.routes import consult, health, inspect, live, live_media, rooms, rtc, shops, tokens, whip
+from signaling.routes import (
+    consult,
+    health,
+    inspect,
+    inspect_console,
+    live,
+    live_media,
+    rooms,
+    rtc,
+    shops,
+    tokens,
+    whip,
+)
 from signaling.runtime import Mode, start_runtime
 from vitrine import __version__
 from vitrine.config import Settings
@@ -56,7 +68,8 @@ def create_app(settings: Settings, mode: Mode = "embedded") -> FastAPI:
         app.include_router(module.router)
     app.include_router(consult.public)
     app.include_router(consult.backend)
-    for router in (live.backend, live.console, live.public, live_media.router, inspect.backend, inspect.public):
+    for router in (live.backend, live.console, live.public, live_media.router, inspect.backend, inspect.public,
+                   inspect_console.router):
         app.include_router(router)
 
     @app.middleware("http")

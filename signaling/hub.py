@@ -118,7 +118,7 @@ class SessionHub:
 
     async def on_push(self, push: OfferPush) -> None:
         session = self.sessions.get(push.sid)
-        if session is not None:
+        if session is not None and push.offer is not None:
             await session.on_offer(push.offer)
 
     async def send_local(self, room: str, message: ServerMessage) -> None:

@@ -151,11 +151,11 @@ class RoomService:
         await self.state.rooms.add_knock(room, knock.id, knock.model_dump_json())
         await self._publish_knock(room, KnockPush(knock=knock))
 
-    async def settle_knock(self, admission: Admission, knock_id: str, admit: bool) -> None:
+    async def settle_knock(self, admission: Admission, knock_id: str, admit: bool) -> Knock:
         """A room admin's answer; only the first answer to a knock counts."""
         if not admission.participant.grants.room_admin:
             raise VitrineError(ErrorCode.PERMISSION_DENIED, "only the room's admins admit")
-        await self._end_knock(admission.room.name, knock_id, "admitted" if admit else "denied")
+        return await self._end_knock(admission.room.name, knock_id, "admitted" if admit else "denied")
 
     async def cancel_knock(self, room: str, knock_id: str) -> None:
         """The knocker left before an answer."""
@@ -165,11 +165,13 @@ class RoomService:
     async def knocks(self, room: str) -> list[Knock]:
         return [Knock.model_validate_json(raw) for raw in await self.state.rooms.list_knocks(room)]
 
-    async def _end_knock(self, room: str, knock_id: str, ended: Literal["admitted", "denied", "left"]) -> None:
+    async def _end_knock(self, room: str, knock_id: str, ended: Literal["admitted", "denied", "left"]) -> Knock:
         raw = await self.state.rooms.take_knock(room, knock_id)
         if raw is None:
             raise VitrineError(ErrorCode.KNOCK_NOT_FOUND, "nobody is knocking with that id (answered, or gone)")
-        await self._publish_knock(room, KnockPush(knock=Knock.model_validate_json(raw), ended=ended))
+        knock = Knock.model_validate_json(raw)
+        await self._publish_knock(room, KnockPush(knock=knock, ended=ended))
+        return knock
 
     async def _publish_knock(self, room: str, push: KnockPush) -> None:
         await self.state.bus.publish(keys.room_events_channel(room), RoomBusMessage(knock=push).model_dump_json())

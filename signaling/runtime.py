@@ -19,6 +19,8 @@ from media.worker import MediaWorker
 from signaling.consult.service import ConsultService
 from signaling.hub import SessionHub
 from signaling.inspect.cases import CaseService
+from signaling.inspect.evidence import EvidenceService
+from signaling.inspect.sessions import InspectionService
 from signaling.live.actions import LiveActions
 from signaling.live.shows import ShowService
 from signaling.rooms import RoomService
@@ -45,6 +47,8 @@ class Runtime:
     live: LiveActions
     shows: ShowService
     cases: CaseService
+    inspections: InspectionService
+    evidence: EvidenceService
     worker: WorkerService | None = None
     _watchdog: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -52,10 +56,18 @@ class Runtime:
     def media_worker(self) -> MediaWorker | None:
         return self.worker.worker if self.worker else None
 
+    async def on_push(self, push: OfferPush) -> None:
+        """What a worker sends unasked: an offer goes to the participant's session; a file it stored from an
+        inspection's data channel goes to the case, even if the buyer's socket has gone meanwhile."""
+        await self.hub.on_push(push)
+        if push.artifact is not None:
+            await self.inspections.add_artifact(push.room, push.artifact)
+
     async def ready(self) -> bool:
         return bool(await self.state.nodes.live_workers())
 
     async def close(self) -> None:
+        await self.evidence.stop()
         await self.consult.stop()
         await self.live.stop()
         await self.webhooks.stop()  # first: its loops still read the state closed below
@@ -108,13 +120,17 @@ async def start_runtime(settings: Settings, mode: Mode = "embedded") -> Runtime:
         link = redis_link
     else:
         link = LocalWorkerLink()
-    link.on_push(hub.on_push)
     rooms = RoomService(settings, state, link)
     webhooks = WebhookDispatcher(settings, state)
     live = LiveActions(state, rooms, hub)
+    cases = CaseService(settings, state)
+    inspections = InspectionService(rooms, cases)
     runtime = Runtime(settings=settings, state=state, link=link, hub=hub, rooms=rooms, webhooks=webhooks,
                       consult=ConsultService(settings, state, rooms, webhooks), live=live,
-                      shows=ShowService(settings, state, rooms, live), cases=CaseService(settings, state))
+                      shows=ShowService(settings, state, rooms, live), cases=cases, inspections=inspections,
+                      evidence=EvidenceService(rooms, cases, inspections))
+    link.on_push(runtime.on_push)
+    runtime.evidence.start()
     await runtime.webhooks.start()
     await runtime.live.start()
     runtime.consult.start()

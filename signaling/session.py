@@ -16,12 +16,14 @@ from fastapi import WebSocket, WebSocketDisconnect
 
 from signaling.frames import CLOSE_NORMAL, Idle, receive_frame
 from signaling.hub import SessionHub
+from signaling.inspect.sessions import InspectionService
 from signaling.live.actions import LiveActions
 from signaling.metrics import METRICS
 from signaling.rooms import Admission, RoomService
 from vitrine.auth import JoinClaims, verify_token
 from vitrine.config import Settings
 from vitrine.errors import ErrorCode, VitrineError
+from vitrine.inspect.protocol import InspectMessage
 from vitrine.live.models import ClickMessage, DealMessage, ModerateMessage, ProductMessage, ReactMessage
 from vitrine.models import ParticipantView, RoomKind
 from vitrine.protocol import (
@@ -62,6 +64,7 @@ from vitrine.rpc import (
     UnpublishCommand,
     WorkerCommand,
 )
+from vitrine.state.roomlog import INSPECTION_MAX_ENTRIES, MAX_ENTRIES
 from vitrine.tasks import TaskSet
 from vitrine.text import TokenBucket
 from vitrine.turn import ice_servers_for
@@ -74,15 +77,17 @@ LIVE_MESSAGES = (ReactMessage, ClickMessage, ModerateMessage, ProductMessage, De
 CLOSE_POLICY = 1008
 CHAT_BURST, CHAT_PER_S = 5, 1.0  # a viewer may say five things at once, then one a second
 REACT_BURST, REACT_PER_S = 10, 4.0  # taps on a heart come in bursts
+INSPECT_BURST, INSPECT_PER_S = 20, 5.0  # an inspector drags a zoom slider, draws marks
 CHAT_REORDER_WAIT_S = 1.0
 CLOSE_TRY_AGAIN = 1013
 
 
 class RtcSession:
     def __init__(self, ws: WebSocket, settings: Settings, rooms: RoomService, hub: SessionHub, live: LiveActions,
-                 foreign_origin: str | None = None) -> None:
+                 inspections: InspectionService, foreign_origin: str | None = None) -> None:
         self.ws = ws
         self.live = live
+        self.inspections = inspections
         self.foreign_origin = foreign_origin  # not a server origin: only a token of a shop embedding it may join
         self.settings = settings
         self.rooms = rooms
@@ -96,6 +101,7 @@ class RtcSession:
         self._stopping = False  # the outbox ends with its sentinel: let the writer finish it
         self._chat = TokenBucket(CHAT_BURST, CHAT_PER_S)
         self._reactions = TokenBucket(REACT_BURST, REACT_PER_S)
+        self._inspect = TokenBucket(INSPECT_BURST, INSPECT_PER_S)
         self._log_seq: int | None = None  # the chat seq `joined` reported; older lines come by `history`
         self._early_log: list[LogEntry] = []
         self._ahead: dict[int, LogEntry] = {}  # chat lines that arrived before one they follow
@@ -256,7 +262,13 @@ class RtcSession:
         if admission is None:
             raise VitrineError(ErrorCode.NOT_JOINED, "waiting to be admitted" if self._knock else "send join first")
         if isinstance(message, AdmitMessage):
-            await self.rooms.settle_knock(admission, message.knock, message.admit)
+            knock = await self.rooms.settle_knock(admission, message.knock, message.admit)
+            await self.inspections.knock_settled(admission, knock, message.admit)
+            return
+        if isinstance(message, InspectMessage):
+            if not self._inspect.take():
+                raise VitrineError(ErrorCode.RATE_LIMITED, "slow down: too many inspection actions")
+            await self.inspections.act(admission, message.body)
             return
         if isinstance(message, LeaveMessage):
             self._closing = LeaveNotice(reason="left")
@@ -268,7 +280,8 @@ class RtcSession:
             if admission.room.kind == RoomKind.LIVE:
                 await self.live.chat(admission, message.text)
             else:
-                await self.rooms.chat(admission, message.text)
+                keep = INSPECTION_MAX_ENTRIES if admission.room.kind == RoomKind.INSPECTION else MAX_ENTRIES
+                await self.rooms.chat(admission, message.text, keep)
             return
         if isinstance(message, HistoryRequest):
             await self._history(admission.room.name, message)

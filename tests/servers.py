@@ -37,7 +37,8 @@ def free_port() -> int:
 def make_settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {"api_key": "testkey", "api_secret": TEST_SECRET, "port": free_port(),
                               "rtc_interfaces": ["127.0.0.1"], "worker_heartbeat_s": 0.5, "worker_ttl_s": 2.0,
-                              "recordings_dir": tempfile.mkdtemp(prefix="vitrine-recordings-")}
+                              "recordings_dir": tempfile.mkdtemp(prefix="vitrine-recordings-"),
+                              "evidence_dir": tempfile.mkdtemp(prefix="vitrine-evidence-")}
     values.update(overrides)
     return Settings(**values)
 

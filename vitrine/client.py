@@ -75,6 +75,8 @@ class VitrineClient:
         self.events: list[dict[str, Any]] = []
         self.errors: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.remote_tracks: asyncio.Queue[RemoteTrack] = asyncio.Queue()
+        self.knocks: asyncio.Queue[dict[str, Any]] = asyncio.Queue()  # to a room admin: someone waits to be let in
+        self.log: list[dict[str, Any]] = []  # the room log's entries as they arrive
         self.leave_notice: dict[str, Any] | None = None
         self.negotiations = 0
         self._mids: dict[str, MidInfo] = {}
@@ -188,6 +190,10 @@ class VitrineClient:
             await self.errors.put(message)
         elif kind == "leave":
             self.leave_notice = message
+        elif kind == "knock" and message.get("ended") is None:
+            await self.knocks.put(message["knock"])
+        elif kind == "log":
+            self.log.append(message["entry"])
 
     async def _answer(self, message: dict[str, Any]) -> None:
         if self.timeline.offer is None:

@@ -8,6 +8,8 @@ the case's lock on every node, so two phones opening the same link at once get o
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from signaling.locks import NamedLocks
 from vitrine.config import Settings
 from vitrine.errors import ErrorCode, VitrineError
@@ -44,7 +46,7 @@ class CaseService:
             raise VitrineError(ErrorCode.CASE_NOT_FOUND, "no such case")
         return Case.model_validate_json(raw)
 
-    async def recent(self, shop_id: str, limit: int) -> list[Case]:
+    async def recent(self, shop_id: str, limit: int | None) -> list[Case]:
         await require_shop(self.state.shops, shop_id)
         rows = await self.state.desk.scan(shop_id, Collection.CASES, newest_first=True, limit=limit)
         return [Case.model_validate_json(raw) for raw in rows]
@@ -75,6 +77,16 @@ class CaseService:
             case = case.model_copy(update={"link_used_at_ms": now_ms(), "state": CaseState.IN_PROGRESS})
             await self._save(case)
         return case, mint_buyer_token(self.settings, case)
+
+    async def update(self, shop_id: str, case_id: str, change: Callable[[Case], Case]) -> Case:
+        """Read, change and save one case under its lock (on every node): ``change`` may raise to refuse."""
+        async with self._locks.hold(f"case:{case_id}"):
+            case = change(await self.get(shop_id, case_id))
+            await self._save(case)
+        return case
+
+    async def delete(self, case: Case) -> None:
+        await self.state.desk.delete(case.shop, Collection.CASES, case.id)
 
     async def _case_of(self, claims: CaseClaims) -> Case:
         try:

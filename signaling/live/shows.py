@@ -35,6 +35,7 @@ from vitrine.protocol import LogEntry
 from vitrine.rpc import RecordCommand
 from vitrine.shops import ProductCard, Shop, url_allowed
 from vitrine.state import State
+from vitrine.state.roomlog import whole_log
 from vitrine.state.shops import require_shop
 
 logger = logging.getLogger(__name__)
@@ -160,12 +161,9 @@ class ShowService:
                          duration_ms=info.duration_ms, bytes=info.bytes)
 
     async def entries(self, show: Show) -> AsyncIterator[LogEntry]:
-        """The show's whole log, oldest first, a page at a time."""
-        after = 0
-        while page := await self.state.roomlog.after(show.room, after, 1000):
-            for entry in page:
-                yield entry
-            after = page[-1].seq
+        """The show's whole log, oldest first."""
+        async for entry in whole_log(self.state.roomlog, show.room):
+            yield entry
 
     async def _chapters(self, show: Show) -> list[Chapter]:
         """Each product pin, as an offset into the recording (or into the show, without one)."""

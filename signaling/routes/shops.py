@@ -58,6 +58,7 @@ class ShopPatch(Strict):
     languages: Languages | None = None
     max_wait_s: int | None = Field(default=None, ge=10, le=3600)
     webhook_url: str | None = Field(default=None, max_length=MAX_URL_LENGTH, description="null turns webhooks off")
+    evidence_retention_days: int | None = Field(default=None, ge=1, le=3650)
 
 
 class WebhookKey(Strict):
@@ -125,10 +126,13 @@ async def update_shop(shop: str, body: ShopPatch, runtime: RuntimeDep) -> Shop:
 
 
 @router.delete("/{shop}", response_model=Shop,
-               summary="Delete a shop with its agents, products, call records, requests and shows")
+               summary="Delete a shop with its agents, products, call records, requests, shows and inspection evidence")
 async def delete_shop(shop: str, runtime: RuntimeDep) -> Shop:
     for show in await runtime.state.live.list_shows(shop, limit=10_000):
         await runtime.shows.delete(show)  # a live one ends first; each show's log and room state go
+    if await runtime.state.shops.get_shop(shop) is not None:
+        for case in await runtime.cases.recent(shop, limit=None):
+            await runtime.evidence.purge(case)  # its room, log, files and record
     deleted = await runtime.state.shops.delete_shop(shop)
     if deleted is None:
         raise VitrineError(ErrorCode.SHOP_NOT_FOUND, f"no shop {shop!r}")

@@ -17,7 +17,8 @@ from vitrine.errors import ErrorCode, VitrineError
 from vitrine.models import ShopId, Strict
 
 DESK_AUDIENCE = "vitrine:desk"
-DeskRole = Literal["agent", "shopper", "host"]  # host: a live show's seller console, sub = the show id
+# host: a live show's seller console, sub = the show id; inspector: an inspection case's console, sub = the case id
+DeskRole = Literal["agent", "shopper", "host", "inspector"]
 
 
 class DeskClaims(Strict):

@@ -9,19 +9,30 @@ redeeming it records its use, so it works once. Its expiry is checked without le
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 
 import jwt
 
-from vitrine.auth import ALGORITHM, decode_token
+from vitrine.auth import ALGORITHM, decode_token, mint_token
 from vitrine.config import Settings
 from vitrine.errors import ErrorCode, VitrineError
-from vitrine.inspect.models import Case
-from vitrine.models import ShopId, Strict
+from vitrine.inspect.models import Case, inspect_room
+from vitrine.models import ROLE_DEFAULT_GRANTS, Role, ShopId, Strict
 
 LINK_AUDIENCE = "vitrine:inspect-link"
 BUYER_AUDIENCE = "vitrine:inspect-buyer"
 BUYER_SESSION_S = 4 * 3600
+JOIN_TTL_S = 2 * 3600
+
+
+def buyer_identity(case_id: str) -> str:
+    return "buyer-" + case_id
+
+
+def inspector_identity(case_id: str) -> str:
+    return "inspector-" + case_id
 
 
 class CaseClaims(Strict):
@@ -52,3 +63,30 @@ def verify_case_token(settings: Settings, token: str, audience: str) -> CaseClai
     """The claims, or a typed error that never echoes the token (``link_expired`` for an old link)."""
     return decode_token(settings, token, CaseClaims, audience=audience, leeway_s=0, expired=VitrineError(
         ErrorCode.LINK_EXPIRED, "this link has expired: ask the seller for a new one"))
+
+
+def mint_buyer_join_token(settings: Settings, case: Case, name: str | None = None) -> str:
+    """The buyer's ``/v1/rtc`` token: it knocks until the inspector has admitted this case's buyer once, so a
+    link alone never reaches the seller's room; after that a rejoin (a new network) goes straight in."""
+    grants = ROLE_DEFAULT_GRANTS[Role.BUYER].model_copy(update={"needs_admit": case.admitted_at_ms is None})
+    return mint_token(settings, room=inspect_room(case.id), identity=buyer_identity(case.id), role=Role.BUYER,
+                      grants=grants, ttl_s=JOIN_TTL_S, name=name, shop=case.shop)
+
+
+def mint_inspector_join_token(settings: Settings, case: Case, name: str) -> str:
+    return mint_token(settings, room=inspect_room(case.id), identity=inspector_identity(case.id),
+                      role=Role.INSPECTOR, ttl_s=JOIN_TTL_S, name=name, shop=case.shop)
+
+
+def bundle_signature(settings: Settings, shop: str, case_id: str, expires: int) -> str:
+    """The signature of a short-lived bundle download URL: whoever holds the URL may fetch that one bundle
+    until ``expires`` (a dispute reviewer without the shop's credentials), and nothing else."""
+    key = hmac.new(settings.secret_bytes, b"vitrine evidence bundle url v1", hashlib.sha256).digest()
+    return hmac.new(key, f"{shop}/{case_id}/{expires}".encode(), hashlib.sha256).hexdigest()
+
+
+def check_bundle_signature(settings: Settings, shop: str, case_id: str, expires: int, signature: str) -> None:
+    if not hmac.compare_digest(bundle_signature(settings, shop, case_id, expires), signature):
+        raise VitrineError(ErrorCode.INVALID_TOKEN, "this download link is not valid")
+    if expires < time.time():
+        raise VitrineError(ErrorCode.LINK_EXPIRED, "this download link has expired: ask the seller for a new one")

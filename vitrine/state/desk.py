@@ -24,6 +24,7 @@ class Collection(StrEnum):
     CALLS = "calls"
     REQUESTS = "requests"
     CASES = "cases"  # inspection cases (signaling.inspect), by creation time
+    ERASURES = "erasures"  # erasure requests carried out: counts only, no buyer data
 
 
 class DeskStore(Protocol):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from typing import Protocol
 
 import redis.asyncio as aioredis
@@ -22,6 +23,7 @@ from vitrine.state import keys
 
 MAX_ENTRIES = 1000
 SHOW_MAX_ENTRIES = 100_000
+INSPECTION_MAX_ENTRIES = 20_000  # an inspection's log is its timeline in the evidence bundle
 
 
 class RoomLog(Protocol):
@@ -39,6 +41,15 @@ class RoomLog(Protocol):
         """The newest ``seq`` given in the room, 0 before the first."""
 
     async def drop(self, room: str) -> None: ...
+
+
+async def whole_log(log: RoomLog, room: str) -> AsyncIterator[LogEntry]:
+    """A room's whole log, oldest first, a page at a time (a replay's chapters, an inspection's timeline)."""
+    after = 0
+    while page := await log.after(room, after, 1000):
+        for entry in page:
+            yield entry
+        after = page[-1].seq
 
 
 class MemoryRoomLog:

@@ -1,0 +1,163 @@
+"""``InspectionService``: a case's live session: its room, its two sides' tokens, and what they say.
+
+The buyer's path: consent (recorded with the exact text shown), a join token that knocks until the
+inspector admits the case's buyer once, then the room. The admit starts the recording of the buyer's
+tracks only. In the room, each side's ``inspect`` actions are checked against who may send them and
+appended to the room's log, which both pages follow and which becomes the case's timeline; photos the
+worker stored from the buyer's data channel, and snapshots it decoded, are added to the case with their
+hashes and announced in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from signaling.inspect.cases import CaseService
+from signaling.rooms import Admission, RoomService
+from vitrine.errors import ErrorCode, VitrineError
+from vitrine.inspect.consent import consent_text
+from vitrine.inspect.links import (
+    buyer_identity,
+    mint_buyer_join_token,
+    mint_inspector_join_token,
+)
+from vitrine.inspect.models import Artifact, Case, CaseState, Consent, case_of_room, inspect_room
+from vitrine.inspect.protocol import (
+    BUYER_ACTIONS,
+    INSPECTOR_ACTIONS,
+    ArtifactNotice,
+    CaseNotice,
+    InspectBody,
+    SnapshotRequest,
+)
+from vitrine.models import ParticipantView, Role, Room, RoomKind, now_ms
+from vitrine.protocol import Knock, LogEntry
+from vitrine.rpc import RecordCommand, SnapshotCommand
+from vitrine.state.roomlog import INSPECTION_MAX_ENTRIES
+
+logger = logging.getLogger(__name__)
+
+ROOM_CAPACITY = 4  # the buyer, the inspector, and room for a second console or a supervisor
+
+
+def open_case(case: Case) -> Case:
+    if case.state == CaseState.CLOSED:
+        raise VitrineError(ErrorCode.CASE_CLOSED, "this inspection is over")
+    return case
+
+
+class InspectionService:
+    def __init__(self, rooms: RoomService, cases: CaseService) -> None:
+        self.rooms = rooms
+        self.cases = cases
+        self.settings = rooms.settings
+        self.state = rooms.state
+
+    # -- the room and its tokens ----------------------------------------------------------
+
+    async def room_for(self, case: Case) -> Room:
+        """The case's room, created on first use; a closed case gets none."""
+        open_case(case)
+        name = inspect_room(case.id)
+        room = await self.state.rooms.get_room(name)
+        if room is None:
+            await self.state.rooms.create_room(Room(name=name, kind=RoomKind.INSPECTION, shop=case.shop,
+                                                    max_participants=ROOM_CAPACITY))
+            room = await self.rooms.get_room(name)
+        return room
+
+    async def consent_text(self, case: Case) -> tuple[str, int, int]:
+        """The consent text for this case's buyer, its version, and the shop's retention in days."""
+        shop = await self.state.shops.get_shop(case.shop)
+        days = shop.evidence_retention_days if shop else 180
+        text, version = consent_text(case.language, shop.name if shop else case.shop, days)
+        return text, version, days
+
+    async def consent(self, case: Case, version: int) -> Case:
+        text, current, _ = await self.consent_text(case)
+        if version != current:
+            raise VitrineError(ErrorCode.INVALID_MESSAGE, "the consent text has changed: reload the page")
+
+        def record(stored: Case) -> Case:
+            open_case(stored)
+            if stored.consent is not None:
+                return stored  # agreeing twice keeps the first record
+            consent = Consent(at_ms=now_ms(), version=version, language=stored.language, text=text)
+            return stored.model_copy(update={"consent": consent})
+
+        case = await self.cases.update(case.shop, case.id, record)
+        room = await self.room_for(case)
+        await self.log(room.name, CaseNotice(action="case", event="consented"))
+        return case
+
+    async def buyer_token(self, case: Case) -> str:
+        open_case(case)
+        if case.consent is None:
+            raise VitrineError(ErrorCode.CONSENT_REQUIRED, "the buyer has not agreed to the recording yet")
+        await self.room_for(case)
+        return mint_buyer_join_token(self.settings, case)
+
+    async def inspector_token(self, case: Case, name: str) -> str:
+        await self.room_for(case)
+        return mint_inspector_join_token(self.settings, case, name)
+
+    # -- in the room ----------------------------------------------------------------------
+
+    async def act(self, admission: Admission, body: InspectBody) -> None:
+        """One side's action: checked against its role, then logged for both (a snapshot is taken first)."""
+        room, participant = admission.room, admission.participant
+        if room.kind != RoomKind.INSPECTION:
+            raise VitrineError(ErrorCode.INVALID_MESSAGE, "inspect: only in an inspection")
+        allowed = INSPECTOR_ACTIONS if participant.grants.room_admin else (
+            BUYER_ACTIONS if participant.role == Role.BUYER else frozenset())
+        if body.action not in allowed:
+            raise VitrineError(ErrorCode.PERMISSION_DENIED, f"inspect: {body.action} is not yours to send")
+        await self.log(room.name, body, ParticipantView.of(participant))
+        if isinstance(body, SnapshotRequest):
+            await self._snapshot(room, body)
+
+    async def _snapshot(self, room: Room, request: SnapshotRequest) -> None:
+        case_id = case_of_room(room.name)
+        worker = (await self.rooms.get_room(room.name)).worker_id
+        if case_id is None or worker is None:
+            raise VitrineError(ErrorCode.NO_MEDIA_WORKER, "the session has no media worker")
+        reply = (await self.rooms.link.call(worker, SnapshotCommand(
+            room=room.name, identity=buyer_identity(case_id)))).raise_for_error()
+        if reply.artifact is not None:
+            await self.add_artifact(room.name, reply.artifact.model_copy(update={"request": request.request}))
+
+    async def add_artifact(self, room_name: str, artifact: Artifact) -> None:
+        """A photo or snapshot the worker stored under the case: record it, then tell both sides."""
+        case_id = case_of_room(room_name)
+        room = await self.state.rooms.get_room(room_name)
+        if case_id is None or room is None or room.shop is None:
+            logger.warning("an artifact arrived for %s, which is not an open inspection", room_name)
+            return
+        await self.cases.update(room.shop, case_id, lambda case: case.model_copy(
+            update={"artifacts": [*case.artifacts, artifact]}))
+        await self.log(room_name, ArtifactNotice(action="artifact", artifact=artifact))
+
+    async def knock_settled(self, admission: Admission, knock: Knock, admitted: bool) -> None:
+        """The inspector answered the buyer's knock: the timeline says so, and an admit starts the recording."""
+        room = admission.room
+        case_id = case_of_room(room.name)
+        if room.kind != RoomKind.INSPECTION or case_id is None or room.shop is None:
+            return
+        if knock.participant.role != Role.BUYER:
+            return
+        await self.log(room.name, CaseNotice(action="case", event="admitted" if admitted else "denied"),
+                        ParticipantView.of(admission.participant))
+        if not admitted:
+            return
+        await self.cases.update(room.shop, case_id, lambda case: case if case.admitted_at_ms else case.model_copy(
+            update={"admitted_at_ms": now_ms()}))
+        reply = await self.rooms.link.call(admission.worker_id, RecordCommand(
+            room=room.name, action="start", recording_id=case_id, identity=buyer_identity(case_id)))
+        if reply.error is None:
+            await self.log(room.name, CaseNotice(action="case", event="recording"))
+        else:
+            logger.warning("inspection %s is not recorded: %s", case_id, reply.message)
+
+    async def log(self, room: str, body: InspectBody, participant: ParticipantView | None = None) -> LogEntry:
+        return await self.rooms.append_log(room, LogEntry(
+            seq=0, kind="inspect", participant=participant, at_ms=now_ms(), inspect=body), keep=INSPECTION_MAX_ENTRIES)
