@@ -1,7 +1,8 @@
 /**
- * vitrine-client.js: the browser side of Vitrine: WebSocket signaling (/v1/rtc) and,
- * at the end of this file, the consult desk socket (`DeskSocket`, /v1/consult/...).
- * The consult widget, the agent console and the call page all use it.
+ * vitrine-client.js: the browser side of Vitrine's WebSocket signaling (/v1/rtc). The consult
+ * desk socket (`DeskSocket`, /v1/consult/...) is in vitrine-desk.js.
+ * The consult widget, the agent console, the call page, the live pages and the inspection pages
+ * (web/inspect.html, web/inspector.html) all use it.
  *
  * A small, dependency-free ES module. `VitrineRoom` mirrors vitrine/client.py (the
  * Python client) and speaks the protocol defined once in vitrine/protocol.py:
@@ -27,6 +28,14 @@
  *   await room.replaceTrack("video", screenTrack);  // flip camera or share screen, no renegotiation
  *   room.close();
  *
+ * A phone that changes network: `connect({ token, stream, reconnect: true, refreshToken })` joins
+ * again on a fresh peer connection with the token `refreshToken()` resolves to (a join token is
+ * short-lived or single-purpose: a knock's token must not be replayed once admitted).
+ * `encoding: (track) => ({ scaleResolutionDownBy, maxBitrate })` sets the sender's encoding for each
+ * local track attached or replaced (e.g. capture at full resolution, send a smaller video).
+ * `setSending(kind, false)` stops sending a kind (pause) without renegotiating; true resumes.
+ * `inspect(body)` sends an inspection action (vitrine/inspect/protocol.py); it comes back as `log`.
+ *
  * Events (all CustomEvents; the payload is in `event.detail`):
  *   joined       the `joined` message (room, participant, grants, participants, tracks, seq)
  *   participant  { action: "joined" | "left", participant, seq }
@@ -36,10 +45,12 @@
  *   trackended   { track, kind, trackSid, participantSid, mid } a remote track went away
  *   connectionstate  { state } the RTCPeerConnection's connectionState
  *   error        { code, message, ref } from the server, or a local failure (code "client_error")
- *   leave        { reason, reconnect, code } the server ended the session (code: "banned", "show_ended", "replaced" or null)
+ *   leave        { reason, reconnect, code } the server ended the session (code: "banned", "show_ended",
+ *                "replaced", "denied" or null)
  *   log          a room log entry { seq, kind, participant, at_ms, <body> }, each once, in seq order
  *                (after a reconnect, the entries missed meanwhile come first, fetched by `history`);
- *                kind is chat (text), reactions, moderation, product, deal or show (a live show)
+ *                kind is chat (text), reactions, moderation, product, deal or show (a live show), or
+ *                inspect (an inspection's action: vitrine/inspect/protocol.py)
  *   chat         the same, for chat lines only { seq, participant, text, at_ms }
  *   history      { entries, last_seq } the answer to requestHistory() (older lines for a late joiner)
  *   live         { viewers, likes } a live show's counts, every few seconds while they change
@@ -48,6 +59,8 @@
  *                ("admitted", "denied", "left"); the same knock may come twice (also in `joined.knocks`)
  *   reconnecting { attempt, delayMs } the session dropped; joining again (with `reconnect: true`)
  *   reconnected  the new `joined` message after a reconnect; remote tracks arrive again as `track`
+ *   datachannel  { channel } the server opened an RTCDataChannel on this peer connection (e.g. the
+ *                inspection's "evidence" channel); after a reconnect it comes again, on the new connection
  *   close        { code, reason } the socket closed (always the last event)
  *
  * The token is a credential: this module never logs it, and it leaves the
@@ -59,7 +72,7 @@ export const PROTOCOL_VERSION = 1;
 /** Ping well inside the server's 30 s idle timeout. */
 const PING_INTERVAL_MS = 10_000;
 
-/** Reconnect (opt-in): up to this many joins with the same token, backing off from 0.5 s to 8 s. */
+/** Reconnect (opt-in): up to this many joins (same token, or refreshToken()'s), backing off from 0.5 s to 8 s. */
 const MAX_RECONNECT_ATTEMPTS = 8;
 const RECONNECT_BASE_DELAY_MS = 500;
 const RECONNECT_MAX_DELAY_MS = 8000;
@@ -140,6 +153,9 @@ export class VitrineRoom extends EventTarget {
     this._options = null;
     this._attempt = 0; // reconnect attempts since the last successful join
     this._reconnectTimer = null;
+    this._waiting = false; // knocked (`waiting`), not admitted yet: a drop knocks again when reconnecting
+    this._pending = null; // connect()'s { resolve, reject } until it joins or gives up
+    this._held = new Set(); // kinds not sent for now (setSending(kind, false))
   }
 
   /**
@@ -155,90 +171,101 @@ export class VitrineRoom extends EventTarget {
    *        unless the token's grants say it may not (e.g. a viewer)
    * @param {boolean} [options.reconnect=false]  when the socket drops (a phone changing network, a
    *        server asking clients to move), join again with the same token and a fresh peer
-   *        connection; emits `reconnecting` { attempt, delayMs } and `reconnected` (the new `joined`)
+   *        connection; emits `reconnecting` { attempt, delayMs } and `reconnected` (the new `joined`).
+   *        A drop while knocking (`waiting`) knocks again, and the returned promise keeps waiting.
+   * @param {() => Promise<string>} [options.refreshToken]  with `reconnect`: called before each
+   *        rejoin for a fresh join token. A rejection counts as a failed attempt; one whose error has
+   *        `final: true` ends the room (`error` with the error's code, then `close`)
+   * @param {(track: MediaStreamTrack) => object|null} [options.encoding]  encoding parameters
+   *        (scaleResolutionDownBy, maxBitrate...) for the sender of each local track, applied
+   *        whenever a track is attached or replaced
    */
-  connect({ url, token, stream = null, name = null, publish = "auto", reconnect = false } = {}) {
+  connect({ url, token, stream = null, name = null, publish = "auto", reconnect = false, refreshToken = null,
+    encoding = null } = {}) {
     if (this._ws) throw new Error("connect() may be called once per VitrineRoom");
     if (!token) throw new Error("a join token is required");
 
     const grants = tokenGrants(token);
     const mayPublish = publish === "auto" ? !(grants && grants.can_publish === false) : Boolean(publish);
     this._localTracks = mayPublish && stream ? stream.getTracks().filter((t) => t.kind in SOURCE_OF_KIND) : [];
-    this._options = { url, token, name, reconnect };
-    return this._open();
+    this._options = { url, token, name, reconnect, refreshToken, encoding };
+    return new Promise((resolve, reject) => {
+      this._pending = { resolve, reject };
+      this._open();
+    });
+  }
+
+  /** Settle connect()'s promise (once). */
+  _settle(ok, value) {
+    const pending = this._pending;
+    this._pending = null;
+    if (pending) (ok ? pending.resolve : pending.reject)(value);
   }
 
   /** One signaling session: a socket, a join, a peer connection. Reconnecting opens another. */
   _open() {
     const { url, token, name } = this._options;
-    return new Promise((resolve, reject) => {
-      let settled = false;
-      const settle = (fn, value) => {
-        if (!settled) {
-          settled = true;
-          fn(value);
-        }
+    const ws = new WebSocket(signalingUrl(url));
+    this._ws = ws;
+    let failed = false;
+
+    ws.addEventListener("open", () => {
+      const join = {
+        type: "join",
+        v: PROTOCOL_VERSION,
+        token,
+        publish: this._localTracks.map((t) => ({ kind: t.kind, source: SOURCE_OF_KIND[t.kind] })),
       };
+      if (name) join.name = name;
+      this._send(join);
+      mark("join-sent");
+      this._pingTimer = setInterval(() => this._send({ type: "ping" }), PING_INTERVAL_MS);
+    });
 
-      const ws = new WebSocket(signalingUrl(url));
-      this._ws = ws;
+    ws.addEventListener("message", (event) => {
+      if (ws !== this._ws) return; // a socket we already replaced
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch {
+        this._emit("error", { code: "client_error", message: "the server sent a frame that is not JSON" });
+        return;
+      }
+      if (message.type === "joined") {
+        const again = this._attempt > 0;
+        this._attempt = 0;
+        this._waiting = false;
+        this._onJoined(message);
+        if (again) this._emit("reconnected", message);
+        this._settle(true, message);
+      } else if (message.type === "error" && !this.joined && message.ref === "join") {
+        // A refused join: the socket stays open, but this room object is done.
+        this._emit("error", message);
+        this._settle(false, Object.assign(new Error(message.message), { code: message.code }));
+        this.close();
+      } else {
+        this._onMessage(message);
+      }
+    });
 
-      ws.addEventListener("open", () => {
-        const join = {
-          type: "join",
-          v: PROTOCOL_VERSION,
-          token,
-          publish: this._localTracks.map((t) => ({ kind: t.kind, source: SOURCE_OF_KIND[t.kind] })),
-        };
-        if (name) join.name = name;
-        this._send(join);
-        mark("join-sent");
-        this._pingTimer = setInterval(() => this._send({ type: "ping" }), PING_INTERVAL_MS);
-      });
+    ws.addEventListener("error", () => {
+      failed = true; // always followed by "close", which settles or retries
+    });
 
-      ws.addEventListener("message", (event) => {
-        if (ws !== this._ws) return; // a socket we already replaced
-        let message;
-        try {
-          message = JSON.parse(event.data);
-        } catch {
-          this._emit("error", { code: "client_error", message: "the server sent a frame that is not JSON" });
-          return;
-        }
-        if (message.type === "joined") {
-          const again = this._attempt > 0;
-          this._attempt = 0;
-          this._onJoined(message);
-          if (again) this._emit("reconnected", message);
-          settle(resolve, message);
-        } else if (message.type === "error" && !this.joined && message.ref === "join") {
-          // A refused join: the socket stays open, but this room object is done.
-          this._emit("error", message);
-          settle(reject, Object.assign(new Error(message.message), { code: message.code }));
-          this.close();
-        } else {
-          this._onMessage(message);
-        }
-      });
-
-      ws.addEventListener("error", () => {
-        settle(reject, Object.assign(new Error("the signaling connection failed"), { code: "socket_error" }));
-      });
-
-      ws.addEventListener("close", (event) => {
-        if (ws !== this._ws) return;
-        settle(reject, Object.assign(new Error(`the signaling connection closed (${event.code})`),
-          { code: "socket_closed" }));
-        // 1000 is a deliberate end (left, or the room closed); anything else may be a network change.
-        const retry = this._options.reconnect && !this._closed && event.code !== 1000
-          && (this.joined || this._attempt > 0) && this._attempt < MAX_RECONNECT_ATTEMPTS;
-        if (retry) {
-          this._reconnectSoon();
-          return;
-        }
-        this._teardown();
-        this._emit("close", { code: event.code, reason: event.reason });
-      });
+    ws.addEventListener("close", (event) => {
+      if (ws !== this._ws) return;
+      // 1000 is a deliberate end (left, denied, or the room closed); anything else may be a network change.
+      const retry = this._options.reconnect && !this._closed && event.code !== 1000
+        && (this.joined || this._waiting || this._attempt > 0) && this._attempt < MAX_RECONNECT_ATTEMPTS;
+      if (retry) {
+        this._reconnectSoon();
+        return;
+      }
+      this._settle(false, failed && !this.joined
+        ? Object.assign(new Error("the signaling connection failed"), { code: "socket_error" })
+        : Object.assign(new Error(`the signaling connection closed (${event.code})`), { code: "socket_closed" }));
+      this._teardown();
+      this._emit("close", { code: event.code, reason: event.reason });
     });
   }
 
@@ -253,13 +280,39 @@ export class VitrineRoom extends EventTarget {
     if (this.pc) this.pc.close();
     this.pc = null;
     this.joined = null;
+    this._waiting = false;
     this._negotiation = Promise.resolve();
     this._attempt += 1;
     const delay = Math.min(RECONNECT_MAX_DELAY_MS, RECONNECT_BASE_DELAY_MS * 2 ** (this._attempt - 1));
     this._emit("reconnecting", { attempt: this._attempt, delayMs: delay });
-    this._reconnectTimer = setTimeout(() => {
-      if (!this._closed) this._open().catch(() => {}); // a failed attempt closes, and schedules the next
-    }, delay);
+    this._reconnectTimer = setTimeout(() => this._rejoin(), delay);
+  }
+
+  /** One reconnect attempt: a fresh token when the app gives one, then a new session. */
+  async _rejoin() {
+    if (this._closed) return;
+    const { refreshToken } = this._options;
+    if (refreshToken) {
+      let token;
+      try {
+        token = await refreshToken();
+      } catch (err) {
+        if (this._closed) return;
+        const code = (err && err.code) || "client_error";
+        this._emit("error", { code, message: (err && err.message) || "could not get a new join token", ref: "join" });
+        if ((err && err.final) || this._attempt >= MAX_RECONNECT_ATTEMPTS) {
+          this._settle(false, Object.assign(new Error((err && err.message) || "reconnecting failed"), { code }));
+          this._teardown();
+          this._emit("close", { code: 1000, reason: code });
+        } else {
+          this._reconnectSoon();
+        }
+        return;
+      }
+      if (this._closed) return;
+      if (token) this._options.token = token;
+    }
+    this._open(); // a failed attempt closes, and schedules the next
   }
 
   /**
@@ -274,8 +327,65 @@ export class VitrineRoom extends EventTarget {
     const old = this._localTracks[index];
     this._localTracks[index] = track;
     const sender = this.pc && this.pc.getSenders().find((s) => s.track === old);
-    if (sender) await sender.replaceTrack(track);
+    if (sender) {
+      await sender.replaceTrack(track);
+      await this._applyEncoding(sender, track);
+    }
     return true;
+  }
+
+  /**
+   * The RTCRtpSender that sends our local track of `kind` (also while that kind is held by
+   * setSending), or null before the server's offer gave it an m-line.
+   */
+  sender(kind) {
+    if (!this.pc) return null;
+    for (const transceiver of this.pc.getTransceivers()) {
+      const info = this._mids[transceiver.mid];
+      if (info && info.direction === "send" && info.kind === kind && transceiver.currentDirection !== "stopped") {
+        return transceiver.sender;
+      }
+    }
+    return null;
+  }
+
+  /**
+   * Stop sending `kind` (`on` false: the sender carries no track, so nothing leaves the device) or
+   * send it again, without renegotiating; it holds across reconnects. Resolves true when a sender
+   * was changed now.
+   */
+  async setSending(kind, on) {
+    if (on) this._held.delete(kind);
+    else this._held.add(kind);
+    const track = this._localTracks.find((t) => t.kind === kind) || null;
+    const sender = this.sender(kind);
+    if (!sender) return false;
+    await sender.replaceTrack(on ? track : null);
+    if (on && track) await this._applyEncoding(sender, track);
+    return true;
+  }
+
+  /** Send an inspection action (vitrine/inspect/protocol.py); false when not connected (not sent). */
+  inspect(body) {
+    return this._send({ type: "inspect", body });
+  }
+
+  /** Apply the `encoding` option's parameters for `track` to `sender`; a failure is reported, not thrown. */
+  async _applyEncoding(sender, track) {
+    const encoding = this._options && this._options.encoding;
+    const wanted = encoding && track ? encoding(track) : null;
+    if (!wanted) return;
+    try {
+      const params = sender.getParameters();
+      if (!params.encodings || params.encodings.length === 0) return; // not negotiated yet: the answer applies it
+      for (const [key, value] of Object.entries(wanted)) {
+        if (value === undefined || value === null) delete params.encodings[0][key];
+        else params.encodings[0][key] = value;
+      }
+      await sender.setParameters(params);
+    } catch (err) {
+      this._emit("error", { code: "client_error", message: `could not set the sender's encoding: ${err}` });
+    }
   }
 
   /** Leave the room and release the connection. Safe to call more than once. */
@@ -388,6 +498,7 @@ export class VitrineRoom extends EventTarget {
         this._emit("live", { viewers: message.viewers, likes: message.likes });
         break;
       case "waiting":
+        this._waiting = true;
         this._emit("waiting", { knock: message.knock });
         break;
       case "knock":
@@ -447,6 +558,9 @@ export class VitrineRoom extends EventTarget {
     });
 
     pc.addEventListener("track", (event) => this._onTrack(event));
+    pc.addEventListener("datachannel", (event) => {
+      if (pc === this.pc) this._emit("datachannel", { channel: event.channel });
+    });
 
     pc.addEventListener("connectionstatechange", () => {
       if (pc.connectionState === "connected") mark("connected");
@@ -465,20 +579,24 @@ export class VitrineRoom extends EventTarget {
 
     const attached = new Set(pc.getSenders().map((s) => s.track).filter(Boolean));
     const unattached = this._localTracks.filter((t) => !attached.has(t));
+    const fresh = [];
     for (const transceiver of pc.getTransceivers()) {
       const info = this._mids[transceiver.mid];
       if (!info || info.direction !== "send" || transceiver.sender.track) continue;
       const index = unattached.findIndex((t) => t.kind === info.kind);
       if (index < 0) continue;
+      transceiver.direction = "sendonly";
+      if (this._held.has(info.kind)) continue; // paused: the m-line sends, but no track yet
       const [track] = unattached.splice(index, 1);
       await transceiver.sender.replaceTrack(track);
-      transceiver.direction = "sendonly";
+      fresh.push([transceiver.sender, track]);
     }
 
     const answer = await pc.createAnswer();
     await pc.setLocalDescription(answer);
     this._send({ type: "answer", sdp: pc.localDescription.sdp });
     mark("answer-sent");
+    for (const [sender, track] of fresh) await this._applyEncoding(sender, track);
     this._dropEndedRemoteTracks();
   }
 
@@ -518,8 +636,11 @@ export class VitrineRoom extends EventTarget {
 
   // -- plumbing -------------------------------------------------------------------
 
+  /** True when the message went out on an open socket. */
   _send(message) {
-    if (this._ws && this._ws.readyState === WebSocket.OPEN) this._ws.send(JSON.stringify(message));
+    if (!this._ws || this._ws.readyState !== WebSocket.OPEN) return false;
+    this._ws.send(JSON.stringify(message));
+    return true;
   }
 
   _emit(type, detail) {
@@ -529,6 +650,7 @@ export class VitrineRoom extends EventTarget {
   _teardown() {
     if (this._closed) return;
     this._closed = true;
+    this._waiting = false;
     clearTimeout(this._reconnectTimer);
     clearInterval(this._pingTimer);
     this._pingTimer = null;
@@ -536,189 +658,5 @@ export class VitrineRoom extends EventTarget {
       this.pc.close();
       this._emit("connectionstate", { state: "closed" });
     }
-  }
-}
-
-// -- the consult desk socket ---------------------------------------------------------------------
-
-/** Ping well inside the server's idle timeout; no frame at all for this long means a dead socket. */
-const DESK_STALE_AFTER_MS = 35_000;
-const DESK_BACKOFF_MIN_MS = 500;
-const DESK_BACKOFF_MAX_MS = 15_000;
-const DESK_MAX_QUEUED = 32;
-/** The server refused this page (its origin): retrying cannot help. */
-const CLOSE_POLICY = 1008;
-
-/** ws(s)://HOST/v1/consult/<side> for a page or server URL; side is "shopper" or "agent". */
-export function deskUrl(base, side) {
-  const url = new URL(`/v1/consult/${side}`, base || window.location.href);
-  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-  url.hash = "";
-  url.search = "";
-  return url.toString();
-}
-
-/**
- * The consult desk's socket (vitrine/consult/protocol.py), shared by the widget and the agent
- * console. It keeps one socket alive for as long as the page wants it:
- *
- *  - every (re)connection first sends `hello()`: the console's `login`, the widget's `enter`
- *    or, once it holds a ticket, `resume`;
- *  - `ping` every 10 s, and a socket silent for 35 s is treated as dead (a half-open TCP
- *    connection after a network change looks open for minutes);
- *  - an unexpected close reconnects with jittered exponential backoff (0.5 s to 15 s), at once
- *    when the browser says it is back online; a policy close (1008) is final (`refused`).
- *
- *   const desk = new DeskSocket(deskUrl(base, "agent"), { hello: () => ({ type: "login", token }) });
- *   desk.addEventListener("message", (e) => handle(e.detail));
- *   desk.open();
- *
- * Events: `message` (a parsed server message; pongs are swallowed), `state`
- * { state: "connecting" | "open" | "reconnecting" | "closed", attempt, delayMs, code },
- * `refused` { code }. The hello may carry a credential: nothing here logs a message.
- */
-export class DeskSocket extends EventTarget {
-  /**
-   * @param {string} url  from deskUrl()
-   * @param {object} options
-   * @param {() => object} options.hello  the first message of every connection
-   * @param {boolean} [options.queue=false]  keep messages sent while disconnected (up to 32) and
-   *        send them after the next hello, instead of dropping them
-   */
-  constructor(url, { hello, queue = false }) {
-    super();
-    this.url = url;
-    this.hello = hello;
-    this.state = "closed";
-    this.attempt = 0;
-    this._queueing = queue;
-    this._queue = [];
-    this._ws = null;
-    this._wanted = false;
-    this._retryTimer = null;
-    this._pingTimer = null;
-    this._lastRx = 0;
-    this._onOnline = () => {
-      if (this._wanted && !this._ws) this._connect();
-    };
-  }
-
-  get isOpen() {
-    return this._ws !== null && this._ws.readyState === WebSocket.OPEN && this.state === "open";
-  }
-
-  /** Connect, and stay connected until close(). A no-op while already wanted. */
-  open() {
-    if (this._wanted) return;
-    this._wanted = true;
-    this.attempt = 0;
-    window.addEventListener("online", this._onOnline);
-    this._connect();
-  }
-
-  /** True if sent now; false if not connected (then kept for later when `queue` is on). */
-  send(message) {
-    if (this.isOpen) {
-      this._ws.send(JSON.stringify(message));
-      return true;
-    }
-    if (this._queueing && this._queue.length < DESK_MAX_QUEUED) this._queue.push(message);
-    return false;
-  }
-
-  /** Close for good: no reconnect, anything queued is dropped. */
-  close() {
-    this._wanted = false;
-    this._queue = [];
-    window.removeEventListener("online", this._onOnline);
-    clearTimeout(this._retryTimer);
-    this._dropSocket(1000);
-    this._setState("closed");
-  }
-
-  _connect() {
-    clearTimeout(this._retryTimer);
-    this._dropSocket(1000);
-    if (!this._wanted) return;
-    this._setState(this.attempt === 0 ? "connecting" : "reconnecting");
-    let ws;
-    try {
-      ws = new WebSocket(this.url);
-    } catch {
-      this._scheduleRetry();
-      return;
-    }
-    this._ws = ws;
-    ws.addEventListener("open", () => {
-      if (ws !== this._ws) return;
-      this._lastRx = Date.now();
-      ws.send(JSON.stringify(this.hello()));
-      for (const message of this._queue.splice(0)) ws.send(JSON.stringify(message));
-      this._pingTimer = setInterval(() => this._ping(ws), PING_INTERVAL_MS);
-      this._setState("open");
-    });
-    ws.addEventListener("message", (event) => {
-      if (ws !== this._ws) return;
-      this._lastRx = Date.now();
-      this.attempt = 0; // the server answers: the next drop backs off from the start again
-      let message;
-      try {
-        message = JSON.parse(event.data);
-      } catch {
-        return; // not JSON: ignore the frame, keep the socket
-      }
-      if (message && typeof message.type === "string" && message.type !== "pong") {
-        this.dispatchEvent(new CustomEvent("message", { detail: message }));
-      }
-    });
-    ws.addEventListener("close", (event) => {
-      if (ws !== this._ws) return;
-      this._dropSocket(1000);
-      if (!this._wanted) return;
-      if (event.code === CLOSE_POLICY) {
-        this.close();
-        this.dispatchEvent(new CustomEvent("refused", { detail: { code: event.code } }));
-        return;
-      }
-      this._scheduleRetry(event.code);
-    });
-    // "error" is always followed by "close": the retry is scheduled there.
-  }
-
-  _ping(ws) {
-    if (ws !== this._ws || ws.readyState !== WebSocket.OPEN) return;
-    if (Date.now() - this._lastRx > DESK_STALE_AFTER_MS) {
-      ws.close(4000, "stale"); // its close event schedules the reconnect
-      return;
-    }
-    ws.send(JSON.stringify({ type: "ping", ts: Date.now() }));
-  }
-
-  _scheduleRetry(code) {
-    const ceiling = Math.min(DESK_BACKOFF_MAX_MS, DESK_BACKOFF_MIN_MS * 2 ** this.attempt);
-    const delayMs = Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
-    this.attempt += 1;
-    this._setState("reconnecting", { delayMs, code });
-    this._retryTimer = setTimeout(() => this._connect(), delayMs);
-  }
-
-  _dropSocket(code) {
-    clearInterval(this._pingTimer);
-    this._pingTimer = null;
-    const ws = this._ws;
-    this._ws = null;
-    if (ws && ws.readyState !== WebSocket.CLOSED && ws.readyState !== WebSocket.CLOSING) {
-      try {
-        ws.close(code);
-      } catch {
-        /* already closing */
-      }
-    }
-  }
-
-  _setState(state, extra = {}) {
-    const changed = state !== this.state || state === "reconnecting";
-    this.state = state;
-    if (changed) this.dispatchEvent(new CustomEvent("state", { detail: { state, attempt: this.attempt, ...extra } }));
   }
 }

@@ -12,7 +12,7 @@
  */
 
 import { CallPanel } from "./call.js";
-import { DeskSocket, deskUrl } from "../vitrine-client.js";
+import { DeskSocket, deskUrl } from "../vitrine-desk.js";
 import { endStandBy, RingTone, standBy } from "./media.js";
 import * as R from "./render.js";
 

@@ -14,7 +14,7 @@
 
 import { CallSession } from "./call.js";
 import { ContactForm } from "./contact.js";
-import { DeskSocket, deskUrl } from "../vitrine-client.js";
+import { DeskSocket, deskUrl } from "../vitrine-desk.js";
 import { h, icon, setChildren } from "./dom.js";
 import { formatOpening, shopperTimeZone, waitPhrase } from "./format.js";
 import { pickLanguage, translator } from "./i18n.js";
