@@ -179,6 +179,8 @@ class VitrineClient:
         if kind == "joined":
             self.joined = message
             self.timeline.joined = time.perf_counter()
+            for knock in message.get("knocks", []):  # knocks that came before this admin
+                await self.knocks.put(knock)
             self._joined.set()
         elif kind == "offer":
             await self._answer(message)
