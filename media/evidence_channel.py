@@ -26,6 +26,7 @@ channel stays open for the next photo. ``code`` is a ``vitrine.errors.ErrorCode`
   ``photo`` before the last one was complete (the error names the old request; the new one goes ahead);
 * ``message_too_large``: ``bytes`` over the worker's limit (``VITRINE_INSPECT_MAX_PHOTO_BYTES``), a
   chunk over 256 KiB, more data than announced, a text message over 4096 characters;
+* ``not_joined``: a ``photo`` while the buyer still waits to be admitted;
 * ``internal``: the worker could not store the file.
 
 After an error that ended a transfer, binary data is dropped silently until the page's next text message:
@@ -150,6 +151,7 @@ class EvidenceChannel:
         self.channel = channel
         self.target = target
         self.owner = owner  # the participant's sid, for logs
+        self.accepting = True  # False while the buyer waits at the door: nothing is stored before the admit
         self.idle_timeout_s = IDLE_TIMEOUT_S
         self._loop = asyncio.get_running_loop()
         self._transfer: _Transfer | None = None
@@ -207,6 +209,8 @@ class EvidenceChannel:
             message = _page_adapter.validate_python(data)
         except ValidationError as exc:
             raise VitrineError(ErrorCode.INVALID_MESSAGE, first_problem(exc)[1]) from None
+        if isinstance(message, PhotoStart) and not self.accepting:
+            raise VitrineError(ErrorCode.NOT_JOINED, "photos are taken once the seller has let you in")
         if isinstance(message, PhotoStart) and message.bytes > self.target.max_bytes:
             raise VitrineError(ErrorCode.MESSAGE_TOO_LARGE, f"a photo is at most {self.target.max_bytes} bytes")
         return message

@@ -30,6 +30,7 @@ from vitrine.inspect.artifacts import CASE_ID, ArtifactStore
 from vitrine.inspect.models import Artifact, ArtifactKind, case_of_room
 from vitrine.models import Participant, Role, Room, RoomKind, TrackKind, TrackSource
 from vitrine.rpc import (
+    AdmitCommand,
     AnswerCommand,
     CandidateCommand,
     CloseRoomCommand,
@@ -62,6 +63,9 @@ class WorkerRoom:
     auto_subscribe: dict[str, bool] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     relay: RelayIn | None = None  # on a relay worker: the pull of the live room's tracks from its origin
+    # Knockers (JoinCommand.admitted false): connected and receiving their publications, which stay in the
+    # peer and reach nobody (not forwarded, not recorded), subscribed to nothing, until AdmitCommand.
+    waiting: dict[str, PeerSession] = field(default_factory=dict)
     kind: RoomKind = RoomKind.CONSULT  # as the joins' Room says: an inspection's evidence goes to its case
     shop: str | None = None
 
@@ -150,10 +154,14 @@ class MediaWorker:
         if isinstance(command, RecordCommand):
             return await self._record(room, command)
         peer = room.peers.get(command.sid)
+        if peer is None and command.sid in room.waiting:
+            return await self._knocker(room, room.waiting[command.sid], command)
         if peer is None:
             if isinstance(command, LeaveCommand):
                 return WorkerReply()
             raise VitrineError(ErrorCode.NOT_JOINED, "the participant is not in the room")
+        if isinstance(command, AdmitCommand):
+            return WorkerReply()  # already in
         if isinstance(command, AnswerCommand):
             ups, next_offer = await peer.apply_answer(command.sdp)
             await self._published(room, peer, ups)
@@ -181,6 +189,43 @@ class MediaWorker:
             return await self._leave(room, peer)
         raise VitrineError(ErrorCode.INVALID_MESSAGE, "unknown command")
 
+    async def _knocker(self, room: WorkerRoom, peer: PeerSession, command: WorkerCommand) -> WorkerReply:
+        """A knocker may finish its negotiation, be admitted or leave; nothing else until it is let in."""
+        if isinstance(command, AdmitCommand):
+            return await self._admit(room, peer)
+        if isinstance(command, AnswerCommand):
+            _, next_offer = await peer.apply_answer(command.sdp)  # its publications wait in peer.published
+            return WorkerReply(offer=next_offer)
+        if isinstance(command, CandidateCommand):
+            await peer.add_candidate(command.candidate)
+            return WorkerReply()
+        if isinstance(command, LeaveCommand):
+            room.waiting.pop(peer.sid, None)
+            await peer.close()
+            self._forget_if_empty(room)
+            return WorkerReply()
+        raise VitrineError(ErrorCode.NOT_JOINED, "waiting to be admitted")
+
+    async def _admit(self, room: WorkerRoom, peer: PeerSession) -> WorkerReply:
+        """The knocker is let in: what it publishes (already flowing in) is forwarded from now on, and it gets
+        the room's tracks. Its connection is up, so the room sees it after one renegotiation, not a join."""
+        room.waiting.pop(peer.sid, None)
+        room.peers[peer.sid] = peer
+        room.auto_subscribe[peer.sid] = True
+        if peer.evidence is not None:
+            peer.evidence.accepting = True
+        if peer.participant.grants.can_subscribe:
+            for up in room.ups.values():
+                peer.add_subscription(up)
+        ups = list(peer.published.values())
+        await self._published(room, peer, ups)
+        offer = await peer.make_offer() if peer.subscriptions else None
+        return WorkerReply(offer=offer, published=[u.track for u in ups])
+
+    def _forget_if_empty(self, room: WorkerRoom) -> None:
+        if not room.peers and not room.waiting and room.relay is None:  # a relay keeps pulling until its room closes
+            self.rooms.pop(room.name, None)
+
     def _room(self, name: str) -> WorkerRoom:
         room = self.rooms.get(name)
         if room is None:
@@ -198,9 +243,11 @@ class MediaWorker:
             old = room.peers.get(participant.sid)
             if old is not None:
                 await self._leave(room, old)
+            if (knocker := room.waiting.pop(participant.sid, None)) is not None:  # joined afresh instead
+                await knocker.close()
             peer = PeerSession(participant, self.settings.max_sdp_bytes, self.settings.rtc_public_ip)
             try:
-                if participant.grants.can_subscribe and command.auto_subscribe:
+                if participant.grants.can_subscribe and command.auto_subscribe and command.admitted:
                     for up in room.ups.values():
                         peer.add_subscription(up)
                 if command.publish:
@@ -210,12 +257,15 @@ class MediaWorker:
                 evidence = self._evidence_target(command.room, participant)
                 if evidence is not None:
                     peer.open_evidence_channel(evidence)
+                    peer.evidence.accepting = command.admitted
                 offer = await peer.make_offer() if peer.pc.getTransceivers() or peer.evidence else None
             except BaseException:
                 await peer.close()
-                if not room.peers:
-                    self.rooms.pop(name, None)
+                self._forget_if_empty(room)
                 raise
+            if not command.admitted:
+                room.waiting[participant.sid] = peer
+                return WorkerReply(offer=offer)
             room.peers[participant.sid] = peer
             room.auto_subscribe[participant.sid] = command.auto_subscribe
             if command.room.recording_id and name not in self.recordings:
@@ -284,8 +334,7 @@ class MediaWorker:
         ups = list(peer.published.values())
         await peer.close()
         await self._unpublished(room, ups)
-        if not room.peers and room.relay is None:  # a relay keeps pulling until its room closes
-            self.rooms.pop(room.name, None)
+        self._forget_if_empty(room)
         return WorkerReply(unpublished=[u.track for u in ups])
 
     async def _close_room(self, room: WorkerRoom) -> WorkerReply:
@@ -293,7 +342,7 @@ class MediaWorker:
         if room.relay is not None:  # everyone goes: no renegotiation, just close
             await room.relay.close()
             room.relay = None
-        for peer in list(room.peers.values()):
+        for peer in [*room.peers.values(), *room.waiting.values()]:
             await peer.close()
         self.rooms.pop(room.name, None)
         return WorkerReply(unpublished=[u.track for u in ups], recording=await self._end_recording(room.name))
@@ -395,6 +444,7 @@ class MediaWorker:
             "pid": os.getpid(),
             "rooms": len(self.rooms),
             "participants": len(peers),
+            "waiting": sum(len(r.waiting) for r in self.rooms.values()),  # knockers, connected but not let in
             "published_tracks": len(ups),
             "subscriptions": len(downs),
             "packets_in": sum(u.counters.packets_in for u in ups),

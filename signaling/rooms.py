@@ -19,8 +19,26 @@ from vitrine.auth import JoinClaims
 from vitrine.config import Settings
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.models import Participant, ParticipantView, Role, Room, RoomKind, Track, now_ms
-from vitrine.protocol import Knock, KnockPush, LeaveCode, LogEntry, RoomEvent, RoomEventKind, TrackRequest
-from vitrine.rpc import CloseRoomCommand, JoinCommand, Kick, LeaveCommand, RoomBusMessage, WorkerCommand, WorkerReply
+from vitrine.protocol import (
+    Knock,
+    KnockPush,
+    LeaveCode,
+    LogEntry,
+    RoomEvent,
+    RoomEventKind,
+    ServerOfferMessage,
+    TrackRequest,
+)
+from vitrine.rpc import (
+    AdmitCommand,
+    CloseRoomCommand,
+    JoinCommand,
+    Kick,
+    LeaveCommand,
+    RoomBusMessage,
+    WorkerCommand,
+    WorkerReply,
+)
 from vitrine.state import State, keys
 from vitrine.state.roomlog import MAX_ENTRIES
 from vitrine.text import clean_text
@@ -36,6 +54,15 @@ KIND_FOR_ROLE = {
 
 def new_participant_sid() -> str:
     return "PA_" + secrets.token_urlsafe(9)
+
+
+@dataclass
+class Prejoin:
+    """A knocker's connection, set up on the room's worker while it waits (``RoomService.prejoin``)."""
+
+    participant: Participant
+    worker_id: str
+    offer: ServerOfferMessage | None
 
 
 @dataclass
@@ -87,7 +114,7 @@ class RoomService:
     # -- participants --------------------------------------------------------------
 
     async def admit(self, claims: JoinClaims, *, publish: list[TrackRequest], name: str | None,
-                    node_id: str, auto_subscribe: bool = True) -> Admission:
+                    node_id: str, auto_subscribe: bool = True, prejoined: Prejoin | None = None) -> Admission:
         room = await self.state.rooms.get_room(claims.room)
         if room is None:
             if not claims.grants.room_create:
@@ -97,22 +124,19 @@ class RoomService:
                 max_participants=self.settings.max_participants_per_room))
             room = await self.get_room(claims.room)
         await self._may_enter(room, claims)
-        # Refuse what the worker would refuse before touching the room's records.
-        if publish and not claims.grants.can_publish:
-            raise VitrineError(ErrorCode.PERMISSION_DENIED, "this token may not publish")
-        if len(publish) > self.settings.max_tracks_per_participant:
-            raise VitrineError(ErrorCode.TOO_MANY_TRACKS,
-                               f"at most {self.settings.max_tracks_per_participant} published tracks")
-        participant = Participant(sid=new_participant_sid(), identity=claims.sub, role=claims.role,
-                                  grants=claims.grants, name=name or claims.name, node_id=node_id)
+        self._may_publish(claims, publish)
+        participant = prejoined.participant if prejoined else self._participant(claims, name, node_id)
         outcome = await self.state.rooms.add_participant(room.name, participant, room.max_participants)
         try:
             worker_id = await ensure_worker(self.state, room)
             target = await self.cascade.worker_for(room, participant, worker_id)  # a live viewer: maybe a relay
-            reply = (await self.link.call(target, JoinCommand(
-                room=room if target == worker_id else relayed(room), participant=participant, publish=publish,
-                auto_subscribe=auto_subscribe,
-            ))).raise_for_error()
+            reply = await self._let_in(prejoined, room.name, target) if prejoined and target == prejoined.worker_id \
+                else None
+            if reply is None:
+                reply = (await self.link.call(target, JoinCommand(
+                    room=room if target == worker_id else relayed(room), participant=participant, publish=publish,
+                    auto_subscribe=auto_subscribe,
+                ))).raise_for_error()
         except BaseException:
             await self.state.rooms.remove_participant(room.name, participant.sid)
             if outcome.replaced is not None:  # the older session is still connected: keep its record
@@ -124,9 +148,31 @@ class RoomService:
             await self._depart(room.name, outcome.replaced, target)
         if not participant.grants.hidden:
             await self.emit(room.name, "participant_joined", participant=participant)
+        await self.apply_tracks(room.name, reply)  # an admitted knocker's publications, already flowing in
         if room.kind == RoomKind.LIVE and participant.role == Role.VIEWER:
             await self.state.live.count(room.name, "viewer_sessions")
         return Admission(room=room, participant=participant, worker_id=target, reply=reply)
+
+    def _may_publish(self, claims: JoinClaims, publish: list[TrackRequest]) -> None:
+        """Refuse what the worker would refuse before touching the room's records."""
+        if publish and not claims.grants.can_publish:
+            raise VitrineError(ErrorCode.PERMISSION_DENIED, "this token may not publish")
+        if len(publish) > self.settings.max_tracks_per_participant:
+            raise VitrineError(ErrorCode.TOO_MANY_TRACKS,
+                               f"at most {self.settings.max_tracks_per_participant} published tracks")
+
+    @staticmethod
+    def _participant(claims: JoinClaims, name: str | None, node_id: str) -> Participant:
+        return Participant(sid=new_participant_sid(), identity=claims.sub, role=claims.role, grants=claims.grants,
+                           name=name or claims.name, node_id=node_id)
+
+    async def _let_in(self, prejoined: Prejoin, room: str, worker_id: str) -> WorkerReply | None:
+        """Admit a prejoined knocker on its worker; None when that worker lost it (it joins afresh instead)."""
+        reply = await self.link.call(worker_id, AdmitCommand(room=room, sid=prejoined.participant.sid))
+        if reply.error is not None:
+            logger.info("a prejoined knocker of %s joins afresh: %s", room, reply.message)
+            return None
+        return reply
 
     async def _may_enter(self, room: Room, claims: JoinClaims) -> None:
         if room.shop != claims.shop:  # another tenant's room (or one created meanwhile): not even its existence shows
@@ -146,6 +192,24 @@ class RoomService:
         knock_id = "KN_" + secrets.token_urlsafe(9)
         return Knock(id=knock_id, at_ms=now_ms(), participant=ParticipantView(
             sid=knock_id, identity=claims.sub, role=claims.role, name=name or claims.name))
+
+    async def prejoin(self, claims: JoinClaims, *, publish: list[TrackRequest], name: str | None,
+                      node_id: str) -> Prejoin:
+        """Set up a knocker's connection on the room's worker while it waits, so an admit finds its media
+        flowing. The worker keeps it apart: it subscribes to nothing, and nothing it sends is forwarded or
+        recorded, until ``admit(prejoined=...)``. It has no participant record: the room does not see it."""
+        room = await self.get_room(claims.room)
+        self._may_publish(claims, publish)
+        participant = self._participant(claims, name, node_id)
+        worker_id = await ensure_worker(self.state, room)
+        reply = (await self.link.call(worker_id, JoinCommand(
+            room=room, participant=participant, publish=publish, admitted=False))).raise_for_error()
+        return Prejoin(participant=participant, worker_id=worker_id, offer=reply.offer)
+
+    async def drop_prejoin(self, room: str, prejoin: Prejoin) -> None:
+        """A knocker denied, or gone: its connection on the worker goes."""
+        with contextlib.suppress(VitrineError):
+            await self.link.call(prejoin.worker_id, LeaveCommand(room=room, sid=prejoin.participant.sid))
 
     async def announce_knock(self, room: str, knock: Knock) -> None:
         await self.state.rooms.add_knock(room, knock.id, knock.model_dump_json())

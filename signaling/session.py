@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 
 from fastapi import WebSocket, WebSocketDisconnect
 
@@ -19,7 +20,7 @@ from signaling.hub import SessionHub
 from signaling.inspect.sessions import InspectionService
 from signaling.live.actions import LiveActions
 from signaling.metrics import METRICS
-from signaling.rooms import Admission, RoomService
+from signaling.rooms import Admission, Prejoin, RoomService
 from vitrine.auth import JoinClaims, verify_token
 from vitrine.config import Settings
 from vitrine.errors import ErrorCode, VitrineError
@@ -82,6 +83,16 @@ CHAT_REORDER_WAIT_S = 1.0
 CLOSE_TRY_AGAIN = 1013
 
 
+@dataclass
+class Door:
+    """A session waiting at a room's door: its knock, its join, and its connection on the worker."""
+
+    knock: Knock
+    claims: JoinClaims
+    message: JoinMessage
+    prejoin: Prejoin
+
+
 class RtcSession:
     def __init__(self, ws: WebSocket, settings: Settings, rooms: RoomService, hub: SessionHub, live: LiveActions,
                  inspections: InspectionService, foreign_origin: str | None = None) -> None:
@@ -106,7 +117,8 @@ class RtcSession:
         self._early_log: list[LogEntry] = []
         self._ahead: dict[int, LogEntry] = {}  # chat lines that arrived before one they follow
         self._reorder_timer: asyncio.TimerHandle | None = None
-        self._knock: tuple[Knock, JoinClaims, JoinMessage] | None = None  # waiting at the door (needs_admit)
+        self._knock: Door | None = None  # waiting at the door (needs_admit)
+        self._admitting: Door | None = None  # admitted, joining: its negotiation still goes to the prejoin
         self._serial = asyncio.Lock()  # one message, or the join an admit lets through, at a time
         self._tasks = TaskSet()
 
@@ -259,6 +271,10 @@ class RtcSession:
             self._closing = LeaveNotice(reason="left")
             self._drain_and_stop()
             return
+        door = self._knock or self._admitting
+        if admission is None and door is not None and isinstance(message, AnswerMessage | CandidateMessage):
+            await self._negotiate_at_door(door, message)
+            return
         if admission is None:
             raise VitrineError(ErrorCode.NOT_JOINED, "waiting to be admitted" if self._knock else "send join first")
         if isinstance(message, AdmitMessage):
@@ -327,37 +343,57 @@ class RtcSession:
         await self._enter(claims, message)
 
     async def _knock_at_door(self, claims: JoinClaims, message: JoinMessage) -> None:
-        """Wait outside: the room's admins see the knock; nothing joins the room or a worker until one admits."""
+        """Wait outside: the room's admins see the knock. The knocker's connection is set up on the worker
+        meanwhile (``RoomService.prejoin``), but nothing of it reaches the room until an admin admits it."""
         knock = await self.rooms.knock(claims, message.name)
-        self._knock = (knock, claims, message)
+        prejoin = await self.rooms.prejoin(claims, publish=message.publish, name=message.name,
+                                           node_id=self.settings.node_id)
+        self._knock = Door(knock, claims, message, prejoin)
         await self.hub.wait_at_door(claims.room, knock.id, self)  # listening before anyone can answer
         await self.rooms.announce_knock(claims.room, knock)
-        self.send(WaitingMessage(knock=knock.id))
+        self.send(WaitingMessage(knock=knock.id, ice_servers=ice_servers_for(self.settings, claims.sub)))
+        if prejoin.offer is not None:
+            self.send(prejoin.offer)
+
+    async def _negotiate_at_door(self, door: Door, message: AnswerMessage | CandidateMessage) -> None:
+        """A knocker answers its prejoin's offer and trickles candidates; it can do nothing else. Between the
+        admit and its join, the worker may have let it in already: then what its answer publishes is recorded."""
+        prejoin, room = door.prejoin, door.claims.room
+        command = _worker_command(message, room, prejoin.participant.sid)
+        reply = (await self.rooms.link.call(prejoin.worker_id, command)).raise_for_error()
+        await self.rooms.apply_tracks(room, reply)
+        if reply.offer is not None:
+            self.send(reply.offer)
 
     async def on_knock_answered(self, push: KnockPush) -> None:
-        if self._knock is None or push.knock.id != self._knock[0].id:
+        if self._knock is None or push.knock.id != self._knock.knock.id:
             return
-        knock, claims, message = self._knock
-        self._knock = None
-        await self.hub.leave_door(claims.room, knock.id)
+        door, self._knock = self._knock, None
+        await self.hub.leave_door(door.claims.room, door.knock.id)
         if push.ended == "admitted":
-            self._tasks.spawn(self._enter_admitted(claims, message))
+            self._admitting = door
+            self._tasks.spawn(self._enter_admitted(door))
         else:
-            await self.on_kick(Kick(sid=knock.id, reason="the host did not let you in", code="denied"))
+            await self.rooms.drop_prejoin(door.claims.room, door.prejoin)
+            await self.on_kick(Kick(sid=door.knock.id, reason="the host did not let you in", code="denied"))
 
-    async def _enter_admitted(self, claims: JoinClaims, message: JoinMessage) -> None:
+    async def _enter_admitted(self, door: Door) -> None:
         async with self._serial:
             try:
-                await self._enter(claims, message)
+                await self._enter(door.claims, door.message, door.prejoin)
             except VitrineError as exc:
                 self.error(exc, "join")
             except Exception:
                 logger.exception("joining after an admit failed")
                 self.error(VitrineError(ErrorCode.INTERNAL, "internal error"), "join")
+            finally:
+                self._admitting = None
+            if self.admission is None:  # it could not join: its connection on the worker goes
+                await self.rooms.drop_prejoin(door.claims.room, door.prejoin)
 
-    async def _enter(self, claims: JoinClaims, message: JoinMessage) -> None:
+    async def _enter(self, claims: JoinClaims, message: JoinMessage, prejoin: Prejoin | None = None) -> None:
         admission = await self.rooms.admit(claims, publish=message.publish, name=message.name,
-                                           node_id=self.settings.node_id)
+                                           node_id=self.settings.node_id, prejoined=prejoin)
         self.admission = admission
         room, participant = admission.room, admission.participant
         await self.hub.attach(room.name, participant.sid, self)
@@ -407,10 +443,10 @@ class RtcSession:
 
     async def _leave(self) -> None:
         if self._knock is not None:  # left before an answer: the admins' consoles drop the knock
-            knock, claims, _ = self._knock
-            self._knock = None
-            await self.hub.leave_door(claims.room, knock.id)
-            await self.rooms.cancel_knock(claims.room, knock.id)
+            door, self._knock = self._knock, None
+            await self.hub.leave_door(door.claims.room, door.knock.id)
+            await self.rooms.cancel_knock(door.claims.room, door.knock.id)
+            await self.rooms.drop_prejoin(door.claims.room, door.prejoin)
         admission, self.admission = self.admission, None
         if admission is None:
             return

@@ -3,12 +3,15 @@ room and off the worker, until a room admin admits or denies it; only the first 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 
 from tests.desk_helpers import DeskClient
+from tests.media_helpers import MovingPatternTrack, receive_frames
 from tests.servers import RunningServer, embedded_server
+from vitrine.client import VitrineClient
 from vitrine.models import ROLE_DEFAULT_GRANTS, Role
 
 BUYER = ROLE_DEFAULT_GRANTS[Role.BUYER].model_copy(update={"needs_admit": True})
@@ -45,7 +48,8 @@ async def test_a_knock_waits_outside_until_an_admin_admits_it(door_server: Runni
     assert (knock["id"], knock["participant"]["identity"], knock["participant"]["role"]) == (knock_id, "buyer", "buyer")
     assert door_server.runtime is not None
     assert [p.identity for p in await door_server.runtime.state.rooms.list_participants("case-1")] == ["inspector"]
-    assert door_server.runtime.media_worker.media_stats()["participants"] == 1  # nothing of the buyer's on the worker
+    stats = door_server.runtime.media_worker.media_stats()
+    assert (stats["participants"], stats["waiting"]) == (1, 1)  # the buyer's connection waits apart on the worker
     await buyer.send({"type": "chat", "text": "hello?"})
     assert (await buyer.expect("error"))["code"] == "not_joined"  # a knocker reaches nothing in the room
 
@@ -94,3 +98,33 @@ async def test_knocking_needs_an_existing_room(door_server: RunningServer) -> No
     refused = await stranger.expect("error")
     assert (refused["code"], refused["ref"]) == ("room_not_found", "join")
     await stranger.close()
+
+
+async def test_a_knocker_connects_while_waiting_but_nothing_crosses_the_door(door_server: RunningServer) -> None:
+    """The knocker's connection is set up on the worker before the admit (so the admit is fast), yet it receives
+    nothing and nothing of it is forwarded until it is let in; then media flows both ways."""
+    runtime = door_server.runtime
+    assert runtime is not None and runtime.media_worker is not None
+    inspector = VitrineClient(door_server.url, door_server.token("case-3", "inspector", Role.INSPECTOR),
+                              tracks=[MovingPatternTrack()])
+    await inspector.connect()
+    buyer = VitrineClient(door_server.url, door_server.token("case-3", "buyer", Role.BUYER, grants=BUYER),
+                          tracks=[MovingPatternTrack()])
+    joining = asyncio.create_task(buyer.connect(timeout=60))
+    knock = await asyncio.wait_for(inspector.knocks.get(), 30)
+    await buyer.wait_connected(timeout=30)  # ICE and DTLS are up while it waits
+    stats = runtime.media_worker.media_stats()
+    assert (stats["waiting"], stats["participants"], stats["published_tracks"]) == (1, 1, 1)  # the inspector's only
+    assert stats["subscriptions"] == 0 and buyer.remote_tracks.empty() and inspector.remote_tracks.empty()
+    assert [p.identity for p in await runtime.state.rooms.list_participants("case-3")] == ["inspector"]
+
+    await inspector.send({"type": "admit", "knock": knock["id"]})
+    assert (await joining)["participant"]["identity"] == "buyer"
+    for client in (inspector, buyer):  # each decodes the other's video
+        remote = await client.next_remote_track("video", timeout=30)
+        assert len(await receive_frames(remote, 3)) == 3
+    stats = runtime.media_worker.media_stats()
+    assert (stats["waiting"], stats["participants"], stats["subscriptions"]) == (0, 2, 2)
+    assert stats["decoders_running"] == 0 and stats["encoders_created"] == 0
+    for client in (inspector, buyer):
+        await client.close()

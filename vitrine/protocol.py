@@ -178,10 +178,14 @@ class KnockPush(Strict):
 
 
 class WaitingMessage(Strict):
-    """To the knocker: the room's admins were told; ``joined`` follows an admit, ``leave`` a denial."""
+    """To the knocker: the room's admins were told; ``joined`` follows an admit, ``leave`` a denial.
+
+    An ``offer`` follows too: the knocker's connection is set up while it waits (``ice_servers`` are for it),
+    but nothing of it reaches the room, and it receives nothing, until it is admitted."""
 
     type: Literal["waiting"] = "waiting"
     knock: str
+    ice_servers: list[IceServer] = Field(default_factory=list)
 
 
 class LogEntry(Strict):

@@ -32,6 +32,9 @@ class JoinCommand(Strict):
     participant: Participant
     publish: list[TrackRequest] = Field(default_factory=list)
     auto_subscribe: bool = True  # False for WHIP/WHEP sessions, which cannot renegotiate
+    # False: a knocker waiting to be admitted. Its connection is set up (ICE, DTLS, its publications received),
+    # but it subscribes to nothing and nothing of it is forwarded or recorded until ``AdmitCommand``.
+    admitted: bool = True
 
 
 class OfferCommand(Strict):
@@ -68,6 +71,16 @@ class UnpublishCommand(Strict):
     room: str
     sid: str
     track_sid: str
+
+
+class AdmitCommand(Strict):
+    """Let a participant that joined with ``admitted: false`` into the room: its publications are forwarded
+    (and recorded) from now on, and it subscribes to the room's tracks. The reply carries its tracks and its
+    next offer."""
+
+    op: Literal["admit"] = "admit"
+    room: str
+    sid: str
 
 
 class LeaveCommand(Strict):
@@ -141,7 +154,8 @@ class SnapshotCommand(Strict):
 
 WorkerCommand = Annotated[
     JoinCommand | OfferCommand | AnswerCommand | CandidateCommand | PublishCommand
-    | UnpublishCommand | LeaveCommand | CloseRoomCommand | RecordCommand | RelayCommand | SnapshotCommand,
+    | UnpublishCommand | LeaveCommand | CloseRoomCommand | RecordCommand | RelayCommand | SnapshotCommand
+    | AdmitCommand,
     Field(discriminator="op"),
 ]
 command_adapter: TypeAdapter[WorkerCommand] = TypeAdapter(WorkerCommand)
