@@ -464,6 +464,41 @@ async def test_a_denied_knock_shows_the_buyer_why(server: RunningServer, browser
         await console.close()
 
 
+async def test_the_seller_talks_on_a_connection_that_was_up_before_the_admit(
+        server: RunningServer, browser: playwright_api.Browser) -> None:
+    """The console reserves its audio m-line at the join, and the buyer's connection is set up while it knocks:
+    both are connected before the admit. Talking then opens the microphone with no renegotiation, and the
+    buyer hears it; the recording keeps to the buyer's own tracks."""
+    case = await open_case(server)
+    console = await open_inspector(browser, case.console_url)
+    buyer = await open_buyer(browser, case.link)
+    connected = '(() => { const pc = window.__pcs[window.__pcs.length - 1]; return pc && pc.connectionState === "connected"; })()'
+    try:
+        await console.wait_for(connected, what="the console connected before any buyer")
+        await buyer.state("consent")
+        await buyer.page.locator("#agree").click()
+        await buyer.state("waiting")
+        await buyer.wait_for(connected, what="the knocking buyer's connection set up while it waits")
+        assert await buyer.page.evaluate("document.getElementById('remote-audio').srcObject") is None
+        await console.page.locator("#knocks .knock").get_by_role("button", name=re.compile("^Admit")).click()
+        await buyer.state("live")
+        await console.page.locator("#talk").click()
+        await expect(console.page.locator("#talk")).to_have_attribute("aria-pressed", "true", timeout=STATE_TIMEOUT_MS)
+        await buyer.wait_for('(() => { const s = document.getElementById("remote-audio").srcObject; '
+                             'return Boolean(s && s.getAudioTracks().some((t) => t.readyState === "live")); })()',
+                             what="the seller's voice on the buyer's page")
+        sending = ('(() => window.__pcs[window.__pcs.length - 1].getSenders()'
+                   '.some((s) => s.track && s.track.kind === "audio" && s.track.readyState === "live"))()')
+        assert await console.page.evaluate(sending)
+        await console.page.locator("#talk").click()  # stop: the sender carries no track, nothing leaves
+        await expect(console.page.locator("#talk")).to_have_attribute("aria-pressed", "false", timeout=STATE_TIMEOUT_MS)
+        assert not await console.page.evaluate(sending)
+        no_errors(console)
+    finally:
+        await buyer.close()
+        await console.close()
+
+
 async def test_a_link_works_once_and_every_bad_link_gets_a_friendly_page(
         server: RunningServer, browser: playwright_api.Browser) -> None:
     case = await open_case(server, language="fr")

@@ -54,7 +54,8 @@
  *   chat         the same, for chat lines only { seq, participant, text, at_ms }
  *   history      { entries, last_seq } the answer to requestHistory() (older lines for a late joiner)
  *   live         { viewers, likes } a live show's counts, every few seconds while they change
- *   waiting      { knock } a `needs_admit` token knocked: `joined` follows an admit, `leave` (code "denied") a no
+ *   waiting      { knock } a `needs_admit` token knocked: `joined` follows an admit, `leave` (code "denied") a no;
+ *                the connection is set up meanwhile (the server's offer is answered), but nothing reaches the room
  *   knock        { knock, ended } to room admins: someone knocks (ended absent), or the knock was settled
  *                ("admitted", "denied", "left"); the same knock may come twice (also in `joined.knocks`)
  *   reconnecting { attempt, delayMs } the session dropped; joining again (with `reconnect: true`)
@@ -156,6 +157,7 @@ export class VitrineRoom extends EventTarget {
     this._waiting = false; // knocked (`waiting`), not admitted yet: a drop knocks again when reconnecting
     this._pending = null; // connect()'s { resolve, reject } until it joins or gives up
     this._held = new Set(); // kinds not sent for now (setSending(kind, false))
+    this._reserved = new Set(); // kinds with a send m-line and no track yet (connect's `reserve`)
   }
 
   /**
@@ -179,15 +181,20 @@ export class VitrineRoom extends EventTarget {
    * @param {(track: MediaStreamTrack) => object|null} [options.encoding]  encoding parameters
    *        (scaleResolutionDownBy, maxBitrate...) for the sender of each local track, applied
    *        whenever a track is attached or replaced
+   * @param {string[]} [options.reserve]  kinds ("audio", "video") to negotiate a send m-line for now
+   *        with nothing on it yet, so the connection is up from the join and replaceTrack(kind, track)
+   *        later starts sending at once (a console's microphone, opened only when it talks)
    */
   connect({ url, token, stream = null, name = null, publish = "auto", reconnect = false, refreshToken = null,
-    encoding = null } = {}) {
+    encoding = null, reserve = [] } = {}) {
     if (this._ws) throw new Error("connect() may be called once per VitrineRoom");
     if (!token) throw new Error("a join token is required");
 
     const grants = tokenGrants(token);
     const mayPublish = publish === "auto" ? !(grants && grants.can_publish === false) : Boolean(publish);
     this._localTracks = mayPublish && stream ? stream.getTracks().filter((t) => t.kind in SOURCE_OF_KIND) : [];
+    this._reserved = new Set(mayPublish ? reserve.filter((kind) => kind in SOURCE_OF_KIND
+      && !this._localTracks.some((t) => t.kind === kind)) : []);
     this._options = { url, token, name, reconnect, refreshToken, encoding };
     return new Promise((resolve, reject) => {
       this._pending = { resolve, reject };
@@ -214,7 +221,8 @@ export class VitrineRoom extends EventTarget {
         type: "join",
         v: PROTOCOL_VERSION,
         token,
-        publish: this._localTracks.map((t) => ({ kind: t.kind, source: SOURCE_OF_KIND[t.kind] })),
+        publish: [...this._localTracks.map((t) => t.kind), ...this._reserved]
+          .map((kind) => ({ kind, source: SOURCE_OF_KIND[kind] })),
       };
       if (name) join.name = name;
       this._send(join);
@@ -323,6 +331,16 @@ export class VitrineRoom extends EventTarget {
    */
   async replaceTrack(kind, track) {
     const index = this._localTracks.findIndex((t) => t.kind === kind);
+    if (index < 0 && this._reserved.has(kind)) { // the reserved m-line gets its first track
+      this._reserved.delete(kind);
+      this._localTracks.push(track);
+      const sender = this.sender(kind);
+      if (sender && !this._held.has(kind)) {
+        await sender.replaceTrack(track);
+        await this._applyEncoding(sender, track);
+      }
+      return true;
+    }
     if (index < 0) return false;
     const old = this._localTracks[index];
     this._localTracks[index] = track;
@@ -469,7 +487,7 @@ export class VitrineRoom extends EventTarget {
     for (const p of message.participants) {
       if (p.sid !== message.participant.sid) this.participants.set(p.sid, p);
     }
-    this._createPeerConnection(message.ice_servers || []);
+    if (!this.pc) this._createPeerConnection(message.ice_servers || []); // a knocker's is up already
     this._emit("joined", message);
   }
 
@@ -498,7 +516,10 @@ export class VitrineRoom extends EventTarget {
         this._emit("live", { viewers: message.viewers, likes: message.likes });
         break;
       case "waiting":
+        // The server sets up our connection while we wait (its offer follows); nothing of ours reaches
+        // the room, and we receive nothing, until we are admitted.
         this._waiting = true;
+        if (!this.pc) this._createPeerConnection(message.ice_servers || []);
         this._emit("waiting", { knock: message.knock });
         break;
       case "knock":
@@ -584,7 +605,10 @@ export class VitrineRoom extends EventTarget {
       const info = this._mids[transceiver.mid];
       if (!info || info.direction !== "send" || transceiver.sender.track) continue;
       const index = unattached.findIndex((t) => t.kind === info.kind);
-      if (index < 0) continue;
+      if (index < 0) {
+        if (this._reserved.has(info.kind)) transceiver.direction = "sendonly"; // kept for a later track
+        continue;
+      }
       transceiver.direction = "sendonly";
       if (this._held.has(info.kind)) continue; // paused: the m-line sends, but no track yet
       const [track] = unattached.splice(index, 1);

@@ -28,7 +28,7 @@ const ui = {
   order: $("#case-order"), badge: $("#case-state"), buyer: $("#buyer-state"), connection: $("#connection"),
   loginView: $("#login-view"), loginForm: $("#login-form"), token: $("#token"), loginError: $("#login-error"),
   workspace: $("#workspace"), remote: $("#remote"), stageEmpty: $("#stage-empty"), paused: $("#paused-badge"),
-  sound: $("#sound"), rejoin: $("#rejoin"), verdictForm: $("#verdict-form"), end: $("#end"), comment: $("#verdict-comment"),
+  sound: $("#sound"), talk: $("#talk"), rejoin: $("#rejoin"), verdictForm: $("#verdict-form"), end: $("#end"), comment: $("#verdict-comment"),
   outcomePanel: $("#outcome-panel"), outcome: $("#outcome"), outcomeComment: $("#outcome-comment"),
   bundle: $("#bundle"), bundleState: $("#bundle-state"),
 };
@@ -389,6 +389,23 @@ ui.sound.addEventListener("click", () => {
   ui.sound.setAttribute("aria-pressed", String(!ui.remote.muted));
   ui.sound.textContent = ui.remote.muted ? "Sound on" : "Sound off";
   ui.remote.play().catch(() => {});
+});
+
+ui.talk.addEventListener("click", async () => {
+  const on = ui.talk.getAttribute("aria-pressed") !== "true";
+  ui.talk.disabled = true;
+  try {
+    if (await room.talk(on)) {
+      ui.talk.setAttribute("aria-pressed", String(on));
+      ui.talk.textContent = on ? "Stop talking" : "Talk to the buyer";
+    } else {
+      say("Not connected to the room.", "warn");
+    }
+  } catch (err) {
+    status.error(err, "The microphone could not be opened");
+  } finally {
+    ui.talk.disabled = false;
+  }
 });
 
 ui.loginForm.addEventListener("submit", (event) => {

@@ -1,6 +1,7 @@
 /**
- * room.js: the inspector's session in the case's room: one VitrineRoom (no media of its own; it
- * receives the buyer's camera), the knocks at the door, and the room log as one stream of entries,
+ * room.js: the inspector's session in the case's room: one VitrineRoom (it receives the buyer's camera;
+ * its own audio m-line is reserved at the join, so the connection is up before the buyer is admitted
+ * and the microphone starts at once when the seller talks), the knocks at the door, and the room log as one stream of entries,
  * each delivered once whether it came live, from the history asked for at the first join, or from
  * VitrineRoom's catch-up after a reconnect.
  *
@@ -23,6 +24,7 @@ export class InspectorRoom extends EventTarget {
     this.knocks = new Map();
     this._seen = new Set(); // log seqs delivered
     this._lastSeq = null; // the newest seq delivered, to resume from after a new connect()
+    this._mic = null; // the seller's microphone, once they have talked
   }
 
   get joined() {
@@ -40,13 +42,30 @@ export class InspectorRoom extends EventTarget {
     this.room = room;
     this._wire(room);
     this._emit("connection", { state: "connecting" });
-    await room.connect({ url: window.location.origin, token, publish: false, reconnect: true, refreshToken });
+    await room.connect({ url: window.location.origin, token, reconnect: true, refreshToken, reserve: ["audio"] });
   }
 
   close() {
     const room = this.room;
     this.room = null;
     if (room) room.close();
+    if (this._mic) this._mic.stop();
+    this._mic = null;
+  }
+
+  /**
+   * Talk to the buyer (true) or stop (false): the microphone opens on the first use and goes on the
+   * reserved m-line, without renegotiating. False when not joined; rejects if the microphone is refused.
+   */
+  async talk(on) {
+    if (!this.joined) return false;
+    if (on && !this._mic) {
+      const stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } });
+      this._mic = stream.getAudioTracks()[0];
+      await this.room.replaceTrack("audio", this._mic);
+    }
+    if (this._mic) await this.room.setSending("audio", on);
+    return true;
   }
 
   /** Send an inspect body; false when not joined (nothing was sent). */
