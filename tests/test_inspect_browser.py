@@ -472,7 +472,8 @@ async def test_the_seller_talks_on_a_connection_that_was_up_before_the_admit(
     case = await open_case(server)
     console = await open_inspector(browser, case.console_url)
     buyer = await open_buyer(browser, case.link)
-    connected = '(() => { const pc = window.__pcs[window.__pcs.length - 1]; return pc && pc.connectionState === "connected"; })()'
+    connected = ('(() => { const pc = window.__pcs[window.__pcs.length - 1]; '
+                 'return pc && pc.connectionState === "connected"; })()')
     try:
         await console.wait_for(connected, what="the console connected before any buyer")
         await buyer.state("consent")

@@ -1,15 +1,17 @@
 """Inspection: a full-resolution photo over the evidence data channel while the buyer's video keeps running.
 
 One ``vitrine serve`` process. An aiortc buyer (this process) goes through the real case flow (link,
-consent, knock) and publishes the harness's pre-encoded 640x480 VP8 at 30 fps; an aiortc inspector (a
-child process, as the seller's console is another machine) admits it and decodes the buyer's video. Every datagram of the buyer's connection, both ways, goes through
-``loadtest.impair`` (``--loss`` percent, random), so the photo's SCTP and the video share one lossy link,
-as on a phone far away. Each round sends a 12-megapixel JPEG (4000x3000, made here with PyAV) as the
-buyer's page does: a header, then 64 KiB chunks paced by ``bufferedAmount``, until the worker answers
-``stored``. Measured: the transfer time (header sent to ``stored`` received) and the inspector's decoded
-frame rate in one-second windows while each transfer runs.
+consent, knock) and publishes the harness's pre-encoded 640x480 VP8 at 30 fps; an aiortc inspector
+(a child process, as the seller's console is another machine) admits it and decodes the buyer's video.
+Every datagram of the buyer's connection, both ways, goes through ``loadtest.impair`` (``--loss``
+percent, random), so the photo's SCTP and the video share one lossy link, as on a phone far away.
 
-    python -m loadtest.bench.inspect_photo --loss 0,5 --photos 5 --out docs/bench/inspect-photo.json
+Each round sends a 12-megapixel JPEG (4000x3000, made here with PyAV) as the buyer's page does: a
+header, then 64 KiB chunks paced by ``bufferedAmount``, until the worker answers ``stored``. Measured:
+the transfer time (header sent to ``stored`` received), the inspector's decoded frame rate in
+one-second windows while each transfer runs, and the longest wait between two decoded frames.
+
+    python -m loadtest.bench.inspect_photo --loss 0,5,10 --photos 10 --out docs/bench/inspect-photo.json
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ async def _inspector(url: str, token: str, conn: Connection) -> None:
     decoding = asyncio.create_task(decode())
     conn.send("watching")
     loop = asyncio.get_running_loop()
-    while (request := await loop.run_in_executor(None, conn.recv)) == "times":
+    while await loop.run_in_executor(None, conn.recv) == "times":
         conn.send(list(times))
     decoding.cancel()
     await client.close()
