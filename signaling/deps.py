@@ -25,6 +25,8 @@ class _LenientBasic(HTTPBasic):
 
 _basic = _LenientBasic(auto_error=False, description="API key as the user name, API secret as the password")
 _bearer = HTTPBearer(auto_error=False, description="A join token")
+_page_bearer = HTTPBearer(auto_error=False, description="A console token (live show, inspection case) or a buyer's "
+                                                        "inspection session token")
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -56,3 +58,13 @@ def bearer_claims(runtime: RuntimeDep,
 
 
 ClaimsDep = Annotated[JoinClaims, Depends(bearer_claims)]
+
+
+def page_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_page_bearer)]) -> str:
+    """The bearer token a console or a buyer's page sends; each route checks it for its own audience."""
+    if credentials is None:
+        raise VitrineError(ErrorCode.INVALID_TOKEN, "Authorization: Bearer <token> required")
+    return credentials.credentials
+
+
+PageTokenDep = Annotated[str, Depends(page_token)]

@@ -21,6 +21,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import pytest
 import redis
 
+pytest_plugins = ["tests.worker_harness"]  # the `harness` fixture: a real MediaWorker with aiortc pages
+
 REDIS_START_TIMEOUT_S = 30.0
 _redis_dbs = itertools.cycle(range(1, 16))
 

@@ -6,26 +6,15 @@ show as an audio stream. The buyer reconnects with a new sid mid-recording and t
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import av
-import pytest
 from aiortc.mediastreams import AudioStreamTrack
 
 from tests.media_helpers import MovingPatternTrack
-from tests.test_evidence_channel import ROOM, Harness, wait_for
+from tests.worker_harness import ROOM, Harness, wait_for
 from vitrine.models import Role
 from vitrine.rpc import RecordCommand
-
-
-@pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    running = Harness(tmp_path)
-    try:
-        yield running
-    finally:
-        await running.close()
 
 
 async def test_recording_an_identity_keeps_to_its_tracks_across_a_reconnect(harness: Harness,

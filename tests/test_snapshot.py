@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import av
 import pytest
@@ -19,20 +17,11 @@ from av import VideoFrame
 
 from media.snapshot import take_snapshot
 from tests.media_helpers import MovingPatternTrack
-from tests.test_evidence_channel import ROOM, Harness, Page, wait_for
+from tests.worker_harness import ROOM, Harness, Page, wait_for
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.inspect.models import Artifact, ArtifactKind
 from vitrine.models import ROLE_DEFAULT_GRANTS, Participant, Role, Room, RoomKind
 from vitrine.rpc import JoinCommand, OfferCommand, SnapshotCommand
-
-
-@pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    running = Harness(tmp_path)
-    try:
-        yield running
-    finally:
-        await running.close()
 
 
 async def snapshot(harness: Harness, identity: str, room: str = ROOM.name):

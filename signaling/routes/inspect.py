@@ -21,11 +21,10 @@ from typing import Annotated
 import segno
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import Field
 from starlette.background import BackgroundTask
 
-from signaling.deps import ApiKeyDep, RuntimeDep
+from signaling.deps import ApiKeyDep, PageTokenDep, RuntimeDep
 from signaling.inspect.evidence import Erasure
 from signaling.runtime import Runtime
 from vitrine.consult.tokens import mint_desk_token
@@ -37,7 +36,6 @@ from vitrine.state.shops import require_shop
 
 backend = APIRouter(prefix="/v1/shops/{shop}", tags=["inspection"], dependencies=[ApiKeyDep])
 public = APIRouter(tags=["inspection"])
-_bearer = HTTPBearer(auto_error=False, description="The buyer's session token from POST /v1/inspect/redeem")
 
 
 class CaseLink(Strict):
@@ -229,11 +227,9 @@ async def redeem(body: Redeem, runtime: RuntimeDep) -> BuyerSession:
                         token=token)
 
 
-async def _buyer_case(runtime: RuntimeDep,
-                      credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Case:
-    if credentials is None:
-        raise VitrineError(ErrorCode.INVALID_TOKEN, "Authorization: Bearer <session token> required")
-    claims = verify_case_token(runtime.settings, credentials.credentials, BUYER_AUDIENCE)
+async def _buyer_case(runtime: RuntimeDep, token: PageTokenDep) -> Case:
+    """The case of the buyer's session token from POST /v1/inspect/redeem."""
+    claims = verify_case_token(runtime.settings, token, BUYER_AUDIENCE)
     try:
         return await runtime.cases.get(claims.shop, claims.sub)
     except VitrineError:

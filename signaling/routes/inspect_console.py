@@ -8,20 +8,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import Field
 
-from signaling.deps import RuntimeDep
+from signaling.deps import PageTokenDep, RuntimeDep
 from signaling.routes.inspect import artifact_response, bundle_response
 from vitrine.consult.tokens import verify_desk_token
-from vitrine.errors import ErrorCode, VitrineError
 from vitrine.inspect.links import buyer_identity
 from vitrine.inspect.models import Case, CaseView, Note, Verdict
 from vitrine.models import Strict
 from vitrine.state.shops import require_shop
 
 router = APIRouter(prefix="/v1/inspect/console", tags=["inspection"])
-_bearer = HTTPBearer(auto_error=False, description="The console token from POST /v1/shops/{shop}/cases/{id}/console")
 INSPECTOR_NAME = "Seller"
 
 
@@ -41,11 +38,9 @@ class EndBody(Strict):
     comment: str = Field(default="", max_length=4000)
 
 
-async def _console_case(runtime: RuntimeDep,
-                        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Case:
-    if credentials is None:
-        raise VitrineError(ErrorCode.INVALID_TOKEN, "Authorization: Bearer <console token> required")
-    claims = verify_desk_token(runtime.settings, credentials.credentials, "inspector")
+async def _console_case(runtime: RuntimeDep, token: PageTokenDep) -> Case:
+    """The case of the console token from POST /v1/shops/{shop}/cases/{id}/console."""
+    claims = verify_desk_token(runtime.settings, token, "inspector")
     return await runtime.cases.get(claims.shop, claims.sub)
 
 

@@ -18,10 +18,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import Field
 
-from signaling.deps import ApiKeyDep, RuntimeDep
+from signaling.deps import ApiKeyDep, PageTokenDep, RuntimeDep
 from signaling.live.actions import checked_card
 from vitrine.consult.tokens import mint_desk_token, verify_desk_token
 from vitrine.errors import ErrorCode, VitrineError
@@ -35,7 +34,6 @@ backend = APIRouter(prefix="/v1/shops/{shop}/shows", tags=["live"], dependencies
 console = APIRouter(prefix="/v1/live/console", tags=["live"])
 public = APIRouter(prefix="/v1/live/{shop}/{show}", tags=["live"])
 
-_bearer = HTTPBearer(auto_error=False, description="The console token from POST /v1/shops/{shop}/shows/{id}/console")
 
 
 class Replay(Strict):
@@ -97,11 +95,9 @@ def _base(runtime: RuntimeDep, request: Request) -> str:
     return (runtime.settings.public_url or str(request.base_url)).rstrip("/")
 
 
-async def _console_show(runtime: RuntimeDep,
-                        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Show:
-    if credentials is None:
-        raise VitrineError(ErrorCode.INVALID_TOKEN, "Authorization: Bearer <console token> required")
-    claims = verify_desk_token(runtime.settings, credentials.credentials, "host")
+async def _console_show(runtime: RuntimeDep, token: PageTokenDep) -> Show:
+    """The show of the console token from POST /v1/shops/{shop}/shows/{id}/console."""
+    claims = verify_desk_token(runtime.settings, token, "host")
     return await runtime.shows.get(claims.shop, claims.sub)
 
 

@@ -4,12 +4,10 @@
  * Every call carries the console token as a bearer header and nowhere else: not in a URL, not in
  * a log. Evidence files and the bundle are fetched with that header too, so they reach the page as
  * Blobs (shown through blob: URLs), never as plain links. A refusal is an ApiError with the
- * server's typed {code, message} (web/inspect/api.js).
+ * server's typed {code, message} (web/vitrine-api.js).
  */
 
-import { request, requestJson } from "../inspect/api.js";
-
-export { ApiError } from "../inspect/api.js";
+import { request, requestJson } from "../vitrine-api.js";
 
 const BASE = "/v1/inspect/console";
 
