@@ -40,7 +40,10 @@ logger = logging.getLogger(__name__)
 
 DAY_MS = 24 * 3600 * 1000
 CONTAINER_TYPES = {"webm": "video/webm", "mp4": "video/mp4", "mkv": "video/x-matroska"}
-EXPORT_SOURCE = "Vitrine signaling: the session's ordered room log"
+EXPORT_SOURCES = {"chat": "Vitrine signaling: the session's ordered room log",
+                  "annotations": "Vitrine signaling: the session's ordered room log",
+                  "notes": "Vitrine signaling: the inspector's case notes",
+                  "timeline": "Vitrine signaling: the case record and the session's ordered room log"}
 
 
 class Erasure(Strict):
@@ -114,7 +117,7 @@ class EvidenceService:
 
     def _write_exports(self, case: Case, entries: list[LogEntry]) -> list[Artifact]:
         return [self.store.write(case.shop, case.id, ArtifactKind(kind), json.dumps(document, indent=1).encode(),
-                                 ext="json", content_type="application/json", source=EXPORT_SOURCE)
+                                 ext="json", content_type="application/json", source=EXPORT_SOURCES[kind])
                 for kind, document in exports(case, entries).items()]
 
     # -- export ----------------------------------------------------------------------------
