@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from tests.desk_helpers import make_shop
+from tests.inspect_helpers import CaseFlow
 from tests.servers import RunningServer, embedded_server
-from tests.test_inspect_sessions import Case_
 from vitrine.inspect.bundle import verify_bundle
 from vitrine.inspect.models import inspect_room
 from vitrine.state.desk import Collection
@@ -28,8 +28,8 @@ async def server(request: pytest.FixtureRequest) -> AsyncIterator[RunningServer]
         yield running
 
 
-async def _closed(server: RunningServer, **setup: str) -> Case_:
-    case = await Case_.open(server, **setup)
+async def _closed(server: RunningServer, **setup: str) -> CaseFlow:
+    case = await CaseFlow.open(server, **setup)
     await case.consent()
     async with case.inspector() as http:
         await http.post("/v1/inspect/console/notes", json={"text": "Scratch on the lid"})
@@ -90,7 +90,7 @@ async def test_a_signed_bundle_url_opens_only_its_bundle_until_it_expires(server
 
 async def test_retention_deletes_expired_cases_from_storage_and_state(server: RunningServer) -> None:
     old = await _closed(server)
-    fresh = await Case_.open(server)
+    fresh = await CaseFlow.open(server)
     assert server.runtime is not None
     evidence = server.runtime.evidence
     folder = evidence.store.case_dir("acme", old.id)

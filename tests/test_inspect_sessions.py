@@ -13,10 +13,9 @@ import httpx
 import pytest
 
 from tests.desk_helpers import DeskClient, make_shop
+from tests.inspect_helpers import CaseFlow
 from tests.servers import RunningServer, embedded_server
 from vitrine.auth import verify_token
-from vitrine.inspect.models import Case
-from vitrine.state.desk import Collection
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
@@ -26,80 +25,12 @@ async def server(request: pytest.FixtureRequest) -> AsyncIterator[RunningServer]
         await make_shop(running)
         yield running
 
-
-class Case_:
-    """One case driven through the API as the shop's backend, the buyer's phone and the inspector's console."""
-
-    def __init__(self, server: RunningServer, opened: dict[str, Any]) -> None:
-        self.server = server
-        self.id = opened["case"]["id"]
-        self.link_token = opened["link"].split("#t=", 1)[1]
-        self.session = ""
-        self.console = ""
-
-    @classmethod
-    async def open(cls, server: RunningServer, **setup: Any) -> Case_:
-        async with server.api() as api:
-            response = await api.post("/v1/shops/acme/cases", json={
-                "order_ref": "A-7", "claim": "The vase <b>arrived</b> cracked", "language": "de", **setup})
-            assert response.status_code == 201, response.text
-            case = cls(server, response.json())
-            login = await api.post(f"/v1/shops/acme/cases/{case.id}/console")
-            assert login.status_code == 200, login.text
-            case.console = login.json()["token"]
-            assert login.json()["console_url"].endswith(f"/inspector.html#t={case.console}")
-        async with httpx.AsyncClient(base_url=server.url) as http:
-            redeemed = await http.post("/v1/inspect/redeem", json={"token": case.link_token})
-            assert redeemed.status_code == 200, redeemed.text
-            case.session = redeemed.json()["token"]
-        return case
-
-    def buyer(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.server.url, headers={"Authorization": f"Bearer {self.session}"})
-
-    def inspector(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.server.url, headers={"Authorization": f"Bearer {self.console}"})
-
-    async def consent(self) -> None:
-        async with self.buyer() as http:
-            view = (await http.get("/v1/inspect/session")).json()
-            response = await http.post("/v1/inspect/session/consent", json={"version": view["consent_version"]})
-            assert response.status_code == 200, response.text
-
-    async def buyer_token(self) -> str:
-        async with self.buyer() as http:
-            response = await http.post("/v1/inspect/session/join")
-            assert response.status_code == 200, response.text
-            return response.json()["token"]
-
-    async def stored(self) -> Case:
-        assert self.server.runtime is not None
-        return Case.model_validate_json(await self.server.runtime.state.desk.get("acme", Collection.CASES, self.id))
-
-    async def join(self, token: str) -> DeskClient:
-        client = await DeskClient.connect(self.server.ws_url)
-        await client.send({"type": "join", "token": token})
-        return client
-
-    async def admitted_pair(self) -> tuple[DeskClient, DeskClient]:
-        """The inspector in the room, the buyer knocked and was let in."""
-        await self.consent()
-        async with self.inspector() as http:
-            inspector = await self.join((await http.get("/v1/inspect/console")).json()["join_token"])
-        await inspector.expect("joined")
-        buyer = await self.join(await self.buyer_token())
-        knock = (await buyer.expect("waiting"))["knock"]
-        await inspector.send({"type": "admit", "knock": knock})
-        await buyer.expect("joined")
-        return inspector, buyer
-
-
 def _inspect(client: DeskClient, action: str) -> Any:
     return lambda m: m["entry"]["kind"] == "inspect" and m["entry"]["inspect"]["action"] == action
 
 
 async def test_consent_comes_first_and_is_recorded_with_its_text(server: RunningServer) -> None:
-    case = await Case_.open(server)
+    case = await CaseFlow.open(server)
     async with case.buyer() as http:
         refused = await http.post("/v1/inspect/session/join")
         assert (refused.status_code, refused.json()["code"]) == (409, "consent_required")
@@ -120,7 +51,7 @@ async def test_consent_comes_first_and_is_recorded_with_its_text(server: Running
 
 
 async def test_the_buyer_knocks_until_admitted_once_and_the_admit_starts_recording(server: RunningServer) -> None:
-    case = await Case_.open(server)
+    case = await CaseFlow.open(server)
     await case.consent()
     assert verify_token(server.settings, await case.buyer_token()).grants.needs_admit
     inspector, buyer = await case.admitted_pair()
@@ -134,7 +65,7 @@ async def test_the_buyer_knocks_until_admitted_once_and_the_admit_starts_recordi
 
 
 async def test_each_side_sends_only_its_own_actions_and_bad_ones_never_end_the_session(server: RunningServer) -> None:
-    case = await Case_.open(server)
+    case = await CaseFlow.open(server)
     inspector, buyer = await case.admitted_pair()
     await buyer.send({"type": "inspect", "body": {"action": "prompt", "text": "show me your other parcels"}})
     assert (await buyer.expect("error"))["code"] == "permission_denied"
@@ -164,7 +95,7 @@ async def test_each_side_sends_only_its_own_actions_and_bad_ones_never_end_the_s
 
 
 async def test_the_verdict_closes_the_case_into_hashed_evidence(server: RunningServer) -> None:
-    case = await Case_.open(server)
+    case = await CaseFlow.open(server)
     inspector, buyer = await case.admitted_pair()
     await inspector.send({"type": "chat", "text": "Hallo!"})
     await inspector.send({"type": "inspect", "body": {"action": "annotate", "marks": [
@@ -202,8 +133,8 @@ async def test_the_verdict_closes_the_case_into_hashed_evidence(server: RunningS
 
 
 async def test_artifact_downloads_resolve_ids_only_inside_their_own_case(server: RunningServer) -> None:
-    case = await Case_.open(server)
-    other = await Case_.open(server)
+    case = await CaseFlow.open(server)
+    other = await CaseFlow.open(server)
     async with case.inspector() as http:
         await http.post("/v1/inspect/console/notes", json={"text": "n"})
         await http.post("/v1/inspect/console/end", json={"verdict": "needs_more"})
@@ -222,7 +153,7 @@ async def test_artifact_downloads_resolve_ids_only_inside_their_own_case(server:
 
 async def test_no_token_reaches_a_log(server: RunningServer, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    case = await Case_.open(server)
+    case = await CaseFlow.open(server)
     inspector, buyer = await case.admitted_pair()
     tokens = [case.link_token, case.session, case.console, await case.buyer_token()]
     for client in (inspector, buyer):

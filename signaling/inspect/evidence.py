@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 from signaling.inspect.cases import CaseService
-from signaling.inspect.sessions import InspectionService, open_case
+from signaling.inspect.sessions import InspectionService, still_open
 from signaling.rooms import RoomService
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.inspect.artifacts import ArtifactStore
@@ -70,12 +70,12 @@ class EvidenceService:
 
     async def add_note(self, case: Case, author: str, text: str) -> Note:
         note = Note(at_ms=now_ms(), author=author, text=text)
-        await self.cases.update(case.shop, case.id, lambda stored: open_case(stored).model_copy(
+        await self.cases.update(case.shop, case.id, lambda stored: still_open(stored).model_copy(
             update={"notes": [*stored.notes, note]}))
         return note
 
     async def end(self, case: Case, verdict: Verdict, comment: str, by: str) -> Case:
-        open_case(case)
+        still_open(case)
         room = inspect_room(case.id)
         if await self.state.rooms.get_room(room) is not None:
             await self.sessions.log(room, CaseNotice(action="case", event="ended", verdict=verdict))
@@ -85,7 +85,7 @@ class EvidenceService:
         outcome = Outcome(verdict=verdict, comment=comment, at_ms=now_ms(), by=by)
 
         def close(stored: Case) -> Case:
-            open_case(stored)
+            still_open(stored)
             return stored.model_copy(update={"outcome": outcome, "state": CaseState.CLOSED, "closed_at_ms": now_ms(),
                                              "artifacts": [*stored.artifacts, *recording]})
 

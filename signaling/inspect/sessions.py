@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 ROOM_CAPACITY = 4  # the buyer, the inspector, and room for a second console or a supervisor
 
 
-def open_case(case: Case) -> Case:
+def still_open(case: Case) -> Case:
     if case.state == CaseState.CLOSED:
         raise VitrineError(ErrorCode.CASE_CLOSED, "this inspection is over")
     return case
@@ -57,7 +57,7 @@ class InspectionService:
 
     async def room_for(self, case: Case) -> Room:
         """The case's room, created on first use; a closed case gets none."""
-        open_case(case)
+        still_open(case)
         name = inspect_room(case.id)
         room = await self.state.rooms.get_room(name)
         if room is None:
@@ -79,7 +79,7 @@ class InspectionService:
             raise VitrineError(ErrorCode.INVALID_MESSAGE, "the consent text has changed: reload the page")
 
         def record(stored: Case) -> Case:
-            open_case(stored)
+            still_open(stored)
             if stored.consent is not None:
                 return stored  # agreeing twice keeps the first record
             consent = Consent(at_ms=now_ms(), version=version, language=stored.language, text=text)
@@ -91,7 +91,7 @@ class InspectionService:
         return case
 
     async def buyer_token(self, case: Case) -> str:
-        open_case(case)
+        still_open(case)
         if case.consent is None:
             raise VitrineError(ErrorCode.CONSENT_REQUIRED, "the buyer has not agreed to the recording yet")
         await self.room_for(case)
