@@ -19,7 +19,13 @@ COPY media ./media
 COPY web ./web
 RUN pip install . && rm -rf /build
 
-RUN useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin vitrine
+RUN useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin vitrine \
+    && mkdir -p /var/lib/vitrine && chown vitrine /var/lib/vitrine
+# Records (the embedded SQLite default), evidence and recordings: mount a volume here.
+ENV VITRINE_DATA_DIR=/var/lib/vitrine \
+    VITRINE_EVIDENCE_DIR=/var/lib/vitrine/evidence \
+    VITRINE_RECORDINGS_DIR=/var/lib/vitrine/recordings
+VOLUME /var/lib/vitrine
 USER vitrine
 WORKDIR /tmp
 

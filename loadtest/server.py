@@ -72,7 +72,10 @@ class ServerProcess:
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(30))  # 40 characters
     host: str = "127.0.0.1"
     port: int = 0  # 0: a free port on ``host``
-    redis_url: str | None = None  # scaled state (the desk's queue, presence and locks in Redis)
+    redis_url: str | None = None  # coordination in Redis (presence, rooms, locks, pub/sub)
+    database_url: str | None = None  # records in PostgreSQL; by default SQLite in ``data_dir``
+    # A run's own records, evidence and recordings: never the working directory's ./var.
+    data_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="vitrine-loadtest-")))
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -100,7 +103,11 @@ class ServerProcess:
             "VITRINE_LOG_LEVEL": "warning",
             "VITRINE_MAX_PARTICIPANTS_PER_ROOM": str(self.max_participants),
             "VITRINE_MAX_ROOMS_PER_WORKER": str(self.max_rooms),
+            "VITRINE_DATA_DIR": str(self.data_dir),
+            "VITRINE_EVIDENCE_DIR": str(self.data_dir / "evidence"),
+            "VITRINE_RECORDINGS_DIR": str(self.data_dir / "recordings"),
             **({"VITRINE_REDIS_URL": self.redis_url} if self.redis_url else {}),
+            **({"VITRINE_DATABASE_URL": self.database_url} if self.database_url else {}),
         }
 
     def start(self) -> None:

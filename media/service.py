@@ -9,18 +9,20 @@ import logging
 from media.worker import MediaWorker
 from vitrine.config import Settings
 from vitrine.rpc import NodeMessage, OfferPush, RpcRequest, RpcResponse
-from vitrine.state import State, keys
-from vitrine.state.base import Subscription
+from vitrine.state import Coordination, keys
+from vitrine.state.bus import Subscription
+from vitrine.state.epoch import EpochWatch
 from vitrine.tasks import TaskSet
 
 logger = logging.getLogger(__name__)
 
 
 class WorkerService:
-    def __init__(self, settings: Settings, state: State, worker: MediaWorker) -> None:
+    def __init__(self, settings: Settings, coordination: Coordination, worker: MediaWorker) -> None:
         self.settings = settings
-        self.state = state
+        self.coordination = coordination
         self.worker = worker
+        self._epoch = EpochWatch(coordination.epoch)
         self._heartbeat: asyncio.Task[None] | None = None
         self._rpc: Subscription | None = None
         self._requests = TaskSet()
@@ -28,11 +30,16 @@ class WorkerService:
     async def start(self, serve_rpc: bool) -> None:
         await self.beat()
         if serve_rpc:
-            self._rpc = await self.state.bus.subscribe(keys.worker_rpc_channel(self.worker.id), self._on_request)
+            self._rpc = await self.coordination.bus.subscribe(keys.worker_rpc_channel(self.worker.id), self._on_request)
         self._heartbeat = asyncio.create_task(self._beat_forever())
 
     async def beat(self) -> None:
-        await self.state.nodes.heartbeat(self.worker.node(), self.settings.worker_ttl_s)
+        """Register (again) with the worker's load. After a loss of coordination state its rooms are closed
+        first: registering with them would let a room be served here and, placed anew, on another worker."""
+        if await self._epoch.changed():
+            dropped = await self.worker.drop_rooms()
+            logger.warning("worker %s: coordination state was lost; closed %d room(s)", self.worker.id, dropped)
+        await self.coordination.nodes.heartbeat(self.worker.node(), self.settings.worker_ttl_s)
 
     async def _beat_forever(self) -> None:
         while True:
@@ -54,7 +61,7 @@ class WorkerService:
     async def _serve(self, request: RpcRequest) -> None:
         reply = await self.worker.handle(request.command)
         response = NodeMessage(response=RpcResponse(id=request.id, reply=reply))
-        await self.state.bus.publish(request.reply_to, response.model_dump_json())
+        await self.coordination.bus.publish(request.reply_to, response.model_dump_json())
 
     async def stop(self) -> None:
         if self._heartbeat is not None:
@@ -64,14 +71,14 @@ class WorkerService:
         if self._rpc is not None:
             await self._rpc.close()
         await self.worker.close()
-        await self.state.nodes.remove(self.worker.id)
+        await self.coordination.nodes.remove(self.worker.id)
 
 
-def redis_push(state: State):  # noqa: ANN201 - returns the worker's push callback
+def redis_push(coordination: Coordination):  # noqa: ANN201 - returns the worker's push callback
     """Route worker-initiated offers to the signaling node that holds the participant's socket."""
 
     async def push(message: OfferPush) -> None:
-        await state.bus.publish(keys.node_inbox_channel(message.node_id),
+        await coordination.bus.publish(keys.node_inbox_channel(message.node_id),
                                 NodeMessage(push=message).model_dump_json())
 
     return push

@@ -48,7 +48,7 @@ from vitrine.rpc import (
     WorkerCommand,
     WorkerReply,
 )
-from vitrine.state.base import WorkerNode
+from vitrine.state.nodes import WorkerNode
 
 logger = logging.getLogger(__name__)
 
@@ -346,6 +346,16 @@ class MediaWorker:
             await peer.close()
         self.rooms.pop(room.name, None)
         return WorkerReply(unpublished=[u.track for u in ups], recording=await self._end_recording(room.name))
+
+    async def drop_rooms(self) -> int:
+        """Close every room, under each room's lock: coordination state was lost, so signaling no longer knows
+        these rooms are here and could place them on another worker. Their clients reconnect and are placed
+        afresh. Returns how many rooms were closed."""
+        rooms = list(self.rooms.values())
+        for room in rooms:
+            async with room.lock:
+                await self._close_room(room)
+        return len(rooms)
 
     async def close(self) -> None:
         for room in list(self.rooms.values()):

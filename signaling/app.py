@@ -89,7 +89,7 @@ def create_app(settings: Settings, mode: Mode = "embedded") -> FastAPI:
         parts = request.url.path.split("/")  # "", "v1", "live", shop, show, ...
         if origin and len(parts) > 4 and parts[1:3] == ["v1", "live"] and parts[3] != "console" \
                 and "access-control-allow-origin" not in response.headers:
-            shop = await request.app.state.runtime.state.shops.get_shop(parts[3])
+            shop = await request.app.state.runtime.state.records.shops.get_shop(parts[3])
             if shop is not None and origin in shop.allowed_origins:
                 response.headers["Access-Control-Allow-Origin"] = origin
                 response.headers["Vary"] = "Origin"

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import logging
 
-from signaling.locks import NamedLocks
+from signaling.state import State
 from signaling.worker_link import WorkerLink
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.models import Grants, Participant, Role, Room, RoomKind
 from vitrine.rpc import CloseRoomCommand, JoinCommand, LeaveCommand, OfferCommand, RelayCommand
-from vitrine.state import State
+from vitrine.state.locks import NamedLocks
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class Cascade:
         self.state = state
         self.link = link
         self.node_id = node_id
-        self._locks = NamedLocks(state.rooms, "the live room's relay is busy; try again")
+        self._locks = NamedLocks(state.locks, "the live room's relay is busy; try again")
 
     async def worker_for(self, room: Room, participant: Participant, origin: str) -> str:
         """Where ``participant`` is served: a live room's viewer on the least loaded worker, anyone else

@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
+from vitrine.models import Room
 from vitrine.protocol import KnockPush, LogEntry, RoomEvent, ServerMessage, ServerOfferMessage
 from vitrine.rpc import Kick, OfferPush, RoomBusMessage
 from vitrine.state import keys
-from vitrine.state.base import EventBus, Subscription
+from vitrine.state.bus import EventBus, Subscription
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,10 @@ class LocalSession(Protocol):
     @property
     def worker_id(self) -> str | None:
         """The media worker serving this session (a live room's viewer may be on a relay)."""
+
+    @property
+    def room_record(self) -> Room | None:
+        """The room as the session was admitted to it: what rebuilds it after a loss of coordination state."""
 
 
 class SessionHub:
@@ -130,6 +135,20 @@ class SessionHub:
 
     def local_rooms(self) -> list[str]:
         return list(self.rooms)
+
+    def local_room_records(self) -> list[Room]:
+        """The rooms this node's sessions are in, as they were admitted to them."""
+        records: dict[str, Room] = {}
+        for sid in [sid for members in self.rooms.values() for sid in members]:
+            session = self.sessions.get(sid)
+            if session is not None and (room := session.room_record) is not None:
+                records.setdefault(room.name, room)
+        return list(records.values())
+
+    async def send_knockers_away(self, reason: str) -> None:
+        """Close every knock waiting on this node, asking the knocker to knock again."""
+        for knock_id, (_, session) in list(self.knockers.items()):
+            await session.on_kick(Kick(sid=knock_id, reason=reason, reconnect=True))
 
     async def kick_local(self, room: str, kick_reason: str, reconnect: bool, worker: str | None = None) -> None:
         """Close this node's sessions in ``room`` (only those served by ``worker``, when given)."""

@@ -35,6 +35,12 @@ class Metrics:
             "vitrine_consult_first_frame_seconds",
             "Widget-reported time from the agent's accept reaching the shopper to the first remote video frame",
             buckets=(0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1, 2, 5), registry=r)
+        self.evidence_quarantined = Counter(
+            "vitrine_evidence_quarantined", "Evidence folders with no case record, moved to quarantine (never deleted)",
+            registry=r)
+        self.recordings_quarantined = Counter(
+            "vitrine_recordings_quarantined", "Recordings whose show or case record is gone, moved to quarantine",
+            registry=r)
         self.desk_sockets = Gauge("vitrine_desk_sockets", "Open consult desk sockets on this node", ["side"],
                                   registry=r)
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 from signaling.cascade import Cascade, relayed
 from signaling.placement import ensure_worker
+from signaling.state import State
 from signaling.worker_link import WorkerLink
 from vitrine.auth import JoinClaims
 from vitrine.config import Settings
@@ -29,6 +31,7 @@ from vitrine.protocol import (
     ServerOfferMessage,
     TrackRequest,
 )
+from vitrine.records.roomlog import MAX_ENTRIES
 from vitrine.rpc import (
     AdmitCommand,
     CloseRoomCommand,
@@ -39,8 +42,7 @@ from vitrine.rpc import (
     WorkerCommand,
     WorkerReply,
 )
-from vitrine.state import State, keys
-from vitrine.state.roomlog import MAX_ENTRIES
+from vitrine.state import keys
 from vitrine.text import clean_text
 
 logger = logging.getLogger(__name__)
@@ -73,8 +75,12 @@ class Admission:
     reply: WorkerReply = field(default_factory=WorkerReply)
 
 
+RoomSource = Callable[[str], Awaitable[Room | None]]  # a room's name -> the room its record wants
+
+
 class RoomService:
     def __init__(self, settings: Settings, state: State, link: WorkerLink) -> None:
+        self._sources: list[RoomSource] = []
         self.settings = settings
         self.state = state
         self.link = link
@@ -87,8 +93,25 @@ class RoomService:
             raise VitrineError(ErrorCode.ROOM_EXISTS, f"room {room.name!r} already exists")
         return room
 
-    async def get_room(self, name: str) -> Room:
+    def restore_from(self, source: RoomSource) -> None:
+        """Register a record that can say a room should exist: a live show, an open case, a call."""
+        self._sources.append(source)
+
+    async def find_room(self, name: str) -> Room | None:
+        """The room; or, when coordination has no such room (the embedded server restarted, Redis came back
+        empty) but a record says it should exist, the room put back as that record describes it."""
         room = await self.state.rooms.get_room(name)
+        if room is not None:
+            return room
+        for source in self._sources:
+            if (wanted := await source(name)) is not None:
+                if await self.state.rooms.create_room(wanted):
+                    logger.info("room %s put back from its record", name)
+                return await self.state.rooms.get_room(name)
+        return None
+
+    async def get_room(self, name: str) -> Room:
+        room = await self.find_room(name)
         if room is None:
             raise VitrineError(ErrorCode.ROOM_NOT_FOUND, "no such room")
         return room
@@ -108,14 +131,14 @@ class RoomService:
             await self.kick(name, participant.sid, reason, code=code)
         await self.state.rooms.delete_room(name)
         if not keep_log:
-            await self.state.roomlog.drop(name)
+            await self.state.records.roomlog.drop(name)
         return room
 
     # -- participants --------------------------------------------------------------
 
     async def admit(self, claims: JoinClaims, *, publish: list[TrackRequest], name: str | None,
                     node_id: str, auto_subscribe: bool = True, prejoined: Prejoin | None = None) -> Admission:
-        room = await self.state.rooms.get_room(claims.room)
+        room = await self.find_room(claims.room)
         if room is None:
             if not claims.grants.room_create:
                 raise VitrineError(ErrorCode.ROOM_NOT_FOUND, "no such room, and this token may not create it")
@@ -128,7 +151,7 @@ class RoomService:
         participant = prejoined.participant if prejoined else self._participant(claims, name, node_id)
         outcome = await self.state.rooms.add_participant(room.name, participant, room.max_participants)
         try:
-            worker_id = await ensure_worker(self.state, room)
+            worker_id = await ensure_worker(self.state.coordination, room)
             target = await self.cascade.worker_for(room, participant, worker_id)  # a live viewer: maybe a relay
             reply = await self._let_in(prejoined, room.name, target) if prejoined and target == prejoined.worker_id \
                 else None
@@ -150,7 +173,7 @@ class RoomService:
             await self.emit(room.name, "participant_joined", participant=participant)
         await self.apply_tracks(room.name, reply)  # an admitted knocker's publications, already flowing in
         if room.kind == RoomKind.LIVE and participant.role == Role.VIEWER:
-            await self.state.live.count(room.name, "viewer_sessions")
+            await self.state.records.shows.count(room.name, "viewer_sessions")
         return Admission(room=room, participant=participant, worker_id=target, reply=reply)
 
     def _may_publish(self, claims: JoinClaims, publish: list[TrackRequest]) -> None:
@@ -179,7 +202,7 @@ class RoomService:
             raise VitrineError(ErrorCode.ROOM_NOT_FOUND, "no such room")
         if room.closed:
             raise VitrineError(ErrorCode.ROOM_CLOSED, "the room is closed")
-        if room.kind == RoomKind.LIVE and await self.state.live.is_banned(room.name, claims.sub):
+        if room.kind == RoomKind.LIVE and await self.state.records.shows.is_banned(room.name, claims.sub):
             raise VitrineError(ErrorCode.BANNED, "you are banned from this show")
 
     # -- knock and admit -------------------------------------------------------------
@@ -201,7 +224,7 @@ class RoomService:
         room = await self.get_room(claims.room)
         self._may_publish(claims, publish)
         participant = self._participant(claims, name, node_id)
-        worker_id = await ensure_worker(self.state, room)
+        worker_id = await ensure_worker(self.state.coordination, room)
         reply = (await self.link.call(worker_id, JoinCommand(
             room=room, participant=participant, publish=publish, admitted=False))).raise_for_error()
         return Prejoin(participant=participant, worker_id=worker_id, offer=reply.offer)
@@ -264,7 +287,8 @@ class RoomService:
         await self._depart(admission.room.name, admission.participant, admission.worker_id)
         participant = admission.participant
         if admission.room.kind == RoomKind.LIVE and participant.role == Role.VIEWER:  # the show's watch time
-            await self.state.live.count(admission.room.name, "watch_ms", max(0, now_ms() - participant.joined_at_ms))
+            watched_ms = max(0, now_ms() - participant.joined_at_ms)
+            await self.state.records.shows.count(admission.room.name, "watch_ms", watched_ms)
 
     async def _depart(self, room: str, participant: Participant, worker_id: str) -> None:
         try:
@@ -304,7 +328,7 @@ class RoomService:
 
     async def append_log(self, room: str, entry: LogEntry, keep: int = MAX_ENTRIES) -> LogEntry:
         """Number and store a log entry, then publish it to the room's sessions on every node."""
-        entry = await self.state.roomlog.append(room, entry, keep)
+        entry = await self.state.records.roomlog.append(room, entry, keep)
         await self.state.bus.publish(keys.room_events_channel(room), RoomBusMessage(log=entry).model_dump_json())
         return entry
 

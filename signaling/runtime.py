@@ -2,7 +2,8 @@
 
 ``mode`` decides the shape (the LiveKit single-node pattern by default):
 - ``embedded``: signaling plus an in-process media worker. With no Redis URL
-  the state is in memory; with one, this process joins a scaled cluster.
+  coordination is in memory; with one, this process joins a scaled cluster. Records are always
+  in the database (``vitrine.records``: SQLite in the data directory unless a URL is set).
 - ``signaling``: signaling only; workers are reached over Redis.
 """
 
@@ -24,11 +25,12 @@ from signaling.inspect.sessions import InspectionService
 from signaling.live.actions import LiveActions
 from signaling.live.shows import ShowService
 from signaling.rooms import RoomService
+from signaling.state import State, open_state
 from signaling.webhooks import WebhookDispatcher
 from signaling.worker_link import LocalWorkerLink, RedisWorkerLink, WorkerLink
 from vitrine.config import Settings
 from vitrine.rpc import OfferPush
-from vitrine.state import State, open_state
+from vitrine.state.epoch import EpochWatch
 
 logger = logging.getLogger(__name__)
 
@@ -82,14 +84,32 @@ class Runtime:
 
     async def _watch_workers(self) -> None:
         """Send clients whose worker stopped beating to reconnect, so they are placed again: every client of a
-        room whose origin died, the viewers of a relay that died."""
+        room whose origin died, the viewers of a relay that died. Rebuild what a loss of coordination state
+        took (``vitrine.state.epoch``)."""
+        epoch = EpochWatch(self.state.coordination.epoch)
         while True:
             await asyncio.sleep(self.settings.worker_heartbeat_s)
             try:
+                if await epoch.changed():
+                    await self.rebuild_coordination()
                 for name in self.hub.local_rooms():
                     await self._check_workers(name)
             except Exception:
                 logger.exception("worker watchdog failed")
+
+    async def rebuild_coordination(self) -> None:
+        """Redis lost everything: put back the rooms this node's sessions are in (unplaced: a worker that held
+        them has closed them), send the sessions and knockers to reconnect, so they join again and are placed
+        afresh, and let consult consoles announce themselves again. Records are in the database: none is
+        touched."""
+        rooms = self.hub.local_room_records()
+        for room in rooms:
+            await self.state.rooms.create_room(room.model_copy(update={"worker_id": None}))
+        for room in rooms:
+            await self.hub.kick_local(room.name, "the server lost its coordination state", reconnect=True)
+        await self.hub.send_knockers_away("the server lost its coordination state")
+        await self.consult.desk.rebuild()
+        logger.warning("coordination rebuilt: %d room(s) re-created, their clients sent to reconnect", len(rooms))
 
     async def _check_workers(self, name: str) -> None:
         room = await self.state.rooms.get_room(name)
@@ -130,16 +150,18 @@ async def start_runtime(settings: Settings, mode: Mode = "embedded") -> Runtime:
                       shows=ShowService(settings, state, rooms, live), cases=cases, inspections=inspections,
                       evidence=EvidenceService(rooms, cases, inspections))
     link.on_push(runtime.on_push)
+    for source in (runtime.shows.room_record, inspections.room_record, runtime.consult.desk.room_record):
+        rooms.restore_from(source)  # rooms a record says exist: put back after a restart
     runtime.evidence.start()
     await runtime.webhooks.start()
     await runtime.live.start()
     runtime.consult.start()
     if mode == "embedded":
-        push = redis_push(state) if settings.redis_url else _local_push(link)
+        push = redis_push(state.coordination) if settings.redis_url else _local_push(link)
         worker = MediaWorker(settings, worker_id=f"{settings.node_id}-media", push=push)
         if isinstance(link, LocalWorkerLink):
             link.attach(worker)
-        runtime.worker = WorkerService(settings, state, worker)
+        runtime.worker = WorkerService(settings, state.coordination, worker)
         await runtime.worker.start(serve_rpc=bool(settings.redis_url))
     runtime._watchdog = asyncio.create_task(runtime._watch_workers())
     return runtime

@@ -26,7 +26,7 @@ from vitrine.config import Settings
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.inspect.protocol import InspectMessage
 from vitrine.live.models import ClickMessage, DealMessage, ModerateMessage, ProductMessage, ReactMessage
-from vitrine.models import ParticipantView, RoomKind
+from vitrine.models import ParticipantView, Room, RoomKind
 from vitrine.protocol import (
     PROTOCOL_VERSION,
     AdmitMessage,
@@ -56,6 +56,7 @@ from vitrine.protocol import (
     encode,
     parse_client_message,
 )
+from vitrine.records.roomlog import INSPECTION_MAX_ENTRIES, MAX_ENTRIES
 from vitrine.rpc import (
     AnswerCommand,
     CandidateCommand,
@@ -65,7 +66,6 @@ from vitrine.rpc import (
     UnpublishCommand,
     WorkerCommand,
 )
-from vitrine.state.roomlog import INSPECTION_MAX_ENTRIES, MAX_ENTRIES
 from vitrine.tasks import TaskSet
 from vitrine.text import TokenBucket
 from vitrine.turn import ice_servers_for
@@ -129,6 +129,10 @@ class RtcSession:
     @property
     def room_admin(self) -> bool:
         return bool(self.admission and self.admission.participant.grants.room_admin)
+
+    @property
+    def room_record(self) -> Room | None:
+        return self.admission.room if self.admission else None
 
     # -- outgoing -------------------------------------------------------------------
 
@@ -398,7 +402,7 @@ class RtcSession:
         room, participant = admission.room, admission.participant
         await self.hub.attach(room.name, participant.sid, self)
         participants, tracks, seq = await self.rooms.snapshot(room.name)
-        log_seq = await self.rooms.state.roomlog.last_seq(room.name)
+        log_seq = await self.rooms.state.records.roomlog.last_seq(room.name)
         live = await self.live.state_for(room.name) if room.kind == RoomKind.LIVE else None
         knocks = await self.rooms.knocks(room.name) if participant.grants.room_admin else []
         self.send(JoinedMessage(
@@ -419,7 +423,7 @@ class RtcSession:
         METRICS.joins.inc()
 
     async def _shop_allows_origin(self, shop_id: str | None) -> bool:
-        shop = await self.rooms.state.shops.get_shop(shop_id) if shop_id else None
+        shop = await self.rooms.state.records.shops.get_shop(shop_id) if shop_id else None
         return shop is not None and self.foreign_origin in shop.allowed_origins
 
     def _refuse_origin(self, notice: bool) -> None:
@@ -436,7 +440,7 @@ class RtcSession:
             self._drain_and_stop()
 
     async def _history(self, room: str, request: HistoryRequest) -> None:
-        log = self.rooms.state.roomlog
+        log = self.rooms.state.records.roomlog
         last = await log.last_seq(room)
         after = request.after if request.after is not None else max(0, last - request.limit)
         self.send(HistoryMessage(entries=await log.after(room, after, request.limit), last_seq=last))

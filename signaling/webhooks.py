@@ -1,6 +1,6 @@
 """Webhook delivery: each shop's outbox drained in order, signed, retried, dead-lettered.
 
-``emit`` only appends to the outbox (``vitrine.state.outbox``) and wakes the shop's delivery
+``emit`` only appends to the outbox (``vitrine.records.outbox``) and wakes the shop's delivery
 loop, so the caller never waits on a shop's server and an event is stored before anything is
 sent. One loop per shop, one event at a time: a room's events reach the shop in ``seq`` order.
 Delivery is at least once (a receiver that answers 2xx too late sees a retry): receivers
@@ -22,10 +22,10 @@ from typing import Any
 import httpx
 
 from signaling.metrics import METRICS
+from signaling.state import State
 from vitrine import __version__
 from vitrine.config import Settings
 from vitrine.shops import Shop
-from vitrine.state import State
 from vitrine.webhooks import SIGNATURE_HEADER, WebhookEvent, WebhookType, sign, webhook_key
 
 logger = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class WebhookDispatcher:
             return None
         event = WebhookEvent(type=WebhookType(type), shop=shop.id, room=room, data=data)
         event.model_dump_json()  # fail here, not in the delivery loop, on data that is not JSON
-        stored = await self._state.outbox.append(event)
+        stored = await self._state.records.outbox.append(event)
         self._wake(shop.id)
         return stored
 
@@ -97,7 +97,7 @@ class WebhookDispatcher:
     async def _sweep(self) -> None:
         while True:
             try:
-                for shop_id in await self._state.outbox.pending_shops():
+                for shop_id in await self._state.records.outbox.pending_shops():
                     self._wake(shop_id)
             except Exception:
                 logger.exception("webhook sweep failed")
@@ -109,16 +109,16 @@ class WebhookDispatcher:
         try:
             while True:
                 self._woken.discard(shop_id)  # an emit during the peek below sets it again: look once more
-                token = await self._state.rooms.acquire_lock(lock, self._lease_ms)
+                token = await self._state.locks.acquire(lock, self._lease_ms)
                 if token is None:
                     return  # another process delivers this shop; the sweep retries if it dies
                 try:
-                    event = await self._state.outbox.peek(shop_id)
+                    event = await self._state.records.outbox.peek(shop_id)
                     if event is not None:
                         await self._deliver(shop_id, event)
                 finally:
                     with contextlib.suppress(Exception):
-                        await self._state.rooms.release_lock(lock, token)
+                        await self._state.locks.release(lock, token)
                 if event is None and shop_id not in self._woken:
                     return
         except Exception:
@@ -127,10 +127,10 @@ class WebhookDispatcher:
     async def _deliver(self, shop_id: str, event: WebhookEvent) -> None:
         """Send one event until a 2xx or the last attempt; the shop is re-read before each attempt."""
         body = event.model_dump_json().encode()
-        outbox, attempts = self._state.outbox, self._settings.webhook_max_attempts
+        outbox, attempts = self._state.records.outbox, self._settings.webhook_max_attempts
         reason = "no attempt"
         for attempt in range(1, attempts + 1):
-            shop = await self._state.shops.get_shop(shop_id)
+            shop = await self._state.records.shops.get_shop(shop_id)
             if shop is None:
                 logger.info("webhook %s (%s) dropped: shop %s is deleted", event.id, event.type, shop_id)
                 await outbox.ack(shop_id, event.id)

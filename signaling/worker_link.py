@@ -14,11 +14,13 @@ from typing import Protocol
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.rpc import NodeMessage, OfferPush, RpcRequest, WorkerCommand, WorkerReply
 from vitrine.state import keys
-from vitrine.state.base import EventBus, Subscription
+from vitrine.state.bus import EventBus, Subscription
 
 logger = logging.getLogger(__name__)
 
 PushHandler = Callable[[OfferPush], Awaitable[None]]
+RESUBSCRIBE_GRACE_S = 3.0  # how long a registered worker may go unheard on its channel before it is unavailable
+RESUBSCRIBE_POLL_S = 0.1
 
 
 class WorkerLink(Protocol):
@@ -82,14 +84,22 @@ class RedisWorkerLink:
         future: asyncio.Future[WorkerReply] = asyncio.get_running_loop().create_future()
         self._pending[request.id] = future
         try:
-            receivers = await self.bus.publish(keys.worker_rpc_channel(worker_id), request.model_dump_json())
-            if receivers == 0:
-                raise VitrineError(ErrorCode.WORKER_UNAVAILABLE, "the media worker is not listening")
+            await self._deliver(worker_id, request)
             return await asyncio.wait_for(future, self.timeout_s)
         except TimeoutError:
             raise VitrineError(ErrorCode.WORKER_UNAVAILABLE, "the media worker did not answer in time") from None
         finally:
             self._pending.pop(request.id, None)
+
+    async def _deliver(self, worker_id: str, request: RpcRequest) -> None:
+        """Publish until the worker hears it. A registered worker with no subscription is resubscribing (its
+        pub/sub connection was cut, as when Redis restarts): a request nobody received ran nowhere, so sending
+        it again is safe. One that stays unheard is ``worker_unavailable``."""
+        deadline = asyncio.get_running_loop().time() + RESUBSCRIBE_GRACE_S
+        while not await self.bus.publish(keys.worker_rpc_channel(worker_id), request.model_dump_json()):
+            if asyncio.get_running_loop().time() > deadline:
+                raise VitrineError(ErrorCode.WORKER_UNAVAILABLE, "the media worker is not listening")
+            await asyncio.sleep(RESUBSCRIBE_POLL_S)
 
     async def _on_inbox(self, raw: str) -> None:
         message = NodeMessage.model_validate_json(raw)

@@ -10,7 +10,6 @@ import httpx
 from tests.desk_helpers import DeskClient
 from tests.servers import RunningServer
 from vitrine.inspect.models import Case
-from vitrine.state.desk import Collection
 
 
 class CaseFlow:
@@ -60,7 +59,7 @@ class CaseFlow:
 
     async def stored(self) -> Case:
         assert self.server.runtime is not None
-        return Case.model_validate_json(await self.server.runtime.state.desk.get("acme", Collection.CASES, self.id))
+        return await self.server.runtime.state.records.cases.get("acme", self.id)
 
     async def join(self, token: str) -> DeskClient:
         client = await DeskClient.connect(self.server.ws_url)

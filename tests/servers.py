@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -38,7 +39,8 @@ def make_settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {"api_key": "testkey", "api_secret": TEST_SECRET, "port": free_port(),
                               "rtc_interfaces": ["127.0.0.1"], "worker_heartbeat_s": 0.5, "worker_ttl_s": 2.0,
                               "recordings_dir": tempfile.mkdtemp(prefix="vitrine-recordings-"),
-                              "evidence_dir": tempfile.mkdtemp(prefix="vitrine-evidence-")}
+                              "evidence_dir": tempfile.mkdtemp(prefix="vitrine-evidence-"),
+                              "data_dir": tempfile.mkdtemp(prefix="vitrine-data-")}
     values.update(overrides)
     return Settings(**values)
 
@@ -131,3 +133,52 @@ async def wait_healthy(url: str, group: ProcessGroup, timeout: float = STARTUP_T
                     return
             await asyncio.sleep(0.1)
     raise TimeoutError(f"{url} was not healthy within {timeout}s")
+
+
+class RedisProcess:
+    """A redis-server of one test's own, run as compose runs it (no persistence), that it can restart empty."""
+
+    def __init__(self, workdir: Path, port: int) -> None:
+        self.workdir, self.port = workdir, port
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    @classmethod
+    def start(cls, workdir: Path) -> RedisProcess:
+        workdir.mkdir(parents=True, exist_ok=True)
+        redis = cls(workdir, free_port())
+        redis._run()
+        return redis
+
+    def _run(self) -> None:
+        import redis as redis_client
+
+        exe = shutil.which("redis-server") or "/usr/bin/redis-server"
+        log = self.workdir / "redis.log"
+        self.proc = subprocess.Popen([exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no", "--dir", str(self.workdir), "--logfile", str(log)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited: {log.read_text(errors='replace') if log.exists() else ''}")
+            try:
+                with redis_client.Redis.from_url(self.url, socket_timeout=1) as client:
+                    if client.ping():
+                        return
+            except redis_client.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError(f"redis-server on port {self.port} did not answer within {STARTUP_TIMEOUT_S}s")
+
+    def restart(self) -> None:
+        """SIGKILL, then start again on the same port: it comes back with nothing."""
+        self.stop()
+        self._run()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()

@@ -13,7 +13,7 @@ from tests.live_helpers import make_show
 from tests.media_helpers import av_tracks, receive_frames, remote_tracks
 from tests.servers import TEST_SECRET, ProcessGroup, RunningServer, free_port, make_settings, wait_healthy
 from vitrine.client import RemoteTrack, VitrineClient
-from vitrine.state.redis import open_redis_state
+from vitrine.state.redis_state import open_redis_coordination
 
 WAIT_S = 30.0
 VIEWERS = 4
@@ -52,7 +52,7 @@ async def test_a_show_spans_two_workers_and_survives_losing_a_relay(redis_db_url
         workers = [group.start("media"), group.start("media")]
         server = RunningServer(settings=make_settings(port=port), url=f"http://127.0.0.1:{port}")
         await wait_healthy(server.url, group)
-        state = await open_redis_state(redis_db_url)
+        state = await open_redis_coordination(redis_db_url)
         deadline = asyncio.get_running_loop().time() + WAIT_S
         while len(await state.nodes.live_workers()) < 2:
             assert asyncio.get_running_loop().time() < deadline, "both workers should register"

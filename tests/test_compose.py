@@ -19,10 +19,11 @@ from vitrine.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-SERVICES = ("redis", "signaling", "media", "coturn")
+SERVICES = ("postgres", "migrate", "redis", "signaling", "media", "coturn")
 VITRINE_SERVICES = ("signaling", "media")
 API_SECRET = "compose-test-api-secret-" + "y" * 32
 TURN_SECRET = "compose-test-turn-secret-" + "z" * 32
+DB_PASSWORD = "compose-test-db-password"
 INSTALL_HINT = (
     "neither `docker compose` nor `docker-compose` is installed, so docker-compose.yml cannot be validated. "
     "Install one: `sudo apt-get install -y docker-compose` (Debian), or run ./scripts/install-system-deps "
@@ -48,7 +49,8 @@ def compose_command() -> list[str]:
 def run_config(*extra: str, env_overrides: dict[str, str | None] | None = None) -> subprocess.CompletedProcess[str]:
     # Only this test's variables: a developer's own VITRINE_* exports must not change the outcome.
     env = {k: v for k, v in os.environ.items() if not k.startswith("VITRINE_")}
-    env.update({"VITRINE_API_SECRET": API_SECRET, "VITRINE_TURN_SECRET": TURN_SECRET})
+    env.update({"VITRINE_API_SECRET": API_SECRET, "VITRINE_TURN_SECRET": TURN_SECRET,
+                "VITRINE_DB_PASSWORD": DB_PASSWORD})
     for key, value in (env_overrides or {}).items():
         if value is None:
             env.pop(key, None)
@@ -86,9 +88,20 @@ def test_compose_has_every_service(monkeypatch: pytest.MonkeyPatch) -> None:
     assert services["coturn"]["image"].startswith("coturn/coturn")
     assert services["signaling"]["environment"]["VITRINE_API_SECRET"] == API_SECRET
     assert "VITRINE_API_SECRET" not in services["media"]["environment"], "media workers need no API secret"
+    # Records in PostgreSQL, migrated before signaling starts; Redis without persistence (coordination only).
+    assert services["migrate"]["command"] == ["db", "upgrade"]
+    assert services["signaling"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert "pgdata" in config["volumes"] and "files" in config["volumes"]
+    assert "--appendonly" in services["redis"]["command"]
 
     # Each Vitrine service's environment must be a configuration Vitrine accepts.
     settings = {name: settings_from_env(services[name]["environment"], monkeypatch) for name in VITRINE_SERVICES}
+    for name in ("signaling", "migrate"):
+        url = settings_from_env(services[name]["environment"], monkeypatch).database_url
+        assert url and url.get_secret_value().startswith("postgresql+asyncpg://vitrine:" + DB_PASSWORD), name
+    for name in VITRINE_SERVICES:  # signaling and the workers share one evidence and recordings volume
+        assert settings[name].evidence_dir == "/var/lib/vitrine/evidence"
+        assert settings[name].recordings_dir == "/var/lib/vitrine/recordings"
     for name, parsed in settings.items():
         assert parsed.redis_url, f"{name}: scaled mode needs VITRINE_REDIS_URL"
         assert parsed.host == "0.0.0.0", f"{name}: a loopback host would confine it to the container"
@@ -107,10 +120,11 @@ def settings_from_env(environment: dict[str, object], monkeypatch: pytest.Monkey
         return Settings()
 
 
-def test_compose_refuses_to_render_without_api_secret() -> None:
-    result = run_config("-q", env_overrides={"VITRINE_API_SECRET": None})
+@pytest.mark.parametrize("secret", ["VITRINE_API_SECRET", "VITRINE_DB_PASSWORD"])
+def test_compose_refuses_to_render_without_a_secret(secret: str) -> None:
+    result = run_config("-q", env_overrides={secret: None})
     assert result.returncode != 0
-    assert "VITRINE_API_SECRET" in result.stdout + result.stderr
+    assert secret in result.stdout + result.stderr
 
 
 def test_turn_config_denies_private_peers() -> None:

@@ -52,9 +52,10 @@ async def test_a_call_from_queue_to_rating_leaves_a_full_record(server: RunningS
     await console.expect("status", lambda m: m["status"] == "wrap_up", after=mark)
     await shopper.send({"type": "rate", "stars": 5, "comment": "Très bien"})
     await shopper.expect("rated")
+    mark = console.mark()  # the wrap-up's own answers, not the "available" of the login
     await console.send({"type": "wrap_up", "ticket": ticket["ticket"], "notes": "follow up Friday"})
-    await console.expect("status", lambda m: m["status"] == "available")
-    history = await console.expect("history", lambda m: m["calls"] and m["calls"][0].get("rating") == 5)
+    await console.expect("status", lambda m: m["status"] == "available", after=mark)
+    history = await console.expect("history", lambda m: m["calls"] and m["calls"][0].get("rating") == 5, after=mark)
     assert history["calls"][0]["id"] == ticket["ticket"]
 
     async with server.api() as api:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -174,8 +175,12 @@ async def test_a_closed_shop_takes_messages_and_only_offered_callback_slots() ->
 
 
 @pytest.mark.redis
-async def test_the_queue_order_survives_a_restart_on_redis(redis_db_url: str) -> None:
-    async with embedded_server(redis_url=redis_db_url) as server:
+@pytest.mark.parametrize("coordination", ["memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def test_the_queue_order_survives_a_restart(coordination: str, request: pytest.FixtureRequest,
+                                                  tmp_path: Path) -> None:
+    """Tickets are records: a restart in the same data folder finds the queue as it was."""
+    redis_url = request.getfixturevalue("redis_db_url") if coordination == "redis" else None
+    async with embedded_server(redis_url=redis_url, data_dir=str(tmp_path)) as server:
         await make_shop(server)
         away = await login_agent(server, "acme", "ann", available=False)
         tickets = []
@@ -183,7 +188,7 @@ async def test_the_queue_order_survives_a_restart_on_redis(redis_db_url: str) ->
             shopper = await enter_shopper(server, name=name)
             tickets.append((await shopper.expect("ticket"))["token"])
         await away.close()
-    async with embedded_server(redis_url=redis_db_url) as restarted:
+    async with embedded_server(redis_url=redis_url, data_dir=str(tmp_path)) as restarted:
         positions = {}
         for name, token in reversed(list(zip(("first", "second", "third"), tickets, strict=True))):
             shopper = await DeskClient.open(restarted, "shopper", origin="https://acme.example")

@@ -32,9 +32,7 @@ from tests.browser_support import (
 from tests.desk_helpers import make_shop
 from tests.servers import RunningServer
 from vitrine.inspect.links import mint_link_token
-from vitrine.inspect.models import Case
 from vitrine.models import now_ms
-from vitrine.state.desk import Collection
 
 pytestmark = pytest.mark.browser
 
@@ -524,10 +522,9 @@ async def test_a_link_works_once_and_every_bad_link_gets_a_friendly_page(
         # An expired link (its case's expiry moved into the past, the token minted for it).
         other = await open_case(server, language="en")
         assert server.runtime is not None
-        stored = Case.model_validate_json(await server.runtime.state.desk.get("acme", Collection.CASES, other.id))
+        stored = await server.runtime.state.records.cases.get("acme", other.id)
         stale = stored.model_copy(update={"link_expires_at_ms": now_ms() - 60_000})
-        await server.runtime.state.desk.put("acme", Collection.CASES, stale.id, stale.model_dump_json(),
-                                            stale.created_at_ms)
+        await server.runtime.state.records.cases.save(stale)
         expired = await open_buyer(browser, f"{server.url}/inspect.html#t={mint_link_token(server.settings, stale)}",
                                    name="expired")
         pages.append(expired)

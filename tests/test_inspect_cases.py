@@ -16,7 +16,6 @@ from vitrine.consult.tokens import mint_desk_token
 from vitrine.inspect.links import mint_link_token
 from vitrine.inspect.models import Case
 from vitrine.models import now_ms
-from vitrine.state.desk import Collection
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
@@ -46,7 +45,7 @@ async def _redeem(server: RunningServer, token: str) -> httpx.Response:
 
 async def _stored(server: RunningServer, case_id: str) -> Case:
     assert server.runtime is not None
-    return Case.model_validate_json(await server.runtime.state.desk.get("acme", Collection.CASES, case_id))
+    return await server.runtime.state.records.cases.get("acme", case_id)
 
 
 async def test_a_link_opens_its_case_once(case_server: RunningServer) -> None:

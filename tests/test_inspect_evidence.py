@@ -15,7 +15,6 @@ from tests.inspect_helpers import CaseFlow
 from tests.servers import RunningServer, embedded_server
 from vitrine.inspect.bundle import verify_bundle
 from vitrine.inspect.models import inspect_room
-from vitrine.state.desk import Collection
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -95,17 +94,17 @@ async def test_retention_deletes_expired_cases_from_storage_and_state(server: Ru
     evidence = server.runtime.evidence
     folder = evidence.store.case_dir("acme", old.id)
     assert any(folder.iterdir())
-    assert await server.runtime.state.roomlog.last_seq(inspect_room(old.id)) > 0
+    assert await server.runtime.state.records.roomlog.last_seq(inspect_room(old.id)) > 0
     assert await evidence.sweep() == 0  # nothing is old enough yet
     stored = await old.stored()
     assert stored.closed_at_ms is not None
     newer = (await fresh.stored()).model_copy(update={"created_at_ms": stored.closed_at_ms + DAY_MS})
-    await server.runtime.state.desk.put("acme", Collection.CASES, fresh.id, newer.model_dump_json(), 0)
+    await server.runtime.state.records.cases.save(newer)
     assert await evidence.sweep(now=stored.closed_at_ms + 180 * DAY_MS + 1) == 1  # the old one only
     assert (await fresh.stored()).id == fresh.id
     assert not folder.exists()
-    assert await server.runtime.state.desk.get("acme", Collection.CASES, old.id) is None
-    assert await server.runtime.state.roomlog.last_seq(inspect_room(old.id)) == 0
+    assert await server.runtime.state.records.cases.get("acme", old.id) is None
+    assert await server.runtime.state.records.roomlog.last_seq(inspect_room(old.id)) == 0
     async with old.inspector() as http:
         assert (await http.get("/v1/inspect/console")).json()["code"] == "case_not_found"
 
@@ -119,7 +118,7 @@ async def test_a_shorter_retention_only_reaches_cases_past_it(server: RunningSer
     assert closed_at is not None
     assert await server.runtime.evidence.sweep(now=closed_at + 7 * DAY_MS) == 0
     assert await server.runtime.evidence.sweep(now=closed_at + 7 * DAY_MS + 1) == 1
-    assert await server.runtime.state.desk.get("acme", Collection.CASES, case.id) is None
+    assert await server.runtime.state.records.cases.get("acme", case.id) is None
 
 
 async def test_erasing_one_buyer_leaves_the_others_intact(server: RunningServer) -> None:
@@ -150,4 +149,4 @@ async def test_deleting_a_shop_deletes_its_inspection_evidence(server: RunningSe
     async with server.api() as api:
         assert (await api.delete("/v1/shops/acme")).status_code == 200
     assert not folder.exists()
-    assert await server.runtime.state.desk.get("acme", Collection.CASES, case.id) is None
+    assert await server.runtime.state.records.cases.get("acme", case.id) is None

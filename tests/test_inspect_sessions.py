@@ -55,8 +55,8 @@ async def test_the_buyer_knocks_until_admitted_once_and_the_admit_starts_recordi
     await case.consent()
     assert verify_token(server.settings, await case.buyer_token()).grants.needs_admit
     inspector, buyer = await case.admitted_pair()
-    assert (await case.stored()).admitted_at_ms is not None
     await inspector.expect("log", lambda m: m["entry"].get("inspect", {}).get("event") == "admitted")
+    assert (await case.stored()).admitted_at_ms is not None  # recorded before the timeline says so
     await inspector.expect("log", lambda m: m["entry"].get("inspect", {}).get("event") == "recording")
     rejoin = verify_token(server.settings, await case.buyer_token())
     assert not rejoin.grants.needs_admit and rejoin.room == f"inspect-{case.id}"  # a new network: straight in

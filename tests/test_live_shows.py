@@ -165,6 +165,7 @@ async def test_pins_are_capped_and_deals_run_out_of_stock(live_server: RunningSe
 
     await host.send({"type": "deal", "action": "start", "sku": "lamp-2", "price": "59.00", "stock": 2,
                      "duration_s": 300})
+    await host.expect("log", lambda m: m["entry"]["kind"] == "deal")  # the deal is on: a joiner finds it running
     viewer = await join(live_server, await viewer_token(live_server, show))
     deal = viewer.of("joined")[0]["live"]["deal"]
     assert (deal["card"]["sku"], deal["price"], deal["stock"]) == ("lamp-2", "59.00", 2)

@@ -10,13 +10,14 @@ from signaling.placement import ensure_worker
 from vitrine.config import Settings
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.models import Room
-from vitrine.state import State, WorkerNode, open_state
+from vitrine.state import Coordination as State
+from vitrine.state import WorkerNode, open_coordination
 
 
 @pytest.fixture(params=["memory", "redis"])
 async def state(request: pytest.FixtureRequest) -> State:
     url = request.getfixturevalue("redis_db_url") if request.param == "redis" else None
-    opened = await open_state(Settings(redis_url=url))
+    opened = await open_coordination(Settings(redis_url=url))
     yield opened
     await opened.close()
 

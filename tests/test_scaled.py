@@ -19,7 +19,7 @@ from tests.servers import (
 )
 from vitrine.client import VitrineClient
 from vitrine.models import Role
-from vitrine.state.redis import open_redis_state
+from vitrine.state.redis_state import open_redis_coordination
 
 
 async def _consult(server: RunningServer, room: str) -> tuple[VitrineClient, VitrineClient]:
@@ -60,7 +60,7 @@ async def test_separate_processes_and_worker_failover(redis_db_url: str) -> None
         workers = [group.start("media"), group.start("media")]
         url = f"http://127.0.0.1:{port}"
         await wait_healthy(url, group)
-        state = await open_redis_state(redis_db_url)
+        state = await open_redis_coordination(redis_db_url)
         try:
             deadline = asyncio.get_running_loop().time() + 30
             while len(await state.nodes.live_workers()) < 2:

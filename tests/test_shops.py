@@ -1,10 +1,11 @@
-"""Shops: validation, the URL allow-list, opening hours across DST, and the stores (memory and Redis)."""
+"""Shops: validation, the URL allow-list, opening hours across DST, and the shop store."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,8 +13,8 @@ from pydantic import ValidationError
 
 from vitrine.config import Settings
 from vitrine.errors import HTTP_STATUS, ErrorCode, VitrineError
+from vitrine.records import Records, open_records
 from vitrine.shops import Agent, Product, Shop, check_product, is_open, next_opening, url_allowed
-from vitrine.state import State, open_state
 
 
 def _shop(shop_id: str = "acme", **fields) -> Shop:
@@ -159,15 +160,15 @@ def test_next_opening_wraps_to_next_week_and_none_without_hours() -> None:
 # -- stores --------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-async def state(request: pytest.FixtureRequest) -> AsyncIterator[State]:
-    url = request.getfixturevalue("redis_db_url") if request.param == "redis" else None
-    opened = await open_state(Settings(redis_url=url))
+@pytest.fixture
+async def state(tmp_path: Path) -> AsyncIterator[Records]:
+    """The records on the embedded SQLite database (tests/test_records.py runs every store on PostgreSQL too)."""
+    opened = await open_records(Settings(data_dir=str(tmp_path)))
     yield opened
     await opened.close()
 
 
-async def test_shop_crud(state: State) -> None:
+async def test_shop_crud(state: Records) -> None:
     shops = state.shops
     first = _shop("acme", created_at_ms=1)
     assert await shops.create_shop(first)
@@ -184,7 +185,7 @@ async def test_shop_crud(state: State) -> None:
     assert [s.id for s in await shops.list_shops()] == ["beta"]
 
 
-async def test_agents_and_products_are_scoped_and_cascade(state: State) -> None:
+async def test_agents_and_products_are_scoped_and_cascade(state: Records) -> None:
     shops = state.shops
     await shops.create_shop(_shop("acme"))
     await shops.create_shop(_shop("beta"))

@@ -1,4 +1,4 @@
-"""Contract tests: the memory and Redis state stores must behave the same."""
+"""Contract tests: the memory and Redis coordination stores must behave the same."""
 
 from __future__ import annotations
 
@@ -11,26 +11,22 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 import redis.asyncio as aioredis
 
+from vitrine.config import Settings
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.models import Grants, Participant, Role, Room, Track, TrackKind
-from vitrine.state import keys
-from vitrine.state.base import State, WorkerNode
-from vitrine.state.memory import MemoryEventBus, MemoryNodeRegistry, MemoryRoomStore
-from vitrine.state.redis import open_redis_state
+from vitrine.state import Coordination as State
+from vitrine.state import WorkerNode, keys, open_coordination
+from vitrine.state.redis_state import open_redis_coordination
 
 DEADLINE_S = 10.0
-
-
-async def _memory_close() -> None:
-    return None
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
 async def state(request: pytest.FixtureRequest) -> AsyncIterator[State]:
     if request.param == "memory":
-        st = State(rooms=MemoryRoomStore(), nodes=MemoryNodeRegistry(), bus=MemoryEventBus(), close=_memory_close)
+        st = await open_coordination(Settings())
     else:
-        st = await open_redis_state(request.getfixturevalue("redis_db_url"))
+        st = await open_redis_coordination(request.getfixturevalue("redis_db_url"))
     try:
         yield st
     finally:
@@ -40,7 +36,7 @@ async def state(request: pytest.FixtureRequest) -> AsyncIterator[State]:
 @pytest.fixture
 async def redis_state(redis_db_url: str) -> AsyncIterator[tuple[State, aioredis.Redis]]:
     """The Redis state plus a raw client on the same database, to inspect keys."""
-    st = await open_redis_state(redis_db_url)
+    st = await open_redis_coordination(redis_db_url)
     raw = aioredis.from_url(redis_db_url, decode_responses=True)
     try:
         yield st, raw
@@ -181,7 +177,7 @@ async def test_concurrent_joins_never_exceed_cap(state: State) -> None:
 
 async def test_concurrent_joins_across_connections(redis_db_url: str) -> None:
     """Two processes' worth of clients racing for the same room still admit exactly the cap."""
-    nodes = [await open_redis_state(redis_db_url) for _ in range(2)]
+    nodes = [await open_redis_coordination(redis_db_url) for _ in range(2)]
     try:
         async def join(i: int) -> bool:
             try:
@@ -226,38 +222,38 @@ async def test_next_seq_strictly_increasing_under_concurrency(state: State) -> N
 
 
 async def test_lock_exclusive_and_compare_and_delete(state: State) -> None:
-    rooms = state.rooms
-    token = await rooms.acquire_lock("room-a", 30_000)
+    locks = state.locks
+    token = await locks.acquire("room-a", 30_000)
     assert token
-    assert await rooms.acquire_lock("room-a", 30_000) is None
-    assert await rooms.acquire_lock("room-b", 30_000)  # locks are independent
+    assert await locks.acquire("room-a", 30_000) is None
+    assert await locks.acquire("room-b", 30_000)  # locks are independent
 
-    assert not await rooms.release_lock("room-a", "not-the-token")
-    assert await rooms.acquire_lock("room-a", 30_000) is None  # still held
-    assert await rooms.release_lock("room-a", token)
-    assert not await rooms.release_lock("room-a", token)  # already released
+    assert not await locks.release("room-a", "not-the-token")
+    assert await locks.acquire("room-a", 30_000) is None  # still held
+    assert await locks.release("room-a", token)
+    assert not await locks.release("room-a", token)  # already released
 
-    again = await rooms.acquire_lock("room-a", 30_000)
+    again = await locks.acquire("room-a", 30_000)
     assert again and again != token
 
 
 async def test_expired_lock_can_be_retaken(state: State) -> None:
-    rooms = state.rooms
-    stale = await rooms.acquire_lock("room-a", 200)
+    locks = state.locks
+    stale = await locks.acquire("room-a", 200)
     assert stale
     fresh: list[str] = []
 
     async def retaken() -> bool:
-        token = await rooms.acquire_lock("room-a", 30_000)
+        token = await locks.acquire("room-a", 30_000)
         if token:
             fresh.append(token)
         return token is not None
 
     await eventually(retaken, "the expired lock to be free")
     # The old holder cannot release the new holder's lock.
-    assert not await rooms.release_lock("room-a", stale)
-    assert await rooms.acquire_lock("room-a", 30_000) is None
-    assert await rooms.release_lock("room-a", fresh[0])
+    assert not await locks.release("room-a", stale)
+    assert await locks.acquire("room-a", 30_000) is None
+    assert await locks.release("room-a", fresh[0])
 
 
 # Node registry

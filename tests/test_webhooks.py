@@ -1,4 +1,4 @@
-"""Webhooks end to end: signatures, retries, dead letters, per-room order, tenant isolation, Redis restarts.
+"""Webhooks end to end: signatures, retries, dead letters, per-room order, tenant isolation, restarts.
 
 Every delivery goes over real HTTP to a receiver served by uvicorn on 127.0.0.1; the Redis
 outbox runs against the real server of ``redis_db_url``.
@@ -18,13 +18,12 @@ import httpx
 import pytest
 
 from signaling.metrics import METRICS
+from signaling.state import State, open_state
 from signaling.webhooks import WebhookDispatcher
 from tests.servers import RunningServer, embedded_server, free_port, make_settings
 from tests.webhook_receiver import DEADLINE_S, Receiver, serve_receiver
-from vitrine.config import Settings
+from vitrine.records import WebhookOutbox
 from vitrine.shops import Shop
-from vitrine.state import State, open_state
-from vitrine.state.outbox import WebhookOutbox
 from vitrine.webhooks import (
     MAX_FAILURES,
     SignatureFailure,
@@ -58,7 +57,7 @@ async def _create_shop(server: RunningServer, shop_id: str, url: str | None) -> 
     async with server.api() as api:
         created = await api.post("/v1/shops", json=ACME | {"id": shop_id, "webhook_url": url})
         assert created.status_code == 201, created.text
-    shop = await server.runtime.state.shops.get_shop(shop_id)
+    shop = await server.runtime.state.records.shops.get_shop(shop_id)
     assert shop is not None
     return shop
 
@@ -109,13 +108,12 @@ def test_verify_accepts_genuine_signatures_and_names_each_forgery() -> None:
         _failing(SignatureFailure.MALFORMED, lambda malformed=malformed: verify(key, body, malformed, now=now))
 
 
-# -- the outbox contract (memory and Redis) ----------------------------------------------
+# -- the outbox (records on SQLite; tests/test_records.py runs it on PostgreSQL too) ----------------
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-async def state(request: pytest.FixtureRequest) -> AsyncIterator[State]:
-    url = request.getfixturevalue("redis_db_url") if request.param == "redis" else None
-    opened = await open_state(Settings(redis_url=url))
+@pytest.fixture
+async def state() -> AsyncIterator[State]:
+    opened = await open_state(make_settings())
     yield opened
     await opened.close()
 
@@ -125,7 +123,9 @@ def _event(shop: str = "acme", room: str = "consult-1", **data: Any) -> WebhookE
 
 
 async def test_outbox_orders_per_room_and_acks_only_the_head(state: State) -> None:
-    outbox: WebhookOutbox = state.outbox
+    outbox: WebhookOutbox = state.records.outbox
+    for shop in ("acme", "beta"):
+        await state.records.shops.create_shop(Shop.model_validate(ACME | {"id": shop}))
     odd_room = 'room "seq":0, {x}'  # JSON-escaped in the record: cannot be mistaken for the seq field
     first = await outbox.append(_event(big=2**62 + 1, nested={"seq": 0, "f": 0.1}))
     assert first.seq == 1 and first.data == {"big": 2**62 + 1, "nested": {"seq": 0, "f": 0.1}}
@@ -149,24 +149,20 @@ async def test_outbox_orders_per_room_and_acks_only_the_head(state: State) -> No
     for n in range(MAX_FAILURES + 5):
         await outbox.dead_letter("acme", _event(n=n), f"HTTP {n}")
     failures = await outbox.failures("acme", MAX_FAILURES + 50)
-    assert len(failures) == MAX_FAILURES and failures[0].event.data == {"n": MAX_FAILURES + 4}  # newest first
-    assert failures[-1].reason == "HTTP 5" and [f.reason for f in await outbox.failures("acme", 2)] == [
+    assert len(failures) == MAX_FAILURES + 5 and failures[0].event.data == {"n": MAX_FAILURES + 4}  # newest first
+    assert failures[-1].reason == "HTTP 0" and [f.reason for f in await outbox.failures("acme", 2)] == [
         f"HTTP {MAX_FAILURES + 4}", f"HTTP {MAX_FAILURES + 3}"]
     assert await outbox.failures("beta", 10) == []
 
 
-@pytest.mark.redis
-async def test_deleting_a_shop_on_redis_drops_its_pending_events(redis_db_url: str) -> None:
-    state = await open_state(Settings(redis_url=redis_db_url))
-    try:
-        await state.shops.create_shop(Shop.model_validate(ACME))
-        await state.outbox.append(_event())
-        await state.outbox.dead_letter("acme", _event(), "HTTP 500")
-        await state.shops.delete_shop("acme")
-        assert await state.outbox.peek("acme") is None and await state.outbox.failures("acme", 10) == []
-        assert await state.outbox.pending_shops() == []  # the stale entry is pruned
-    finally:
-        await state.close()
+async def test_deleting_a_shop_drops_its_pending_events(state: State) -> None:
+    outbox = state.records.outbox
+    await state.records.shops.create_shop(Shop.model_validate(ACME))
+    await outbox.append(_event())
+    await outbox.dead_letter("acme", _event(), "HTTP 500")
+    await state.records.shops.delete_shop("acme")
+    assert await outbox.peek("acme") is None and await outbox.failures("acme", 10) == []
+    assert await outbox.pending_shops() == []
 
 
 # -- delivery through a running server -----------------------------------------------------
@@ -183,7 +179,7 @@ async def test_retries_until_a_2xx_then_delivers_exactly_once(receiver: Receiver
     async with embedded_server(**FAST) as server:
         assert await server.runtime.webhooks.emit(await _create_shop(server, "quiet", None), WebhookType.QUEUED,
                                                   "consult-0", {}) is None  # no webhook_url: nothing stored
-        assert await server.runtime.state.outbox.pending_shops() == []
+        assert await server.runtime.state.records.outbox.pending_shops() == []
         shop = await _create_shop(server, "acme", receiver.url)
         key = await _api_key(server, "acme")
         before = {result: _deliveries(result) for result in ("delivered", "retried", "failed")}
@@ -204,7 +200,7 @@ async def test_retries_until_a_2xx_then_delivers_exactly_once(receiver: Receiver
             assert hit.headers["vitrine-event"] == "consult.answered"
             assert hit.headers["user-agent"].startswith("Vitrine-Webhooks/")
             verify(key, hit.body, hit.headers["vitrine-signature"])
-        await eventually(lambda: _empty(server.runtime.state.outbox), "the outbox to empty")  # acked: counted
+        await eventually(lambda: _empty(server.runtime.state.records.outbox), "the outbox to empty")  # acked: counted
         assert _deliveries("delivered") - before["delivered"] == 2
         assert _deliveries("retried") - before["retried"] == 2 and _deliveries("failed") == before["failed"]
 
@@ -245,7 +241,7 @@ async def test_a_hanging_or_unreachable_receiver_is_a_failed_attempt(receiver: R
         stuck = await server.runtime.webhooks.emit(shop, WebhookType.QUEUED, "consult-1", {})
         await eventually(lambda: _failures(server, 1), "the hanging delivery to be dead-lettered")
         assert len(receiver.attempts(stuck.id)) == 0  # still hanging: none was answered
-        failure = (await server.runtime.state.outbox.failures("acme", 1))[0]
+        failure = (await server.runtime.state.records.outbox.failures("acme", 1))[0]
         assert (failure.event.id, failure.reason) == (stuck.id, "timeout")
 
         async with server.api() as api:  # nothing listens there
@@ -253,7 +249,7 @@ async def test_a_hanging_or_unreachable_receiver_is_a_failed_attempt(receiver: R
             assert (await api.patch("/v1/shops/acme", json={"webhook_url": dead_url})).status_code == 200
         unreachable = await server.runtime.webhooks.emit(shop, WebhookType.QUEUED, "consult-2", {})
         await eventually(lambda: _failures(server, 2), "the unreachable delivery to be dead-lettered")
-        failure = (await server.runtime.state.outbox.failures("acme", 1))[0]
+        failure = (await server.runtime.state.records.outbox.failures("acme", 1))[0]
         assert failure.event.id == unreachable.id and failure.reason.startswith("ConnectError")
 
 
@@ -267,7 +263,7 @@ async def test_a_fixed_url_takes_effect_on_the_next_attempt(receiver: Receiver) 
             assert (await api.patch("/v1/shops/acme", json={"webhook_url": receiver.url})).status_code == 200
         await receiver.wait_for(lambda: len(receiver.delivered()) == 1, "the delivery at the fixed URL")
         assert receiver.delivered()[0]["id"] == event.id and receiver.hits[0].status == 200
-        assert await server.runtime.state.outbox.failures("acme", 10) == []
+        assert await server.runtime.state.records.outbox.failures("acme", 10) == []
 
 
 async def _true(value: bool) -> bool:
@@ -275,7 +271,7 @@ async def _true(value: bool) -> bool:
 
 
 async def _failures(server: RunningServer, count: int) -> bool:
-    return len(await server.runtime.state.outbox.failures("acme", 10)) >= count
+    return len(await server.runtime.state.records.outbox.failures("acme", 10)) >= count
 
 
 async def test_a_deleted_shops_events_are_dropped(receiver: Receiver) -> None:
@@ -287,9 +283,9 @@ async def test_a_deleted_shops_events_are_dropped(receiver: Receiver) -> None:
         await receiver.wait_for(lambda: len(receiver.hits) >= 2, "a few failed attempts")
         async with server.api() as api:
             assert (await api.delete("/v1/shops/acme")).status_code == 200
-        await eventually(lambda: _empty(server.runtime.state.outbox), "the deleted shop's events to go")
+        await eventually(lambda: _empty(server.runtime.state.records.outbox), "the deleted shop's events to go")
         assert {hit.event["seq"] for hit in receiver.hits} == {1}  # the second never went out
-        assert await server.runtime.state.outbox.failures("acme", 10) == []  # dropped, not dead-lettered
+        assert await server.runtime.state.records.outbox.failures("acme", 10) == []  # dropped, not dead-lettered
 
 
 async def test_each_rooms_events_arrive_in_seq_order_despite_random_failures(receiver: Receiver) -> None:
@@ -354,13 +350,13 @@ async def test_a_shops_events_reach_only_its_url_signed_with_its_key() -> None:
 
 
 @pytest.mark.redis
-async def test_redis_outbox_survives_a_restart_and_is_delivered_in_order(redis_db_url: str,
+async def test_the_outbox_survives_a_restart_and_is_delivered_in_order(redis_db_url: str,
                                                                          receiver: Receiver) -> None:
     settings = make_settings(redis_url=redis_db_url, **FAST, webhook_max_attempts=1000)
     receiver.respond = lambda event: 503  # the shop's server is down
     state = await open_state(settings)
     shop = Shop.model_validate(ACME | {"webhook_url": receiver.url})
-    assert await state.shops.create_shop(shop)
+    assert await state.records.shops.create_shop(shop)
     first = WebhookDispatcher(settings, state)
     await first.start()
     emitted = [await first.emit(shop, WebhookType.ADD_TO_CART, room, {"sku": f"sku-{n}"})
@@ -372,8 +368,8 @@ async def test_redis_outbox_survives_a_restart_and_is_delivered_in_order(redis_d
 
     state = await open_state(settings)  # a fresh process: new client, same database
     try:
-        assert await state.outbox.pending_shops() == ["acme"]
-        assert await state.outbox.peek("acme") == emitted[0]
+        assert await state.records.outbox.pending_shops() == ["acme"]
+        assert await state.records.outbox.peek("acme") == emitted[0]
         receiver.respond = lambda event: 200
         second = WebhookDispatcher(settings, state)
         await second.start()  # its first sweep finds the shop: no emit needed
@@ -382,7 +378,7 @@ async def test_redis_outbox_survives_a_restart_and_is_delivered_in_order(redis_d
             assert [e["id"] for e in receiver.delivered()] == [e.id for e in emitted]
             assert [(e["room"], e["seq"]) for e in receiver.delivered()][:4] == [
                 ("consult-a", 1), ("consult-b", 1), ("consult-a", 2), ("consult-b", 2)]
-            await eventually(lambda: _empty(state.outbox), "the Redis outbox to empty")
+            await eventually(lambda: _empty(state.records.outbox), "the outbox to empty")
         finally:
             await second.stop()
     finally:
@@ -398,7 +394,7 @@ async def test_two_processes_on_one_redis_deliver_each_event_once_in_order(redis
                              webhook_sweep_s=0.1, webhook_max_attempts=40)
     states = [await open_state(settings) for _ in range(2)]
     shop = Shop.model_validate(ACME | {"webhook_url": receiver.url})
-    await states[0].shops.create_shop(shop)
+    await states[0].records.shops.create_shop(shop)
     dispatchers = [WebhookDispatcher(settings, state) for state in states]
     try:
         for dispatcher in dispatchers:
@@ -455,7 +451,7 @@ async def test_webhook_url_validation_key_endpoint_and_rotation(receiver: Receiv
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as anonymous:
             assert (await anonymous.get("/v1/shops/acme/webhook-key")).status_code == 401
 
-        shop = await server.runtime.state.shops.get_shop("acme")
+        shop = await server.runtime.state.records.shops.get_shop("acme")
         await server.runtime.webhooks.emit(shop, WebhookType.REQUEST_CREATED, "request-1", {"phone": "+33"})
         await receiver.wait_for(lambda: len(receiver.delivered()) == 1, "the delivery after rotation")
         hit = receiver.hits[0]

@@ -1,4 +1,4 @@
-"""The ``vitrine`` command: serve, signaling, media, token, verify."""
+"""The ``vitrine`` command: serve, signaling, media, db, backup, token, verify."""
 
 from __future__ import annotations
 
@@ -70,11 +70,11 @@ def cmd_media(args: argparse.Namespace) -> None:
 async def _run_media(settings: Settings) -> None:
     from media.service import WorkerService, redis_push
     from media.worker import MediaWorker
-    from vitrine.state import open_state
+    from vitrine.state import open_coordination
 
-    state = await open_state(settings)
-    worker = MediaWorker(settings, worker_id=f"{settings.node_id}-media", push=redis_push(state))
-    service = WorkerService(settings, state, worker)
+    coordination = await open_coordination(settings)
+    worker = MediaWorker(settings, worker_id=f"{settings.node_id}-media", push=redis_push(coordination))
+    service = WorkerService(settings, coordination, worker)
     await service.start(serve_rpc=True)
     logging.getLogger("vitrine").info("media worker %s ready", worker.id)
     stop = asyncio.Event()
@@ -83,7 +83,45 @@ async def _run_media(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await service.stop()
-    await state.close()
+    await coordination.close()
+
+
+def cmd_db(args: argparse.Namespace) -> None:
+    """Apply the records migrations (``upgrade``), or say which revision the database is at (``current``)."""
+    settings = _settings()
+    _configure_logging(settings)
+    asyncio.run(_db(settings, args.action))
+
+
+async def _db(settings: Settings, action: str) -> None:
+    from vitrine.records import migrate
+    from vitrine.records.database import database_url, open_database, redacted
+
+    url = database_url(settings)
+    db = open_database(url)
+    try:
+        if action == "upgrade":
+            before = await migrate.upgrade(db)
+            print(f"{redacted(url)}: {before or 'empty'} -> {migrate.head_revision()}")
+        else:
+            current, head = await migrate.current_revision(db), migrate.head_revision()
+            print(f"{redacted(url)}: at {current or 'empty'}, this code needs {head}")
+            if current != head:
+                sys.exit(1)
+    finally:
+        await db.close()
+
+
+def cmd_backup(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from vitrine.records.backup import BackupError, backup
+
+    try:
+        result = backup(_settings(), Path(args.dest))
+    except (BackupError, OSError) as exc:
+        sys.exit(f"vitrine backup: {exc}")
+    print(f"backed up {result.database} and {result.files} file(s), {result.bytes} bytes, into {args.dest}")
 
 
 def cmd_token(args: argparse.Namespace) -> None:
@@ -162,6 +200,14 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("bundle", metavar="BUNDLE.zip")
     verify.add_argument("--key", metavar="PUBLIC_KEY.pem", help="the shop's published evidence key: require it")
     verify.set_defaults(func=cmd_verify)
+
+    db = sub.add_parser("db", help="the records database: apply migrations, or show its revision")
+    db.add_argument("action", choices=["upgrade", "current"])
+    db.set_defaults(func=cmd_db)
+
+    backup = sub.add_parser("backup", help="copy the embedded database, evidence and recordings into DEST")
+    backup.add_argument("dest", metavar="DEST", help="a new or empty folder")
+    backup.set_defaults(func=cmd_backup)
 
     sub.add_parser("loadtest", add_help=False,
                    help="load-test a server: the same as python -m loadtest (try: vitrine loadtest run --help)")

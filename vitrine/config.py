@@ -36,8 +36,16 @@ class Settings(BaseSettings):
     api_key: str = "vitrine"
     api_secret: SecretStr = SecretStr("")
 
-    # Absent: embedded in-memory state. Present: shared state in Redis.
+    # Coordination (rooms, presence, workers, locks, pub/sub). Absent: this process's memory (embedded).
+    # Present: Redis, shared by every node of a scaled deployment. Never holds a record.
     redis_url: str | None = None
+
+    # Records (shops, calls, cases, shows, logs, webhooks). By default an SQLite file in ``data_dir``
+    # (``./var/vitrine.db``), created and migrated on first start. A scaled deployment with several
+    # signaling nodes sets a PostgreSQL URL (``postgresql+asyncpg://user:password@host/db``) and runs
+    # ``vitrine db upgrade`` before starting new code.
+    data_dir: str = "var"
+    database_url: SecretStr | None = None
 
     # HTTP, WebSocket, WHIP and WHEP share one listener.
     host: str = "127.0.0.1"

@@ -55,6 +55,7 @@ class ErrorCode(StrEnum):
     CASE_CLOSED = "case_closed"
     CONSENT_REQUIRED = "consent_required"
     EVIDENCE_CORRUPT = "evidence_corrupt"
+    STORAGE_UNAVAILABLE = "storage_unavailable"  # a disk is full or read-only: nothing was lost, retry later
     INTERNAL = "internal"
 
 
@@ -105,6 +106,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.CASE_CLOSED: 409,
     ErrorCode.CONSENT_REQUIRED: 409,
     ErrorCode.EVIDENCE_CORRUPT: 409,
+    ErrorCode.STORAGE_UNAVAILABLE: 503,
     ErrorCode.INTERNAL: 500,
 }
 

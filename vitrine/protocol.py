@@ -189,7 +189,7 @@ class WaitingMessage(Strict):
 
 
 class LogEntry(Strict):
-    """One entry of a room's ordered log, numbered per room from 1 (``vitrine.state.roomlog``).
+    """One entry of a room's ordered log, numbered per room from 1 (``vitrine.records.roomlog``).
 
     ``kind`` says which one body is set: ``text`` (chat), ``reactions`` (a burst of reactions,
     counted per kind), ``moderation``, ``product`` (pin, unpin, sold out), ``deal`` or ``show``

@@ -1,6 +1,6 @@
 """Shops (tenants): embed origins, opening hours, agents and the product catalog.
 
-Models and pure logic only; storage is ``vitrine.state.base.ShopStore``, the REST API
+Models and pure logic only; storage is ``vitrine.records.shops.ShopStore``, the REST API
 ``signaling.routes.shops``. Everything here is operator input that ends up in a
 customer's browser (the embed, product cards), so every string is length-limited and
 every URL is checked against the shop's own allow-list before it is stored.

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 KEY_PREFIX = "whsec_"
 SIGNATURE_HEADER = "Vitrine-Signature"
 DEFAULT_TOLERANCE_S = 300
-MAX_FAILURES = 200  # dead letters kept per shop
+MAX_FAILURES = 200  # the most dead letters one request lists (all are kept, as records)
 
 
 class WebhookType(StrEnum):

@@ -36,7 +36,7 @@ from loadtest.bench import (
     udp_rcvbuf_errors,
 )
 from loadtest.server import die_with_parent
-from vitrine.state.redis import open_redis_state
+from vitrine.state.redis_state import open_redis_coordination
 
 
 def _start_relays(server: ServerProcess, count: int) -> list[subprocess.Popen[bytes]]:
@@ -53,7 +53,7 @@ def _sample(redis_url: str, stop: threading.Event, samples: list[dict[str, Any]]
     """Every 0.5 s: each worker's heartbeat counters and its process CPU."""
 
     async def loop() -> None:
-        state = await open_redis_state(redis_url)
+        state = await open_redis_coordination(redis_url)
         try:
             while not stop.is_set():
                 row: dict[str, Any] = {"t": time.monotonic(), "workers": {}}

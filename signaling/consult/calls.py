@@ -11,6 +11,7 @@ import logging
 
 from signaling.consult.records import DeskRecords, answered, close_if_open
 from signaling.rooms import RoomService
+from signaling.state import State
 from vitrine.consult.models import (
     AgentStatus,
     ChatLine,
@@ -33,9 +34,8 @@ from vitrine.consult.protocol import (
 )
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.models import now_ms
+from vitrine.records.shops import require_shop
 from vitrine.shops import check_product
-from vitrine.state import State
-from vitrine.state.shops import require_shop
 from vitrine.text import clean_text
 
 logger = logging.getLogger(__name__)
@@ -78,8 +78,8 @@ class CallDesk:
     async def show_product(self, shop_id: str, agent_id: str, sku: str) -> None:
         async with self.records.locked(shop_id):
             call_id = await self.agent_call(shop_id, agent_id)
-            shop = await require_shop(self.state.shops, shop_id)
-            product = await self.state.shops.get_product(shop_id, sku)
+            shop = await require_shop(self.state.records.shops, shop_id)
+            product = await self.state.records.shops.get_product(shop_id, sku)
             if product is None:
                 raise VitrineError(ErrorCode.PRODUCT_NOT_FOUND, f"no product {sku!r} in the catalog")
             check_product(shop, product)  # again: the shop's link hosts may have changed since it was stored
@@ -103,8 +103,8 @@ class CallDesk:
                 raise VitrineError(ErrorCode.RATE_LIMITED, "too many add-to-cart events for one call")
             record.added_to_cart.append(sku)
             await self.records.save_call(record)
-            shop = await require_shop(self.state.shops, shop_id)
-            product = await self.state.shops.get_product(shop_id, sku)
+            shop = await require_shop(self.state.records.shops, shop_id)
+            product = await self.state.records.shops.get_product(shop_id, sku)
             data = ProductCard.of(product).model_dump() if product else {"sku": sku}
             await self.records.hook(shop, "consult.add_to_cart", call_id, data)
 
@@ -121,13 +121,12 @@ class CallDesk:
         """Hang up for both sides; the agent goes to wrap-up, the shopper to the rating."""
         async with self.records.locked(shop_id):
             ticket = await self._live_ticket(shop_id, call_id)
-            shop = await require_shop(self.state.shops, shop_id)
+            shop = await require_shop(self.state.records.shops, shop_id)
             record = await self.records.require_call(shop_id, call_id)
             now = now_ms()
             record.ended_ms, record.ended_by = now, ended_by
             record.talk_ms = now - (record.answered_ms or now)
-            await self.records.save_call(record)
-            await self.records.drop_ticket(ticket)
+            await self.records.finish(record)
             presence = await self.records.agent_presence(shop_id, ticket.agent or "")
             presence.status = AgentStatus.WRAP_UP if presence.consoles else AgentStatus.OFFLINE
             presence.ticket = call_id if presence.consoles else None
@@ -142,7 +141,7 @@ class CallDesk:
             await self.records.hook(shop, "consult.ended", call_id, {
                 "agent": record.agent, "ended_by": ended_by, "wait_ms": record.wait_ms, "talk_ms": record.talk_ms,
                 "products_shown": [p.sku for p in record.products_shown]})
-            await self.records.publish_queue(shop_id, await self.state.shops.list_agents(shop_id))
+            await self.records.publish_queue(shop_id, await self.state.records.shops.list_agents(shop_id))
         if record.room:
             await close_if_open(self.rooms, record.room)
 
@@ -155,7 +154,7 @@ class CallDesk:
                 raise VitrineError(ErrorCode.INVALID_MESSAGE, "this call is already rated")
             record.rating, record.comment = stars, clean_text(comment) if comment and comment.strip() else None
             await self.records.save_call(record)
-            shop = await require_shop(self.state.shops, shop_id)
+            shop = await require_shop(self.state.records.shops, shop_id)
             await self.records.hook(shop, "consult.rating", call_id, {"stars": stars, "comment": record.comment,
                                                                       "agent": record.agent})
             await self.records.to_ticket(shop_id, call_id, Rated(call=call_id, stars=stars))
@@ -168,7 +167,7 @@ class CallDesk:
                             name: str, contact: str, text: str | None, slot_utc_ms: int | None = None) -> None:
         """Store a message or a callback booking; ``reply_to`` is the socket's ticket channel."""
         async with self.records.locked(shop_id):
-            shop = await require_shop(self.state.shops, shop_id)
+            shop = await require_shop(self.state.records.shops, shop_id)
             if kind == RequestKind.CALLBACK:
                 if slot_utc_ms not in await self.records.offered_slots(shop):
                     raise VitrineError(ErrorCode.INVALID_MESSAGE,

@@ -15,6 +15,7 @@ from signaling.consult.hub import ConsultHub
 from signaling.consult.records import DeskRecords, WebhookSink, agent_views, close_if_open, utc_ms
 from signaling.metrics import METRICS
 from signaling.rooms import RoomService
+from signaling.state import State
 from vitrine.auth import mint_token
 from vitrine.config import Settings
 from vitrine.consult.models import (
@@ -45,9 +46,8 @@ from vitrine.consult.routing import accepting, pick_agent
 from vitrine.consult.tokens import mint_desk_token
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.models import Role, Room, RoomKind, now_ms
+from vitrine.records.shops import require_shop
 from vitrine.shops import Agent, Shop, check_product, is_open, next_opening
-from vitrine.state import State
-from vitrine.state.shops import require_shop
 from vitrine.tasks import TaskSet
 
 logger = logging.getLogger(__name__)
@@ -69,8 +69,8 @@ class ConsultDesk:
         self._closing = TaskSet()  # standby rooms of rings that were not answered
 
     async def _shop(self, shop_id: str) -> tuple[Shop, list[Agent]]:
-        shop = await require_shop(self.state.shops, shop_id)
-        return shop, await self.state.shops.list_agents(shop_id)
+        shop = await require_shop(self.state.records.shops, shop_id)
+        return shop, await self.state.records.shops.list_agents(shop_id)
 
     # -- what the button shows -----------------------------------------------------------
 
@@ -161,6 +161,30 @@ class ConsultDesk:
 
     # -- agents -----------------------------------------------------------------------------------
 
+    async def room_record(self, name: str) -> Room | None:
+        """A call's room, for ``RoomService.find_room``: it exists while its ticket rings or is in the call."""
+        if not name.startswith("consult-"):
+            return None
+        ticket = await self.state.records.consult.find_ticket("tk_" + name.removeprefix("consult-").rsplit("-", 1)[0])
+        if ticket is None or ticket.room != name or ticket.state == TicketState.WAITING:
+            return None
+        return Room(name=name, kind=RoomKind.CONSULT, shop=ticket.shop, max_participants=2)
+
+    async def rebuild(self) -> None:
+        """Coordination state was lost, and presence with it: every console on this node announces itself again
+        (and is welcomed again, its status away), and an agent whose call is still a ticket is busy with it."""
+        for shop_id, agent_id, consoles in self.hub.local_consoles():
+            for _ in range(consoles):
+                await self.agent_online(shop_id, agent_id)
+            async with self.records.locked(shop_id):
+                calls = [t for t in await self.records.tickets(shop_id)
+                         if t.agent == agent_id and t.state == TicketState.IN_CALL]
+                if calls:
+                    presence = await self.records.agent_presence(shop_id, agent_id)
+                    presence.status, presence.ticket = AgentStatus.BUSY, calls[0].id
+                    await self.records.save_presence(shop_id, presence)
+                    await self.records.to_agent(shop_id, agent_id, StatusPush(status=presence.status))
+
     async def agent_online(self, shop_id: str, agent_id: str) -> None:
         """A console logged in: welcome it with the desk as it is now."""
         async with self.records.locked(shop_id):
@@ -175,7 +199,7 @@ class ConsultDesk:
                 presence.status = AgentStatus.AWAY
             await self.records.save_presence(shop_id, presence)
             catalog = []
-            for product in await self.state.shops.list_products(shop_id):
+            for product in await self.state.records.shops.list_products(shop_id):
                 try:
                     check_product(shop, product)  # the link hosts may have narrowed since it was stored
                 except VitrineError:
@@ -296,8 +320,8 @@ class ConsultDesk:
             await self.records.publish_queue(shop_id, agents)
 
     async def push_history(self, shop_id: str, agent_id: str) -> None:
-        mine = [c for c in await self.records.calls(shop_id, 500) if c.agent == agent_id]
-        await self.records.to_agent(shop_id, agent_id, HistoryPush(calls=mine[:HISTORY_LIMIT]))
+        mine = await self.records.calls(shop_id, HISTORY_LIMIT, agent=agent_id)
+        await self.records.to_agent(shop_id, agent_id, HistoryPush(calls=mine))
 
     # -- routing (under the lock) -----------------------------------------------------------------
 
@@ -352,10 +376,9 @@ class ConsultDesk:
             await self._pass(shop.id, ticket, presence, reason)
             await self.records.save_presence(shop.id, presence)
             await self.records.to_agent(shop.id, presence.agent, StatusPush(status=presence.status))
-        await self.records.drop_ticket(ticket)
         now = now_ms()
-        await self.records.save_call(CallRecord(id=ticket.id, shop=shop.id, context=ticket.context, outcome=outcome,
-                                                queued_ms=ticket.entered_ms, wait_ms=now - ticket.entered_ms))
+        await self.records.finish(CallRecord(id=ticket.id, shop=shop.id, context=ticket.context, outcome=outcome,
+                                             queued_ms=ticket.entered_ms, wait_ms=now - ticket.entered_ms))
         METRICS.consult_calls.labels(outcome=outcome.value).inc()
         kind = "consult.missed" if outcome == CallOutcome.MISSED else "consult.abandoned"
         await self.records.hook(shop, kind, ticket.id, {"wait_ms": now - ticket.entered_ms})
@@ -399,10 +422,10 @@ class ConsultDesk:
         """Ring timeouts, maximum waits and vanished sockets of one shop."""
         to_end: list[str] = []
         async with self.records.locked(shop_id):
-            shop = await self.state.shops.get_shop(shop_id)
+            shop = await self.state.records.shops.get_shop(shop_id)
             if shop is None:
                 return
-            agents = await self.state.shops.list_agents(shop_id)
+            agents = await self.state.records.shops.list_agents(shop_id)
             now = now_ms()
             grace_ms = self.settings.consult_reconnect_grace_s * 1000
             changed = False

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from vitrine.models import Strict
 from vitrine.state import keys
-from vitrine.state.base import EventBus, Subscription
+from vitrine.state.bus import EventBus, Subscription
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +70,11 @@ class ConsultHub:
         if shoppers.get(ticket) is socket:
             del shoppers[ticket]
         await self._unsubscribe_if_idle(shop)
+
+    def local_consoles(self) -> list[tuple[str, str, int]]:
+        """(shop, agent, open consoles) for every agent with a console on this node."""
+        return [(shop, agent, len(consoles)) for shop, agents in self._agents.items()
+                for agent, consoles in agents.items() if consoles]
 
     def local_shops(self) -> list[str]:
         return list(self._subscriptions)

@@ -1,8 +1,9 @@
 """Typed, locked access to one shop's desk records, and the pushes every change sends.
 
 Every change to a shop's desk happens inside ``locked(shop)``: an in-process lock, then the
-shop's desk lock in the ``RoomStore`` (a Redis lock in scaled mode), so two nodes never
-interleave a read-modify-write and webhooks leave in the order things happened.
+shop's desk lock (``vitrine.state.locks``, a Redis lock in scaled mode), so two nodes never
+interleave a read-modify-write and webhooks leave in the order things happened. Tickets, calls and
+requests are records (``vitrine.records.consult``); presence is coordination.
 """
 
 from __future__ import annotations
@@ -11,13 +12,11 @@ import contextlib
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
-
-from pydantic import BaseModel
+from typing import Any, Protocol
 
 from signaling.consult.hub import Audience, ConsultHub, DeskPush
-from signaling.locks import NamedLocks
 from signaling.rooms import RoomService
+from signaling.state import State
 from vitrine.consult.models import (
     CallOutcome,
     CallRecord,
@@ -32,16 +31,13 @@ from vitrine.consult.routing import ONLINE, callback_slots, estimate_wait_s, is_
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.models import Strict, now_ms
 from vitrine.protocol import encode
+from vitrine.records.consult import ConsultStore
 from vitrine.shops import Agent, Shop, next_opening
-from vitrine.state import State
-from vitrine.state.desk import Collection
+from vitrine.state.locks import NamedLocks
 from vitrine.webhooks import WebhookType
 
-M = TypeVar("M", bound=BaseModel)
-
 QUEUE_VIEW_LIMIT = 50
-CALLS_KEPT = 5000
-REQUESTS_KEPT = 1000
+OPEN_CALLBACKS_READ = 1000  # open callback bookings read to count each slot's takers
 
 
 class WebhookSink(Protocol):
@@ -53,42 +49,37 @@ class DeskRecords:
         self.state = state
         self.hub = hub
         self.webhooks = webhooks
-        self._locks = NamedLocks(state.rooms, "the desk is busy; try again")
+        self._locks = NamedLocks(state.locks, "the desk is busy; try again")
 
     def locked(self, shop: str) -> contextlib.AbstractAsyncContextManager[None]:
         return self._locks.hold(f"desk:{shop}")
 
     # -- typed records ------------------------------------------------------------------
 
-    async def _get(self, cls: type[M], shop: str, collection: Collection, record_id: str) -> M | None:
-        raw = await self.state.desk.get(shop, collection, record_id)
-        return cls.model_validate_json(raw) if raw else None
+    @property
+    def store(self) -> ConsultStore:
+        return self.state.records.consult
 
     async def tickets(self, shop: str) -> list[Ticket]:
-        return [Ticket.model_validate_json(raw) for raw in await self.state.desk.scan(shop, Collection.TICKETS)]
+        return await self.store.tickets(shop)
 
     async def ticket(self, shop: str, ticket_id: str) -> Ticket | None:
-        return await self._get(Ticket, shop, Collection.TICKETS, ticket_id)
+        return await self.store.ticket(shop, ticket_id)
 
     async def save_ticket(self, ticket: Ticket) -> None:
-        await self.state.desk.put(ticket.shop, Collection.TICKETS, ticket.id, ticket.model_dump_json(),
-                                  ticket.entered_ms)
-
-    async def drop_ticket(self, ticket: Ticket) -> None:
-        await self.state.desk.delete(ticket.shop, Collection.TICKETS, ticket.id)
+        await self.store.save_ticket(ticket)
 
     async def presence(self, shop: str) -> dict[str, Presence]:
-        records = [Presence.model_validate_json(raw) for raw in await self.state.desk.scan(shop, Collection.PRESENCE)]
-        return {p.agent: p for p in records}
+        return await self.state.presence.all(shop)
 
     async def agent_presence(self, shop: str, agent: str) -> Presence:
-        return await self._get(Presence, shop, Collection.PRESENCE, agent) or Presence(agent=agent)
+        return await self.state.presence.get(shop, agent) or Presence(agent=agent)
 
     async def save_presence(self, shop: str, presence: Presence) -> None:
-        await self.state.desk.put(shop, Collection.PRESENCE, presence.agent, presence.model_dump_json(), 0)
+        await self.state.presence.put(shop, presence)
 
     async def call(self, shop: str, call_id: str) -> CallRecord | None:
-        return await self._get(CallRecord, shop, Collection.CALLS, call_id)
+        return await self.store.call(shop, call_id)
 
     async def require_call(self, shop: str, call_id: str) -> CallRecord:
         record = await self.call(shop, call_id)
@@ -97,25 +88,23 @@ class DeskRecords:
         return record
 
     async def save_call(self, record: CallRecord) -> None:
-        await self.state.desk.put(record.shop, Collection.CALLS, record.id, record.model_dump_json(), record.queued_ms)
-        await self.state.desk.trim(record.shop, Collection.CALLS, CALLS_KEPT)
+        await self.store.save_call(record)
 
-    async def calls(self, shop: str, limit: int) -> list[CallRecord]:
-        raws = await self.state.desk.scan(shop, Collection.CALLS, newest_first=True, limit=limit)
-        return [CallRecord.model_validate_json(raw) for raw in raws]
+    async def finish(self, record: CallRecord) -> None:
+        """The call record, and its ticket gone, in one transaction: a crash leaves one or the other."""
+        await self.store.finish(record)
+
+    async def calls(self, shop: str, limit: int, *, agent: str | None = None) -> list[CallRecord]:
+        return await self.store.calls(shop, limit, agent=agent)
 
     async def request(self, shop: str, request_id: str) -> ContactRequest | None:
-        return await self._get(ContactRequest, shop, Collection.REQUESTS, request_id)
+        return await self.store.request(shop, request_id)
 
     async def save_request(self, request: ContactRequest) -> None:
-        await self.state.desk.put(request.shop, Collection.REQUESTS, request.id, request.model_dump_json(),
-                                  request.created_ms)
-        await self.state.desk.trim(request.shop, Collection.REQUESTS, REQUESTS_KEPT)
+        await self.store.save_request(request)
 
     async def requests(self, shop: str, limit: int, *, open_only: bool) -> list[ContactRequest]:
-        raws = await self.state.desk.scan(shop, Collection.REQUESTS, newest_first=True)
-        requests = [ContactRequest.model_validate_json(raw) for raw in raws]
-        return [r for r in requests if not (open_only and r.resolved_ms)][:limit]
+        return await self.store.requests(shop, limit, open_only=open_only)
 
     async def hook(self, shop: Shop, kind: str, call_id: str, data: dict[str, Any]) -> None:
         """Queue a webhook; called under the shop's lock, so a call's events leave in order."""
@@ -123,8 +112,8 @@ class DeskRecords:
 
     async def offered_slots(self, shop: Shop) -> list[int]:
         """Callback slots (UTC ms) with room left: each takes as many bookings as the shop has agents."""
-        capacity = max(1, len(await self.state.shops.list_agents(shop.id)))
-        taken = Counter(r.slot_utc_ms for r in await self.requests(shop.id, REQUESTS_KEPT, open_only=True)
+        capacity = max(1, len(await self.state.records.shops.list_agents(shop.id)))
+        taken = Counter(r.slot_utc_ms for r in await self.requests(shop.id, OPEN_CALLBACKS_READ, open_only=True)
                         if r.kind == RequestKind.CALLBACK)
         slots = [utc_ms(slot) for slot in callback_slots(shop, datetime.now(UTC))]
         return [slot for slot in slots if taken[slot] < capacity]

@@ -7,8 +7,8 @@ from signaling.consult.desk import ConsultDesk
 from signaling.consult.hub import ConsultHub
 from signaling.consult.records import WebhookSink
 from signaling.rooms import RoomService
+from signaling.state import State
 from vitrine.config import Settings
-from vitrine.state import State
 
 
 class ConsultService:

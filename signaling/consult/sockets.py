@@ -48,8 +48,8 @@ from vitrine.consult.protocol import (
 from vitrine.consult.tokens import verify_desk_token
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.protocol import ErrorMessage, PingMessage, PongMessage, encode
+from vitrine.records.shops import require_shop
 from vitrine.shops import ShopFields
-from vitrine.state.shops import require_shop
 from vitrine.text import TokenBucket
 
 logger = logging.getLogger(__name__)
@@ -201,7 +201,7 @@ class ShopperSession(DeskSession):
     async def _enter(self, message: EnterMessage) -> None:
         if self.ticket is not None:
             raise VitrineError(ErrorCode.ALREADY_JOINED, "already in the queue")
-        shop = await require_shop(self.desk.state.shops, message.shop)
+        shop = await require_shop(self.desk.state.records.shops, message.shop)
         self.check_origin(shop)
         context = message.context
         if context.page_url and _origin(context.page_url) not in shop.allowed_origins:
@@ -214,7 +214,7 @@ class ShopperSession(DeskSession):
 
     async def _resume(self, message: ResumeMessage) -> None:
         claims = verify_desk_token(self.settings, message.token, "shopper")
-        shop = await require_shop(self.desk.state.shops, claims.shop)
+        shop = await require_shop(self.desk.state.records.shops, claims.shop)
         self.check_origin(shop)
         if self.shop is not None and self.channel != claims.sub:
             await self.desk.hub.detach_shopper(self.shop, self.channel, self)
@@ -298,9 +298,9 @@ class AgentSession(DeskSession):
         if self.agent is not None:
             raise VitrineError(ErrorCode.ALREADY_JOINED, "already logged in")
         claims = verify_desk_token(self.settings, message.token, "agent")
-        shop = await require_shop(self.desk.state.shops, claims.shop)
+        shop = await require_shop(self.desk.state.records.shops, claims.shop)
         self.check_origin(shop)
-        agent = await self.desk.state.shops.get_agent(shop.id, claims.sub)
+        agent = await self.desk.state.records.shops.get_agent(shop.id, claims.sub)
         if agent is None:
             raise VitrineError(ErrorCode.AGENT_NOT_FOUND, "this agent no longer exists")
         self._name = agent.display_name

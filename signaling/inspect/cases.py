@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from signaling.locks import NamedLocks
+from signaling.state import State
 from vitrine.config import Settings
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.inspect.links import (
@@ -22,34 +22,33 @@ from vitrine.inspect.links import (
 )
 from vitrine.inspect.models import Case, CaseSetup, CaseState, new_link_nonce
 from vitrine.models import now_ms
-from vitrine.state import State
-from vitrine.state.desk import Collection
-from vitrine.state.shops import require_shop
+from vitrine.records.shops import require_shop
+from vitrine.state.locks import NamedLocks
 
 
 class CaseService:
     def __init__(self, settings: Settings, state: State) -> None:
         self.settings = settings
         self.state = state
-        self._locks = NamedLocks(state.rooms, "the case is busy; try again")
+        self._locks = NamedLocks(state.locks, "the case is busy; try again")
 
     async def open(self, shop_id: str, setup: CaseSetup) -> tuple[Case, str]:
         """A new case and its link token."""
-        await require_shop(self.state.shops, shop_id)
+        await require_shop(self.state.records.shops, shop_id)
         case = Case(shop=shop_id, **setup.model_dump(), link_expires_at_ms=now_ms() + setup.link_ttl_s * 1000)
         await self._save(case)
         return case, mint_link_token(self.settings, case)
 
     async def get(self, shop_id: str, case_id: str) -> Case:
-        raw = await self.state.desk.get(shop_id, Collection.CASES, case_id)
-        if raw is None:
+        case = await self.state.records.cases.get(shop_id, case_id)
+        if case is None:
             raise VitrineError(ErrorCode.CASE_NOT_FOUND, "no such case")
-        return Case.model_validate_json(raw)
+        return case
 
-    async def recent(self, shop_id: str, limit: int | None) -> list[Case]:
-        await require_shop(self.state.shops, shop_id)
-        rows = await self.state.desk.scan(shop_id, Collection.CASES, newest_first=True, limit=limit)
-        return [Case.model_validate_json(raw) for raw in rows]
+    async def recent(self, shop_id: str, limit: int | None, *, order_ref: str | None = None,
+                     buyer_ref: str | None = None) -> list[Case]:
+        await require_shop(self.state.records.shops, shop_id)
+        return await self.state.records.cases.recent(shop_id, limit, order_ref=order_ref, buyer_ref=buyer_ref)
 
     async def new_link(self, shop_id: str, case_id: str) -> tuple[Case, str]:
         """A fresh link (the buyer lost theirs, or it expired); the previous one stops working."""
@@ -86,7 +85,7 @@ class CaseService:
         return case
 
     async def delete(self, case: Case) -> None:
-        await self.state.desk.delete(case.shop, Collection.CASES, case.id)
+        await self.state.records.cases.delete(case.shop, case.id)
 
     async def _case_of(self, claims: CaseClaims) -> Case:
         try:
@@ -95,4 +94,4 @@ class CaseService:
             raise VitrineError(ErrorCode.INVALID_TOKEN, "this link's case no longer exists") from None
 
     async def _save(self, case: Case) -> None:
-        await self.state.desk.put(case.shop, Collection.CASES, case.id, case.model_dump_json(), case.created_at_ms)
+        await self.state.records.cases.save(case)

@@ -18,25 +18,40 @@ import json
 import logging
 import secrets
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from signaling.inspect.cases import CaseService
 from signaling.inspect.sessions import InspectionService, still_open
+from signaling.metrics import METRICS
+from signaling.recordings import RecordingFiles, duration_ms
 from signaling.rooms import RoomService
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.inspect.artifacts import ArtifactStore
 from vitrine.inspect.bundle import build_bundle
-from vitrine.inspect.models import Artifact, ArtifactKind, Case, CaseState, Note, Outcome, Verdict, inspect_room
+from vitrine.inspect.models import (
+    Artifact,
+    ArtifactKind,
+    Case,
+    CaseState,
+    Erasure,
+    Note,
+    Outcome,
+    PendingRecording,
+    Verdict,
+    inspect_room,
+)
 from vitrine.inspect.protocol import CaseNotice
 from vitrine.inspect.signing import EvidenceSigner
 from vitrine.inspect.timeline import exports, timeline
-from vitrine.models import Strict, now_ms
+from vitrine.models import now_ms
 from vitrine.protocol import LogEntry
+from vitrine.records.roomlog import whole_log
 from vitrine.rpc import RecordCommand
-from vitrine.state.desk import Collection
-from vitrine.state.roomlog import whole_log
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DAY_MS = 24 * 3600 * 1000
 CONTAINER_TYPES = {"webm": "video/webm", "mp4": "video/mp4", "mkv": "video/x-matroska"}
@@ -44,15 +59,6 @@ EXPORT_SOURCES = {"chat": "Vitrine signaling: the session's ordered room log",
                   "annotations": "Vitrine signaling: the session's ordered room log",
                   "notes": "Vitrine signaling: the inspector's case notes",
                   "timeline": "Vitrine signaling: the case record and the session's ordered room log"}
-
-
-class Erasure(Strict):
-    """What an erasure request removed: counts only, so the log of erasures keeps no buyer's data."""
-
-    id: str
-    at_ms: int
-    cases: int
-    artifacts: int
 
 
 class EvidenceService:
@@ -63,6 +69,7 @@ class EvidenceService:
         self.settings = rooms.settings
         self.state = rooms.state
         self.store = ArtifactStore(self.settings.evidence_dir)
+        self.recordings = RecordingFiles(self.settings.recordings_dir, self.state.records)
         self.signer = EvidenceSigner.from_settings(self.settings)
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -75,56 +82,107 @@ class EvidenceService:
         return note
 
     async def end(self, case: Case, verdict: Verdict, comment: str, by: str) -> Case:
+        """Close the case with its verdict, once its evidence is on disk: the recording moved into the case and
+        the chat, annotations, notes and timeline exported, each hashed.
+
+        A full or read-only disk is ``storage_unavailable``: the case stays open, nothing is lost (a stopped
+        recording waits on the case as ``pending_recording``, an export is not half written), and ending
+        again once the disk is fixed finishes the job."""
         still_open(case)
         room = inspect_room(case.id)
-        if await self.state.rooms.get_room(room) is not None:
-            await self.sessions.log(room, CaseNotice(action="case", event="ended", verdict=verdict))
-        recording = await self._stop_recording(case)
-        with contextlib.suppress(VitrineError):
-            await self.rooms.close_room(room, reason="the inspection has ended", keep_log=True)
+        live = await self.state.rooms.get_room(room)
+        if not case.pending_recording:
+            pending = None
+            if live is not None:
+                await self.sessions.log(room, CaseNotice(action="case", event="ended", verdict=verdict))
+                pending = await self._stop_recording(case)
+            pending = pending or await asyncio.to_thread(self._finished_recording, case)
+            if pending is not None:
+                case = await self.cases.update(case.shop, case.id, lambda stored: still_open(stored).model_copy(
+                    update={"pending_recording": pending}))
+        if case.pending_recording is not None:
+            recording = await self._store(self._adopt_recording, case, case.pending_recording)
+            case = await self.cases.update(case.shop, case.id, lambda stored: still_open(stored).model_copy(
+                update={"artifacts": [*stored.artifacts, recording], "pending_recording": None}))
         outcome = Outcome(verdict=verdict, comment=comment, at_ms=now_ms(), by=by)
+        closing = case.model_copy(update={"outcome": outcome, "state": CaseState.CLOSED, "closed_at_ms": now_ms()})
+        documents = await self._store(self._write_exports, closing, await self._entries(case))
 
         def close(stored: Case) -> Case:
             still_open(stored)
-            return stored.model_copy(update={"outcome": outcome, "state": CaseState.CLOSED, "closed_at_ms": now_ms(),
-                                             "artifacts": [*stored.artifacts, *recording]})
+            return stored.model_copy(update={"outcome": outcome, "state": CaseState.CLOSED,
+                                             "closed_at_ms": closing.closed_at_ms,
+                                             "artifacts": [*stored.artifacts, *documents]})
 
-        case = await self.cases.update(case.shop, case.id, close)
-        documents = await asyncio.to_thread(self._write_exports, case, await self._entries(case))
-        return await self.cases.update(case.shop, case.id, lambda stored: stored.model_copy(
-            update={"artifacts": [*stored.artifacts, *documents]}))
+        try:
+            case = await self.cases.update(case.shop, case.id, close)
+        except BaseException:
+            await asyncio.to_thread(self.store.remove, case.shop, case.id, documents)  # no file without a record
+            raise
+        with contextlib.suppress(VitrineError):
+            await self.rooms.close_room(room, reason="the inspection has ended", keep_log=True)
+        return case
 
-    async def _stop_recording(self, case: Case) -> list[Artifact]:
+    async def _store(self, write: Callable[..., T], *args: Any) -> T:
+        """Run a file write off the loop; a disk that refuses it is a typed, retryable error, not a 500."""
+        try:
+            return await asyncio.to_thread(write, *args)
+        except OSError as exc:
+            logger.error("evidence storage failed: %s", exc)
+            raise VitrineError(ErrorCode.STORAGE_UNAVAILABLE,
+                               f"the evidence could not be stored ({exc.strerror or exc}); nothing was lost and the "
+                               "case is still open: end it again once the evidence disk has space") from exc
+
+    async def _stop_recording(self, case: Case) -> PendingRecording | None:
         record = await self.state.rooms.get_room(inspect_room(case.id))
         if record is None or record.worker_id is None:
-            return []
+            return None
         reply = await self.rooms.link.call(record.worker_id, RecordCommand(
             room=record.name, action="stop", recording_id=case.id))
         info = reply.recording
         if reply.error is not None or info is None or not info.finished or info.error:
             logger.warning("inspection %s ended without a recording (%s)", case.id, reply.message or "no media")
-            return []
-        source = Path(self.settings.recordings_dir) / info.path
-        artifact = await asyncio.to_thread(
-            self.store.adopt, case.shop, case.id, ArtifactKind.RECORDING, source,
-            content_type=CONTAINER_TYPES[info.container], captured_at_ms=info.started_at_ms,
+            return None
+        return PendingRecording(path=info.path, container=info.container, started_at_ms=info.started_at_ms,
+                                duration_ms=info.duration_ms)
+
+    def _finished_recording(self, case: Case) -> PendingRecording | None:
+        """A recording of this case that no stop returned: its worker closed the room (it died, or coordination
+        state was lost) and finalized the file. The case takes it in like any other."""
+        files = [path for path in self.recordings.of(case.id) if path.suffix.lstrip(".") in CONTAINER_TYPES]
+        if not files:
+            return None
+        path = files[0]
+        return PendingRecording(path=path.name, container=path.suffix.lstrip("."), duration_ms=duration_ms(path),
+                                started_at_ms=case.admitted_at_ms or case.created_at_ms)
+
+    def _adopt_recording(self, case: Case, pending: PendingRecording) -> Artifact:
+        return self.store.adopt(
+            case.shop, case.id, ArtifactKind.RECORDING, Path(self.settings.recordings_dir) / pending.path,
+            content_type=CONTAINER_TYPES[pending.container], captured_at_ms=pending.started_at_ms,
             source="media worker recording of the buyer's camera (remuxed, not transcoded)",
-            duration_ms=info.duration_ms)
-        return [artifact]
+            duration_ms=pending.duration_ms)
 
     async def _entries(self, case: Case) -> list[LogEntry]:
-        return [entry async for entry in whole_log(self.state.roomlog, inspect_room(case.id))]
+        return [entry async for entry in whole_log(self.state.records.roomlog, inspect_room(case.id))]
 
     def _write_exports(self, case: Case, entries: list[LogEntry]) -> list[Artifact]:
-        return [self.store.write(case.shop, case.id, ArtifactKind(kind), json.dumps(document, indent=1).encode(),
-                                 ext="json", content_type="application/json", source=EXPORT_SOURCES[kind])
-                for kind, document in exports(case, entries).items()]
+        written: list[Artifact] = []
+        try:
+            for kind, document in exports(case, entries).items():
+                written.append(self.store.write(case.shop, case.id, ArtifactKind(kind),
+                                                json.dumps(document, indent=1).encode(), ext="json",
+                                                content_type="application/json", source=EXPORT_SOURCES[kind]))
+        except BaseException:
+            self.store.remove(case.shop, case.id, written)  # all of them or none: a retry writes them again
+            raise
+        return written
 
     # -- export ----------------------------------------------------------------------------
 
     async def bundle(self, case: Case) -> Path:
         """The signed evidence bundle, in a temporary file the caller removes."""
-        shop = await self.state.shops.get_shop(case.shop)
+        shop = await self.state.records.shops.get_shop(case.shop)
         rows = timeline(case, await self._entries(case))
         handle, name = tempfile.mkstemp(prefix=f"{case.id}-", suffix=".zip")
         path = Path(name)
@@ -155,40 +213,46 @@ class EvidenceService:
         if await self.state.rooms.get_room(room) is not None:
             with contextlib.suppress(VitrineError):
                 await self.rooms.close_room(room, reason="the inspection was deleted")
-        await self.state.roomlog.drop(room)
+        await self.state.records.roomlog.drop(room)
         removed = await asyncio.to_thread(self.store.delete_case, case.shop, case.id)
+        removed += await asyncio.to_thread(self.recordings.remove, case.id)  # a recording no end took in
         await self.cases.delete(case)
         return removed
 
     async def erase_buyer(self, shop_id: str, buyer_ref: str) -> Erasure:
-        cases = [case for case in await self.cases.recent(shop_id, limit=None)
-                 if case.buyer_ref is not None and secrets.compare_digest(case.buyer_ref, buyer_ref)]
+        cases = await self.cases.recent(shop_id, limit=None, buyer_ref=buyer_ref)
         artifacts = 0
         for case in cases:
             artifacts += await self.purge(case)
         erasure = Erasure(id="er_" + secrets.token_hex(8), at_ms=now_ms(), cases=len(cases), artifacts=artifacts)
-        await self.state.desk.put(shop_id, Collection.ERASURES, erasure.id, erasure.model_dump_json(), erasure.at_ms)
+        await self.state.records.cases.add_erasure(shop_id, erasure)
         logger.info("erasure %s for shop %s: %d case(s), %d file(s)", erasure.id, shop_id, len(cases), artifacts)
         return erasure
 
     async def erasures(self, shop_id: str, limit: int) -> list[Erasure]:
-        rows = await self.state.desk.scan(shop_id, Collection.ERASURES, newest_first=True, limit=limit)
-        return [Erasure.model_validate_json(raw) for raw in rows]
+        return await self.state.records.cases.erasures(shop_id, limit)
 
     async def sweep(self, now: int | None = None) -> int:
-        """Delete every case past its shop's retention, and any case folder whose record is gone (a photo that
-        arrived after its case was deleted); the number of cases deleted."""
+        """Delete every case past its shop's retention, proven by its record; the number deleted.
+
+        A case folder that no record names (its record was lost, or a photo landed after the case was
+        deleted) is never deleted here: it is moved to the quarantine folder, logged and counted, for an
+        operator to restore or remove."""
         now = now if now is not None else now_ms()
         deleted = 0
-        for shop in await self.state.shops.list_shops():
+        for shop in await self.state.records.shops.list_shops():
             horizon = now - shop.evidence_retention_days * DAY_MS
             for case in await self.cases.recent(shop.id, limit=None):
                 if (case.closed_at_ms or case.created_at_ms) < horizon:
                     await self.purge(case)
                     deleted += 1
         for shop_id, case_id in list(self.store.cases_on_disk()):
-            if await self.state.desk.get(shop_id, Collection.CASES, case_id) is None:
-                await asyncio.to_thread(self.store.delete_case, shop_id, case_id)
+            if not await self.state.records.cases.exists(shop_id, case_id):
+                target = await asyncio.to_thread(self.store.quarantine, shop_id, case_id)
+                METRICS.evidence_quarantined.inc()
+                logger.warning("evidence folder %s/%s has no case record: moved to %s, not deleted",
+                               shop_id, case_id, target)
+        await self.recordings.audit()
         return deleted
 
     def start(self) -> None:

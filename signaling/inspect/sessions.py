@@ -32,8 +32,8 @@ from vitrine.inspect.protocol import (
 )
 from vitrine.models import ParticipantView, Role, Room, RoomKind, now_ms
 from vitrine.protocol import Knock, LogEntry
+from vitrine.records.roomlog import INSPECTION_MAX_ENTRIES
 from vitrine.rpc import RecordCommand, SnapshotCommand
-from vitrine.state.roomlog import INSPECTION_MAX_ENTRIES
 
 logger = logging.getLogger(__name__)
 
@@ -58,17 +58,21 @@ class InspectionService:
     async def room_for(self, case: Case) -> Room:
         """The case's room, created on first use; a closed case gets none."""
         still_open(case)
-        name = inspect_room(case.id)
-        room = await self.state.rooms.get_room(name)
+        room = await self.state.rooms.get_room(inspect_room(case.id))
         if room is None:
-            await self.state.rooms.create_room(Room(name=name, kind=RoomKind.INSPECTION, shop=case.shop,
-                                                    max_participants=ROOM_CAPACITY))
-            room = await self.rooms.get_room(name)
+            await self.state.rooms.create_room(case_room(case))
+            room = await self.rooms.get_room(inspect_room(case.id))
         return room
+
+    async def room_record(self, name: str) -> Room | None:
+        """An open case's room, for ``RoomService.find_room``: it exists while the case is open."""
+        case_id = case_of_room(name)
+        case = await self.state.records.cases.find(case_id) if case_id else None
+        return case_room(case) if case is not None and case.state != CaseState.CLOSED else None
 
     async def consent_text(self, case: Case) -> tuple[str, int, int]:
         """The consent text for this case's buyer, its version, and the shop's retention in days."""
-        shop = await self.state.shops.get_shop(case.shop)
+        shop = await self.state.records.shops.get_shop(case.shop)
         days = shop.evidence_retention_days if shop else 180
         text, version = consent_text(case.language, shop.name if shop else case.shop, days)
         return text, version, days
@@ -145,12 +149,13 @@ class InspectionService:
             return
         if knock.participant.role != Role.BUYER:
             return
+        if admitted:  # recorded before the timeline says so: later joins of the buyer need no knock
+            await self.cases.update(room.shop, case_id, lambda case: case if case.admitted_at_ms else case.model_copy(
+                update={"admitted_at_ms": now_ms()}))
         await self.log(room.name, CaseNotice(action="case", event="admitted" if admitted else "denied"),
                         ParticipantView.of(admission.participant))
         if not admitted:
             return
-        await self.cases.update(room.shop, case_id, lambda case: case if case.admitted_at_ms else case.model_copy(
-            update={"admitted_at_ms": now_ms()}))
         reply = await self.rooms.link.call(admission.worker_id, RecordCommand(
             room=room.name, action="start", recording_id=case_id, identity=buyer_identity(case_id)))
         if reply.error is None:
@@ -161,3 +166,7 @@ class InspectionService:
     async def log(self, room: str, body: InspectBody, participant: ParticipantView | None = None) -> LogEntry:
         return await self.rooms.append_log(room, LogEntry(
             seq=0, kind="inspect", participant=participant, at_ms=now_ms(), inspect=body), keep=INSPECTION_MAX_ENTRIES)
+
+
+def case_room(case: Case) -> Room:
+    return Room(name=inspect_room(case.id), kind=RoomKind.INSPECTION, shop=case.shop, max_participants=ROOM_CAPACITY)

@@ -17,8 +17,8 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 
 from signaling.hub import SessionHub
-from signaling.locks import NamedLocks
 from signaling.rooms import Admission, RoomService
+from signaling.state import State
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.live.models import (
     MAX_PINNED,
@@ -39,9 +39,9 @@ from vitrine.live.models import (
 )
 from vitrine.models import ParticipantView, Role, now_ms
 from vitrine.protocol import LogEntry
+from vitrine.records.roomlog import SHOW_MAX_ENTRIES
 from vitrine.shops import ProductCard, url_allowed
-from vitrine.state import State
-from vitrine.state.roomlog import SHOW_MAX_ENTRIES
+from vitrine.state.locks import NamedLocks
 from vitrine.tasks import TaskSet
 
 logger = logging.getLogger(__name__)
@@ -53,8 +53,8 @@ DEFAULT_MUTE_S = 600
 
 async def checked_card(state: State, shop_id: str, sku: str) -> ProductCard:
     """A catalog product as a card, only while its links are on the shop's link hosts."""
-    shop = await state.shops.get_shop(shop_id)
-    product = await state.shops.get_product(shop_id, sku)
+    shop = await state.records.shops.get_shop(shop_id)
+    product = await state.records.shops.get_product(shop_id, sku)
     if shop is None or product is None:
         raise VitrineError(ErrorCode.PRODUCT_NOT_FOUND, f"no product {sku!r} in the shop's catalog")
     for url in (product.url, product.image_url):
@@ -68,7 +68,7 @@ class LiveActions:
         self.state = state
         self.rooms = rooms
         self.hub = hub
-        self._locks = NamedLocks(state.rooms, "the show is busy; try again")
+        self._locks = NamedLocks(state.locks, "the show is busy; try again")
         self._reactions: dict[str, Counter[Reaction]] = {}
         self._loops = TaskSet()
         self._counted: dict[str, LiveStats] = {}  # each local show's counts, as the last stats step found them
@@ -91,7 +91,7 @@ class LiveActions:
 
     async def state_for(self, room: str) -> LiveState | None:
         """The show as of now for a joining client: counts filled in, an expired deal gone."""
-        state = await self.state.live.get_state(room)
+        state = await self.state.records.shows.get_state(room)
         if state is None:
             return None
         self._pushed.pop(room, None)  # this joiner's counts may be newer than the room's last push: push again
@@ -104,26 +104,26 @@ class LiveActions:
 
     async def retitle(self, room: str, title: str) -> None:
         async with self._locks.hold(f"live:{room}"):
-            state = await self.state.live.get_state(room)
+            state = await self.state.records.shows.get_state(room)
             if state is not None:
-                await self.state.live.put_state(room, state.model_copy(update={"title": title}))
+                await self.state.records.shows.put_state(room, state.model_copy(update={"title": title}))
 
     # -- viewers --------------------------------------------------------------------------
 
     async def chat(self, admission: Admission, text: str) -> LogEntry:
         room, identity = admission.room.name, admission.participant.identity
         if not admission.participant.grants.room_admin:
-            if await self.state.live.is_banned(room, identity):
+            if await self.state.records.shows.is_banned(room, identity):
                 raise VitrineError(ErrorCode.BANNED, "you are banned from this show")
-            muted_ms = await self.state.live.muted_until(room, identity) - now_ms()
+            muted_ms = await self.state.records.shows.muted_until(room, identity) - now_ms()
             if muted_ms > 0:
                 raise VitrineError(ErrorCode.MUTED, f"you are muted for {muted_ms // 1000 + 1} more seconds")
-            state = await self.state.live.get_state(room)
-            if state is not None and state.slow_mode_s and not await self.state.live.slow_gate(
-                    room, identity, state.slow_mode_s):
+            state = await self.state.records.shows.get_state(room)
+            if state is not None and state.slow_mode_s and await self.state.locks.acquire(
+                    f"slow:{room}:{identity}", state.slow_mode_s * 1000) is None:
                 raise VitrineError(ErrorCode.RATE_LIMITED, f"slow mode: one message every {state.slow_mode_s} s")
         entry = await self.rooms.chat(admission, text, keep=SHOW_MAX_ENTRIES)
-        await self.state.live.count(room, "messages")
+        await self.state.records.shows.count(room, "messages")
         return entry
 
     def react(self, admission: Admission, reaction: Reaction) -> None:
@@ -131,11 +131,11 @@ class LiveActions:
 
     async def click(self, admission: Admission, message: ClickMessage) -> None:
         room = admission.room.name
-        await self.state.live.count(room, "clicks" if message.action == "open" else "add_to_cart")
+        await self.state.records.shows.count(room, "clicks" if message.action == "open" else "add_to_cart")
         if message.action == "open":
-            await self.state.live.count(room, f"click:{message.sku}")
+            await self.state.records.shows.count(room, f"click:{message.sku}")
             return
-        state = await self.state.live.get_state(room)
+        state = await self.state.records.shows.get_state(room)
         if state is not None and state.deal is not None and state.deal.card.sku == message.sku \
                 and state.deal.stock is not None:
             await self._take_deal_stock(admission)
@@ -143,7 +143,7 @@ class LiveActions:
     async def _take_deal_stock(self, admission: Admission) -> None:
         room = admission.room.name
         async with self._locks.hold(f"live:{room}"):
-            state = await self.state.live.get_state(room)
+            state = await self.state.records.shows.get_state(room)
             deal = state.deal if state else None
             if state is None or deal is None or deal.stock is None or deal.ends_at_ms <= now_ms():
                 return
@@ -151,7 +151,7 @@ class LiveActions:
             if deal.stock == 0:
                 state.deal = None
                 state.sold_out = sorted({*state.sold_out, deal.card.sku})
-            await self.state.live.put_state(room, state)
+            await self.state.records.shows.put_state(room, state)
         await self.announce(room, LogEntry(seq=0, kind="deal", at_ms=now_ms(),
                                            deal=DealChange(action="update" if deal.stock else "end", deal=deal)))
         if not deal.stock:
@@ -169,8 +169,8 @@ class LiveActions:
     async def _host_show(self, admission: Admission) -> tuple[LiveState, Show]:
         if not admission.participant.grants.room_admin:
             raise VitrineError(ErrorCode.PERMISSION_DENIED, "only the show's host may do this")
-        state = await self.state.live.get_state(admission.room.name)
-        show = await self.state.live.get_show(admission.room.shop or "", state.show_id) if state else None
+        state = await self.state.records.shows.get_state(admission.room.name)
+        show = await self.state.records.shows.get_show(admission.room.shop or "", state.show_id) if state else None
         if state is None or show is None:
             raise VitrineError(ErrorCode.SHOW_NOT_FOUND, "this room is not a show")
         return state, show
@@ -186,31 +186,31 @@ class LiveActions:
             await self._moderate_viewer(room, moderation)
         else:
             async with self._locks.hold(f"live:{room}"):
-                state = await self.state.live.get_state(room)
+                state = await self.state.records.shows.get_state(room)
                 assert state is not None
                 if action == ModerationAction.SLOW_MODE:
                     state.slow_mode_s = moderation.seconds or 0
                 else:
                     state.pinned_message = None
-                await self.state.live.put_state(room, state)
+                await self.state.records.shows.put_state(room, state)
         await self.announce(room, LogEntry(seq=0, kind="moderation", moderation=moderation, at_ms=now_ms(),
                                            participant=ParticipantView.of(admission.participant)))
 
     async def _moderate_line(self, room: str, moderation: Moderation) -> None:
         assert moderation.seq is not None
-        found = await self.state.roomlog.after(room, moderation.seq - 1, 1)
+        found = await self.state.records.roomlog.after(room, moderation.seq - 1, 1)
         if not found or found[0].seq != moderation.seq or found[0].kind != "chat":
             raise VitrineError(ErrorCode.INVALID_MESSAGE, f"seq: no chat line {moderation.seq}")
         async with self._locks.hold(f"live:{room}"):
-            state = await self.state.live.get_state(room)
+            state = await self.state.records.shows.get_state(room)
             assert state is not None
             if moderation.action == ModerationAction.PIN_MESSAGE:
                 state.pinned_message = moderation.seq
             else:
-                await self.state.roomlog.remove(room, moderation.seq)
+                await self.state.records.roomlog.remove(room, moderation.seq)
                 if state.pinned_message == moderation.seq:
                     state.pinned_message = None
-            await self.state.live.put_state(room, state)
+            await self.state.records.shows.put_state(room, state)
 
     async def _moderate_viewer(self, room: str, moderation: Moderation) -> None:
         identity, action = moderation.identity, moderation.action
@@ -221,11 +221,11 @@ class LiveActions:
         if action == ModerationAction.MUTE:
             seconds = moderation.seconds or DEFAULT_MUTE_S
             moderation.seconds = seconds
-            await self.state.live.mute_until(room, identity, now_ms() + seconds * 1000)
+            await self.state.records.shows.mute_until(room, identity, now_ms() + seconds * 1000)
         elif action == ModerationAction.UNMUTE:
-            await self.state.live.mute_until(room, identity, None)
+            await self.state.records.shows.mute_until(room, identity, None)
         else:
-            await self.state.live.set_banned(room, identity, action == ModerationAction.BAN)
+            await self.state.records.shows.set_banned(room, identity, action == ModerationAction.BAN)
             if action == ModerationAction.BAN:
                 for participant in present:
                     await self.rooms.kick(room, participant.sid, "banned from the show", code="banned")
@@ -237,7 +237,7 @@ class LiveActions:
         card = await checked_card(self.state, show.shop, message.sku)
         room, action = admission.room.name, message.action
         async with self._locks.hold(f"live:{room}"):
-            state = await self.state.live.get_state(room)
+            state = await self.state.records.shows.get_state(room)
             assert state is not None
             pinned = [c for c in state.pinned if c.sku != card.sku]
             if action == ProductAction.PIN:
@@ -253,7 +253,7 @@ class LiveActions:
                 (sold_out.add if action == ProductAction.SOLD_OUT else sold_out.discard)(card.sku)
                 state.sold_out = sorted(sold_out)
             state.pinned = pinned
-            await self.state.live.put_state(room, state)
+            await self.state.records.shows.put_state(room, state)
         await self.announce(room, LogEntry(seq=0, kind="product", at_ms=now_ms(),
                                            participant=ParticipantView.of(admission.participant),
                                            product=ProductChange(action=action, card=card)))
@@ -262,7 +262,7 @@ class LiveActions:
         _, show = await self._host_show(admission)
         room = admission.room.name
         async with self._locks.hold(f"live:{room}"):
-            state = await self.state.live.get_state(room)
+            state = await self.state.records.shows.get_state(room)
             assert state is not None
             if message.action == "end":
                 if state.deal is None:
@@ -276,7 +276,7 @@ class LiveActions:
                 card = await checked_card(self.state, show.shop, message.sku)
                 deal = state.deal = Deal(card=card, price=format(message.price, "f"), stock=message.stock,
                                          ends_at_ms=now_ms() + message.duration_s * 1000)
-            await self.state.live.put_state(room, state)
+            await self.state.records.shows.put_state(room, state)
         await self.announce(room, LogEntry(seq=0, kind="deal", at_ms=now_ms(),
                                            participant=ParticipantView.of(admission.participant),
                                            deal=DealChange(action=message.action, deal=deal)))
@@ -296,20 +296,20 @@ class LiveActions:
         for room, counts in pending.items():
             with contextlib.suppress(VitrineError):
                 await self.announce(room, LogEntry(seq=0, kind="reactions", reactions=dict(counts), at_ms=now_ms()))
-                await self.state.live.count(room, "likes", sum(counts.values()))
+                await self.state.records.shows.count(room, "likes", sum(counts.values()))
 
     async def _count(self, room: str) -> LiveStats:
         """The show's viewers (every node's: the ``RoomStore`` holds them all) and likes, now."""
         viewers = sum(1 for p in await self.state.rooms.list_participants(room) if p.role == Role.VIEWER)
-        return LiveStats(viewers=viewers, likes=(await self.state.live.stats(room)).get("likes", 0))
+        return LiveStats(viewers=viewers, likes=(await self.state.records.shows.stats(room)).get("likes", 0))
 
     async def _push_stats(self) -> None:
         """Every few seconds, the global viewer count and likes to this node's sessions of each show."""
         for room in self.hub.local_rooms():
-            if await self.state.live.get_state(room) is None:
+            if await self.state.records.shows.get_state(room) is None:
                 continue
             stats = self._counted[room] = await self._count(room)
-            await self.state.live.raise_to(room, "peak_viewers", stats.viewers)
+            await self.state.records.shows.raise_to(room, "peak_viewers", stats.viewers)
             if self._pushed.get(room) != stats:
                 self._pushed[room] = stats
                 await self.hub.send_local(room, stats)

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 
 from signaling.live.actions import LiveActions
 from signaling.rooms import RoomService
+from signaling.state import State
 from vitrine.auth import JoinClaims, mint_token
 from vitrine.config import Settings
 from vitrine.errors import ErrorCode, VitrineError
@@ -32,11 +33,10 @@ from vitrine.live.models import (
 )
 from vitrine.models import ROLE_DEFAULT_GRANTS, Grants, Role, Room, RoomKind, now_ms
 from vitrine.protocol import LogEntry
+from vitrine.records.roomlog import whole_log
+from vitrine.records.shops import require_shop
 from vitrine.rpc import RecordCommand
 from vitrine.shops import ProductCard, Shop, url_allowed
-from vitrine.state import State
-from vitrine.state.roomlog import whole_log
-from vitrine.state.shops import require_shop
 
 logger = logging.getLogger(__name__)
 
@@ -57,14 +57,14 @@ class ShowService:
     # -- records ---------------------------------------------------------------------
 
     async def create(self, shop_id: str, setup: ShowSetup) -> Show:
-        shop = await require_shop(self.state.shops, shop_id)
+        shop = await require_shop(self.state.records.shops, shop_id)
         await self._check_products(shop, setup.products)
         show = Show(shop=shop.id, **setup.model_dump())
-        await self.state.live.put_show(show)
+        await self.state.records.shows.put_show(show)
         return show
 
     async def get(self, shop_id: str, show_id: str) -> Show:
-        show = await self.state.live.get_show(shop_id, show_id)
+        show = await self.state.records.shows.get_show(shop_id, show_id)
         if show is None:
             raise VitrineError(ErrorCode.SHOW_NOT_FOUND, "no such show")
         return show
@@ -74,9 +74,9 @@ class ShowService:
             raise VitrineError(ErrorCode.SHOW_ENDED, "the show has ended")
         changes = patch.model_dump(exclude_unset=True)
         if "products" in changes:
-            await self._check_products(await require_shop(self.state.shops, show.shop), changes["products"])
+            await self._check_products(await require_shop(self.state.records.shops, show.shop), changes["products"])
         updated = Show.model_validate({**show.model_dump(), **changes})
-        await self.state.live.put_show(updated)
+        await self.state.records.shows.put_show(updated)
         if show.state == ShowState.LIVE and "title" in changes:
             await self.actions.retitle(show.room, updated.title)
         return updated
@@ -84,21 +84,20 @@ class ShowService:
     async def delete(self, show: Show) -> None:
         if show.state == ShowState.LIVE:
             await self.end(show)
-        await self.state.live.delete_show(show.shop, show.id)
-        await self.state.roomlog.drop(show.room)
+        await self.state.records.shows.delete_show(show.shop, show.id)  # with its log, in one transaction
 
     async def _check_products(self, shop: Shop, skus: list[str]) -> None:
         for sku in skus:
-            if await self.state.shops.get_product(shop.id, sku) is None:
+            if await self.state.records.shops.get_product(shop.id, sku) is None:
                 raise VitrineError(ErrorCode.PRODUCT_NOT_FOUND, f"no product {sku!r} in the shop's catalog")
 
     async def cards(self, show: Show) -> list[ProductCard]:
         """The show's products as viewers see them, in the seller's order; links re-checked against the
         shop's link hosts (a narrowed allow-list takes effect at once), missing products left out."""
-        shop = await require_shop(self.state.shops, show.shop)
+        shop = await require_shop(self.state.records.shops, show.shop)
         cards = []
         for sku in show.products:
-            product = await self.state.shops.get_product(shop.id, sku)
+            product = await self.state.records.shops.get_product(shop.id, sku)
             if product is not None and url_allowed(product.url, shop.link_hosts) and (
                     product.image_url is None or url_allowed(product.image_url, shop.link_hosts)):
                 cards.append(ProductCard.of(product))
@@ -112,17 +111,22 @@ class ShowService:
             raise VitrineError(ErrorCode.SHOW_ENDED, "the show has ended")
         if show.state == ShowState.LIVE:
             return show
-        room = Room(name=show.room, kind=RoomKind.LIVE, shop=show.shop, max_participants=LIVE_ROOM_CAPACITY,
-                    recording_id=show.id)
+        room = live_room(show)
         if not await self.state.rooms.create_room(room):
             existing = await self.state.rooms.get_room(show.room)
             if existing is None or existing.closed:
                 raise VitrineError(ErrorCode.SHOW_ENDED, "the show's room was closed")
-        await self.state.live.put_state(show.room, LiveState(show_id=show.id, title=show.title, state=ShowState.LIVE))
+        live = LiveState(show_id=show.id, title=show.title, state=ShowState.LIVE)
+        await self.state.records.shows.put_state(show.room, live)
         show = show.model_copy(update={"state": ShowState.LIVE, "started_at_ms": now_ms()})
-        await self.state.live.put_show(show)
+        await self.state.records.shows.put_show(show)
         await self.actions.announce(show.room, LogEntry(seq=0, kind="show", show=ShowState.LIVE, at_ms=now_ms()))
         return show
+
+    async def room_record(self, name: str) -> Room | None:
+        """A live show's room, for ``RoomService.find_room``: the show is live until it ends, whatever its room."""
+        show = await self.state.records.shows.by_room(name) if name.startswith("live-") else None
+        return live_room(show) if show is not None and show.state == ShowState.LIVE else None
 
     async def end(self, show: Show) -> Show:
         if show.state != ShowState.LIVE:
@@ -130,18 +134,19 @@ class ShowService:
         ended_at = now_ms()
         await self.actions.announce(show.room, LogEntry(seq=0, kind="show", show=ShowState.ENDED, at_ms=ended_at))
         recording = await self._stop_recording(show)
-        state = await self.state.live.get_state(show.room)
+        state = await self.state.records.shows.get_state(show.room)
         if state is not None:
-            await self.state.live.put_state(show.room, state.model_copy(update={"state": ShowState.ENDED}))
+            await self.state.records.shows.put_state(show.room, state.model_copy(update={"state": ShowState.ENDED}))
+        show = show.model_copy(update={"state": ShowState.ENDED, "ended_at_ms": ended_at, "recording": recording})
+        await self.state.records.shows.put_show(show)  # ended before its room closes: no rejoin puts it back
         try:
             await self.rooms.close_room(show.room, reason="the show has ended", code="show_ended", keep_log=True)
         except VitrineError as exc:
             if exc.code != ErrorCode.ROOM_NOT_FOUND:
                 raise
-        show = show.model_copy(update={"state": ShowState.ENDED, "ended_at_ms": ended_at, "recording": recording})
         show.chapters = await self._chapters(show)
         show.analytics = await self.analytics(show)
-        await self.state.live.put_show(show)
+        await self.state.records.shows.put_show(show)
         return show
 
     async def _stop_recording(self, show: Show) -> Recording | None:
@@ -162,7 +167,7 @@ class ShowService:
 
     async def entries(self, show: Show) -> AsyncIterator[LogEntry]:
         """The show's whole log, oldest first."""
-        async for entry in whole_log(self.state.roomlog, show.room):
+        async for entry in whole_log(self.state.records.roomlog, show.room):
             yield entry
 
     async def _chapters(self, show: Show) -> list[Chapter]:
@@ -187,7 +192,7 @@ class ShowService:
 
     async def rotate_stream_key(self, show: Show) -> Show:
         show = show.model_copy(update={"stream_key_version": show.stream_key_version + 1})
-        await self.state.live.put_show(show)
+        await self.state.records.shows.put_show(show)
         return show
 
     def host_claims(self, show: Show, identity: str = HOST_IDENTITY) -> JoinClaims:
@@ -198,7 +203,7 @@ class ShowService:
 
     async def host_token(self, show: Show) -> str:
         """The console's join token: the host, named after the shop in the chat."""
-        shop = await require_shop(self.state.shops, show.shop)
+        shop = await require_shop(self.state.records.shops, show.shop)
         return mint_token(self.settings, room=show.room, identity=HOST_IDENTITY, role=Role.HOST,
                           grants=ROLE_DEFAULT_GRANTS[Role.HOST], name=shop.name, shop=show.shop, ttl_s=12 * 3600)
 
@@ -215,7 +220,7 @@ class ShowService:
         """Frozen once the show has ended; computed from the live counters until then."""
         if show.analytics is not None:
             return show.analytics
-        stats = await self.state.live.stats(show.room)
+        stats = await self.state.records.shows.stats(show.room)
         start = show.started_at_ms or now_ms()
         duration_s = max(0.0, ((show.ended_at_ms or now_ms()) - start) / 1000)
         watch_s = stats.get("watch_ms", 0) / 1000 + await self.actions.open_watch_s(show.room)
@@ -228,3 +233,8 @@ class ShowService:
             clicks_by_sku={k.removeprefix("click:"): v for k, v in stats.items() if k.startswith("click:")},
             duration_s=round(duration_s, 1),
         )
+
+
+def live_room(show: Show) -> Room:
+    return Room(name=show.room, kind=RoomKind.LIVE, shop=show.shop, max_participants=LIVE_ROOM_CAPACITY,
+                recording_id=show.id)

@@ -22,7 +22,7 @@ from vitrine.consult.protocol import ShopStatus
 from vitrine.consult.tokens import mint_desk_token
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.models import SLUG_PATTERN, Strict
-from vitrine.state.shops import require_shop
+from vitrine.records.shops import require_shop
 
 public = APIRouter(prefix="/v1/consult", tags=["consult"])
 backend = APIRouter(prefix="/v1/shops", tags=["consult"], dependencies=[ApiKeyDep])
@@ -37,7 +37,7 @@ class AgentToken(Strict):
 
 @public.get("/{shop}/status", response_model=ShopStatus, summary="Open or closed, and the wait, for the button")
 async def shop_status(shop: ShopPath, runtime: RuntimeDep, request: Request, response: Response) -> ShopStatus:
-    record = await require_shop(runtime.state.shops, shop)
+    record = await require_shop(runtime.state.records.shops, shop)
     origin = request.headers.get("origin")
     if origin is not None and origin in record.allowed_origins:
         response.headers["Access-Control-Allow-Origin"] = origin
@@ -68,8 +68,8 @@ async def agent_socket(ws: WebSocket) -> None:
               summary="Mint an agent's console login token")
 async def agent_token(shop: str, agent: str, runtime: RuntimeDep, request: Request,
                       ttl_s: Annotated[int, Query(ge=60, le=30 * 24 * 3600)] = 12 * 3600) -> AgentToken:
-    await require_shop(runtime.state.shops, shop)
-    if await runtime.state.shops.get_agent(shop, agent) is None:
+    await require_shop(runtime.state.records.shops, shop)
+    if await runtime.state.records.shops.get_agent(shop, agent) is None:
         raise VitrineError(ErrorCode.AGENT_NOT_FOUND, f"no agent {agent!r} in shop {shop!r}")
     token = mint_desk_token(runtime.settings, shop=shop, subject=agent, role="agent", ttl_s=ttl_s)
     base = (runtime.settings.public_url or str(request.base_url)).rstrip("/")
@@ -79,13 +79,13 @@ async def agent_token(shop: str, agent: str, runtime: RuntimeDep, request: Reque
 @backend.get("/{shop}/calls", response_model=list[CallRecord], summary="Call records, newest first")
 async def list_calls(shop: str, runtime: RuntimeDep,
                      limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[CallRecord]:
-    await require_shop(runtime.state.shops, shop)
+    await require_shop(runtime.state.records.shops, shop)
     return await runtime.consult.desk.records.calls(shop, limit)
 
 
 @backend.get("/{shop}/calls/{call}", response_model=CallRecord, summary="One call: times, chat, products, rating")
 async def get_call(shop: str, call: str, runtime: RuntimeDep) -> CallRecord:
-    await require_shop(runtime.state.shops, shop)
+    await require_shop(runtime.state.records.shops, shop)
     return await runtime.consult.desk.records.require_call(shop, call)
 
 
@@ -94,5 +94,5 @@ async def get_call(shop: str, call: str, runtime: RuntimeDep) -> CallRecord:
 async def list_requests(shop: str, runtime: RuntimeDep,
                         open_only: Annotated[bool, Query(alias="open")] = False,
                         limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[ContactRequest]:
-    await require_shop(runtime.state.shops, shop)
+    await require_shop(runtime.state.records.shops, shop)
     return await runtime.consult.desk.records.requests(shop, limit, open_only=open_only)

@@ -25,14 +25,13 @@ from pydantic import Field
 from starlette.background import BackgroundTask
 
 from signaling.deps import ApiKeyDep, PageTokenDep, RuntimeDep
-from signaling.inspect.evidence import Erasure
 from signaling.runtime import Runtime
 from vitrine.consult.tokens import mint_desk_token
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.inspect.links import BUYER_AUDIENCE, bundle_signature, check_bundle_signature, verify_case_token
-from vitrine.inspect.models import BUYER_REF_PATTERN, Case, CaseSetup, CaseState, CaseView
+from vitrine.inspect.models import BUYER_REF_PATTERN, Case, CaseSetup, CaseState, CaseView, Erasure
 from vitrine.models import Strict
-from vitrine.state.shops import require_shop
+from vitrine.records.shops import require_shop
 
 backend = APIRouter(prefix="/v1/shops/{shop}", tags=["inspection"], dependencies=[ApiKeyDep])
 public = APIRouter(tags=["inspection"])
@@ -140,7 +139,7 @@ async def list_cases(shop: str, runtime: RuntimeDep,
 
 
 async def _case(runtime: Runtime, shop: str, case: str) -> Case:
-    await require_shop(runtime.state.shops, shop)
+    await require_shop(runtime.state.records.shops, shop)
     return await runtime.cases.get(shop, case)
 
 
@@ -190,14 +189,14 @@ async def bundle_url(shop: str, case: str, runtime: RuntimeDep, request: Request
                 summary="Erase every case of one buyer (their recordings, photos, notes and logs)")
 async def erase_buyer(shop: str, buyer_ref: Annotated[str, Path(pattern=BUYER_REF_PATTERN)],
                       runtime: RuntimeDep) -> Erasure:
-    await require_shop(runtime.state.shops, shop)
+    await require_shop(runtime.state.records.shops, shop)
     return await runtime.evidence.erase_buyer(shop, buyer_ref)
 
 
 @backend.get("/erasures", response_model=list[Erasure], summary="Erasures carried out, newest first (counts only)")
 async def list_erasures(shop: str, runtime: RuntimeDep,
                         limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[Erasure]:
-    await require_shop(runtime.state.shops, shop)
+    await require_shop(runtime.state.records.shops, shop)
     return await runtime.evidence.erasures(shop, limit)
 
 
@@ -222,7 +221,7 @@ async def evidence_key(runtime: RuntimeDep) -> EvidenceKey:
 @public.post("/v1/inspect/redeem", response_model=BuyerSession, summary="Spend a one-time link (the buyer's phone)")
 async def redeem(body: Redeem, runtime: RuntimeDep) -> BuyerSession:
     case, token = await runtime.cases.redeem(body.token)
-    shop = await require_shop(runtime.state.shops, case.shop)
+    shop = await require_shop(runtime.state.records.shops, case.shop)
     return BuyerSession(case_id=case.id, shop_name=shop.name, order_ref=case.order_ref, language=case.language,
                         token=token)
 
@@ -241,7 +240,7 @@ BuyerCase = Annotated[Case, Depends(_buyer_case)]
 
 @public.get("/v1/inspect/session", response_model=SessionView, summary="The buyer's case and the consent text")
 async def buyer_session(case: BuyerCase, runtime: RuntimeDep) -> SessionView:
-    shop = await require_shop(runtime.state.shops, case.shop)
+    shop = await require_shop(runtime.state.records.shops, case.shop)
     text, version, days = await runtime.inspections.consent_text(case)
     return SessionView(case_id=case.id, shop_name=shop.name, order_ref=case.order_ref, language=case.language,
                        consent_text=text, consent_version=version, retention_days=days,

@@ -16,7 +16,7 @@ from vitrine.consult.tokens import verify_desk_token
 from vitrine.inspect.links import buyer_identity
 from vitrine.inspect.models import Case, CaseView, Note, Verdict
 from vitrine.models import Strict
-from vitrine.state.shops import require_shop
+from vitrine.records.shops import require_shop
 
 router = APIRouter(prefix="/v1/inspect/console", tags=["inspection"])
 INSPECTOR_NAME = "Seller"
@@ -49,7 +49,7 @@ ConsoleCase = Annotated[Case, Depends(_console_case)]
 
 @router.get("", response_model=ConsoleView, summary="The case, and a join token for its room")
 async def console_view(case: ConsoleCase, runtime: RuntimeDep) -> ConsoleView:
-    shop = await require_shop(runtime.state.shops, case.shop)
+    shop = await require_shop(runtime.state.records.shops, case.shop)
     token = None if case.outcome else await runtime.inspections.inspector_token(case, INSPECTOR_NAME)
     return ConsoleView(case=case.view(), shop_name=shop.name, join_token=token, buyer_identity=buyer_identity(case.id))
 

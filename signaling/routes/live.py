@@ -27,8 +27,8 @@ from vitrine.errors import ErrorCode, VitrineError
 from vitrine.live.models import Analytics, Chapter, LiveState, Show, ShowPatch, ShowSetup, ShowState
 from vitrine.models import Strict
 from vitrine.protocol import LogEntry
+from vitrine.records.shops import require_shop
 from vitrine.shops import ProductCard
-from vitrine.state.shops import require_shop
 
 backend = APIRouter(prefix="/v1/shops/{shop}/shows", tags=["live"], dependencies=[ApiKeyDep])
 console = APIRouter(prefix="/v1/live/console", tags=["live"])
@@ -107,7 +107,7 @@ ConsoleShow = Annotated[Show, Depends(_console_show)]
 async def _console_view(runtime: RuntimeDep, request: Request, show: Show) -> ConsoleView:
     base = _base(runtime, request)
     catalog = []
-    for product in await runtime.state.shops.list_products(show.shop):
+    for product in await runtime.state.records.shops.list_products(show.shop):
         try:
             catalog.append(await checked_card(runtime.state, show.shop, product.sku))
         except VitrineError:
@@ -148,8 +148,8 @@ async def create_show(shop: str, body: ShowSetup, runtime: RuntimeDep) -> Show:
 
 @backend.get("", response_model=list[Show], summary="The shop's shows, newest first")
 async def list_shows(shop: str, runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[Show]:
-    await require_shop(runtime.state.shops, shop)
-    return await runtime.state.live.list_shows(shop, limit)
+    await require_shop(runtime.state.records.shops, shop)
+    return await runtime.state.records.shows.list_shows(shop, limit)
 
 
 @backend.get("/{show}", response_model=Show, summary="One show")
@@ -274,8 +274,8 @@ async def show_log(shop: str, show: str, runtime: RuntimeDep,
                    after: Annotated[int, Query(ge=0)] = 0,
                    limit: Annotated[int, Query(ge=1, le=1000)] = 500) -> LogPage:
     record = await runtime.shows.get(shop, show)
-    return LogPage(entries=await runtime.state.roomlog.after(record.room, after, limit),
-                   last_seq=await runtime.state.roomlog.last_seq(record.room))
+    return LogPage(entries=await runtime.state.records.roomlog.after(record.room, after, limit),
+                   last_seq=await runtime.state.records.roomlog.last_seq(record.room))
 
 
 @public.get("/recording", summary="The show's recording (supports Range)", response_class=FileResponse)

@@ -7,7 +7,7 @@ from pydantic import Field
 
 from signaling.deps import ApiKeyDep, RuntimeDep
 from vitrine.models import Participant, Room, RoomKind, RoomName, ShopId, Strict, Track
-from vitrine.state.shops import require_shop
+from vitrine.records.shops import require_shop
 
 router = APIRouter(prefix="/v1/rooms", tags=["rooms"], dependencies=[ApiKeyDep])
 
@@ -31,7 +31,7 @@ class RoomDetail(Strict):
 async def create_room(body: CreateRoom, runtime: RuntimeDep) -> Room:
     capacity = body.max_participants or min(DEFAULT_CAPACITY[body.kind], runtime.settings.max_participants_per_room)
     if body.shop is not None:
-        await require_shop(runtime.state.shops, body.shop)
+        await require_shop(runtime.state.records.shops, body.shop)
     return await runtime.rooms.create_room(Room(name=body.name, kind=body.kind, max_participants=capacity,
                                                 shop=body.shop))
 

@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError
 from signaling.deps import ApiKeyDep, RuntimeDep
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.models import Strict
+from vitrine.records.shops import require_shop
 from vitrine.shops import (
     MAX_URL_LENGTH,
     SKU_PATTERN,
@@ -36,7 +37,6 @@ from vitrine.shops import (
     local_time,
     next_opening,
 )
-from vitrine.state.shops import require_shop
 from vitrine.webhooks import MAX_FAILURES, WebhookFailure, webhook_key
 
 T = TypeVar("T")
@@ -98,29 +98,29 @@ def _same(field: str, given: str | None, path: str) -> None:
              summary="Create a shop: embed origins, link hosts, opening hours, languages")
 async def create_shop(body: NewShop, runtime: RuntimeDep) -> Shop:
     shop = Shop.model_validate(body.model_dump())
-    if not await runtime.state.shops.create_shop(shop):
+    if not await runtime.state.records.shops.create_shop(shop):
         raise VitrineError(ErrorCode.SHOP_EXISTS, f"shop {shop.id!r} exists")
     return shop
 
 
 @router.get("", response_model=list[Shop], summary="List shops, oldest first")
 async def list_shops(runtime: RuntimeDep) -> list[Shop]:
-    return await runtime.state.shops.list_shops()
+    return await runtime.state.records.shops.list_shops()
 
 
 @router.get("/{shop}", response_model=Shop, summary="A shop's settings")
 async def get_shop(shop: str, runtime: RuntimeDep) -> Shop:
-    return await require_shop(runtime.state.shops, shop)
+    return await require_shop(runtime.state.records.shops, shop)
 
 
 @router.patch("/{shop}", response_model=Shop, summary="Change some of a shop's settings (validated as a whole)")
 async def update_shop(shop: str, body: ShopPatch, runtime: RuntimeDep) -> Shop:
-    current = await require_shop(runtime.state.shops, shop)
+    current = await require_shop(runtime.state.records.shops, shop)
     try:
         updated = Shop.model_validate(current.model_dump() | body.model_dump(exclude_unset=True))
     except ValidationError as exc:  # reported like a malformed body: 422 invalid_message
         raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from exc
-    if not await runtime.state.shops.update_shop(updated):
+    if not await runtime.state.records.shops.update_shop(updated):
         raise VitrineError(ErrorCode.SHOP_NOT_FOUND, f"no shop {shop!r}")
     return updated
 
@@ -128,15 +128,15 @@ async def update_shop(shop: str, body: ShopPatch, runtime: RuntimeDep) -> Shop:
 @router.delete("/{shop}", response_model=Shop,
                summary="Delete a shop with its agents, products, call records, requests, shows and inspection evidence")
 async def delete_shop(shop: str, runtime: RuntimeDep) -> Shop:
-    for show in await runtime.state.live.list_shows(shop, limit=10_000):
+    for show in await runtime.state.records.shows.list_shows(shop, limit=10_000):
         await runtime.shows.delete(show)  # a live one ends first; each show's log and room state go
-    if await runtime.state.shops.get_shop(shop) is not None:
+    if await runtime.state.records.shops.get_shop(shop) is not None:
         for case in await runtime.cases.recent(shop, limit=None):
             await runtime.evidence.purge(case)  # its room, log, files and record
-    deleted = await runtime.state.shops.delete_shop(shop)
+    deleted = await runtime.state.records.shops.delete_shop(shop)
     if deleted is None:
         raise VitrineError(ErrorCode.SHOP_NOT_FOUND, f"no shop {shop!r}")
-    await runtime.state.desk.drop_shop(shop)  # its queue, presence, call records and requests
+    await runtime.state.presence.drop_shop(shop)  # its records went with it (ON DELETE CASCADE)
     return deleted
 
 
@@ -145,7 +145,7 @@ async def delete_shop(shop: str, runtime: RuntimeDep) -> Shop:
 async def shop_hours(shop: str, runtime: RuntimeDep,
                      at: Annotated[datetime | None, Query(description="An aware ISO 8601 time; default now")] = None,
                      ) -> ShopHours:
-    record = await require_shop(runtime.state.shops, shop)
+    record = await require_shop(runtime.state.records.shops, shop)
     if at is not None and at.utcoffset() is None:
         raise VitrineError(ErrorCode.INVALID_MESSAGE, "at: needs a UTC offset, e.g. 2025-03-30T09:00:00+02:00")
     when = at or datetime.now(UTC)
@@ -157,7 +157,7 @@ async def shop_hours(shop: str, runtime: RuntimeDep,
 @router.get("/{shop}/webhook-key", response_model=WebhookKey,
             summary="The key that signs the shop's webhooks (derived from the server secret, never stored)")
 async def get_webhook_key(shop: str, runtime: RuntimeDep) -> WebhookKey:
-    record = await require_shop(runtime.state.shops, shop)
+    record = await require_shop(runtime.state.records.shops, shop)
     version = record.webhook_key_version
     return WebhookKey(key=webhook_key(runtime.settings, record.id, version), version=version)
 
@@ -165,9 +165,9 @@ async def get_webhook_key(shop: str, runtime: RuntimeDep) -> WebhookKey:
 @router.post("/{shop}/webhook-key/rotate", response_model=WebhookKey,
              summary="Replace the webhook key: the next deliveries are signed with the new one only")
 async def rotate_webhook_key(shop: str, runtime: RuntimeDep) -> WebhookKey:
-    record = await require_shop(runtime.state.shops, shop)
+    record = await require_shop(runtime.state.records.shops, shop)
     record.webhook_key_version += 1
-    if not await runtime.state.shops.update_shop(record):
+    if not await runtime.state.records.shops.update_shop(record):
         raise VitrineError(ErrorCode.SHOP_NOT_FOUND, f"no shop {shop!r}")
     return WebhookKey(key=webhook_key(runtime.settings, record.id, record.webhook_key_version),
                       version=record.webhook_key_version)
@@ -177,38 +177,38 @@ async def rotate_webhook_key(shop: str, runtime: RuntimeDep) -> WebhookKey:
             summary="Events whose every delivery attempt failed, newest first (the last 200 are kept)")
 async def webhook_failures(shop: str, runtime: RuntimeDep,
                            limit: Annotated[int, Query(ge=1, le=MAX_FAILURES)] = 50) -> list[WebhookFailure]:
-    await require_shop(runtime.state.shops, shop)
-    return await runtime.state.outbox.failures(shop, limit)
+    await require_shop(runtime.state.records.shops, shop)
+    return await runtime.state.records.outbox.failures(shop, limit)
 
 
 @router.put("/{shop}/agents/{agent}", response_model=Agent, summary="Create or replace an agent of the shop")
 async def put_agent(shop: str, agent: AgentPath, body: AgentBody, runtime: RuntimeDep) -> Agent:
     _same("shop", body.shop, shop)
     _same("id", body.id, agent)
-    await require_shop(runtime.state.shops, shop)  # first: an unknown shop id may not even be a valid slug
+    await require_shop(runtime.state.records.shops, shop)  # first: an unknown shop id may not even be a valid slug
     record = Agent(id=agent, shop=shop, **body.model_dump(exclude={"id", "shop"}))
-    if not await runtime.state.shops.put_agent(record):
+    if not await runtime.state.records.shops.put_agent(record):
         raise VitrineError(ErrorCode.SHOP_NOT_FOUND, f"no shop {shop!r}")
     return record
 
 
 @router.get("/{shop}/agents", response_model=list[Agent], summary="The shop's agents, by id")
 async def list_agents(shop: str, runtime: RuntimeDep) -> list[Agent]:
-    await require_shop(runtime.state.shops, shop)
-    return await runtime.state.shops.list_agents(shop)
+    await require_shop(runtime.state.records.shops, shop)
+    return await runtime.state.records.shops.list_agents(shop)
 
 
 @router.get("/{shop}/agents/{agent}", response_model=Agent, summary="One agent of the shop")
 async def get_agent(shop: str, agent: str, runtime: RuntimeDep) -> Agent:
-    await require_shop(runtime.state.shops, shop)
-    return _found(await runtime.state.shops.get_agent(shop, agent), ErrorCode.AGENT_NOT_FOUND,
+    await require_shop(runtime.state.records.shops, shop)
+    return _found(await runtime.state.records.shops.get_agent(shop, agent), ErrorCode.AGENT_NOT_FOUND,
                   f"no agent {agent!r} in shop {shop!r}")
 
 
 @router.delete("/{shop}/agents/{agent}", response_model=Agent, summary="Remove an agent from the shop")
 async def delete_agent(shop: str, agent: str, runtime: RuntimeDep) -> Agent:
-    await require_shop(runtime.state.shops, shop)
-    return _found(await runtime.state.shops.delete_agent(shop, agent), ErrorCode.AGENT_NOT_FOUND,
+    await require_shop(runtime.state.records.shops, shop)
+    return _found(await runtime.state.records.shops.delete_agent(shop, agent), ErrorCode.AGENT_NOT_FOUND,
                   f"no agent {agent!r} in shop {shop!r}")
 
 
@@ -216,29 +216,29 @@ async def delete_agent(shop: str, agent: str, runtime: RuntimeDep) -> Agent:
             summary="Create or replace a product; its URLs must be https on the shop's link_hosts")
 async def put_product(shop: str, sku: SkuPath, body: ProductBody, runtime: RuntimeDep) -> Product:
     _same("sku", body.sku, sku)
-    record = await require_shop(runtime.state.shops, shop)
+    record = await require_shop(runtime.state.records.shops, shop)
     product = Product(sku=sku, **body.model_dump(exclude={"sku"}))
     check_product(record, product)
-    if not await runtime.state.shops.put_product(shop, product):
+    if not await runtime.state.records.shops.put_product(shop, product):
         raise VitrineError(ErrorCode.SHOP_NOT_FOUND, f"no shop {shop!r}")
     return product
 
 
 @router.get("/{shop}/products", response_model=list[Product], summary="The shop's catalog, by SKU")
 async def list_products(shop: str, runtime: RuntimeDep) -> list[Product]:
-    await require_shop(runtime.state.shops, shop)
-    return await runtime.state.shops.list_products(shop)
+    await require_shop(runtime.state.records.shops, shop)
+    return await runtime.state.records.shops.list_products(shop)
 
 
 @router.get("/{shop}/products/{sku}", response_model=Product, summary="One product of the shop")
 async def get_product(shop: str, sku: str, runtime: RuntimeDep) -> Product:
-    await require_shop(runtime.state.shops, shop)
-    return _found(await runtime.state.shops.get_product(shop, sku), ErrorCode.PRODUCT_NOT_FOUND,
+    await require_shop(runtime.state.records.shops, shop)
+    return _found(await runtime.state.records.shops.get_product(shop, sku), ErrorCode.PRODUCT_NOT_FOUND,
                   f"no product {sku!r} in shop {shop!r}")
 
 
 @router.delete("/{shop}/products/{sku}", response_model=Product, summary="Remove a product from the catalog")
 async def delete_product(shop: str, sku: str, runtime: RuntimeDep) -> Product:
-    await require_shop(runtime.state.shops, shop)
-    return _found(await runtime.state.shops.delete_product(shop, sku), ErrorCode.PRODUCT_NOT_FOUND,
+    await require_shop(runtime.state.records.shops, shop)
+    return _found(await runtime.state.records.shops.delete_product(shop, sku), ErrorCode.PRODUCT_NOT_FOUND,
                   f"no product {sku!r} in shop {shop!r}")

@@ -8,7 +8,7 @@ from pydantic import Field
 from signaling.deps import ApiKeyDep, RuntimeDep
 from vitrine.auth import mint_token
 from vitrine.models import Grants, Identity, Role, RoomName, ShopId, Strict
-from vitrine.state.shops import require_shop
+from vitrine.records.shops import require_shop
 
 router = APIRouter(prefix="/v1/tokens", tags=["tokens"], dependencies=[ApiKeyDep])
 
@@ -31,7 +31,7 @@ class TokenResponse(Strict):
 @router.post("", response_model=TokenResponse, summary="Mint a join token")
 async def create_token(body: TokenRequest, runtime: RuntimeDep, request: Request) -> TokenResponse:
     if body.shop is not None:
-        await require_shop(runtime.state.shops, body.shop)
+        await require_shop(runtime.state.records.shops, body.shop)
     token = mint_token(runtime.settings, room=body.room, identity=body.identity, role=body.role,
                        grants=body.grants, ttl_s=body.ttl_s, name=body.name, shop=body.shop)
     base = (runtime.settings.public_url or str(request.base_url)).rstrip("/")

@@ -1,7 +1,7 @@
 """Consult records: queue tickets, agent presence, calls and contact requests.
 
-Each is stored as JSON in a per-shop ``DeskStore`` (``vitrine.state.desk``) and changed only
-under the shop's desk lock, so memory and Redis behave the same.
+Tickets, calls and requests are records (``vitrine.records.consult``); presence is coordination
+(``vitrine.state.presence``). All are changed only under the shop's desk lock.
 """
 
 from __future__ import annotations

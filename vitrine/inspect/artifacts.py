@@ -11,6 +11,7 @@ for recordings: the worker writes photos and recordings, signaling serves them a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -23,10 +24,20 @@ from vitrine.inspect.models import ARTIFACT_FILE_PATTERN, Artifact, ArtifactKind
 from vitrine.models import SLUG_PATTERN, now_ms
 
 CASE_ID = re.compile(r"^cs_[A-Za-z0-9]{12}$")
+QUARANTINE = ".quarantine"  # never a shop id (ids are slugs), so never swept as one
 SHOP_ID = re.compile(SLUG_PATTERN)
 EXTENSION = re.compile(r"^[a-z0-9]{1,5}$")
 FILE_NAME = re.compile(ARTIFACT_FILE_PATTERN)
 CHUNK = 1 << 20
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename inside ``folder`` durable (the directory entry, not only the file)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def sha256_file(path: Path) -> str:
@@ -68,6 +79,7 @@ class ArtifactWriter:
         os.fsync(self._handle.fileno())
         self._handle.close()
         os.replace(self.part, self.final)
+        _fsync_dir(self.final.parent)
         return Artifact(id=self.artifact_id, kind=kind, file=self.final.name, content_type=content_type,
                         bytes=self.size, sha256=self._digest.hexdigest(),
                         captured_at_ms=captured_at_ms if captured_at_ms is not None else now_ms(), source=source,
@@ -75,7 +87,8 @@ class ArtifactWriter:
 
     def abort(self) -> None:
         if not self._handle.closed:
-            self._handle.close()
+            with contextlib.suppress(OSError):  # closing flushes, and a full disk refuses that too
+                self._handle.close()
         self.part.unlink(missing_ok=True)
 
 
@@ -111,24 +124,50 @@ class ArtifactStore:
         writer = self.open_writer(shop, case, ext, max(len(data), 1))
         try:
             writer.write(data)
+            return writer.finish(kind, content_type=content_type, source=source, captured_at_ms=captured_at_ms,
+                                 **meta)
         except BaseException:
-            writer.abort()
+            writer.abort()  # a full or read-only disk leaves no half file behind
             raise
-        return writer.finish(kind, content_type=content_type, source=source, captured_at_ms=captured_at_ms, **meta)
 
     def adopt(self, shop: str, case: str, kind: ArtifactKind, path: Path, *, content_type: str, source: str,
               captured_at_ms: int, **meta: object) -> Artifact:
-        """Move a finished file (a recording) into the case, hashing it on the way."""
+        """Move a finished file (a recording) into the case, hashing it on the way.
+
+        The source is removed only once the case's copy is complete and on disk: on one filesystem an
+        atomic rename, across two a copy through ``.part`` with fsync. A failure (a full disk) leaves the
+        source where it was and no half file in the case."""
         ext = path.suffix.lstrip(".").lower()
         if not EXTENSION.match(ext):
             raise VitrineError(ErrorCode.INVALID_MESSAGE, "unsupported file type")
-        artifact_id = new_artifact_id()
-        final = self.case_dir(shop, case) / f"{artifact_id}.{ext}"
-        final.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(path, final)
-        return Artifact(id=artifact_id, kind=kind, file=final.name, content_type=content_type,
-                        bytes=final.stat().st_size, sha256=sha256_file(final), captured_at_ms=captured_at_ms,
-                        source=source, **meta)
+        folder = self.case_dir(shop, case)
+        folder.mkdir(parents=True, exist_ok=True)
+        size = path.stat().st_size
+        if folder.stat().st_dev == path.stat().st_dev:
+            artifact_id = new_artifact_id()
+            final = folder / f"{artifact_id}.{ext}"
+            os.replace(path, final)
+            _fsync_dir(folder)
+            return Artifact(id=artifact_id, kind=kind, file=final.name, content_type=content_type, bytes=size,
+                            sha256=sha256_file(final), captured_at_ms=captured_at_ms, source=source, **meta)
+        writer = self.open_writer(shop, case, ext, max(size, 1))
+        try:
+            with path.open("rb") as source_file:
+                while chunk := source_file.read(1 << 20):
+                    writer.write(chunk)
+            artifact = writer.finish(kind, content_type=content_type, source=source, captured_at_ms=captured_at_ms,
+                                     **meta)
+        except BaseException:
+            writer.abort()
+            raise
+        _fsync_dir(folder)
+        path.unlink()
+        return artifact
+
+    def remove(self, shop: str, case: str, artifacts: list[Artifact]) -> None:
+        """Unlink files written for records that were never saved (a failed end of a case)."""
+        for artifact in artifacts:
+            self.path_of(shop, case, artifact).unlink(missing_ok=True)
 
     def delete_case(self, shop: str, case: str) -> int:
         """Remove a case's files; the number of files removed."""
@@ -138,6 +177,17 @@ class ArtifactStore:
         count = sum(1 for _ in folder.iterdir())
         shutil.rmtree(folder)
         return count
+
+    def quarantine(self, shop: str, case: str) -> Path:
+        """Move a case folder that no record names out of the way, never deleting it: into
+        ``<root>/.quarantine/<shop>/<case>-<ms>``, for an operator to inspect, restore or remove."""
+        folder = self.case_dir(shop, case)
+        target = self.root / QUARANTINE / shop / f"{case}-{now_ms()}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(folder, target)
+        _fsync_dir(target.parent)
+        _fsync_dir(folder.parent)
+        return target
 
     def cases_on_disk(self) -> Iterator[tuple[str, str]]:
         """(shop, case) of every case folder, for sweeping folders whose record is gone."""

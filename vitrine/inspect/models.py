@@ -138,10 +138,31 @@ class CaseView(CaseSetup):
     closed_at_ms: int | None = None
 
 
+class PendingRecording(Strict):
+    """A stopped recording not yet moved into its case: kept on the case until it is, so an end that failed
+    on a full or read-only disk finds it again when it is retried."""
+
+    path: str  # relative to the recordings directory
+    container: str
+    started_at_ms: int
+    duration_ms: int
+
+
 class Case(CaseView):
-    """The stored case: also the current link's nonce, which only the link itself carries."""
+    """The stored case: also the current link's nonce, which only the link itself carries, and a recording
+    on its way into the case."""
 
     link_nonce: str = Field(default_factory=new_link_nonce)
+    pending_recording: PendingRecording | None = None
 
     def view(self) -> CaseView:
-        return CaseView.model_validate(self.model_dump(exclude={"link_nonce"}))
+        return CaseView.model_validate(self.model_dump(exclude={"link_nonce", "pending_recording"}))
+
+
+class Erasure(Strict):
+    """What an erasure request removed: counts only, so the log of erasures keeps no buyer's data."""
+
+    id: str
+    at_ms: int
+    cases: int
+    artifacts: int

@@ -2,7 +2,7 @@
 
 A show belongs to a shop and owns one live room (``live-<show id>``). While it is live, every
 chat line, reaction burst, product pin, deal and moderation action is an entry of the room's
-ordered log (``vitrine.state.roomlog``); ``LiveState`` is what a client that joins now needs to
+ordered log (``vitrine.records.roomlog``); ``LiveState`` is what a client that joins now needs to
 draw the show without reading the whole log.
 """
 

@@ -1,0 +1,108 @@
+"""The records database: an async SQLAlchemy engine on SQLite (embedded) or PostgreSQL (scaled).
+
+- **Embedded default**: ``<VITRINE_DATA_DIR>/vitrine.db`` (``./var``), created on first start, in WAL
+  mode with ``synchronous=FULL``: a committed transaction is on disk before the caller hears of it,
+  so a record survives a ``kill -9`` (or a power cut) right after its acknowledgement. One
+  connection per process, so writers in one process queue on the pool instead of sleeping in
+  SQLite's busy handler; every transaction starts with ``BEGIN IMMEDIATE``, so two processes on one
+  file (a backup, a second node in tests) wait for each other instead of failing half-way.
+- **Scaled**: ``VITRINE_DATABASE_URL`` (``postgresql+asyncpg://...``), shared by every signaling node.
+
+Stores open a transaction per operation with ``transaction()`` and never hold one across other I/O.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from vitrine.config import Settings
+
+logger = logging.getLogger(__name__)
+
+SQLITE_FILE = "vitrine.db"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def database_url(settings: Settings) -> str:
+    """The configured URL, or the embedded SQLite file in the data directory."""
+    if settings.database_url:
+        return settings.database_url.get_secret_value()
+    return f"sqlite+aiosqlite:///{Path(settings.data_dir).resolve() / SQLITE_FILE}"
+
+
+def redacted(url: str) -> str:
+    """The URL as it may be logged: never with its password."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+class Database:
+    """One engine, and the transactions every record store runs in."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """Commit on success, roll back on any error: nothing half-written is ever visible."""
+        async with self.engine.begin() as conn:
+            yield conn
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def open_database(url: str, **engine_options: Any) -> Database:
+    """An engine for ``url``; the SQLite file's folder is created on first start."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return Database(_sqlite_engine(url, parsed.database, **engine_options))
+    engine = create_async_engine(url, pool_pre_ping=True, **engine_options)
+    return Database(engine)
+
+
+def _sqlite_engine(url: str, path: str | None, **engine_options: Any) -> AsyncEngine:
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    options: dict[str, Any] = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 60}
+    options.update(engine_options)
+    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **options)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # The driver's own implicit BEGIN is turned off: ``_on_begin`` starts every transaction itself.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON",
+                       f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def upsert(db: Database, table: sa.Table) -> Any:
+    """``INSERT`` with ``ON CONFLICT`` for this database (SQLite and PostgreSQL spell it alike)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return (postgresql if db.dialect == "postgresql" else sqlite).insert(table)
