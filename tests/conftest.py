@@ -131,3 +131,76 @@ async def browser(server):
 
     async with chromium() as instance:
         yield instance
+
+
+# -- Records databases (vitrine.records) ----------------------------------------------
+#
+# ``postgres_url`` is one PostgreSQL server for the whole session (``VITRINE_TEST_DATABASE_URL``, or
+# a throwaway server started here: tests/pg_support.py); ``pg_database_url`` gives each test a fresh,
+# empty database on it. ``records`` is an opened ``Records`` on a fresh migrated database, once on
+# the embedded SQLite and once on PostgreSQL.
+
+_pg_databases = itertools.count(1)
+_pg_session_tag = f"{os.getpid()}_{int(time.time()) % 100_000}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "postgres: needs a PostgreSQL server (VITRINE_TEST_DATABASE_URL, or one the tests start)")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """Base URL ``postgresql+asyncpg://USER@127.0.0.1:PORT/postgres`` of a server for the session."""
+    from tests import pg_support
+
+    if os.environ.get(pg_support.ENV_URL):
+        yield os.environ[pg_support.ENV_URL]
+        return
+    failure = None
+    try:
+        server = pg_support.start_server()
+    except pg_support.PostgresError as exc:
+        failure = f"could not start PostgreSQL: {exc}"
+    if failure is not None:
+        pytest.fail(failure, pytrace=False)
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_database_url(postgres_url: str) -> Iterator[str]:
+    """URL of a fresh, empty database on ``postgres_url``, dropped after the test."""
+    from tests import pg_support
+
+    name = f"t_{_pg_session_tag}_{next(_pg_databases)}"
+    url = pg_support.run_async(pg_support.create_database(postgres_url, name))
+    try:
+        yield url
+    finally:
+        pg_support.run_async(pg_support.drop_database(postgres_url, name))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def records(request: pytest.FixtureRequest, tmp_path: Path):
+    """An opened ``vitrine.records.Records`` on a fresh database at the head revision."""
+    from vitrine.config import Settings
+    from vitrine.records import migrate, open_records, records_on
+    from vitrine.records.database import open_database
+
+    if request.param == "sqlite":
+        opened = await open_records(Settings(data_dir=str(tmp_path), database_url=None))
+    else:
+        db = open_database(request.getfixturevalue("pg_database_url"))
+        try:
+            await migrate.upgrade(db)
+        except BaseException:
+            await db.close()
+            raise
+        opened = records_on(db)
+    try:
+        yield opened
+    finally:
+        await opened.close()

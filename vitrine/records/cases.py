@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from vitrine.inspect.models import Case, Erasure
 from vitrine.records import tables as t
-from vitrine.records.database import Database, upsert
+from vitrine.records.database import Database, require_one_row, upsert
 
 
 class CaseStore(Protocol):
@@ -55,9 +55,10 @@ class SqlCaseStore:
             doc=case.model_dump(mode="json"))
         changed = ("order_ref", "buyer_ref", "state", "closed_at_ms", "doc")
         statement = statement.on_conflict_do_update(
-            index_elements=["id"], set_={column: statement.excluded[column] for column in changed})
+            index_elements=["id"], set_={column: statement.excluded[column] for column in changed},
+            where=t.cases.c.shop_id == statement.excluded.shop_id)
         async with self._db.transaction() as conn:
-            await conn.execute(statement)
+            require_one_row(await conn.execute(statement), "case", case.id)
 
     async def get(self, shop: str, case_id: str) -> Case | None:
         c = t.cases.c

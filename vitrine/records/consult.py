@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from vitrine.consult.models import CallRecord, ContactRequest, Ticket
 from vitrine.records import tables as t
-from vitrine.records.database import Database, upsert
+from vitrine.records.database import Database, require_one_row, upsert
 
 
 class ConsultStore(Protocol):
@@ -47,6 +47,7 @@ class ConsultStore(Protocol):
         """Newest first; ``open_only`` leaves out the resolved ones."""
 
 
+
 class SqlConsultStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -72,9 +73,10 @@ class SqlConsultStore:
         statement = upsert(self._db, t.tickets).values(
             id=ticket.id, shop_id=ticket.shop, entered_ms=ticket.entered_ms, doc=ticket.model_dump(mode="json"))
         statement = statement.on_conflict_do_update(
-            index_elements=["id"], set_={"entered_ms": statement.excluded.entered_ms, "doc": statement.excluded.doc})
+            index_elements=["id"], set_={"entered_ms": statement.excluded.entered_ms, "doc": statement.excluded.doc},
+            where=t.tickets.c.shop_id == statement.excluded.shop_id)
         async with self._db.transaction() as conn:
-            await conn.execute(statement)
+            require_one_row(await conn.execute(statement), "ticket", ticket.id)
 
     async def call(self, shop: str, call_id: str) -> CallRecord | None:
         query = sa.select(t.call_records.c.doc).where(t.call_records.c.shop_id == shop,
@@ -88,15 +90,16 @@ class SqlConsultStore:
             id=record.id, shop_id=record.shop, queued_ms=record.queued_ms, agent=record.agent,
             outcome=record.outcome.value, doc=record.model_dump(mode="json"))
         return statement.on_conflict_do_update(index_elements=["id"], set_={
-            column: statement.excluded[column] for column in ("queued_ms", "agent", "outcome", "doc")})
+            column: statement.excluded[column] for column in ("queued_ms", "agent", "outcome", "doc")},
+            where=t.call_records.c.shop_id == statement.excluded.shop_id)
 
     async def save_call(self, record: CallRecord) -> None:
         async with self._db.transaction() as conn:
-            await conn.execute(self._call_upsert(record))
+            require_one_row(await conn.execute(self._call_upsert(record)), "call", record.id)
 
     async def finish(self, record: CallRecord) -> None:
         async with self._db.transaction() as conn:
-            await conn.execute(self._call_upsert(record))
+            require_one_row(await conn.execute(self._call_upsert(record)), "call", record.id)
             await conn.execute(t.tickets.delete().where(t.tickets.c.shop_id == record.shop,
                                                         t.tickets.c.id == record.id))
 
@@ -125,9 +128,10 @@ class SqlConsultStore:
             id=request.id, shop_id=request.shop, created_ms=request.created_ms, kind=request.kind.value,
             resolved_ms=request.resolved_ms, doc=request.model_dump(mode="json"))
         statement = statement.on_conflict_do_update(index_elements=["id"], set_={
-            "resolved_ms": statement.excluded.resolved_ms, "doc": statement.excluded.doc})
+            "resolved_ms": statement.excluded.resolved_ms, "doc": statement.excluded.doc},
+            where=t.contact_requests.c.shop_id == statement.excluded.shop_id)
         async with self._db.transaction() as conn:
-            await conn.execute(statement)
+            require_one_row(await conn.execute(statement), "request", request.id)
 
     async def requests(self, shop: str, limit: int, *, open_only: bool) -> list[ContactRequest]:
         c = t.contact_requests.c

@@ -101,6 +101,16 @@ def _sqlite_engine(url: str, path: str | None, **engine_options: Any) -> AsyncEn
     return engine
 
 
+class ForeignRecord(RuntimeError):
+    """An id-keyed write named a record that belongs to another shop: nothing was written."""
+
+
+def require_one_row(result: sa.CursorResult[Any], what: str, key: str) -> None:
+    """An id-keyed upsert scoped to its shop changes one row, or the id is another shop's."""
+    if result.rowcount != 1:
+        raise ForeignRecord(f"{what} {key!r} belongs to another shop")
+
+
 def upsert(db: Database, table: sa.Table) -> Any:
     """``INSERT`` with ``ON CONFLICT`` for this database (SQLite and PostgreSQL spell it alike)."""
     from sqlalchemy.dialects import postgresql, sqlite

@@ -44,6 +44,12 @@ def _current(connection: sa.Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
+def _lock(connection: sa.Connection) -> None:
+    """Two nodes migrating one PostgreSQL database at once take turns (SQLite's BEGIN IMMEDIATE already does)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_MIGRATION_LOCK})
+
+
 async def current_revision(db: Database) -> str | None:
     async with db.transaction() as conn:
         return await conn.run_sync(_current)
@@ -54,8 +60,7 @@ async def upgrade(db: Database, revision: str = "head") -> str | None:
     config = alembic_config()
 
     def run(connection: sa.Connection) -> str | None:
-        if connection.dialect.name == "postgresql":
-            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_MIGRATION_LOCK})
+        _lock(connection)
         before = _current(connection)
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
@@ -69,6 +74,7 @@ async def downgrade(db: Database, revision: str) -> None:
     config = alembic_config()
 
     def run(connection: sa.Connection) -> None:
+        _lock(connection)
         config.attributes["connection"] = connection
         command.downgrade(config, revision)
 
@@ -78,6 +84,11 @@ async def downgrade(db: Database, revision: str) -> None:
 
 async def require_head(db: Database) -> None:
     current, head = await current_revision(db), head_revision()
-    if current != head:
-        raise SchemaMismatch(f"the records database is at revision {current or 'none (empty)'}, this code needs "
-                             f"{head}: run `vitrine db upgrade` first")
+    if current == head:
+        return
+    known = {script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+    if current is not None and current not in known:
+        raise SchemaMismatch(f"the records database is at revision {current}, newer than this code ({head}): "
+                             "run the release that migrated it")
+    raise SchemaMismatch(f"the records database is at revision {current or 'none (empty)'}, this code needs "
+                         f"{head}: run `vitrine db upgrade` first")

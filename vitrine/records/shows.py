@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from vitrine.live.models import LiveState, Show
 from vitrine.records import tables as t
-from vitrine.records.database import Database, upsert
+from vitrine.records.database import Database, require_one_row, upsert
 
 
 class ShowStore(Protocol):
@@ -67,9 +67,10 @@ class SqlShowStore:
             id=show.id, shop_id=show.shop, room=show.room, state=show.state.value, created_at_ms=show.created_at_ms,
             scheduled_at_ms=show.scheduled_at_ms, doc=show.model_dump(mode="json"))
         statement = statement.on_conflict_do_update(index_elements=["id"], set_={
-            column: statement.excluded[column] for column in ("state", "scheduled_at_ms", "doc")})
+            column: statement.excluded[column] for column in ("state", "scheduled_at_ms", "doc")},
+            where=t.shows.c.shop_id == statement.excluded.shop_id)
         async with self._db.transaction() as conn:
-            await conn.execute(statement)
+            require_one_row(await conn.execute(statement), "show", show.id)
 
     async def get_show(self, shop: str, show_id: str) -> Show | None:
         c = t.shows.c

@@ -3,7 +3,10 @@
 Each table keeps the full record as its pydantic model's JSON (``doc``), the single definition of
 the record's shape, beside the columns that identify, order, constrain and index it: the queries
 shops ask (calls by date and agent, cases by order and buyer, shows by date) run on real columns.
-Everything a shop owns names it (``shop_id``) and goes with it: deleting a shop cascades.
+Everything a shop owns names it (``shop_id``) and goes with it: deleting a shop cascades. What a
+room keeps (live state, counters, bans, mutes, its log) is keyed by the room, and goes with its show
+or case (``ShowStore.delete_show``, ``signaling.inspect.evidence`` purge), which a shop's deletion
+removes first (``signaling.routes.shops``).
 
 Migrations (``vitrine/records/migrations``) create these tables; ``tests/test_migrations.py``
 checks that the two never drift apart.
