@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml
 system-deps:
 	./scripts/install-system-deps
 
-## Run Vitrine on its embedded default (memory state, in-process media worker, port 7880).
+## Run Vitrine on its embedded default (records in ./var/vitrine.db, coordination in memory, in-process media
+## worker, port 7880).
 serve: $(STAMP)
 	$(VENV)/bin/vitrine serve --dev
 

@@ -6,9 +6,10 @@ sent. One loop per shop, one event at a time: a room's events reach the shop in 
 Delivery is at least once (a receiver that answers 2xx too late sees a retry): receivers
 dedupe on the event id.
 
-Scaled mode: the lease ``webhooks:<shop>`` (``RoomStore.acquire_lock``) is taken per event for
-the longest that event's retries can last, so across processes only one loop sends a shop's
-events; the periodic sweep of ``pending_shops()`` resumes the events of a process that died.
+The lease ``webhooks:<shop>`` (``vitrine.state.locks``, a Redis lock in scaled mode) is taken per
+event for the longest that event's retries can last, so across processes only one loop sends a
+shop's events; the periodic sweep of ``pending_shops()`` resumes the events of a process that died
+(the outbox is a record: a restart resumes it too).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``CaseService``: open an inspection case, issue its one-time link, and redeem the link once.
 
-Cases are stored per shop in the ``DeskStore``'s ``cases`` collection. Redeeming a link is a
+Cases are records (``vitrine.records.cases``, the ``cases`` table). Redeeming a link is a
 read-modify-write of its case (the nonce still current, not used yet, then marked used), done under
 the case's lock on every node, so two phones opening the same link at once get one session and one
 ``link_used``.

@@ -57,18 +57,15 @@ class SqlCaseStore:
         statement = statement.on_conflict_do_update(
             index_elements=["id"], set_={column: statement.excluded[column] for column in changed},
             where=t.cases.c.shop_id == statement.excluded.shop_id)
-        async with self._db.transaction() as conn:
-            require_one_row(await conn.execute(statement), "case", case.id)
+        require_one_row(await self._db.execute(statement), "case", case.id)
 
     async def get(self, shop: str, case_id: str) -> Case | None:
         c = t.cases.c
-        async with self._db.transaction() as conn:
-            doc = await conn.scalar(sa.select(c.doc).where(c.shop_id == shop, c.id == case_id))
+        doc = await self._db.scalar(sa.select(c.doc).where(c.shop_id == shop, c.id == case_id))
         return Case.model_validate(doc) if doc is not None else None
 
     async def delete(self, shop: str, case_id: str) -> None:
-        async with self._db.transaction() as conn:
-            await conn.execute(t.cases.delete().where(t.cases.c.shop_id == shop, t.cases.c.id == case_id))
+        await self._db.execute(t.cases.delete().where(t.cases.c.shop_id == shop, t.cases.c.id == case_id))
 
     async def recent(self, shop: str, limit: int | None, *, order_ref: str | None = None,
                      buyer_ref: str | None = None) -> list[Case]:
@@ -79,21 +76,17 @@ class SqlCaseStore:
         if buyer_ref is not None:
             query = query.where(c.buyer_ref == buyer_ref)
         query = query.order_by(c.created_at_ms.desc(), c.id.desc()).limit(limit)
-        async with self._db.transaction() as conn:
-            return [Case.model_validate(doc) for doc in await conn.scalars(query)]
+        return [Case.model_validate(doc) for doc in await self._db.scalars(query)]
 
     async def exists(self, shop: str, case_id: str) -> bool:
         c = t.cases.c
-        async with self._db.transaction() as conn:
-            return await conn.scalar(sa.select(sa.literal(1)).where(c.shop_id == shop, c.id == case_id)) is not None
+        return await self._db.scalar(sa.select(sa.literal(1)).where(c.shop_id == shop, c.id == case_id)) is not None
 
     async def exists_anywhere(self, case_id: str) -> bool:
-        async with self._db.transaction() as conn:
-            return await conn.scalar(sa.select(sa.literal(1)).where(t.cases.c.id == case_id)) is not None
+        return await self._db.scalar(sa.select(sa.literal(1)).where(t.cases.c.id == case_id)) is not None
 
     async def find(self, case_id: str) -> Case | None:
-        async with self._db.transaction() as conn:
-            doc = await conn.scalar(sa.select(t.cases.c.doc).where(t.cases.c.id == case_id))
+        doc = await self._db.scalar(sa.select(t.cases.c.doc).where(t.cases.c.id == case_id))
         return Case.model_validate(doc) if doc is not None else None
 
     async def add_erasure(self, shop: str, erasure: Erasure) -> None:
@@ -104,5 +97,4 @@ class SqlCaseStore:
     async def erasures(self, shop: str, limit: int) -> list[Erasure]:
         c = t.erasures.c
         query = sa.select(c.doc).where(c.shop_id == shop).order_by(c.at_ms.desc(), c.id.desc()).limit(limit)
-        async with self._db.transaction() as conn:
-            return [Erasure.model_validate(doc) for doc in await conn.scalars(query)]
+        return [Erasure.model_validate(doc) for doc in await self._db.scalars(query)]

@@ -55,18 +55,15 @@ class SqlConsultStore:
     async def tickets(self, shop: str) -> list[Ticket]:
         query = (sa.select(t.tickets.c.doc).where(t.tickets.c.shop_id == shop)
                  .order_by(t.tickets.c.entered_ms, t.tickets.c.id))
-        async with self._db.transaction() as conn:
-            return [Ticket.model_validate(doc) for doc in await conn.scalars(query)]
+        return [Ticket.model_validate(doc) for doc in await self._db.scalars(query)]
 
     async def ticket(self, shop: str, ticket_id: str) -> Ticket | None:
         query = sa.select(t.tickets.c.doc).where(t.tickets.c.shop_id == shop, t.tickets.c.id == ticket_id)
-        async with self._db.transaction() as conn:
-            doc = await conn.scalar(query)
+        doc = await self._db.scalar(query)
         return Ticket.model_validate(doc) if doc is not None else None
 
     async def find_ticket(self, ticket_id: str) -> Ticket | None:
-        async with self._db.transaction() as conn:
-            doc = await conn.scalar(sa.select(t.tickets.c.doc).where(t.tickets.c.id == ticket_id))
+        doc = await self._db.scalar(sa.select(t.tickets.c.doc).where(t.tickets.c.id == ticket_id))
         return Ticket.model_validate(doc) if doc is not None else None
 
     async def save_ticket(self, ticket: Ticket) -> None:
@@ -75,14 +72,12 @@ class SqlConsultStore:
         statement = statement.on_conflict_do_update(
             index_elements=["id"], set_={"entered_ms": statement.excluded.entered_ms, "doc": statement.excluded.doc},
             where=t.tickets.c.shop_id == statement.excluded.shop_id)
-        async with self._db.transaction() as conn:
-            require_one_row(await conn.execute(statement), "ticket", ticket.id)
+        require_one_row(await self._db.execute(statement), "ticket", ticket.id)
 
     async def call(self, shop: str, call_id: str) -> CallRecord | None:
         query = sa.select(t.call_records.c.doc).where(t.call_records.c.shop_id == shop,
                                                       t.call_records.c.id == call_id)
-        async with self._db.transaction() as conn:
-            doc = await conn.scalar(query)
+        doc = await self._db.scalar(query)
         return CallRecord.model_validate(doc) if doc is not None else None
 
     def _call_upsert(self, record: CallRecord) -> sa.Executable:
@@ -94,8 +89,7 @@ class SqlConsultStore:
             where=t.call_records.c.shop_id == statement.excluded.shop_id)
 
     async def save_call(self, record: CallRecord) -> None:
-        async with self._db.transaction() as conn:
-            require_one_row(await conn.execute(self._call_upsert(record)), "call", record.id)
+        require_one_row(await self._db.execute(self._call_upsert(record)), "call", record.id)
 
     async def finish(self, record: CallRecord) -> None:
         async with self._db.transaction() as conn:
@@ -114,13 +108,11 @@ class SqlConsultStore:
         if until_ms is not None:
             query = query.where(c.queued_ms < until_ms)
         query = query.order_by(c.queued_ms.desc(), c.id.desc()).limit(limit)
-        async with self._db.transaction() as conn:
-            return [CallRecord.model_validate(doc) for doc in await conn.scalars(query)]
+        return [CallRecord.model_validate(doc) for doc in await self._db.scalars(query)]
 
     async def request(self, shop: str, request_id: str) -> ContactRequest | None:
         c = t.contact_requests.c
-        async with self._db.transaction() as conn:
-            doc = await conn.scalar(sa.select(c.doc).where(c.shop_id == shop, c.id == request_id))
+        doc = await self._db.scalar(sa.select(c.doc).where(c.shop_id == shop, c.id == request_id))
         return ContactRequest.model_validate(doc) if doc is not None else None
 
     async def save_request(self, request: ContactRequest) -> None:
@@ -130,8 +122,7 @@ class SqlConsultStore:
         statement = statement.on_conflict_do_update(index_elements=["id"], set_={
             "resolved_ms": statement.excluded.resolved_ms, "doc": statement.excluded.doc},
             where=t.contact_requests.c.shop_id == statement.excluded.shop_id)
-        async with self._db.transaction() as conn:
-            require_one_row(await conn.execute(statement), "request", request.id)
+        require_one_row(await self._db.execute(statement), "request", request.id)
 
     async def requests(self, shop: str, limit: int, *, open_only: bool) -> list[ContactRequest]:
         c = t.contact_requests.c
@@ -139,5 +130,4 @@ class SqlConsultStore:
         if open_only:
             query = query.where(c.resolved_ms.is_(None))
         query = query.order_by(c.created_ms.desc(), c.id.desc()).limit(limit)
-        async with self._db.transaction() as conn:
-            return [ContactRequest.model_validate(doc) for doc in await conn.scalars(query)]
+        return [ContactRequest.model_validate(doc) for doc in await self._db.scalars(query)]

@@ -64,6 +64,19 @@ class Database:
         async with self.engine.begin() as conn:
             yield conn
 
+    async def scalar(self, query: sa.Executable) -> Any:
+        """One value, in a transaction of its own."""
+        async with self.transaction() as conn:
+            return await conn.scalar(query)
+
+    async def scalars(self, query: sa.Executable) -> list[Any]:
+        async with self.transaction() as conn:
+            return list(await conn.scalars(query))
+
+    async def execute(self, statement: sa.Executable) -> sa.CursorResult[Any]:
+        async with self.transaction() as conn:
+            return await conn.execute(statement)
+
     async def close(self) -> None:
         await self.engine.dispose()
 

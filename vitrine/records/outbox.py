@@ -55,8 +55,7 @@ class SqlWebhookOutbox:
     async def peek(self, shop_id: str) -> WebhookEvent | None:
         c = t.webhook_events.c
         query = sa.select(c.doc).where(c.shop_id == shop_id).order_by(c.position).limit(1)
-        async with self._db.transaction() as conn:
-            doc = await conn.scalar(query)
+        doc = await self._db.scalar(query)
         return WebhookEvent.model_validate(doc) if doc is not None else None
 
     async def ack(self, shop_id: str, event_id: str) -> None:
@@ -68,8 +67,7 @@ class SqlWebhookOutbox:
 
     async def pending_shops(self) -> list[str]:
         c = t.webhook_events.c
-        async with self._db.transaction() as conn:
-            return list(await conn.scalars(sa.select(c.shop_id).distinct().order_by(c.shop_id)))
+        return list(await self._db.scalars(sa.select(c.shop_id).distinct().order_by(c.shop_id)))
 
     async def dead_letter(self, shop_id: str, event: WebhookEvent, reason: str) -> None:
         failure = WebhookFailure(event=event, reason=reason)
@@ -82,5 +80,4 @@ class SqlWebhookOutbox:
             return []
         c = t.webhook_failures.c
         query = sa.select(c.doc).where(c.shop_id == shop_id).order_by(c.position.desc()).limit(limit)
-        async with self._db.transaction() as conn:
-            return [WebhookFailure.model_validate(doc) for doc in await conn.scalars(query)]
+        return [WebhookFailure.model_validate(doc) for doc in await self._db.scalars(query)]

@@ -88,13 +88,11 @@ class SqlRoomLog:
     async def after(self, room: str, seq: int, limit: int) -> list[LogEntry]:
         c = t.room_log.c
         query = sa.select(c.seq, c.doc).where(c.room == room, c.seq > seq).order_by(c.seq).limit(limit)
-        async with self._db.transaction() as conn:
-            return [_entry(row_seq, doc) for row_seq, doc in await conn.execute(query)]
+        return [_entry(row_seq, doc) for row_seq, doc in await self._db.execute(query)]
 
     async def last_seq(self, room: str) -> int:
         c = t.room_log_heads.c
-        async with self._db.transaction() as conn:
-            return int(await conn.scalar(sa.select(c.last_seq).where(c.room == room)) or 0)
+        return int(await self._db.scalar(sa.select(c.last_seq).where(c.room == room)) or 0)
 
     async def drop(self, room: str) -> None:
         async with self._db.transaction() as conn:

@@ -69,29 +69,24 @@ class SqlShopStore:
     async def create_shop(self, shop: Shop) -> bool:
         statement = upsert(self._db, t.shops).values(
             id=shop.id, created_at_ms=shop.created_at_ms, doc=shop.model_dump(mode="json"))
-        async with self._db.transaction() as conn:
-            result = await conn.execute(statement.on_conflict_do_nothing(index_elements=["id"]))
+        result = await self._db.execute(statement.on_conflict_do_nothing(index_elements=["id"]))
         return result.rowcount == 1
 
     async def get_shop(self, shop_id: str) -> Shop | None:
-        async with self._db.transaction() as conn:
-            doc = await conn.scalar(sa.select(t.shops.c.doc).where(t.shops.c.id == shop_id))
+        doc = await self._db.scalar(sa.select(t.shops.c.doc).where(t.shops.c.id == shop_id))
         return Shop.model_validate(doc) if doc is not None else None
 
     async def list_shops(self) -> list[Shop]:
         query = sa.select(t.shops.c.doc).order_by(t.shops.c.created_at_ms, t.shops.c.id)
-        async with self._db.transaction() as conn:
-            return [Shop.model_validate(doc) for doc in await conn.scalars(query)]
+        return [Shop.model_validate(doc) for doc in await self._db.scalars(query)]
 
     async def update_shop(self, shop: Shop) -> bool:
         statement = t.shops.update().where(t.shops.c.id == shop.id).values(doc=shop.model_dump(mode="json"))
-        async with self._db.transaction() as conn:
-            return (await conn.execute(statement)).rowcount == 1
+        return (await self._db.execute(statement)).rowcount == 1
 
     async def delete_shop(self, shop_id: str) -> Shop | None:
         statement = t.shops.delete().where(t.shops.c.id == shop_id).returning(t.shops.c.doc)
-        async with self._db.transaction() as conn:
-            doc = (await conn.execute(statement)).scalar_one_or_none()
+        doc = (await self._db.execute(statement)).scalar_one_or_none()
         return Shop.model_validate(doc) if doc is not None else None
 
     async def _put(self, table: sa.Table, shop_id: str, key: str, value: str, doc: dict[str, object]) -> bool:
@@ -99,27 +94,23 @@ class SqlShopStore:
         statement = statement.on_conflict_do_update(index_elements=["shop_id", key],
                                                     set_={"doc": statement.excluded.doc})
         try:
-            async with self._db.transaction() as conn:
-                await conn.execute(statement)
+            await self._db.execute(statement)
         except IntegrityError:  # the shop does not exist (or was deleted meanwhile): its foreign key refused it
             return False
         return True
 
     async def _get(self, table: sa.Table, shop_id: str, key: str, value: str) -> object | None:
         query = sa.select(table.c.doc).where(table.c.shop_id == shop_id, table.c[key] == value)
-        async with self._db.transaction() as conn:
-            return await conn.scalar(query)
+        return await self._db.scalar(query)
 
     async def _list(self, table: sa.Table, shop_id: str, key: str) -> list[object]:
         query = sa.select(table.c.doc).where(table.c.shop_id == shop_id).order_by(table.c[key])
-        async with self._db.transaction() as conn:
-            return list(await conn.scalars(query))
+        return await self._db.scalars(query)
 
     async def _delete(self, table: sa.Table, shop_id: str, key: str, value: str) -> object | None:
         statement = (table.delete().where(table.c.shop_id == shop_id, table.c[key] == value)
                      .returning(table.c.doc))
-        async with self._db.transaction() as conn:
-            return (await conn.execute(statement)).scalar_one_or_none()
+        return (await self._db.execute(statement)).scalar_one_or_none()
 
     async def put_agent(self, agent: Agent) -> bool:
         return await self._put(t.agents, agent.shop, "id", agent.id, agent.model_dump(mode="json"))

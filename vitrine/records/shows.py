@@ -69,13 +69,11 @@ class SqlShowStore:
         statement = statement.on_conflict_do_update(index_elements=["id"], set_={
             column: statement.excluded[column] for column in ("state", "scheduled_at_ms", "doc")},
             where=t.shows.c.shop_id == statement.excluded.shop_id)
-        async with self._db.transaction() as conn:
-            require_one_row(await conn.execute(statement), "show", show.id)
+        require_one_row(await self._db.execute(statement), "show", show.id)
 
     async def get_show(self, shop: str, show_id: str) -> Show | None:
         c = t.shows.c
-        async with self._db.transaction() as conn:
-            doc = await conn.scalar(sa.select(c.doc).where(c.shop_id == shop, c.id == show_id))
+        doc = await self._db.scalar(sa.select(c.doc).where(c.shop_id == shop, c.id == show_id))
         return Show.model_validate(doc) if doc is not None else None
 
     async def list_shows(self, shop: str, limit: int = 100, *, since_ms: int | None = None,
@@ -88,8 +86,7 @@ class SqlShowStore:
         if until_ms is not None:
             query = query.where(when < until_ms)
         query = query.order_by(c.created_at_ms.desc(), c.id.desc()).limit(limit)
-        async with self._db.transaction() as conn:
-            return [Show.model_validate(doc) for doc in await conn.scalars(query)]
+        return [Show.model_validate(doc) for doc in await self._db.scalars(query)]
 
     async def delete_show(self, shop: str, show_id: str) -> Show | None:
         c = t.shows.c
@@ -104,44 +101,37 @@ class SqlShowStore:
         return show
 
     async def exists(self, show_id: str) -> bool:
-        async with self._db.transaction() as conn:
-            return await conn.scalar(sa.select(sa.literal(1)).where(t.shows.c.id == show_id)) is not None
+        return await self._db.scalar(sa.select(sa.literal(1)).where(t.shows.c.id == show_id)) is not None
 
     async def by_room(self, room: str) -> Show | None:
-        async with self._db.transaction() as conn:
-            doc = await conn.scalar(sa.select(t.shows.c.doc).where(t.shows.c.room == room))
+        doc = await self._db.scalar(sa.select(t.shows.c.doc).where(t.shows.c.room == room))
         return Show.model_validate(doc) if doc is not None else None
 
     async def get_state(self, room: str) -> LiveState | None:
-        async with self._db.transaction() as conn:
-            doc = await conn.scalar(sa.select(t.live_states.c.doc).where(t.live_states.c.room == room))
+        doc = await self._db.scalar(sa.select(t.live_states.c.doc).where(t.live_states.c.room == room))
         return LiveState.model_validate(doc) if doc is not None else None
 
     async def put_state(self, room: str, state: LiveState) -> None:
         statement = upsert(self._db, t.live_states).values(room=room, doc=state.model_dump(mode="json"))
         statement = statement.on_conflict_do_update(index_elements=["room"], set_={"doc": statement.excluded.doc})
-        async with self._db.transaction() as conn:
-            await conn.execute(statement)
+        await self._db.execute(statement)
 
     async def count(self, room: str, field: str, amount: int = 1) -> None:
         statement = upsert(self._db, t.live_counters).values(room=room, name=field, value=amount)
         statement = statement.on_conflict_do_update(index_elements=["room", "name"],
                                                     set_={"value": t.live_counters.c.value + amount})
-        async with self._db.transaction() as conn:
-            await conn.execute(statement)
+        await self._db.execute(statement)
 
     async def raise_to(self, room: str, field: str, value: int) -> None:
         statement = upsert(self._db, t.live_counters).values(room=room, name=field, value=value)
         statement = statement.on_conflict_do_update(
             index_elements=["room", "name"], set_={"value": statement.excluded.value},
             where=t.live_counters.c.value < statement.excluded.value)
-        async with self._db.transaction() as conn:
-            await conn.execute(statement)
+        await self._db.execute(statement)
 
     async def stats(self, room: str) -> dict[str, int]:
         c = t.live_counters.c
-        async with self._db.transaction() as conn:
-            rows = await conn.execute(sa.select(c.name, c.value).where(c.room == room))
+        rows = await self._db.execute(sa.select(c.name, c.value).where(c.room == room))
         return {name: int(value) for name, value in rows}
 
     async def set_banned(self, room: str, identity: str, banned: bool) -> None:
@@ -155,8 +145,7 @@ class SqlShowStore:
 
     async def is_banned(self, room: str, identity: str) -> bool:
         c = t.live_bans.c
-        async with self._db.transaction() as conn:
-            return await conn.scalar(sa.select(sa.literal(1)).where(c.room == room, c.identity == identity)) is not None
+        return await self._db.scalar(sa.select(sa.literal(1)).where(c.room == room, c.identity == identity)) is not None
 
     async def mute_until(self, room: str, identity: str, until_ms: int | None) -> None:
         c = t.live_mutes.c
@@ -170,5 +159,4 @@ class SqlShowStore:
 
     async def muted_until(self, room: str, identity: str) -> int:
         c = t.live_mutes.c
-        async with self._db.transaction() as conn:
-            return int(await conn.scalar(sa.select(c.until_ms).where(c.room == room, c.identity == identity)) or 0)
+        return int(await self._db.scalar(sa.select(c.until_ms).where(c.room == room, c.identity == identity)) or 0)
