@@ -318,17 +318,22 @@ class RoomService:
         await self.state.bus.publish(keys.room_events_channel(room), RoomBusMessage(event=event).model_dump_json())
         return event
 
-    async def chat(self, admission: Admission, text: str, keep: int = MAX_ENTRIES) -> LogEntry:
+    async def chat(self, admission: Admission, text: str, keep: int = MAX_ENTRIES,
+                   stored: Callable[[LogEntry], Awaitable[None]] | None = None) -> LogEntry:
         """Append to the room's log, then tell every session in the room (the sender too)."""
         if not admission.participant.grants.can_chat:
             raise VitrineError(ErrorCode.PERMISSION_DENIED, "this token may not chat")
         return await self.append_log(admission.room.name, LogEntry(
             seq=0, participant=ParticipantView.of(admission.participant), text=clean_text(text), at_ms=now_ms()),
-            keep=keep)
+            keep=keep, stored=stored)
 
-    async def append_log(self, room: str, entry: LogEntry, keep: int = MAX_ENTRIES) -> LogEntry:
-        """Number and store a log entry, then publish it to the room's sessions on every node."""
+    async def append_log(self, room: str, entry: LogEntry, keep: int = MAX_ENTRIES,
+                         stored: Callable[[LogEntry], Awaitable[None]] | None = None) -> LogEntry:
+        """Number and store a log entry (and run ``stored``: writes that must be durable before anyone hears
+        of the entry), then publish it to the room's sessions on every node."""
         entry = await self.state.records.roomlog.append(room, entry, keep)
+        if stored is not None:
+            await stored(entry)
         await self.state.bus.publish(keys.room_events_channel(room), RoomBusMessage(log=entry).model_dump_json())
         return entry
 

@@ -89,9 +89,9 @@ class CallDesk:
             record.products_shown.append(ProductShown(sku=product.sku, title=product.title, at_ms=now_ms()))
             await self.records.save_call(record)
             card = ProductCard.of(product)
+            await self.records.hook(shop, "consult.product_shown", call_id, {"agent": agent_id, **card.model_dump()})
             await self.records.to_ticket(shop_id, call_id, ProductPush(card=card))
             await self.records.to_agent(shop_id, agent_id, ProductPush(card=card))
-            await self.records.hook(shop, "consult.product_shown", call_id, {"agent": agent_id, **card.model_dump()})
 
     async def add_to_cart(self, shop_id: str, call_id: str, sku: str) -> None:
         """Only a product the agent showed in this call: the shop's cart hook trusts the SKU."""
@@ -132,15 +132,15 @@ class CallDesk:
             presence.ticket = call_id if presence.consoles else None
             presence.gone_ms = None
             await self.records.save_presence(shop_id, presence)
+            await self.records.hook(shop, "consult.ended", call_id, {
+                "agent": record.agent, "ended_by": ended_by, "wait_ms": record.wait_ms, "talk_ms": record.talk_ms,
+                "products_shown": [p.sku for p in record.products_shown]})
             ended = CallEnded(call=call_id, ended_by=ended_by, talk_ms=record.talk_ms)
             await self.records.to_ticket(shop_id, call_id, ended)
             await self.records.to_agent(shop_id, presence.agent, ended)
             await self.records.to_agent(shop_id, presence.agent, StatusPush(status=presence.status,
                                                                             ticket=presence.ticket))
             await self._push_history(shop_id, presence.agent)
-            await self.records.hook(shop, "consult.ended", call_id, {
-                "agent": record.agent, "ended_by": ended_by, "wait_ms": record.wait_ms, "talk_ms": record.talk_ms,
-                "products_shown": [p.sku for p in record.products_shown]})
             await self.records.publish_queue(shop_id, await self.state.records.shops.list_agents(shop_id))
         if record.room:
             await close_if_open(self.rooms, record.room)
@@ -176,10 +176,11 @@ class CallDesk:
                                      contact=contact, text=clean_text(text) if text and text.strip() else None,
                                      slot_utc_ms=slot_utc_ms)
             await self.records.save_request(request)
+            # Queued before the shopper hears "saved": a crash after the acknowledgement must not lose the event.
+            await self.records.hook(shop, "consult.request_created", request.id, request.model_dump(mode="json"))
             await self.records.to_ticket(shop_id, reply_to, RequestSaved(request=request))
             await self.records.to_agents(shop_id, RequestsPush(
                 requests=await self.records.requests(shop_id, 100, open_only=True)))
-            await self.records.hook(shop, "consult.request_created", request.id, request.model_dump(mode="json"))
 
     async def resolve_request(self, shop_id: str, agent_id: str, request_id: str) -> None:
         async with self.records.locked(shop_id):

@@ -111,9 +111,9 @@ class ConsultDesk:
                                     ttl_s=TICKET_TOKEN_TTL_S)
             waiting = sum(1 for t in tickets if t.state != TicketState.IN_CALL) + 1
             staffing = await self.records.staffing(shop_id, agents, presence)
+            await self.records.hook(shop, "consult.queued", ticket.id, {"context": context.model_dump()})
             await self.records.to_ticket(shop_id, ticket.id, TicketIssued(
                 ticket=ticket.id, token=token, position=waiting, wait_s=staffing.wait_s(waiting)))
-            await self.records.hook(shop, "consult.queued", ticket.id, {"context": context.model_dump()})
             await self._dispatch(shop, agents)
             await self.records.publish_queue(shop_id, agents)
             return ticket
@@ -281,13 +281,13 @@ class ConsultDesk:
             await self.records.save_presence(shop_id, presence)
             METRICS.consult_wait.observe((now - ticket.entered_ms) / 1000)
             METRICS.consult_calls.labels(outcome=CallOutcome.ANSWERED.value).inc()
+            await self.records.hook(shop, "consult.answered", ticket.id,
+                                    {"agent": agent_id, "wait_ms": now - ticket.entered_ms, "room": room.name})
             await self.records.to_agent(shop_id, agent_id, StatusPush(status=AgentStatus.BUSY, ticket=ticket.id))
             await self.records.to_agent(shop_id, agent_id, CallStarted(
                 setup=self._agent_setup(shop, ticket, agent), context=ticket.context))
             await self.records.to_ticket(shop_id, ticket.id, CallStarted(
                 setup=self._shopper_setup(shop, ticket, agent.display_name)))
-            await self.records.hook(shop, "consult.answered", ticket.id,
-                                    {"agent": agent_id, "wait_ms": now - ticket.entered_ms, "room": room.name})
             await self.records.publish_queue(shop_id, agents)
 
     async def decline(self, shop_id: str, agent_id: str, ticket_id: str) -> None:

@@ -107,7 +107,8 @@ class DeskRecords:
         return await self.store.requests(shop, limit, open_only=open_only)
 
     async def hook(self, shop: Shop, kind: str, call_id: str, data: dict[str, Any]) -> None:
-        """Queue a webhook; called under the shop's lock, so a call's events leave in order."""
+        """Queue a webhook; called under the shop's lock, so a call's events leave in order, and before the push
+        that acknowledges the change, so a crash after the acknowledgement never loses the event."""
         await self.webhooks.emit(shop, WebhookType(kind), call_id, data)
 
     async def offered_slots(self, shop: Shop) -> list[int]:

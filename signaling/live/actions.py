@@ -122,9 +122,10 @@ class LiveActions:
             if state is not None and state.slow_mode_s and await self.state.locks.acquire(
                     f"slow:{room}:{identity}", state.slow_mode_s * 1000) is None:
                 raise VitrineError(ErrorCode.RATE_LIMITED, f"slow mode: one message every {state.slow_mode_s} s")
-        entry = await self.rooms.chat(admission, text, keep=SHOW_MAX_ENTRIES)
-        await self.state.records.shows.count(room, "messages")
-        return entry
+        async def counted(_: LogEntry) -> None:  # before the echo: a crash after it must not lose the count
+            await self.state.records.shows.count(room, "messages")
+
+        return await self.rooms.chat(admission, text, keep=SHOW_MAX_ENTRIES, stored=counted)
 
     def react(self, admission: Admission, reaction: Reaction) -> None:
         self._reactions.setdefault(admission.room.name, Counter())[reaction] += 1
