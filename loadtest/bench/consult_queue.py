@@ -4,7 +4,9 @@ K agent consoles log in (away, so the queue grows instead of ringing) and M shop
 after another, ``--interval-ms`` apart. For each shopper and each console, the latency is from
 the shopper's ``enter`` leaving this process to that console receiving a ``queue`` push that lists
 the shopper; both ends run in this process, so one clock measures it. The server is a
-``vitrine serve`` child process, embedded (memory) or scaled (``--redis-url``).
+``vitrine serve`` child process, embedded (memory) or scaled (``--redis-url``). Its records are in
+SQLite in the run's own data directory, or in PostgreSQL with ``--database-url``
+(``postgresql+asyncpg://...``), which is migrated (``vitrine db upgrade``) before the server starts.
 
     python -m loadtest.bench.consult_queue --agents 5 --shoppers 100 --out docs/bench/consult-queue.json
 """
@@ -14,6 +16,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -89,25 +95,39 @@ async def _run(server: ServerProcess, args: argparse.Namespace) -> dict[str, Any
             "samples_ms": sorted(round(v, 2) for v in latencies)}
 
 
+def upgrade_database(url: str) -> None:
+    """``vitrine db upgrade`` on ``url``: PostgreSQL must be at the code's revision before a server starts."""
+    subprocess.run([sys.executable, "-m", "vitrine.cli", "db", "upgrade"], check=True, timeout=120,
+                   env={**os.environ, "VITRINE_DATABASE_URL": url})
+
+
+def records_kind(database_url: str | None) -> str:
+    return "postgresql" if database_url else "sqlite"
+
+
 async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
-    server = ServerProcess(redis_url=args.redis_url)
+    if args.database_url:
+        upgrade_database(args.database_url)
+    server = ServerProcess(redis_url=args.redis_url, database_url=args.database_url)
     server.start()
     try:
         progress(f"{args.agents} consoles, {args.shoppers} shoppers every {args.interval_ms} ms "
-                 f"({'redis' if args.redis_url else 'memory'})")
+                 f"({'redis' if args.redis_url else 'memory'} coordination, "
+                 f"{records_kind(args.database_url)} records)")
         result = await _run(server, args)
     finally:
         server.stop()
+        shutil.rmtree(server.data_dir, ignore_errors=True)  # the run's own records (SQLite), evidence, recordings
     return {"benchmark": "consult_queue", "agents": args.agents, "shoppers": args.shoppers,
-            "interval_ms": args.interval_ms, "state": "redis" if args.redis_url else "memory", **result,
-            "machine": machine_facts()}
+            "interval_ms": args.interval_ms, "state": "redis" if args.redis_url else "memory",
+            "records": records_kind(args.database_url), **result, "machine": machine_facts()}
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
     cdf_plot(path, {"queue entry to console": result["samples_ms"]}, target_ms=100,
              xlabel="ms from `enter` to a console listing the shopper", ylabel="fraction of (shopper, console) pairs",
              title=f"Queue entry to consoles: {result['agents']} consoles, {result['shoppers']} shoppers "
-                   f"every {result['interval_ms']:g} ms ({result['state']})")
+                   f"every {result['interval_ms']:g} ms ({result['state']}, {result.get('records', 'no')} records)")
 
 
 def main() -> None:
@@ -116,6 +136,8 @@ def main() -> None:
     parser.add_argument("--shoppers", type=int, default=50, help="at most 50 are listed on consoles")
     parser.add_argument("--interval-ms", type=float, default=100.0)
     parser.add_argument("--redis-url", default=None)
+    parser.add_argument("--database-url", default=None,
+                        help="records in PostgreSQL (postgresql+asyncpg://...), migrated first; default SQLite")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     publish(asyncio.run(benchmark(args)), args.out, plot, bulky=("samples_ms", "machine"))
