@@ -150,3 +150,21 @@ async def test_deleting_a_shop_deletes_its_inspection_evidence(server: RunningSe
         assert (await api.delete("/v1/shops/acme")).status_code == 200
     assert not folder.exists()
     assert await server.runtime.state.records.cases.get("acme", case.id) is None
+
+
+@pytest.mark.redis
+async def test_a_second_node_on_an_empty_redis_deletes_nothing(redis_db_url: str, tmp_path: Path) -> None:
+    """The fault that deleted 13 of 13 evidence files: a node joining with an empty coordination store sweeps
+    at start. Records are in the database it shares, so every case folder is still proven by its record."""
+    folders = {"data_dir": str(tmp_path / "data"), "evidence_dir": str(tmp_path / "evidence")}
+    async with embedded_server(**folders) as first:
+        await make_shop(first)
+        case = await _closed(first)
+        assert first.runtime is not None
+        files = sorted(p.name for p in first.runtime.evidence.store.case_dir("acme", case.id).iterdir())
+        assert files
+        async with embedded_server(redis_url=redis_db_url, **folders) as second:
+            assert second.runtime is not None
+            assert await second.runtime.evidence.sweep() == 0
+            assert sorted(p.name for p in second.runtime.evidence.store.case_dir("acme", case.id).iterdir()) == files
+            assert not (tmp_path / "evidence" / ".quarantine").exists()
