@@ -10,26 +10,25 @@ from signaling.placement import ensure_worker
 from vitrine.config import Settings
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.models import Room
-from vitrine.state import Coordination as State
-from vitrine.state import WorkerNode, open_coordination
+from vitrine.state import Coordination, WorkerNode, open_coordination
 
 
 @pytest.fixture(params=["memory", "redis"])
-async def state(request: pytest.FixtureRequest) -> State:
+async def state(request: pytest.FixtureRequest) -> Coordination:
     url = request.getfixturevalue("redis_db_url") if request.param == "redis" else None
     opened = await open_coordination(Settings(redis_url=url))
     yield opened
     await opened.close()
 
 
-async def _room(state: State, name: str) -> Room:
+async def _room(state: Coordination, name: str) -> Room:
     await state.rooms.create_room(Room(name=name))
     room = await state.rooms.get_room(name)
     assert room is not None
     return room
 
 
-async def test_least_loaded_worker_wins(state: State) -> None:
+async def test_least_loaded_worker_wins(state: Coordination) -> None:
     await state.nodes.heartbeat(WorkerNode(id="busy", rooms=8, max_rooms=10), ttl_s=30)
     await state.nodes.heartbeat(WorkerNode(id="idle", rooms=1, max_rooms=10), ttl_s=30)
     await state.nodes.heartbeat(WorkerNode(id="full", rooms=2, max_rooms=2), ttl_s=30)
@@ -37,7 +36,7 @@ async def test_least_loaded_worker_wins(state: State) -> None:
     assert (await state.rooms.get_room("a")).worker_id == "idle"
 
 
-async def test_placement_is_sticky_while_the_worker_lives(state: State) -> None:
+async def test_placement_is_sticky_while_the_worker_lives(state: Coordination) -> None:
     await state.nodes.heartbeat(WorkerNode(id="w1", rooms=5, max_rooms=10), ttl_s=30)
     room = await _room(state, "b")
     assert await ensure_worker(state, room) == "w1"
@@ -45,7 +44,7 @@ async def test_placement_is_sticky_while_the_worker_lives(state: State) -> None:
     assert await ensure_worker(state, await state.rooms.get_room("b")) == "w1"
 
 
-async def test_dead_worker_rooms_are_replaced(state: State) -> None:
+async def test_dead_worker_rooms_are_replaced(state: Coordination) -> None:
     await state.nodes.heartbeat(WorkerNode(id="doomed", rooms=0, max_rooms=10), ttl_s=0.3)
     room = await _room(state, "c")
     assert await ensure_worker(state, room) == "doomed"
@@ -57,13 +56,13 @@ async def test_dead_worker_rooms_are_replaced(state: State) -> None:
     assert await ensure_worker(state, await state.rooms.get_room("c")) == "survivor"
 
 
-async def test_no_worker_is_a_typed_error(state: State) -> None:
+async def test_no_worker_is_a_typed_error(state: Coordination) -> None:
     with pytest.raises(VitrineError) as caught:
         await ensure_worker(state, await _room(state, "d"))
     assert caught.value.code == ErrorCode.NO_MEDIA_WORKER
 
 
-async def test_a_concurrent_burst_between_heartbeats_spreads_over_workers(state: State) -> None:
+async def test_a_concurrent_burst_between_heartbeats_spreads_over_workers(state: Coordination) -> None:
     """Placements count until the next heartbeat, atomically, so a join burst does not pile onto one worker."""
     await state.nodes.heartbeat(WorkerNode(id="w1", rooms=0, max_rooms=100), ttl_s=30)
     await state.nodes.heartbeat(WorkerNode(id="w2", rooms=0, max_rooms=100), ttl_s=30)

@@ -14,15 +14,14 @@ import redis.asyncio as aioredis
 from vitrine.config import Settings
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.models import Grants, Participant, Role, Room, Track, TrackKind
-from vitrine.state import Coordination as State
-from vitrine.state import WorkerNode, keys, open_coordination
+from vitrine.state import Coordination, WorkerNode, keys, open_coordination
 from vitrine.state.redis_state import open_redis_coordination
 
 DEADLINE_S = 10.0
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-async def state(request: pytest.FixtureRequest) -> AsyncIterator[State]:
+async def state(request: pytest.FixtureRequest) -> AsyncIterator[Coordination]:
     if request.param == "memory":
         st = await open_coordination(Settings())
     else:
@@ -34,7 +33,7 @@ async def state(request: pytest.FixtureRequest) -> AsyncIterator[State]:
 
 
 @pytest.fixture
-async def redis_state(redis_db_url: str) -> AsyncIterator[tuple[State, aioredis.Redis]]:
+async def redis_state(redis_db_url: str) -> AsyncIterator[tuple[Coordination, aioredis.Redis]]:
     """The Redis state plus a raw client on the same database, to inspect keys."""
     st = await open_redis_coordination(redis_db_url)
     raw = aioredis.from_url(redis_db_url, decode_responses=True)
@@ -67,7 +66,7 @@ def channel_name() -> str:
 # Rooms
 
 
-async def test_room_create_get_list_delete(state: State) -> None:
+async def test_room_create_get_list_delete(state: Coordination) -> None:
     rooms = state.rooms
     assert await rooms.create_room(Room(name="shop-1", max_participants=3))
     assert await rooms.create_room(Room(name="shop-2"))
@@ -101,7 +100,7 @@ async def test_room_create_get_list_delete(state: State) -> None:
     assert await rooms.create_room(Room(name="shop-1"))  # the name is free again
 
 
-async def test_redis_delete_room_removes_all_keys(redis_state: tuple[State, aioredis.Redis]) -> None:
+async def test_redis_delete_room_removes_all_keys(redis_state: tuple[Coordination, aioredis.Redis]) -> None:
     st, raw = redis_state
     await st.rooms.create_room(Room(name="r1"))
     await st.rooms.add_participant("r1", person("alice"), 5)
@@ -118,7 +117,7 @@ async def test_redis_delete_room_removes_all_keys(redis_state: tuple[State, aior
     assert await raw.smembers(keys.ROOMS_INDEX) == set()
 
 
-async def test_redis_list_rooms_prunes_stale_index_entries(redis_state: tuple[State, aioredis.Redis]) -> None:
+async def test_redis_list_rooms_prunes_stale_index_entries(redis_state: tuple[Coordination, aioredis.Redis]) -> None:
     st, raw = redis_state
     await st.rooms.create_room(Room(name="live"))
     await raw.sadd(keys.ROOMS_INDEX, "crashed")  # as if a node died between writes
@@ -129,7 +128,7 @@ async def test_redis_list_rooms_prunes_stale_index_entries(redis_state: tuple[St
 # Participants
 
 
-async def test_add_participant_cap(state: State) -> None:
+async def test_add_participant_cap(state: Coordination) -> None:
     rooms = state.rooms
     await rooms.add_participant("r", person("alice"), 2)
     await rooms.add_participant("r", person("bob"), 2)
@@ -139,7 +138,7 @@ async def test_add_participant_cap(state: State) -> None:
     assert sorted(p.identity for p in await rooms.list_participants("r")) == ["alice", "bob"]
 
 
-async def test_same_identity_replaces_older_session(state: State) -> None:
+async def test_same_identity_replaces_older_session(state: Coordination) -> None:
     rooms = state.rooms
     first = person("alice", "PA_1")
     assert (await rooms.add_participant("r", first, 2)).replaced is None
@@ -161,7 +160,7 @@ async def test_same_identity_replaces_older_session(state: State) -> None:
         await rooms.add_participant("r", person("carol"), 2)
 
 
-async def test_concurrent_joins_never_exceed_cap(state: State) -> None:
+async def test_concurrent_joins_never_exceed_cap(state: Coordination) -> None:
     async def join(i: int) -> bool:
         try:
             await state.rooms.add_participant("busy", person(f"user-{i}"), 5)
@@ -196,7 +195,7 @@ async def test_concurrent_joins_across_connections(redis_db_url: str) -> None:
 # Tracks and sequence
 
 
-async def test_tracks(state: State) -> None:
+async def test_tracks(state: Coordination) -> None:
     rooms = state.rooms
     video = Track(sid="TR_v", participant_sid="PA_1", kind=TrackKind.VIDEO)
     audio = Track(sid="TR_a", participant_sid="PA_1", kind=TrackKind.AUDIO, codec="opus")
@@ -209,7 +208,7 @@ async def test_tracks(state: State) -> None:
     assert await rooms.list_tracks("other") == []
 
 
-async def test_next_seq_strictly_increasing_under_concurrency(state: State) -> None:
+async def test_next_seq_strictly_increasing_under_concurrency(state: Coordination) -> None:
     assert await state.rooms.current_seq("r") == 0
     values = await asyncio.gather(*(state.rooms.next_seq("r") for _ in range(50)))
     assert sorted(values) == list(range(1, 51))
@@ -221,7 +220,7 @@ async def test_next_seq_strictly_increasing_under_concurrency(state: State) -> N
 # Locks
 
 
-async def test_lock_exclusive_and_compare_and_delete(state: State) -> None:
+async def test_lock_exclusive_and_compare_and_delete(state: Coordination) -> None:
     locks = state.locks
     token = await locks.acquire("room-a", 30_000)
     assert token
@@ -237,7 +236,7 @@ async def test_lock_exclusive_and_compare_and_delete(state: State) -> None:
     assert again and again != token
 
 
-async def test_expired_lock_can_be_retaken(state: State) -> None:
+async def test_expired_lock_can_be_retaken(state: Coordination) -> None:
     locks = state.locks
     stale = await locks.acquire("room-a", 200)
     assert stale
@@ -259,7 +258,7 @@ async def test_expired_lock_can_be_retaken(state: State) -> None:
 # Node registry
 
 
-async def test_node_registry_ttl(state: State) -> None:
+async def test_node_registry_ttl(state: Coordination) -> None:
     nodes = state.nodes
     before = int(time.time() * 1000)
     await nodes.heartbeat(WorkerNode(id="w-short", rooms=1, max_rooms=10), ttl_s=0.3)
@@ -280,7 +279,7 @@ async def test_node_registry_ttl(state: State) -> None:
     await nodes.remove("w-long")  # idempotent
 
 
-async def test_redis_live_workers_cleans_index(redis_state: tuple[State, aioredis.Redis]) -> None:
+async def test_redis_live_workers_cleans_index(redis_state: tuple[Coordination, aioredis.Redis]) -> None:
     st, raw = redis_state
     await st.nodes.heartbeat(WorkerNode(id="w1"), ttl_s=0.3)
     await st.nodes.heartbeat(WorkerNode(id="w2"), ttl_s=60)
@@ -315,7 +314,7 @@ class Inbox:
         await eventually(enough, f"{count} messages (got {len(self.messages)})")
 
 
-async def test_bus_delivers_in_order(state: State) -> None:
+async def test_bus_delivers_in_order(state: Coordination) -> None:
     channel = channel_name()
     inbox = Inbox()
     sub = await state.bus.subscribe(channel, inbox)
@@ -327,7 +326,7 @@ async def test_bus_delivers_in_order(state: State) -> None:
     await sub.close()
 
 
-async def test_bus_subscribe_many_channels_concurrently(state: State) -> None:
+async def test_bus_subscribe_many_channels_concurrently(state: Coordination) -> None:
     channels = [channel_name() for _ in range(10)]
     inboxes = [Inbox() for _ in channels]
     subs = await asyncio.gather(*(state.bus.subscribe(c, i) for c, i in zip(channels, inboxes)))
@@ -340,7 +339,7 @@ async def test_bus_subscribe_many_channels_concurrently(state: State) -> None:
     assert await state.bus.publish(channels[0], "late") == 0
 
 
-async def test_bus_handler_error_does_not_stop_delivery(state: State) -> None:
+async def test_bus_handler_error_does_not_stop_delivery(state: Coordination) -> None:
     channel = channel_name()
     inbox = Inbox(fail_on="boom")
     await state.bus.subscribe(channel, inbox)
@@ -353,7 +352,7 @@ async def test_bus_handler_error_does_not_stop_delivery(state: State) -> None:
     assert inbox.messages == ["before", "boom", "after-1", "after-2"]
 
 
-async def test_redis_bus_logs_handler_errors(redis_state: tuple[State, aioredis.Redis],
+async def test_redis_bus_logs_handler_errors(redis_state: tuple[Coordination, aioredis.Redis],
                                              caplog: pytest.LogCaptureFixture) -> None:
     st, _ = redis_state
     channel = channel_name()
@@ -365,7 +364,7 @@ async def test_redis_bus_logs_handler_errors(redis_state: tuple[State, aioredis.
     assert any("event handler failed" in r.getMessage() and r.exc_info for r in caplog.records)
 
 
-async def test_bus_subscription_close_stops_delivery(state: State) -> None:
+async def test_bus_subscription_close_stops_delivery(state: Coordination) -> None:
     channel = channel_name()
     first, second = Inbox(), Inbox()
     sub1 = await state.bus.subscribe(channel, first)
@@ -394,7 +393,7 @@ async def test_bus_subscription_close_stops_delivery(state: State) -> None:
     await sub3.close()
 
 
-async def test_redis_subscribe_waits_for_server_confirmation(redis_state: tuple[State, aioredis.Redis]) -> None:
+async def test_redis_subscribe_waits_for_server_confirmation(redis_state: tuple[Coordination, aioredis.Redis]) -> None:
     """While the server holds every command, subscribe cannot have been confirmed, so it must not return."""
     st, raw = redis_state
     await st.bus.subscribe(channel_name(), Inbox())  # connect the pub/sub connection first
