@@ -1,4 +1,4 @@
-"""Redis restarted empty (as compose runs it: no persistence) under running calls and a live show.
+"""Redis restarted empty (as compose runs it: no persistence) under a running call, an inspection and a live show.
 
 Scaled mode, as separate processes: a signaling node and a media worker on a Redis of their own, the
 records in PostgreSQL (migrated first with ``vitrine db upgrade``, as compose does). Redis is killed
@@ -20,6 +20,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.desk_helpers import make_shop
+from tests.inspect_helpers import CaseFlow
 from tests.live_helpers import go_live, join, make_show, viewer_token
 from tests.media_helpers import av_tracks, receive_frames, remote_tracks
 from tests.servers import TEST_SECRET, ProcessGroup, RedisProcess, RunningServer, free_port, make_settings, wait_healthy
@@ -39,6 +40,25 @@ async def _call(server: RunningServer, room: str, create: bool) -> tuple[Vitrine
         tracks = await remote_tracks(client, 2)
         assert len(await receive_frames(tracks["video"], 5)) == 5
     return customer, agent
+
+
+async def _inspection(case: CaseFlow, buyer_token: str) -> tuple[VitrineClient, VitrineClient]:
+    """The inspector's console and the buyer's phone in the case's room, the inspector seeing the buyer."""
+    async with case.inspector() as http:
+        inspector = VitrineClient(case.server.url, (await http.get("/v1/inspect/console")).json()["join_token"],
+                                  tracks=av_tracks())
+    buyer = VitrineClient(case.server.url, buyer_token, tracks=av_tracks())
+    await inspector.connect()
+    joining = asyncio.create_task(buyer.connect(timeout=WAIT_S))
+    done, _ = await asyncio.wait({joining, asyncio.create_task(inspector.knocks.get())}, timeout=WAIT_S,
+                                 return_when=asyncio.FIRST_COMPLETED)
+    knocked = [task for task in done if task is not joining]
+    if knocked:  # the first time the buyer knocks; once admitted it goes straight in
+        await inspector.send({"type": "admit", "knock": knocked[0].result()["id"]})
+    await joining
+    video = await inspector.next_remote_track("video", timeout=WAIT_S)
+    assert len(await receive_frames(video, 10)) == 10
+    return inspector, buyer
 
 
 async def _until(check, what: str) -> None:  # noqa: ANN001 - an async predicate
@@ -75,6 +95,9 @@ async def test_redis_restarted_empty_under_a_call_and_a_show(tmp_path: Path, pg_
             await viewer.send({"type": "chat", "text": f"before {n}"})
         await viewer.expect("log", lambda m: m["entry"].get("text") == "before 2")
         clients[:] = await _call(server, "call-1", create=True)
+        case = await CaseFlow.open(server)
+        await case.consent()
+        clients += await _inspection(case, await case.buyer_token())  # admitted: the buyer is being recorded
 
         redis.restart()  # empty: what it held is gone
         for client in clients:
@@ -88,6 +111,7 @@ async def test_redis_restarted_empty_under_a_call_and_a_show(tmp_path: Path, pg_
 
         # They come back, with tokens that cannot create the room: it was put back for them.
         clients[:] = await _call(server, "call-1", create=False)
+        clients += await _inspection(case, await case.buyer_token())
         assert await raw.scard(keys.ROOMS_INDEX) >= 1
         room = json.loads(await raw.get(keys.room_key("call-1")))
         assert room["worker_id"] and await raw.hlen(keys.participants_key("call-1")) == 2
@@ -102,6 +126,11 @@ async def test_redis_restarted_empty_under_a_call_and_a_show(tmp_path: Path, pg_
         await viewer.send({"type": "chat", "text": "after"})
         await viewer.expect("log", lambda m: m["entry"].get("text") == "after")
         await viewer.close()
+        async with case.inspector() as http:  # the case closes with its evidence, the recording made before the loss
+            ended = await http.post("/v1/inspect/console/end", json={"verdict": "accepted", "comment": ""})
+            assert ended.status_code == 200 and ended.json()["state"] == "closed", ended.text
+            kinds = [artifact["kind"] for artifact in ended.json()["artifacts"]]
+            assert kinds.count("recording") == 1 and {"chat", "notes", "timeline"} <= set(kinds)
         async with server.api() as api:  # the records were never in Redis
             assert (await api.get("/v1/shops/acme")).status_code == 200
             assert (await api.get(f"/v1/shops/shop2/shows/{show['id']}")).json()["state"] == "live"
