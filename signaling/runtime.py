@@ -35,6 +35,7 @@ from vitrine.state.epoch import EpochWatch
 logger = logging.getLogger(__name__)
 
 Mode = Literal["embedded", "signaling"]
+REGISTRATION_POLL_S = 0.05
 
 
 @dataclass
@@ -105,11 +106,19 @@ class Runtime:
         rooms = self.hub.local_room_records()
         for room in rooms:
             await self.state.rooms.create_room(room.model_copy(update={"worker_id": None}))
+        await self._some_worker_registered()  # clients sent back before any worker is would find none
         for room in rooms:
             await self.hub.kick_local(room.name, "the server lost its coordination state", reconnect=True)
         await self.hub.send_knockers_away("the server lost its coordination state")
         await self.consult.desk.rebuild()
         logger.warning("coordination rebuilt: %d room(s) re-created, their clients sent to reconnect", len(rooms))
+
+    async def _some_worker_registered(self) -> None:
+        """Wait, at most one worker TTL, for a worker to register again after a loss of coordination state
+        (each does at its next heartbeat, once it has closed its rooms)."""
+        deadline = asyncio.get_running_loop().time() + self.settings.worker_ttl_s
+        while not await self.state.nodes.live_workers() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(REGISTRATION_POLL_S)
 
     async def _check_workers(self, name: str) -> None:
         room = await self.state.rooms.get_room(name)
