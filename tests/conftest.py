@@ -10,8 +10,6 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-import socket
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -23,40 +21,7 @@ import redis
 
 pytest_plugins = ["tests.worker_harness"]  # the `harness` fixture: a real MediaWorker with aiortc pages
 
-REDIS_START_TIMEOUT_S = 30.0
 _redis_dbs = itertools.cycle(range(1, 16))
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _start_redis(exe: str, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """Start redis-server on a free port and wait until it answers PING."""
-    port = _free_port()
-    log = workdir / f"redis-{port}.log"
-    proc = subprocess.Popen(
-        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(workdir), "--logfile", str(log)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-    )
-    url = f"redis://127.0.0.1:{port}"
-    deadline = time.monotonic() + REDIS_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            output = log.read_text(errors="replace") if log.exists() else ""
-            raise RuntimeError(f"redis-server exited with {proc.returncode}:\n{output}")
-        try:
-            with redis.Redis.from_url(url, socket_timeout=1) as client:
-                if client.ping():
-                    return proc, url
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    proc.kill()
-    proc.wait()
-    raise RuntimeError(f"redis-server on port {port} did not answer PING within {REDIS_START_TIMEOUT_S}s")
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +30,8 @@ def redis_url() -> Iterator[str]:
     if os.environ.get("REDIS_URL"):
         yield os.environ["REDIS_URL"]
         return
+    from tests.servers import RedisProcess
+
     exe = shutil.which("redis-server") or "/usr/bin/redis-server"
     if not os.access(exe, os.X_OK):
         pytest.fail("redis-server not found: install it (apt-get install redis-server) or set REDIS_URL")
@@ -72,21 +39,16 @@ def redis_url() -> Iterator[str]:
         errors = []
         for _ in range(3):  # the free port can be taken between probing and binding
             try:
-                proc, url = _start_redis(exe, Path(tmp))
+                server = RedisProcess.start(Path(tmp))
                 break
             except RuntimeError as exc:
                 errors.append(str(exc))
         else:
             pytest.fail("could not start redis-server:\n" + "\n".join(errors))
         try:
-            yield url
+            yield server.url
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            server.stop()
 
 
 @pytest.fixture

@@ -171,6 +171,7 @@ class RedisProcess:
                         return
             except redis_client.ConnectionError:
                 time.sleep(0.05)
+        self.stop()
         raise RuntimeError(f"redis-server on port {self.port} did not answer within {STARTUP_TIMEOUT_S}s")
 
     def restart(self) -> None:
