@@ -42,7 +42,7 @@ from vitrine.consult.protocol import (
     TicketIssued,
     Welcome,
 )
-from vitrine.consult.routing import accepting, pick_agent
+from vitrine.consult.routing import accepting, is_free, pick_agent
 from vitrine.consult.tokens import mint_desk_token
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.models import Role, Room, RoomKind, now_ms
@@ -328,6 +328,8 @@ class ConsultDesk:
     async def _dispatch(self, shop: Shop, agents: list[Agent]) -> None:
         """Ring the best free agent for each waiting ticket, oldest ticket first."""
         presence = await self.records.presence(shop.id)
+        if not any(is_free(presence.get(agent.id)) for agent in agents):
+            return  # nobody to ring: the queue need not be read
         for ticket in await self.records.tickets(shop.id):
             if ticket.state != TicketState.WAITING:
                 continue

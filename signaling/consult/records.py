@@ -9,6 +9,7 @@ requests are records (``vitrine.records.consult``); presence is coordination.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +38,7 @@ from vitrine.state.locks import NamedLocks
 from vitrine.webhooks import WebhookType
 
 QUEUE_VIEW_LIMIT = 50
+TALK_TIME_TTL_S = 5.0
 OPEN_CALLBACKS_READ = 1000  # open callback bookings read to count each slot's takers
 
 
@@ -50,6 +52,7 @@ class DeskRecords:
         self.hub = hub
         self.webhooks = webhooks
         self._locks = NamedLocks(state.locks, "the desk is busy; try again")
+        self._talk_times: dict[str, tuple[float, float]] = {}  # shop -> (typical talk s, monotonic expiry)
 
     def locked(self, shop: str) -> contextlib.AbstractAsyncContextManager[None]:
         return self._locks.hold(f"desk:{shop}")
@@ -93,6 +96,7 @@ class DeskRecords:
     async def finish(self, record: CallRecord) -> None:
         """The call record, and its ticket gone, in one transaction: a crash leaves one or the other."""
         await self.store.finish(record)
+        self._talk_times.pop(record.shop, None)
 
     async def calls(self, shop: str, limit: int, *, agent: str | None = None) -> list[CallRecord]:
         return await self.store.calls(shop, limit, agent=agent)
@@ -138,7 +142,16 @@ class DeskRecords:
     async def staffing(self, shop: str, agents: list[Agent], presence: dict[str, Presence]) -> Staffing:
         free = sum(1 for a in agents if is_free(presence.get(a.id)))
         online = sum(1 for a in agents if a.id in presence and presence[a.id].status in ONLINE)
-        return Staffing(free=free, online=online, talk_s=typical_talk_s(await self.calls(shop, 20)))
+        return Staffing(free=free, online=online, talk_s=await self._talk_s(shop))
+
+    async def _talk_s(self, shop: str) -> float:
+        """The typical talk time, read from the recent call records at most every ``TALK_TIME_TTL_S`` on this
+        node (and again after a call here ends): every queue change reads it, and it is only an estimate."""
+        cached = self._talk_times.get(shop)
+        if cached is None or cached[1] < time.monotonic():
+            cached = self._talk_times[shop] = (typical_talk_s(await self.calls(shop, 20)),
+                                               time.monotonic() + TALK_TIME_TTL_S)
+        return cached[0]
 
     async def publish_queue(self, shop: str, agents: list[Agent]) -> None:
         """Push the queue to every console, and each waiting shopper's own position and wait."""
