@@ -36,11 +36,12 @@ def free_port() -> int:
 
 
 def make_settings(**overrides: Any) -> Settings:
+    """Test settings; the data, evidence and recordings folders are fresh temporary ones unless given."""
     values: dict[str, Any] = {"api_key": "testkey", "api_secret": TEST_SECRET, "port": free_port(),
-                              "rtc_interfaces": ["127.0.0.1"], "worker_heartbeat_s": 0.5, "worker_ttl_s": 2.0,
-                              "recordings_dir": tempfile.mkdtemp(prefix="vitrine-recordings-"),
-                              "evidence_dir": tempfile.mkdtemp(prefix="vitrine-evidence-"),
-                              "data_dir": tempfile.mkdtemp(prefix="vitrine-data-")}
+                              "rtc_interfaces": ["127.0.0.1"], "worker_heartbeat_s": 0.5, "worker_ttl_s": 2.0}
+    for folder in ("recordings_dir", "evidence_dir", "data_dir"):
+        if folder not in overrides:
+            values[folder] = tempfile.mkdtemp(prefix=f"vitrine-{folder.removesuffix('_dir')}-")
     values.update(overrides)
     return Settings(**values)
 

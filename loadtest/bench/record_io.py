@@ -80,39 +80,14 @@ def statement_kind(statement: str) -> str:
 
 
 async def serve(stack: contextlib.AsyncExitStack, database_url: str | None) -> Any:
-    """The real app on a free 127.0.0.1 port in this event loop, as ``tests.servers.embedded_server`` serves it
-    (with ``make_settings``' values), but with data, evidence and recordings folders that go with ``stack``."""
-    import uvicorn
-
-    from signaling.app import create_app
-    from tests.servers import STARTUP_TIMEOUT_S, TEST_SECRET, RunningServer, free_port
-    from vitrine.config import Settings
+    """The real app on a free 127.0.0.1 port in this event loop (``tests.servers.embedded_server``), with data,
+    evidence and recordings folders that go with ``stack``."""
+    from tests.servers import embedded_server
 
     root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vitrine-record-io-")))
     folders = {name: str(root / name) for name in ("data_dir", "evidence_dir", "recordings_dir")}
-    for folder in folders.values():
-        Path(folder).mkdir()
-    settings = Settings(api_key="testkey", api_secret=TEST_SECRET, port=free_port(), rtc_interfaces=["127.0.0.1"],
-                        worker_heartbeat_s=0.5, worker_ttl_s=2.0, **folders,
-                        **({"database_url": database_url} if database_url else {}))
-    app = create_app(settings, "embedded")
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning",
-                                           ws_max_size=1024 * 1024, lifespan="on"))
-    task = asyncio.create_task(server.serve())
-
-    async def stop() -> None:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
-
-    stack.push_async_callback(stop)
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while not server.started:
-        if task.done():
-            task.result()
-        if time.monotonic() > deadline:
-            raise TimeoutError("uvicorn did not start")
-        await asyncio.sleep(0.01)
-    return RunningServer(settings=settings, url=f"http://127.0.0.1:{settings.port}", runtime=app.state.runtime)
+    return await stack.enter_async_context(embedded_server(
+        **folders, **({"database_url": database_url} if database_url else {})))
 
 
 def task_origin() -> str:
