@@ -56,13 +56,9 @@ class InspectionService:
     # -- the room and its tokens ----------------------------------------------------------
 
     async def room_for(self, case: Case) -> Room:
-        """The case's room, created on first use; a closed case gets none."""
+        """The case's room, created on first use (``room_record`` describes it); a closed case gets none."""
         still_open(case)
-        room = await self.state.rooms.get_room(inspect_room(case.id))
-        if room is None:
-            await self.state.rooms.create_room(case_room(case))
-            room = await self.rooms.get_room(inspect_room(case.id))
-        return room
+        return await self.rooms.get_room(inspect_room(case.id))
 
     async def room_record(self, name: str) -> Room | None:
         """An open case's room, for ``RoomService.find_room``: it exists while the case is open."""
