@@ -203,6 +203,8 @@ class RtcSession:
             self._reorder_timer = None
 
     async def on_kick(self, kick: Kick) -> None:
+        if self._log_seq is not None and self._ahead:  # entries held for a missing one go before the leave
+            self._release_chat(give_up=True)
         self._closing = LeaveNotice(reason=kick.reason, reconnect=kick.reconnect, code=kick.code)
         if self._outbox.full():
             self._drain_and_stop()
