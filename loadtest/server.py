@@ -76,6 +76,9 @@ class ServerProcess:
     database_url: str | None = None  # records in PostgreSQL; by default SQLite in ``data_dir``
     # A run's own records, evidence and recordings: never the working directory's ./var.
     data_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="vitrine-loadtest-")))
+    # Serve this checkout's code instead of the one the harness runs from (a benchmark's "before", from a
+    # ``git worktree`` of an earlier commit, with the same virtualenv).
+    source: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -108,6 +111,7 @@ class ServerProcess:
             "VITRINE_RECORDINGS_DIR": str(self.data_dir / "recordings"),
             **({"VITRINE_REDIS_URL": self.redis_url} if self.redis_url else {}),
             **({"VITRINE_DATABASE_URL": self.database_url} if self.database_url else {}),
+            **({"PYTHONPATH": str(self.source)} if self.source else {}),
         }
 
     def start(self) -> None:
@@ -115,7 +119,8 @@ class ServerProcess:
         self.log_path = Path(name)
         with os.fdopen(fd, "wb") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "vitrine.cli", "serve"], env=self.env(),
-                                         stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+                                         cwd=self.source, stdout=log, stderr=subprocess.STDOUT,
+                                         preexec_fn=die_with_parent)
         deadline = time.monotonic() + HEALTH_TIMEOUT_S
         with httpx.Client(timeout=2.0) as client:
             while time.monotonic() < deadline:

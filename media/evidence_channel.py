@@ -14,10 +14,11 @@ still (``ImageCapture.takePhoto``, ``grabFrame`` or a canvas) and sends it while
     worker -> page  text    {"type": "error", "code": C, "message": M, "request": R | null}
 
 ``R`` matches ``[A-Za-z0-9_-]{1,64}`` (the inspector's photo request, ``vitrine.inspect.protocol``).
-``stored`` comes once the file is renamed into the case's folder with its SHA-256 and signaling has been
-told (``OfferPush.artifact``). Every problem is an ``error`` and drops the transfer and its partial file
-(a refused text message during a transfer gets its own error, and the photo one naming its request); the
-channel stays open for the next photo. ``code`` is a ``vitrine.errors.ErrorCode``:
+``stored`` comes once the file is renamed into the case's folder with its SHA-256 and signaling has
+committed it to the case's record (``OfferPush.artifact``, acknowledged over Redis when scaled). Every
+problem is an ``error`` and drops the transfer and its partial file (a refused text message during a
+transfer gets its own error, and the photo one naming its request); the channel stays open for the next
+photo. ``code`` is a ``vitrine.errors.ErrorCode``:
 
 * ``invalid_json``: a text message that is not one JSON object (or repeats a key);
 * ``invalid_message``: an unknown ``type`` or a bad field; binary data with no transfer in progress; data
@@ -27,6 +28,9 @@ channel stays open for the next photo. ``code`` is a ``vitrine.errors.ErrorCode`
 * ``message_too_large``: ``bytes`` over the worker's limit (``VITRINE_INSPECT_MAX_PHOTO_BYTES``), a
   chunk over 256 KiB, more data than announced, a text message over 4096 characters;
 * ``not_joined``: a ``photo`` while the buyer still waits to be admitted;
+* ``case_not_found``, ``case_closed``: the case cannot take the photo any more (the file is removed);
+* ``storage_unavailable``: the server did not confirm the photo in time (it may have been recorded: the
+  file stays; send it again);
 * ``internal``: the worker could not store the file.
 
 After an error that ended a transfer, binary data is dropped silently until the page's next text message:
@@ -51,6 +55,7 @@ from vitrine.inspect.models import Artifact, ArtifactKind
 from vitrine.inspect.protocol import RequestId
 from vitrine.models import Strict, now_ms
 from vitrine.protocol import decode_json_object, first_problem
+from vitrine.rpc import Unconfirmed
 
 logger = logging.getLogger(__name__)
 
@@ -336,8 +341,10 @@ class EvidenceChannel:
             captured_at_ms=transfer.captured_at_ms, width=start.width, height=start.height, request=start.request)
         try:
             await self.target.on_stored(artifact)
+        except Unconfirmed:
+            raise  # it may be in the case's record: the file stays, and the phone is asked to send it again
         except Exception:
-            await asyncio.to_thread(writer.final.unlink, missing_ok=True)
+            await asyncio.to_thread(writer.final.unlink, missing_ok=True)  # refused: the case does not list it
             raise
         logger.info("photo %s of %s stored as %s (%d bytes)", start.request, self.owner, artifact.id, artifact.bytes)
         self._send(Stored(request=start.request, artifact=artifact).model_dump_json())

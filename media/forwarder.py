@@ -32,6 +32,7 @@ from aiortc.rtp import (
 
 from media import taps
 from media.keyframes import is_keyframe
+from media.taps.rtp import untap_sender
 from vitrine.models import Track, TrackKind
 from vitrine.tasks import TaskSet
 
@@ -381,4 +382,8 @@ class DownTrack:
             self.counters.retransmitted += 1
 
     def detach(self) -> None:
+        """Stop feeding this subscriber. Its sender stays on the subscriber's connection (the m-line goes
+        inactive), so it must keep no way back here: through ``up`` it would hold the publisher's finished
+        connection as long as the subscriber stays."""
         self.up.downs.pop(self.subscriber_sid, None)
+        untap_sender(self.sender)

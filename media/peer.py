@@ -9,12 +9,19 @@ gets ``negotiation_glare`` and answers the worker's offer first.
 An inspection's buyer also gets the ``evidence`` data channel
 (``media/evidence_channel.py``), opened with its first offer, so that offer
 already carries the m=application section.
+
+A peer connection can end without its participant saying so: the client closes
+it (aiortc then closes ours), ICE or DTLS fails, ICE consent expires, or the
+client vanishes and nothing more arrives from it. The session reports that once
+(``on_gone``) so the worker frees it; until then it takes no new subscription or
+offer, so the rest of the room keeps working.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
@@ -25,13 +32,18 @@ from media import taps
 from media.evidence_channel import EVIDENCE_LABEL, EvidenceChannel, EvidenceTarget
 from media.forwarder import DownTrack, SilentTrack, UpTrack
 from media.sdp_guard import parse_candidate, parse_sdp, sends_media, with_public_ip
+from media.taps.datagrams import last_heard
+from media.taps.rtp import stop_transports
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.models import Participant, Track, TrackKind, TrackSource
 from vitrine.protocol import IceCandidate, MidInfo, ServerAnswerMessage, ServerOfferMessage, TrackRequest
+from vitrine.rpc import GoneReason
 
 logger = logging.getLogger(__name__)
 
 PushOffer = Callable[[Participant, ServerOfferMessage], Awaitable[None]]
+OnGone = Callable[["PeerSession", GoneReason], None]
+ENDED_STATES = {"closed": GoneReason.CLOSED, "failed": GoneReason.FAILED}  # RTCPeerConnection.connectionState
 
 # Codecs the worker accepts from publishers, in order of preference.
 PUBLISH_CODECS = {
@@ -45,11 +57,16 @@ def new_track_sid() -> str:
 
 
 class PeerSession:
-    def __init__(self, participant: Participant, max_sdp_bytes: int, public_ip: str | None) -> None:
+    def __init__(self, participant: Participant, max_sdp_bytes: int, public_ip: str | None,
+                 on_gone: OnGone | None = None) -> None:
         self.participant = participant
         self.max_sdp_bytes = max_sdp_bytes
         self.public_ip = public_ip
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        self._on_gone = on_gone
+        self.gone: GoneReason | None = None
+        self._negotiated_at: float | None = None  # since when the peer's transport has had the peer's address
+        self.pc.on("connectionstatechange", self._connection_changed)
         self.evidence: EvidenceChannel | None = None
         self.published: dict[str, UpTrack] = {}
         self.subscriptions: dict[str, DownTrack] = {}
@@ -76,7 +93,7 @@ class PeerSession:
             self._mids[transceiver] = MidInfo(kind=request.kind, direction="send")
 
     def add_subscription(self, up: UpTrack) -> None:
-        if up.track.sid in self.subscriptions:
+        if up.track.sid in self.subscriptions or self.ended:
             return
         track = SilentTrack(up.track.kind.value, up.track.sid)
         transceiver = self.pc.addTransceiver(track, direction="sendonly")
@@ -111,7 +128,7 @@ class PeerSession:
 
     async def make_offer(self) -> ServerOfferMessage | None:
         """Offer the current local state, or note that another offer is owed."""
-        if self.closed:
+        if self.ended:
             return None
         if self._offer_outstanding or self.pc.signalingState != "stable":
             self._renegotiate = True
@@ -131,6 +148,7 @@ class PeerSession:
         except Exception as exc:
             raise VitrineError(ErrorCode.NEGOTIATION_FAILED, f"answer rejected ({type(exc).__name__})") from None
         self._offer_outstanding = False
+        self._negotiated()
         await self._flush_early_candidates()
         published = self._collect_publications()
         next_offer = await self.make_offer() if self._renegotiate else None
@@ -167,6 +185,7 @@ class PeerSession:
             await self.pc.setLocalDescription(await self.pc.createAnswer())
         except Exception as exc:
             raise VitrineError(ErrorCode.NEGOTIATION_FAILED, f"could not answer ({type(exc).__name__})") from None
+        self._negotiated()
         await self._flush_early_candidates()
         published = self._collect_publications()
         return ServerAnswerMessage(sdp=self._local_sdp(), mids=self._mid_table()), published
@@ -242,6 +261,39 @@ class PeerSession:
     def _mid_table(self) -> dict[str, MidInfo]:
         return {t.mid: info for t, info in self._mids.items() if t.mid is not None}
 
+    # -- a peer that is gone ------------------------------------------------------
+
+    @property
+    def ended(self) -> bool:
+        """Closed by us, or its connection is over: nothing new may be added to it."""
+        return self.closed or self.gone is not None or self.pc.connectionState in ENDED_STATES
+
+    def _negotiated(self) -> None:
+        """A remote description is set: the peer can reach us from now on, so its silence counts."""
+        if self._negotiated_at is None:
+            self._negotiated_at = time.monotonic()
+
+    def _connection_changed(self) -> None:
+        reason = ENDED_STATES.get(self.pc.connectionState)
+        if reason is not None:
+            self.report_gone(reason)
+
+    def silent_for(self, now: float) -> float:
+        """Seconds since anything arrived from the peer (since its transport could first hear it, if
+        nothing ever did); 0 while it has nothing to talk over (no negotiated transport yet)."""
+        if self._negotiated_at is None:
+            return 0.0
+        return now - max(self._negotiated_at, last_heard(self.pc) or 0.0)
+
+    def report_gone(self, reason: GoneReason) -> None:
+        """The connection ended without a leave: tell the worker once, unless we are closing it ourselves."""
+        if self.closed or self.gone is not None:
+            return
+        self.gone = reason
+        logger.info("peer connection of %s is gone (%s)", self.sid, reason.value)
+        if self._on_gone is not None:
+            self._on_gone(self, reason)
+
     # -- teardown and introspection -------------------------------------------
 
     def receivers(self) -> list[RTCRtpReceiver]:
@@ -251,16 +303,27 @@ class PeerSession:
         return [down.sender for down in self.subscriptions.values()]
 
     async def close(self) -> None:
+        """Release everything; never raises, so a failed join, publish or leave still frees its room. A
+        connection aiortc left half-built (a remote description it applied in part) can raise in its own
+        ``close()``: its transports are then stopped one by one."""
         if self.closed:
             return
         self.closed = True
-        if self.evidence is not None:
-            await self.evidence.close()
-        for track_sid in list(self.subscriptions):
-            self.remove_subscription(track_sid)
-        for up in self.published.values():
-            up.close()
-        await self.pc.close()
+        try:
+            if self.evidence is not None:
+                await self.evidence.close()
+            for track_sid in list(self.subscriptions):
+                self.remove_subscription(track_sid)
+            for up in self.published.values():
+                up.close()
+        except Exception:
+            logger.exception("releasing the tracks of %s failed", self.sid)
+        try:
+            await self.pc.close()
+        except Exception as exc:
+            logger.info("the peer connection of %s did not close cleanly (%s): stopping its transports",
+                        self.sid, type(exc).__name__)
+            await stop_transports(self.pc)
 
 
 def _source_for(kind: TrackKind) -> TrackSource:

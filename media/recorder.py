@@ -3,11 +3,14 @@
 The forwarder hands each packet to a sink (``UpTrack.sinks``) that only queues its immutable fields in a
 bounded deque (full: drop and count), so forwarding never waits for the disk. One thread per recording
 rebuilds frames with aiortc's depayload and ``JitterBuffer`` and muxes them with PyAV, no codec opened:
-VP8 into WebM, H.264 (OBS over WHIP) into fragmented MP4, with Opus; ``<id>.<ext>.part`` until finalized.
+VP8 into WebM, H.264 (OBS over WHIP) into fragmented MP4, with Opus; ``.part`` until finalized.
 One video and one audio slot: when the active track goes (OBS reconnects) the next one takes over. pts
 are unwrapped RTP timestamps anchored at each track's first packet arrival, so audio and video line up
 and a re-published track continues the wall-clock timeline. The file starts at a video keyframe.
-See docs/recording.md.
+
+A recording id may have several parts (``vitrine/recording_parts.py``): when the room changes worker, the
+next worker's recording of the same id writes the next part, created with O_EXCL so that no earlier part is
+ever overwritten, and each file carries its own wall-clock start in its header. See docs/recording.md.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from media.forwarder import PacketSink, UpTrack
 from media.taps.frames import jitter_add
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.models import now_ms
+from vitrine.recording_parts import STARTED_AT_TAG, next_part, part_name
 from vitrine.rpc import RecordingInfo
 
 logger = logging.getLogger(__name__)
@@ -54,8 +58,9 @@ MAX_DRIFT_S = 5.0  # RTP time this far from arrival time: the publisher's clock 
 MAX_NUDGE_S = 0.5  # a frame at most this far behind its predecessor is nudged forward, else dropped
 KEYFRAME_REQUEST_S = 0.5
 # Crash safety: a fragment or cluster at least every second, flushed to the file as each packet goes in.
-OPTIONS = {"mp4": {"movflags": "frag_keyframe+empty_moov+default_base_moof", "frag_duration": "1000000",
-                   "flush_packets": "1"},
+# MP4 writes a custom metadata key (the part's start) only with use_metadata_tags.
+OPTIONS = {"mp4": {"movflags": "frag_keyframe+empty_moov+default_base_moof+use_metadata_tags",
+                   "frag_duration": "1000000", "flush_packets": "1"},
            "webm": {"cluster_time_limit": "1000", "flush_packets": "1"}}
 # RFC 7845 identification header: version 1, 2 channels, no pre-skip, 48 kHz, no gain, mapping family 0.
 OPUS_HEAD = b"OpusHead" + bytes([1, 2]) + struct.pack("<HIhB", 0, 48000, 0, 0)
@@ -123,7 +128,7 @@ class _Stream:
 
 @dataclass(eq=False)
 class Recording:
-    """Records one room into ``directory/<recording_id>.<ext>``; built and driven on the event loop."""
+    """Records one room into the next part of ``recording_id`` in ``directory``; built and driven on the event loop."""
 
     recording_id: str
     room: str
@@ -134,6 +139,7 @@ class Recording:
     dropped_frames: int = 0
     error: str | None = None
     finished: bool = False
+    part: int = field(default=0, init=False)  # the file's part number; provisional until it is created (``_claim``)
     _slots: dict[str, list[_Source]] = field(default_factory=lambda: {"video": [], "audio": []})
     _sources: dict[UpTrack, _Source] = field(default_factory=dict)
     _queue: deque[tuple[_Source, int, int, bytes, float]] = field(default_factory=deque)
@@ -149,10 +155,9 @@ class Recording:
     def __post_init__(self) -> None:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            if any((self.directory / f"{self.recording_id}.{ext}").exists() for ext in ("webm", "mp4")):
-                raise VitrineError(ErrorCode.RECORDING_EXISTS, "a recording with this id already exists")
             for leftover in self.directory.glob(f"{self.recording_id}.*.part"):  # a crashed worker's playable
                 leftover.rename(leftover.with_name(f"{leftover.name}.{now_ms()}"))  # prefix: kept, not overwritten
+            self.part = next_part(self.directory, self.recording_id)
         except OSError as exc:
             raise VitrineError(ErrorCode.INTERNAL, f"cannot prepare the recording file ({exc.strerror})") from None
         self._loop = asyncio.get_running_loop()
@@ -202,7 +207,7 @@ class Recording:
 
     def info(self) -> RecordingInfo:
         ext = self._ext or ("mp4" if any(s.active and s.mime == "video/h264" for s in self._slots["video"]) else "webm")
-        path = self.directory / f"{self.recording_id}.{ext}"
+        path = self.directory / part_name(self.recording_id, self.part, ext)
         try:
             size = (path if self.finished else path.with_name(path.name + ".part")).stat().st_size
         except OSError:
@@ -211,8 +216,8 @@ class Recording:
         ms = [(s.last_pts + s.duration) * 1000 // CLOCK[k] for k, s in streams.items() if s.last_pts is not None]
         frames = {kind: streams[kind].frames if kind in streams else 0 for kind in CLOCK}
         return RecordingInfo(
-            path=path.name, container=ext, started_at_ms=self.started_at_ms, duration_ms=max(ms, default=0),
-            video_frames=frames["video"], audio_frames=frames["audio"], bytes=size,
+            path=path.name, part=self.part, container=ext, started_at_ms=self.started_at_ms,
+            duration_ms=max(ms, default=0), video_frames=frames["video"], audio_frames=frames["audio"], bytes=size,
             finished=self.finished, dropped_packets=self.dropped_packets, dropped_frames=self.dropped_frames,
             error=self.error)
 
@@ -312,10 +317,9 @@ class Recording:
     def _open(self, video: tuple[_Source, bytes, int] | None) -> None:
         """Create the file once its streams are known: at the first video keyframe, or audio-only."""
         ext = "mp4" if video and video[0].mime == "video/h264" else "webm"
-        part = self.directory / f"{self.recording_id}.{ext}.part"
         container, streams = None, {}
         try:
-            container = av.open(str(part), "w", format=ext, options=OPTIONS[ext])
+            container = av.open(str(self._claim(ext)), "w", format=ext, options=OPTIONS[ext])
             if video is not None:
                 source, data, pts = video
                 width, height = video_size(source.mime, data) or (0, 0)
@@ -325,6 +329,8 @@ class Recording:
             zero = Fraction(video[2] if video else self._pending_audio[0][1], CLOCK["video" if video else "audio"])
             if "audio" in self._seen:  # an audio track that comes later has no stream
                 streams["audio"] = _Stream(_opus_stream(container), round(zero * CLOCK["audio"]))
+            started_at_ms = self.started_at_ms + round(zero * 1000)
+            container.metadata[STARTED_AT_TAG] = str(started_at_ms)  # in the header: a crash's prefix keeps it
         except Exception:  # no file then: a recorder that cannot create it records nothing more
             self._dead = True
             self._pending_audio.clear()
@@ -332,11 +338,27 @@ class Recording:
                 container.close()
             raise
         self._ext, self._container, self._streams, self._video_mime = ext, container, streams, video and video[0].mime
-        self.started_at_ms += round(zero * 1000)
+        self.started_at_ms = started_at_ms
         if video is not None:
             self._write("video", video[1], video[2], True)
         while self._pending_audio:
             self._write("audio", *self._pending_audio.popleft(), True)
+
+    def _claim(self, ext: str) -> Path:
+        """Create this part's file (``.part``), empty, never over another part: the next number on disk, taken
+        with O_EXCL and given up if a finished file has that name. The system never runs two recorders of one
+        id at a time, so the first try wins; were two racing, each would still get a part of its own."""
+        while True:
+            self.part = next_part(self.directory, self.recording_id)
+            final = self.directory / part_name(self.recording_id, self.part, ext)
+            claim = final.with_name(final.name + ".part")
+            try:
+                os.close(os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            except FileExistsError:
+                continue
+            if not final.exists():
+                return claim
+            claim.unlink()
 
     def _write(self, kind: str, data: bytes, pts: int, keyframe: bool) -> None:
         out = self._streams.get(kind)
@@ -372,7 +394,7 @@ class Recording:
                     out.held = None
             self._container.close()
         finally:
-            path = self.directory / f"{self.recording_id}.{self._ext}"
+            path = self.directory / part_name(self.recording_id, self.part, self._ext)
             os.replace(path.with_name(path.name + ".part"), path)
             self.finished = True
 

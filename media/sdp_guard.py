@@ -7,6 +7,8 @@ made here first and every parser failure becomes a typed error.
 
 from __future__ import annotations
 
+import ipaddress
+
 from aiortc import RTCIceCandidate
 from aiortc import sdp as aiortc_sdp
 
@@ -37,6 +39,7 @@ def parse_sdp(text: str, max_bytes: int) -> aiortc_sdp.SessionDescription:
         raise VitrineError(ErrorCode.INVALID_SDP, "SDP has no media sections")
     if len(description.media) > MAX_MEDIA_SECTIONS:
         raise VitrineError(ErrorCode.INVALID_SDP, f"SDP has more than {MAX_MEDIA_SECTIONS} media sections")
+    _check_address("the session's c= line", description.host)
     for index, media in enumerate(description.media):
         if media.kind not in ("audio", "video", "application"):
             raise VitrineError(ErrorCode.INVALID_SDP, f"m-line {index}: unsupported media kind")
@@ -44,6 +47,8 @@ def parse_sdp(text: str, max_bytes: int) -> aiortc_sdp.SessionDescription:
             raise VitrineError(ErrorCode.INVALID_SDP, f"m-line {index}: missing ice-ufrag or ice-pwd")
         if not media.dtls or not media.dtls.fingerprints:
             raise VitrineError(ErrorCode.INVALID_SDP, f"m-line {index}: missing DTLS fingerprint")
+        _check_address(f"m-line {index}: c= line", media.host)
+        _check_address(f"m-line {index}: a=rtcp", media.rtcp_host)
         if media.kind != "application" and not media.rtcp_mux:
             raise VitrineError(ErrorCode.INVALID_SDP, f"m-line {index}: rtcp-mux is required")
         if media.kind != "application" and media.rtp.muxId in (None, ""):
@@ -54,6 +59,17 @@ def parse_sdp(text: str, max_bytes: int) -> aiortc_sdp.SessionDescription:
             if not isinstance(pt, int) or not 0 <= pt <= 127 or pt in RTCP_CONFLICTING_PAYLOAD_TYPES:
                 raise VitrineError(ErrorCode.INVALID_SDP, f"m-line {index}: payload type out of range")
     return description
+
+
+def _check_address(where: str, host: str | None) -> None:
+    """aiortc keeps any word as a connection address and fails on it only later (a trickled candidate then
+    raises in the worker): refuse anything but an IP literal here, while nothing is allocated yet."""
+    if host is None:
+        return
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise VitrineError(ErrorCode.INVALID_SDP, f"{where}: the address must be an IP address") from None
 
 
 def sends_media(description: aiortc_sdp.SessionDescription) -> bool:

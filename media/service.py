@@ -1,16 +1,18 @@
-"""Run a MediaWorker: register it with a heartbeat and, when scaled, serve RPC over Redis."""
+"""Run a MediaWorker: register it with a heartbeat and, when scaled, serve RPC and send its pushes over Redis."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import secrets
 
 from media.worker import MediaWorker
 from vitrine.config import Settings
-from vitrine.rpc import NodeMessage, OfferPush, RpcRequest, RpcResponse
+from vitrine.errors import ErrorCode, VitrineError
+from vitrine.rpc import AckRequest, NodeMessage, OfferPush, PushAck, RpcRequest, RpcResponse, Unconfirmed
 from vitrine.state import Coordination, keys
-from vitrine.state.bus import Subscription
+from vitrine.state.bus import Subscription, publish_until_heard
 from vitrine.state.epoch import EpochWatch
 from vitrine.tasks import TaskSet
 
@@ -18,16 +20,20 @@ logger = logging.getLogger(__name__)
 
 
 class WorkerService:
-    def __init__(self, settings: Settings, coordination: Coordination, worker: MediaWorker) -> None:
+    def __init__(self, settings: Settings, coordination: Coordination, worker: MediaWorker,
+                 pusher: RedisPusher | None = None) -> None:
         self.settings = settings
         self.coordination = coordination
         self.worker = worker
+        self.pusher = pusher  # the worker's pushes over Redis; None when they are direct calls (embedded)
         self._epoch = EpochWatch(coordination.epoch)
         self._heartbeat: asyncio.Task[None] | None = None
         self._rpc: Subscription | None = None
         self._requests = TaskSet()
 
     async def start(self, serve_rpc: bool) -> None:
+        if self.pusher is not None:
+            await self.pusher.start()
         await self.beat()
         if serve_rpc:
             self._rpc = await self.coordination.bus.subscribe(keys.worker_rpc_channel(self.worker.id), self._on_request)
@@ -71,14 +77,62 @@ class WorkerService:
         if self._rpc is not None:
             await self._rpc.close()
         await self.worker.close()
+        if self.pusher is not None:
+            await self.pusher.close()
         await self.coordination.nodes.remove(self.worker.id)
 
 
-def redis_push(coordination: Coordination):  # noqa: ANN201 - returns the worker's push callback
-    """Route worker-initiated offers to the signaling node that holds the participant's socket."""
+class RedisPusher:
+    """What the worker starts itself, routed to the signaling node that holds the participant's socket.
 
-    async def push(message: OfferPush) -> None:
-        await coordination.bus.publish(keys.node_inbox_channel(message.node_id),
-                                NodeMessage(push=message).model_dump_json())
+    An offer is fire-and-forget. An evidence file waits for the node's answer that it is in the case's
+    record (``OfferPush.ack``, answered on ``keys.worker_acks_channel``): the phone hears ``stored`` only
+    then, as it does embedded. A refusal raises its typed error (the file is removed); no answer in time
+    raises ``Unconfirmed`` (the file is kept: it may have been recorded)."""
 
-    return push
+    def __init__(self, coordination: Coordination, worker_id: str, timeout_s: float) -> None:
+        self.bus = coordination.bus
+        self.timeout_s = timeout_s
+        self._acks = keys.worker_acks_channel(worker_id)
+        self._waiting: dict[str, asyncio.Future[PushAck]] = {}
+        self._subscription: Subscription | None = None
+
+    async def start(self) -> None:
+        self._subscription = await self.bus.subscribe(self._acks, self._on_ack)
+
+    async def push(self, message: OfferPush) -> None:
+        inbox = keys.node_inbox_channel(message.node_id)
+        if message.artifact is None:
+            await self.bus.publish(inbox, NodeMessage(push=message).model_dump_json())
+            return
+        ack = AckRequest(id=secrets.token_hex(8), reply_to=self._acks)
+        answer = self._waiting[ack.id] = asyncio.get_running_loop().create_future()
+        body = NodeMessage(push=message.model_copy(update={"ack": ack})).model_dump_json()
+        try:
+            if not await publish_until_heard(self.bus, inbox, body, self.timeout_s / 2):
+                # Nobody heard it, so nothing recorded it: a refusal, and the file can go.
+                raise VitrineError(ErrorCode.WORKER_UNAVAILABLE, "the server holding this call is not reachable")
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    reply = await answer
+            except TimeoutError:
+                raise Unconfirmed("the server did not confirm the photo in time; send it again") from None
+        finally:
+            self._waiting.pop(ack.id, None)
+        reply.raise_for_error()
+
+    async def _on_ack(self, raw: str) -> None:
+        try:
+            answer = PushAck.model_validate_json(raw)
+        except ValueError:
+            logger.warning("dropped a malformed push answer")
+            return
+        waiting = self._waiting.get(answer.id)
+        if waiting is not None and not waiting.done():
+            waiting.set_result(answer)
+
+    async def close(self) -> None:
+        if self._subscription is not None:
+            await self._subscription.close()
+        for waiting in self._waiting.values():
+            waiting.cancel()

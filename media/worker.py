@@ -6,13 +6,21 @@ steps never interleave (a snapshot, which waits for a keyframe, runs beside
 them). Offers the worker starts itself (a new track to subscribe to) and an
 inspection buyer's stored photos (``media/evidence_channel.py``) leave through
 ``push``.
+
+A peer connection that ends without a leave (closed by its client, failed, ICE
+consent expired, or silent for ``peer_silence_s``: ``PeerSession.report_gone``)
+is freed here as a leave would free it, and signaling is told (``OfferPush.gone``)
+so the participant's leave is announced, whatever its socket does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +42,7 @@ from vitrine.rpc import (
     AnswerCommand,
     CandidateCommand,
     CloseRoomCommand,
+    GoneReason,
     JoinCommand,
     LeaveCommand,
     OfferCommand,
@@ -49,6 +58,7 @@ from vitrine.rpc import (
     WorkerReply,
 )
 from vitrine.state.nodes import WorkerNode
+from vitrine.tasks import TaskSet
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +124,8 @@ class MediaWorker:
         # reconnecting over WHIP) and ends only with a stop, the room's close or the worker's.
         self.recordings: dict[str, Recording] = {}
         self.evidence = ArtifactStore(settings.evidence_dir)
+        self._freeing = TaskSet()  # gone peers being freed
+        self._silence_watch: asyncio.Task[None] | None = None  # started with the first join
         taps.configure_host_candidates(settings.rtc_interfaces, settings.rtc_port_min, settings.rtc_port_max)
         taps.DatagramGuard.install()
         taps.HandshakeAccelerator.install()
@@ -160,6 +172,8 @@ class MediaWorker:
             if isinstance(command, LeaveCommand):
                 return WorkerReply()
             raise VitrineError(ErrorCode.NOT_JOINED, "the participant is not in the room")
+        if peer.ended and not isinstance(command, LeaveCommand):  # gone, being freed: nothing more to negotiate
+            raise VitrineError(ErrorCode.NEGOTIATION_FAILED, "this participant's peer connection has ended")
         if isinstance(command, AdmitCommand):
             return WorkerReply()  # already in
         if isinstance(command, AnswerCommand):
@@ -245,7 +259,10 @@ class MediaWorker:
                 await self._leave(room, old)
             if (knocker := room.waiting.pop(participant.sid, None)) is not None:  # joined afresh instead
                 await knocker.close()
-            peer = PeerSession(participant, self.settings.max_sdp_bytes, self.settings.rtc_public_ip)
+            peer = PeerSession(participant, self.settings.max_sdp_bytes, self.settings.rtc_public_ip,
+                               on_gone=functools.partial(self._peer_gone, name))
+            if self._silence_watch is None:
+                self._silence_watch = asyncio.create_task(self._watch_silence())
             try:
                 if participant.grants.can_subscribe and command.auto_subscribe and command.admitted:
                     for up in room.ups.values():
@@ -260,8 +277,10 @@ class MediaWorker:
                     peer.evidence.accepting = command.admitted
                 offer = await peer.make_offer() if peer.pc.getTransceivers() or peer.evidence else None
             except BaseException:
-                await peer.close()
-                self._forget_if_empty(room)
+                try:
+                    await peer.close()
+                finally:
+                    self._forget_if_empty(room)
                 raise
             if not command.admitted:
                 room.waiting[participant.sid] = peer
@@ -332,9 +351,11 @@ class MediaWorker:
         room.peers.pop(peer.sid, None)
         room.auto_subscribe.pop(peer.sid, None)
         ups = list(peer.published.values())
-        await peer.close()
-        await self._unpublished(room, ups)
-        self._forget_if_empty(room)
+        try:
+            await peer.close()
+            await self._unpublished(room, ups)
+        finally:  # whatever failed, an empty room is not kept: it would count against the worker's limit
+            self._forget_if_empty(room)
         return WorkerReply(unpublished=[u.track for u in ups])
 
     async def _close_room(self, room: WorkerRoom) -> WorkerReply:
@@ -358,10 +379,55 @@ class MediaWorker:
         return len(rooms)
 
     async def close(self) -> None:
+        if self._silence_watch is not None:
+            self._silence_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._silence_watch
+        await self._freeing.cancel()
         for room in list(self.rooms.values()):
             await self._close_room(room)
         for name in list(self.recordings):
             await self._end_recording(name)
+
+    # -- peers that are gone -----------------------------------------------------
+
+    def _peer_gone(self, name: str, peer: PeerSession, reason: GoneReason) -> None:
+        """Called from aiortc's event or the silence watch: free the peer under its room's lock, later."""
+        self._freeing.spawn(self._free_gone(name, peer))
+
+    async def _free_gone(self, name: str, peer: PeerSession) -> None:
+        """Free a gone peer as its leave would, then tell signaling (outside the lock: signaling may call
+        back into the room). A knocker is only freed: it has no participant record, and an admit that
+        finds it gone joins it afresh."""
+        room = self.rooms.get(name)
+        if room is None:
+            return
+        try:
+            async with room.lock:
+                if room.peers.get(peer.sid) is peer:
+                    await self._leave(room, peer)
+                elif room.waiting.get(peer.sid) is peer:
+                    room.waiting.pop(peer.sid)
+                    await peer.close()
+                    self._forget_if_empty(room)
+                    return
+                else:
+                    return  # it left, or joined again, meanwhile
+            await self.push(OfferPush(room=name, sid=peer.sid, node_id=peer.participant.node_id, gone=peer.gone))
+        except Exception:
+            logger.exception("freeing the gone peer %s of room %s failed", peer.sid, name)
+
+    async def _watch_silence(self) -> None:
+        """Report peers nothing arrived from for ``peer_silence_s``, checked every quarter of it: a peer
+        that vanished without a word is freed at most 1.25 times that after its last datagram."""
+        bound = self.settings.peer_silence_s
+        while True:
+            await asyncio.sleep(bound / 4)
+            now = time.monotonic()
+            for room in list(self.rooms.values()):
+                for peer in [*room.peers.values(), *room.waiting.values()]:
+                    if peer.silent_for(now) > bound:
+                        peer.report_gone(GoneReason.SILENT)
 
     # -- recording ---------------------------------------------------------------
 
@@ -389,9 +455,9 @@ class MediaWorker:
         return recording
 
     def _auto_record(self, room: WorkerRoom, recording_id: str) -> None:
-        """A room created to be recorded (``Room.recording_id``) starts recording at its first join here.
-
-        Never fails the join: an id already recorded (the show's file exists) or a disk error is logged.
+        """A room created to be recorded (``Room.recording_id``) starts recording at its first join here: the
+        next part of its recording if the room was on another worker before (a show goes on after a worker
+        change). Never fails the join: a disk error is logged.
         """
         try:
             self._start_recording(room, recording_id)

@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from signaling.body_limit import BodyLimit
 from signaling.routes import (
     consult,
     health,
@@ -55,7 +56,7 @@ def create_app(settings: Settings, mode: Mode = "embedded") -> FastAPI:
 
     @app.exception_handler(VitrineError)
     async def vitrine_error(_: Request, exc: VitrineError) -> JSONResponse:
-        return JSONResponse({"code": exc.code.value, "message": exc.message}, status_code=exc.http_status)
+        return JSONResponse(exc.body(), status_code=exc.http_status)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -95,4 +96,6 @@ def create_app(settings: Settings, mode: Mode = "embedded") -> FastAPI:
                 response.headers["Vary"] = "Origin"
         return response
     app.mount("/", StaticFiles(directory=WEB_ROOT, html=True), name="web")
+    # Added last, so outermost: no route, middleware or authentication sees a body over the limit.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, read_timeout_s=settings.http_read_timeout_s)
     return app

@@ -23,6 +23,12 @@ class Metrics:
         self.sessions = Gauge("vitrine_sessions", "Open WebSocket sessions on this node", registry=r)
         self.media = Gauge("vitrine_media", "The in-process media worker's forwarding counters",
                            ["stat"], registry=r)
+        self.media_malformed_packets = Gauge("vitrine_media_malformed_packets",
+                                             "Malformed packets from peers, dropped, by cause (a running total)",
+                                             ["cause"], registry=r)
+        self.http_refused = Counter("vitrine_http_refused",
+                                    "HTTP connections and requests refused before the app, by reason",
+                                    ["reason"], registry=r)
         self.webhook_deliveries = Counter("vitrine_webhook_deliveries",
                                           "Webhook attempts by outcome: delivered, retried, failed (dead-lettered)",
                                           ["result"], registry=r)

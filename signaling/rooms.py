@@ -2,10 +2,14 @@
 
 State changes go to the RoomStore, media changes to the room's worker, and
 every visible change becomes a numbered RoomEvent on the room's channel.
+
+A room a join token created (``Room.ephemeral``) is removed once it has been
+empty for ``empty_room_grace_s``; rooms of the REST API and of records stay.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import secrets
@@ -35,6 +39,7 @@ from vitrine.records.roomlog import MAX_ENTRIES
 from vitrine.rpc import (
     AdmitCommand,
     CloseRoomCommand,
+    GoneReason,
     JoinCommand,
     Kick,
     LeaveCommand,
@@ -43,6 +48,7 @@ from vitrine.rpc import (
     WorkerReply,
 )
 from vitrine.state import keys
+from vitrine.tasks import TaskSet
 from vitrine.text import clean_text
 
 logger = logging.getLogger(__name__)
@@ -85,6 +91,10 @@ class RoomService:
         self.state = state
         self.link = link
         self.cascade = Cascade(state, link, settings.node_id)
+        self._emptied = TaskSet()  # ephemeral rooms waiting out their grace
+
+    async def stop(self) -> None:
+        await self._emptied.cancel()
 
     # -- rooms -------------------------------------------------------------------
 
@@ -144,7 +154,7 @@ class RoomService:
                 raise VitrineError(ErrorCode.ROOM_NOT_FOUND, "no such room, and this token may not create it")
             await self.state.rooms.create_room(Room(
                 name=claims.room, kind=KIND_FOR_ROLE[claims.role], shop=claims.shop,
-                max_participants=self.settings.max_participants_per_room))
+                max_participants=self.settings.max_participants_per_room, ephemeral=True))
             room = await self.get_room(claims.room)
         await self._may_enter(room, claims)
         self._may_publish(claims, publish)
@@ -164,6 +174,7 @@ class RoomService:
             await self.state.rooms.remove_participant(room.name, participant.sid)
             if outcome.replaced is not None:  # the older session is still connected: keep its record
                 await self.state.rooms.add_participant(room.name, outcome.replaced, room.max_participants)
+            await self._remove_when_empty(room.name)
             raise
         room.worker_id = worker_id
         if outcome.replaced is not None:
@@ -283,19 +294,37 @@ class RoomService:
         if record is not None and record.kind == RoomKind.LIVE:
             await self.cascade.tracks_changed(record)
 
-    async def leave(self, admission: Admission) -> None:
-        await self._depart(admission.room.name, admission.participant, admission.worker_id)
+    async def leave(self, admission: Admission, *, freed: bool = False) -> None:
+        """The participant leaves; ``freed``: its worker already let it go (its peer connection is gone).
+        Whoever gets here first (the session, a WHIP/WHEP DELETE, the worker's news) makes the leave; a later
+        one finds no record and changes nothing, so the leave is announced and counted once."""
         participant = admission.participant
+        if not await self._depart(admission.room.name, participant, None if freed else admission.worker_id):
+            return
         if admission.room.kind == RoomKind.LIVE and participant.role == Role.VIEWER:  # the show's watch time
             watched_ms = max(0, now_ms() - participant.joined_at_ms)
             await self.state.records.shows.count(admission.room.name, "watch_ms", watched_ms)
 
-    async def _depart(self, room: str, participant: Participant, worker_id: str) -> None:
-        try:
-            reply = await self.link.call(worker_id, LeaveCommand(room=room, sid=participant.sid))
-            unpublished = reply.unpublished
-        except VitrineError:
-            unpublished = []
+    async def peer_gone(self, room: str, sid: str, reason: GoneReason) -> None:
+        """A worker freed a participant whose peer connection ended (``OfferPush.gone``): its session, if it
+        has one, is closed with a reconnect hint, and it leaves the room, announced to the others. A WHIP or
+        WHEP client that vanished without DELETE is cleaned up only this way."""
+        participant = await self.state.rooms.get_participant(room, sid)
+        record = await self.state.rooms.get_room(room)
+        if participant is None or record is None:
+            return
+        await self.kick(room, sid, f"your media connection ended ({reason.value})", reconnect=True)
+        await self.leave(Admission(room=record, participant=participant, worker_id=record.worker_id or ""),
+                         freed=True)
+
+    async def _depart(self, room: str, participant: Participant, worker_id: str | None) -> bool:
+        """Take the participant out of the room (and off ``worker_id``, unless None: the worker let it go);
+        True if this removed its record."""
+        unpublished: list[Track] = []
+        if worker_id is not None:
+            with contextlib.suppress(VitrineError):  # the worker is gone: its tracks are dropped below
+                reply = await self.link.call(worker_id, LeaveCommand(room=room, sid=participant.sid))
+                unpublished = reply.unpublished
         removed = await self.state.rooms.remove_participant(room, participant.sid)
         gone = [t for t in await self.state.rooms.list_tracks(room) if t.participant_sid == participant.sid]
         for track in [*unpublished, *gone]:  # gone: the worker is gone, clean up its tracks
@@ -304,6 +333,35 @@ class RoomService:
             await self._tracks_changed(room)
         if removed is not None and not participant.grants.hidden:
             await self.emit(room, "participant_left", participant=participant)
+        if removed is not None:
+            await self._remove_when_empty(room)
+        return removed is not None
+
+    async def _remove_when_empty(self, name: str) -> None:
+        """An ephemeral room nobody is in any more is removed after the grace, unless meanwhile someone came
+        (its event numbering moved on), a record came to own it, or it was created again."""
+        room = await self.state.rooms.get_room(name)
+        if room is None or not room.ephemeral or await self.state.rooms.list_participants(name):
+            return
+        self._emptied.spawn(self._remove_after_grace(room, await self.state.rooms.current_seq(name)))
+
+    async def _remove_after_grace(self, emptied: Room, seq: int) -> None:
+        await asyncio.sleep(self.settings.empty_room_grace_s)
+        name = emptied.name
+        try:
+            room = await self.state.rooms.get_room(name)
+            if room is None or room.created_at_ms != emptied.created_at_ms or await self.state.rooms.current_seq(
+                    name) != seq or await self.state.rooms.list_participants(name):
+                return
+            for source in self._sources:
+                if await source(name) is not None:
+                    return
+            await self.close_room(name, reason="the room was empty")
+            logger.info("removed the empty room %s", name)
+        except VitrineError:
+            return  # closed meanwhile
+        except Exception:
+            logger.exception("removing the empty room %s failed", name)
 
     async def _drop_track(self, room: str, track: Track) -> None:
         if await self.state.rooms.remove_track(room, track.sid) is not None:

@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Literal
 
-from media.service import WorkerService, redis_push
+from media.service import RedisPusher, WorkerService
 from media.worker import MediaWorker
 from signaling.consult.service import ConsultService
 from signaling.hub import SessionHub
@@ -31,6 +31,7 @@ from signaling.worker_link import LocalWorkerLink, RedisWorkerLink, WorkerLink
 from vitrine.config import Settings
 from vitrine.rpc import OfferPush
 from vitrine.state.epoch import EpochWatch
+from vitrine.tasks import TaskSet
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class Runtime:
     evidence: EvidenceService
     worker: WorkerService | None = None
     _watchdog: asyncio.Task[None] | None = field(default=None, repr=False)
+    _gone: TaskSet = field(default_factory=TaskSet, repr=False)  # leaves of participants whose peer is gone
 
     @property
     def media_worker(self) -> MediaWorker | None:
@@ -61,7 +63,11 @@ class Runtime:
 
     async def on_push(self, push: OfferPush) -> None:
         """What a worker sends unasked: an offer goes to the participant's session; a file it stored from an
-        inspection's data channel goes to the case, even if the buyer's socket has gone meanwhile."""
+        inspection's data channel goes to the case, even if the buyer's socket has gone meanwhile; a peer that
+        is gone leaves the room. That leave runs apart: it may call workers, whose answers arrive through the
+        same inbox this push came in by."""
+        if push.gone is not None:
+            self._gone.spawn(self.rooms.peer_gone(push.room, push.sid, push.gone))
         await self.hub.on_push(push)
         if push.artifact is not None:
             await self.inspections.add_artifact(push.room, push.artifact)
@@ -74,6 +80,8 @@ class Runtime:
         await self.consult.stop()
         await self.live.stop()
         await self.webhooks.stop()  # first: its loops still read the state closed below
+        await self._gone.cancel()
+        await self.rooms.stop()
         if self._watchdog is not None:
             self._watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -166,11 +174,13 @@ async def start_runtime(settings: Settings, mode: Mode = "embedded") -> Runtime:
     await runtime.live.start()
     runtime.consult.start()
     if mode == "embedded":
-        push = redis_push(state.coordination) if settings.redis_url else _local_push(link)
-        worker = MediaWorker(settings, worker_id=f"{settings.node_id}-media", push=push)
+        worker_id = f"{settings.node_id}-media"
+        pusher = RedisPusher(state.coordination, worker_id, settings.worker_rpc_timeout_s) \
+            if settings.redis_url else None
+        worker = MediaWorker(settings, worker_id=worker_id, push=pusher.push if pusher else _local_push(link))
         if isinstance(link, LocalWorkerLink):
             link.attach(worker)
-        runtime.worker = WorkerService(settings, state.coordination, worker)
+        runtime.worker = WorkerService(settings, state.coordination, worker, pusher)
         await runtime.worker.start(serve_rpc=bool(settings.redis_url))
     runtime._watchdog = asyncio.create_task(runtime._watch_workers())
     return runtime

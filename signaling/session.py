@@ -423,6 +423,8 @@ class RtcSession:
         if admission.reply.offer is not None:
             self.send(admission.reply.offer)
         METRICS.joins.inc()
+        if prejoin is None:  # no knock: an inspection's buyer admitted before keeps being recorded
+            await self.inspections.rejoined(admission)
 
     async def _shop_allows_origin(self, shop_id: str | None) -> bool:
         shop = await self.rooms.state.records.shops.get_shop(shop_id) if shop_id else None

@@ -2,7 +2,9 @@
 
 ``emit`` only appends to the outbox (``vitrine.records.outbox``) and wakes the shop's delivery
 loop, so the caller never waits on a shop's server and an event is stored before anything is
-sent. One loop per shop, one event at a time: a room's events reach the shop in ``seq`` order.
+sent. Called inside a unit of work (``vitrine.records.database.Database.unit``), the event is
+committed in the same transaction as the record it tells of: a crash keeps both or neither.
+One loop per shop, one event at a time: a room's events reach the shop in ``seq`` order.
 Delivery is at least once (a receiver that answers 2xx too late sees a retry): receivers
 dedupe on the event id.
 
@@ -24,6 +26,7 @@ import httpx
 
 from signaling.metrics import METRICS
 from signaling.state import State
+from signaling.webhook_targets import webhook_transport
 from vitrine import __version__
 from vitrine.config import Settings
 from vitrine.shops import Shop
@@ -59,8 +62,10 @@ class WebhookDispatcher:
 
     async def start(self) -> None:
         # No redirects: a 3xx is a failed attempt, never a request to a host the operator did not set.
+        # Every connection goes to a public address, or one the operator allowed (``signaling.webhook_targets``).
         self._client = httpx.AsyncClient(follow_redirects=False, timeout=self._settings.webhook_timeout_s,
-                                         headers={"User-Agent": USER_AGENT})
+                                         headers={"User-Agent": USER_AGENT},
+                                         transport=webhook_transport(self._settings))
         self._sweeper = asyncio.create_task(self._sweep())
 
     async def stop(self) -> None:
@@ -83,7 +88,9 @@ class WebhookDispatcher:
         event = WebhookEvent(type=WebhookType(type), shop=shop.id, room=room, data=data)
         event.model_dump_json()  # fail here, not in the delivery loop, on data that is not JSON
         stored = await self._state.records.outbox.append(event)
-        self._wake(shop.id)
+        # Inside the caller's unit of work (``Database.unit``) the event commits with the record it tells
+        # of; the shop's loop is woken after that commit, or it could look before the event is visible.
+        self._state.records.db.after_commit(lambda: self._wake(shop.id))
         return stored
 
     def _wake(self, shop_id: str) -> None:

@@ -12,15 +12,15 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from vitrine.errors import ErrorCode, VitrineError
-from vitrine.rpc import NodeMessage, OfferPush, RpcRequest, WorkerCommand, WorkerReply
+from vitrine.rpc import AckRequest, NodeMessage, OfferPush, PushAck, RpcRequest, WorkerCommand, WorkerReply
 from vitrine.state import keys
-from vitrine.state.bus import EventBus, Subscription
+from vitrine.state.bus import EventBus, Subscription, publish_until_heard
+from vitrine.tasks import TaskSet
 
 logger = logging.getLogger(__name__)
 
 PushHandler = Callable[[OfferPush], Awaitable[None]]
 RESUBSCRIBE_GRACE_S = 3.0  # how long a registered worker may go unheard on its channel before it is unavailable
-RESUBSCRIBE_POLL_S = 0.1
 
 
 class WorkerLink(Protocol):
@@ -72,6 +72,7 @@ class RedisWorkerLink:
         self._pending: dict[str, asyncio.Future[WorkerReply]] = {}
         self._push: PushHandler | None = None
         self._subscription: Subscription | None = None
+        self._answering = TaskSet()
 
     async def start(self) -> None:
         self._subscription = await self.bus.subscribe(self._inbox, self._on_inbox)
@@ -92,14 +93,11 @@ class RedisWorkerLink:
             self._pending.pop(request.id, None)
 
     async def _deliver(self, worker_id: str, request: RpcRequest) -> None:
-        """Publish until the worker hears it. A registered worker with no subscription is resubscribing (its
-        pub/sub connection was cut, as when Redis restarts): a request nobody received ran nowhere, so sending
-        it again is safe. One that stays unheard is ``worker_unavailable``."""
-        deadline = asyncio.get_running_loop().time() + RESUBSCRIBE_GRACE_S
-        while not await self.bus.publish(keys.worker_rpc_channel(worker_id), request.model_dump_json()):
-            if asyncio.get_running_loop().time() > deadline:
-                raise VitrineError(ErrorCode.WORKER_UNAVAILABLE, "the media worker is not listening")
-            await asyncio.sleep(RESUBSCRIBE_POLL_S)
+        """Publish until the worker hears it (it may be resubscribing); one that stays unheard is
+        ``worker_unavailable``."""
+        if not await publish_until_heard(self.bus, keys.worker_rpc_channel(worker_id), request.model_dump_json(),
+                                         RESUBSCRIBE_GRACE_S):
+            raise VitrineError(ErrorCode.WORKER_UNAVAILABLE, "the media worker is not listening")
 
     async def _on_inbox(self, raw: str) -> None:
         message = NodeMessage.model_validate_json(raw)
@@ -107,12 +105,29 @@ class RedisWorkerLink:
             future = self._pending.get(message.response.id)
             if future is not None and not future.done():
                 future.set_result(message.response.reply)
+        elif message.push is not None and message.push.ack is not None:
+            self._answering.spawn(self._answer(message.push, message.push.ack))  # never holds up RPC replies
         elif message.push is not None and self._push is not None:
             await self._push(message.push)
+
+    async def _answer(self, push: OfferPush, ack: AckRequest) -> None:
+        """Handle a push that waits for it, and tell its worker how that went (a typed refusal, or done)."""
+        answer = PushAck(id=ack.id)
+        try:
+            if self._push is None:
+                raise VitrineError(ErrorCode.WORKER_UNAVAILABLE, "this node is not ready")
+            await self._push(push)
+        except VitrineError as exc:
+            answer = PushAck(id=ack.id, error=exc.code, message=exc.message)
+        except Exception:
+            logger.exception("a push from room %s could not be handled", push.room)
+            answer = PushAck(id=ack.id, error=ErrorCode.INTERNAL, message="it could not be recorded")
+        await self.bus.publish(ack.reply_to, answer.model_dump_json())
 
     async def close(self) -> None:
         if self._subscription is not None:
             await self._subscription.close()
+        await self._answering.cancel()
         for future in self._pending.values():
             if not future.done():
                 future.cancel()

@@ -51,7 +51,7 @@ class ServerProcess:
             "VITRINE_API_KEY": API_KEY, "VITRINE_API_SECRET": TEST_SECRET,
             "VITRINE_DATA_DIR": str(self.data_dir), "VITRINE_EVIDENCE_DIR": str(self.evidence_dir),
             "VITRINE_RECORDINGS_DIR": str(self.recordings_dir), "VITRINE_RTC_INTERFACES": "127.0.0.1",
-            "VITRINE_LOG_LEVEL": "info",
+            "VITRINE_LOG_LEVEL": "info", "VITRINE_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",  # the test receivers
             **{f"VITRINE_{name.upper()}": str(value) for name, value in settings.items()},
         }
         self.groups: list[ProcessGroup] = []

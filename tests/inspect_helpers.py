@@ -3,12 +3,17 @@ inspector's console would: shared by the session and evidence tests."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from tests.desk_helpers import DeskClient
+from tests.media_helpers import av_tracks, receive_frames
 from tests.servers import RunningServer
+from vitrine.client import VitrineClient
+from vitrine.inspect.bundle import VerifyResult, verify_bundle
 from vitrine.inspect.models import Case
 
 
@@ -77,3 +82,33 @@ class CaseFlow:
         await inspector.send({"type": "admit", "knock": knock})
         await buyer.expect("joined")
         return inspector, buyer
+
+    async def on_camera(self, buyer_token: str, timeout: float = 40.0) -> tuple[VitrineClient, VitrineClient]:
+        """The inspector's console and the buyer's phone in the case's room with their media, the inspector
+        seeing the buyer's camera: the buyer knocks and is admitted the first time, goes straight in after."""
+        async with self.inspector() as http:
+            inspector = VitrineClient(self.server.url, (await http.get("/v1/inspect/console")).json()["join_token"],
+                                      tracks=av_tracks())
+        buyer = VitrineClient(self.server.url, buyer_token, tracks=av_tracks())
+        await inspector.connect()
+        joining = asyncio.create_task(buyer.connect(timeout=timeout))
+        done, _ = await asyncio.wait({joining, asyncio.create_task(inspector.knocks.get())}, timeout=timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        knocked = [task for task in done if task is not joining]
+        if knocked:
+            await inspector.send({"type": "admit", "knock": knocked[0].result()["id"]})
+        await joining
+        video = await inspector.next_remote_track("video", timeout=timeout)
+        assert len(await receive_frames(video, 10)) == 10
+        return inspector, buyer
+
+    async def verified_bundle(self, folder: Path) -> VerifyResult:
+        """The case's evidence bundle as the shop's backend downloads it, checked offline: it must verify."""
+        async with self.server.api() as api:
+            response = await api.get(f"/v1/shops/acme/cases/{self.id}/bundle")
+        assert response.status_code == 200, response.text
+        bundle = folder / "bundle.zip"
+        bundle.write_bytes(response.content)
+        result = verify_bundle(bundle)
+        assert result.ok, result.problems
+        return result

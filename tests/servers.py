@@ -21,6 +21,7 @@ import uvicorn
 
 from signaling.app import create_app
 from signaling.runtime import Mode, Runtime
+from signaling.serving import uvicorn_options
 from vitrine.auth import mint_token
 from vitrine.config import Settings
 from vitrine.models import ROLE_DEFAULT_GRANTS, Grants, Role
@@ -38,7 +39,8 @@ def free_port() -> int:
 def make_settings(**overrides: Any) -> Settings:
     """Test settings; the data, evidence and recordings folders are fresh temporary ones unless given."""
     values: dict[str, Any] = {"api_key": "testkey", "api_secret": TEST_SECRET, "port": free_port(),
-                              "rtc_interfaces": ["127.0.0.1"], "worker_heartbeat_s": 0.5, "worker_ttl_s": 2.0}
+                              "rtc_interfaces": ["127.0.0.1"], "worker_heartbeat_s": 0.5, "worker_ttl_s": 2.0,
+                              "webhook_allowed_networks": ["127.0.0.0/8", "::1/128"]}  # tests' receivers
     for folder in ("recordings_dir", "evidence_dir", "data_dir"):
         if folder not in overrides:
             values[folder] = tempfile.mkdtemp(prefix=f"vitrine-{folder.removesuffix('_dir')}-")
@@ -72,7 +74,7 @@ async def embedded_server(mode: Mode = "embedded", **overrides: Any) -> AsyncIte
     settings = make_settings(**overrides)
     app = create_app(settings, mode)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning",
-                                           ws_max_size=1024 * 1024, lifespan="on"))
+                                           lifespan="on", **uvicorn_options(settings)))
     task = asyncio.create_task(server.serve())
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while not server.started:

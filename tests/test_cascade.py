@@ -40,7 +40,8 @@ async def _closed(client: VitrineClient, timeout: float) -> bool:
 
 async def test_a_show_spans_two_workers_and_survives_losing_a_relay(redis_db_url: str, tmp_path: Path) -> None:
     port = free_port()
-    env = {"VITRINE_RECORDINGS_DIR": str(tmp_path), "VITRINE_REDIS_URL": redis_db_url,
+    env = {"VITRINE_RECORDINGS_DIR": str(tmp_path), "VITRINE_DATA_DIR": str(tmp_path / "data"),
+           "VITRINE_REDIS_URL": redis_db_url,
            "VITRINE_API_KEY": "testkey", "VITRINE_API_SECRET": TEST_SECRET,
            "VITRINE_RTC_INTERFACES": "127.0.0.1", "VITRINE_WORKER_HEARTBEAT_S": "0.5", "VITRINE_WORKER_TTL_S": "2",
            "VITRINE_LOG_LEVEL": "warning"}

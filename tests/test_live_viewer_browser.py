@@ -34,8 +34,12 @@ from tests.browser_support import (
     record_sent_frames,
 )
 from tests.desk_helpers import make_shop
+from tests.durability_helpers import until
 from tests.live_helpers import go_live
+from tests.media_helpers import av_tracks
+from tests.recording_helpers import WAIT_S, lose_coordination, recorded
 from tests.servers import RunningServer, embedded_server
+from vitrine.client import VitrineClient
 from vitrine.rpc import Kick
 
 pytestmark = pytest.mark.browser
@@ -479,3 +483,90 @@ async def test_after_the_show_the_page_plays_the_replay_with_the_chat_in_sync(
         await console.aclose()
         for tab in (kim, host):
             await tab.close()
+
+
+@pytest.mark.redis
+async def test_a_replay_in_two_parts_plays_on_from_one_to_the_next(browser: playwright_api.Browser, tmp_path: Path,
+                                                                   redis_db_url: str) -> None:
+    """The show's room changed media worker mid-show (Redis lost its state): the replay plays part 0, then part 1
+    by itself, the chat following the wall clock across both, and each chapter opens the part that shows it."""
+    async with embedded_server(redis_url=redis_db_url, recordings_dir=str(tmp_path / "recordings")) as server:
+        show = await create_show(server)
+        console, host_token = await go_live(server, show)
+        host = VitrineClient(server.url, host_token, tracks=av_tracks())
+        try:
+            await host.connect()
+            for part, sku in enumerate(("mug-1", "lamp-2")):
+                if part == 1:
+                    await lose_coordination(server, [host])
+                    host = VitrineClient(server.url, host_token, tracks=av_tracks())
+                    await host.connect(timeout=WAIT_S)
+                await _pin_and_say(server, host, part, sku)
+            ended = await console.post("/v1/live/console/end")
+            assert ended.status_code == 200, ended.text
+        finally:
+            await host.close()
+            await console.aclose()
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            replay = (await http.get(f"/v1/live/acme/{show['id']}")).json()["replay"]
+            log = (await http.get(f"/v1/live/acme/{show['id']}/log")).json()["entries"]
+        assert [p["url"].rsplit("/", 1)[1] for p in replay["parts"]] == ["0", "1"]
+        assert [c["part"] for c in replay["chapters"]] == [0, 1]
+        said = {e["text"]: e["at_ms"] - replay["started_at_ms"] for e in log if e["kind"] == "chat"}
+        kim = await open_viewer(browser, watch_url(server, show), "kim", viewport=DESKTOP)
+        try:
+            await _play_two_parts(kim, replay, said)
+        finally:
+            await kim.close()
+
+
+async def _pin_and_say(server: RunningServer, host: VitrineClient, part: int, sku: str) -> None:
+    """In part ``part`` of the recording, a second into it: the host pins ``sku`` and says so in the chat."""
+    room, line = host.joined["room"]["name"], f"said in part {part}"
+    await recorded(server, room, part, video_frames=30)
+    await host.send({"type": "product", "action": "pin", "sku": sku})
+    await host.send({"type": "chat", "text": line})
+    await until(lambda: any(e.get("text") == line for e in host.log), f"{line!r} in the log")
+    await recorded(server, room, part, video_frames=60)  # the line well inside the part
+
+
+async def _play_two_parts(kim: WatchedPage, replay: dict[str, Any], said: dict[str, int]) -> None:
+    """The replay page on a recording in two parts; ``said``: each chat line's offset from the first part's start."""
+    video = 'document.querySelector("video.vl-video")'
+    lines = kim.page.locator(".vl-chat .vl-line-text")
+    part_label = kim.page.locator(".vl-part")
+    first, second = replay["parts"]
+    pin0, pin1 = replay["chapters"]
+    await expect(kim.page.locator(".vl-layout.is-replay")).to_be_visible(timeout=TIMEOUT_MS)
+    await expect(part_label).to_have_text("Part 1 of 2")
+    chapters = kim.page.locator(".vl-chapter")
+    await expect(chapters.locator(".vl-chapter-title")).to_have_text(["Mug 1", "Lamp 2"])
+    times = [pin0["offset_ms"], first["duration_ms"] + pin1["offset_ms"]]  # on the parts played back to back
+    await expect(chapters.locator(".vl-chapter-time")).to_have_text([f"0:{ms // 1000:02d}" for ms in times])
+    await kim.wait_for(f"() => {video}.readyState >= 1", what="part 0's metadata")
+
+    # Played from the start: part 0's line, then part 1 carries on by itself, and its line comes in its time.
+    await kim.page.evaluate(f"() => {{ {video}.muted = true; return {video}.play(); }}")
+    await expect(lines).to_have_text(["said in part 0"], timeout=TIMEOUT_MS)
+    await kim.wait_for(f"() => {video}.src.endsWith('/recording/1') && {video}.currentTime > 0.2 && !{video}.paused",
+                       what="part 1 to play on after part 0")
+    await expect(part_label).to_have_text("Part 2 of 2")
+    await expect(lines).to_have_text(["said in part 0", "said in part 1"], timeout=TIMEOUT_MS)
+    wall = await kim.page.evaluate(f"{video}.currentTime * 1000") + second["started_at_ms"] - replay["started_at_ms"]
+    assert wall >= said["said in part 1"], "a line shows once the video reaches its moment, on the wall clock"
+
+    # The first chapter goes back into part 0: the later line goes, its pin shows.
+    await chapters.nth(0).click()
+    await kim.wait_for(f"(t) => {video}.src.endsWith('/recording/0') && Math.abs({video}.currentTime - t) < 1.5",
+                       pin0["offset_ms"] / 1000, what="the first chapter's moment in part 0")
+    await expect(part_label).to_have_text("Part 1 of 2")
+    await expect(kim.page.locator('.vl-stage .vl-card[data-sku="mug-1"]')).to_be_visible(timeout=TIMEOUT_MS)
+    assert "said in part 1" not in await lines.all_text_contents()
+    # The second opens part 1 at its moment.
+    await chapters.nth(1).click()
+    await kim.wait_for(f"(t) => {video}.src.endsWith('/recording/1') && Math.abs({video}.currentTime - t) < 1.5",
+                       pin1["offset_ms"] / 1000, what="the second chapter's moment in part 1")
+    await expect(kim.page.locator('.vl-stage .vl-card[data-sku="lamp-2"]')).to_be_visible(timeout=TIMEOUT_MS)
+    await expect(lines).to_contain_text(["said in part 0"], timeout=TIMEOUT_MS)
+    await kim.screenshot("live-replay-parts.png", full_page=False, animations="disabled")
+

@@ -37,7 +37,7 @@ async def test_private_attributes_exist() -> None:
             assert hasattr(sender, f"_RTCRtpSender__{name}"), name
         extensions = sender._RTCRtpSender__rtp_header_extensions_map
         for cls, names in taps.PRIVATE_ATTRIBUTES.items():
-            instance = {type(receiver): receiver, type(sender): sender, type(transceiver): transceiver,
+            instance = {type(receiver): receiver, type(sender): sender, type(transceiver): transceiver, type(pc): pc,
                         type(receiver.transport): receiver.transport, type(extensions): extensions}[cls]
             for name in names:
                 assert hasattr(instance, name), f"{cls.__name__}.{name}"

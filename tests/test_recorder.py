@@ -35,6 +35,7 @@ from tests.servers import RunningServer, embedded_server
 from vitrine.client import VitrineClient
 from vitrine.errors import ErrorCode
 from vitrine.models import Role, Room, RoomKind
+from vitrine.recording_parts import tagged_start
 from vitrine.rpc import RecordCommand, RecordingInfo, command_adapter
 
 TIMEOUT_S = 90.0  # generous: a loaded 2-core machine encodes the publishers' media in this process too
@@ -105,6 +106,7 @@ class Demuxed:
         self.size = path.stat().st_size
         self.head = path.read_bytes()[:4096]
         with av.open(str(path)) as container:
+            self.started_at_ms = tagged_start(container.metadata)  # the part's start, as a crash leaves it too
             self.codecs = {s.type: s.codec_context.name for s in container.streams}
             self.dimensions = [(s.codec_context.width, s.codec_context.height) for s in container.streams.video]
             self.packets: dict[str, list[tuple[int, int, bool, Fraction]]] = {kind: [] for kind in self.codecs}
@@ -208,6 +210,7 @@ async def test_vp8_show_is_recorded_to_a_playable_webm(server: RunningServer, tm
     assert demuxed.decoded["video"] >= 45 and demuxed.decoded["audio"] >= 75
     assert crashed.codecs == {"video": "vp8", "audio": "opus"} and crashed.decode_errors == 0
     assert crashed.decoded["video"] >= 15 and crashed.decoded["audio"] >= 25
+    assert demuxed.started_at_ms == crashed.started_at_ms == info.started_at_ms and info.part == 0
 
 
 async def test_h264_from_whip_is_recorded_to_fragmented_mp4(server: RunningServer, tmp_path: Path) -> None:
@@ -235,6 +238,7 @@ async def test_h264_from_whip_is_recorded_to_fragmented_mp4(server: RunningServe
     # What a crash would have left: the fragments written so far play.
     assert crashed.codecs == {"video": "h264", "audio": "opus"} and crashed.decode_errors == 0
     assert crashed.decoded["video"] >= 15 and crashed.decoded["audio"] >= 25
+    assert demuxed.started_at_ms == crashed.started_at_ms == info.started_at_ms
 
 
 async def test_obs_reconnecting_continues_the_same_file(server: RunningServer, tmp_path: Path) -> None:
@@ -355,9 +359,11 @@ async def test_record_command_errors_are_typed(server: RunningServer, tmp_path: 
         directory = tmp_path / "recordings"
         directory.mkdir(exist_ok=True)
         (directory / "x.webm.part").write_bytes(b"what a crashed worker left")
-        assert (await record(server, "errs", "start", "x")).error is None
+        started = await record(server, "errs", "start", "x")
+        assert started.error is None and started.recording is not None
         kept = [p for p in directory.iterdir() if p.name.startswith("x.webm.part.")]
         assert [p.read_bytes() for p in kept] == [b"what a crashed worker left"], "a crash's file is kept aside"
+        assert (started.recording.part, started.recording.path) == (1, "x.1.webm")  # after the crash's part 0
         assert (await record(server, "errs", "stop", "y")).error == ErrorCode.RECORDING_NOT_FOUND
         stopped = await record(server, "errs", "stop", "x")
         assert stopped.error is None
@@ -386,13 +392,61 @@ async def test_closing_the_room_finalizes_the_recording(server: RunningServer, t
     assert demuxed.codecs == {"video": "vp8", "audio": "opus"}
     demuxed.check_timeline(strict=False)
     assert demuxed.decode_errors == 0 and demuxed.decoded["video"] >= 30
-    # The id is taken now: recording again under it is refused rather than overwriting the file.
-    late = VitrineClient(server.url, server.token("closing-2", "host", Role.HOST), tracks=[AudioStreamTrack()])
+
+
+async def test_recording_an_id_again_makes_its_next_part_and_keeps_the_first(server: RunningServer,
+                                                                             tmp_path: Path) -> None:
+    """The room changed worker: the next worker records the same id again, into part 1, never over part 0."""
+    directory = tmp_path / "recordings"
+    parts: list[RecordingInfo] = []
+    part0: list[bytes] = []  # part 0's bytes after each recording
+    for room in ("before", "after"):  # the same recording id, from two rooms in turn
+        host = VitrineClient(server.url, server.token(room, "host", Role.HOST), tracks=av_tracks())
+        try:
+            await host.connect()
+            await published(server, room, 2)
+            assert (await record(server, room, "start", "moved")).error is None
+            await recorded(server, room, video=30, audio=50)
+            stopped = await record(server, room, "stop", "moved")
+            assert stopped.error is None and stopped.recording is not None
+            parts.append(stopped.recording)
+        finally:
+            await host.close()
+        part0.append((directory / "moved.webm").read_bytes())
+    assert [(p.part, p.path, p.finished) for p in parts] == [(0, "moved.webm", True), (1, "moved.1.webm", True)]
+    assert sorted(p.name for p in directory.iterdir()) == ["moved.1.webm", "moved.webm"]
+    assert part0[0] == part0[1], "the first part is left as it was"
+    for info in parts:
+        demuxed = Demuxed(directory / info.path)
+        assert demuxed.codecs == {"video": "vp8", "audio": "opus"} and demuxed.decode_errors == 0
+        assert demuxed.decoded["video"] >= 30 and demuxed.decoded["audio"] >= 50
+        assert demuxed.started_at_ms == info.started_at_ms  # what signaling reads for a part nobody stopped
+    assert parts[0].started_at_ms + parts[0].duration_ms <= parts[1].started_at_ms
+
+
+async def test_a_part_another_recorder_finished_meanwhile_is_never_overwritten(server: RunningServer,
+                                                                               tmp_path: Path) -> None:
+    """The part is claimed when the file is created, not when the recording starts: a part 0 that appeared
+    in between (a recorder the system should never have run alongside) pushes this one to part 1."""
+    directory = tmp_path / "recordings"
+    watcher = VitrineClient(server.url, server.token("race", "watcher", Role.HOST), tracks=[])
+    host = VitrineClient(server.url, server.token("race", "host", Role.HOST, create=False), tracks=av_tracks())
     try:
-        await late.connect()
-        assert (await record(server, "closing-2", "start", "closing-1")).error == ErrorCode.RECORDING_EXISTS
+        await watcher.connect()
+        await published(server, "race", 0)
+        started = await record(server, "race", "start", "race-1")
+        assert started.recording is not None and started.recording.path == "race-1.webm"  # provisional
+        (directory / "race-1.webm").write_bytes(b"another recorder's part 0")
+        await host.connect()
+        await published(server, "race", 2)
+        await recorded(server, "race", video=20, audio=30)
+        stopped = await record(server, "race", "stop", "race-1")
     finally:
-        await late.close()
+        for client in (host, watcher):
+            await client.close()
+    assert stopped.recording is not None and (stopped.recording.part, stopped.recording.path) == (1, "race-1.1.webm")
+    assert (directory / "race-1.webm").read_bytes() == b"another recorder's part 0"
+    assert Demuxed(directory / "race-1.1.webm").decoded["video"] >= 20
 
 
 async def test_a_room_made_for_recording_records_from_its_first_join(server: RunningServer, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from pathlib import Path
 
 import redis.asyncio as aioredis
 
@@ -49,11 +50,12 @@ async def test_consult_with_redis_state(redis_db_url: str) -> None:
             await agent.close()
 
 
-async def test_separate_processes_and_worker_failover(redis_db_url: str) -> None:
+async def test_separate_processes_and_worker_failover(redis_db_url: str, tmp_path: Path) -> None:
     port = free_port()
     env = {"VITRINE_REDIS_URL": redis_db_url, "VITRINE_API_KEY": "testkey", "VITRINE_API_SECRET": TEST_SECRET,
            "VITRINE_RTC_INTERFACES": "127.0.0.1", "VITRINE_WORKER_HEARTBEAT_S": "0.5", "VITRINE_WORKER_TTL_S": "2",
-           "VITRINE_LOG_LEVEL": "warning"}
+           "VITRINE_LOG_LEVEL": "warning", "VITRINE_DATA_DIR": str(tmp_path / "data"),  # not the checkout's ./var
+           "VITRINE_EVIDENCE_DIR": str(tmp_path / "evidence"), "VITRINE_RECORDINGS_DIR": str(tmp_path / "recordings")}
     group = ProcessGroup(env)
     try:
         signaling = group.start("signaling", "--port", str(port))

@@ -1,5 +1,5 @@
 """A full or read-only evidence disk at the end of an inspection: a clear error, the case stays open, nothing is
-lost, and ending again once the disk is fixed closes it with all its evidence.
+lost, and ending again once the disk is fixed closes it with all its evidence (every part of the recording).
 
 The evidence folder is a small tmpfs the test mounts (the suite runs as root, as CI does); the recordings folder
 is on another filesystem, so the recording is copied into the case, the way it is on separate volumes.
@@ -20,10 +20,11 @@ import pytest
 from tests.desk_helpers import make_shop
 from tests.inspect_helpers import CaseFlow
 from tests.media_helpers import av_tracks, receive_frames
-from tests.servers import RunningServer, embedded_server
+from tests.servers import embedded_server
 from vitrine.client import VitrineClient
-from vitrine.inspect.bundle import verify_bundle
-from vitrine.inspect.models import ArtifactKind, CaseState
+from vitrine.inspect.links import buyer_identity
+from vitrine.inspect.models import ArtifactKind, CaseState, inspect_room
+from vitrine.rpc import RecordCommand
 
 EXPORTS = {ArtifactKind("chat"), ArtifactKind("annotations"), ArtifactKind("notes"), ArtifactKind("timeline")}
 
@@ -62,23 +63,13 @@ async def _end(case: CaseFlow) -> tuple[int, dict]:
         return response.status_code, response.json()
 
 
-async def _bundle_verifies(server: RunningServer, case: CaseFlow, path: Path) -> None:
-    async with server.api() as api:
-        response = await api.get(f"/v1/shops/acme/cases/{case.id}/bundle")
-        assert response.status_code == 200, response.text
-    bundle = path / "bundle.zip"
-    bundle.write_bytes(response.content)
-    result = verify_bundle(bundle)
-    assert result.ok, result.problems
-
-
 @pytest.fixture
 def root_only() -> None:
     if os.geteuid() != 0:
         pytest.fail("mounting a small disk needs root (CI runs as root)")
 
 
-async def test_a_full_evidence_disk_keeps_the_case_open_and_the_retry_keeps_the_recording(
+async def test_a_full_evidence_disk_keeps_the_case_open_and_the_retry_keeps_every_part_of_the_recording(
         tmp_path: Path, root_only: None) -> None:
     with small_disk(tmp_path / "evidence") as disk:
         async with embedded_server(evidence_dir=str(disk), recordings_dir=str(tmp_path / "recordings")) as server:
@@ -97,25 +88,34 @@ async def test_a_full_evidence_disk_keeps_the_case_open_and_the_retry_keeps_the_
                 await joining
                 video = await inspector.next_remote_track("video", timeout=30)
                 assert len(await receive_frames(video, 30)) == 30  # the buyer's camera is being recorded
+                # Part 0 finalized with nobody to take it in (as by a worker that closed the room), part 1 after.
+                assert server.runtime is not None and server.runtime.media_worker is not None
+                worker, room = server.runtime.media_worker, inspect_room(case.id)
+                assert (await worker.handle(RecordCommand(room=room, action="stop", recording_id=case.id))).recording
+                again = await worker.handle(RecordCommand(room=room, action="start", recording_id=case.id,
+                                                          identity=buyer_identity(case.id)))
+                assert again.error is None and again.recording is not None and again.recording.part == 1
+                assert len(await receive_frames(video, 30)) == 30
 
                 filler = fill(disk)
                 status, body = await _end(case)
                 assert (status, body["code"]) == (503, "storage_unavailable"), body
                 stored = await case.stored()
                 assert stored is not None and stored.state != CaseState.CLOSED
-                assert stored.pending_recording is not None  # the stopped recording waits on the case
-                assert (tmp_path / "recordings" / stored.pending_recording.path).is_file()
+                pending = [p.path for p in stored.pending_recordings]  # the parts wait on the case
+                assert pending == [f"{case.id}.webm", f"{case.id}.1.webm"]
+                assert all((tmp_path / "recordings" / path).is_file() for path in pending)
                 assert not list(disk.rglob("*.part"))  # no half file left behind
 
                 filler.unlink()
                 status, body = await _end(case)
                 assert status == 200 and body["state"] == "closed", body
                 stored = await case.stored()
-                assert stored is not None and stored.pending_recording is None
+                assert stored is not None and stored.pending_recordings == []
                 kinds = [a.kind for a in stored.artifacts]
-                assert kinds.count(ArtifactKind.RECORDING) == 1 and EXPORTS <= set(kinds)
-                assert not (tmp_path / "recordings" / body["artifacts"][0]["file"]).exists()
-                await _bundle_verifies(server, case, tmp_path)
+                assert kinds.count(ArtifactKind.RECORDING) == 2 and EXPORTS <= set(kinds)
+                assert not list((tmp_path / "recordings").iterdir())  # both parts moved into the case
+                await case.verified_bundle(tmp_path)
             finally:
                 for client in (inspector, buyer):
                     await client.close()
@@ -143,4 +143,4 @@ async def test_a_read_only_evidence_disk_refuses_the_end_until_it_is_writable_ag
             assert status == 200 and body["state"] == "closed", body
             stored = await case.stored()
             assert stored is not None and EXPORTS <= {a.kind for a in stored.artifacts}
-            await _bundle_verifies(server, case, tmp_path)
+            await case.verified_bundle(tmp_path)

@@ -16,10 +16,12 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from signaling.metrics import METRICS
 from signaling.state import State, open_state
 from signaling.webhooks import WebhookDispatcher
+from tests.desk_helpers import enter_shopper, make_shop
 from tests.servers import RunningServer, embedded_server, free_port, make_settings
 from tests.webhook_receiver import DEADLINE_S, Receiver, serve_receiver
 from vitrine.records import WebhookOutbox
@@ -457,3 +459,33 @@ async def test_webhook_url_validation_key_endpoint_and_rotation(receiver: Receiv
         hit = receiver.hits[0]
         verify(rotated["key"], hit.body, hit.headers["vitrine-signature"])
         _failing(SignatureFailure.MISMATCH, lambda: verify(first["key"], hit.body, hit.headers["vitrine-signature"]))
+
+
+async def test_a_change_and_its_event_commit_together_or_not_at_all(receiver: Receiver) -> None:
+    """The outbox fails (its table is gone) after the request was written: the request is rolled back with it,
+    the shopper hears an error instead of ``request_saved``, and the retry stores both, one event for one request.
+    """
+    async with embedded_server(**FAST) as server:
+        await make_shop(server, webhook_url=receiver.url)
+        shopper = await enter_shopper(server)
+        await shopper.expect("no_answer")  # nobody is logged in: a message is offered
+        db = server.runtime.state.records.db
+        async with db.transaction() as conn:
+            await conn.execute(sa.text("ALTER TABLE webhook_events RENAME TO webhook_events_away"))
+        message = {"type": "leave_message", "name": "Kim", "contact": "kim@example.com", "text": "Do you ship?"}
+        await shopper.send(message)
+        refused = await shopper.expect("error")
+        assert refused["code"] == "internal" and not shopper.of("request_saved")
+        async with server.api() as api:
+            assert (await api.get("/v1/shops/acme/requests")).json() == []
+
+        async with db.transaction() as conn:
+            await conn.execute(sa.text("ALTER TABLE webhook_events_away RENAME TO webhook_events"))
+        await shopper.send(message)
+        saved = (await shopper.expect("request_saved"))["request"]
+        await receiver.wait_for(lambda: len(receiver.delivered()) == 1, "the request's event")
+        async with server.api() as api:
+            assert [r["id"] for r in (await api.get("/v1/shops/acme/requests")).json()] == [saved["id"]]
+        [event] = receiver.delivered()
+        assert event["type"] == "consult.request_created" and event["data"]["id"] == saved["id"]
+        await shopper.close()

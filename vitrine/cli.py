@@ -12,8 +12,6 @@ from pydantic import ValidationError
 
 from vitrine.config import InsecureSettingsError, Settings
 
-WS_MAX_FRAME_BYTES = 1024 * 1024  # hard transport cap; the protocol's own limit is lower and typed
-
 
 def _settings(**overrides: object) -> Settings:
     try:
@@ -23,20 +21,25 @@ def _settings(**overrides: object) -> Settings:
 
 
 def _configure_logging(settings: Settings) -> None:
+    from vitrine.redaction import RedactSecrets
+
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # whatever logs a URL, no signed one is written in full
+        handler.addFilter(RedactSecrets())
 
 
 def _serve_http(settings: Settings, mode: str) -> None:
     import uvicorn
 
     from signaling.app import create_app
+    from signaling.serving import uvicorn_options
 
     try:
         app = create_app(settings, mode)  # type: ignore[arg-type]
     except InsecureSettingsError as exc:
         sys.exit(f"vitrine: {exc}")
-    uvicorn.run(app, host=settings.host, port=settings.port, ws_max_size=WS_MAX_FRAME_BYTES,
-                log_level=settings.log_level, proxy_headers=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, proxy_headers=True,
+                **uvicorn_options(settings))
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -68,13 +71,15 @@ def cmd_media(args: argparse.Namespace) -> None:
 
 
 async def _run_media(settings: Settings) -> None:
-    from media.service import WorkerService, redis_push
+    from media.service import RedisPusher, WorkerService
     from media.worker import MediaWorker
     from vitrine.state import open_coordination
 
     coordination = await open_coordination(settings)
-    worker = MediaWorker(settings, worker_id=f"{settings.node_id}-media", push=redis_push(coordination))
-    service = WorkerService(settings, coordination, worker)
+    worker_id = f"{settings.node_id}-media"
+    pusher = RedisPusher(coordination, worker_id, settings.worker_rpc_timeout_s)
+    worker = MediaWorker(settings, worker_id=worker_id, push=pusher.push)
+    service = WorkerService(settings, coordination, worker, pusher)
     await service.start(serve_rpc=True)
     logging.getLogger("vitrine").info("media worker %s ready", worker.id)
     stop = asyncio.Event()

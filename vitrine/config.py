@@ -6,6 +6,7 @@ configuration here, so a deployment is described by one set of variables.
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from typing import Annotated, Literal
 
@@ -66,6 +67,15 @@ class Settings(BaseSettings):
     rtc_port_max: int = 0
 
     # Limits.
+    # HTTP, before any route parses or authenticates a request: the largest request body (SDP offers, shop and
+    # product JSON need far less; inspection photos go over the data channel), how long a client may take to
+    # send a request's headers (and may pause within its body), the connections one client address may hold
+    # open (0: no cap; behind a reverse proxy every client has the proxy's address: cap there instead), and
+    # all connections together (uvicorn's limit_concurrency: over it, new requests get 503; 0: no cap).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=64 * 1024)
+    http_read_timeout_s: float = Field(default=10.0, gt=0)
+    max_connections_per_client: int = Field(default=256, ge=0)
+    max_connections: int = Field(default=0, ge=0)
     max_message_bytes: int = 64 * 1024
     max_sdp_bytes: int = 32 * 1024
     max_participants_per_room: int = 50
@@ -73,6 +83,12 @@ class Settings(BaseSettings):
     max_tracks_per_participant: int = 4
     send_queue_size: int = 256
     idle_timeout_s: float = 30.0
+    # A peer connection nothing (STUN consent checks included) arrived from for this long is gone: the
+    # worker frees it and its leave is announced, at most 1.25 times this after its last datagram.
+    peer_silence_s: float = Field(default=15.0, gt=0)
+    # A room a join token created is removed once nobody has been in it for this long (rooms of the REST API
+    # and of records, a show's, a case's, a call's, stay).
+    empty_room_grace_s: float = Field(default=60.0, ge=0)
     join_timeout_s: float = 10.0
     token_leeway_s: int = 60
     token_default_ttl_s: int = 6 * 3600
@@ -91,6 +107,9 @@ class Settings(BaseSettings):
     webhook_retry_max_s: float = Field(default=60.0, gt=0)
     webhook_max_attempts: int = Field(default=8, ge=1)
     webhook_sweep_s: float = Field(default=2.0, gt=0)
+    # Webhooks never go to loopback, private, link-local (cloud metadata), CGNAT, multicast or unspecified
+    # addresses (``vitrine.netpolicy``), unless inside one of these CIDRs, e.g. "10.0.0.0/8,127.0.0.1/32".
+    webhook_allowed_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Consult desk: how long an agent's console rings before the next agent is tried, how long a
     # shopper's or agent's socket may be gone before their place or call is given up, and the queue cap.
@@ -119,11 +138,21 @@ class Settings(BaseSettings):
     def _empty_is_none(cls, value: object) -> object:
         return [] if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("allowed_origins", "rtc_interfaces", "turn_urls", mode="before")
+    @field_validator("allowed_origins", "rtc_interfaces", "turn_urls", "webhook_allowed_networks", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"not a CIDR network: {cidr!r}") from exc
         return value
 
     @model_validator(mode="after")

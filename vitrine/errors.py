@@ -12,6 +12,7 @@ class ErrorCode(StrEnum):
     INVALID_JSON = "invalid_json"
     INVALID_MESSAGE = "invalid_message"
     MESSAGE_TOO_LARGE = "message_too_large"
+    REQUEST_TIMEOUT = "request_timeout"  # an HTTP request's body stalled
     UNSUPPORTED_VERSION = "unsupported_version"
     NOT_JOINED = "not_joined"
     ALREADY_JOINED = "already_joined"
@@ -63,6 +64,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.INVALID_JSON: 400,
     ErrorCode.INVALID_MESSAGE: 400,
     ErrorCode.MESSAGE_TOO_LARGE: 413,
+    ErrorCode.REQUEST_TIMEOUT: 408,
     ErrorCode.UNSUPPORTED_VERSION: 400,
     ErrorCode.INVALID_TOKEN: 401,
     ErrorCode.TOKEN_EXPIRED: 401,
@@ -123,3 +125,7 @@ class VitrineError(Exception):
     @property
     def http_status(self) -> int:
         return HTTP_STATUS.get(self.code, 500)
+
+    def body(self) -> dict[str, str]:
+        """The REST API's error body, whichever layer refuses the request."""
+        return {"code": self.code.value, "message": self.message}

@@ -22,6 +22,16 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
 
 
+def one_into_list(data: object, old: str, new: str) -> object:
+    """A stored document from before a field became a list (``extra`` is forbidden): its one value under
+    ``old``, or null, becomes the list ``new``. For a ``model_validator(mode="before")``."""
+    if isinstance(data, dict) and old in data:
+        data = dict(data)
+        value = data.pop(old)
+        data.setdefault(new, [] if value is None else [value])
+    return data
+
+
 class RoomKind(StrEnum):
     CONSULT = "consult"
     INSPECTION = "inspection"
@@ -86,6 +96,8 @@ class Room(Strict):
     closed: bool = False
     shop: ShopId | None = None  # the tenant that owns it; only that shop's tokens can join
     recording_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")  # record it under this name
+    # Created by a join token's first join, owned by no record: removed once empty for empty_room_grace_s.
+    ephemeral: bool = False
 
 
 class Participant(Strict):

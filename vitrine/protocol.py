@@ -9,6 +9,7 @@ duplicate JSON keys are rejected with a typed ``error``.
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError, model_validator
@@ -302,8 +303,14 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+# JSON may escape half of a surrogate pair on its own ("\ud800"): Python decodes it to a str that no
+# UTF-8 encoder accepts, so echoing it (an error's ``ref``, a chat line, a record) raises far from here.
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+_ESCAPED_SURROGATE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 def decode_json_object(raw: str | bytes) -> dict[str, Any]:
-    """Parse a JSON object strictly: no duplicate keys, no top-level arrays."""
+    """Parse a JSON object strictly: no duplicate keys, no top-level arrays, no lone surrogates."""
     try:
         data = json.loads(raw, object_pairs_hook=_reject_duplicate_keys)
     except VitrineError:
@@ -312,6 +319,12 @@ def decode_json_object(raw: str | bytes) -> dict[str, Any]:
         raise VitrineError(ErrorCode.INVALID_JSON, "message is not valid JSON") from None
     if not isinstance(data, dict):
         raise VitrineError(ErrorCode.INVALID_MESSAGE, "message must be a JSON object")
+    pattern = _ESCAPED_SURROGATE_BYTES if isinstance(raw, bytes) else _ESCAPED_SURROGATE
+    if pattern.search(raw):  # only then is the (rare) full check worth it; escaped pairs are fine
+        try:
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise VitrineError(ErrorCode.INVALID_JSON, "message has an unpaired surrogate escape") from None
     return data
 
 

@@ -5,6 +5,7 @@ The same models travel over a direct call (embedded) and over Redis (scaled).
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter
@@ -100,8 +101,9 @@ RECORDING_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"  # a file stem: no dots, no slas
 class RecordCommand(Strict):
     """Start or stop recording the room's published media (remuxed, never transcoded; media/recorder.py).
 
-    ``start`` again with the same id is a no-op; with another id it is ``recording_exists``, as is an id
-    whose file already exists. ``stop`` of a recording the room does not have is ``recording_not_found``.
+    ``start`` again with the same id is a no-op; with another id it is ``recording_exists``. An id recorded
+    before (the room was on another worker) gets its next part, never over an earlier one
+    (``vitrine/recording_parts.py``). ``stop`` of a recording the room does not have is ``recording_not_found``.
     """
 
     op: Literal["record"] = "record"
@@ -115,6 +117,7 @@ class RecordingInfo(Strict):
     """A recording as the worker reports it: a snapshot while it runs, the final file once ``finished``."""
 
     path: str  # relative to the recordings directory; provisional until the first frame is written
+    part: int = 0  # the part of the recording this file is: 0 is <id>.<ext>, n is <id>.<n>.<ext>
     container: Literal["webm", "mp4", "mkv"]
     started_at_ms: int  # wall clock of the file's time zero (its first keyframe), for aligning the room's log
     duration_ms: int
@@ -177,15 +180,58 @@ class WorkerReply(Strict):
         return self
 
 
+class AckRequest(Strict):
+    """A push that waits for its answer: the node publishes a ``PushAck`` with ``id`` to ``reply_to``."""
+
+    id: str = Field(min_length=1, max_length=64)
+    reply_to: str = Field(min_length=1, max_length=256)
+
+
+class GoneReason(StrEnum):
+    """Why the worker let a participant go on its own (``OfferPush.gone``): its peer connection ended."""
+
+    CLOSED = "closed"  # the peer closed it (DTLS close), and aiortc closed our side
+    FAILED = "failed"  # ICE or DTLS failed, or ICE consent expired (RFC 7675)
+    SILENT = "silent"  # nothing (STUN, DTLS, RTP or RTCP) arrived from the peer for ``peer_silence_s``
+
+
 class OfferPush(Strict):
     """Something the worker starts for one participant, routed to the node holding its socket: an offer, or
-    an evidence file the participant sent over its data channel and the worker stored (``artifact``)."""
+    an evidence file the participant sent over its data channel and the worker stored (``artifact``), or
+    the news that its peer connection is ``gone`` and the worker freed it: signaling then announces its
+    leave and closes its session, whatever its socket (or a WHIP/WHEP client that never says DELETE) does.
+
+    An artifact push carries ``ack`` over Redis: the worker tells the phone ``stored`` only once the node
+    answered that the file is in the case's record (embedded, the call returns after that itself)."""
 
     room: str
     sid: str
     node_id: str
     offer: ServerOfferMessage | None = None
     artifact: Artifact | None = None
+    ack: AckRequest | None = None
+    gone: GoneReason | None = None
+
+
+class Unconfirmed(VitrineError):
+    """A push with ``ack`` got no answer in time: it may or may not have been handled, so nothing it
+    refers to may be removed (a stored file stays on disk)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.STORAGE_UNAVAILABLE, message)
+
+
+class PushAck(Strict):
+    """A node's answer to a push with ``ack``: handled (no error), or the typed reason it was refused."""
+
+    id: str
+    error: ErrorCode | None = None
+    message: str = ""
+
+    def raise_for_error(self) -> PushAck:
+        if self.error is not None:
+            raise VitrineError(self.error, self.message)
+        return self
 
 
 class RpcRequest(Strict):

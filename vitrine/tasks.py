@@ -30,3 +30,10 @@ class TaskSet:
 
     def __len__(self) -> int:
         return len(self._tasks)
+
+    async def cancel(self) -> None:
+        """Cancel every task still running and wait until each has finished."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -12,12 +12,14 @@ if an upgrade moves any of them.
 * ``fastpath``: publishers' SRTP handled in the socket callback, without aiortc's queue and tasks.
 * ``candidates``: which addresses and ports ICE gathers on.
 * ``lean``: per-process sharing of what aiortc rebuilds per connection, and a faster clock.
+* ``malformed``: malformed header extensions dropped like any malformed packet, counted, logged at a bounded rate.
 """
 
 from media.taps.candidates import PortRangeExhausted, configure_host_candidates
 from media.taps.datagrams import DatagramGuard, DatagramHook, HandshakeAccelerator, deliver_rtp_now, hook_datagrams
 from media.taps.fastpath import FastPathCounters
 from media.taps.lean import LeanAiortc, WindowRateCounter
+from media.taps.malformed import MalformedPackets
 from media.taps.rtp import (
     PRIVATE_ATTRIBUTES,
     SenderBinding,
@@ -44,5 +46,5 @@ __all__ = [
     "disable_sender_feedback", "encoder_created", "hook_datagrams", "negotiated_codecs", "offered_direction",
     "on_sender_started", "restrict_codecs", "send_nack", "send_pli", "sender_last_rtp_timestamp",
     "sender_started", "tap_receiver", "tap_receiver_sync", "tap_sender", "transport_connected",
-    "FastPathCounters", "deliver_rtp_now",
+    "FastPathCounters", "MalformedPackets", "deliver_rtp_now",
 ]

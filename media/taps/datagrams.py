@@ -1,5 +1,6 @@
 """Datagram interception on aioice's sockets: the foreign-datagram guard, per-connection
-hooks (the load harness impairs links there) and fast ICE/DTLS handshake retransmission."""
+hooks (the load harness impairs links there), when the peer was last heard from, and fast
+ICE/DTLS handshake retransmission."""
 
 from __future__ import annotations
 
@@ -88,20 +89,36 @@ def _checked_receive(self: aioice.ice.StunProtocol, data: bytes, addr: tuple[Any
         _dtls_received[self.receiver] = _dtls_received.get(self.receiver, 0) + 1
         if data[0] <= 22:
             _note_handshake_datagram(self.receiver, data)
-    if DatagramGuard.enabled and data and data[0] > 3:  # STUN starts with two zero bits; DTLS, RTP never
-        source = (addr[0], addr[1])
-        connection = self.receiver
-        pair = connection._nominated.get(self.local_candidate.component)
-        if pair is not None:
-            allowed = pair.remote_addr == source
-        else:  # before nomination: only a peer we have a candidate pair with
-            allowed = any(p.remote_addr == source for p in connection._check_list if p.protocol is self)
-        if not allowed:
-            DatagramGuard.dropped += 1
-            return
+    if _from_peer(self, addr):
+        self.receiver._vitrine_heard_at = time.monotonic()  # type: ignore[attr-defined]
+    elif DatagramGuard.enabled and data and data[0] > 3:  # STUN starts with two zero bits; DTLS, RTP never
+        DatagramGuard.dropped += 1
+        return
     if data and 127 < data[0] < 192 and fastpath.receive(self.receiver, data):  # RTP/RTCP
         return
     _original_datagram_received(self, data, addr)
+
+
+def _from_peer(protocol: aioice.ice.StunProtocol, addr: tuple[Any, ...]) -> bool:
+    """Whether a datagram comes from the ICE peer: the nominated pair's address, or before nomination
+    that of a candidate pair we check."""
+    source = (addr[0], addr[1])
+    connection = protocol.receiver
+    pair = connection._nominated.get(protocol.local_candidate.component)
+    if pair is not None:
+        return pair.remote_addr == source
+    return any(p.remote_addr == source for p in connection._check_list if p.protocol is protocol)
+
+
+def last_heard(pc: Any) -> float | None:
+    """When (``time.monotonic()``) a datagram of any kind, its consent checks included, last came from
+    ``pc``'s ICE peer; None if none ever did. A peer that has gone without a word (a killed process, a
+    lost network) shows as a growing silence here long before ICE consent (about 30 s) expires."""
+    connections = {t.receiver.transport.transport._connection for t in pc.getTransceivers()}
+    if pc.sctp is not None:
+        connections.add(pc.sctp.transport.transport._connection)
+    heard = [at for c in connections if (at := getattr(c, "_vitrine_heard_at", None)) is not None]
+    return max(heard, default=None)
 
 
 def _send_stun(self: aioice.ice.StunProtocol, message: Any, addr: tuple[str, int]) -> None:
@@ -179,7 +196,10 @@ _dtls_received: weakref.WeakKeyDictionary[aioice.ice.Connection, int] = weakref.
 # The DTLS transport of each ICE connection, and the handshake datagrams it received.
 # A peer that repeats a datagram has not seen our answer to it: OpenSSL would wait
 # for its own timer (a second or more) to resend, so resend our last flight now.
-_dtls_by_connection: weakref.WeakKeyDictionary[aioice.ice.Connection, RTCDtlsTransport] = weakref.WeakKeyDictionary()
+# The transport is held weakly: it leads back to its connection, the key, so a strong
+# value would keep every finished peer connection alive.
+_dtls_by_connection: weakref.WeakKeyDictionary[aioice.ice.Connection, weakref.ref[RTCDtlsTransport]] = \
+    weakref.WeakKeyDictionary()
 _handshake_seen: weakref.WeakKeyDictionary[aioice.ice.Connection, set[int]] = weakref.WeakKeyDictionary()
 
 
@@ -194,7 +214,8 @@ def _note_handshake_datagram(connection: aioice.ice.Connection, data: bytes) -> 
         if len(seen) < 64:
             seen.add(fingerprint)
         return
-    transport = _dtls_by_connection.get(connection)
+    known = _dtls_by_connection.get(connection)
+    transport = known() if known is not None else None
     if transport is None:
         return
     # Both ends answer repeats, so an answer must not itself start an endless exchange
@@ -224,7 +245,7 @@ async def _write_ssl_remembering_flight(self: RTCDtlsTransport) -> None:
         data = b""
     if data:
         if not self.encrypted:
-            _dtls_by_connection[self.transport._connection] = self
+            _dtls_by_connection[self.transport._connection] = weakref.ref(self)
             received = _dtls_received.get(self.transport._connection, 0)
             if getattr(self, "_vitrine_flight_rx", None) != received:
                 self._vitrine_flight = []  # type: ignore[attr-defined]

@@ -11,6 +11,10 @@ DTLS, SRTCP and every other transport keep aiortc's path.
 Packets that were queued before the DTLS handshake finished may still be in
 aiortc's queue when the first fast packet arrives; the forwarder already
 tolerates that reordering, as it does the network's.
+
+The registry is keyed weakly by the ICE connection and holds the transport by a weak reference: the
+transport leads back to its connection, so a strong value would keep both, and the whole finished peer
+connection, alive for the life of the process.
 """
 
 from __future__ import annotations
@@ -24,13 +28,16 @@ from aiortc import RTCDtlsTransport, clock
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtp import RtpPacket, is_rtcp
 
+from vitrine.ratelog import RateLimitedLog
 from vitrine.tasks import TaskSet
 
 logger = logging.getLogger(__name__)
+_handler_log = RateLimitedLog(logger)
 
 _D = "_RTCDtlsTransport__"
 
-_transports: weakref.WeakKeyDictionary[aioice.ice.Connection, RTCDtlsTransport] = weakref.WeakKeyDictionary()
+_transports: weakref.WeakKeyDictionary[aioice.ice.Connection, weakref.ref[RTCDtlsTransport]] = \
+    weakref.WeakKeyDictionary()
 _pending = TaskSet()  # untapped receivers' aiortc handling, in arrival order
 
 
@@ -42,12 +49,13 @@ class FastPathCounters:
 
 def register(transport: RTCDtlsTransport) -> None:
     """Take this transport's SRTP data packets from the socket callback (``datagrams.deliver_rtp_now``)."""
-    _transports[transport.transport._connection] = transport
+    _transports[transport.transport._connection] = weakref.ref(transport)
 
 
 def receive(connection: aioice.ice.Connection, data: bytes) -> bool:
     """Handle ``data`` if it is SRTP for a marked, connected transport; False leaves it to aiortc."""
-    transport = _transports.get(connection)
+    marked = _transports.get(connection)
+    transport = marked() if marked is not None else None
     if transport is None or transport._rx_srtp is None or transport._state != DtlsState.CONNECTED:
         return False
     if is_rtcp(data):
@@ -70,6 +78,6 @@ def receive(connection: aioice.ice.Connection, data: bytes) -> bool:
         sink(packet)
     except Exception:  # one bad packet or handler bug must not take the socket's callback down
         FastPathCounters.handler_errors += 1
-        logger.exception("forwarding an RTP packet failed")
+        _handler_log.warning("handler", "forwarding an RTP packet failed", exc_info=True)  # once a minute
     FastPathCounters.delivered += 1
     return True

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aioice.ice
-from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc import RTCDtlsTransport, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.codecs import is_rtx
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
@@ -28,6 +29,7 @@ PRIVATE_ATTRIBUTES = {
                        "_RTCDtlsTransport__rx_bytes", "_RTCDtlsTransport__rx_packets"),
     RTCRtpTransceiver: ("_codecs", "_offerDirection"),
     HeaderExtensionsMap: ("_HeaderExtensionsMap__ids",),
+    RTCPeerConnection: ("_RTCPeerConnection__dtlsTransports", "_RTCPeerConnection__iceTransports"),
 }
 # aioice: Connection._nominated, ._check_list, ._protocols; StunProtocol.datagram_received,
 # .local_candidate, .receiver; CandidatePair.remote_addr, .protocol (checked in tests/test_media_taps.py).
@@ -104,6 +106,20 @@ def _install(receiver: RTCRtpReceiver, handle_rtp_packet: Callable[[RtpPacket, i
     receiver.receive = receive  # type: ignore[method-assign]
 
 
+async def stop_transports(pc: RTCPeerConnection) -> None:
+    """Stop every DTLS and ICE transport ``pc`` still has, whatever fails: what its ``close()`` stops, for
+    a connection whose ``close()`` raised half-way. aiortc can apply half a remote description (a BUNDLE
+    group whose first mid is no m-line leaves a transceiver without a transport), and its ``close()`` then
+    stops at that transceiver with the rest still open."""
+    for dtls in list(pc._RTCPeerConnection__dtlsTransports):
+        with contextlib.suppress(Exception):
+            await dtls.stop()
+    for ice in list(pc._RTCPeerConnection__iceTransports):
+        with contextlib.suppress(Exception):
+            await ice.stop()
+    pc.remove_all_listeners()
+
+
 def decoder_running(receiver: RTCRtpReceiver) -> bool:
     return getattr(receiver, _R + "decoder_thread") is not None
 
@@ -130,6 +146,17 @@ def tap_sender(sender: RTCRtpSender, on_rtcp: RtcpHandler) -> None:
         await original(packet)
 
     sender._handle_rtcp_packet = handle_rtcp_packet  # type: ignore[method-assign]
+
+
+def untap_sender(sender: RTCRtpSender) -> None:
+    """Undo ``tap_sender`` and ``on_sender_started``: their wrappers hold the forwarder's subscriber state.
+
+    A subscription removed from a connection that lives on leaves its sender there, on an inactive
+    m-line; a wrapper left on it would keep the publisher's track, and through it the publisher's whole
+    finished peer connection, alive as long as the subscriber stays.
+    """
+    for name in ("_handle_rtcp_packet", "send"):
+        sender.__dict__.pop(name, None)
 
 
 def disable_sender_feedback(sender: RTCRtpSender) -> None:

@@ -87,9 +87,11 @@ class CallDesk:
             if len(record.products_shown) >= MAX_PRODUCTS_SHOWN:
                 raise VitrineError(ErrorCode.RATE_LIMITED, f"at most {MAX_PRODUCTS_SHOWN} product cards per call")
             record.products_shown.append(ProductShown(sku=product.sku, title=product.title, at_ms=now_ms()))
-            await self.records.save_call(record)
             card = ProductCard.of(product)
-            await self.records.hook(shop, "consult.product_shown", call_id, {"agent": agent_id, **card.model_dump()})
+            async with self.records.unit():
+                await self.records.save_call(record)
+                await self.records.hook(shop, "consult.product_shown", call_id,
+                                        {"agent": agent_id, **card.model_dump()})
             await self.records.to_ticket(shop_id, call_id, ProductPush(card=card))
             await self.records.to_agent(shop_id, agent_id, ProductPush(card=card))
 
@@ -102,11 +104,12 @@ class CallDesk:
             if len(record.added_to_cart) >= MAX_PRODUCTS_SHOWN:
                 raise VitrineError(ErrorCode.RATE_LIMITED, "too many add-to-cart events for one call")
             record.added_to_cart.append(sku)
-            await self.records.save_call(record)
             shop = await require_shop(self.state.records.shops, shop_id)
             product = await self.state.records.shops.get_product(shop_id, sku)
             data = ProductCard.of(product).model_dump() if product else {"sku": sku}
-            await self.records.hook(shop, "consult.add_to_cart", call_id, data)
+            async with self.records.unit():
+                await self.records.save_call(record)
+                await self.records.hook(shop, "consult.add_to_cart", call_id, data)
 
     async def note(self, shop_id: str, agent_id: str, text: str) -> None:
         async with self.records.locked(shop_id):
@@ -126,15 +129,16 @@ class CallDesk:
             now = now_ms()
             record.ended_ms, record.ended_by = now, ended_by
             record.talk_ms = now - (record.answered_ms or now)
-            await self.records.finish(record)
+            async with self.records.unit():
+                await self.records.finish(record)
+                await self.records.hook(shop, "consult.ended", call_id, {
+                    "agent": record.agent, "ended_by": ended_by, "wait_ms": record.wait_ms,
+                    "talk_ms": record.talk_ms, "products_shown": [p.sku for p in record.products_shown]})
             presence = await self.records.agent_presence(shop_id, ticket.agent or "")
             presence.status = AgentStatus.WRAP_UP if presence.consoles else AgentStatus.OFFLINE
             presence.ticket = call_id if presence.consoles else None
             presence.gone_ms = None
             await self.records.save_presence(shop_id, presence)
-            await self.records.hook(shop, "consult.ended", call_id, {
-                "agent": record.agent, "ended_by": ended_by, "wait_ms": record.wait_ms, "talk_ms": record.talk_ms,
-                "products_shown": [p.sku for p in record.products_shown]})
             ended = CallEnded(call=call_id, ended_by=ended_by, talk_ms=record.talk_ms)
             await self.records.to_ticket(shop_id, call_id, ended)
             await self.records.to_agent(shop_id, presence.agent, ended)
@@ -153,10 +157,11 @@ class CallDesk:
             if record.rating is not None:
                 raise VitrineError(ErrorCode.INVALID_MESSAGE, "this call is already rated")
             record.rating, record.comment = stars, clean_text(comment) if comment and comment.strip() else None
-            await self.records.save_call(record)
             shop = await require_shop(self.state.records.shops, shop_id)
-            await self.records.hook(shop, "consult.rating", call_id, {"stars": stars, "comment": record.comment,
-                                                                      "agent": record.agent})
+            async with self.records.unit():
+                await self.records.save_call(record)
+                await self.records.hook(shop, "consult.rating", call_id, {"stars": stars, "comment": record.comment,
+                                                                          "agent": record.agent})
             await self.records.to_ticket(shop_id, call_id, Rated(call=call_id, stars=stars))
             if record.agent:
                 await self._push_history(shop_id, record.agent)
@@ -175,9 +180,9 @@ class CallDesk:
             request = ContactRequest(id=new_request_id(), shop=shop_id, kind=kind, context=context, name=name,
                                      contact=contact, text=clean_text(text) if text and text.strip() else None,
                                      slot_utc_ms=slot_utc_ms)
-            await self.records.save_request(request)
-            # Queued before the shopper hears "saved": a crash after the acknowledgement must not lose the event.
-            await self.records.hook(shop, "consult.request_created", request.id, request.model_dump(mode="json"))
+            async with self.records.unit():  # the request and its event, before the shopper hears "saved"
+                await self.records.save_request(request)
+                await self.records.hook(shop, "consult.request_created", request.id, request.model_dump(mode="json"))
             await self.records.to_ticket(shop_id, reply_to, RequestSaved(request=request))
             await self.records.to_agents(shop_id, RequestsPush(
                 requests=await self.records.requests(shop_id, 100, open_only=True)))

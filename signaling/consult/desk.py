@@ -106,12 +106,13 @@ class ConsultDesk:
             if len(tickets) >= self.settings.consult_max_queue:
                 raise VitrineError(ErrorCode.RATE_LIMITED, "the queue is full; try again in a few minutes")
             ticket = Ticket(id=ticket_id, shop=shop_id, context=context)
-            await self.records.save_ticket(ticket)
+            async with self.records.unit():
+                await self.records.save_ticket(ticket)
+                await self.records.hook(shop, "consult.queued", ticket.id, {"context": context.model_dump()})
             token = mint_desk_token(self.settings, shop=shop_id, subject=ticket.id, role="shopper",
                                     ttl_s=TICKET_TOKEN_TTL_S)
             waiting = sum(1 for t in tickets if t.state != TicketState.IN_CALL) + 1
             staffing = await self.records.staffing(shop_id, agents, presence)
-            await self.records.hook(shop, "consult.queued", ticket.id, {"context": context.model_dump()})
             await self.records.to_ticket(shop_id, ticket.id, TicketIssued(
                 ticket=ticket.id, token=token, position=waiting, wait_s=staffing.wait_s(waiting)))
             await self._dispatch(shop, agents)
@@ -272,17 +273,18 @@ class ConsultDesk:
                                                          shop=shop_id, max_participants=2))
             ticket.state, ticket.agent, ticket.room, ticket.answered_ms = TicketState.IN_CALL, agent_id, room.name, now
             ticket.ringing_agent = ticket.ring_deadline_ms = None
-            await self.records.save_ticket(ticket)
-            await self.records.save_call(CallRecord(
-                id=ticket.id, shop=shop_id, context=ticket.context, outcome=CallOutcome.ANSWERED, agent=agent_id,
-                room=room.name, queued_ms=ticket.entered_ms, answered_ms=now, wait_ms=now - ticket.entered_ms))
+            async with self.records.unit():
+                await self.records.save_ticket(ticket)
+                await self.records.save_call(CallRecord(
+                    id=ticket.id, shop=shop_id, context=ticket.context, outcome=CallOutcome.ANSWERED, agent=agent_id,
+                    room=room.name, queued_ms=ticket.entered_ms, answered_ms=now, wait_ms=now - ticket.entered_ms))
+                await self.records.hook(shop, "consult.answered", ticket.id,
+                                        {"agent": agent_id, "wait_ms": now - ticket.entered_ms, "room": room.name})
             presence = await self.records.agent_presence(shop_id, agent_id)
             presence.status, presence.ticket = AgentStatus.BUSY, ticket.id
             await self.records.save_presence(shop_id, presence)
             METRICS.consult_wait.observe((now - ticket.entered_ms) / 1000)
             METRICS.consult_calls.labels(outcome=CallOutcome.ANSWERED.value).inc()
-            await self.records.hook(shop, "consult.answered", ticket.id,
-                                    {"agent": agent_id, "wait_ms": now - ticket.entered_ms, "room": room.name})
             await self.records.to_agent(shop_id, agent_id, StatusPush(status=AgentStatus.BUSY, ticket=ticket.id))
             await self.records.to_agent(shop_id, agent_id, CallStarted(
                 setup=self._agent_setup(shop, ticket, agent), context=ticket.context))
@@ -379,11 +381,12 @@ class ConsultDesk:
             await self.records.save_presence(shop.id, presence)
             await self.records.to_agent(shop.id, presence.agent, StatusPush(status=presence.status))
         now = now_ms()
-        await self.records.finish(CallRecord(id=ticket.id, shop=shop.id, context=ticket.context, outcome=outcome,
-                                             queued_ms=ticket.entered_ms, wait_ms=now - ticket.entered_ms))
-        METRICS.consult_calls.labels(outcome=outcome.value).inc()
         kind = "consult.missed" if outcome == CallOutcome.MISSED else "consult.abandoned"
-        await self.records.hook(shop, kind, ticket.id, {"wait_ms": now - ticket.entered_ms})
+        async with self.records.unit():
+            await self.records.finish(CallRecord(id=ticket.id, shop=shop.id, context=ticket.context, outcome=outcome,
+                                                 queued_ms=ticket.entered_ms, wait_ms=now - ticket.entered_ms))
+            await self.records.hook(shop, kind, ticket.id, {"wait_ms": now - ticket.entered_ms})
+        METRICS.consult_calls.labels(outcome=outcome.value).inc()
 
     # -- call setup ----------------------------------------------------------------------------------
 

@@ -110,9 +110,13 @@ class DeskRecords:
     async def requests(self, shop: str, limit: int, *, open_only: bool) -> list[ContactRequest]:
         return await self.store.requests(shop, limit, open_only=open_only)
 
+    def unit(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """One transaction for a change's records and its webhook (``Database.unit``): both or neither."""
+        return self.state.records.db.unit()
+
     async def hook(self, shop: Shop, kind: str, call_id: str, data: dict[str, Any]) -> None:
-        """Queue a webhook; called under the shop's lock, so a call's events leave in order, and before the push
-        that acknowledges the change, so a crash after the acknowledgement never loses the event."""
+        """Queue a webhook, inside the ``unit()`` of the records it tells of; called under the shop's lock, so a
+        call's events leave in order, and before the push that acknowledges the change."""
         await self.webhooks.emit(shop, WebhookType(kind), call_id, data)
 
     async def offered_slots(self, shop: Shop) -> list[int]:

@@ -1,8 +1,9 @@
 """``EvidenceService``: closing a case into evidence, exporting it, and forgetting it on time or on request.
 
-Ending a session logs the verdict (both pages see it), stops the recording and moves the file into the
-case's evidence with its hash, closes the room (its log stays: it is the timeline), and stores the chat,
-annotations, notes and timeline as JSON artifacts. The bundle is built on demand from what is stored, and
+Ending a session logs the verdict (both pages see it), stops the recording and moves its files into the
+case's evidence with their hashes (one part per media worker the session was on: the part just stopped and
+every part an earlier worker finalized), closes the room (its log stays: it is the timeline), and stores the
+chat, annotations, notes and timeline as JSON artifacts. The bundle is built on demand from what is stored, and
 re-hashes every file on the way, so evidence changed at rest is refused, not exported.
 
 Retention: a sweep deletes every case whose shop's ``evidence_retention_days`` have passed since it closed
@@ -19,13 +20,14 @@ import logging
 import secrets
 import tempfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 from signaling.inspect.cases import CaseService
 from signaling.inspect.sessions import InspectionService, still_open
 from signaling.metrics import METRICS
-from signaling.recordings import RecordingFiles, duration_ms
+from signaling.recordings import RecordingFiles
 from signaling.rooms import RoomService
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.inspect.artifacts import ArtifactStore
@@ -48,7 +50,7 @@ from vitrine.inspect.timeline import exports, timeline
 from vitrine.models import now_ms
 from vitrine.protocol import LogEntry
 from vitrine.records.roomlog import whole_log
-from vitrine.rpc import RecordCommand
+from vitrine.rpc import RecordCommand, RecordingInfo
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -82,28 +84,27 @@ class EvidenceService:
         return note
 
     async def end(self, case: Case, verdict: Verdict, comment: str, by: str) -> Case:
-        """Close the case with its verdict, once its evidence is on disk: the recording moved into the case and
-        the chat, annotations, notes and timeline exported, each hashed.
+        """Close the case with its verdict, once its evidence is on disk: every part of the recording moved into
+        the case and the chat, annotations, notes and timeline exported, each hashed.
 
-        A full or read-only disk is ``storage_unavailable``: the case stays open, nothing is lost (a stopped
-        recording waits on the case as ``pending_recording``, an export is not half written), and ending
-        again once the disk is fixed finishes the job."""
+        A full or read-only disk is ``storage_unavailable``: the case stays open, nothing is lost (the parts not
+        moved yet wait on the case as ``pending_recordings``, an export is not half written), and ending again
+        once the disk is fixed finishes the job."""
         still_open(case)
         room = inspect_room(case.id)
         live = await self.state.rooms.get_room(room)
-        if not case.pending_recording:
-            pending = None
+        if not case.pending_recordings:
+            stopped = None
             if live is not None:
                 await self.sessions.log(room, CaseNotice(action="case", event="ended", verdict=verdict))
-                pending = await self._stop_recording(case)
-            pending = pending or await asyncio.to_thread(self._finished_recording, case)
-            if pending is not None:
+                stopped = await self._stop_recording(case)
+            pending = await asyncio.to_thread(self._finished_recordings, case, stopped)
+            if pending:
                 case = await self.cases.update(case.shop, case.id, lambda stored: still_open(stored).model_copy(
-                    update={"pending_recording": pending}))
-        if case.pending_recording is not None:
-            recording = await self._store(self._adopt_recording, case, case.pending_recording)
-            case = await self.cases.update(case.shop, case.id, lambda stored: still_open(stored).model_copy(
-                update={"artifacts": [*stored.artifacts, recording], "pending_recording": None}))
+                    update={"pending_recordings": pending}))
+        for pending in list(case.pending_recordings):  # one at a time: a retry moves only what is left
+            recording = await self._store(self._adopt_recording, case, pending)
+            case = await self.cases.update(case.shop, case.id, partial(_adopted, pending, recording))
         outcome = Outcome(verdict=verdict, comment=comment, at_ms=now_ms(), by=by)
         closing = case.model_copy(update={"outcome": outcome, "state": CaseState.CLOSED, "closed_at_ms": now_ms()})
         documents = await self._store(self._write_exports, closing, await self._entries(case))
@@ -133,7 +134,8 @@ class EvidenceService:
                                f"the evidence could not be stored ({exc.strerror or exc}); nothing was lost and the "
                                "case is still open: end it again once the evidence disk has space") from exc
 
-    async def _stop_recording(self, case: Case) -> PendingRecording | None:
+    async def _stop_recording(self, case: Case) -> RecordingInfo | None:
+        """Stop the part the room's worker records now; None if it records none, or finalized none cleanly."""
         record = await self.state.rooms.get_room(inspect_room(case.id))
         if record is None or record.worker_id is None:
             return None
@@ -141,20 +143,18 @@ class EvidenceService:
             room=record.name, action="stop", recording_id=case.id))
         info = reply.recording
         if reply.error is not None or info is None or not info.finished or info.error:
-            logger.warning("inspection %s ended without a recording (%s)", case.id, reply.message or "no media")
+            logger.warning("inspection %s: the current worker stopped no part (%s)", case.id,
+                           reply.message or "no media")
             return None
-        return PendingRecording(path=info.path, container=info.container, started_at_ms=info.started_at_ms,
-                                duration_ms=info.duration_ms)
+        return info
 
-    def _finished_recording(self, case: Case) -> PendingRecording | None:
-        """A recording of this case that no stop returned: its worker closed the room (it died, or coordination
-        state was lost) and finalized the file. The case takes it in like any other."""
-        files = [path for path in self.recordings.of(case.id) if path.suffix.lstrip(".") in CONTAINER_TYPES]
-        if not files:
-            return None
-        path = files[0]
-        return PendingRecording(path=path.name, container=path.suffix.lstrip("."), duration_ms=duration_ms(path),
-                                started_at_ms=case.admitted_at_ms or case.created_at_ms)
+    def _finished_recordings(self, case: Case, stopped: RecordingInfo | None) -> list[PendingRecording]:
+        """Every finished part of the case's recording, in order: the one just stopped, and those no stop
+        returned (their worker closed the room when it restarted, died or lost coordination state, and
+        finalized them). The case takes each in like any other."""
+        parts = self.recordings.finished(case.id, stopped, case.admitted_at_ms or case.created_at_ms)
+        return [PendingRecording(path=part.path, container=part.container, started_at_ms=part.started_at_ms,
+                                 duration_ms=part.duration_ms) for part in parts]
 
     def _adopt_recording(self, case: Case, pending: PendingRecording) -> Artifact:
         return self.store.adopt(
@@ -272,3 +272,10 @@ class EvidenceService:
             except Exception:
                 logger.exception("the evidence retention sweep failed")
             await asyncio.sleep(self.settings.evidence_sweep_s)
+
+
+def _adopted(pending: PendingRecording, recording: Artifact, stored: Case) -> Case:
+    """The case with one part of its recording moved in: an artifact now, no longer pending."""
+    return still_open(stored).model_copy(update={
+        "artifacts": [*stored.artifacts, recording],
+        "pending_recordings": [part for part in stored.pending_recordings if part.path != pending.path]})

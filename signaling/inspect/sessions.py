@@ -2,8 +2,9 @@
 
 The buyer's path: consent (recorded with the exact text shown), a join token that knocks until the
 inspector admits the case's buyer once, then the room. The admit starts the recording of the buyer's
-tracks only. In the room, each side's ``inspect`` actions are checked against who may send them and
-appended to the room's log, which both pages follow and which becomes the case's timeline; photos the
+tracks only; a later join of the buyer keeps it going (its next part if the room changed worker). In
+the room, each side's ``inspect`` actions are checked against who may send them and appended to the
+room's log, which both pages follow and which becomes the case's timeline; photos the
 worker stored from the buyer's data channel, and snapshots it decoded, are added to the case with their
 hashes and announced in the log.
 """
@@ -127,14 +128,18 @@ class InspectionService:
             await self.add_artifact(room.name, reply.artifact.model_copy(update={"request": request.request}))
 
     async def add_artifact(self, room_name: str, artifact: Artifact) -> None:
-        """A photo or snapshot the worker stored under the case: record it, then tell both sides."""
+        """A photo or snapshot the worker stored under the case: committed to the case's record before this
+        returns (the buyer's phone hears ``stored`` only then), then both sides are told.
+
+        The case is found by the id in the room's name, not through the room: coordination state may have
+        been lost meanwhile, and the record is what counts. A case that is gone or closed refuses the file
+        (``case_not_found``, ``case_closed``), so the worker removes it and tells the phone."""
         case_id = case_of_room(room_name)
-        room = await self.state.rooms.get_room(room_name)
-        if case_id is None or room is None or room.shop is None:
-            logger.warning("an artifact arrived for %s, which is not an open inspection", room_name)
-            return
-        await self.cases.update(room.shop, case_id, lambda case: case.model_copy(
-            update={"artifacts": [*case.artifacts, artifact]}))
+        case = await self.state.records.cases.find(case_id) if case_id else None
+        if case is None:
+            raise VitrineError(ErrorCode.CASE_NOT_FOUND, "this inspection's case no longer exists")
+        await self.cases.update(case.shop, case.id, lambda stored: still_open(stored).model_copy(
+            update={"artifacts": [*stored.artifacts, artifact]}))
         await self.log(room_name, ArtifactNotice(action="artifact", artifact=artifact))
 
     async def knock_settled(self, admission: Admission, knock: Knock, admitted: bool) -> None:
@@ -152,12 +157,30 @@ class InspectionService:
                         ParticipantView.of(admission.participant))
         if not admitted:
             return
-        reply = await self.rooms.link.call(admission.worker_id, RecordCommand(
-            room=room.name, action="start", recording_id=case_id, identity=buyer_identity(case_id)))
-        if reply.error is None:
+        if await self._record(room.name, admission.worker_id, case_id):
             await self.log(room.name, CaseNotice(action="case", event="recording"))
-        else:
+
+    async def rejoined(self, admission: Admission) -> None:
+        """Someone joined without knocking. For an inspection's buyer that means it was admitted before, and its
+        recording goes on: a no-op on a worker that records the case already (the buyer's new network), the
+        recording's next part on another (the room changed worker: a restart, a death, a loss of coordination
+        state), since no admit comes to start it there. Never fails the join."""
+        room, participant = admission.room, admission.participant
+        case_id = case_of_room(room.name)
+        if room.kind != RoomKind.INSPECTION or case_id is None or participant.role != Role.BUYER:
+            return
+        try:
+            await self._record(room.name, admission.worker_id, case_id)
+        except VitrineError as exc:
+            logger.warning("inspection %s: the recording did not go on: %s", case_id, exc.message)
+
+    async def _record(self, room: str, worker_id: str, case_id: str) -> bool:
+        """Record the case's buyer, and only the buyer, on the room's worker; whether it does."""
+        reply = await self.rooms.link.call(worker_id, RecordCommand(
+            room=room, action="start", recording_id=case_id, identity=buyer_identity(case_id)))
+        if reply.error is not None:
             logger.warning("inspection %s is not recorded: %s", case_id, reply.message)
+        return reply.error is None
 
     async def log(self, room: str, body: InspectBody, participant: ParticipantView | None = None) -> LogEntry:
         return await self.rooms.append_log(room, LogEntry(

@@ -79,9 +79,7 @@ class LiveActions:
         self._loops.spawn(self._every(STATS_EVERY_S, self._push_stats))
 
     async def stop(self) -> None:
-        for task in self._loops:
-            task.cancel()
-        await asyncio.gather(*self._loops, return_exceptions=True)
+        await self._loops.cancel()
         await self._flush_reactions()
 
     # -- the log ------------------------------------------------------------------------

@@ -3,11 +3,13 @@
 Going live creates the show's room (kind ``live``, owned by the shop, recorded under the show
 id) and its ``LiveState``; ending it writes ``show: ended`` to the log, stops the recording,
 closes the room (everyone is told the show has ended), and freezes the analytics. The log and
-the recording stay for the replay until the show is deleted.
+the recording stay for the replay until the show is deleted. The recording has one part per media
+worker the room was on: the end takes the part it stops and every part an earlier worker finalized.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -16,6 +18,7 @@ import secrets
 from collections.abc import AsyncIterator
 
 from signaling.live.actions import LiveActions
+from signaling.recordings import RecordingFiles
 from signaling.rooms import RoomService
 from signaling.state import State
 from vitrine.auth import JoinClaims, mint_token
@@ -35,7 +38,7 @@ from vitrine.models import ROLE_DEFAULT_GRANTS, Grants, Role, Room, RoomKind, no
 from vitrine.protocol import LogEntry
 from vitrine.records.roomlog import whole_log
 from vitrine.records.shops import require_shop
-from vitrine.rpc import RecordCommand
+from vitrine.rpc import RecordCommand, RecordingInfo
 from vitrine.shops import ProductCard, Shop, url_allowed
 
 logger = logging.getLogger(__name__)
@@ -53,6 +56,7 @@ class ShowService:
         self.state = state
         self.rooms = rooms
         self.actions = actions
+        self.recordings = RecordingFiles(settings.recordings_dir, state.records)
 
     # -- records ---------------------------------------------------------------------
 
@@ -133,11 +137,11 @@ class ShowService:
             raise VitrineError(ErrorCode.SHOW_NOT_LIVE, "the show is not live")
         ended_at = now_ms()
         await self.actions.announce(show.room, LogEntry(seq=0, kind="show", show=ShowState.ENDED, at_ms=ended_at))
-        recording = await self._stop_recording(show)
+        recordings = await self._recordings(show, await self._stop_recording(show))
         state = await self.state.records.shows.get_state(show.room)
         if state is not None:
             await self.state.records.shows.put_state(show.room, state.model_copy(update={"state": ShowState.ENDED}))
-        show = show.model_copy(update={"state": ShowState.ENDED, "ended_at_ms": ended_at, "recording": recording})
+        show = show.model_copy(update={"state": ShowState.ENDED, "ended_at_ms": ended_at, "recordings": recordings})
         await self.state.records.shows.put_show(show)  # ended before its room closes: no rejoin puts it back
         try:
             await self.rooms.close_room(show.room, reason="the show has ended", code="show_ended", keep_log=True)
@@ -149,7 +153,8 @@ class ShowService:
         await self.state.records.shows.put_show(show)
         return show
 
-    async def _stop_recording(self, show: Show) -> Recording | None:
+    async def _stop_recording(self, show: Show) -> RecordingInfo | None:
+        """Stop the part the room's worker records now; None if it records none (or nothing usable)."""
         room = await self.state.rooms.get_room(show.room)
         if room is None or room.worker_id is None:
             return None
@@ -157,13 +162,15 @@ class ShowService:
             reply = (await self.rooms.link.call(room.worker_id, RecordCommand(
                 room=show.room, action="stop", recording_id=show.id))).raise_for_error()
         except VitrineError as exc:
-            logger.warning("the show %s ended without a recording: %s", show.id, exc.message)
+            logger.warning("the show %s ended without the current worker's part: %s", show.id, exc.message)
             return None
-        info = reply.recording
-        if info is None:
-            return None
-        return Recording(path=info.path, container=info.container, started_at_ms=info.started_at_ms,
-                         duration_ms=info.duration_ms, bytes=info.bytes)
+        return reply.recording
+
+    async def _recordings(self, show: Show, stopped: RecordingInfo | None) -> list[Recording]:
+        """The part just stopped and every part earlier workers finalized (nobody stopped those), in order."""
+        parts = await asyncio.to_thread(self.recordings.finished, show.id, stopped, show.started_at_ms or 0)
+        return [Recording(path=part.path, container=part.container, started_at_ms=part.started_at_ms,
+                          duration_ms=part.duration_ms, bytes=part.bytes) for part in parts]
 
     async def entries(self, show: Show) -> AsyncIterator[LogEntry]:
         """The show's whole log, oldest first."""
@@ -171,10 +178,9 @@ class ShowService:
             yield entry
 
     async def _chapters(self, show: Show) -> list[Chapter]:
-        """Each product pin, as an offset into the recording (or into the show, without one)."""
-        start = show.recording.started_at_ms if show.recording else (show.started_at_ms or 0)
-        return [Chapter(offset_ms=max(0, entry.at_ms - start), seq=entry.seq, card=entry.product.card)
-                async for entry in self.entries(show)
+        """Each product pin, as an offset into the recording's part that shows it (or into the show, without
+        a recording). A pin between two parts (while the room changed worker) opens the later one."""
+        return [_chapter(show, entry.at_ms, entry.seq, entry.product.card) async for entry in self.entries(show)
                 if entry.kind == "product" and entry.product is not None and entry.product.action == "pin"]
 
     # -- credentials ----------------------------------------------------------------------
@@ -233,6 +239,19 @@ class ShowService:
             clicks_by_sku={k.removeprefix("click:"): v for k, v in stats.items() if k.startswith("click:")},
             duration_s=round(duration_s, 1),
         )
+
+
+def _chapter(show: Show, at_ms: int, seq: int, card: ProductCard) -> Chapter:
+    """A pin's moment in the replay: in the last part started by then (or, if that part had ended, at the start
+    of the next one), else in the show itself when it has no recording."""
+    parts = show.recordings
+    if not parts:
+        return Chapter(offset_ms=max(0, at_ms - (show.started_at_ms or 0)), seq=seq, card=card)
+    index = max([i for i, part in enumerate(parts) if part.started_at_ms <= at_ms], default=0)
+    part = parts[index]
+    if at_ms > part.started_at_ms + part.duration_ms and index + 1 < len(parts):
+        return Chapter(part=index + 1, offset_ms=0, seq=seq, card=card)
+    return Chapter(part=index, offset_ms=max(0, at_ms - part.started_at_ms), seq=seq, card=card)
 
 
 def live_room(show: Show) -> Room:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from media.taps import MalformedPackets
 from signaling.deps import RuntimeDep
 from signaling.metrics import METRICS
 
@@ -25,4 +26,6 @@ async def metrics(runtime: RuntimeDep) -> Response:
     if worker is not None:
         for name, value in worker.media_stats().items():
             METRICS.media.labels(stat=name).set(value)
+        for cause, count in MalformedPackets.counts.items():
+            METRICS.media_malformed_packets.labels(cause=cause).set(count)
     return Response(generate_latest(METRICS.registry), media_type=CONTENT_TYPE_LATEST)

@@ -17,6 +17,7 @@ from pathlib import Path as FilePath
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Path as FastPath
 from fastapi.responses import FileResponse
 from pydantic import Field
 
@@ -36,12 +37,22 @@ public = APIRouter(prefix="/v1/live/{shop}/{show}", tags=["live"])
 
 
 
+class ReplayPart(Strict):
+    """One part of the recording (one per media worker the show was on), played after the one before."""
+
+    url: str
+    container: str
+    started_at_ms: int  # the wall clock of the part's time zero: a log entry plays at (at_ms - started_at_ms)
+    duration_ms: int
+
+
 class Replay(Strict):
-    media_url: str | None  # None: the show has no recording
-    container: str | None = None
-    duration_ms: int = 0
-    started_at_ms: int  # chat entries play at (entry.at_ms - started_at_ms) into the video
-    chapters: list[Chapter]
+    media_url: str | None  # the first part (None: the show has no recording), for pages that play one file
+    container: str | None = None  # the first part's
+    duration_ms: int = 0  # every part together
+    started_at_ms: int  # the first part's start: chat entries play at (entry.at_ms - started_at_ms) into it
+    parts: list[ReplayPart] = Field(default_factory=list)
+    chapters: list[Chapter]  # each in one part (``Chapter.part`` indexes ``parts``)
 
 
 class ShowView(Strict):
@@ -250,11 +261,13 @@ async def show_view(shop: str, show: str, runtime: RuntimeDep, response: Respons
 
 
 def _replay(show: Show) -> Replay:
-    recording = show.recording
-    return Replay(media_url=f"/v1/live/{show.shop}/{show.id}/recording" if recording else None,
-                  container=recording.container if recording else None,
-                  duration_ms=recording.duration_ms if recording else 0,
-                  started_at_ms=recording.started_at_ms if recording else (show.started_at_ms or 0),
+    base = f"/v1/live/{show.shop}/{show.id}/recording"
+    parts = [ReplayPart(url=f"{base}/{index}", container=part.container, started_at_ms=part.started_at_ms,
+                        duration_ms=part.duration_ms) for index, part in enumerate(show.recordings)]
+    first = parts[0] if parts else None
+    return Replay(media_url=base if first else None, container=first.container if first else None,
+                  duration_ms=sum(part.duration_ms for part in parts),
+                  started_at_ms=first.started_at_ms if first else (show.started_at_ms or 0), parts=parts,
                   chapters=show.chapters)
 
 
@@ -278,15 +291,24 @@ async def show_log(shop: str, show: str, runtime: RuntimeDep,
                    last_seq=await runtime.state.records.roomlog.last_seq(record.room))
 
 
-@public.get("/recording", summary="The show's recording (supports Range)", response_class=FileResponse)
+@public.get("/recording", summary="The first part of the show's recording (supports Range)",
+            response_class=FileResponse)
 async def show_recording(shop: str, show: str, runtime: RuntimeDep) -> FileResponse:
+    return await show_recording_part(shop, show, 0, runtime)
+
+
+@public.get("/recording/{part}", summary="One part of the show's recording (supports Range)",
+            response_class=FileResponse)
+async def show_recording_part(shop: str, show: str, part: Annotated[int, FastPath(ge=0, le=9999)],
+                              runtime: RuntimeDep) -> FileResponse:
     record = await runtime.shows.get(shop, show)
-    if record.recording is None:
-        raise VitrineError(ErrorCode.SHOW_NOT_FOUND, "the show has no recording")
+    if part >= len(record.recordings):
+        raise VitrineError(ErrorCode.SHOW_NOT_FOUND, "the show has no such recording")
+    recording = record.recordings[part]
     root = FilePath(runtime.settings.recordings_dir).resolve()
-    path = (root / record.recording.path).resolve()
+    path = (root / recording.path).resolve()
     if not path.is_relative_to(root) or not path.is_file():
         raise VitrineError(ErrorCode.SHOW_NOT_FOUND, "the recording is not on this server")
-    media = "video/webm" if record.recording.container == "webm" else f"video/{record.recording.container}"
+    media = "video/webm" if recording.container == "webm" else f"video/{recording.container}"
     return FileResponse(path, media_type=media, headers={"Access-Control-Allow-Origin": "*",
                                                          "Cross-Origin-Resource-Policy": "cross-origin"})

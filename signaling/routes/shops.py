@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import Field, ValidationError
 
 from signaling.deps import ApiKeyDep, RuntimeDep
+from signaling.webhook_targets import check_webhook_url
 from vitrine.errors import ErrorCode, VitrineError
 from vitrine.models import Strict
 from vitrine.records.shops import require_shop
@@ -98,6 +99,7 @@ def _same(field: str, given: str | None, path: str) -> None:
              summary="Create a shop: embed origins, link hosts, opening hours, languages")
 async def create_shop(body: NewShop, runtime: RuntimeDep) -> Shop:
     shop = Shop.model_validate(body.model_dump())
+    check_webhook_url(shop.webhook_url, runtime.settings)
     if not await runtime.state.records.shops.create_shop(shop):
         raise VitrineError(ErrorCode.SHOP_EXISTS, f"shop {shop.id!r} exists")
     return shop
@@ -120,6 +122,8 @@ async def update_shop(shop: str, body: ShopPatch, runtime: RuntimeDep) -> Shop:
         updated = Shop.model_validate(current.model_dump() | body.model_dump(exclude_unset=True))
     except ValidationError as exc:  # reported like a malformed body: 422 invalid_message
         raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from exc
+    if "webhook_url" in body.model_fields_set:  # checked when set; every delivery checks it again anyway
+        check_webhook_url(updated.webhook_url, runtime.settings)
     if not await runtime.state.records.shops.update_shop(updated):
         raise VitrineError(ErrorCode.SHOP_NOT_FOUND, f"no shop {shop!r}")
     return updated

@@ -20,6 +20,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import ValidationError
 
+from media.sdp_guard import parse_sdp
 from signaling.deps import ClaimsDep, RuntimeDep
 from signaling.metrics import METRICS
 from signaling.rooms import Admission
@@ -78,7 +79,11 @@ async def _check_playable(runtime: RuntimeDep, room: str, publisher: str | None)
 
 
 async def read_offer(request: Request, runtime: RuntimeDep) -> str:
-    return await _read_body(request, SDP, runtime.settings.max_sdp_bytes)
+    """The request's SDP offer, checked by the SDP guard before any session or room is admitted for it:
+    an empty or malformed offer is a typed 400, never a half-built session."""
+    sdp = await _read_body(request, SDP, runtime.settings.max_sdp_bytes)
+    parse_sdp(sdp, runtime.settings.max_sdp_bytes)
+    return sdp
 
 
 async def start_session(kind: Kind, room: str, request: Request, runtime: RuntimeDep, claims: JoinClaims,
@@ -88,12 +93,12 @@ async def start_session(kind: Kind, room: str, request: Request, runtime: Runtim
     _check_room(claims, room)
     if kind == "whip" and not claims.grants.can_publish:
         raise VitrineError(ErrorCode.PERMISSION_DENIED, "this token may not publish")
-    if kind == "whep":
-        if not claims.grants.can_subscribe:
-            raise VitrineError(ErrorCode.PERMISSION_DENIED, "this token may not subscribe")
-        await _check_playable(runtime, room, publisher)
+    if kind == "whep" and not claims.grants.can_subscribe:
+        raise VitrineError(ErrorCode.PERMISSION_DENIED, "this token may not subscribe")
     if sdp is None:
         sdp = await read_offer(request, runtime)
+    if kind == "whep":
+        await _check_playable(runtime, room, publisher)
     admission = await runtime.rooms.admit(claims, publish=[], name=None, node_id=runtime.settings.node_id,
                                           auto_subscribe=False)
     try:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import secrets
 from enum import StrEnum
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from vitrine.models import Strict, now_ms
+from vitrine.models import Strict, now_ms, one_into_list
 from vitrine.shops import LanguageTag
 
 DEFAULT_LINK_TTL_S = 3600
@@ -139,8 +139,8 @@ class CaseView(CaseSetup):
 
 
 class PendingRecording(Strict):
-    """A stopped recording not yet moved into its case: kept on the case until it is, so an end that failed
-    on a full or read-only disk finds it again when it is retried."""
+    """A finished part of the recording not yet moved into its case: kept on the case until it is, so an end
+    that failed on a full or read-only disk finds it again when it is retried."""
 
     path: str  # relative to the recordings directory
     container: str
@@ -149,14 +149,20 @@ class PendingRecording(Strict):
 
 
 class Case(CaseView):
-    """The stored case: also the current link's nonce, which only the link itself carries, and a recording
-    on its way into the case."""
+    """The stored case: also the current link's nonce, which only the link itself carries, and the recording's
+    parts on their way into the case (one per media worker the session was on), in order."""
 
     link_nonce: str = Field(default_factory=new_link_nonce)
-    pending_recording: PendingRecording | None = None
+    pending_recordings: list[PendingRecording] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_pending_recording(cls, data: object) -> object:
+        """A case stored before recordings had parts holds one ``pending_recording`` (or null)."""
+        return one_into_list(data, "pending_recording", "pending_recordings")
 
     def view(self) -> CaseView:
-        return CaseView.model_validate(self.model_dump(exclude={"link_nonce", "pending_recording"}))
+        return CaseView.model_validate(self.model_dump(exclude={"link_nonce", "pending_recordings"}))
 
 
 class Erasure(Strict):

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
-from vitrine.models import Identity, Strict, now_ms
+from vitrine.models import Identity, Strict, now_ms, one_into_list
 from vitrine.shops import Price, ProductCard, Sku
 
 SHOW_ID_PATTERN = r"^sh_[A-Za-z0-9_-]{10,40}$"
@@ -69,7 +69,8 @@ class ShowPatch(Strict):
 
 
 class Recording(Strict):
-    """The show's recording as the worker finalized it: a file under ``VITRINE_RECORDINGS_DIR``."""
+    """One part of the show's recording as its worker finalized it: a file under ``VITRINE_RECORDINGS_DIR``.
+    A show has one part per media worker that recorded it (``vitrine/recording_parts.py``)."""
 
     path: str
     container: Literal["webm", "mp4", "mkv"]
@@ -79,8 +80,10 @@ class Recording(Strict):
 
 
 class Chapter(Strict):
-    """A product pin in the replay: jump to ``offset_ms`` into the recording to see the product shown."""
+    """A product pin in the replay: jump to ``offset_ms`` into part ``part`` (an index into ``Show.recordings``)
+    to see the product shown."""
 
+    part: int = 0
     offset_ms: int
     seq: int
     card: ProductCard
@@ -109,9 +112,15 @@ class Show(ShowSetup):
     started_at_ms: int | None = None
     ended_at_ms: int | None = None
     stream_key_version: int = 1
-    recording: Recording | None = None
+    recordings: list[Recording] = Field(default_factory=list)  # set when the show ends: its parts, in start order
     chapters: list[Chapter] = Field(default_factory=list)  # set when the show ends, from its product pins
     analytics: Analytics | None = None  # set when the show ends; live numbers come from the stats counters
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_recording(cls, data: object) -> object:
+        """A show stored before recordings had parts holds one ``recording`` (or null): its only part."""
+        return one_into_list(data, "recording", "recordings")
 
     @property
     def room(self) -> str:

@@ -9,13 +9,19 @@
 - **Scaled**: ``VITRINE_DATABASE_URL`` (``postgresql+asyncpg://...``), shared by every signaling node.
 
 Stores open a transaction per operation with ``transaction()`` and never hold one across other I/O.
+A caller that needs several stores' writes to commit together (a record and the webhook that tells the
+shop about it) runs them inside ``unit()``: every ``transaction()`` of the same task inside it joins
+the unit's one transaction, and ``after_commit`` callbacks run once it has committed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +50,27 @@ def redacted(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+class UnitAborted(RuntimeError):
+    """A statement of a unit of work failed and its error was caught inside the unit: nothing was committed."""
+
+
+@dataclass(eq=False)
+class _Unit:
+    """One open unit of work: its connection, the task that owns it, what to run after its commit."""
+
+    db: Database
+    conn: AsyncConnection
+    owner: asyncio.Task[Any] | None
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+    open: bool = True
+    failed: bool = False
+
+
+# The unit of work of the running task. Tasks started inside a unit copy this variable, so a unit is only
+# joined by the task that opened it (``owner``): another task's transaction waits for the unit's commit.
+_CURRENT_UNIT: ContextVar[_Unit | None] = ContextVar("vitrine_records_unit", default=None)
+
+
 class Database:
     """One engine, and the transactions every record store runs in."""
 
@@ -60,9 +87,55 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """Commit on success, roll back on any error: nothing half-written is ever visible."""
+        """Commit on success, roll back on any error: nothing half-written is ever visible. Inside this task's
+        ``unit()``, the unit's transaction: it commits with the unit."""
+        unit = self._joinable()
+        if unit is not None:
+            try:
+                yield unit.conn
+            except BaseException:
+                unit.failed = True  # PostgreSQL refuses the rest of a failed transaction: the unit cannot commit
+                raise
+            return
         async with self.engine.begin() as conn:
             yield conn
+
+    @contextlib.asynccontextmanager
+    async def unit(self) -> AsyncIterator[None]:
+        """One transaction for every store call this task makes inside: all of them commit, or none.
+
+        A unit inside a unit joins it. Keep a unit to the writes that belong together: on SQLite it holds the
+        process's one connection, so other tasks' records wait for it."""
+        if self._joinable() is not None:
+            yield
+            return
+        async with self.engine.begin() as conn:
+            unit = _Unit(self, conn, asyncio.current_task())
+            token = _CURRENT_UNIT.set(unit)
+            try:
+                yield
+                if unit.failed:
+                    raise UnitAborted("a statement of this unit of work failed; nothing was committed")
+            finally:
+                unit.open = False
+                _CURRENT_UNIT.reset(token)
+        for callback in unit.after_commit:
+            callback()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once this task's unit of work has committed (never if it rolls back); at once outside
+        a unit. For what must not see the unit's writes before others can (waking a delivery loop)."""
+        unit = self._joinable()
+        if unit is None:
+            callback()
+        else:
+            unit.after_commit.append(callback)
+
+    def _joinable(self) -> _Unit | None:
+        unit = _CURRENT_UNIT.get()
+        if unit is None or unit.db is not self or not unit.open or unit.owner is not asyncio.current_task():
+            return None
+        return unit
 
     async def scalar(self, query: sa.Executable) -> Any:
         """One value, in a transaction of its own."""

@@ -37,6 +37,23 @@ class EventBus(Protocol):
     async def subscribe(self, channel: str, handler: MessageHandler) -> Subscription: ...
 
 
+HEARD_POLL_S = 0.1
+
+
+async def publish_until_heard(bus: EventBus, channel: str, message: str, grace_s: float) -> bool:
+    """Publish until a subscriber receives it; False if none did within ``grace_s``.
+
+    A process whose pub/sub connection was cut (as when Redis restarts) resubscribes within moments, and
+    meanwhile nobody hears its channel. Only for messages that nobody received when unheard, so sending them
+    again cannot run anything twice."""
+    deadline = asyncio.get_running_loop().time() + grace_s
+    while not await bus.publish(channel, message):
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(HEARD_POLL_S)
+    return True
+
+
 class _MemorySubscription:
     def __init__(self, bus: MemoryEventBus, channel: str, handler: MessageHandler) -> None:
         self._bus, self._channel, self._handler = bus, channel, handler
@@ -199,10 +216,7 @@ class RedisEventBus:
 
     async def close(self) -> None:
         self._closed = True
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.cancel()
         for waiting in self._pending.values():
             for future in waiting:
                 future.cancel()

@@ -120,6 +120,11 @@ def worker_rpc_channel(worker_id: str) -> str:
     return f"{PREFIX}:worker:{worker_id}:rpc"
 
 
+def worker_acks_channel(worker_id: str) -> str:
+    """Channel: ``PushAck`` JSON, a signaling node's answers to the pushes of one media worker that asked."""
+    return f"{PREFIX}:worker:{worker_id}:acks"
+
+
 def node_inbox_channel(node_id: str) -> str:
     """Channel: JSON messages (e.g. RPC replies) addressed to one signaling node."""
     return f"{PREFIX}:node:{node_id}:inbox"

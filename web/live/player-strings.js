@@ -59,6 +59,7 @@ export const STRINGS = {
   reactions_label: "Reactions",
   ended: "The show has ended. Loading the replay…",
   replay_badge: "Replay",
+  replay_part: "Part {n} of {count}",
   no_recording: "There is no recording of this show, but you can read the chat and see the products.",
   recording_failed: "The recording can't be played in this browser.",
   chapters_heading: "Products shown",

@@ -1,11 +1,17 @@
 /**
  * replay.js: an ended show. The recording (when there is one) with the chat in sync: a line shows
- * once the video reaches the moment it was said (at_ms - replay.started_at_ms), and seeking back
- * hides it again. Chapters jump to each product pin; the products pinned at the current moment
- * show over the video, and reactions float at their times while it plays.
+ * once the video reaches the moment it was said, and seeking back hides it again. Chapters jump to
+ * each product pin; the products pinned at the current moment show over the video, and reactions
+ * float at their times while it plays.
+ *
+ * The recording has one part per media worker the show was on (a worker restart or failure moves
+ * the room mid-show), played one after the other in one <video>. Everything follows the wall clock:
+ * the moment on screen is the current part's start plus its currentTime, so the chat, pins and
+ * reactions stay in sync across parts and skip the gap between them. Positions are kept as ms
+ * since the first part's start (replay.started_at_ms), which is what a log entry's at_ms becomes.
  */
 
-import { h, setChildren } from "../vitrine-dom.js";
+import { h, safeUrl, setChildren } from "../vitrine-dom.js";
 import { ChatList, floatReactions, productCard } from "./player-view.js";
 import { applyEntry, emptyState } from "./player-state.js";
 import { formatClock, t } from "./player-strings.js";
@@ -31,7 +37,12 @@ export class ReplayView {
   constructor(ctx, show) {
     this.ctx = ctx;
     this.show = show;
-    this.replay = show.replay || { media_url: null, started_at_ms: show.started_at_ms || 0, chapters: [] };
+    this.replay = show.replay || { started_at_ms: show.started_at_ms || 0, parts: [], chapters: [] };
+    this.parts = this.replay.parts.map((part) => ({ ...part, url: safeUrl(new URL(part.url, `${ctx.base}/`).href) }));
+    // Where each part begins on the replay's own timeline (the parts back to back), for chapter times.
+    this.partBase = this.parts.map((_, i) => this.parts.slice(0, i).reduce((sum, part) => sum + part.duration_ms, 0));
+    this.current = 0; // the part in the <video>
+    this.pendingSeek = null; // ms into a part being loaded, applied once its metadata is in
     this.chatEntries = [];
     this.chatOffsets = [];
     this.reactionEntries = [];
@@ -47,8 +58,13 @@ export class ReplayView {
     return entry.at_ms - this.replay.started_at_ms;
   }
 
+  /** Where a moment of a part is, in ms since the first part's start (the wall clock, like log entries). */
+  _wall(part, offsetMs) {
+    return this.parts[part].started_at_ms - this.replay.started_at_ms + offsetMs;
+  }
+
   _build() {
-    const url = this.replay.media_url ? new URL(this.replay.media_url, `${this.ctx.base}/`).href : null;
+    const url = this.parts.length ? this.parts[0].url : null;
     this.floats = h("div", { class: "vl-floats", "aria-hidden": "true" });
     this.cards = h("section", { class: "vl-cards", "aria-label": t("pinned_products") });
     this.status = h("p", { class: "vl-waiting", role: "status", hidden: Boolean(url), text: t("no_recording") });
@@ -59,6 +75,10 @@ export class ReplayView {
       for (const type of ["timeupdate", "seeked", "seeking", "play", "loadedmetadata"]) {
         this.video.addEventListener(type, sync);
       }
+      this.video.addEventListener("loadedmetadata", () => this._seekPending());
+      this.video.addEventListener("ended", () => { // the next part carries on where this one stopped
+        if (this.current + 1 < this.parts.length) this._play(this.current + 1, 0);
+      });
       this.video.addEventListener("error", () => {
         this.status.textContent = t("recording_failed");
         this.status.hidden = false;
@@ -68,7 +88,7 @@ export class ReplayView {
     const products = url ? null : h("div", { class: "vl-products" }, this.show.products.map((card) => productCard(card,
       { locale: this.ctx.locale, onCart: this.ctx.addToCart })));
     this.stage = h("div", { class: `vl-stage is-replay${url ? "" : " is-empty"}` }, this.video, this.status, products,
-      h("div", { class: "vl-top" }, h("span", { class: "vl-badge", text: t("replay_badge") })),
+      h("div", { class: "vl-top" }, h("span", { class: "vl-badge", text: t("replay_badge") }), this._partLabel()),
       this.floats, h("div", { class: "vl-bottom" }, this.cards));
 
     this.chapters = h("ol", { class: "vl-chapters" });
@@ -120,9 +140,23 @@ export class ReplayView {
     }
   }
 
+  /** "Part 1 of 2" over the video when the recording has several parts; the native controls show one. */
+  _partLabel() {
+    if (this.parts.length < 2) return null;
+    this.partText = h("span", { class: "vl-viewers vl-part", "aria-live": "polite" });
+    this._showPart();
+    return this.partText;
+  }
+
+  _showPart() {
+    if (!this.partText) return;
+    this.partText.textContent = t("replay_part", { n: this.current + 1, count: this.parts.length });
+  }
+
   _renderChapters() {
     const items = this.replay.chapters.map((chapter) => {
-      const time = formatClock(chapter.offset_ms);
+      const part = chapter.part || 0;
+      const time = formatClock((this.partBase[part] || 0) + chapter.offset_ms);
       const body = [
         chapter.card.image_url ? h("img", { class: "vl-chapter-img", src: chapter.card.image_url, alt: "",
           loading: "lazy", onerror: (e) => { e.target.hidden = true; } }) : null,
@@ -131,21 +165,39 @@ export class ReplayView {
       ];
       const item = this.video
         ? h("button", { class: "vl-chapter", type: "button", "aria-label": t("chapter_aria", { title: chapter.card.title, time }),
-          onclick: () => this._seek(chapter.offset_ms) }, body)
+          onclick: () => this._play(part, chapter.offset_ms) }, body)
         : h("div", { class: "vl-chapter" }, body);
-      return h("li", { dataset: { offset: String(chapter.offset_ms) } }, item);
+      const wall = this.parts[part] ? this._wall(part, chapter.offset_ms) : chapter.offset_ms;
+      return h("li", { dataset: { offset: String(wall) } }, item);
     });
     setChildren(this.chapters, items);
   }
 
-  _seek(offsetMs) {
-    this.video.currentTime = offsetMs / 1000;
-    this.video.play().catch(() => {}); // a tap on a chapter is a gesture: it plays with sound
+  /** Play part `part` from `offsetMs` into it: a chapter's tap (a gesture: it plays with sound), or the
+   * next part once one ends. Another part loads first, and is sought once its metadata is in. */
+  _play(part, offsetMs) {
+    if (!this.parts[part]) return;
+    if (part === this.current) {
+      this.video.currentTime = offsetMs / 1000;
+    } else {
+      this.current = part;
+      this.pendingSeek = offsetMs;
+      this.video.src = this.parts[part].url;
+      this._showPart();
+    }
+    this.video.play().catch(() => {});
+  }
+
+  _seekPending() {
+    if (this.pendingSeek === null) return;
+    if (this.pendingSeek > 0) this.video.currentTime = this.pendingSeek / 1000;
+    this.pendingSeek = null;
   }
 
   /** Bring the chat, the pins, the current chapter and the reactions to the video's position. */
   _sync() {
-    const pos = this.video.currentTime * 1000;
+    if (this.pendingSeek !== null) return; // another part is loading: its time is not the moment yet
+    const pos = this._wall(this.current, this.video.currentTime * 1000);
     const due = countDue(this.chatOffsets, pos);
     if (due > this.shown && due - this.shown <= this.chat.max) {
       this.chat.add(this.chatEntries.slice(this.shown, due));
