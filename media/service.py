@@ -7,6 +7,7 @@ import contextlib
 import logging
 import secrets
 
+from media.drain import Drain
 from media.worker import MediaWorker
 from vitrine.config import Settings
 from vitrine.errors import ErrorCode, VitrineError
@@ -30,6 +31,8 @@ class WorkerService:
         self._heartbeat: asyncio.Task[None] | None = None
         self._rpc: Subscription | None = None
         self._requests = TaskSet()
+        self._stopped = False
+        self.drain = Drain(self)  # a SIGTERM or a DrainCommand moves its rooms off before it stops
 
     async def start(self, serve_rpc: bool) -> None:
         if self.pusher is not None:
@@ -70,6 +73,10 @@ class WorkerService:
         await self.coordination.bus.publish(request.reply_to, response.model_dump_json())
 
     async def stop(self) -> None:
+        """Close every room and deregister; once (a drain stops the service, and so may the shutdown after)."""
+        if self._stopped:
+            return
+        self._stopped = True
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):

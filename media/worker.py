@@ -42,6 +42,7 @@ from vitrine.rpc import (
     AnswerCommand,
     CandidateCommand,
     CloseRoomCommand,
+    DrainCommand,
     GoneReason,
     JoinCommand,
     LeaveCommand,
@@ -57,7 +58,7 @@ from vitrine.rpc import (
     WorkerCommand,
     WorkerReply,
 )
-from vitrine.state.nodes import WorkerNode
+from vitrine.state.nodes import WorkerNode, WorkerState
 from vitrine.tasks import TaskSet
 
 logger = logging.getLogger(__name__)
@@ -125,6 +126,8 @@ class MediaWorker:
         self.recordings: dict[str, Recording] = {}
         self.evidence = ArtifactStore(settings.evidence_dir)
         self._freeing = TaskSet()  # gone peers being freed
+        self.state = WorkerState.SERVING  # announced with every heartbeat; media/drain.py moves it on
+        self.on_drain: Callable[[], None] | None = None  # starts the drain a ``DrainCommand`` asks for
         self._silence_watch: asyncio.Task[None] | None = None  # started with the first join
         taps.configure_host_candidates(settings.rtc_interfaces, settings.rtc_port_min, settings.rtc_port_max)
         taps.DatagramGuard.install()
@@ -134,6 +137,8 @@ class MediaWorker:
     async def handle(self, command: WorkerCommand) -> WorkerReply:
         """Run one command; every failure comes back as a typed reply, never an exception."""
         try:
+            if isinstance(command, DrainCommand):
+                return self._drain_requested()
             if isinstance(command, JoinCommand):
                 return await self._join(command)
             if isinstance(command, RelayCommand):
@@ -368,14 +373,23 @@ class MediaWorker:
         self.rooms.pop(room.name, None)
         return WorkerReply(unpublished=[u.track for u in ups], recording=await self._end_recording(room.name))
 
-    async def drop_rooms(self) -> int:
-        """Close every room, under each room's lock: coordination state was lost, so signaling no longer knows
-        these rooms are here and could place them on another worker. Their clients reconnect and are placed
-        afresh. Returns how many rooms were closed."""
+    async def drop_rooms(self, gone: GoneReason | None = None) -> int:
+        """Close every room, under each room's lock (their recordings are finished): coordination state was
+        lost, so signaling no longer knows these rooms are here and could place them on another worker; or
+        the worker drains (``gone``: each participant's signaling node is told, as of a peer that ended, and
+        sends it to reconnect). Their clients rejoin and are placed afresh. Returns how many were closed."""
         rooms = list(self.rooms.values())
         for room in rooms:
             async with room.lock:
+                participants = [peer.participant for peer in room.peers.values()]
                 await self._close_room(room)
+            for participant in participants if gone is not None else ():
+                try:
+                    await self.push(OfferPush(room=room.name, sid=participant.sid, node_id=participant.node_id,
+                                              gone=gone))
+                except Exception:
+                    logger.exception("telling signaling that %s of room %s is gone failed", participant.sid,
+                                     room.name)
         return len(rooms)
 
     async def close(self) -> None:
@@ -506,8 +520,14 @@ class MediaWorker:
 
     # -- introspection ---------------------------------------------------------
 
+    def _drain_requested(self) -> WorkerReply:
+        if self.on_drain is None:
+            raise VitrineError(ErrorCode.WORKER_UNAVAILABLE, "this media worker cannot drain")
+        self.on_drain()
+        return WorkerReply()
+
     def node(self) -> WorkerNode:
-        return WorkerNode(id=self.id, rooms=len(self.rooms),
+        return WorkerNode(id=self.id, state=self.state, rooms=len(self.rooms),
                           participants=sum(len(r.peers) for r in self.rooms.values()),
                           max_rooms=self.settings.max_rooms_per_worker, stats=self.media_stats())
 

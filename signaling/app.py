@@ -25,6 +25,7 @@ from signaling.routes import (
     shops,
     tokens,
     whip,
+    workers,
 )
 from signaling.runtime import Mode, start_runtime
 from vitrine import __version__
@@ -65,7 +66,7 @@ def create_app(settings: Settings, mode: Mode = "embedded") -> FastAPI:
         return JSONResponse({"code": ErrorCode.INVALID_MESSAGE.value, "message": f"{where}: {first.get('msg', '')}"},
                             status_code=422)
 
-    for module in (health, rooms, shops, tokens, rtc, whip):
+    for module in (health, rooms, shops, tokens, rtc, whip, workers):
         app.include_router(module.router)
     app.include_router(consult.public)
     app.include_router(consult.backend)

@@ -50,7 +50,7 @@ class Cascade:
         on the origin."""
         if room.kind != RoomKind.LIVE or participant.role != Role.VIEWER or participant.grants.can_publish:
             return origin
-        workers = [w for w in await self.state.nodes.live_workers() if not w.is_full() or w.id == origin]
+        workers = [w for w in await self.state.nodes.live_workers() if w.takes_new() or w.id == origin]
         if len(workers) < 2:
             return origin
         chosen = (await self.state.nodes.place_viewer(workers)).id

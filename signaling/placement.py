@@ -6,6 +6,7 @@ from vitrine.errors import ErrorCode, VitrineError
 from vitrine.models import Room
 from vitrine.state import Coordination
 from vitrine.state.locks import NamedLocks
+from vitrine.state.nodes import WorkerState
 
 PLACEMENT_LOCK_MS = 5000
 PLACEMENT_WAIT_S = 2.0
@@ -16,8 +17,9 @@ def lock_name(room: str) -> str:
 
 
 async def ensure_worker(coordination: Coordination, room: Room) -> str:
-    """Return the room's worker, placing (or re-placing) it when it has none that is alive."""
-    if room.worker_id and await coordination.nodes.get(room.worker_id):
+    """Return the room's worker, placing (or re-placing) it when it has none that is alive and serving: a
+    draining worker is ending the room, and its clients rejoin here to be placed on another."""
+    if room.worker_id and await _serving(coordination, room.worker_id):
         return room.worker_id
     locks = NamedLocks(coordination.locks, "room placement is busy, retry", ttl_ms=PLACEMENT_LOCK_MS,
                        wait_s=PLACEMENT_WAIT_S)
@@ -25,11 +27,16 @@ async def ensure_worker(coordination: Coordination, room: Room) -> str:
         current = await coordination.rooms.get_room(room.name)
         if current is None:
             raise VitrineError(ErrorCode.ROOM_NOT_FOUND, "the room no longer exists")
-        if current.worker_id and await coordination.nodes.get(current.worker_id):
+        if current.worker_id and await _serving(coordination, current.worker_id):
             return current.worker_id
-        workers = [w for w in await coordination.nodes.live_workers() if not w.is_full()]
+        workers = [w for w in await coordination.nodes.live_workers() if w.takes_new()]
         if not workers:
             raise VitrineError(ErrorCode.NO_MEDIA_WORKER, "no media worker has room for this call")
         chosen = await coordination.nodes.place_on_least_loaded(workers)
         await coordination.rooms.set_room_worker(room.name, chosen.id)
         return chosen.id
+
+
+async def _serving(coordination: Coordination, worker_id: str) -> bool:
+    node = await coordination.nodes.get(worker_id)
+    return node is not None and node.state == WorkerState.SERVING

@@ -183,8 +183,8 @@ class RoomService:
         if not participant.grants.hidden:
             await self.emit(room.name, "participant_joined", participant=participant)
         await self.apply_tracks(room.name, reply)  # an admitted knocker's publications, already flowing in
-        if room.kind == RoomKind.LIVE and participant.role == Role.VIEWER:
-            await self.state.records.shows.count(room.name, "viewer_sessions")
+        if room.kind == RoomKind.LIVE and participant.role == Role.VIEWER and outcome.replaced is None:
+            await self.state.records.shows.count(room.name, "viewer_sessions")  # a reconnect is the same session
         return Admission(room=room, participant=participant, worker_id=target, reply=reply)
 
     def _may_publish(self, claims: JoinClaims, publish: list[TrackRequest]) -> None:

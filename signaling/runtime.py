@@ -31,6 +31,7 @@ from signaling.worker_link import LocalWorkerLink, RedisWorkerLink, WorkerLink
 from vitrine.config import Settings
 from vitrine.rpc import OfferPush
 from vitrine.state.epoch import EpochWatch
+from vitrine.state.nodes import WorkerState
 from vitrine.tasks import TaskSet
 
 logger = logging.getLogger(__name__)
@@ -73,7 +74,8 @@ class Runtime:
             await self.inspections.add_artifact(push.room, push.artifact)
 
     async def ready(self) -> bool:
-        return bool(await self.state.nodes.live_workers())
+        """Whether a join can be placed: some worker is registered and not draining."""
+        return any(node.state == WorkerState.SERVING for node in await self.state.nodes.live_workers())
 
     async def close(self) -> None:
         await self.evidence.stop()

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,6 +111,18 @@ class ProcessGroup:
     def output(self) -> str:
         """Every process's log, for a failing test's report."""
         return "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')}" for log in self.logs)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[ProcessGroup]:
+        """Stop every process on the way out; on a failure, first print their logs into the report."""
+        try:
+            yield self
+        except BaseException:
+            self.stop()
+            print(self.output())
+            raise
+        finally:
+            self.stop()
 
     def stop(self) -> None:
         for proc in self.procs:

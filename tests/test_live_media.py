@@ -4,13 +4,15 @@ over WHEP by any player and over /v1/rtc by viewers; forged and rotated keys are
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import httpx
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from tests.live_helpers import console_client, join, make_show, viewer_token
 from tests.media_helpers import av_tracks
-from tests.servers import RunningServer
+from tests.servers import RunningServer, embedded_server
 
 SDP = {"Content-Type": "application/sdp"}
 
@@ -101,3 +103,55 @@ async def make_other_show(server: RunningServer) -> str:
         response = await api.post("/v1/shops/acme/shows", json={"title": "Another"})
         response.raise_for_status()
         return response.json()["id"]
+
+
+@contextlib.asynccontextmanager
+async def live_with_players(server: RunningServer, count: int) -> AsyncIterator[tuple[str, list[RTCPeerConnection],
+                                                                                     httpx.AsyncClient]]:
+    """A show live from an OBS-like encoder, ``count`` WHEP players not yet posted, and an HTTP client: yields
+    the show's anonymous WHEP URL, the players and the client."""
+    show = await make_show(server)
+    console = await console_client(server, show)
+    settings = (await console.get("/v1/live/console")).json()
+    encoder, players = await _publisher(), []
+    for _ in range(count):
+        players.append(RTCPeerConnection(RTCConfiguration(iceServers=[])))
+        players[-1].addTransceiver("video", direction="recvonly")
+    try:
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            published = await http.post(settings["whip_url"], content=await _offer(encoder),
+                                        headers={**SDP, "Authorization": f"Bearer {settings['stream_key']}"})
+            assert published.status_code == 201, published.text
+            yield f"/v1/live/acme/{show['id']}/whep", players, http
+    finally:
+        for pc in (encoder, *players):
+            await pc.close()
+        await console.aclose()
+
+
+async def test_one_address_holds_a_few_anonymous_players_counted_once() -> None:
+    """300 anonymous WHEP sessions from one script held 300 players and inflated the show's numbers: one address
+    now holds at most ``whep_max_per_client`` players, and a player that stops gives its place back."""
+    async with embedded_server(whep_max_per_client=2, whep_new_every_s=0) as server, \
+            live_with_players(server, 4) as (url, players, http):
+        statuses = [(await http.post(url, content=await _offer(player), headers=SDP)) for player in players[:3]]
+        assert [r.status_code for r in statuses] == [201, 201, 429]
+        assert statuses[2].json()["code"] == "rate_limited"
+        room = "live-" + url.split("/")[4]
+        whep = [p for p in await server.runtime.state.rooms.list_participants(room) if p.identity.startswith("whep-")]
+        assert len(whep) == 2 and len({p.identity for p in whep}) == 2
+
+        assert (await http.delete(statuses[0].headers["location"])).status_code == 200  # a place comes back
+        again = await http.post(url, content=await _offer(players[3]), headers=SDP)
+        assert again.status_code == 201, again.text
+        stats = await server.runtime.state.records.shows.stats(room)
+        assert stats["viewer_sessions"] == 3  # the refused one is not a session
+
+
+async def test_one_address_starts_one_anonymous_player_per_interval() -> None:
+    async with embedded_server(whep_new_every_s=60) as server, live_with_players(server, 2) as (url, players, http):
+        first = await http.post(url, content=await _offer(players[0]), headers=SDP)
+        second = await http.post(url, content=await _offer(players[1]), headers=SDP)
+        assert first.status_code == 201, first.text
+        assert (second.status_code, second.json()["code"]) == (429, "rate_limited")
+        assert "one new player per 60 s" in second.json()["message"]

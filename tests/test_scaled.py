@@ -56,8 +56,7 @@ async def test_separate_processes_and_worker_failover(redis_db_url: str, tmp_pat
            "VITRINE_RTC_INTERFACES": "127.0.0.1", "VITRINE_WORKER_HEARTBEAT_S": "0.5", "VITRINE_WORKER_TTL_S": "2",
            "VITRINE_LOG_LEVEL": "warning", "VITRINE_DATA_DIR": str(tmp_path / "data"),  # not the checkout's ./var
            "VITRINE_EVIDENCE_DIR": str(tmp_path / "evidence"), "VITRINE_RECORDINGS_DIR": str(tmp_path / "recordings")}
-    group = ProcessGroup(env)
-    try:
+    with ProcessGroup(env).running() as group:
         signaling = group.start("signaling", "--port", str(port))
         workers = [group.start("media"), group.start("media")]
         url = f"http://127.0.0.1:{port}"
@@ -102,12 +101,6 @@ async def test_separate_processes_and_worker_failover(redis_db_url: str, tmp_pat
         finally:
             await state.close()
         assert signaling.poll() is None
-    except BaseException:
-        group.stop()
-        print(group.output())
-        raise
-    finally:
-        group.stop()
 
 
 async def _worker_ids_by_pid(state) -> dict[int, str]:

@@ -7,10 +7,14 @@ import asyncio
 import logging
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from vitrine.config import InsecureSettingsError, Settings
+
+if TYPE_CHECKING:
+    from media.service import WorkerService
 
 
 def _settings(**overrides: object) -> Settings:
@@ -82,13 +86,32 @@ async def _run_media(settings: Settings) -> None:
     service = WorkerService(settings, coordination, worker, pusher)
     await service.start(serve_rpc=True)
     logging.getLogger("vitrine").info("media worker %s ready", worker.id)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await service.stop()
+    await _until_drained(service)
     await coordination.close()
+
+
+async def _until_drained(service: WorkerService) -> None:
+    """Serve until the worker has drained (``media/drain.py``): a SIGTERM or an operator's drain request starts
+    it. A second SIGTERM, or SIGINT, stops at once."""
+    from vitrine.state.nodes import WorkerState
+
+    at_once = asyncio.Event()
+
+    def on_sigterm() -> None:
+        if service.drain.state == WorkerState.SERVING:
+            service.drain.begin()
+        else:
+            at_once.set()
+
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    loop.add_signal_handler(signal.SIGINT, at_once.set)
+    drained, hurried = asyncio.create_task(service.drain.stopped.wait()), asyncio.create_task(at_once.wait())
+    await asyncio.wait([drained, hurried], return_when=asyncio.FIRST_COMPLETED)
+    drained.cancel()
+    hurried.cancel()
+    if not service.drain.stopped.is_set():
+        await service.drain.stop_now()
 
 
 def cmd_db(args: argparse.Namespace) -> None:

@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     # A room a join token created is removed once nobody has been in it for this long (rooms of the REST API
     # and of records, a show's, a case's, a call's, stay).
     empty_room_grace_s: float = Field(default=60.0, ge=0)
+    # A show's anonymous WHEP players (no credentials): at most this many at once from one client address
+    # (0: no cap; behind a reverse proxy every player has the proxy's address), and at most one new one per
+    # this many seconds from that address.
+    whep_max_per_client: int = Field(default=4, ge=0)
+    whep_new_every_s: float = Field(default=1.0, ge=0)
     join_timeout_s: float = 10.0
     token_leeway_s: int = 60
     token_default_ttl_s: int = 6 * 3600
@@ -98,6 +103,9 @@ class Settings(BaseSettings):
     worker_heartbeat_s: float = 2.0
     worker_ttl_s: float = 6.0
     worker_rpc_timeout_s: float = 10.0
+    # A draining worker (SIGTERM, or POST /v1/workers/{id}/drain) stops at the latest this long after it began,
+    # whatever rooms it still has; it stops sooner once no room has come back for one worker TTL.
+    drain_timeout_s: float = Field(default=30.0, gt=0)
 
     # Webhooks to shops: one request's deadline, then exponential backoff from base to max between
     # attempts; after max_attempts the event is dead-lettered. The sweep picks up events left by

@@ -32,6 +32,7 @@ class ErrorCode(StrEnum):
     TOO_MANY_TRACKS = "too_many_tracks"
     NO_MEDIA_WORKER = "no_media_worker"
     WORKER_UNAVAILABLE = "worker_unavailable"
+    WORKER_NOT_FOUND = "worker_not_found"
     RATE_LIMITED = "rate_limited"
     SHOP_NOT_FOUND = "shop_not_found"
     SHOP_EXISTS = "shop_exists"
@@ -70,6 +71,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.TOKEN_EXPIRED: 401,
     ErrorCode.PERMISSION_DENIED: 403,
     ErrorCode.ROOM_NOT_FOUND: 404,
+    ErrorCode.WORKER_NOT_FOUND: 404,
     ErrorCode.TRACK_NOT_FOUND: 404,
     ErrorCode.NOT_JOINED: 404,
     ErrorCode.ALREADY_JOINED: 409,

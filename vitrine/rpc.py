@@ -155,10 +155,17 @@ class SnapshotCommand(Strict):
     identity: Identity  # whose video (the buyer's)
 
 
+class DrainCommand(Strict):
+    """Drain the worker (``media/drain.py``), as its SIGTERM would: the operator's ``POST
+    /v1/workers/{id}/drain``. The reply comes at once; the drain runs on."""
+
+    op: Literal["drain"] = "drain"
+
+
 WorkerCommand = Annotated[
     JoinCommand | OfferCommand | AnswerCommand | CandidateCommand | PublishCommand
     | UnpublishCommand | LeaveCommand | CloseRoomCommand | RecordCommand | RelayCommand | SnapshotCommand
-    | AdmitCommand,
+    | AdmitCommand | DrainCommand,
     Field(discriminator="op"),
 ]
 command_adapter: TypeAdapter[WorkerCommand] = TypeAdapter(WorkerCommand)
@@ -193,6 +200,7 @@ class GoneReason(StrEnum):
     CLOSED = "closed"  # the peer closed it (DTLS close), and aiortc closed our side
     FAILED = "failed"  # ICE or DTLS failed, or ICE consent expired (RFC 7675)
     SILENT = "silent"  # nothing (STUN, DTLS, RTP or RTCP) arrived from the peer for ``peer_silence_s``
+    DRAINING = "draining"  # the worker is draining for an upgrade (``media/drain.py``): rejoin, on another one
 
 
 class OfferPush(Strict):

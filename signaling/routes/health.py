@@ -12,7 +12,7 @@ from signaling.metrics import METRICS
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="200 once the server can take joins (a live media worker is registered)")
+@router.get("/healthz", summary="200 once the server can take joins (a media worker is registered and not draining)")
 async def healthz(runtime: RuntimeDep, response: Response) -> dict[str, str]:
     if await runtime.ready():
         return {"status": "ok"}

@@ -12,7 +12,6 @@ for WHEP.
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -20,6 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from media.sdp_guard import parse_sdp, sends_media
 from signaling.deps import RuntimeDep
+from signaling.live.anonymous import WHEP_PREFIX, anonymous_identity
 from signaling.live.shows import OBS_IDENTITY, VIEWER_GRANTS
 from signaling.routes.whip import read_offer, session_of, start_session, trickle_session
 from vitrine.auth import JoinClaims
@@ -30,7 +30,6 @@ from vitrine.models import Role, now_ms
 router = APIRouter(prefix="/v1/live/{shop}/{show}", tags=["whip-whep"])
 
 _stream_key = HTTPBearer(auto_error=False, description="The show's stream key, as the console shows it")
-WHEP_PREFIX = "whep-"
 
 
 async def _keyed_show(shop: str, show: str, runtime: RuntimeDep,
@@ -82,12 +81,19 @@ async def _live_show(shop: str, show: str, runtime: RuntimeDep) -> Show:
 LiveShow = Annotated[Show, Depends(_live_show)]
 
 
-@router.post("/whep", status_code=201, summary="Watch the live show with any WHEP player")
+@router.post("/whep", status_code=201, summary="Watch the live show with any WHEP player",
+             description="No credentials. One client address may play a show with a few players at once "
+                         "(`VITRINE_WHEP_MAX_PER_CLIENT`) and start one per `VITRINE_WHEP_NEW_EVERY_S`: "
+                         "`429 rate_limited` beyond.")
 async def show_whep(show: LiveShow, request: Request, runtime: RuntimeDep) -> Response:
+    sdp = await read_offer(request, runtime)  # a bad offer is a 400 before it takes a slot
+    address = request.client.host if request.client else "unknown"
+    identity = await anonymous_identity(runtime.settings, runtime.state.coordination, show, address)
     now = now_ms() // 1000
-    claims = JoinClaims(iss=runtime.settings.api_key, sub=WHEP_PREFIX + secrets.token_urlsafe(12), room=show.room,
-                        role=Role.VIEWER, grants=VIEWER_GRANTS, exp=now + 12 * 3600, iat=now, shop=show.shop)
-    return await start_session("whep", show.room, request, runtime, claims, location=_location(show, "whep"))
+    claims = JoinClaims(iss=runtime.settings.api_key, sub=identity, room=show.room, role=Role.VIEWER,
+                        grants=VIEWER_GRANTS, exp=now + 12 * 3600, iat=now, shop=show.shop)
+    return await start_session("whep", show.room, request, runtime, claims, location=_location(show, "whep"),
+                               sdp=sdp)
 
 
 async def _whep_session(show: Show, sid: str, runtime: RuntimeDep):  # noqa: ANN202

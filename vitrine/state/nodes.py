@@ -7,6 +7,7 @@ registry that lost its contents (a Redis restart) is whole again within one hear
 from __future__ import annotations
 
 import time
+from enum import StrEnum
 from typing import Protocol
 
 import redis.asyncio as aioredis
@@ -19,10 +20,20 @@ from vitrine.state.redis_util import get_each, load_model
 PLACED_TTL_MS = 60_000  # a placement counter outlives no worker: heartbeats delete it long before
 
 
+class WorkerState(StrEnum):
+    """Where a media worker is in its life. A draining worker keeps serving what it has until its rooms are
+    ended (``media/drain.py``) but is never given a new room or viewer; a stopped one is deregistered."""
+
+    SERVING = "serving"
+    DRAINING = "draining"
+    STOPPED = "stopped"
+
+
 class WorkerNode(Strict):
     """A media worker as it announces itself with every heartbeat."""
 
     id: str
+    state: WorkerState = WorkerState.SERVING
     rooms: int = 0
     participants: int = 0
     max_rooms: int = 0
@@ -31,6 +42,10 @@ class WorkerNode(Strict):
 
     def is_full(self) -> bool:
         return self.max_rooms > 0 and self.rooms >= self.max_rooms
+
+    def takes_new(self) -> bool:
+        """Whether placement may put a new room or viewer here."""
+        return self.state == WorkerState.SERVING and not self.is_full()
 
 
 class NodeRegistry(Protocol):

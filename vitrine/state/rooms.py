@@ -47,6 +47,9 @@ class RoomStore(Protocol):
 
     async def get_participant(self, room: str, sid: str) -> Participant | None: ...
 
+    async def has_identity(self, room: str, identity: str) -> bool:
+        """Whether a session of ``identity`` is in the room, without listing everyone."""
+
     async def list_participants(self, room: str) -> list[Participant]: ...
 
     async def add_track(self, room: str, track: Track) -> None: ...
@@ -125,6 +128,9 @@ class MemoryRoomStore:
 
     async def get_participant(self, room: str, sid: str) -> Participant | None:
         return self._participants.get(room, {}).get(sid)
+
+    async def has_identity(self, room: str, identity: str) -> bool:
+        return any(p.identity == identity for p in self._participants.get(room, {}).values())
 
     async def list_participants(self, room: str) -> list[Participant]:
         return list(self._participants.get(room, {}).values())
@@ -259,6 +265,9 @@ class RedisRoomStore:
 
     async def get_participant(self, room: str, sid: str) -> Participant | None:
         return load_model(Participant, await self._r.hget(keys.participants_key(room), sid))
+
+    async def has_identity(self, room: str, identity: str) -> bool:
+        return bool(await self._r.hexists(keys.identities_key(room), identity))
 
     async def list_participants(self, room: str) -> list[Participant]:
         members = [Participant.model_validate_json(raw) for raw in await self._r.hvals(keys.participants_key(room))]

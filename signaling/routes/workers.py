@@ -1,0 +1,32 @@
+"""Media workers, for operators: list them, and drain one before upgrading it. Authenticated with the API key.
+
+A drain (``media/drain.py``) does what the worker's SIGTERM does: the worker takes no new room, its rooms'
+clients are sent to reconnect on another worker, and it stops once its rooms stay empty. A ``vitrine media``
+process then exits; an embedded server's worker stops and that server takes no more calls until restarted.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from signaling.deps import ApiKeyDep, RuntimeDep
+from vitrine.errors import ErrorCode, VitrineError
+from vitrine.rpc import DrainCommand
+from vitrine.state.nodes import WorkerNode, WorkerState
+
+router = APIRouter(prefix="/v1/workers", tags=["workers"], dependencies=[ApiKeyDep])
+
+
+@router.get("", response_model=list[WorkerNode], summary="The registered media workers, with their load and state")
+async def list_workers(runtime: RuntimeDep) -> list[WorkerNode]:
+    return sorted(await runtime.state.nodes.live_workers(), key=lambda node: node.id)
+
+
+@router.post("/{worker_id}/drain", status_code=status.HTTP_202_ACCEPTED, response_model=WorkerNode,
+             summary="Drain a media worker: no new rooms, its clients reconnect elsewhere, then it stops")
+async def drain_worker(worker_id: str, runtime: RuntimeDep) -> WorkerNode:
+    node = await runtime.state.nodes.get(worker_id)
+    if node is None:
+        raise VitrineError(ErrorCode.WORKER_NOT_FOUND, "no such media worker is registered")
+    (await runtime.link.call(worker_id, DrainCommand())).raise_for_error()
+    return node.model_copy(update={"state": WorkerState.DRAINING})
