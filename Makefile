@@ -21,9 +21,10 @@ system-deps:
 serve: $(STAMP)
 	$(VENV)/bin/vitrine serve --dev
 
-## Run the whole test suite (real aiortc peers, a real Redis, headless Chromium).
+## Run the whole test suite (real aiortc peers, a real Redis, headless Chromium), in two worker processes:
+## each test file runs whole on one of them, with its own Redis, PostgreSQL and Chromium.
 test: system-deps $(STAMP)
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts
