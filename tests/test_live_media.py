@@ -155,3 +155,16 @@ async def test_one_address_starts_one_anonymous_player_per_interval() -> None:
         assert first.status_code == 201, first.text
         assert (second.status_code, second.json()["code"]) == (429, "rate_limited")
         assert "one new player per 60 s" in second.json()["message"]
+
+
+async def test_with_the_cap_off_every_anonymous_player_gets_an_identity_of_its_own() -> None:
+    """Behind a reverse proxy the operator turns the cap off: one address then starts as many players as it likes,
+    each under its own identity, and no slot is looked up."""
+    async with embedded_server(whep_max_per_client=0, whep_new_every_s=0) as server, \
+            live_with_players(server, 3) as (url, players, http):
+        posted = [await http.post(url, content=await _offer(player), headers=SDP) for player in players]
+        assert [r.status_code for r in posted] == [201, 201, 201]
+        room = "live-" + url.split("/")[4]
+        whep = {p.identity for p in await server.runtime.state.rooms.list_participants(room)
+                if p.identity.startswith("whep-")}
+        assert len(whep) == 3

@@ -6,13 +6,15 @@ most ``whep_max_per_client`` players at once: each plays under the identity of a
 stored). A new player takes the first free slot, and over the cap it is ``429 rate_limited``. An address
 starts at most one new player per ``whep_new_every_s`` (an expiring lock, as slow mode is), so a script
 cannot churn sessions to inflate the show's viewer sessions. A player whose peer is gone is freed by its
-worker (``peer_silence_s``), and its slot comes back.
+worker (``peer_silence_s``), and its slot comes back. With the cap off (0) a player gets an identity of its
+own, and nothing is looked up.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 
 from vitrine.config import Settings
 from vitrine.errors import ErrorCode, VitrineError
@@ -20,7 +22,6 @@ from vitrine.live.models import Show
 from vitrine.state import Coordination
 
 WHEP_PREFIX = "whep-"
-UNLIMITED_SLOTS = 1_000_000  # slot numbers when the operator turned the cap off
 
 
 def client_digest(settings: Settings, show: Show, address: str) -> str:
@@ -32,15 +33,20 @@ def client_digest(settings: Settings, show: Show, address: str) -> str:
 async def anonymous_identity(settings: Settings, coordination: Coordination, show: Show, address: str) -> str:
     """The identity a new anonymous player from ``address`` plays under, or ``rate_limited``."""
     digest = client_digest(settings, show, address)
-    slots = settings.whep_max_per_client or UNLIMITED_SLOTS
-    slot = 0
-    while slot < slots and await coordination.rooms.has_identity(show.room, f"{WHEP_PREFIX}{digest}-{slot}"):
-        slot += 1
-    if slot == slots:
-        raise VitrineError(ErrorCode.RATE_LIMITED, f"at most {slots} players of this show from one address; "
-                                                   "stop one (DELETE its resource) to start another")
+    identity = await _free_slot(settings.whep_max_per_client, coordination, show, digest) \
+        if settings.whep_max_per_client else f"{WHEP_PREFIX}{digest}-{secrets.token_hex(6)}"  # no cap: no slots
     if settings.whep_new_every_s and await coordination.locks.acquire(
             f"whep-new:{show.room}:{digest}", int(settings.whep_new_every_s * 1000)) is None:
         raise VitrineError(ErrorCode.RATE_LIMITED, f"one new player per {settings.whep_new_every_s:g} s "
                                                    "from one address; try again")
-    return f"{WHEP_PREFIX}{digest}-{slot}"
+    return identity
+
+
+async def _free_slot(slots: int, coordination: Coordination, show: Show, digest: str) -> str:
+    """The identity of the address's first slot nobody plays under, or ``rate_limited`` when all are taken."""
+    for slot in range(slots):
+        identity = f"{WHEP_PREFIX}{digest}-{slot}"
+        if not await coordination.rooms.has_identity(show.room, identity):
+            return identity
+    raise VitrineError(ErrorCode.RATE_LIMITED, f"at most {slots} players of this show from one address; "
+                                               "stop one (DELETE its resource) to start another")
