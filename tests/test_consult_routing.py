@@ -183,11 +183,12 @@ async def test_the_queue_order_survives_a_restart(coordination: str, request: py
     async with embedded_server(redis_url=redis_url, data_dir=str(tmp_path)) as server:
         await make_shop(server)
         away = await login_agent(server, "acme", "ann", available=False)
-        tickets = []
+        tickets, shoppers = [], []
         for name in ("first", "second", "third"):
-            shopper = await enter_shopper(server, name=name)
-            tickets.append((await shopper.expect("ticket"))["token"])
-        await away.close()
+            shoppers.append(await enter_shopper(server, name=name))
+            tickets.append((await shoppers[-1].expect("ticket"))["token"])
+        for client in (away, *shoppers):  # closed by the client: a server's shutdown waits on open desk sockets
+            await client.close()
     async with embedded_server(redis_url=redis_url, data_dir=str(tmp_path)) as restarted:
         positions = {}
         for name, token in reversed(list(zip(("first", "second", "third"), tickets, strict=True))):
