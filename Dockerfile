@@ -30,7 +30,7 @@ USER vitrine
 WORKDIR /tmp
 
 # In a container, listen on every interface: the loopback default would also
-# confine media candidates to 127.0.0.1 (see vitrine/config.py).
+# confine media candidates to 127.0.0.1 (see vitrine/core/config.py).
 ENV VITRINE_HOST=0.0.0.0 \
     VITRINE_PORT=7880
 EXPOSE 7880

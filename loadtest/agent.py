@@ -33,11 +33,20 @@ from loadtest.quality import AudioQuality, LossRecovery, VideoQuality
 from loadtest.scenarios import ClientSpec
 from loadtest.source import PatternVideoTrack, PreEncodedAudioTrack, PreEncodedVideoTrack
 from media import taps
-from vitrine.tasks import TaskSet
+from vitrine.core.tasks import TaskSet
 
 STAGES: dict[str, tuple[str, ...]] = {
-    "ws": ("token", "ws_open", "joined", "offer", "answer_sent", "ice_connected", "connected",
-           "first_rtp", "first_frame"),
+    "ws": (
+        "token",
+        "ws_open",
+        "joined",
+        "offer",
+        "answer_sent",
+        "ice_connected",
+        "connected",
+        "first_rtp",
+        "first_frame",
+    ),
     "whip": ("token", "offer", "http_answer", "ice_connected", "connected", "first_rtp", "first_frame"),
 }
 WATCHER_STAGES = ("first_rtp", "first_frame")
@@ -109,13 +118,13 @@ def _reason(exc: BaseException, stage: str) -> str:
     text = str(exc)
     if "join failed" in text:
         code = re.search(r"'code': '([A-Za-z_]+)'", text)
-        return f"join refused: {code.group(1)}" if code else ("join timed out" if "timed out" in text
-                                                              else "join refused")
+        return (
+            f"join refused: {code.group(1)}" if code else ("join timed out" if "timed out" in text else "join refused")
+        )
     status = getattr(getattr(exc, "response", None), "status_code", None)
     if status is not None:
         return f"HTTP {status}"
     return f"{type(exc).__name__}: {text[:120]}"
-
 
 
 def receiver_of(pc: Any, track: Any) -> Any:
@@ -213,8 +222,7 @@ class Agent(ABC):
             return []
         tracks: list[Any] = []
         if config.source == "preencoded":  # PLIs/FIRs reach the track through its sender
-            self.video = PreEncodedVideoTrack(config.video_width, config.video_height, config.fps,
-                                              self._find_sender)
+            self.video = PreEncodedVideoTrack(config.video_width, config.video_height, config.fps, self._find_sender)
             tracks.append(self.video)
             if config.audio:
                 tracks.append(PreEncodedAudioTrack())
@@ -240,8 +248,11 @@ class Agent(ABC):
             await self._join()
             self.ctx.emit(spec.id, "ready")
         except Exception as exc:
-            stage = exc.stage if isinstance(exc, JoinFailure) else next(
-                (s for s in self._expected() if self.stages.get(s) is None), "first_frame")
+            stage = (
+                exc.stage
+                if isinstance(exc, JoinFailure)
+                else next((s for s in self._expected() if self.stages.get(s) is None), "first_frame")
+            )
             self.failure = {"stage": stage, "reason": _reason(exc, stage)}
             self.ctx.emit(spec.id, "failed")
             await self._close()
@@ -276,8 +287,11 @@ class Agent(ABC):
         try:
             if source.mint_locally:  # no await: the token's time is the minting, not the loop's queue
                 return [source.mint(self.spec, identity) for identity in identities]
-            return list(await asyncio.wait_for(asyncio.gather(*(source.get(self.spec, i) for i in identities)),
-                                               self.config.join_timeout_s))
+            return list(
+                await asyncio.wait_for(
+                    asyncio.gather(*(source.get(self.spec, i) for i in identities)), self.config.join_timeout_s
+                )
+            )
         except Exception as exc:
             raise JoinFailure("token", f"token: {_reason(exc, 'token')}") from exc
 
@@ -365,12 +379,17 @@ class Agent(ABC):
         ok = self.failure is None
         join_stage = "first_frame" if spec.watch else "connected"
         record: dict[str, Any] = {
-            "id": spec.id, "role": spec.role, "room": spec.room, "identity": spec.identity,
-            "publishes": spec.publish, "watches": spec.watch, "phase": spec.phase,
-            "ok": ok, "failure": self.failure,
+            "id": spec.id,
+            "role": spec.role,
+            "room": spec.room,
+            "identity": spec.identity,
+            "publishes": spec.publish,
+            "watches": spec.watch,
+            "phase": spec.phase,
+            "ok": ok,
+            "failure": self.failure,
             "stages_ms": self.stages,
-            "join_ms": self.stages.get(join_stage) if self.failure is None or self.failure["stage"] == "hold"
-            else None,
+            "join_ms": self.stages.get(join_stage) if self.failure is None or self.failure["stage"] == "hold" else None,
             "participant_sid": self._participant_sid(),
             "remote_participant_sid": self.remote_participant,
             "media": media,
@@ -381,7 +400,12 @@ class Agent(ABC):
         impairment = self.observer.impairment if self.observer is not None else None
         if impairment is not None:
             record["impairment"] = {
-                direction: {"packets": c.packets, "dropped": c.dropped, "queue_drops": c.queue_drops,
-                            "delayed": c.delayed}
-                for direction, c in impairment.counters.items()}
+                direction: {
+                    "packets": c.packets,
+                    "dropped": c.dropped,
+                    "queue_drops": c.queue_drops,
+                    "delayed": c.delayed,
+                }
+                for direction, c in impairment.counters.items()
+            }
         return record

@@ -102,77 +102,163 @@ def _nonneg_float(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m loadtest", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="Run `python -m loadtest run --help` for the options and examples.")
+    parser = argparse.ArgumentParser(
+        prog="python -m loadtest",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run `python -m loadtest run --help` for the options and examples.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    run = sub.add_parser("run", help="run a load test (or a sweep) and report", description=DESCRIPTION,
-                         epilog=RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    run = sub.add_parser(
+        "run",
+        help="run a load test (or a sweep) and report",
+        description=DESCRIPTION,
+        epilog=RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
     target = run.add_argument_group("target (exactly one)")
-    target.add_argument("--embedded", action="store_true",
-                        help="start `vitrine serve` on a free loopback port for this run, and stop it after")
+    target.add_argument(
+        "--embedded",
+        action="store_true",
+        help="start `vitrine serve` on a free loopback port for this run, and stop it after",
+    )
     target.add_argument("--url", help="a running server, e.g. http://127.0.0.1:7880")
-    target.add_argument("--api-key", default=os.environ.get("VITRINE_API_KEY"),
-                        help="with --url: API key for POST /v1/rooms and /v1/tokens (default $VITRINE_API_KEY)")
-    target.add_argument("--api-secret", default=os.environ.get("VITRINE_API_SECRET"),
-                        help="with --url: API secret (default $VITRINE_API_SECRET)")
-    target.add_argument("--rtc-interface", action="append", default=[], metavar="IP",
-                        help="IP address the clients gather ICE host candidates on (repeatable; "
-                             "default 127.0.0.1 for --embedded or a loopback --url, else every interface)")
+    target.add_argument(
+        "--api-key",
+        default=os.environ.get("VITRINE_API_KEY"),
+        help="with --url: API key for POST /v1/rooms and /v1/tokens (default $VITRINE_API_KEY)",
+    )
+    target.add_argument(
+        "--api-secret",
+        default=os.environ.get("VITRINE_API_SECRET"),
+        help="with --url: API secret (default $VITRINE_API_SECRET)",
+    )
+    target.add_argument(
+        "--rtc-interface",
+        action="append",
+        default=[],
+        metavar="IP",
+        help="IP address the clients gather ICE host candidates on (repeatable; "
+        "default 127.0.0.1 for --embedded or a loopback --url, else every interface)",
+    )
 
     load = run.add_argument_group("load")
-    load.add_argument("--scenario", choices=("consult", "live", "inspection"), default="consult",
-                      help="what the clients do (default consult; see below)")
+    load.add_argument(
+        "--scenario",
+        choices=("consult", "live", "inspection"),
+        default="consult",
+        help="what the clients do (default consult; see below)",
+    )
     load.add_argument("--pairs", type=int, default=None, help="consult/inspection: rooms of two (default 1)")
     load.add_argument("--viewers", type=int, default=None, help="live: viewers of the one host")
-    load.add_argument("--shape", choices=("burst", "ramp"), default="burst",
-                      help="burst: every client starts at once; ramp: --join-rate joins per second (default burst)")
-    load.add_argument("--join-rate", type=float, default=10.0, metavar="PER_S",
-                      help="joins per second for --shape ramp (default 10)")
-    load.add_argument("--duration", type=float, default=10.0, metavar="S",
-                      help="seconds to hold every call after the last join started (default 10)")
-    load.add_argument("--workers", type=int, default=None, metavar="K",
-                      help=f"client processes (default: one per {CLIENTS_PER_WORKER} clients, at most one per core)")
-    load.add_argument("--join-timeout", type=float, default=20.0, metavar="S",
-                      help="a client that has not reached its last stage by then has failed (default 20)")
-    load.add_argument("--source", choices=("preencoded", "live"), default="preencoded",
-                      help="publishers' media: preencoded replays VP8/Opus packets encoded once per process "
-                           "(cheap, about 400 kbit/s of video); live runs aiortc's encoders per publisher "
-                           "(default preencoded)")
-    load.add_argument("--video-size", default=None, metavar="WxH",
-                      help="publishers' synthetic video size, 30 fps (default 640x480 for --source preencoded, "
-                           "320x240 for --source live)")
+    load.add_argument(
+        "--shape",
+        choices=("burst", "ramp"),
+        default="burst",
+        help="burst: every client starts at once; ramp: --join-rate joins per second (default burst)",
+    )
+    load.add_argument(
+        "--join-rate", type=float, default=10.0, metavar="PER_S", help="joins per second for --shape ramp (default 10)"
+    )
+    load.add_argument(
+        "--duration",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds to hold every call after the last join started (default 10)",
+    )
+    load.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="K",
+        help=f"client processes (default: one per {CLIENTS_PER_WORKER} clients, at most one per core)",
+    )
+    load.add_argument(
+        "--join-timeout",
+        type=float,
+        default=20.0,
+        metavar="S",
+        help="a client that has not reached its last stage by then has failed (default 20)",
+    )
+    load.add_argument(
+        "--source",
+        choices=("preencoded", "live"),
+        default="preencoded",
+        help="publishers' media: preencoded replays VP8/Opus packets encoded once per process "
+        "(cheap, about 400 kbit/s of video); live runs aiortc's encoders per publisher "
+        "(default preencoded)",
+    )
+    load.add_argument(
+        "--video-size",
+        default=None,
+        metavar="WxH",
+        help="publishers' synthetic video size, 30 fps (default 640x480 for --source preencoded, "
+        "320x240 for --source live)",
+    )
     load.add_argument("--no-audio", action="store_true", help="publishers send video only")
-    load.add_argument("--transport", choices=("ws", "whip"), default="ws",
-                      help="how clients join (default ws). ws: the WebSocket protocol on /v1/rtc, one peer "
-                           "connection; the server offers (stages ws_open, joined, offer, answer_sent). whip: "
-                           "plain HTTP, as OBS and WHEP players do: a publisher POSTs a WHIP offer to "
-                           "/whip/{room}, a watcher a WHEP offer to /whep/{room}?participant=<whom it watches> "
-                           "(retried while nothing is published yet), each a peer connection of its own, "
-                           "ICE gathered before the POST (stages offer, http_answer)")
+    load.add_argument(
+        "--transport",
+        choices=("ws", "whip"),
+        default="ws",
+        help="how clients join (default ws). ws: the WebSocket protocol on /v1/rtc, one peer "
+        "connection; the server offers (stages ws_open, joined, offer, answer_sent). whip: "
+        "plain HTTP, as OBS and WHEP players do: a publisher POSTs a WHIP offer to "
+        "/whip/{room}, a watcher a WHEP offer to /whep/{room}?participant=<whom it watches> "
+        "(retried while nothing is published yet), each a peer connection of its own, "
+        "ICE gathered before the POST (stages offer, http_answer)",
+    )
 
     imp = run.add_argument_group("impairment (per client link; see --impair-mode)")
-    imp.add_argument("--loss", default="0", metavar="PCT[,PCT...]",
-                     help="packet loss in percent; several values run a sweep (default 0)")
-    imp.add_argument("--burst", type=float, default=1.0, metavar="PACKETS",
-                     help="mean loss-burst length; 1 = independent loss, >1 = Gilbert-Elliott bursts (default 1)")
+    imp.add_argument(
+        "--loss",
+        default="0",
+        metavar="PCT[,PCT...]",
+        help="packet loss in percent; several values run a sweep (default 0)",
+    )
+    imp.add_argument(
+        "--burst",
+        type=float,
+        default=1.0,
+        metavar="PACKETS",
+        help="mean loss-burst length; 1 = independent loss, >1 = Gilbert-Elliott bursts (default 1)",
+    )
     imp.add_argument("--delay", type=_nonneg_float, default=0.0, metavar="MS", help="one-way added delay")
-    imp.add_argument("--jitter", type=_nonneg_float, default=0.0, metavar="MS",
-                     help="delay jitter (half-normal, standard deviation)")
-    imp.add_argument("--bandwidth", type=_nonneg_float, default=0.0, metavar="KBPS",
-                     help="rate cap per direction, with a 300 ms queue (default 0: none)")
-    imp.add_argument("--impair-direction", choices=("both", "down", "up"), default="both",
-                     help="down: server to client, up: client to server (default both)")
-    imp.add_argument("--impair-clients", type=int, default=None, metavar="N",
-                     help="impair only the first N clients in join order (default all)")
+    imp.add_argument(
+        "--jitter", type=_nonneg_float, default=0.0, metavar="MS", help="delay jitter (half-normal, standard deviation)"
+    )
+    imp.add_argument(
+        "--bandwidth",
+        type=_nonneg_float,
+        default=0.0,
+        metavar="KBPS",
+        help="rate cap per direction, with a 300 ms queue (default 0: none)",
+    )
+    imp.add_argument(
+        "--impair-direction",
+        choices=("both", "down", "up"),
+        default="both",
+        help="down: server to client, up: client to server (default both)",
+    )
+    imp.add_argument(
+        "--impair-clients",
+        type=int,
+        default=None,
+        metavar="N",
+        help="impair only the first N clients in join order (default all)",
+    )
     imp.add_argument("--seed", type=int, default=1, help="impairment seed: same seed, same drops (default 1)")
-    imp.add_argument("--impair-mode", choices=("userspace", "kernel"), default="userspace",
-                     help="where packets are lost. userspace (default): in each client's process, every option "
-                          "above, seeded. kernel (root, --embedded only): the clients run in a network namespace "
-                          "and nftables drops their UDP at random on its veth link, both counted by the kernel "
-                          "(summary.impairment.kernel); --loss and --impair-direction only (no --burst, --delay, "
-                          "--jitter, --bandwidth, --impair-clients; not seeded); signaling (TCP) stays lossless")
+    imp.add_argument(
+        "--impair-mode",
+        choices=("userspace", "kernel"),
+        default="userspace",
+        help="where packets are lost. userspace (default): in each client's process, every option "
+        "above, seeded. kernel (root, --embedded only): the clients run in a network namespace "
+        "and nftables drops their UDP at random on its veth link, both counted by the kernel "
+        "(summary.impairment.kernel); --loss and --impair-direction only (no --burst, --delay, "
+        "--jitter, --bandwidth, --impair-clients; not seeded); signaling (TCP) stays lossless",
+    )
 
     out = run.add_argument_group("output")
     out.add_argument("--json", metavar="PATH", help="write the JSON report here (and PATH.md, plots beside it)")
@@ -181,14 +267,30 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--no-progress", action="store_true", help="no live progress line on stderr")
 
     slo = run.add_argument_group("SLO (a failed check exits 1)")
-    slo.add_argument("--slo-join-p95", type=float, default=600.0, metavar="MS",
-                     help="join p95 must be below this (default 600 ms)")
-    slo.add_argument("--slo-max-failures", type=float, default=1.0, metavar="PCT",
-                     help="at most this percentage of clients may fail (default 1)")
-    slo.add_argument("--slo-min-delivered", type=float, default=None, metavar="PCT",
-                     help="delivered frames must be at least this percentage of those sent (default: no check)")
-    slo.add_argument("--slo-max-freeze", type=float, default=None, metavar="PCT",
-                     help="freeze time must be at most this percentage of watched time (default: no check)")
+    slo.add_argument(
+        "--slo-join-p95", type=float, default=600.0, metavar="MS", help="join p95 must be below this (default 600 ms)"
+    )
+    slo.add_argument(
+        "--slo-max-failures",
+        type=float,
+        default=1.0,
+        metavar="PCT",
+        help="at most this percentage of clients may fail (default 1)",
+    )
+    slo.add_argument(
+        "--slo-min-delivered",
+        type=float,
+        default=None,
+        metavar="PCT",
+        help="delivered frames must be at least this percentage of those sent (default: no check)",
+    )
+    slo.add_argument(
+        "--slo-max-freeze",
+        type=float,
+        default=None,
+        metavar="PCT",
+        help="freeze time must be at most this percentage of watched time (default: no check)",
+    )
     run.set_defaults(func=cmd_run)
     return parser
 
@@ -209,19 +311,46 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         pairs, viewers = (args.pairs if args.pairs is not None else 1), 0
     losses = parse_losses(args.loss)
     config = RunConfig(
-        scenario=args.scenario, embedded=args.embedded, url=args.url, api_key=args.api_key,
-        api_secret=args.api_secret, pairs=pairs, viewers=viewers, shape=args.shape, join_rate=args.join_rate,
-        duration_s=args.duration, workers=args.workers, join_timeout_s=args.join_timeout, losses_pct=losses,
-        impairment=ImpairmentConfig(loss_pct=losses[0], burst=args.burst, delay_ms=args.delay,
-                                    jitter_ms=args.jitter, bandwidth_kbps=args.bandwidth,
-                                    direction=args.impair_direction, clients=args.impair_clients, seed=args.seed,
-                                    mode=args.impair_mode),
-        video_width=width, video_height=height, audio=not args.no_audio, source=args.source,
+        scenario=args.scenario,
+        embedded=args.embedded,
+        url=args.url,
+        api_key=args.api_key,
+        api_secret=args.api_secret,
+        pairs=pairs,
+        viewers=viewers,
+        shape=args.shape,
+        join_rate=args.join_rate,
+        duration_s=args.duration,
+        workers=args.workers,
+        join_timeout_s=args.join_timeout,
+        losses_pct=losses,
+        impairment=ImpairmentConfig(
+            loss_pct=losses[0],
+            burst=args.burst,
+            delay_ms=args.delay,
+            jitter_ms=args.jitter,
+            bandwidth_kbps=args.bandwidth,
+            direction=args.impair_direction,
+            clients=args.impair_clients,
+            seed=args.seed,
+            mode=args.impair_mode,
+        ),
+        video_width=width,
+        video_height=height,
+        audio=not args.no_audio,
+        source=args.source,
         transport=args.transport,
-        rtc_interfaces=tuple(args.rtc_interface), json_path=args.json, markdown_path=args.markdown,
-        plots_dir=args.plots, progress=not args.no_progress,
-        slo=SloConfig(join_p95_ms=args.slo_join_p95, max_failure_pct=args.slo_max_failures,
-                      min_delivered_pct=args.slo_min_delivered, max_freeze_pct=args.slo_max_freeze),
+        rtc_interfaces=tuple(args.rtc_interface),
+        json_path=args.json,
+        markdown_path=args.markdown,
+        plots_dir=args.plots,
+        progress=not args.no_progress,
+        slo=SloConfig(
+            join_p95_ms=args.slo_join_p95,
+            max_failure_pct=args.slo_max_failures,
+            min_delivered_pct=args.slo_min_delivered,
+            max_freeze_pct=args.slo_max_freeze,
+        ),
     )
     return config.validate()
 

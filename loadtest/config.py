@@ -49,12 +49,19 @@ class ImpairmentConfig:
 
         if self.mode == "kernel" or not self.active or (self.clients is not None and client_index >= self.clients):
             return None
-        spec = Impairment(loss=self.loss_pct / 100.0, burst=self.burst, delay_ms=self.delay_ms,
-                          jitter_ms=self.jitter_ms, rate_kbps=self.bandwidth_kbps)
+        spec = Impairment(
+            loss=self.loss_pct / 100.0,
+            burst=self.burst,
+            delay_ms=self.delay_ms,
+            jitter_ms=self.jitter_ms,
+            rate_kbps=self.bandwidth_kbps,
+        )
         none = Impairment()
-        return LinkImpairment(down=spec if self.direction in ("both", "down") else none,
-                              up=spec if self.direction in ("both", "up") else none,
-                              seed=self.seed * 1_000_003 + client_index)
+        return LinkImpairment(
+            down=spec if self.direction in ("both", "down") else none,
+            up=spec if self.direction in ("both", "up") else none,
+            seed=self.seed * 1_000_003 + client_index,
+        )
 
 
 @dataclass(frozen=True)
@@ -217,20 +224,35 @@ class RunConfig:
         imp = self.impairment
         problems = []
         if not self.embedded:
-            problems.append("--impair-mode kernel needs --embedded: the server must listen on the host side of "
-                            "the veth pair the harness creates, which a server reached by --url does not")
-        unsupported = [name for name, used in (("--burst", imp.burst != 1), ("--delay", imp.delay_ms),
-                                               ("--jitter", imp.jitter_ms), ("--bandwidth", imp.bandwidth_kbps))
-                       if used]
+            problems.append(
+                "--impair-mode kernel needs --embedded: the server must listen on the host side of "
+                "the veth pair the harness creates, which a server reached by --url does not"
+            )
+        unsupported = [
+            name
+            for name, used in (
+                ("--burst", imp.burst != 1),
+                ("--delay", imp.delay_ms),
+                ("--jitter", imp.jitter_ms),
+                ("--bandwidth", imp.bandwidth_kbps),
+            )
+            if used
+        ]
         if unsupported:
-            problems.append(f"--impair-mode kernel applies random loss only (nftables numgen; this kernel has no "
-                            f"tc netem): leave out {', '.join(unsupported)}, or use --impair-mode userspace")
+            problems.append(
+                f"--impair-mode kernel applies random loss only (nftables numgen; this kernel has no "
+                f"tc netem): leave out {', '.join(unsupported)}, or use --impair-mode userspace"
+            )
         if imp.clients is not None:
-            problems.append("--impair-clients needs --impair-mode userspace: in kernel mode every client "
-                            "shares the namespace's one link")
+            problems.append(
+                "--impair-clients needs --impair-mode userspace: in kernel mode every client "
+                "shares the namespace's one link"
+            )
         if self.rtc_interfaces:
-            problems.append("--rtc-interface does not combine with --impair-mode kernel: the clients gather "
-                            "candidates on their namespace address, which the harness picks")
+            problems.append(
+                "--rtc-interface does not combine with --impair-mode kernel: the clients gather "
+                "candidates on their namespace address, which the harness picks"
+            )
         return problems
 
 
@@ -245,7 +267,7 @@ def _is_loopback(url: str) -> bool:
 
 
 def parse_losses(text: str) -> tuple[float, ...]:
-    """"10" or "0,2,5,10" (percent) to a tuple of floats."""
+    """ "10" or "0,2,5,10" (percent) to a tuple of floats."""
     try:
         values = tuple(float(part) for part in text.split(",") if part.strip())
     except ValueError:

@@ -29,30 +29,29 @@ class TokenSource:
         if not self.mint_locally and self._http is None:
             import httpx
 
-            self._http = httpx.AsyncClient(base_url=self.base_url, auth=(self.api_key, self.api_secret),
-                                           timeout=30.0)
+            self._http = httpx.AsyncClient(base_url=self.base_url, auth=(self.api_key, self.api_secret), timeout=30.0)
         if self.mint_locally and self._settings is None:
-            from vitrine.auth import mint_token
-            from vitrine.config import Settings
-            from vitrine.models import Role
+            from vitrine.core.auth import mint_token
+            from vitrine.core.config import Settings
+            from vitrine.core.models import Role
 
             self._settings = Settings(api_key=self.api_key, api_secret=self.api_secret)
             mint_token(self._settings, room="warm-up", identity="warm-up", role=Role.VIEWER, ttl_s=60)  # lazy imports
 
     def mint(self, spec: ClientSpec, identity: str) -> str:
-        from vitrine.auth import mint_token
-        from vitrine.models import Role
+        from vitrine.core.auth import mint_token
+        from vitrine.core.models import Role
 
         self.prepare()
-        return mint_token(self._settings, room=spec.room, identity=identity, role=Role(spec.role),
-                          ttl_s=TOKEN_TTL_S)
+        return mint_token(self._settings, room=spec.room, identity=identity, role=Role(spec.role), ttl_s=TOKEN_TTL_S)
 
     async def get(self, spec: ClientSpec, identity: str) -> str:
         if self.mint_locally:
             return self.mint(spec, identity)
         self.prepare()
-        response = await self._http.post("/v1/tokens", json={"room": spec.room, "identity": identity,
-                                                              "role": spec.role, "ttl_s": TOKEN_TTL_S})
+        response = await self._http.post(
+            "/v1/tokens", json={"room": spec.room, "identity": identity, "role": spec.role, "ttl_s": TOKEN_TTL_S}
+        )
         response.raise_for_status()
         return str(response.json()["token"])
 
@@ -64,8 +63,7 @@ class TokenSource:
 class AgentContext:
     """What the agents of one worker process share."""
 
-    def __init__(self, config: RunConfig, base_url: str, tokens: TokenSource,
-                 emit: Callable[[str, str], None]) -> None:
+    def __init__(self, config: RunConfig, base_url: str, tokens: TokenSource, emit: Callable[[str, str], None]) -> None:
         loop = asyncio.get_running_loop()
         self.config = config
         self.base_url = base_url

@@ -61,12 +61,16 @@ def preflight() -> None:
     """Refuse early, with what to do, when this machine cannot run kernel impairment."""
     problems = []
     if os.geteuid() != 0:
-        problems.append("--impair-mode kernel needs root (it creates a network namespace, a veth pair and an "
-                        "nftables table); run as root, or use --impair-mode userspace")
+        problems.append(
+            "--impair-mode kernel needs root (it creates a network namespace, a veth pair and an "
+            "nftables table); run as root, or use --impair-mode userspace"
+        )
     for tool, package in (("ip", "iproute2"), ("nft", "nftables")):
         if shutil.which(tool) is None:
-            problems.append(f"--impair-mode kernel needs `{tool}` on PATH (Debian: apt-get install {package}; "
-                            "scripts/install-system-deps installs it)")
+            problems.append(
+                f"--impair-mode kernel needs `{tool}` on PATH (Debian: apt-get install {package}; "
+                "scripts/install-system-deps installs it)"
+            )
     if problems:
         raise ConfigError("; ".join(problems))
 
@@ -134,12 +138,16 @@ class KernelLink:
         lines = [f"table netdev {TABLE}", f"delete table netdev {TABLE}", f"table netdev {TABLE} {{"]
         lines += [f"  counter {d}_{kind} {{}}" for d in DIRECTIONS for kind in ("packets", "dropped")]
         for direction, hook in (("down", "ingress"), ("up", "egress")):
-            lines += [f"  chain {direction} {{",
-                      f'    type filter hook {hook} device "{self.client_dev}" priority 0; policy accept;',
-                      f'    ip protocol udp counter name "{direction}_packets"']
+            lines += [
+                f"  chain {direction} {{",
+                f'    type filter hook {hook} device "{self.client_dev}" priority 0; policy accept;',
+                f'    ip protocol udp counter name "{direction}_packets"',
+            ]
             if threshold and imp.direction in ("both", direction):
-                lines.append(f"    ip protocol udp numgen random mod {SCALE} < {threshold} "
-                             f'counter name "{direction}_dropped" drop')
+                lines.append(
+                    f"    ip protocol udp numgen random mod {SCALE} < {threshold} "
+                    f'counter name "{direction}_dropped" drop'
+                )
             lines.append("  }")
         return "\n".join([*lines, "}", ""])
 
@@ -149,12 +157,20 @@ class KernelLink:
 
     def report(self) -> dict[str, Any]:
         """Where the loss was applied, and each direction's UDP packets and drops since the last ``apply``."""
-        listing = json.loads(_run("ip", "netns", "exec", self.name, "nft", "-j", "list", "counters",
-                                  "table", "netdev", TABLE))
-        counts = {item["counter"]["name"]: int(item["counter"]["packets"])
-                  for item in listing["nftables"] if "counter" in item}
-        return {"namespace": self.name, "host_ip": self.host_ip, "client_ip": self.client_ip,
-                **{d: {"packets": counts[f"{d}_packets"], "dropped": counts[f"{d}_dropped"]} for d in DIRECTIONS}}
+        listing = json.loads(
+            _run("ip", "netns", "exec", self.name, "nft", "-j", "list", "counters", "table", "netdev", TABLE)
+        )
+        counts = {
+            item["counter"]["name"]: int(item["counter"]["packets"])
+            for item in listing["nftables"]
+            if "counter" in item
+        }
+        return {
+            "namespace": self.name,
+            "host_ip": self.host_ip,
+            "client_ip": self.client_ip,
+            **{d: {"packets": counts[f"{d}_packets"], "dropped": counts[f"{d}_dropped"]} for d in DIRECTIONS},
+        }
 
     def close(self) -> None:
         """Remove the veth pair, then the namespace (its table goes with it). Safe to call twice.
@@ -199,8 +215,12 @@ def _free_slot() -> int:
     """
     links = json.loads(_run("ip", "-j", "addr", "show"))
     names = {link.get("ifname") for link in links}
-    networks = [ipaddress.ip_network(f"{addr['local']}/{addr['prefixlen']}", strict=False)
-                for link in links for addr in link.get("addr_info", []) if addr.get("family") == "inet"]
+    networks = [
+        ipaddress.ip_network(f"{addr['local']}/{addr['prefixlen']}", strict=False)
+        for link in links
+        for addr in link.get("addr_info", [])
+        if addr.get("family") == "inet"
+    ]
     for i in range(SLOTS):
         slot = (os.getpid() + i) % SLOTS
         if f"vlt{slot}h" not in names and not any(_slot_network(slot).overlaps(n) for n in networks):

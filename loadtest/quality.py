@@ -110,12 +110,12 @@ class FreezeDetector:
             self._gap(end - self.last, final=True)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"count": self.count, "total_ms": round(self.total_s * 1000, 1),
-                "max_ms": round(self.max_s * 1000, 1)}
+        return {"count": self.count, "total_ms": round(self.total_s * 1000, 1), "max_ms": round(self.max_s * 1000, 1)}
 
 
-def detect_freezes(times: list[float], nominal_interval_s: float | None = None,
-                   end: float | None = None) -> FreezeDetector:
+def detect_freezes(
+    times: list[float], nominal_interval_s: float | None = None, end: float | None = None
+) -> FreezeDetector:
     detector = FreezeDetector(nominal_interval_s)
     for t in times:
         detector.add(t)
@@ -139,8 +139,9 @@ class Frame:
 class VideoQuality:
     """RTP-level frame accounting for one subscribed video track."""
 
-    def __init__(self, codec_mime: str = "video/VP8", clock_rate: int = 90000,
-                 nominal_fps: float | None = None) -> None:
+    def __init__(
+        self, codec_mime: str = "video/VP8", clock_rate: int = 90000, nominal_fps: float | None = None
+    ) -> None:
         self.mime = codec_mime.lower()
         self.vp8 = self.mime == "video/vp8"
         self.clock_rate = clock_rate
@@ -405,8 +406,11 @@ class AudioQuality:
 
     def finish(self, window_s: float) -> dict[str, Any]:
         expected = (self.max_seq - self.min_seq + 1) if self.max_seq is not None and self.min_seq is not None else 0
-        return {"packets": self.packets, "bitrate_kbps": round(self.bytes * 8 / max(window_s, 1e-9) / 1000, 1),
-                "loss_ratio": round(1 - len(self.seen) / expected, 4) if expected else None}
+        return {
+            "packets": self.packets,
+            "bitrate_kbps": round(self.bytes * 8 / max(window_s, 1e-9) / 1000, 1),
+            "loss_ratio": round(1 - len(self.seen) / expected, 4) if expected else None,
+        }
 
 
 SendNack = Callable[[int, list[int]], None]  # fire and forget: the receive path never waits on a send
@@ -420,8 +424,9 @@ class LossRecovery:
     ``send_pli`` bound to the receiver in the harness; recorders in tests).
     """
 
-    def __init__(self, quality: VideoQuality, send_nack: SendNack, send_pli: SendPli,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, quality: VideoQuality, send_nack: SendNack, send_pli: SendPli, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.quality = quality
         self.send_nack = send_nack
         self.send_pli = send_pli

@@ -36,8 +36,10 @@ SCHEMA_VERSION = "1.2.0"  # 1.1.0: summary.impairment.mode and .kernel; 1.2.0: c
 SCHEMA_PATH = Path(__file__).with_name("report.schema.json")
 LOSS_TOLERANCE_SIGMAS = 4.0
 LOSS_TOLERANCE_MIN = 0.005
-KERNEL_TOLERANCE_RULE = (f"|measured - p| <= max({LOSS_TOLERANCE_SIGMAS:g} * sqrt(p * (1 - p) / packets), "
-                         f"{LOSS_TOLERANCE_MIN:g}), p = configured loss")
+KERNEL_TOLERANCE_RULE = (
+    f"|measured - p| <= max({LOSS_TOLERANCE_SIGMAS:g} * sqrt(p * (1 - p) / packets), "
+    f"{LOSS_TOLERANCE_MIN:g}), p = configured loss"
+)
 OVERLOADED_LAG_P95_MS = 50.0
 
 
@@ -90,22 +92,33 @@ def kernel_summary(config: RunConfig, counters: dict[str, Any]) -> dict[str, Any
         configured = imp.loss_pct / 100 if imp.direction in ("both", direction) else 0.0
         tolerance = loss_tolerance(configured, 1, packets) if packets else None
         summary[direction] = {
-            "packets": packets, "dropped": dropped, "configured_loss_pct": round(configured * 100, 3),
+            "packets": packets,
+            "dropped": dropped,
+            "configured_loss_pct": round(configured * 100, 3),
             "measured_loss_pct": _pct(dropped / packets) if packets else None,
             "tolerance_pct": _pct(tolerance),
-            "loss_within_tolerance": abs(dropped / packets - configured) <= tolerance if packets else None}
+            "loss_within_tolerance": abs(dropped / packets - configured) <= tolerance if packets else None,
+        }
     verdicts = [summary[d]["loss_within_tolerance"] for d in ("down", "up")]
     summary["loss_within_tolerance"] = None if None in verdicts else all(verdicts)
     return summary
 
 
-def impairment_summary(config: RunConfig, clients: list[dict[str, Any]],
-                       kernel: dict[str, Any] | None = None) -> dict[str, Any]:
+def impairment_summary(
+    config: RunConfig, clients: list[dict[str, Any]], kernel: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The configured impairment and the loss measured by the layer that applied it (``measured``: userspace)."""
     imp = config.impairment
-    configured = {"loss_pct": imp.loss_pct, "burst": imp.burst, "delay_ms": imp.delay_ms, "jitter_ms": imp.jitter_ms,
-                  "bandwidth_kbps": imp.bandwidth_kbps, "direction": imp.direction, "seed": imp.seed,
-                  "clients": imp.clients}
+    configured = {
+        "loss_pct": imp.loss_pct,
+        "burst": imp.burst,
+        "delay_ms": imp.delay_ms,
+        "jitter_ms": imp.jitter_ms,
+        "bandwidth_kbps": imp.bandwidth_kbps,
+        "direction": imp.direction,
+        "seed": imp.seed,
+        "clients": imp.clients,
+    }
     measured: dict[str, Any] = {}
     verdicts: list[bool] = []
     for direction in ("down", "up"):
@@ -117,9 +130,13 @@ def impairment_summary(config: RunConfig, clients: list[dict[str, Any]],
                 totals.update(counters)
         packets = totals["packets"]
         random_drops = totals["dropped"] - totals["queue_drops"]
-        entry: dict[str, Any] = {"packets": packets, "dropped": totals["dropped"], "queue_drops": totals["queue_drops"],
-                                 "loss": round(random_drops / packets, 5) if packets else None,
-                                 "configured_loss": imp.loss_pct / 100 if applies else 0.0}
+        entry: dict[str, Any] = {
+            "packets": packets,
+            "dropped": totals["dropped"],
+            "queue_drops": totals["queue_drops"],
+            "loss": round(random_drops / packets, 5) if packets else None,
+            "configured_loss": imp.loss_pct / 100 if applies else 0.0,
+        }
         if applies and packets:
             tolerance = loss_tolerance(imp.loss_pct / 100, imp.burst, packets)
             entry["tolerance"] = round(tolerance, 5)
@@ -132,8 +149,14 @@ def impairment_summary(config: RunConfig, clients: list[dict[str, Any]],
     kernel_checked = kernel_summary(config, kernel) if kernel is not None else None
     if kernel_checked is not None and kernel_checked["loss_within_tolerance"] is not None:
         verdicts.append(kernel_checked["loss_within_tolerance"])
-    return {"active": imp.active, "mode": imp.mode, "configured": configured, "measured": measured,
-            "kernel": kernel_checked, "loss_verified": all(verdicts) if verdicts else None}
+    return {
+        "active": imp.active,
+        "mode": imp.mode,
+        "configured": configured,
+        "measured": measured,
+        "kernel": kernel_checked,
+        "loss_verified": all(verdicts) if verdicts else None,
+    }
 
 
 def media_summary(clients: list[dict[str, Any]], g2g: list[float]) -> dict[str, Any]:
@@ -152,26 +175,35 @@ def media_summary(clients: list[dict[str, Any]], g2g: list[float]) -> dict[str, 
         "frames_lost": sum(m["frames_lost"] for m in media),
         "delivered_ratio": round(delivered / expected, 4) if expected else None,
         "frame_rate": distribution(m["frame_rate"] for m in media),
-        "freezes": {"count": freeze_count, "total_ms": round(freeze_ms, 1),
-                    "per_minute": round(freeze_count / (watched_s / 60), 3) if watched_s else None,
-                    "time_ratio": round(freeze_ms / 1000 / watched_s, 5) if watched_s else None,
-                    "max_ms": max((m["freezes"]["max_ms"] for m in media), default=None)},
+        "freezes": {
+            "count": freeze_count,
+            "total_ms": round(freeze_ms, 1),
+            "per_minute": round(freeze_count / (watched_s / 60), 3) if watched_s else None,
+            "time_ratio": round(freeze_ms / 1000 / watched_s, 5) if watched_s else None,
+            "max_ms": max((m["freezes"]["max_ms"] for m in media), default=None),
+        },
         "nacks_sent": sum(m["nacks_sent"] for m in media),
         "nacked_packets": sum(m["nacked_packets"] for m in media),
         "plis_sent": sum(m["plis_sent"] for m in media),
         "bitrate_kbps": distribution(m["bitrate_kbps"] for m in media),
         "jitter_ms": distribution(m["jitter_ms"] for m in media),
         "glass_to_glass_ms": distribution(g2g),
-        "audio": {"subscribers": len(audio), "bitrate_kbps": distribution(a["bitrate_kbps"] for a in audio),
-                  "loss_ratio": distribution(a["loss_ratio"] for a in audio)},
+        "audio": {
+            "subscribers": len(audio),
+            "bitrate_kbps": distribution(a["bitrate_kbps"] for a in audio),
+            "loss_ratio": distribution(a["loss_ratio"] for a in audio),
+        },
     }
 
 
 def failure_summary(clients: list[dict[str, Any]]) -> dict[str, Any]:
     failed = [c for c in clients if not c["ok"]]
-    return {"count": len(failed), "ratio": round(len(failed) / len(clients), 4) if clients else 0.0,
-            "by_stage": dict(Counter(c["failure"]["stage"] for c in failed)),
-            "by_reason": dict(Counter(c["failure"]["reason"] for c in failed))}
+    return {
+        "count": len(failed),
+        "ratio": round(len(failed) / len(clients), 4) if clients else 0.0,
+        "by_stage": dict(Counter(c["failure"]["stage"] for c in failed)),
+        "by_reason": dict(Counter(c["failure"]["reason"] for c in failed)),
+    }
 
 
 def slo_verdict(slo_config: Any, summary: dict[str, Any]) -> dict[str, Any]:
@@ -203,9 +235,11 @@ def slo_verdict(slo_config: Any, summary: dict[str, Any]) -> dict[str, Any]:
 def harness_summary(workers: list[dict[str, Any]]) -> dict[str, Any]:
     lags = [w["loop_lag_ms"]["p95"] for w in workers if w.get("loop_lag_ms") and w["loop_lag_ms"]["p95"] is not None]
     worst = max(lags) if lags else None
-    return {"workers": workers, "loop_lag_p95_ms_max": worst,
-            "overloaded": bool(worst is not None and worst > OVERLOADED_LAG_P95_MS)
-            or any("error" in w for w in workers)}
+    return {
+        "workers": workers,
+        "loop_lag_p95_ms_max": worst,
+        "overloaded": bool(worst is not None and worst > OVERLOADED_LAG_P95_MS) or any("error" in w for w in workers),
+    }
 
 
 def point_report(result: PointResult) -> dict[str, Any]:
@@ -216,8 +250,10 @@ def point_report(result: PointResult) -> dict[str, Any]:
         "clients": len(clients),
         "joined": len(ok),
         "join_ms": distribution(c["join_ms"] for c in ok),
-        "stages_ms": {stage: distribution((c.get("stages_ms") or {}).get(stage) for c in ok)
-                      for stage in STAGES[result.config.transport]},
+        "stages_ms": {
+            stage: distribution((c.get("stages_ms") or {}).get(stage) for c in ok)
+            for stage in STAGES[result.config.transport]
+        },
         "failures": failure_summary(clients),
         "media": media_summary(clients, g2g),
         "impairment": impairment_summary(result.config, clients, result.kernel),
@@ -247,8 +283,14 @@ def _machine() -> dict[str, Any]:
             loadavg = [float(v) for v in f.read().split()[:3]]
     except OSError:
         pass
-    return {"nproc": os.cpu_count() or 1, "loadavg": loadavg, "python": platform.python_version(),
-            "aiortc": aiortc.__version__, "aioice": aioice.__version__, "platform": platform.platform()}
+    return {
+        "nproc": os.cpu_count() or 1,
+        "loadavg": loadavg,
+        "python": platform.python_version(),
+        "aiortc": aiortc.__version__,
+        "aioice": aioice.__version__,
+        "platform": platform.platform(),
+    }
 
 
 def build_report(config: RunConfig, results: list[PointResult]) -> dict[str, Any]:
@@ -280,13 +322,21 @@ def sweep_row(point: dict[str, Any]) -> dict[str, Any]:
     media = s["media"]
     kernel = s["impairment"].get("kernel")
     measured_down = kernel["down"]["measured_loss_pct"] if kernel else _pct(s["impairment"]["measured"]["down"]["loss"])
-    return {"loss_pct": point["loss_pct"], "measured_down_loss_pct": measured_down,
-            "join_p50_ms": s["join_ms"]["p50"], "join_p95_ms": s["join_ms"]["p95"],
-            "failures": s["failures"]["count"], "delivered_ratio": media["delivered_ratio"],
-            "frame_rate_p50": media["frame_rate"]["p50"], "freeze_count": media["freezes"]["count"],
-            "freeze_time_ratio": media["freezes"]["time_ratio"], "nacks_sent": media["nacks_sent"],
-            "plis_sent": media["plis_sent"], "g2g_p95_ms": media["glass_to_glass_ms"]["p95"],
-            "slo_passed": point["slo"]["passed"]}
+    return {
+        "loss_pct": point["loss_pct"],
+        "measured_down_loss_pct": measured_down,
+        "join_p50_ms": s["join_ms"]["p50"],
+        "join_p95_ms": s["join_ms"]["p95"],
+        "failures": s["failures"]["count"],
+        "delivered_ratio": media["delivered_ratio"],
+        "frame_rate_p50": media["frame_rate"]["p50"],
+        "freeze_count": media["freezes"]["count"],
+        "freeze_time_ratio": media["freezes"]["time_ratio"],
+        "nacks_sent": media["nacks_sent"],
+        "plis_sent": media["plis_sent"],
+        "g2g_p95_ms": media["glass_to_glass_ms"]["p95"],
+        "slo_passed": point["slo"]["passed"],
+    }
 
 
 def _pct(value: float | None) -> float | None:
@@ -312,82 +362,124 @@ def markdown(report: dict[str, Any]) -> str:
     size = f"{cfg['pairs']} pairs" if cfg["scenario"] != "live" else f"1 host + {cfg['viewers']} viewers"
     shape = f"ramp at {cfg['join_rate']:g} joins/s" if cfg["shape"] == "ramp" else "burst (all at once)"
     transport = "WHIP/WHEP" if cfg["transport"] == "whip" else "the WebSocket protocol"
-    lines.append(f"{size} ({cfg['clients']} clients) against {target} over {transport}; {shape}; "
-                 + f"hold {cfg['duration_s']:g} s; {len(report['harness']['workers'])} worker process(es). "
-                 + f"Report schema {report['schema_version']}, {report['generated_at']}.")
-    lines += ["", f"**SLO: {'PASSED' if report['slo']['passed'] else 'FAILED'}**", "",
-              "| check | value | threshold | passed |", "|---|---|---|---|"]
+    lines.append(
+        f"{size} ({cfg['clients']} clients) against {target} over {transport}; {shape}; "
+        + f"hold {cfg['duration_s']:g} s; {len(report['harness']['workers'])} worker process(es). "
+        + f"Report schema {report['schema_version']}, {report['generated_at']}."
+    )
+    lines += [
+        "",
+        f"**SLO: {'PASSED' if report['slo']['passed'] else 'FAILED'}**",
+        "",
+        "| check | value | threshold | passed |",
+        "|---|---|---|---|",
+    ]
     for c in report["slo"]["checks"]:
-        lines.append(f"| {c['name']} | {_fmt(c['value'], 1)} | {c['op']} {c['threshold']:g} | "
-                     f"{'yes' if c['passed'] else '**no**'} |")
+        lines.append(
+            f"| {c['name']} | {_fmt(c['value'], 1)} | {c['op']} {c['threshold']:g} | "
+            f"{'yes' if c['passed'] else '**no**'} |"
+        )
     if report["kind"] == "sweep":
-        lines += ["", "## Sweep", "",
-                  "| loss % | measured % | join p50 ms | join p95 ms | failures | delivered | fps p50 | freezes "
-                  "| freeze time | NACKs | PLIs | g2g p95 ms | SLO |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Sweep",
+            "",
+            "| loss % | measured % | join p50 ms | join p95 ms | failures | delivered | fps p50 | freezes "
+            "| freeze time | NACKs | PLIs | g2g p95 ms | SLO |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for row in report["table"]:
             lines.append(
                 f"| {row['loss_pct']:g} | {_fmt(row['measured_down_loss_pct'], 2)} | {_fmt(row['join_p50_ms'])} "
                 f"| {_fmt(row['join_p95_ms'])} | {row['failures']} | {_fmt_pct(row['delivered_ratio'])} "
                 f"| {_fmt(row['frame_rate_p50'], 1)} | {row['freeze_count']} | {_fmt_pct(row['freeze_time_ratio'])} "
                 f"| {row['nacks_sent']} | {row['plis_sent']} | {_fmt(row['g2g_p95_ms'])} "
-                f"| {'pass' if row['slo_passed'] else 'FAIL'} |")
+                f"| {'pass' if row['slo_passed'] else 'FAIL'} |"
+            )
         lines += ["", "The sections below describe the first point of the sweep."]
-    lines += ["", "## Join stages (ms from the start of the token fetch)", "",
-              f"{s['joined']} of {s['clients']} clients joined. join = first decoded frame for watchers, "
-              "DTLS connected for publish-only clients.", "",
-              "| stage | n | p50 | p95 | p99 | max |", "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Join stages (ms from the start of the token fetch)",
+        "",
+        f"{s['joined']} of {s['clients']} clients joined. join = first decoded frame for watchers, "
+        "DTLS connected for publish-only clients.",
+        "",
+        "| stage | n | p50 | p95 | p99 | max |",
+        "|---|---|---|---|---|---|",
+    ]
     if cfg["transport"] == "whip":
         retries = sum(c.get("whep_retries") or 0 for c in report["clients"])
-        lines[-2:-2] = [f"WHEP offers refused with `track_not_found` (the watched publisher was not in yet) and "
-                        f"sent again: {retries}.", ""]
+        lines[-2:-2] = [
+            f"WHEP offers refused with `track_not_found` (the watched publisher was not in yet) and "
+            f"sent again: {retries}.",
+            "",
+        ]
     for stage, d in [("join", s["join_ms"]), *s["stages_ms"].items()]:
-        lines.append(f"| {stage} | {d['n']} | {_fmt(d['p50'])} | {_fmt(d['p95'])} | {_fmt(d['p99'])} "
-                     f"| {_fmt(d['max'])} |")
+        lines.append(
+            f"| {stage} | {d['n']} | {_fmt(d['p50'])} | {_fmt(d['p95'])} | {_fmt(d['p99'])} | {_fmt(d['max'])} |"
+        )
     f = s["failures"]
     lines += ["", f"## Failures: {f['count']} ({_fmt_pct(f['ratio'])})"]
     for reason, count in sorted(f["by_reason"].items(), key=lambda kv: -kv[1]):
         lines.append(f"- {count} x {reason}")
     m = s["media"]
-    lines += ["", f"## Media ({m['subscribers']} video subscribers, {m['watched_s']:.0f} s watched)", "",
-              f"- delivered frames: {m['frames_delivered']} of {m['frames_expected']} "
-              f"({_fmt_pct(m['delivered_ratio'])}); lost {m['frames_lost']}",
-              f"- delivered frame rate per subscriber: p50 {_fmt(m['frame_rate']['p50'], 1)} fps, "
-              f"max {_fmt(m['frame_rate']['max'], 1)} fps",
-              f"- freezes: {m['freezes']['count']}, {m['freezes']['total_ms']:.0f} ms in total "
-              f"({_fmt_pct(m['freezes']['time_ratio'])} of watched time), longest {_fmt(m['freezes']['max_ms'])} ms",
-              f"- NACK messages {m['nacks_sent']} ({m['nacked_packets']} packets asked), PLIs {m['plis_sent']}",
-              f"- bitrate p50 {_fmt(m['bitrate_kbps']['p50'], 1)} kbit/s; "
-              f"jitter p50 {_fmt(m['jitter_ms']['p50'], 2)} ms, p95 {_fmt(m['jitter_ms']['p95'], 2)} ms",
-              f"- glass-to-glass: p50 {_fmt(m['glass_to_glass_ms']['p50'])} ms, "
-              f"p95 {_fmt(m['glass_to_glass_ms']['p95'])} ms, max {_fmt(m['glass_to_glass_ms']['max'])} ms "
-              f"(n={m['glass_to_glass_ms']['n']})"]
+    lines += [
+        "",
+        f"## Media ({m['subscribers']} video subscribers, {m['watched_s']:.0f} s watched)",
+        "",
+        f"- delivered frames: {m['frames_delivered']} of {m['frames_expected']} "
+        f"({_fmt_pct(m['delivered_ratio'])}); lost {m['frames_lost']}",
+        f"- delivered frame rate per subscriber: p50 {_fmt(m['frame_rate']['p50'], 1)} fps, "
+        f"max {_fmt(m['frame_rate']['max'], 1)} fps",
+        f"- freezes: {m['freezes']['count']}, {m['freezes']['total_ms']:.0f} ms in total "
+        f"({_fmt_pct(m['freezes']['time_ratio'])} of watched time), longest {_fmt(m['freezes']['max_ms'])} ms",
+        f"- NACK messages {m['nacks_sent']} ({m['nacked_packets']} packets asked), PLIs {m['plis_sent']}",
+        f"- bitrate p50 {_fmt(m['bitrate_kbps']['p50'], 1)} kbit/s; "
+        f"jitter p50 {_fmt(m['jitter_ms']['p50'], 2)} ms, p95 {_fmt(m['jitter_ms']['p95'], 2)} ms",
+        f"- glass-to-glass: p50 {_fmt(m['glass_to_glass_ms']['p50'])} ms, "
+        f"p95 {_fmt(m['glass_to_glass_ms']['p95'])} ms, max {_fmt(m['glass_to_glass_ms']['max'])} ms "
+        f"(n={m['glass_to_glass_ms']['n']})",
+    ]
     imp = s["impairment"]
     kernel = imp.get("kernel")
     if kernel:
         c = imp["configured"]
-        lines += ["", "## Impairment (kernel)", "",
-                  f"Configured: random loss {c['loss_pct']:g}%, direction {c['direction']}; dropped by nftables on "
-                  f"the veth of network namespace {kernel['namespace']} (clients {kernel['client_ip']}, server "
-                  f"{kernel['host_ip']}), UDP only.", ""]
+        lines += [
+            "",
+            "## Impairment (kernel)",
+            "",
+            f"Configured: random loss {c['loss_pct']:g}%, direction {c['direction']}; dropped by nftables on "
+            f"the veth of network namespace {kernel['namespace']} (clients {kernel['client_ip']}, server "
+            f"{kernel['host_ip']}), UDP only.",
+            "",
+        ]
         verdict = {True: "within tolerance", False: "**outside tolerance**", None: "no packets"}
         for direction in ("down", "up"):
             e = kernel[direction]
-            lines.append(f"- {direction}: {e['dropped']} of {e['packets']} UDP packets dropped, measured "
-                         f"{_fmt(e['measured_loss_pct'], 2)}% (configured {e['configured_loss_pct']:g}%, tolerance "
-                         f"±{_fmt(e['tolerance_pct'], 2)} points): {verdict[e['loss_within_tolerance']]}")
+            lines.append(
+                f"- {direction}: {e['dropped']} of {e['packets']} UDP packets dropped, measured "
+                f"{_fmt(e['measured_loss_pct'], 2)}% (configured {e['configured_loss_pct']:g}%, tolerance "
+                f"±{_fmt(e['tolerance_pct'], 2)} points): {verdict[e['loss_within_tolerance']]}"
+            )
     elif imp["active"]:
         c = imp["configured"]
-        lines += ["", "## Impairment", "",
-                  f"Configured: loss {c['loss_pct']:g}% (mean burst {c['burst']:g}), delay {c['delay_ms']:g} ms, "
-                  f"jitter {c['jitter_ms']:g} ms, bandwidth {c['bandwidth_kbps']:g} kbit/s, "
-                  f"direction {c['direction']}, seed {c['seed']}.", ""]
+        lines += [
+            "",
+            "## Impairment",
+            "",
+            f"Configured: loss {c['loss_pct']:g}% (mean burst {c['burst']:g}), delay {c['delay_ms']:g} ms, "
+            f"jitter {c['jitter_ms']:g} ms, bandwidth {c['bandwidth_kbps']:g} kbit/s, "
+            f"direction {c['direction']}, seed {c['seed']}.",
+            "",
+        ]
         for direction, e in imp["measured"].items():
             if e["within_tolerance"] is None:
                 continue
-            lines.append(f"- {direction}: measured {_fmt_pct(e['loss'])} over {e['packets']} packets "
-                         f"(tolerance ±{e['tolerance'] * 100:.2f} points): "
-                         f"{'within tolerance' if e['within_tolerance'] else '**outside tolerance**'}")
+            lines.append(
+                f"- {direction}: measured {_fmt_pct(e['loss'])} over {e['packets']} packets "
+                f"(tolerance ±{e['tolerance'] * 100:.2f} points): "
+                f"{'within tolerance' if e['within_tolerance'] else '**outside tolerance**'}"
+            )
     h = report["harness"]
     lines += ["", "## Harness health", ""]
     for w in h["workers"]:
@@ -395,17 +487,23 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(f"- worker {w['worker']}: **failed**: {w['error'].splitlines()[-1] if w['error'] else ''}")
         else:
             lag = w["loop_lag_ms"]
-            lines.append(f"- worker {w['worker']}: {w['clients']} clients, {_fmt(w.get('cpu_cores'), 2)} cores, "
-                         f"loop lag p95 {_fmt(lag['p95'], 1)} ms, max {_fmt(lag['max'], 1)} ms")
+            lines.append(
+                f"- worker {w['worker']}: {w['clients']} clients, {_fmt(w.get('cpu_cores'), 2)} cores, "
+                f"loop lag p95 {_fmt(lag['p95'], 1)} ms, max {_fmt(lag['max'], 1)} ms"
+            )
     if h["overloaded"]:
-        lines.append(f"- **warning**: a harness event loop lagged over {OVERLOADED_LAG_P95_MS:.0f} ms (p95): the "
-                     "numbers may describe the harness rather than the server. Add --workers or lower the load.")
+        lines.append(
+            f"- **warning**: a harness event loop lagged over {OVERLOADED_LAG_P95_MS:.0f} ms (p95): the "
+            "numbers may describe the harness rather than the server. Add --workers or lower the load."
+        )
     server = report["server"]
     if server.get("cpu_cores") is not None:
         lines.append(f"- server process: {server['cpu_cores']:.2f} cores during the main phase")
     if server.get("log_problem_lines"):
-        lines.append(f"- server log: {server['log_problem_lines']} warning/error lines; last: "
-                     f"`{server['log_excerpt'][-1][:200]}`")
+        lines.append(
+            f"- server log: {server['log_problem_lines']} warning/error lines; last: "
+            f"`{server['log_excerpt'][-1][:200]}`"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -425,11 +523,20 @@ def plot_join_cdf(config: dict[str, Any], loss_pct: float, clients: list[dict[st
 
     fig, ax = plt.subplots(figsize=(9, 5.5))
     for stage in STAGES[config["transport"]]:
-        values = sorted(v for c in clients if c.get("join_ms") is not None
-                        for v in [(c.get("stages_ms") or {}).get(stage)] if v is not None)
+        values = sorted(
+            v
+            for c in clients
+            if c.get("join_ms") is not None
+            for v in [(c.get("stages_ms") or {}).get(stage)]
+            if v is not None
+        )
         if values:
-            ax.step(values, [(i + 1) / len(values) for i in range(len(values))], where="post",
-                    label=f"{stage} (n={len(values)})")
+            ax.step(
+                values,
+                [(i + 1) / len(values) for i in range(len(values))],
+                where="post",
+                label=f"{stage} (n={len(values)})",
+            )
     slo = config["slo"]["join_p95_ms"]
     ax.axvline(slo, color="red", linestyle="--", linewidth=1)
     ax.text(slo, 0.5, f" SLO: join p95 < {slo:g} ms", color="red", rotation=90, va="center", fontsize=8)
@@ -460,11 +567,17 @@ def plot_quality_vs_impairment(table: list[dict[str, Any]], path: Path) -> Path:
 
     loss = [row["loss_pct"] for row in table]
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
-    panels = [("join p95 (ms)", [row["join_p95_ms"] for row in table]),
-              ("delivered frames (%)", [None if row["delivered_ratio"] is None else row["delivered_ratio"] * 100
-                                        for row in table]),
-              ("freeze time (% of watched time)", [None if row["freeze_time_ratio"] is None
-                                                   else row["freeze_time_ratio"] * 100 for row in table])]
+    panels = [
+        ("join p95 (ms)", [row["join_p95_ms"] for row in table]),
+        (
+            "delivered frames (%)",
+            [None if row["delivered_ratio"] is None else row["delivered_ratio"] * 100 for row in table],
+        ),
+        (
+            "freeze time (% of watched time)",
+            [None if row["freeze_time_ratio"] is None else row["freeze_time_ratio"] * 100 for row in table],
+        ),
+    ]
     for ax, (title, values) in zip(axes, panels):
         xs = [x for x, v in zip(loss, values) if v is not None]
         ys = [v for v in values if v is not None]
@@ -501,8 +614,9 @@ def write_outputs(config: RunConfig, report: dict[str, Any]) -> list[Path]:
     plots_dir = Path(config.plots_dir) if config.plots_dir else (stem.parent if stem else None)
     if plots_dir is not None:
         name = stem.name if stem else "loadtest"
-        written.append(plot_join_cdf(report["config"], config.losses_pct[0], report["clients"],
-                                     plots_dir / f"{name}-join-cdf.png"))
+        written.append(
+            plot_join_cdf(report["config"], config.losses_pct[0], report["clients"], plots_dir / f"{name}-join-cdf.png")
+        )
         if report["kind"] == "sweep":
             written.append(plot_quality_vs_impairment(report["table"], plots_dir / f"{name}-quality.png"))
     return written

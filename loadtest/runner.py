@@ -58,8 +58,9 @@ def open_target(config: RunConfig, link: netns.KernelLink | None = None) -> Targ
             server.start()
         except ServerStartError as exc:
             raise HarnessError(str(exc)) from None
-        return Target(server.url, API_KEY, server.secret, mint_locally=True, server=server,
-                      netns=link.name if link else None)
+        return Target(
+            server.url, API_KEY, server.secret, mint_locally=True, server=server, netns=link.name if link else None
+        )
     assert config.url and config.api_key and config.api_secret
     return Target(config.url.rstrip("/"), config.api_key, config.api_secret, mint_locally=False)
 
@@ -98,9 +99,11 @@ class Progress:
         done = c["ready"] + c["failed"]
         width = 24
         filled = int(width * done / max(self.total, 1))
-        text = (f"{self.label} [{'#' * filled}{'.' * (width - filled)}] started {c['start']}/{self.total} "
-                f"joined {c['joined']} connected {c['connected']} first-frame {c['first_frame']} "
-                f"failed {c['failed']}  t+{time.monotonic() - self.t0:.1f}s")
+        text = (
+            f"{self.label} [{'#' * filled}{'.' * (width - filled)}] started {c['start']}/{self.total} "
+            f"joined {c['joined']} connected {c['connected']} first-frame {c['first_frame']} "
+            f"failed {c['failed']}  t+{time.monotonic() - self.t0:.1f}s"
+        )
         if self.hold is not None:
             start, end = self.hold
             now = time.monotonic()
@@ -140,16 +143,20 @@ def message(text: str, enabled: bool = True) -> None:
 def create_rooms(target: Target, rooms: list[scenarios.RoomSpec]) -> None:
     with httpx.Client(base_url=target.url, auth=(target.api_key, target.api_secret), timeout=30.0) as http:
         for room in rooms:
-            response = http.post("/v1/rooms", json={"name": room.name, "kind": room.kind,
-                                                    "max_participants": room.max_participants})
+            response = http.post(
+                "/v1/rooms", json={"name": room.name, "kind": room.kind, "max_participants": room.max_participants}
+            )
             if response.status_code >= 400:
-                raise HarnessError(f"could not create room {room.name}: HTTP {response.status_code} "
-                                   f"{response.text[:300]}")
+                raise HarnessError(
+                    f"could not create room {room.name}: HTTP {response.status_code} {response.text[:300]}"
+                )
 
 
 def delete_rooms(target: Target, rooms: list[scenarios.RoomSpec]) -> None:
-    with contextlib.suppress(httpx.HTTPError), \
-            httpx.Client(base_url=target.url, auth=(target.api_key, target.api_secret), timeout=10.0) as http:
+    with (
+        contextlib.suppress(httpx.HTTPError),
+        httpx.Client(base_url=target.url, auth=(target.api_key, target.api_secret), timeout=10.0) as http,
+    ):
         for room in rooms:
             http.delete(f"/v1/rooms/{room.name}")
 
@@ -174,9 +181,22 @@ class _Workers:
         self.conns: list[Connection] = []
         for wid, share in enumerate(shares):
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=worker_main, name=f"loadtest-worker-{wid}", daemon=True,
-                               args=(wid, config, share, target.url, target.api_key, target.api_secret,
-                                     target.mint_locally, child, target.netns))
+            proc = ctx.Process(
+                target=worker_main,
+                name=f"loadtest-worker-{wid}",
+                daemon=True,
+                args=(
+                    wid,
+                    config,
+                    share,
+                    target.url,
+                    target.api_key,
+                    target.api_secret,
+                    target.mint_locally,
+                    child,
+                    target.netns,
+                ),
+            )
             proc.start()
             child.close()
             self.procs.append(proc)
@@ -246,8 +266,9 @@ def run_point(config: RunConfig, target: Target, label: str = "") -> PointResult
             if workers.errors:
                 raise HarnessError("a worker failed to start:\n" + "\n".join(workers.errors.values()))
         if len(workers.ready) < len(shares):
-            raise HarnessError(f"only {len(workers.ready)} of {len(shares)} workers started "
-                               f"within {READY_TIMEOUT_S:.0f} s")
+            raise HarnessError(
+                f"only {len(workers.ready)} of {len(shares)} workers started within {READY_TIMEOUT_S:.0f} s"
+            )
         t_go = time.monotonic()
         phase0 = [c.id for c in clients if c.phase == 0]
         if phase0:
@@ -261,8 +282,11 @@ def run_point(config: RunConfig, target: Target, label: str = "") -> PointResult
         workers.broadcast("go", 1, start_at)
         workers.broadcast("hold_end", hold_end)
         progress.hold = (start_at + config.ramp_span_s, hold_end)
-        timing.update(phase1_start_offset_s=round(start_at - t_go, 3), ramp_s=round(config.ramp_span_s, 3),
-                      hold_s=config.duration_s)
+        timing.update(
+            phase1_start_offset_s=round(start_at - t_go, 3),
+            ramp_s=round(config.ramp_span_s, 3),
+            hold_s=config.duration_s,
+        )
         cpu0 = _proc_cpu_seconds(target.server.proc.pid) if target.server and target.server.proc else None
         cpu_t0 = time.monotonic()
         collect_deadline = hold_end + config.join_timeout_s + 60.0
@@ -296,21 +320,41 @@ def run_point(config: RunConfig, target: Target, label: str = "") -> PointResult
             stats.append({"worker": wid, "pid": None, "clients": len(share), "error": reason[-2000:]})
             records.extend(_lost_record(spec, reason) for spec in share)
     records.sort(key=lambda r: r["id"])
-    server: dict[str, Any] = {"url": target.url, "embedded": target.server is not None,
-                              "cpu_cores": server_cpu.get("cores")}
+    server: dict[str, Any] = {
+        "url": target.url,
+        "embedded": target.server is not None,
+        "cpu_cores": server_cpu.get("cores"),
+    }
     if target.server is not None:
         count, lines = target.server.log_problems(log_offset)
-        server.update(log_problem_lines=count, log_excerpt=lines, alive=target.server.proc.poll() is None
-                      if target.server.proc else False)
+        server.update(
+            log_problem_lines=count,
+            log_excerpt=lines,
+            alive=target.server.proc.poll() is None if target.server.proc else False,
+        )
     return PointResult(config=config, clients=records, workers=stats, server=server, timing=timing)
 
 
 def _lost_record(spec: scenarios.ClientSpec, reason: str) -> dict[str, Any]:
-    return {"id": spec.id, "role": spec.role, "room": spec.room, "identity": spec.identity,
-            "publishes": spec.publish, "watches": spec.watch, "phase": spec.phase, "ok": False,
-            "failure": {"stage": "harness", "reason": "harness error: worker lost"},
-            "harness_error": reason[-500:], "stages_ms": {}, "join_ms": None, "participant_sid": None,
-            "remote_participant_sid": None, "media": None, "captures": [], "impairment": None}
+    return {
+        "id": spec.id,
+        "role": spec.role,
+        "room": spec.room,
+        "identity": spec.identity,
+        "publishes": spec.publish,
+        "watches": spec.watch,
+        "phase": spec.phase,
+        "ok": False,
+        "failure": {"stage": "harness", "reason": "harness error: worker lost"},
+        "harness_error": reason[-500:],
+        "stages_ms": {},
+        "join_ms": None,
+        "participant_sid": None,
+        "remote_participant_sid": None,
+        "media": None,
+        "captures": [],
+        "impairment": None,
+    }
 
 
 def run(config: RunConfig) -> list[PointResult]:
@@ -333,8 +377,11 @@ def _run_points(config: RunConfig, link: netns.KernelLink | None) -> list[PointR
     from media import taps
 
     taps.configure_host_candidates(config.interfaces())
-    message(f"target: {'embedded vitrine serve' if config.embedded else config.url}"
-            + (f" on {link.host_ip}, clients in network namespace {link.name}" if link else ""), config.progress)
+    message(
+        f"target: {'embedded vitrine serve' if config.embedded else config.url}"
+        + (f" on {link.host_ip}, clients in network namespace {link.name}" if link else ""),
+        config.progress,
+    )
     target = open_target(config, link)
     results: list[PointResult] = []
     try:

@@ -57,9 +57,20 @@ def build(config: RunConfig, run_id: str | None = None) -> tuple[list[RoomSpec],
 
     def add(room: str, role: str, publish: bool, watches: str | None, phase: int, slot: int) -> None:
         index = len(clients)
-        clients.append(ClientSpec(id=f"c{index:04d}", index=index, room=room, identity=identity(role, index),
-                                  role=role, publish=publish, watch=watches is not None, phase=phase,
-                                  offset_s=round(slot * step, 6), watches=watches))
+        clients.append(
+            ClientSpec(
+                id=f"c{index:04d}",
+                index=index,
+                room=room,
+                identity=identity(role, index),
+                role=role,
+                publish=publish,
+                watch=watches is not None,
+                phase=phase,
+                offset_s=round(slot * step, 6),
+                watches=watches,
+            )
+        )
 
     if config.scenario == "live":
         room = f"{prefix}-live"

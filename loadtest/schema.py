@@ -14,8 +14,26 @@ import json
 from pathlib import Path
 from typing import Any
 
-SUPPORTED = {"$schema", "$id", "$defs", "title", "description", "type", "required", "properties",
-             "additionalProperties", "items", "enum", "const", "minimum", "maximum", "$ref", "anyOf", "if", "then"}
+SUPPORTED = {
+    "$schema",
+    "$id",
+    "$defs",
+    "title",
+    "description",
+    "type",
+    "required",
+    "properties",
+    "additionalProperties",
+    "items",
+    "enum",
+    "const",
+    "minimum",
+    "maximum",
+    "$ref",
+    "anyOf",
+    "if",
+    "then",
+}
 
 _TYPES = {
     "object": lambda v: isinstance(v, dict),

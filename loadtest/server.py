@@ -118,9 +118,14 @@ class ServerProcess:
         fd, name = tempfile.mkstemp(prefix="vitrine-serve-", suffix=".log")
         self.log_path = Path(name)
         with os.fdopen(fd, "wb") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "vitrine.cli", "serve"], env=self.env(),
-                                         cwd=self.source, stdout=log, stderr=subprocess.STDOUT,
-                                         preexec_fn=die_with_parent)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "vitrine.cli", "serve"],
+                env=self.env(),
+                cwd=self.source,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent,
+            )
         deadline = time.monotonic() + HEALTH_TIMEOUT_S
         with httpx.Client(timeout=2.0) as client:
             while time.monotonic() < deadline:
@@ -162,14 +167,15 @@ class ServerProcess:
         return len(lines), lines[-20:]
 
     def settings(self) -> Any:
-        from vitrine.config import Settings
+        from vitrine.core.config import Settings
 
         return Settings(api_key=API_KEY, api_secret=self.secret, host=self.host, port=self.port)
 
     def create_live_room(self, name: str, max_participants: int) -> None:
         with httpx.Client(base_url=self.url, auth=(API_KEY, self.secret), timeout=10.0) as client:
-            response = client.post("/v1/rooms", json={"name": name, "kind": "live",
-                                                      "max_participants": max_participants})
+            response = client.post(
+                "/v1/rooms", json={"name": name, "kind": "live", "max_participants": max_participants}
+            )
             response.raise_for_status()
 
     def media_stats(self) -> dict[str, float]:

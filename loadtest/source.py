@@ -101,12 +101,12 @@ def _pattern(width: int, height: int, frames: int) -> list[av.VideoFrame]:
         luma = buf[:height]
         luma[:] = (((x + 2 * i) // cell + y // cell) % 2) * 80 + 80
         bx = (i * 6) % max(1, width - bar)
-        luma[:, bx:bx + bar] = 235
+        luma[:, bx : bx + bar] = 235
         top, left = (height - nh) // 2, (width - nw) // 2
-        luma[top:top + nh, left:left + nw] = rng.integers(96, 160, (nh, nw), dtype=np.uint8)
+        luma[top : top + nh, left : left + nw] = rng.integers(96, 160, (nh, nw), dtype=np.uint8)
         chroma = buf[height:]  # U then V, each a (height/2 x width/2) plane stored as height/4 rows of width
-        chroma[:height // 4] = (128 + 40 * np.sin((x + 2 * i) / 80)).astype(np.uint8)
-        chroma[height // 4:] = 128
+        chroma[: height // 4] = (128 + 40 * np.sin((x + 2 * i) / 80)).astype(np.uint8)
+        chroma[height // 4 :] = 128
         out.append(av.VideoFrame.from_ndarray(buf, format="yuv420p"))
     return out
 
@@ -119,9 +119,17 @@ def _vp8_encoder(width: int, height: int, fps: float, bitrate: int, gop: int) ->
     codec.bit_rate = bitrate
     codec.gop_size = gop
     codec.qmin, codec.qmax = 4, 63
-    codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0", "bufsize": str(bitrate),
-                     "minrate": str(bitrate), "maxrate": str(bitrate), "undershoot-pct": "100",
-                     "overshoot-pct": "15", "static-thresh": "1"}
+    codec.options = {
+        "deadline": "realtime",
+        "cpu-used": "8",
+        "lag-in-frames": "0",
+        "bufsize": str(bitrate),
+        "minrate": str(bitrate),
+        "maxrate": str(bitrate),
+        "undershoot-pct": "100",
+        "overshoot-pct": "15",
+        "static-thresh": "1",
+    }
     return codec
 
 
@@ -140,8 +148,13 @@ def _encode(codec: Any, frames: list[av.VideoFrame], keyframes: bool) -> list[by
     return out
 
 
-def video_loop(width: int = DEFAULT_SIZE[0], height: int = DEFAULT_SIZE[1], fps: float = DEFAULT_FPS,
-               frames: int = DEFAULT_LOOP_FRAMES, bitrate: int = DEFAULT_BITRATE) -> VideoLoop:
+def video_loop(
+    width: int = DEFAULT_SIZE[0],
+    height: int = DEFAULT_SIZE[1],
+    fps: float = DEFAULT_FPS,
+    frames: int = DEFAULT_LOOP_FRAMES,
+    bitrate: int = DEFAULT_BITRATE,
+) -> VideoLoop:
     """The process's encoded loop for this shape, encoded on first use (about 1 s at 640x480)."""
     width, height = max(16, width) & ~1, max(16, height) & ~1  # 4:2:0 needs even sizes
     key = (width, height, float(fps), frames, bitrate)
@@ -150,11 +163,13 @@ def video_loop(width: int = DEFAULT_SIZE[0], height: int = DEFAULT_SIZE[1], fps:
         start = time.perf_counter()
         images = _pattern(width, height, frames)
         stream = _encode(_vp8_encoder(width, height, fps, bitrate, gop=10 * frames), images, keyframes=False)
-        keys = _encode(_vp8_encoder(width, height, fps, bitrate * KEYFRAME_BITRATE_FACTOR, gop=1), images,
-                       keyframes=True)
+        keys = _encode(
+            _vp8_encoder(width, height, fps, bitrate * KEYFRAME_BITRATE_FACTOR, gop=1), images, keyframes=True
+        )
         keys[0] = stream[0]  # the stream's own first keyframe: the frames after it were encoded against it
-        loop = _VIDEO_LOOPS[key] = VideoLoop(width, height, float(fps), tuple(stream), tuple(keys),
-                                             round(time.perf_counter() - start, 3))
+        loop = _VIDEO_LOOPS[key] = VideoLoop(
+            width, height, float(fps), tuple(stream), tuple(keys), round(time.perf_counter() - start, 3)
+        )
     return loop
 
 
@@ -173,7 +188,7 @@ def audio_loop() -> AudioLoop:
         tone = (AUDIO_TONE_AMPLITUDE * 32767 * np.sin(2 * math.pi * AUDIO_TONE_HZ * t)).astype(np.int16)
         packets: list[bytes] = []
         for i in range(count + 4):  # a few extra frames flush the encoder's look-ahead
-            chunk = tone[i * AUDIO_SAMPLES:(i + 1) * AUDIO_SAMPLES]
+            chunk = tone[i * AUDIO_SAMPLES : (i + 1) * AUDIO_SAMPLES]
             frame = av.AudioFrame.from_ndarray(np.repeat(chunk, 2)[None, :], format="s16", layout="stereo")
             frame.sample_rate, frame.pts, frame.time_base = AUDIO_RATE, i * AUDIO_SAMPLES, AUDIO_TIME_BASE
             packets.extend(bytes(p) for p in codec.encode(frame))
@@ -266,8 +281,13 @@ class PreEncodedVideoTrack(MediaStreamTrack):
 
     kind = "video"
 
-    def __init__(self, width: int = DEFAULT_SIZE[0], height: int = DEFAULT_SIZE[1], fps: float = DEFAULT_FPS,
-                 find_sender: Callable[[Any], Any] | None = None) -> None:
+    def __init__(
+        self,
+        width: int = DEFAULT_SIZE[0],
+        height: int = DEFAULT_SIZE[1],
+        fps: float = DEFAULT_FPS,
+        find_sender: Callable[[Any], Any] | None = None,
+    ) -> None:
         super().__init__()
         self.loop = video_loop(width, height, fps)
         self.width, self.height = self.loop.width, self.loop.height
@@ -367,9 +387,9 @@ class PatternVideoTrack(VideoStreamTrack):
         pts, time_base = await self.next_timestamp()
         image = self._image
         width = 16
-        image[:, self._bar_x:self._bar_x + width] = 0
+        image[:, self._bar_x : self._bar_x + width] = 0
         self._bar_x = (self.count * 4) % max(self.width - width, 1)
-        image[:, self._bar_x:self._bar_x + width] = 255
+        image[:, self._bar_x : self._bar_x + width] = 255
         self.count += 1
         frame = av.VideoFrame.from_ndarray(image, format="rgb24")
         frame.pts, frame.time_base = pts, time_base

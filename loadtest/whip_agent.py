@@ -83,13 +83,16 @@ class WhipAgent(Agent):
         finally:
             if self.sessions:
                 first = self.sessions[0].timeline
-                for stage, at in (("offer", first.offer), ("http_answer", first.answer),
-                                  ("ice_connected", first.ice_connected), ("connected", first.connected)):
+                for stage, at in (
+                    ("offer", first.offer),
+                    ("http_answer", first.answer),
+                    ("ice_connected", first.ice_connected),
+                    ("connected", first.connected),
+                ):
                     self._mark(stage, at)
 
     def _open(self, kind: Kind, token: str, tracks: list[Any]) -> WhipSession:
-        session = WhipSession(self.ctx.http, kind, self.spec.room, token, tracks=tracks,
-                              datagram_hook=self.observer)
+        session = WhipSession(self.ctx.http, kind, self.spec.room, token, tracks=tracks, datagram_hook=self.observer)
         self.sessions.append(session)
         self._receive_on(session.pc)
         return session

@@ -52,8 +52,16 @@ class WhipTimeline:
 class WhipSession:
     """``whip``: send ``tracks``; ``whep``: receive one video and one audio track."""
 
-    def __init__(self, http: httpx.AsyncClient, kind: Kind, room: str, token: str, *,
-                 tracks: Sequence[MediaStreamTrack] = (), datagram_hook: taps.DatagramHook | None = None) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        kind: Kind,
+        room: str,
+        token: str,
+        *,
+        tracks: Sequence[MediaStreamTrack] = (),
+        datagram_hook: taps.DatagramHook | None = None,
+    ) -> None:
         self.http = http
         self.kind = kind
         self.room = room
@@ -88,9 +96,12 @@ class WhipSession:
 
     async def post(self, params: dict[str, str] | None = None) -> None:
         """POST the offer (again, after a refusal: it is still our local description) and apply the answer."""
-        response = await self.http.post(f"/{self.kind}/{self.room}", params=params,
-                                        content=self.pc.localDescription.sdp,
-                                        headers={**self._auth, "Content-Type": "application/sdp"})
+        response = await self.http.post(
+            f"/{self.kind}/{self.room}",
+            params=params,
+            content=self.pc.localDescription.sdp,
+            headers={**self._auth, "Content-Type": "application/sdp"},
+        )
         if response.status_code != 201:
             raise WhipError(self.kind, _error_code(response))
         location = response.headers.get("location")

@@ -35,8 +35,17 @@ def lifetime_s(config: RunConfig) -> float:
     return STARTUP_GRACE_S + 2 * config.join_timeout_s + config.ramp_span_s + config.duration_s + 60.0
 
 
-def worker_main(wid: int, config: RunConfig, specs: list[ClientSpec], base_url: str, api_key: str,
-                api_secret: str, mint_locally: bool, conn: Connection, netns_name: str | None = None) -> None:
+def worker_main(
+    wid: int,
+    config: RunConfig,
+    specs: list[ClientSpec],
+    base_url: str,
+    api_key: str,
+    api_secret: str,
+    mint_locally: bool,
+    conn: Connection,
+    netns_name: str | None = None,
+) -> None:
     """Run ``specs`` to completion; with ``netns_name``, first move into that network namespace (kernel impairment)."""
     from media import taps
 
@@ -59,8 +68,16 @@ def _cpu_seconds() -> float:
     return times.user + times.system
 
 
-async def _serve(wid: int, config: RunConfig, specs: list[ClientSpec], base_url: str, api_key: str,
-                 api_secret: str, mint_locally: bool, conn: Connection) -> None:
+async def _serve(
+    wid: int,
+    config: RunConfig,
+    specs: list[ClientSpec],
+    base_url: str,
+    api_key: str,
+    api_secret: str,
+    mint_locally: bool,
+    conn: Connection,
+) -> None:
     from loadtest.context import AgentContext, TokenSource
     from loadtest.whip_agent import WhipAgent
     from loadtest.ws_agent import WsAgent
@@ -117,11 +134,26 @@ async def _serve(wid: int, config: RunConfig, specs: list[ClientSpec], base_url:
             records.append(task.result())
         else:
             error = "the worker's time budget ran out" if task in pending else repr(task.exception())
-            records.append({"id": spec.id, "role": spec.role, "room": spec.room, "identity": spec.identity,
-                            "publishes": spec.publish, "watches": spec.watch, "phase": spec.phase, "ok": False,
-                            "failure": {"stage": "harness", "reason": f"harness error: {error[:200]}"},
-                            "stages_ms": {}, "join_ms": None, "participant_sid": None,
-                            "remote_participant_sid": None, "media": None, "captures": [], "impairment": None})
+            records.append(
+                {
+                    "id": spec.id,
+                    "role": spec.role,
+                    "room": spec.room,
+                    "identity": spec.identity,
+                    "publishes": spec.publish,
+                    "watches": spec.watch,
+                    "phase": spec.phase,
+                    "ok": False,
+                    "failure": {"stage": "harness", "reason": f"harness error: {error[:200]}"},
+                    "stages_ms": {},
+                    "join_ms": None,
+                    "participant_sid": None,
+                    "remote_participant_sid": None,
+                    "media": None,
+                    "captures": [],
+                    "impairment": None,
+                }
+            )
     with contextlib.suppress(Exception):
         await asyncio.wait(pending, timeout=5)
     done.set()
@@ -133,8 +165,13 @@ async def _serve(wid: int, config: RunConfig, specs: list[ClientSpec], base_url:
     lag = distribution(lags)
     elapsed_cpu = _cpu_seconds() - (cpu_start[0] if cpu_start else 0.0)
     wall = time.monotonic() - cpu_start[1] if cpu_start else 0.0
-    stats = {"worker": wid, "pid": os.getpid(), "clients": len(specs), "cpu_s": round(elapsed_cpu, 3),
-             "cpu_cores": round(elapsed_cpu / wall, 3) if wall > 0 else None,
-             "loop_lag_ms": {k: lag[k] for k in ("p50", "p95", "p99", "max")},
-             "dtls_flights_resent": getattr(taps.HandshakeAccelerator, "dtls_flights_resent", 0)}
+    stats = {
+        "worker": wid,
+        "pid": os.getpid(),
+        "clients": len(specs),
+        "cpu_s": round(elapsed_cpu, 3),
+        "cpu_cores": round(elapsed_cpu / wall, 3) if wall > 0 else None,
+        "loop_lag_ms": {k: lag[k] for k in ("p50", "p95", "p99", "max")},
+        "dtls_flights_resent": getattr(taps.HandshakeAccelerator, "dtls_flights_resent", 0),
+    }
     conn.send(("result", wid, records, stats))

@@ -19,11 +19,12 @@ class WsAgent(Agent):
     client: Any = None
 
     async def _connect(self, tokens: list[str], tracks: list[Any]) -> None:
-        from vitrine.client import JoinTimeline, VitrineClient
+        from loadtest.client import JoinTimeline, VitrineClient
 
         spec = self.spec
-        client = self.client = VitrineClient(self.ctx.base_url, tokens[0], tracks=tracks, name=spec.identity,
-                                             datagram_hook=self.observer)
+        client = self.client = VitrineClient(
+            self.ctx.base_url, tokens[0], tracks=tracks, name=spec.identity, datagram_hook=self.observer
+        )
         client.timeline = JoinTimeline(start=self.t0)
         self._receive_on(client.pc)
         try:
@@ -35,8 +36,9 @@ class WsAgent(Agent):
                 except TimeoutError:
                     raise JoinFailure("first_rtp", "no video track was offered in time") from None
                 self.remote_participant = remote.info.participant_sid if remote.info else None
-                await self._first_frame(remote.track, receiver_of(client.pc, remote.track), client.pc,
-                                        lambda: client.timeline.connected)
+                await self._first_frame(
+                    remote.track, receiver_of(client.pc, remote.track), client.pc, lambda: client.timeline.connected
+                )
             if client.pc.connectionState != "connected":
                 await client.wait_connected(self._remaining())
         finally:

@@ -16,21 +16,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from vitrine.rpc import GoneReason
-from vitrine.state.nodes import WorkerState
-
-if TYPE_CHECKING:
-    from media.service import WorkerService
+from media.worker import MediaWorker
+from vitrine.core.config import Settings
+from vitrine.core.state.nodes import WorkerState
+from vitrine.core.wire.rpc import GoneReason
 
 logger = logging.getLogger(__name__)
 
 DRAIN_POLL_S = 0.1
 
 
+class Drained(Protocol):
+    """What a drain works on: the worker's service (``media.service.WorkerService``)."""
+
+    settings: Settings
+    worker: MediaWorker
+
+    async def beat(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 class Drain:
-    def __init__(self, service: WorkerService) -> None:
+    def __init__(self, service: Drained) -> None:
         self.service = service
         self.worker = service.worker
         self.stopped = asyncio.Event()  # the worker is deregistered: its process may exit
@@ -64,12 +74,14 @@ class Drain:
         try:
             async with asyncio.timeout_at(started + settings.drain_timeout_s):
                 rooms = await self.worker.drop_rooms(GoneReason.DRAINING)
-                logger.warning("worker %s draining: closed %d room(s), their clients sent to reconnect",
-                               self.worker.id, rooms)
+                logger.warning(
+                    "worker %s draining: closed %d room(s), their clients sent to reconnect", self.worker.id, rooms
+                )
                 await self._until_empty_for(settings.worker_ttl_s)
         except TimeoutError:
-            logger.warning("worker %s: drain timed out with %d room(s); closing them", self.worker.id,
-                           len(self.worker.rooms))
+            logger.warning(
+                "worker %s: drain timed out with %d room(s); closing them", self.worker.id, len(self.worker.rooms)
+            )
         await self._stop()
         logger.warning("worker %s drained in %.1f s", self.worker.id, asyncio.get_running_loop().time() - started)
 

@@ -13,12 +13,12 @@ still (``ImageCapture.takePhoto``, ``grabFrame`` or a canvas) and sends it while
     worker -> page  text    {"type": "stored", "request": R, "artifact": {Artifact}}
     worker -> page  text    {"type": "error", "code": C, "message": M, "request": R | null}
 
-``R`` matches ``[A-Za-z0-9_-]{1,64}`` (the inspector's photo request, ``vitrine.inspect.protocol``).
+``R`` matches ``[A-Za-z0-9_-]{1,64}`` (the inspector's photo request, ``vitrine.core.wire.inspect_actions``).
 ``stored`` comes once the file is renamed into the case's folder with its SHA-256 and signaling has
 committed it to the case's record (``OfferPush.artifact``, acknowledged over Redis when scaled). Every
 problem is an ``error`` and drops the transfer and its partial file (a refused text message during a
 transfer gets its own error, and the photo one naming its request); the channel stays open for the next
-photo. ``code`` is a ``vitrine.errors.ErrorCode``:
+photo. ``code`` is a ``vitrine.core.errors.ErrorCode``:
 
 * ``invalid_json``: a text message that is not one JSON object (or repeats a key);
 * ``invalid_message``: an unknown ``type`` or a bad field; binary data with no transfer in progress; data
@@ -49,13 +49,13 @@ from typing import Annotated, Literal
 from aiortc import RTCDataChannel
 from pydantic import Field, TypeAdapter, ValidationError
 
-from vitrine.errors import ErrorCode, VitrineError
-from vitrine.inspect.artifacts import ArtifactStore, ArtifactWriter
-from vitrine.inspect.models import Artifact, ArtifactKind
-from vitrine.inspect.protocol import RequestId
-from vitrine.models import Strict, now_ms
-from vitrine.protocol import decode_json_object, first_problem
-from vitrine.rpc import Unconfirmed
+from vitrine.core.artifacts import ArtifactStore, ArtifactWriter
+from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.models import Strict, now_ms
+from vitrine.core.wire.inspect import Artifact, ArtifactKind
+from vitrine.core.wire.inspect_actions import RequestId
+from vitrine.core.wire.rpc import Unconfirmed
+from vitrine.core.wire.rtc import decode_json_object, first_problem
 
 logger = logging.getLogger(__name__)
 
@@ -238,9 +238,8 @@ class EvidenceChannel:
         transfer.last_data = self._loop.time()
         complete = transfer.received == start.bytes
         if len(transfer.head) < MAGIC_BYTES:
-            transfer.head += chunk[:MAGIC_BYTES - len(transfer.head)]
-            if (len(transfer.head) == MAGIC_BYTES or complete) and not magic_matches(start.content_type,
-                                                                                     transfer.head):
+            transfer.head += chunk[: MAGIC_BYTES - len(transfer.head)]
+            if (len(transfer.head) == MAGIC_BYTES or complete) and not magic_matches(start.content_type, transfer.head):
                 self._fail(transfer, ErrorCode.INVALID_MESSAGE, f"the data is not {start.content_type}")
                 return
         transfer.pending += chunk
@@ -325,8 +324,9 @@ class EvidenceChannel:
         """In a thread: the first write creates the ``.part`` file in the case's folder."""
         if transfer.writer is None:
             target = self.target
-            transfer.writer = target.store.open_writer(target.shop, target.case,
-                                                       EXTENSIONS[transfer.start.content_type], target.max_bytes)
+            transfer.writer = target.store.open_writer(
+                target.shop, target.case, EXTENSIONS[transfer.start.content_type], target.max_bytes
+            )
         transfer.writer.write(data)
 
     async def _finish(self, transfer: _Transfer) -> None:
@@ -337,8 +337,15 @@ class EvidenceChannel:
             await asyncio.to_thread(writer.abort)
             return
         artifact = await asyncio.to_thread(
-            writer.finish, ArtifactKind.PHOTO, content_type=start.content_type, source=f"buyer camera ({start.method})",
-            captured_at_ms=transfer.captured_at_ms, width=start.width, height=start.height, request=start.request)
+            writer.finish,
+            ArtifactKind.PHOTO,
+            content_type=start.content_type,
+            source=f"buyer camera ({start.method})",
+            captured_at_ms=transfer.captured_at_ms,
+            width=start.width,
+            height=start.height,
+            request=start.request,
+        )
         try:
             await self.target.on_stored(artifact)
         except Unconfirmed:

@@ -33,8 +33,8 @@ from aiortc.rtp import (
 from media import taps
 from media.keyframes import is_keyframe
 from media.taps.rtp import untap_sender
-from vitrine.models import Track, TrackKind
-from vitrine.tasks import TaskSet
+from vitrine.core.models import Track, TrackKind
+from vitrine.core.tasks import TaskSet
 
 logger = logging.getLogger(__name__)
 
@@ -283,8 +283,9 @@ class DownTrack:
             return True
         return False
 
-    def forward(self, seq: int, packet: RtpPacket, keyframe: bool,
-                wire: dict[tuple[object, ...], bytes], ntp: int) -> None:
+    def forward(
+        self, seq: int, packet: RtpPacket, keyframe: bool, wire: dict[tuple[object, ...], bytes], ntp: int
+    ) -> None:
         """Rewrite and send one packet. ``wire`` caches its serialisation per extension layout."""
         binding = self.binding
         if binding is None:
@@ -369,14 +370,24 @@ class DownTrack:
         if packet is None:
             return
         if binding.rtx_payload_type is not None:
-            resend = RtpPacket(payload_type=binding.rtx_payload_type, marker=packet.marker,
-                               sequence_number=self._rtx_seq, timestamp=packet.timestamp,
-                               ssrc=binding.rtx_ssrc, payload=pack("!H", out_seq) + packet.payload)
+            resend = RtpPacket(
+                payload_type=binding.rtx_payload_type,
+                marker=packet.marker,
+                sequence_number=self._rtx_seq,
+                timestamp=packet.timestamp,
+                ssrc=binding.rtx_ssrc,
+                payload=pack("!H", out_seq) + packet.payload,
+            )
             self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
         else:
-            resend = RtpPacket(payload_type=binding.payload_type, marker=packet.marker,
-                               sequence_number=out_seq, timestamp=packet.timestamp,
-                               ssrc=binding.ssrc, payload=packet.payload)
+            resend = RtpPacket(
+                payload_type=binding.payload_type,
+                marker=packet.marker,
+                sequence_number=out_seq,
+                timestamp=packet.timestamp,
+                ssrc=binding.ssrc,
+                payload=packet.payload,
+            )
         resend.extensions = packet.extensions
         if binding.send(resend.serialize(binding.extensions)):
             self.counters.retransmitted += 1

@@ -48,7 +48,7 @@ def is_h264_keyframe(payload: bytes) -> bool:
     if nal_type == H264_STAP_A:
         offset = 1
         while offset + 2 < len(payload):
-            size = int.from_bytes(payload[offset:offset + 2], "big")
+            size = int.from_bytes(payload[offset : offset + 2], "big")
             offset += 2
             if size == 0 or offset + size > len(payload):
                 return False

@@ -31,13 +31,13 @@ from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from media import taps
 from media.evidence_channel import EVIDENCE_LABEL, EvidenceChannel, EvidenceTarget
 from media.forwarder import DownTrack, SilentTrack, UpTrack
-from media.sdp_guard import parse_candidate, parse_sdp, sends_media, with_public_ip
 from media.taps.datagrams import last_heard
 from media.taps.rtp import stop_transports
-from vitrine.errors import ErrorCode, VitrineError
-from vitrine.models import Participant, Track, TrackKind, TrackSource
-from vitrine.protocol import IceCandidate, MidInfo, ServerAnswerMessage, ServerOfferMessage, TrackRequest
-from vitrine.rpc import GoneReason
+from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.models import Participant, Track, TrackKind, TrackSource
+from vitrine.core.sdp_guard import parse_candidate, parse_sdp, sends_media, with_public_ip
+from vitrine.core.wire.rpc import GoneReason
+from vitrine.core.wire.rtc import IceCandidate, MidInfo, ServerAnswerMessage, ServerOfferMessage, TrackRequest
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +57,9 @@ def new_track_sid() -> str:
 
 
 class PeerSession:
-    def __init__(self, participant: Participant, max_sdp_bytes: int, public_ip: str | None,
-                 on_gone: OnGone | None = None) -> None:
+    def __init__(
+        self, participant: Participant, max_sdp_bytes: int, public_ip: str | None, on_gone: OnGone | None = None
+    ) -> None:
         self.participant = participant
         self.max_sdp_bytes = max_sdp_bytes
         self.public_ip = public_ip
@@ -103,8 +104,8 @@ class PeerSession:
     def _subscribe(self, up: UpTrack, transceiver: RTCRtpTransceiver) -> None:
         self.subscriptions[up.track.sid] = DownTrack(up, self.sid, transceiver)
         self._mids[transceiver] = MidInfo(
-            kind=up.track.kind, direction="recv", track_sid=up.track.sid,
-            participant_sid=up.track.participant_sid)
+            kind=up.track.kind, direction="recv", track_sid=up.track.sid, participant_sid=up.track.participant_sid
+        )
 
     def remove_subscription(self, track_sid: str) -> bool:
         down = self.subscriptions.pop(track_sid, None)
@@ -154,8 +155,9 @@ class PeerSession:
         next_offer = await self.make_offer() if self._renegotiate else None
         return published, next_offer
 
-    async def apply_offer(self, sdp: str, can_publish: bool,
-                          available: Callable[[str], list[UpTrack]]) -> tuple[ServerAnswerMessage, list[UpTrack]]:
+    async def apply_offer(
+        self, sdp: str, can_publish: bool, available: Callable[[str], list[UpTrack]]
+    ) -> tuple[ServerAnswerMessage, list[UpTrack]]:
         """Answer a client offer (WebSocket, WHIP, WHEP).
 
         Sending m-lines become publications; receive-only m-lines are bound to
@@ -195,8 +197,11 @@ class PeerSession:
         if up is None:
             transceiver.direction = "inactive"
             return
-        codecs = [c for c in taps.negotiated_codecs(transceiver)
-                  if c.mimeType.lower() in (up.codec.mimeType.lower(), f"{transceiver.kind}/rtx")]
+        codecs = [
+            c
+            for c in taps.negotiated_codecs(transceiver)
+            if c.mimeType.lower() in (up.codec.mimeType.lower(), f"{transceiver.kind}/rtx")
+        ]
         primary = [c for c in codecs if c.mimeType.lower() == up.codec.mimeType.lower()]
         if not primary:
             transceiver.direction = "inactive"
@@ -215,12 +220,18 @@ class PeerSession:
                 continue
             del self._pending_publications[transceiver]
             codecs = taps.negotiated_codecs(transceiver)
-            track = Track(sid=new_track_sid(), participant_sid=self.sid, kind=request.kind,
-                          source=request.source, codec=codecs[0].mimeType)
+            track = Track(
+                sid=new_track_sid(),
+                participant_sid=self.sid,
+                kind=request.kind,
+                source=request.source,
+                codec=codecs[0].mimeType,
+            )
             up = UpTrack(track, transceiver.receiver, codecs[0])
             self.published[track.sid] = up
-            self._mids[transceiver] = MidInfo(kind=request.kind, direction="send", track_sid=track.sid,
-                                              participant_sid=self.sid)
+            self._mids[transceiver] = MidInfo(
+                kind=request.kind, direction="send", track_sid=track.sid, participant_sid=self.sid
+            )
             published.append(up)
         return published
 
@@ -321,8 +332,11 @@ class PeerSession:
         try:
             await self.pc.close()
         except Exception as exc:
-            logger.info("the peer connection of %s did not close cleanly (%s): stopping its transports",
-                        self.sid, type(exc).__name__)
+            logger.info(
+                "the peer connection of %s did not close cleanly (%s): stopping its transports",
+                self.sid,
+                type(exc).__name__,
+            )
             await stop_transports(self.pc)
 
 
@@ -333,17 +347,25 @@ def _source_for(kind: TrackKind) -> TrackSource:
 def publish_preferences(kind: str) -> list:
     capabilities = RTCRtpReceiver.getCapabilities(kind).codecs
     wanted = PUBLISH_CODECS[kind]
-    return sorted((c for c in capabilities if c.mimeType.lower() in wanted),
-                  key=lambda c: wanted.index(c.mimeType.lower()))
+    return sorted(
+        (c for c in capabilities if c.mimeType.lower() in wanted), key=lambda c: wanted.index(c.mimeType.lower())
+    )
 
 
 def _forward_preferences(up: UpTrack) -> list:
     """Offer a subscriber exactly the publisher's codec (and RTX), so bytes pass through unchanged."""
     capabilities = RTCRtpSender.getCapabilities(up.track.kind.value).codecs
     mime = up.codec.mimeType.lower()
-    primary = [c for c in capabilities if c.mimeType.lower() == mime
-               and all(c.parameters.get(k) == v for k, v in up.codec.parameters.items()
-                       if k in ("packetization-mode", "profile-level-id"))]
+    primary = [
+        c
+        for c in capabilities
+        if c.mimeType.lower() == mime
+        and all(
+            c.parameters.get(k) == v
+            for k, v in up.codec.parameters.items()
+            if k in ("packetization-mode", "profile-level-id")
+        )
+    ]
     if not primary:
         primary = [c for c in capabilities if c.mimeType.lower() == mime]
     rtx = [c for c in capabilities if c.mimeType.lower().endswith("/rtx")]

@@ -8,7 +8,7 @@ One video and one audio slot: when the active track goes (OBS reconnects) the ne
 are unwrapped RTP timestamps anchored at each track's first packet arrival, so audio and video line up
 and a re-published track continues the wall-clock timeline. The file starts at a video keyframe.
 
-A recording id may have several parts (``vitrine/recording_parts.py``): when the room changes worker, the
+A recording id may have several parts (``vitrine/core/recording_parts.py``): when the room changes worker, the
 next worker's recording of the same id writes the next part, created with O_EXCL so that no earlier part is
 ever overwritten, and each file carries its own wall-clock start in its header. See docs/recording.md.
 """
@@ -38,10 +38,10 @@ from aiortc.rtp import RtpPacket
 
 from media.forwarder import PacketSink, UpTrack
 from media.taps.frames import jitter_add
-from vitrine.errors import ErrorCode, VitrineError
-from vitrine.models import now_ms
-from vitrine.recording_parts import STARTED_AT_TAG, next_part, part_name
-from vitrine.rpc import RecordingInfo
+from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.models import now_ms
+from vitrine.core.recording_parts import STARTED_AT_TAG, next_part, part_name
+from vitrine.core.wire.rpc import RecordingInfo
 
 logger = logging.getLogger(__name__)
 
@@ -59,9 +59,14 @@ MAX_NUDGE_S = 0.5  # a frame at most this far behind its predecessor is nudged f
 KEYFRAME_REQUEST_S = 0.5
 # Crash safety: a fragment or cluster at least every second, flushed to the file as each packet goes in.
 # MP4 writes a custom metadata key (the part's start) only with use_metadata_tags.
-OPTIONS = {"mp4": {"movflags": "frag_keyframe+empty_moov+default_base_moof+use_metadata_tags",
-                   "frag_duration": "1000000", "flush_packets": "1"},
-           "webm": {"cluster_time_limit": "1000", "flush_packets": "1"}}
+OPTIONS = {
+    "mp4": {
+        "movflags": "frag_keyframe+empty_moov+default_base_moof+use_metadata_tags",
+        "frag_duration": "1000000",
+        "flush_packets": "1",
+    },
+    "webm": {"cluster_time_limit": "1000", "flush_packets": "1"},
+}
 # RFC 7845 identification header: version 1, 2 channels, no pre-skip, 48 kHz, no gain, mapping family 0.
 OPUS_HEAD = b"OpusHead" + bytes([1, 2]) + struct.pack("<HIhB", 0, 48000, 0, 0)
 START_CODE = re.compile(b"\x00\x00\x01")
@@ -216,10 +221,19 @@ class Recording:
         ms = [(s.last_pts + s.duration) * 1000 // CLOCK[k] for k, s in streams.items() if s.last_pts is not None]
         frames = {kind: streams[kind].frames if kind in streams else 0 for kind in CLOCK}
         return RecordingInfo(
-            path=path.name, part=self.part, container=ext, started_at_ms=self.started_at_ms,
-            duration_ms=max(ms, default=0), video_frames=frames["video"], audio_frames=frames["audio"], bytes=size,
-            finished=self.finished, dropped_packets=self.dropped_packets, dropped_frames=self.dropped_frames,
-            error=self.error)
+            path=path.name,
+            part=self.part,
+            container=ext,
+            started_at_ms=self.started_at_ms,
+            duration_ms=max(ms, default=0),
+            video_frames=frames["video"],
+            audio_frames=frames["audio"],
+            bytes=size,
+            finished=self.finished,
+            dropped_packets=self.dropped_packets,
+            dropped_frames=self.dropped_frames,
+            error=self.error,
+        )
 
     async def stop(self) -> RecordingInfo | None:
         """Finalize the file; None if nothing was ever written (no file is left then)."""

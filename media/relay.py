@@ -19,9 +19,9 @@ from aiortc.rtcconfiguration import RTCBundlePolicy
 from media import taps
 from media.forwarder import UpTrack
 from media.peer import publish_preferences
-from vitrine.errors import ErrorCode, VitrineError
-from vitrine.models import Track
-from vitrine.protocol import MidInfo
+from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.models import Track
+from vitrine.core.wire.rtc import MidInfo
 
 
 class RelayIn:

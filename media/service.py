@@ -9,20 +9,21 @@ import secrets
 
 from media.drain import Drain
 from media.worker import MediaWorker
-from vitrine.config import Settings
-from vitrine.errors import ErrorCode, VitrineError
-from vitrine.rpc import AckRequest, NodeMessage, OfferPush, PushAck, RpcRequest, RpcResponse, Unconfirmed
-from vitrine.state import Coordination, keys
-from vitrine.state.bus import Subscription, publish_until_heard
-from vitrine.state.epoch import EpochWatch
-from vitrine.tasks import TaskSet
+from vitrine.core.config import Settings
+from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.state import Coordination, keys
+from vitrine.core.state.bus import Subscription, publish_until_heard
+from vitrine.core.state.epoch import EpochWatch
+from vitrine.core.tasks import TaskSet
+from vitrine.core.wire.rpc import AckRequest, NodeMessage, OfferPush, PushAck, RpcRequest, RpcResponse, Unconfirmed
 
 logger = logging.getLogger(__name__)
 
 
 class WorkerService:
-    def __init__(self, settings: Settings, coordination: Coordination, worker: MediaWorker,
-                 pusher: RedisPusher | None = None) -> None:
+    def __init__(
+        self, settings: Settings, coordination: Coordination, worker: MediaWorker, pusher: RedisPusher | None = None
+    ) -> None:
         self.settings = settings
         self.coordination = coordination
         self.worker = worker

@@ -18,7 +18,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
 from media.forwarder import UpTrack, seq_newer
-from vitrine.errors import ErrorCode, VitrineError
+from vitrine.core.errors import ErrorCode, VitrineError
 
 SNAPSHOT_TIMEOUT_S = 5.0
 KEYFRAME_RETRY_S = 0.5  # a lost PLI, or one the rate limit swallowed, is asked again
@@ -86,8 +86,9 @@ async def take_snapshot(up: UpTrack, timeout_s: float = SNAPSHOT_TIMEOUT_S) -> S
                 up.request_keyframe()
                 await asyncio.wait({catcher.done}, timeout=KEYFRAME_RETRY_S)
     except TimeoutError:
-        raise VitrineError(ErrorCode.TRACK_NOT_FOUND,
-                           f"no video frame arrived in {timeout_s:g} s (is the camera paused?)") from None
+        raise VitrineError(
+            ErrorCode.TRACK_NOT_FOUND, f"no video frame arrived in {timeout_s:g} s (is the camera paused?)"
+        ) from None
     finally:
         if catcher in up.sinks:
             up.sinks.remove(catcher)

@@ -32,12 +32,14 @@ from media.peer import PeerSession
 from media.recorder import Recording
 from media.relay import RelayIn
 from media.snapshot import take_snapshot
-from vitrine.config import Settings
-from vitrine.errors import ErrorCode, VitrineError
-from vitrine.inspect.artifacts import CASE_ID, ArtifactStore
-from vitrine.inspect.models import Artifact, ArtifactKind, case_of_room
-from vitrine.models import Participant, Role, Room, RoomKind, TrackKind, TrackSource
-from vitrine.rpc import (
+from vitrine.core.artifacts import CASE_ID, ArtifactStore
+from vitrine.core.config import Settings
+from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.models import Participant, Role, Room, RoomKind, TrackKind, TrackSource
+from vitrine.core.state.nodes import WorkerNode, WorkerState
+from vitrine.core.tasks import TaskSet
+from vitrine.core.wire.inspect import Artifact, ArtifactKind, case_of_room
+from vitrine.core.wire.rpc import (
     AdmitCommand,
     AnswerCommand,
     CandidateCommand,
@@ -58,8 +60,6 @@ from vitrine.rpc import (
     WorkerCommand,
     WorkerReply,
 )
-from vitrine.state.nodes import WorkerNode, WorkerState
-from vitrine.tasks import TaskSet
 
 logger = logging.getLogger(__name__)
 
@@ -91,11 +91,13 @@ def _playable(room: WorkerRoom, peer: PeerSession, publisher: str | None) -> Cal
     if not peer.participant.grants.can_subscribe:
         return lambda kind: []
     if publisher is None:  # anyone's, relayed tracks included (their publisher is on the origin worker)
-        return lambda kind: [u for u in room.ups.values()
-                             if u.track.kind.value == kind and u.track.participant_sid != peer.sid]
+        return lambda kind: [
+            u for u in room.ups.values() if u.track.kind.value == kind and u.track.participant_sid != peer.sid
+        ]
     sources = {sid for sid, p in room.peers.items() if sid != peer.sid and p.participant.identity == publisher}
-    return lambda kind: [u for u in room.ups.values()
-                         if u.track.kind.value == kind and u.track.participant_sid in sources]
+    return lambda kind: [
+        u for u in room.ups.values() if u.track.kind.value == kind and u.track.participant_sid in sources
+    ]
 
 
 def _inspection_case(room: Room | WorkerRoom) -> tuple[str, str] | None:
@@ -186,8 +188,9 @@ class MediaWorker:
             await self._published(room, peer, ups)
             return WorkerReply(offer=next_offer, published=[u.track for u in ups])
         if isinstance(command, OfferCommand):
-            answer, ups = await peer.apply_offer(command.sdp, peer.participant.grants.can_publish,
-                                                 _playable(room, peer, command.publisher))
+            answer, ups = await peer.apply_offer(
+                command.sdp, peer.participant.grants.can_publish, _playable(room, peer, command.publisher)
+            )
             await self._published(room, peer, ups)
             return WorkerReply(answer=answer, published=[u.track for u in ups])
         if isinstance(command, CandidateCommand):
@@ -264,8 +267,12 @@ class MediaWorker:
                 await self._leave(room, old)
             if (knocker := room.waiting.pop(participant.sid, None)) is not None:  # joined afresh instead
                 await knocker.close()
-            peer = PeerSession(participant, self.settings.max_sdp_bytes, self.settings.rtc_public_ip,
-                               on_gone=functools.partial(self._peer_gone, name))
+            peer = PeerSession(
+                participant,
+                self.settings.max_sdp_bytes,
+                self.settings.rtc_public_ip,
+                on_gone=functools.partial(self._peer_gone, name),
+            )
             if self._silence_watch is None:
                 self._silence_watch = asyncio.create_task(self._watch_silence())
             try:
@@ -385,11 +392,11 @@ class MediaWorker:
                 await self._close_room(room)
             for participant in participants if gone is not None else ():
                 try:
-                    await self.push(OfferPush(room=room.name, sid=participant.sid, node_id=participant.node_id,
-                                              gone=gone))
+                    await self.push(
+                        OfferPush(room=room.name, sid=participant.sid, node_id=participant.node_id, gone=gone)
+                    )
                 except Exception:
-                    logger.exception("telling signaling that %s of room %s is gone failed", participant.sid,
-                                     room.name)
+                    logger.exception("telling signaling that %s of room %s is gone failed", participant.sid, room.name)
         return len(rooms)
 
     async def close(self) -> None:
@@ -462,8 +469,9 @@ class MediaWorker:
     def _start_recording(self, room: WorkerRoom, recording_id: str, identity: str | None = None) -> Recording:
         if any(r.recording_id == recording_id for r in self.recordings.values()):
             raise VitrineError(ErrorCode.RECORDING_EXISTS, "another room is being recorded under this id")
-        recording = self.recordings[room.name] = Recording(recording_id, room.name, Path(self.settings.recordings_dir),
-                                                           identity=identity)
+        recording = self.recordings[room.name] = Recording(
+            recording_id, room.name, Path(self.settings.recordings_dir), identity=identity
+        )
         for up in room.ups.values():
             _record_track(recording, room, up)
         return recording
@@ -498,8 +506,9 @@ class MediaWorker:
             return None
 
         async def stored(artifact: Artifact) -> None:  # signaling records it in the case
-            await self.push(OfferPush(room=room.name, sid=participant.sid, node_id=participant.node_id,
-                                      artifact=artifact))
+            await self.push(
+                OfferPush(room=room.name, sid=participant.sid, node_id=participant.node_id, artifact=artifact)
+            )
 
         return EvidenceTarget(self.evidence, *where, self.settings.inspect_max_photo_bytes, stored)
 
@@ -508,15 +517,28 @@ class MediaWorker:
         where = _inspection_case(room)
         if where is None:
             raise VitrineError(ErrorCode.CASE_NOT_FOUND, "snapshots belong to inspection cases")
-        videos = [up for peer in room.peers.values() if peer.participant.identity == identity
-                  for up in peer.published.values() if up.track.kind == TrackKind.VIDEO]
+        videos = [
+            up
+            for peer in room.peers.values()
+            if peer.participant.identity == identity
+            for up in peer.published.values()
+            if up.track.kind == TrackKind.VIDEO
+        ]
         if not videos:
             raise VitrineError(ErrorCode.TRACK_NOT_FOUND, "this participant publishes no video")
         up = next((u for u in reversed(videos) if u.track.source == TrackSource.CAMERA), videos[-1])
         still = await take_snapshot(up)
         return await asyncio.to_thread(
-            self.evidence.write, *where, ArtifactKind.SNAPSHOT, still.jpeg, ext="jpg", content_type="image/jpeg",
-            source="media worker snapshot (decoded keyframe)", width=still.width, height=still.height)
+            self.evidence.write,
+            *where,
+            ArtifactKind.SNAPSHOT,
+            still.jpeg,
+            ext="jpg",
+            content_type="image/jpeg",
+            source="media worker snapshot (decoded keyframe)",
+            width=still.width,
+            height=still.height,
+        )
 
     # -- introspection ---------------------------------------------------------
 
@@ -527,9 +549,14 @@ class MediaWorker:
         return WorkerReply()
 
     def node(self) -> WorkerNode:
-        return WorkerNode(id=self.id, state=self.state, rooms=len(self.rooms),
-                          participants=sum(len(r.peers) for r in self.rooms.values()),
-                          max_rooms=self.settings.max_rooms_per_worker, stats=self.media_stats())
+        return WorkerNode(
+            id=self.id,
+            state=self.state,
+            rooms=len(self.rooms),
+            participants=sum(len(r.peers) for r in self.rooms.values()),
+            max_rooms=self.settings.max_rooms_per_worker,
+            stats=self.media_stats(),
+        )
 
     def media_stats(self) -> dict[str, int]:
         """Counters that prove the forwarding path: packets moved, decoders and encoders never used."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -13,46 +14,47 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from signaling.body_limit import BodyLimit
-from signaling.routes import (
-    consult,
-    health,
-    inspect,
-    inspect_console,
-    live,
-    live_media,
-    rooms,
-    rtc,
-    shops,
-    tokens,
-    whip,
-    workers,
-)
-from signaling.runtime import Mode, start_runtime
+from signaling.consult import routes as consult
+from signaling.inspect import console_routes as inspect_console
+from signaling.inspect import routes as inspect
+from signaling.live import media_routes as live_media
+from signaling.live import routes as live
+from signaling.routes import health, rooms, rtc, shops, tokens, whip, workers
+from signaling.runtime import LocalMedia, start_runtime
 from vitrine import __version__
-from vitrine.config import Settings
-from vitrine.errors import ErrorCode, VitrineError
-from web import WEB_ROOT
+from vitrine.core.config import Settings
+from vitrine.core.errors import ErrorCode, VitrineError
 
 logger = logging.getLogger(__name__)
 
+WEB_ROOT = Path(__file__).resolve().parent / "web"  # web/ at the top of the repository, shipped as package data
 
-def create_app(settings: Settings, mode: Mode = "embedded") -> FastAPI:
-    """An app that starts its runtime (state, worker link, maybe a worker) in its lifespan."""
+
+def create_app(settings: Settings, local_media: LocalMedia | None = None) -> FastAPI:
+    """An app that starts its runtime (state, worker link, and with ``local_media`` a worker) in its lifespan.
+    ``vitrine.embedded.create_app`` is the one to call: it decides whether a worker runs in this process."""
     settings.require_strong_secret()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.runtime = await start_runtime(settings, mode)
+        app.state.runtime = await start_runtime(settings, local_media)
         try:
             yield
         finally:
             await app.state.runtime.close()
 
-    app = FastAPI(title="Vitrine", version=__version__, lifespan=lifespan,
-                  description="Real-time video for online sellers: REST API, WebSocket signaling, WHIP and WHEP.")
+    app = FastAPI(
+        title="Vitrine",
+        version=__version__,
+        lifespan=lifespan,
+        description="Real-time video for online sellers: REST API, WebSocket signaling, WHIP and WHEP.",
+    )
     app.add_middleware(
-        CORSMiddleware, allow_origins=settings.allowed_origins, allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-        allow_headers=["Authorization", "Content-Type"], expose_headers=["Location", "Link"],
+        CORSMiddleware,
+        allow_origins=settings.allowed_origins,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type"],
+        expose_headers=["Location", "Link"],
     )
 
     @app.exception_handler(VitrineError)
@@ -63,15 +65,23 @@ def create_app(settings: Settings, mode: Mode = "embedded") -> FastAPI:
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        return JSONResponse({"code": ErrorCode.INVALID_MESSAGE.value, "message": f"{where}: {first.get('msg', '')}"},
-                            status_code=422)
+        return JSONResponse(
+            {"code": ErrorCode.INVALID_MESSAGE.value, "message": f"{where}: {first.get('msg', '')}"}, status_code=422
+        )
 
     for module in (health, rooms, shops, tokens, rtc, whip, workers):
         app.include_router(module.router)
     app.include_router(consult.public)
     app.include_router(consult.backend)
-    for router in (live.backend, live.console, live.public, live_media.router, inspect.backend, inspect.public,
-                   inspect_console.router):
+    for router in (
+        live.backend,
+        live.console,
+        live.public,
+        live_media.router,
+        inspect.backend,
+        inspect.public,
+        inspect_console.router,
+    ):
         app.include_router(router)
 
     @app.middleware("http")
@@ -82,6 +92,7 @@ def create_app(settings: Settings, mode: Mode = "embedded") -> FastAPI:
             response.headers["Access-Control-Allow-Origin"] = "*"
             response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
         return response
+
     @app.middleware("http")
     async def shop_embed_cors(request: Request, call_next):  # noqa: ANN001, ANN202
         """A show's public API answers the shop's embed origins, its errors too (the error handler builds a new
@@ -89,13 +100,19 @@ def create_app(settings: Settings, mode: Mode = "embedded") -> FastAPI:
         response = await call_next(request)
         origin = request.headers.get("origin")
         parts = request.url.path.split("/")  # "", "v1", "live", shop, show, ...
-        if origin and len(parts) > 4 and parts[1:3] == ["v1", "live"] and parts[3] != "console" \
-                and "access-control-allow-origin" not in response.headers:
+        if (
+            origin
+            and len(parts) > 4
+            and parts[1:3] == ["v1", "live"]
+            and parts[3] != "console"
+            and "access-control-allow-origin" not in response.headers
+        ):
             shop = await request.app.state.runtime.state.records.shops.get_shop(parts[3])
             if shop is not None and origin in shop.allowed_origins:
                 response.headers["Access-Control-Allow-Origin"] = origin
                 response.headers["Vary"] = "Origin"
         return response
+
     app.mount("/", StaticFiles(directory=WEB_ROOT, html=True), name="web")
     # Added last, so outermost: no route, middleware or authentication sees a body over the limit.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, read_timeout_s=settings.http_read_timeout_s)

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from signaling.metrics import METRICS
-from vitrine.errors import ErrorCode, VitrineError
+from vitrine.core.errors import ErrorCode, VitrineError
 
 
 class _Refused(VitrineError):

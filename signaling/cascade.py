@@ -18,10 +18,10 @@ import logging
 
 from signaling.state import State
 from signaling.worker_link import WorkerLink
-from vitrine.errors import ErrorCode, VitrineError
-from vitrine.models import Grants, Participant, Role, Room, RoomKind
-from vitrine.rpc import CloseRoomCommand, JoinCommand, LeaveCommand, OfferCommand, RelayCommand
-from vitrine.state.locks import NamedLocks
+from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.models import Grants, Participant, Role, Room, RoomKind
+from vitrine.core.state.locks import NamedLocks
+from vitrine.core.wire.rpc import CloseRoomCommand, JoinCommand, LeaveCommand, OfferCommand, RelayCommand
 
 logger = logging.getLogger(__name__)
 
@@ -73,17 +73,29 @@ class Cascade:
         opened = (await self.link.call(worker, RelayCommand(room=copy, action="open", tracks=tracks))).raise_for_error()
         if opened.offer is None:
             return  # nothing published yet: the relay serves its viewers once the host publishes
-        relay = Participant(sid=relay_sid(worker), identity=f"relay-{worker}"[:128], role=Role.VIEWER,
-                            grants=RELAY_GRANTS, node_id=self.node_id)
-        (await self.link.call(origin, JoinCommand(room=room, participant=relay, auto_subscribe=False))
-         ).raise_for_error()
-        answered = (await self.link.call(origin, OfferCommand(room=room.name, sid=relay.sid, sdp=opened.offer.sdp))
-                    ).raise_for_error()
+        relay = Participant(
+            sid=relay_sid(worker),
+            identity=f"relay-{worker}"[:128],
+            role=Role.VIEWER,
+            grants=RELAY_GRANTS,
+            node_id=self.node_id,
+        )
+        (
+            await self.link.call(origin, JoinCommand(room=room, participant=relay, auto_subscribe=False))
+        ).raise_for_error()
+        answered = (
+            await self.link.call(origin, OfferCommand(room=room.name, sid=relay.sid, sdp=opened.offer.sdp))
+        ).raise_for_error()
         if answered.answer is None:
             raise VitrineError(ErrorCode.NEGOTIATION_FAILED, "the origin did not answer the relay")
-        (await self.link.call(worker, RelayCommand(room=copy, action="answer", tracks=tracks,
-                                                   sdp=answered.answer.sdp, mids=answered.answer.mids))
-         ).raise_for_error()
+        (
+            await self.link.call(
+                worker,
+                RelayCommand(
+                    room=copy, action="answer", tracks=tracks, sdp=answered.answer.sdp, mids=answered.answer.mids
+                ),
+            )
+        ).raise_for_error()
 
     async def tracks_changed(self, room: Room) -> None:
         """The origin's tracks changed: every relay pulls the new set (its viewers renegotiate)."""

@@ -9,8 +9,8 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 
 from signaling.runtime import Runtime
-from vitrine.auth import JoinClaims, verify_token
-from vitrine.errors import ErrorCode, VitrineError
+from vitrine.core.auth import JoinClaims, verify_token
+from vitrine.core.errors import ErrorCode, VitrineError
 
 
 class _LenientBasic(HTTPBasic):
@@ -25,8 +25,9 @@ class _LenientBasic(HTTPBasic):
 
 _basic = _LenientBasic(auto_error=False, description="API key as the user name, API secret as the password")
 _bearer = HTTPBearer(auto_error=False, description="A join token")
-_page_bearer = HTTPBearer(auto_error=False, description="A console token (live show, inspection case) or a buyer's "
-                                                        "inspection session token")
+_page_bearer = HTTPBearer(
+    auto_error=False, description="A console token (live show, inspection case) or a buyer's inspection session token"
+)
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -36,8 +37,7 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def require_api_key(runtime: RuntimeDep,
-                    credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)]) -> None:
+def require_api_key(runtime: RuntimeDep, credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)]) -> None:
     settings = runtime.settings
     if credentials is None:
         raise VitrineError(ErrorCode.INVALID_TOKEN, "API key and secret required (HTTP Basic)")
@@ -50,8 +50,9 @@ def require_api_key(runtime: RuntimeDep,
 ApiKeyDep = Depends(require_api_key)
 
 
-def bearer_claims(runtime: RuntimeDep,
-                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> JoinClaims:
+def bearer_claims(
+    runtime: RuntimeDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> JoinClaims:
     if credentials is None:
         raise VitrineError(ErrorCode.INVALID_TOKEN, "Authorization: Bearer <join token> required")
     return verify_token(runtime.settings, credentials.credentials)

@@ -10,7 +10,7 @@ import asyncio
 
 from fastapi import WebSocket, WebSocketDisconnect
 
-from vitrine.errors import ErrorCode, VitrineError
+from vitrine.core.errors import ErrorCode, VitrineError
 
 CLOSE_NORMAL = 1000
 
@@ -19,8 +19,9 @@ class Idle(Exception):
     """No frame within the timeout, or the session's writer stopped (so nothing more can be said)."""
 
 
-async def receive_frame(ws: WebSocket, writer: asyncio.Future[None], timeout: float,
-                        max_bytes: int) -> str | bytes | None:
+async def receive_frame(
+    ws: WebSocket, writer: asyncio.Future[None], timeout: float, max_bytes: int
+) -> str | bytes | None:
     """The next text or binary frame, None for an empty one.
 
     Raises ``Idle``, ``WebSocketDisconnect`` when the client goes, and ``message_too_large`` for a

@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from vitrine.models import Room
-from vitrine.protocol import KnockPush, LogEntry, RoomEvent, ServerMessage, ServerOfferMessage
-from vitrine.rpc import Kick, OfferPush, RoomBusMessage
-from vitrine.state import keys
-from vitrine.state.bus import EventBus, Subscription
+from vitrine.core.models import Room
+from vitrine.core.state import keys
+from vitrine.core.state.bus import EventBus, Subscription
+from vitrine.core.wire.rpc import Kick, OfferPush, RoomBusMessage
+from vitrine.core.wire.rtc import KnockPush, LogEntry, RoomEvent, ServerMessage, ServerOfferMessage
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ class SessionHub:
 
     async def _subscribe(self, room: str) -> None:
         if room not in self._subscriptions:
+
             async def handler(raw: str, room: str = room) -> None:
                 await self._on_room_message(room, raw)
 

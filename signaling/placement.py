@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from vitrine.errors import ErrorCode, VitrineError
-from vitrine.models import Room
-from vitrine.state import Coordination
-from vitrine.state.locks import NamedLocks
-from vitrine.state.nodes import WorkerState
+from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.models import Room
+from vitrine.core.state import Coordination
+from vitrine.core.state.locks import NamedLocks
+from vitrine.core.state.nodes import WorkerState
 
 PLACEMENT_LOCK_MS = 5000
 PLACEMENT_WAIT_S = 2.0
@@ -21,8 +21,9 @@ async def ensure_worker(coordination: Coordination, room: Room) -> str:
     draining worker is ending the room, and its clients rejoin here to be placed on another."""
     if room.worker_id and await _serving(coordination, room.worker_id):
         return room.worker_id
-    locks = NamedLocks(coordination.locks, "room placement is busy, retry", ttl_ms=PLACEMENT_LOCK_MS,
-                       wait_s=PLACEMENT_WAIT_S)
+    locks = NamedLocks(
+        coordination.locks, "room placement is busy, retry", ttl_ms=PLACEMENT_LOCK_MS, wait_s=PLACEMENT_WAIT_S
+    )
     async with locks.hold(lock_name(room.name)):
         current = await coordination.rooms.get_room(room.name)
         if current is None:

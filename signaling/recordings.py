@@ -1,7 +1,8 @@
 """Recording files and the records that own them.
 
 A recording is named by its owner's id, ``<show id>`` for a show and ``<case id>`` for an inspection, and has
-one part per media worker that recorded it: ``<id>.<ext>``, then ``<id>.<n>.<ext>`` (``vitrine/recording_parts.py``).
+one part per media worker that recorded it: ``<id>.<ext>``, then ``<id>.<n>.<ext>``
+(``vitrine/core/recording_parts.py``).
 A part can lose its way: a worker that closed its rooms after a loss of coordination state, or died, or
 restarted, finalized a part that nobody stopped, so no record took it in. Owners gather such parts when they
 end (``finished``: a show's replay and an inspection's evidence take every part, in order). The audit finds
@@ -19,17 +20,19 @@ from pathlib import Path
 import av
 
 from signaling.metrics import METRICS
-from vitrine.models import now_ms
-from vitrine.recording_parts import tagged_start
-from vitrine.records import Records
-from vitrine.rpc import RecordingInfo
+from signaling.records import Records
+from vitrine.core.models import now_ms
+from vitrine.core.recording_parts import tagged_start
+from vitrine.core.wire.rpc import RecordingInfo
 
 logger = logging.getLogger(__name__)
 
 QUARANTINE = ".quarantine"
 # A finished part (``<id>.<ext>``, ``<id>.<n>.<ext>``) or a crashed worker's kept prefix (``... .part.<ms>``).
-RECORDING_FILE = re.compile(r"^(?P<id>(?:sh|cs)_[A-Za-z0-9]{12})(?:\.(?P<part>[1-9][0-9]{0,8}))?"
-                            r"\.(?P<ext>webm|mp4|mkv)(?P<kept>\.part\.\d+)?$")
+RECORDING_FILE = re.compile(
+    r"^(?P<id>(?:sh|cs)_[A-Za-z0-9]{12})(?:\.(?P<part>[1-9][0-9]{0,8}))?"
+    r"\.(?P<ext>webm|mp4|mkv)(?P<kept>\.part\.\d+)?$"
+)
 
 
 class RecordingFiles:
@@ -42,9 +45,11 @@ class RecordingFiles:
         number, which only recordings from before parts can have)."""
         if not self.directory.is_dir():
             return []
-        found = [(int(match["part"] or 0), bool(match["kept"]), path.name, path)
-                 for path in self.directory.glob(f"{owner_id}.*")
-                 if (match := RECORDING_FILE.match(path.name)) and match["id"] == owner_id and path.is_file()]
+        found = [
+            (int(match["part"] or 0), bool(match["kept"]), path.name, path)
+            for path in self.directory.glob(f"{owner_id}.*")
+            if (match := RECORDING_FILE.match(path.name)) and match["id"] == owner_id and path.is_file()
+        ]
         return [path for *_, path in sorted(found)]
 
     def finished(self, owner_id: str, stopped: RecordingInfo | None, default_start_ms: int) -> list[RecordingInfo]:
@@ -98,6 +103,12 @@ def _read(path: Path, part: int, container: str, default_start_ms: int) -> Recor
             started_at_ms, duration_ms = tagged_start(opened.metadata), int((opened.duration or 0) / 1000)
     except (av.FFmpegError, OSError):
         logger.warning("recording %s cannot be read: taken with no start or duration", path.name)
-    return RecordingInfo(path=path.name, part=part, container=container, finished=True, bytes=size,
-                         started_at_ms=default_start_ms if started_at_ms is None else started_at_ms,
-                         duration_ms=duration_ms)
+    return RecordingInfo(
+        path=path.name,
+        part=part,
+        container=container,
+        finished=True,
+        bytes=size,
+        started_at_ms=default_start_ms if started_at_ms is None else started_at_ms,
+        duration_ms=duration_ms,
+    )

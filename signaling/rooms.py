@@ -21,22 +21,15 @@ from signaling.cascade import Cascade, relayed
 from signaling.placement import ensure_worker
 from signaling.state import State
 from signaling.worker_link import WorkerLink
-from vitrine.auth import JoinClaims
-from vitrine.config import Settings
-from vitrine.errors import ErrorCode, VitrineError
-from vitrine.models import Participant, ParticipantView, Role, Room, RoomKind, Track, now_ms
-from vitrine.protocol import (
-    Knock,
-    KnockPush,
-    LeaveCode,
-    LogEntry,
-    RoomEvent,
-    RoomEventKind,
-    ServerOfferMessage,
-    TrackRequest,
-)
-from vitrine.records.roomlog import MAX_ENTRIES
-from vitrine.rpc import (
+from vitrine.core.auth import JoinClaims
+from vitrine.core.config import Settings
+from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.models import Participant, ParticipantView, Role, Room, RoomKind, Track, now_ms
+from vitrine.core.records.roomlog import MAX_ENTRIES
+from vitrine.core.state import keys
+from vitrine.core.tasks import TaskSet
+from vitrine.core.text import clean_text
+from vitrine.core.wire.rpc import (
     AdmitCommand,
     CloseRoomCommand,
     GoneReason,
@@ -47,16 +40,26 @@ from vitrine.rpc import (
     WorkerCommand,
     WorkerReply,
 )
-from vitrine.state import keys
-from vitrine.tasks import TaskSet
-from vitrine.text import clean_text
+from vitrine.core.wire.rtc import (
+    Knock,
+    KnockPush,
+    LeaveCode,
+    LogEntry,
+    RoomEvent,
+    RoomEventKind,
+    ServerOfferMessage,
+    TrackRequest,
+)
 
 logger = logging.getLogger(__name__)
 
 KIND_FOR_ROLE = {
-    Role.CUSTOMER: RoomKind.CONSULT, Role.AGENT: RoomKind.CONSULT,
-    Role.HOST: RoomKind.LIVE, Role.VIEWER: RoomKind.LIVE,
-    Role.BUYER: RoomKind.INSPECTION, Role.INSPECTOR: RoomKind.INSPECTION,
+    Role.CUSTOMER: RoomKind.CONSULT,
+    Role.AGENT: RoomKind.CONSULT,
+    Role.HOST: RoomKind.LIVE,
+    Role.VIEWER: RoomKind.LIVE,
+    Role.BUYER: RoomKind.INSPECTION,
+    Role.INSPECTOR: RoomKind.INSPECTION,
 }
 
 
@@ -126,8 +129,9 @@ class RoomService:
             raise VitrineError(ErrorCode.ROOM_NOT_FOUND, "no such room")
         return room
 
-    async def close_room(self, name: str, *, reason: str = "the room was closed", code: LeaveCode | None = None,
-                         keep_log: bool = False) -> Room:
+    async def close_room(
+        self, name: str, *, reason: str = "the room was closed", code: LeaveCode | None = None, keep_log: bool = False
+    ) -> Room:
         """Close a room: its worker drops it, everyone is disconnected. A show keeps its log (the replay)."""
         room = await self.get_room(name)
         if room.worker_id:
@@ -146,15 +150,29 @@ class RoomService:
 
     # -- participants --------------------------------------------------------------
 
-    async def admit(self, claims: JoinClaims, *, publish: list[TrackRequest], name: str | None,
-                    node_id: str, auto_subscribe: bool = True, prejoined: Prejoin | None = None) -> Admission:
+    async def admit(
+        self,
+        claims: JoinClaims,
+        *,
+        publish: list[TrackRequest],
+        name: str | None,
+        node_id: str,
+        auto_subscribe: bool = True,
+        prejoined: Prejoin | None = None,
+    ) -> Admission:
         room = await self.find_room(claims.room)
         if room is None:
             if not claims.grants.room_create:
                 raise VitrineError(ErrorCode.ROOM_NOT_FOUND, "no such room, and this token may not create it")
-            await self.state.rooms.create_room(Room(
-                name=claims.room, kind=KIND_FOR_ROLE[claims.role], shop=claims.shop,
-                max_participants=self.settings.max_participants_per_room, ephemeral=True))
+            await self.state.rooms.create_room(
+                Room(
+                    name=claims.room,
+                    kind=KIND_FOR_ROLE[claims.role],
+                    shop=claims.shop,
+                    max_participants=self.settings.max_participants_per_room,
+                    ephemeral=True,
+                )
+            )
             room = await self.get_room(claims.room)
         await self._may_enter(room, claims)
         self._may_publish(claims, publish)
@@ -163,13 +181,23 @@ class RoomService:
         try:
             worker_id = await ensure_worker(self.state.coordination, room)
             target = await self.cascade.worker_for(room, participant, worker_id)  # a live viewer: maybe a relay
-            reply = await self._let_in(prejoined, room.name, target) if prejoined and target == prejoined.worker_id \
+            reply = (
+                await self._let_in(prejoined, room.name, target)
+                if prejoined and target == prejoined.worker_id
                 else None
+            )
             if reply is None:
-                reply = (await self.link.call(target, JoinCommand(
-                    room=room if target == worker_id else relayed(room), participant=participant, publish=publish,
-                    auto_subscribe=auto_subscribe,
-                ))).raise_for_error()
+                reply = (
+                    await self.link.call(
+                        target,
+                        JoinCommand(
+                            room=room if target == worker_id else relayed(room),
+                            participant=participant,
+                            publish=publish,
+                            auto_subscribe=auto_subscribe,
+                        ),
+                    )
+                ).raise_for_error()
         except BaseException:
             await self.state.rooms.remove_participant(room.name, participant.sid)
             if outcome.replaced is not None:  # the older session is still connected: keep its record
@@ -192,13 +220,20 @@ class RoomService:
         if publish and not claims.grants.can_publish:
             raise VitrineError(ErrorCode.PERMISSION_DENIED, "this token may not publish")
         if len(publish) > self.settings.max_tracks_per_participant:
-            raise VitrineError(ErrorCode.TOO_MANY_TRACKS,
-                               f"at most {self.settings.max_tracks_per_participant} published tracks")
+            raise VitrineError(
+                ErrorCode.TOO_MANY_TRACKS, f"at most {self.settings.max_tracks_per_participant} published tracks"
+            )
 
     @staticmethod
     def _participant(claims: JoinClaims, name: str | None, node_id: str) -> Participant:
-        return Participant(sid=new_participant_sid(), identity=claims.sub, role=claims.role, grants=claims.grants,
-                           name=name or claims.name, node_id=node_id)
+        return Participant(
+            sid=new_participant_sid(),
+            identity=claims.sub,
+            role=claims.role,
+            grants=claims.grants,
+            name=name or claims.name,
+            node_id=node_id,
+        )
 
     async def _let_in(self, prejoined: Prejoin, room: str, worker_id: str) -> WorkerReply | None:
         """Admit a prejoined knocker on its worker; None when that worker lost it (it joins afresh instead)."""
@@ -224,11 +259,15 @@ class RoomService:
         room = await self.get_room(claims.room)
         await self._may_enter(room, claims)
         knock_id = "KN_" + secrets.token_urlsafe(9)
-        return Knock(id=knock_id, at_ms=now_ms(), participant=ParticipantView(
-            sid=knock_id, identity=claims.sub, role=claims.role, name=name or claims.name))
+        return Knock(
+            id=knock_id,
+            at_ms=now_ms(),
+            participant=ParticipantView(sid=knock_id, identity=claims.sub, role=claims.role, name=name or claims.name),
+        )
 
-    async def prejoin(self, claims: JoinClaims, *, publish: list[TrackRequest], name: str | None,
-                      node_id: str) -> Prejoin:
+    async def prejoin(
+        self, claims: JoinClaims, *, publish: list[TrackRequest], name: str | None, node_id: str
+    ) -> Prejoin:
         """Set up a knocker's connection on the room's worker while it waits, so an admit finds its media
         flowing. The worker keeps it apart: it subscribes to nothing, and nothing it sends is forwarded or
         recorded, until ``admit(prejoined=...)``. It has no participant record: the room does not see it."""
@@ -236,8 +275,11 @@ class RoomService:
         self._may_publish(claims, publish)
         participant = self._participant(claims, name, node_id)
         worker_id = await ensure_worker(self.state.coordination, room)
-        reply = (await self.link.call(worker_id, JoinCommand(
-            room=room, participant=participant, publish=publish, admitted=False))).raise_for_error()
+        reply = (
+            await self.link.call(
+                worker_id, JoinCommand(room=room, participant=participant, publish=publish, admitted=False)
+            )
+        ).raise_for_error()
         return Prejoin(participant=participant, worker_id=worker_id, offer=reply.offer)
 
     async def drop_prejoin(self, room: str, prejoin: Prejoin) -> None:
@@ -314,8 +356,7 @@ class RoomService:
         if participant is None or record is None:
             return
         await self.kick(room, sid, f"your media connection ended ({reason.value})", reconnect=True)
-        await self.leave(Admission(room=record, participant=participant, worker_id=record.worker_id or ""),
-                         freed=True)
+        await self.leave(Admission(room=record, participant=participant, worker_id=record.worker_id or ""), freed=True)
 
     async def _depart(self, room: str, participant: Participant, worker_id: str | None) -> bool:
         """Take the participant out of the room (and off ``worker_id``, unless None: the worker let it go);
@@ -350,8 +391,12 @@ class RoomService:
         name = emptied.name
         try:
             room = await self.state.rooms.get_room(name)
-            if room is None or room.created_at_ms != emptied.created_at_ms or await self.state.rooms.current_seq(
-                    name) != seq or await self.state.rooms.list_participants(name):
+            if (
+                room is None
+                or room.created_at_ms != emptied.created_at_ms
+                or await self.state.rooms.current_seq(name) != seq
+                or await self.state.rooms.list_participants(name)
+            ):
                 return
             for source in self._sources:
                 if await source(name) is not None:
@@ -369,24 +414,44 @@ class RoomService:
 
     # -- events --------------------------------------------------------------------
 
-    async def emit(self, room: str, kind: RoomEventKind, *, participant: Participant | None = None,
-                   track: Track | None = None) -> RoomEvent:
-        event = RoomEvent(seq=await self.state.rooms.next_seq(room), event=kind, track=track,
-                          participant=ParticipantView.of(participant) if participant else None)
+    async def emit(
+        self, room: str, kind: RoomEventKind, *, participant: Participant | None = None, track: Track | None = None
+    ) -> RoomEvent:
+        event = RoomEvent(
+            seq=await self.state.rooms.next_seq(room),
+            event=kind,
+            track=track,
+            participant=ParticipantView.of(participant) if participant else None,
+        )
         await self.state.bus.publish(keys.room_events_channel(room), RoomBusMessage(event=event).model_dump_json())
         return event
 
-    async def chat(self, admission: Admission, text: str, keep: int = MAX_ENTRIES,
-                   stored: Callable[[LogEntry], Awaitable[None]] | None = None) -> LogEntry:
+    async def chat(
+        self,
+        admission: Admission,
+        text: str,
+        keep: int = MAX_ENTRIES,
+        stored: Callable[[LogEntry], Awaitable[None]] | None = None,
+    ) -> LogEntry:
         """Append to the room's log, then tell every session in the room (the sender too)."""
         if not admission.participant.grants.can_chat:
             raise VitrineError(ErrorCode.PERMISSION_DENIED, "this token may not chat")
-        return await self.append_log(admission.room.name, LogEntry(
-            seq=0, participant=ParticipantView.of(admission.participant), text=clean_text(text), at_ms=now_ms()),
-            keep=keep, stored=stored)
+        return await self.append_log(
+            admission.room.name,
+            LogEntry(
+                seq=0, participant=ParticipantView.of(admission.participant), text=clean_text(text), at_ms=now_ms()
+            ),
+            keep=keep,
+            stored=stored,
+        )
 
-    async def append_log(self, room: str, entry: LogEntry, keep: int = MAX_ENTRIES,
-                         stored: Callable[[LogEntry], Awaitable[None]] | None = None) -> LogEntry:
+    async def append_log(
+        self,
+        room: str,
+        entry: LogEntry,
+        keep: int = MAX_ENTRIES,
+        stored: Callable[[LogEntry], Awaitable[None]] | None = None,
+    ) -> LogEntry:
         """Number and store a log entry (and run ``stored``: writes that must be durable before anyone hears
         of the entry), then publish it to the room's sessions on every node."""
         entry = await self.state.records.roomlog.append(room, entry, keep)
@@ -395,8 +460,9 @@ class RoomService:
         await self.state.bus.publish(keys.room_events_channel(room), RoomBusMessage(log=entry).model_dump_json())
         return entry
 
-    async def kick(self, room: str, sid: str, reason: str, reconnect: bool = False,
-                   code: LeaveCode | None = None) -> None:
+    async def kick(
+        self, room: str, sid: str, reason: str, reconnect: bool = False, code: LeaveCode | None = None
+    ) -> None:
         message = RoomBusMessage(kick=Kick(sid=sid, reason=reason, reconnect=reconnect, code=code))
         await self.state.bus.publish(keys.room_events_channel(room), message.model_dump_json())
 

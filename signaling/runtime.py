@@ -1,10 +1,10 @@
-"""Everything a running server holds, built once at startup from Settings.
+"""Everything a running signaling node holds, built once at startup from Settings.
 
-``mode`` decides the shape (the LiveKit single-node pattern by default):
-- ``embedded``: signaling plus an in-process media worker. With no Redis URL
-  coordination is in memory; with one, this process joins a scaled cluster. Records are always
-  in the database (``vitrine.records``: SQLite in the data directory unless a URL is set).
-- ``signaling``: signaling only; workers are reached over Redis.
+A node reaches media workers through its ``WorkerLink``: in this process (the embedded default, the LiveKit
+single-node pattern) or over Redis (scaled). Which one, and whether a worker runs in this process, is the
+composition root's choice (``vitrine.embedded``): it passes ``start_runtime`` a ``LocalMedia`` to start one.
+With no Redis URL coordination is in memory; with one, this node joins a scaled cluster. Records are always
+in the database (``signaling.records``: SQLite in the data directory unless a URL is set).
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal
 
-from media.service import RedisPusher, WorkerService
+from media.service import WorkerService
 from media.worker import MediaWorker
 from signaling.consult.service import ConsultService
 from signaling.hub import SessionHub
@@ -28,16 +28,18 @@ from signaling.rooms import RoomService
 from signaling.state import State, open_state
 from signaling.webhooks import WebhookDispatcher
 from signaling.worker_link import LocalWorkerLink, RedisWorkerLink, WorkerLink
-from vitrine.config import Settings
-from vitrine.rpc import OfferPush
-from vitrine.state.epoch import EpochWatch
-from vitrine.state.nodes import WorkerState
-from vitrine.tasks import TaskSet
+from vitrine.core.config import Settings
+from vitrine.core.state.epoch import EpochWatch
+from vitrine.core.state.nodes import WorkerState
+from vitrine.core.tasks import TaskSet
+from vitrine.core.wire.rpc import OfferPush
 
 logger = logging.getLogger(__name__)
 
-Mode = Literal["embedded", "signaling"]
 REGISTRATION_POLL_S = 0.05
+
+LocalMedia = Callable[[Settings, State, "WorkerLink"], Awaitable[WorkerService]]
+"""Starts a media worker in this process, given what it shares with signaling, and returns it started."""
 
 
 @dataclass
@@ -96,7 +98,7 @@ class Runtime:
     async def _watch_workers(self) -> None:
         """Send clients whose worker stopped beating to reconnect, so they are placed again: every client of a
         room whose origin died, the viewers of a relay that died. Rebuild what a loss of coordination state
-        took (``vitrine.state.epoch``)."""
+        took (``vitrine.core.state.epoch``)."""
         epoch = EpochWatch(self.state.coordination.epoch)
         while True:
             await asyncio.sleep(self.settings.worker_heartbeat_s)
@@ -149,7 +151,8 @@ class Runtime:
                 await self.hub.kick_local(name, "media worker lost", reconnect=True, worker=relay)
 
 
-async def start_runtime(settings: Settings, mode: Mode = "embedded") -> Runtime:
+async def start_runtime(settings: Settings, local_media: LocalMedia | None = None) -> Runtime:
+    """A signaling node's runtime; with ``local_media``, a media worker in this process too."""
     state = await open_state(settings)
     hub = SessionHub(state.bus)
     link: WorkerLink
@@ -164,10 +167,20 @@ async def start_runtime(settings: Settings, mode: Mode = "embedded") -> Runtime:
     live = LiveActions(state, rooms, hub)
     cases = CaseService(settings, state)
     inspections = InspectionService(rooms, cases)
-    runtime = Runtime(settings=settings, state=state, link=link, hub=hub, rooms=rooms, webhooks=webhooks,
-                      consult=ConsultService(settings, state, rooms, webhooks), live=live,
-                      shows=ShowService(settings, state, rooms, live), cases=cases, inspections=inspections,
-                      evidence=EvidenceService(rooms, cases, inspections))
+    runtime = Runtime(
+        settings=settings,
+        state=state,
+        link=link,
+        hub=hub,
+        rooms=rooms,
+        webhooks=webhooks,
+        consult=ConsultService(settings, state, rooms, webhooks),
+        live=live,
+        shows=ShowService(settings, state, rooms, live),
+        cases=cases,
+        inspections=inspections,
+        evidence=EvidenceService(rooms, cases, inspections),
+    )
     link.on_push(runtime.on_push)
     for source in (runtime.shows.room_record, inspections.room_record, runtime.consult.desk.room_record):
         rooms.restore_from(source)  # rooms a record says exist: put back after a restart
@@ -175,22 +188,7 @@ async def start_runtime(settings: Settings, mode: Mode = "embedded") -> Runtime:
     await runtime.webhooks.start()
     await runtime.live.start()
     runtime.consult.start()
-    if mode == "embedded":
-        worker_id = f"{settings.node_id}-media"
-        pusher = RedisPusher(state.coordination, worker_id, settings.worker_rpc_timeout_s) \
-            if settings.redis_url else None
-        worker = MediaWorker(settings, worker_id=worker_id, push=pusher.push if pusher else _local_push(link))
-        if isinstance(link, LocalWorkerLink):
-            link.attach(worker)
-        runtime.worker = WorkerService(settings, state.coordination, worker, pusher)
-        await runtime.worker.start(serve_rpc=bool(settings.redis_url))
+    if local_media is not None:
+        runtime.worker = await local_media(settings, state, link)
     runtime._watchdog = asyncio.create_task(runtime._watch_workers())
     return runtime
-
-
-def _local_push(link: WorkerLink):  # noqa: ANN202
-    async def push(message: OfferPush) -> None:
-        assert isinstance(link, LocalWorkerLink)
-        await link.deliver(message)
-
-    return push

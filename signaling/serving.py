@@ -21,8 +21,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from signaling.metrics import METRICS
-from vitrine.config import Settings
-from vitrine.ratelog import RateLimitedLog
+from vitrine.core.config import Settings
+from vitrine.core.ratelog import RateLimitedLog
 
 WS_MAX_FRAME_BYTES = 1024 * 1024  # hard transport cap; the protocol's own limit is lower and typed
 _log = RateLimitedLog(logging.getLogger(__name__))
@@ -73,8 +73,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         if not self.limits.admit(transport, self.client[0] if self.client else None):
             METRICS.http_refused.labels(reason="too_many_connections").inc()
-            _log.warning("too_many_connections", "refused a connection from an address holding %d already",
-                         self.limits.per_client)
+            _log.warning(
+                "too_many_connections",
+                "refused a connection from an address holding %d already",
+                self.limits.per_client,
+            )
             transport.write(_BUSY_503)
             transport.close()
             return
@@ -123,7 +126,7 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
 def log_config() -> dict[str, Any]:
     """uvicorn's logging, with signed URLs and tokens redacted from request lines and its error log."""
     config = copy.deepcopy(LOGGING_CONFIG)
-    config["filters"] = {"redact": {"()": "vitrine.redaction.RedactSecrets"}}
+    config["filters"] = {"redact": {"()": "vitrine.core.redaction.RedactSecrets"}}
     for name in ("uvicorn.access", "uvicorn.error"):
         config["loggers"][name]["filters"] = ["redact"]
     return config
@@ -132,8 +135,16 @@ def log_config() -> dict[str, Any]:
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for ``uvicorn.run`` / ``uvicorn.Config``, besides the app and its address."""
     limits = ClientConnections(settings.max_connections_per_client)
-    http = type("ServerHttpProtocol", (GuardedHttpProtocol,),
-                {"limits": limits, "header_timeout_s": settings.http_read_timeout_s})
+    http = type(
+        "ServerHttpProtocol",
+        (GuardedHttpProtocol,),
+        {"limits": limits, "header_timeout_s": settings.http_read_timeout_s},
+    )
     ws = type("ServerWebSocketProtocol", (GuardedWebSocketProtocol,), {"limits": limits})
-    return {"http": http, "ws": ws, "ws_max_size": WS_MAX_FRAME_BYTES, "log_config": log_config(),
-            "limit_concurrency": settings.max_connections or None}
+    return {
+        "http": http,
+        "ws": ws,
+        "ws_max_size": WS_MAX_FRAME_BYTES,
+        "log_config": log_config(),
+        "limit_concurrency": settings.max_connections or None,
+    }

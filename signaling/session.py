@@ -21,13 +21,26 @@ from signaling.inspect.sessions import InspectionService
 from signaling.live.actions import LiveActions
 from signaling.metrics import METRICS
 from signaling.rooms import Admission, Prejoin, RoomService
-from vitrine.auth import JoinClaims, verify_token
-from vitrine.config import Settings
-from vitrine.errors import ErrorCode, VitrineError
-from vitrine.inspect.protocol import InspectMessage
-from vitrine.live.models import ClickMessage, DealMessage, ModerateMessage, ProductMessage, ReactMessage
-from vitrine.models import ParticipantView, Room, RoomKind
-from vitrine.protocol import (
+from vitrine.core.auth import JoinClaims, verify_token
+from vitrine.core.config import Settings
+from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.models import ParticipantView, Room, RoomKind
+from vitrine.core.records.roomlog import INSPECTION_MAX_ENTRIES, MAX_ENTRIES
+from vitrine.core.tasks import TaskSet
+from vitrine.core.text import TokenBucket
+from vitrine.core.turn import ice_servers_for
+from vitrine.core.wire.inspect_actions import InspectMessage
+from vitrine.core.wire.live import ClickMessage, DealMessage, ModerateMessage, ProductMessage, ReactMessage
+from vitrine.core.wire.rpc import (
+    AnswerCommand,
+    CandidateCommand,
+    Kick,
+    OfferCommand,
+    PublishCommand,
+    UnpublishCommand,
+    WorkerCommand,
+)
+from vitrine.core.wire.rtc import (
     PROTOCOL_VERSION,
     AdmitMessage,
     AnswerMessage,
@@ -56,19 +69,6 @@ from vitrine.protocol import (
     encode,
     parse_client_message,
 )
-from vitrine.records.roomlog import INSPECTION_MAX_ENTRIES, MAX_ENTRIES
-from vitrine.rpc import (
-    AnswerCommand,
-    CandidateCommand,
-    Kick,
-    OfferCommand,
-    PublishCommand,
-    UnpublishCommand,
-    WorkerCommand,
-)
-from vitrine.tasks import TaskSet
-from vitrine.text import TokenBucket
-from vitrine.turn import ice_servers_for
 
 logger = logging.getLogger(__name__)
 
@@ -94,8 +94,16 @@ class Door:
 
 
 class RtcSession:
-    def __init__(self, ws: WebSocket, settings: Settings, rooms: RoomService, hub: SessionHub, live: LiveActions,
-                 inspections: InspectionService, foreign_origin: str | None = None) -> None:
+    def __init__(
+        self,
+        ws: WebSocket,
+        settings: Settings,
+        rooms: RoomService,
+        hub: SessionHub,
+        live: LiveActions,
+        inspections: InspectionService,
+        foreign_origin: str | None = None,
+    ) -> None:
         self.ws = ws
         self.live = live
         self.inspections = inspections
@@ -157,8 +165,9 @@ class RtcSession:
             with contextlib.suppress(Exception):
                 await self.ws.send_text(encode(self._closing))
         with contextlib.suppress(Exception):
-            await self.ws.close(self._close_code or (
-                CLOSE_TRY_AGAIN if self._closing and self._closing.reconnect else CLOSE_NORMAL))
+            await self.ws.close(
+                self._close_code or (CLOSE_TRY_AGAIN if self._closing and self._closing.reconnect else CLOSE_NORMAL)
+            )
 
     def error(self, exc: VitrineError, ref: str | None = None) -> None:
         METRICS.signaling_errors.labels(code=exc.code.value).inc()
@@ -187,7 +196,8 @@ class RtcSession:
             self._release_chat()
             if self._ahead and self._reorder_timer is None:
                 self._reorder_timer = asyncio.get_running_loop().call_later(
-                    CHAT_REORDER_WAIT_S, self._release_chat, True)
+                    CHAT_REORDER_WAIT_S, self._release_chat, True
+                )
 
     def _release_chat(self, give_up: bool = False) -> None:
         assert self._log_seq is not None
@@ -352,8 +362,9 @@ class RtcSession:
         """Wait outside: the room's admins see the knock. The knocker's connection is set up on the worker
         meanwhile (``RoomService.prejoin``), but nothing of it reaches the room until an admin admits it."""
         knock = await self.rooms.knock(claims, message.name)
-        prejoin = await self.rooms.prejoin(claims, publish=message.publish, name=message.name,
-                                           node_id=self.settings.node_id)
+        prejoin = await self.rooms.prejoin(
+            claims, publish=message.publish, name=message.name, node_id=self.settings.node_id
+        )
         self._knock = Door(knock, claims, message, prejoin)
         await self.hub.wait_at_door(claims.room, knock.id, self)  # listening before anyone can answer
         await self.rooms.announce_knock(claims.room, knock)
@@ -398,8 +409,9 @@ class RtcSession:
                 await self.rooms.drop_prejoin(door.claims.room, door.prejoin)
 
     async def _enter(self, claims: JoinClaims, message: JoinMessage, prejoin: Prejoin | None = None) -> None:
-        admission = await self.rooms.admit(claims, publish=message.publish, name=message.name,
-                                           node_id=self.settings.node_id, prejoined=prejoin)
+        admission = await self.rooms.admit(
+            claims, publish=message.publish, name=message.name, node_id=self.settings.node_id, prejoined=prejoin
+        )
         self.admission = admission
         room, participant = admission.room, admission.participant
         await self.hub.attach(room.name, participant.sid, self)
@@ -407,12 +419,20 @@ class RtcSession:
         log_seq = await self.rooms.state.records.roomlog.last_seq(room.name)
         live = await self.live.state_for(room.name) if room.kind == RoomKind.LIVE else None
         knocks = await self.rooms.knocks(room.name) if participant.grants.room_admin else []
-        self.send(JoinedMessage(
-            room=room, participant=ParticipantView.of(participant), grants=participant.grants,
-            participants=[ParticipantView.of(p) for p in participants], tracks=tracks,
-            ice_servers=ice_servers_for(self.settings, participant.identity), seq=seq, log_seq=log_seq, live=live,
-            knocks=knocks,
-        ))
+        self.send(
+            JoinedMessage(
+                room=room,
+                participant=ParticipantView.of(participant),
+                grants=participant.grants,
+                participants=[ParticipantView.of(p) for p in participants],
+                tracks=tracks,
+                ice_servers=ice_servers_for(self.settings, participant.identity),
+                seq=seq,
+                log_seq=log_seq,
+                live=live,
+                knocks=knocks,
+            )
+        )
         self._snapshot_seq, self._log_seq = seq, log_seq
         for event in self._early_events:
             await self.on_event(event)

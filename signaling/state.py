@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vitrine.config import Settings
-from vitrine.records import Records, open_records
-from vitrine.state import Coordination, EventBus, LockStore, NodeRegistry, PresenceStore, RoomStore, open_coordination
+from signaling.records import Records, open_records
+from vitrine.core.config import Settings
+from vitrine.core.state import (
+    Coordination,
+    EventBus,
+    LockStore,
+    NodeRegistry,
+    PresenceStore,
+    RoomStore,
+    open_coordination,
+)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Webhook targets, checked when a shop's URL is set and again on every connection a delivery opens.
 
 The delivery check lives in the HTTP client's network backend: it resolves the name itself, refuses it when
-every address is non-public (``vitrine.netpolicy``) and connects to an address it checked, so a name
+every address is non-public (``vitrine.core.netpolicy``) and connects to an address it checked, so a name
 re-pointed between a check and the connection (DNS rebinding) cannot slip through. TLS still verifies the
 URL's host name: only the TCP connection goes to the checked address.
 """
@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
-from vitrine.config import Settings
-from vitrine.errors import ErrorCode, VitrineError
-from vitrine.netpolicy import Network, host_refusal, parse_networks, refusal
+from vitrine.core.config import Settings
+from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.netpolicy import Network, host_refusal, parse_networks, refusal
 
 ALLOW_HINT = "set VITRINE_WEBHOOK_ALLOWED_NETWORKS to allow it"
 
@@ -36,8 +36,14 @@ class PublicOnlyBackend(httpcore.AsyncNetworkBackend):
     def __init__(self, allowed: Sequence[Network], inner: httpcore.AsyncNetworkBackend | None = None) -> None:
         self.allowed, self.inner = list(allowed), inner or httpcore.AnyIOBackend()
 
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
-                          socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
         loop = asyncio.get_running_loop()
         try:
             infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout)
@@ -47,8 +53,9 @@ class PublicOnlyBackend(httpcore.AsyncNetworkBackend):
         usable = [address for address in addresses if refusal(address, self.allowed) is None]
         if not usable:
             kinds = sorted({refusal(address, self.allowed) or "" for address in addresses})
-            raise httpcore.ConnectError(f"{host} resolves only to non-public addresses ({', '.join(kinds)}); "
-                                        f"{ALLOW_HINT}")
+            raise httpcore.ConnectError(
+                f"{host} resolves only to non-public addresses ({', '.join(kinds)}); {ALLOW_HINT}"
+            )
         error: Exception | None = None
         for address in usable:
             try:
@@ -58,8 +65,9 @@ class PublicOnlyBackend(httpcore.AsyncNetworkBackend):
         assert error is not None
         raise error
 
-    async def connect_unix_socket(self, path: str, timeout: float | None = None,
-                                  socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.AsyncNetworkStream:
         raise httpcore.ConnectError("webhooks are never sent to a unix socket")
 
     async def sleep(self, seconds: float) -> None:
@@ -71,7 +79,10 @@ def webhook_transport(settings: Settings) -> httpx.AsyncHTTPTransport:
     replaced by the same pool with one; ``tests/test_webhook_targets.py`` fails if that stops working)."""
     transport = httpx.AsyncHTTPTransport()
     transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=httpx.create_ssl_context(), max_connections=100, max_keepalive_connections=20,
+        ssl_context=httpx.create_ssl_context(),
+        max_connections=100,
+        max_keepalive_connections=20,
         keepalive_expiry=5.0,  # httpx's default limits
-        network_backend=PublicOnlyBackend(parse_networks(settings.webhook_allowed_networks)))
+        network_backend=PublicOnlyBackend(parse_networks(settings.webhook_allowed_networks)),
+    )
     return transport

@@ -1,14 +1,14 @@
 """Webhook delivery: each shop's outbox drained in order, signed, retried, dead-lettered.
 
-``emit`` only appends to the outbox (``vitrine.records.outbox``) and wakes the shop's delivery
+``emit`` only appends to the outbox (``vitrine.core.records.outbox``) and wakes the shop's delivery
 loop, so the caller never waits on a shop's server and an event is stored before anything is
-sent. Called inside a unit of work (``vitrine.records.database.Database.unit``), the event is
+sent. Called inside a unit of work (``vitrine.core.records.database.Database.unit``), the event is
 committed in the same transaction as the record it tells of: a crash keeps both or neither.
 One loop per shop, one event at a time: a room's events reach the shop in ``seq`` order.
 Delivery is at least once (a receiver that answers 2xx too late sees a retry): receivers
 dedupe on the event id.
 
-The lease ``webhooks:<shop>`` (``vitrine.state.locks``, a Redis lock in scaled mode) is taken per
+The lease ``webhooks:<shop>`` (``vitrine.core.state.locks``, a Redis lock in scaled mode) is taken per
 event for the longest that event's retries can last, so across processes only one loop sends a
 shop's events; the periodic sweep of ``pending_shops()`` resumes the events of a process that died
 (the outbox is a record: a restart resumes it too).
@@ -28,9 +28,9 @@ from signaling.metrics import METRICS
 from signaling.state import State
 from signaling.webhook_targets import webhook_transport
 from vitrine import __version__
-from vitrine.config import Settings
-from vitrine.shops import Shop
-from vitrine.webhooks import SIGNATURE_HEADER, WebhookEvent, WebhookType, sign, webhook_key
+from vitrine.core.config import Settings
+from vitrine.core.shops import Shop
+from vitrine.core.webhooks import SIGNATURE_HEADER, WebhookEvent, WebhookType, sign, webhook_key
 
 logger = logging.getLogger(__name__)
 
@@ -63,9 +63,12 @@ class WebhookDispatcher:
     async def start(self) -> None:
         # No redirects: a 3xx is a failed attempt, never a request to a host the operator did not set.
         # Every connection goes to a public address, or one the operator allowed (``signaling.webhook_targets``).
-        self._client = httpx.AsyncClient(follow_redirects=False, timeout=self._settings.webhook_timeout_s,
-                                         headers={"User-Agent": USER_AGENT},
-                                         transport=webhook_transport(self._settings))
+        self._client = httpx.AsyncClient(
+            follow_redirects=False,
+            timeout=self._settings.webhook_timeout_s,
+            headers={"User-Agent": USER_AGENT},
+            transport=webhook_transport(self._settings),
+        )
         self._sweeper = asyncio.create_task(self._sweep())
 
     async def stop(self) -> None:
@@ -155,8 +158,16 @@ class WebhookDispatcher:
             if attempt < attempts:
                 METRICS.webhook_deliveries.labels(result="retried").inc()
                 delay = backoff_s(self._settings, attempt)
-                logger.warning("webhook %s (%s) to shop %s failed (%s), attempt %d of %d; retrying in %.2fs",
-                               event.id, event.type, shop_id, reason, attempt, attempts, delay)
+                logger.warning(
+                    "webhook %s (%s) to shop %s failed (%s), attempt %d of %d; retrying in %.2fs",
+                    event.id,
+                    event.type,
+                    shop_id,
+                    reason,
+                    attempt,
+                    attempts,
+                    delay,
+                )
                 await asyncio.sleep(delay)
         METRICS.webhook_deliveries.labels(result="failed").inc()
         logger.error("webhook %s (%s) to shop %s dead-lettered: %s", event.id, event.type, shop_id, reason)
@@ -167,8 +178,12 @@ class WebhookDispatcher:
         """POST once; None on a 2xx, else why not. Signed with the shop's current key at send time."""
         assert self._client is not None and shop.webhook_url, "started, and only for shops with a URL"
         key = webhook_key(self._settings, shop.id, shop.webhook_key_version)
-        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(key, body, int(time.time())),
-                   "Vitrine-Event": event.type.value, "Vitrine-Delivery": event.id}
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: sign(key, body, int(time.time())),
+            "Vitrine-Event": event.type.value,
+            "Vitrine-Delivery": event.id,
+        }
         try:
             # A total deadline: httpx's timeout applies per read, so a trickling server could last forever.
             async with asyncio.timeout(self._settings.webhook_timeout_s):

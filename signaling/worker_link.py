@@ -11,11 +11,11 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from vitrine.errors import ErrorCode, VitrineError
-from vitrine.rpc import AckRequest, NodeMessage, OfferPush, PushAck, RpcRequest, WorkerCommand, WorkerReply
-from vitrine.state import keys
-from vitrine.state.bus import EventBus, Subscription, publish_until_heard
-from vitrine.tasks import TaskSet
+from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.state import keys
+from vitrine.core.state.bus import EventBus, Subscription, publish_until_heard
+from vitrine.core.tasks import TaskSet
+from vitrine.core.wire.rpc import AckRequest, NodeMessage, OfferPush, PushAck, RpcRequest, WorkerCommand, WorkerReply
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +95,9 @@ class RedisWorkerLink:
     async def _deliver(self, worker_id: str, request: RpcRequest) -> None:
         """Publish until the worker hears it (it may be resubscribing); one that stays unheard is
         ``worker_unavailable``."""
-        if not await publish_until_heard(self.bus, keys.worker_rpc_channel(worker_id), request.model_dump_json(),
-                                         RESUBSCRIBE_GRACE_S):
+        if not await publish_until_heard(
+            self.bus, keys.worker_rpc_channel(worker_id), request.model_dump_json(), RESUBSCRIBE_GRACE_S
+        ):
             raise VitrineError(ErrorCode.WORKER_UNAVAILABLE, "the media worker is not listening")
 
     async def _on_inbox(self, raw: str) -> None:

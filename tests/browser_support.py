@@ -55,8 +55,9 @@ async def chromium() -> AsyncIterator[playwright_api.Browser]:
             await browser.close()
 
 
-async def screenshot(page: playwright_api.Page, filename: str, *, full_page: bool = True,
-                     animations: str = "allow") -> None:
+async def screenshot(
+    page: playwright_api.Page, filename: str, *, full_page: bool = True, animations: str = "allow"
+) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / filename), full_page=full_page, animations=animations)
 
@@ -100,10 +101,14 @@ class WatchedPage:
         """The first video.remote under ``root`` plays and its clock moves (read it, then wait for it to advance)."""
         await self.wait_for(video_playing(root), what="a playing video.remote")
         t0 = await self.page.evaluate(f'{root}.querySelector("video.remote").currentTime')
-        await self.wait_for(f"""(t0) => {{
+        await self.wait_for(
+            f"""(t0) => {{
   const v = {root}.querySelector("video.remote");
   return v !== null && v.currentTime > t0 + 0.5;
-}}""", arg=t0, what="video.remote currentTime to advance")
+}}""",
+            arg=t0,
+            what="video.remote currentTime to advance",
+        )
 
     async def screenshot(self, filename: str, **options: Any) -> None:
         await screenshot(self.page, filename, **options)
@@ -112,8 +117,9 @@ class WatchedPage:
         await self.page.context.close()
 
 
-async def assert_csp_blocks_inline_handlers(browser: playwright_api.Browser, url: str, *,
-                                            ready: str | None = None) -> None:
+async def assert_csp_blocks_inline_handlers(
+    browser: playwright_api.Browser, url: str, *, ready: str | None = None
+) -> None:
     """Defence in depth for a page with a strict CSP: were markup ever injected, its handlers would not run.
 
     The context keeps the CSP (no bypass), so it waits with selectors, which need no eval. ``ready``: a

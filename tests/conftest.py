@@ -95,7 +95,7 @@ async def browser(server):
         yield instance
 
 
-# -- Records databases (vitrine.records) ----------------------------------------------
+# -- Records databases (vitrine.core.records) ----------------------------------------------
 #
 # ``postgres_url`` is one PostgreSQL server for the whole session (``VITRINE_TEST_DATABASE_URL``, or
 # a throwaway server started here: tests/pg_support.py); ``pg_database_url`` gives each test a fresh,
@@ -108,7 +108,8 @@ _pg_session_tag = f"{os.getpid()}_{int(time.time()) % 100_000}"
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "postgres: needs a PostgreSQL server (VITRINE_TEST_DATABASE_URL, or one the tests start)")
+        "markers", "postgres: needs a PostgreSQL server (VITRINE_TEST_DATABASE_URL, or one the tests start)"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -147,10 +148,11 @@ def pg_database_url(postgres_url: str) -> Iterator[str]:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def records(request: pytest.FixtureRequest, tmp_path: Path):
-    """An opened ``vitrine.records.Records`` on a fresh database at the head revision."""
-    from vitrine.config import Settings
-    from vitrine.records import migrate, open_records, records_on
-    from vitrine.records.database import open_database
+    """An opened ``vitrine.core.records.Records`` on a fresh database at the head revision."""
+    from signaling.records import open_records, records_on
+    from vitrine.core.config import Settings
+    from vitrine.core.records import migrate
+    from vitrine.core.records.database import open_database
 
     if request.param == "sqlite":
         opened = await open_records(Settings(data_dir=str(tmp_path), database_url=None))

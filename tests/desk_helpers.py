@@ -11,27 +11,49 @@ from typing import Any
 import websockets
 
 from tests.servers import RunningServer
-from vitrine.shops import WEEKDAYS
+from vitrine.core.shops import WEEKDAYS
 
 WAIT_S = 20.0
 ALWAYS_OPEN = [{"day": day.value, "opens": "00:00", "closes": "24:00"} for day in WEEKDAYS]
 
 
-async def make_shop(server: RunningServer, shop: str = "acme", *, agents: dict[str, list[str]] | None = None,
-                    hours: list[dict[str, str]] | None = None, **fields: Any) -> None:
+async def make_shop(
+    server: RunningServer,
+    shop: str = "acme",
+    *,
+    agents: dict[str, list[str]] | None = None,
+    hours: list[dict[str, str]] | None = None,
+    **fields: Any,
+) -> None:
     """A shop with ``agents`` (id -> languages) and two products on https://acme.example."""
-    body = {"id": shop, "name": shop.title(), "allowed_origins": [f"https://{shop}.example"],
-            "opening_hours": ALWAYS_OPEN if hours is None else hours, **fields}
+    body = {
+        "id": shop,
+        "name": shop.title(),
+        "allowed_origins": [f"https://{shop}.example"],
+        "opening_hours": ALWAYS_OPEN if hours is None else hours,
+        **fields,
+    }
     async with server.api() as api:
         (await api.post("/v1/shops", json=body)).raise_for_status()
         for agent, languages in (agents or {"ann": ["en"]}).items():
-            (await api.put(f"/v1/shops/{shop}/agents/{agent}",
-                           json={"display_name": agent.title(), "languages": languages})).raise_for_status()
+            (
+                await api.put(
+                    f"/v1/shops/{shop}/agents/{agent}", json={"display_name": agent.title(), "languages": languages}
+                )
+            ).raise_for_status()
         for sku, price in (("mug-1", "12.50"), ("lamp-2", "89.00")):
-            (await api.put(f"/v1/shops/{shop}/products/{sku}", json={
-                "title": sku.replace("-", " ").title(), "price": price, "currency": "EUR",
-                "url": f"https://{shop}.example/p/{sku}", "image_url": f"https://{shop}.example/i/{sku}.jpg",
-            })).raise_for_status()
+            (
+                await api.put(
+                    f"/v1/shops/{shop}/products/{sku}",
+                    json={
+                        "title": sku.replace("-", " ").title(),
+                        "price": price,
+                        "currency": "EUR",
+                        "url": f"https://{shop}.example/p/{sku}",
+                        "image_url": f"https://{shop}.example/i/{sku}.jpg",
+                    },
+                )
+            ).raise_for_status()
 
 
 async def agent_token(server: RunningServer, shop: str, agent: str) -> str:
@@ -78,8 +100,15 @@ class DeskClient:
     def of(self, kind: str) -> list[dict[str, Any]]:
         return [m for m in self.received if m.get("type") == kind]
 
-    async def expect(self, kind: str, where: Callable[[dict[str, Any]], bool] = lambda m: True,
-                     *, after: int = 0, count: int = 1, timeout: float = WAIT_S) -> dict[str, Any]:
+    async def expect(
+        self,
+        kind: str,
+        where: Callable[[dict[str, Any]], bool] = lambda m: True,
+        *,
+        after: int = 0,
+        count: int = 1,
+        timeout: float = WAIT_S,
+    ) -> dict[str, Any]:
         """The ``count``-th message of ``kind`` matching ``where`` at index ``after`` or later."""
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
@@ -89,8 +118,10 @@ class DeskClient:
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0 or (self._reader is not None and self._reader.done()):
                 seen = [m.get("type") for m in self.received]
-                raise AssertionError(f"no {kind!r} message (closed={self._reader.done() if self._reader else None});"
-                                     f" got {seen}: {self.received[-3:]}")
+                raise AssertionError(
+                    f"no {kind!r} message (closed={self._reader.done() if self._reader else None});"
+                    f" got {seen}: {self.received[-3:]}"
+                )
             self._new.clear()
             try:
                 await asyncio.wait_for(self._new.wait(), remaining)

@@ -19,10 +19,10 @@ from typing import Any
 
 import httpx
 
+from signaling.inspect.bundle import verify_bundle
 from tests.desk_helpers import DeskClient
 from tests.servers import TEST_SECRET, ProcessGroup, RunningServer, free_port, wait_healthy
-from vitrine.config import Settings
-from vitrine.inspect.bundle import verify_bundle
+from vitrine.core.config import Settings
 
 # The child's environment is built from scratch: a VITRINE_* variable of the shell running the tests
 # (a database URL, a Redis URL) must never point a durability test at other storage.
@@ -48,10 +48,14 @@ class ServerProcess:
         for folder in (self.data_dir, self.evidence_dir, self.recordings_dir):
             folder.mkdir(parents=True, exist_ok=True)
         self.env = {
-            "VITRINE_API_KEY": API_KEY, "VITRINE_API_SECRET": TEST_SECRET,
-            "VITRINE_DATA_DIR": str(self.data_dir), "VITRINE_EVIDENCE_DIR": str(self.evidence_dir),
-            "VITRINE_RECORDINGS_DIR": str(self.recordings_dir), "VITRINE_RTC_INTERFACES": "127.0.0.1",
-            "VITRINE_LOG_LEVEL": "info", "VITRINE_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",  # the test receivers
+            "VITRINE_API_KEY": API_KEY,
+            "VITRINE_API_SECRET": TEST_SECRET,
+            "VITRINE_DATA_DIR": str(self.data_dir),
+            "VITRINE_EVIDENCE_DIR": str(self.evidence_dir),
+            "VITRINE_RECORDINGS_DIR": str(self.recordings_dir),
+            "VITRINE_RTC_INTERFACES": "127.0.0.1",
+            "VITRINE_LOG_LEVEL": "info",
+            "VITRINE_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",  # the test receivers
             **{f"VITRINE_{name.upper()}": str(value) for name, value in settings.items()},
         }
         self.groups: list[ProcessGroup] = []
@@ -80,9 +84,15 @@ class ServerProcess:
         except BaseException:
             self._reap(signal.SIGKILL)
             raise
-        settings = Settings(api_key=API_KEY, api_secret=TEST_SECRET, port=port, data_dir=str(self.data_dir),
-                            evidence_dir=str(self.evidence_dir), recordings_dir=str(self.recordings_dir),
-                            rtc_interfaces=["127.0.0.1"])
+        settings = Settings(
+            api_key=API_KEY,
+            api_secret=TEST_SECRET,
+            port=port,
+            data_dir=str(self.data_dir),
+            evidence_dir=str(self.evidence_dir),
+            recordings_dir=str(self.recordings_dir),
+            rtc_interfaces=["127.0.0.1"],
+        )
         self.server = RunningServer(settings=settings, url=url)
         return self.server
 
@@ -115,7 +125,8 @@ class ServerProcess:
         self._reap(None)
         log = self.groups[-1].output()
         assert self.exits[-1] in (0, -signal.SIGTERM) and "Application shutdown complete" in log, (
-            f"no clean shutdown on SIGTERM (exit status {self.exits[-1]})")
+            f"no clean shutdown on SIGTERM (exit status {self.exits[-1]})"
+        )
 
     def _reap(self, sig: signal.Signals | None) -> None:
         proc, self.proc, self.server = self.proc, None, None
@@ -159,8 +170,9 @@ async def server_process(root: Path | None = None, **settings: object) -> AsyncI
         process.close()
 
 
-async def until(predicate: Callable[[], Awaitable[bool] | bool], what: str, timeout: float = DEADLINE_S,
-                every: float = 0.05) -> None:
+async def until(
+    predicate: Callable[[], Awaitable[bool] | bool], what: str, timeout: float = DEADLINE_S, every: float = 0.05
+) -> None:
     """Poll ``predicate`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -199,13 +211,16 @@ async def message_desk(server: RunningServer, shop: str) -> tuple[DeskClient, di
 # -- inspection evidence -------------------------------------------------------------------------
 
 
-async def closed_case(server: RunningServer, shop: str, *, note: str, verdict: str = "accepted",
-                      **setup: Any) -> dict[str, Any]:
+async def closed_case(
+    server: RunningServer, shop: str, *, note: str, verdict: str = "accepted", **setup: Any
+) -> dict[str, Any]:
     """A case opened by the shop's backend, its link redeemed and consent given on the buyer's phone, a note
     and a verdict from the inspector's console: the closed case as the backend sees it, plus its tokens."""
     async with server.api() as api:
-        opened = await api.post(f"/v1/shops/{shop}/cases", json={
-            "order_ref": "A-7", "claim": "The vase arrived cracked", "language": "de", **setup})
+        opened = await api.post(
+            f"/v1/shops/{shop}/cases",
+            json={"order_ref": "A-7", "claim": "The vase arrived cracked", "language": "de", **setup},
+        )
         assert opened.status_code == 201, opened.text
         case_id = opened.json()["case"]["id"]
         login = await api.post(f"/v1/shops/{shop}/cases/{case_id}/console")
@@ -217,14 +232,16 @@ async def closed_case(server: RunningServer, shop: str, *, note: str, verdict: s
         assert redeemed.status_code == 200, redeemed.text
         buyer = {"Authorization": f"Bearer {redeemed.json()['token']}"}
         view = (await http.get("/v1/inspect/session", headers=buyer)).json()
-        consent = await http.post("/v1/inspect/session/consent", json={"version": view["consent_version"]},
-                                  headers=buyer)
+        consent = await http.post(
+            "/v1/inspect/session/consent", json={"version": view["consent_version"]}, headers=buyer
+        )
         assert consent.status_code == 200, consent.text
         inspector = {"Authorization": f"Bearer {console}"}
         added = await http.post("/v1/inspect/console/notes", json={"text": note}, headers=inspector)
         assert added.status_code == 200, added.text
-        ended = await http.post("/v1/inspect/console/end", json={"verdict": verdict, "comment": "seen on camera"},
-                                headers=inspector)
+        ended = await http.post(
+            "/v1/inspect/console/end", json={"verdict": verdict, "comment": "seen on camera"}, headers=inspector
+        )
         assert ended.status_code == 200, ended.text
     case = ended.json()
     assert case["state"] == "closed" and case["consent"] is not None and case["artifacts"], case

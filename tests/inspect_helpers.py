@@ -9,12 +9,12 @@ from typing import Any
 
 import httpx
 
+from loadtest.client import VitrineClient
+from signaling.inspect.bundle import VerifyResult, verify_bundle
 from tests.desk_helpers import DeskClient
 from tests.media_helpers import av_tracks, receive_frames
 from tests.servers import RunningServer
-from vitrine.client import VitrineClient
-from vitrine.inspect.bundle import VerifyResult, verify_bundle
-from vitrine.inspect.models import Case
+from vitrine.core.wire.inspect import Case
 
 
 class CaseFlow:
@@ -30,8 +30,10 @@ class CaseFlow:
     @classmethod
     async def open(cls, server: RunningServer, **setup: Any) -> CaseFlow:
         async with server.api() as api:
-            response = await api.post("/v1/shops/acme/cases", json={
-                "order_ref": "A-7", "claim": "The vase <b>arrived</b> cracked", "language": "de", **setup})
+            response = await api.post(
+                "/v1/shops/acme/cases",
+                json={"order_ref": "A-7", "claim": "The vase <b>arrived</b> cracked", "language": "de", **setup},
+            )
             assert response.status_code == 201, response.text
             case = cls(server, response.json())
             login = await api.post(f"/v1/shops/acme/cases/{case.id}/console")
@@ -87,13 +89,15 @@ class CaseFlow:
         """The inspector's console and the buyer's phone in the case's room with their media, the inspector
         seeing the buyer's camera: the buyer knocks and is admitted the first time, goes straight in after."""
         async with self.inspector() as http:
-            inspector = VitrineClient(self.server.url, (await http.get("/v1/inspect/console")).json()["join_token"],
-                                      tracks=av_tracks())
+            inspector = VitrineClient(
+                self.server.url, (await http.get("/v1/inspect/console")).json()["join_token"], tracks=av_tracks()
+            )
         buyer = VitrineClient(self.server.url, buyer_token, tracks=av_tracks())
         await inspector.connect()
         joining = asyncio.create_task(buyer.connect(timeout=timeout))
-        done, _ = await asyncio.wait({joining, asyncio.create_task(inspector.knocks.get())}, timeout=timeout,
-                                     return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {joining, asyncio.create_task(inspector.knocks.get())}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
         knocked = [task for task in done if task is not joining]
         if knocked:
             await inspector.send({"type": "admit", "knock": knocked[0].result()["id"]})

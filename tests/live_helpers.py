@@ -10,13 +10,16 @@ from tests.desk_helpers import DeskClient, make_shop
 from tests.servers import RunningServer
 
 
-async def make_show(server: RunningServer, shop: str = "acme", title: str = "Spring drop",
-                    products: list[str] | None = None) -> dict[str, Any]:
+async def make_show(
+    server: RunningServer, shop: str = "acme", title: str = "Spring drop", products: list[str] | None = None
+) -> dict[str, Any]:
     """A shop (``make_shop``: products mug-1 and lamp-2) and a scheduled show selling them."""
     await make_shop(server, shop)
     async with server.api() as api:
-        response = await api.post(f"/v1/shops/{shop}/shows", json={
-            "title": title, "products": ["mug-1", "lamp-2"] if products is None else products})
+        response = await api.post(
+            f"/v1/shops/{shop}/shows",
+            json={"title": title, "products": ["mug-1", "lamp-2"] if products is None else products},
+        )
         response.raise_for_status()
         return response.json()
 

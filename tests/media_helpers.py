@@ -8,7 +8,7 @@ import numpy as np
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 from av import VideoFrame
 
-from vitrine.client import RemoteTrack, VitrineClient
+from loadtest.client import RemoteTrack, VitrineClient
 
 
 class MovingPatternTrack(VideoStreamTrack):
@@ -23,7 +23,7 @@ class MovingPatternTrack(VideoStreamTrack):
         pts, time_base = await self.next_timestamp()
         image = np.zeros((self.height, self.width, 3), dtype=np.uint8)
         x = (self.count * 4) % self.width
-        image[:, x:x + 16] = (255, 255, 255)
+        image[:, x : x + 16] = (255, 255, 255)
         self.count += 1
         frame = VideoFrame.from_ndarray(image, format="rgb24")
         frame.pts, frame.time_base = pts, time_base
@@ -50,5 +50,3 @@ async def remote_tracks(client: VitrineClient, count: int, timeout: float = 30.0
         remote = await client.next_remote_track(timeout=timeout)
         tracks[remote.track.kind] = remote
     return tracks
-
-

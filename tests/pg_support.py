@@ -71,9 +71,11 @@ def find_bin(name: str) -> str:
     for path in sorted(candidates, key=major, reverse=True):
         if os.access(path, os.X_OK):
             return path
-    raise PostgresError(f"{name} not found on PATH nor in /usr/lib/postgresql/*/bin: "
-                        "run scripts/install-system-deps (Debian package `postgresql`) "
-                        f"or set {ENV_URL}")
+    raise PostgresError(
+        f"{name} not found on PATH nor in /usr/lib/postgresql/*/bin: "
+        "run scripts/install-system-deps (Debian package `postgresql`) "
+        f"or set {ENV_URL}"
+    )
 
 
 @dataclass
@@ -91,8 +93,10 @@ class _Runner:
         try:
             entry = pwd.getpwnam(SUPERUSER)
         except KeyError as exc:
-            raise PostgresError("running as root, and there is no `postgres` user to run the server as "
-                                "(the Debian package `postgresql` creates it)") from exc
+            raise PostgresError(
+                "running as root, and there is no `postgres` user to run the server as "
+                "(the Debian package `postgresql` creates it)"
+            ) from exc
         return cls(user=SUPERUSER, uid=entry.pw_uid, gid=entry.pw_gid)
 
     def command(self, argv: list[str]) -> list[str]:
@@ -105,8 +109,16 @@ class _Runner:
     def run(self, argv: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
         env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
         env.setdefault("LC_ALL", "C")
-        return subprocess.run(self.command(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=timeout, check=False)
+        return subprocess.run(
+            self.command(argv),
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
 
 @dataclass
@@ -135,12 +147,14 @@ class PostgresServer:
 
     def stop(self) -> None:
         try:
-            result = self.runner.run([self.pg_ctl, "stop", "-D", str(self.datadir), "-m", "fast", "-w",
-                                      "-t", str(STOP_TIMEOUT_S)], cwd=self.workdir, timeout=STOP_TIMEOUT_S + 10)
+            result = self.runner.run(
+                [self.pg_ctl, "stop", "-D", str(self.datadir), "-m", "fast", "-w", "-t", str(STOP_TIMEOUT_S)],
+                cwd=self.workdir,
+                timeout=STOP_TIMEOUT_S + 10,
+            )
             if result.returncode != 0 and self._postmaster_pid() is not None:
                 _stop_if_running(self)  # never leave a server behind on a deleted folder
-                raise PostgresError(f"pg_ctl stop -m fast failed ({result.returncode}): "
-                                    f"{result.stdout}{result.stderr}")
+                raise PostgresError(f"pg_ctl stop -m fast failed ({result.returncode}): {result.stdout}{result.stderr}")
         finally:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -153,8 +167,9 @@ class PostgresServer:
 
 
 def base_url(user: str, port: int, host: str = "127.0.0.1", password: str | None = None) -> str:
-    return URL.create("postgresql+asyncpg", username=user, password=password, host=host, port=port,
-                      database="postgres").render_as_string(hide_password=False)
+    return URL.create(
+        "postgresql+asyncpg", username=user, password=password, host=host, port=port, database="postgres"
+    ).render_as_string(hide_password=False)
 
 
 def with_database(url: str, database: str) -> str:
@@ -163,8 +178,13 @@ def with_database(url: str, database: str) -> str:
 
 def _asyncpg_params(url: str) -> dict[str, Any]:
     parsed = make_url(url)
-    params: dict[str, Any] = {"user": parsed.username, "password": parsed.password, "host": parsed.host,
-                              "port": parsed.port, "database": parsed.database}
+    params: dict[str, Any] = {
+        "user": parsed.username,
+        "password": parsed.password,
+        "host": parsed.host,
+        "port": parsed.port,
+        "database": parsed.database,
+    }
     if "host" in parsed.query:  # ?host=/run/postgresql: a unix socket folder
         params["host"] = parsed.query["host"]
     return {key: value for key, value in params.items() if value is not None}
@@ -196,18 +216,35 @@ def _pid_alive(pid: int) -> bool:
 def _start_once(workdir: Path, runner: _Runner, pg_ctl: str) -> PostgresServer:
     port = _free_port()
     server = PostgresServer(url=base_url(SUPERUSER, port), port=port, workdir=workdir, runner=runner, pg_ctl=pg_ctl)
-    options = (f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={workdir / 'sock'} "
-               "-c max_connections=200")
+    options = (
+        f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={workdir / 'sock'} -c max_connections=200"
+    )
     # -w: pg_ctl returns once the postmaster reports ready, or at once with an error if it died on the way.
-    started = runner.run([pg_ctl, "start", "-w", "-t", str(int(START_TIMEOUT_S)), "-D", str(server.datadir),
-                          "-l", str(server.logfile), "-o", options], cwd=workdir, timeout=START_TIMEOUT_S + 10)
+    started = runner.run(
+        [
+            pg_ctl,
+            "start",
+            "-w",
+            "-t",
+            str(int(START_TIMEOUT_S)),
+            "-D",
+            str(server.datadir),
+            "-l",
+            str(server.logfile),
+            "-o",
+            options,
+        ],
+        cwd=workdir,
+        timeout=START_TIMEOUT_S + 10,
+    )
     if started.returncode != 0:
         _stop_if_running(server)
         log = server.log()
         if "could not create any TCP/IP sockets" in log:  # the port was taken since we probed it
             raise PostgresError(f"port {port} was taken:\n{log}")
-        raise PostgresError(f"pg_ctl start failed ({started.returncode}): {started.stdout}{started.stderr}\n"
-                            f"server log:\n{log}")
+        raise PostgresError(
+            f"pg_ctl start failed ({started.returncode}): {started.stdout}{started.stderr}\nserver log:\n{log}"
+        )
     # Ready means a client gets in: connect over TCP as the tests will, until a deadline.
     deadline = time.monotonic() + START_TIMEOUT_S
     last_error: BaseException | None = None
@@ -219,17 +256,24 @@ def _start_once(workdir: Path, runner: _Runner, pg_ctl: str) -> PostgresServer:
             last_error = exc
         pid = server._postmaster_pid()
         if pid is None or not _pid_alive(pid):
-            raise PostgresError(f"postgres on port {port} exited before accepting connections "
-                                f"(last error: {last_error!r}):\n{server.log()}")
+            raise PostgresError(
+                f"postgres on port {port} exited before accepting connections "
+                f"(last error: {last_error!r}):\n{server.log()}"
+            )
         time.sleep(0.1)  # a poll interval, bounded by the deadline above
     _stop_if_running(server)
-    raise PostgresError(f"postgres on port {port} did not accept connections within {START_TIMEOUT_S}s "
-                        f"(last error: {last_error!r}):\n{server.log()}")
+    raise PostgresError(
+        f"postgres on port {port} did not accept connections within {START_TIMEOUT_S}s "
+        f"(last error: {last_error!r}):\n{server.log()}"
+    )
 
 
 def _stop_if_running(server: PostgresServer) -> None:
-    server.runner.run([server.pg_ctl, "stop", "-D", str(server.datadir), "-m", "immediate", "-w"],
-                      cwd=server.workdir, timeout=STOP_TIMEOUT_S)
+    server.runner.run(
+        [server.pg_ctl, "stop", "-D", str(server.datadir), "-m", "immediate", "-w"],
+        cwd=server.workdir,
+        timeout=STOP_TIMEOUT_S,
+    )
 
 
 def start_server(attempts: int = 3) -> PostgresServer:
@@ -241,8 +285,23 @@ def start_server(attempts: int = 3) -> PostgresServer:
         os.chown(workdir, runner.uid, runner.gid)
         (workdir / "sock").mkdir()
         os.chown(workdir / "sock", runner.uid, runner.gid)
-        result = runner.run([initdb, "-D", str(workdir / "data"), "-U", SUPERUSER, "-A", "trust", "-E", "UTF8",
-                             "--locale=C", "--no-sync"], cwd=workdir, timeout=START_TIMEOUT_S * 2)
+        result = runner.run(
+            [
+                initdb,
+                "-D",
+                str(workdir / "data"),
+                "-U",
+                SUPERUSER,
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+            cwd=workdir,
+            timeout=START_TIMEOUT_S * 2,
+        )
         if result.returncode != 0:
             raise PostgresError(f"initdb failed ({result.returncode}):\n{result.stdout}{result.stderr}")
         errors = []

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
+from loadtest.client import VitrineClient
 from tests.durability_helpers import until
 from tests.servers import RunningServer
-from vitrine.client import VitrineClient
-from vitrine.rpc import RecordingInfo
+from vitrine.core.wire.rpc import RecordingInfo
 
 WAIT_S = 60.0  # a loaded 2-core machine encodes every publisher's media in the test's process too
 
@@ -27,6 +27,7 @@ def recording_in(server: RunningServer, room: str) -> RecordingInfo | None:
 
 async def recorded(server: RunningServer, room: str, part: int, video_frames: int) -> RecordingInfo:
     """Until part ``part`` of the room's recording holds ``video_frames``; its info then."""
+
     def enough() -> bool:
         info = recording_in(server, room)
         return info is not None and info.part == part and info.video_frames >= video_frames

@@ -19,12 +19,12 @@ from typing import Any
 import httpx
 import uvicorn
 
-from signaling.app import create_app
-from signaling.runtime import Mode, Runtime
+from signaling.runtime import Runtime
 from signaling.serving import uvicorn_options
-from vitrine.auth import mint_token
-from vitrine.config import Settings
-from vitrine.models import ROLE_DEFAULT_GRANTS, Grants, Role
+from vitrine.core.auth import mint_token
+from vitrine.core.config import Settings
+from vitrine.core.models import ROLE_DEFAULT_GRANTS, Grants, Role
+from vitrine.embedded import Mode, create_app
 
 TEST_SECRET = "test-secret-" + "x" * 40
 STARTUP_TIMEOUT_S = 30.0
@@ -38,9 +38,15 @@ def free_port() -> int:
 
 def make_settings(**overrides: Any) -> Settings:
     """Test settings; the data, evidence and recordings folders are fresh temporary ones unless given."""
-    values: dict[str, Any] = {"api_key": "testkey", "api_secret": TEST_SECRET, "port": free_port(),
-                              "rtc_interfaces": ["127.0.0.1"], "worker_heartbeat_s": 0.5, "worker_ttl_s": 2.0,
-                              "webhook_allowed_networks": ["127.0.0.0/8", "::1/128"]}  # tests' receivers
+    values: dict[str, Any] = {
+        "api_key": "testkey",
+        "api_secret": TEST_SECRET,
+        "port": free_port(),
+        "rtc_interfaces": ["127.0.0.1"],
+        "worker_heartbeat_s": 0.5,
+        "worker_ttl_s": 2.0,
+        "webhook_allowed_networks": ["127.0.0.0/8", "::1/128"],
+    }  # tests' receivers
     for folder in ("recordings_dir", "evidence_dir", "data_dir"):
         if folder not in overrides:
             values[folder] = tempfile.mkdtemp(prefix=f"vitrine-{folder.removesuffix('_dir')}-")
@@ -58,8 +64,16 @@ class RunningServer:
     def ws_url(self) -> str:
         return self.url.replace("http://", "ws://") + "/v1/rtc"
 
-    def token(self, room: str, identity: str, role: Role = Role.CUSTOMER, *, create: bool = True,
-              grants: Grants | None = None, ttl_s: int | None = None) -> str:
+    def token(
+        self,
+        room: str,
+        identity: str,
+        role: Role = Role.CUSTOMER,
+        *,
+        create: bool = True,
+        grants: Grants | None = None,
+        ttl_s: int | None = None,
+    ) -> str:
         if grants is None:
             grants = ROLE_DEFAULT_GRANTS[role].model_copy(update={"room_create": create})
         return mint_token(self.settings, room=room, identity=identity, role=role, grants=grants, ttl_s=ttl_s)
@@ -73,8 +87,11 @@ async def embedded_server(mode: Mode = "embedded", **overrides: Any) -> AsyncIte
     """Serve the real app on a real socket inside the test's event loop."""
     settings = make_settings(**overrides)
     app = create_app(settings, mode)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning",
-                                           lifespan="on", **uvicorn_options(settings)))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=settings.port, log_level="warning", lifespan="on", **uvicorn_options(settings)
+        )
+    )
     task = asyncio.create_task(server.serve())
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while not server.started:
@@ -102,8 +119,9 @@ class ProcessGroup:
     def start(self, *args: str) -> subprocess.Popen[bytes]:
         log = self._dir / f"{len(self.procs)}-{args[0]}.log"
         with log.open("wb") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "vitrine.cli", *args], env=self.env,
-                                    stdout=out, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "vitrine.cli", *args], env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
         self.procs.append(proc)
         self.logs.append(log)
         return proc
@@ -173,9 +191,25 @@ class RedisProcess:
 
         exe = shutil.which("redis-server") or "/usr/bin/redis-server"
         log = self.workdir / "redis.log"
-        self.proc = subprocess.Popen([exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no", "--dir", str(self.workdir), "--logfile", str(log)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [
+                exe,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+                "--logfile",
+                str(log),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -29,8 +29,8 @@ from tests.browser_support import (
 )
 from tests.desk_helpers import ALWAYS_OPEN
 from tests.servers import RunningServer
-from vitrine.models import Role
-from vitrine.shops import WEEKDAYS
+from vitrine.core.models import Role
+from vitrine.core.shops import WEEKDAYS
 
 pytestmark = pytest.mark.browser
 
@@ -38,9 +38,11 @@ TABLET = {"width": 768, "height": 1024}
 AGENT_ZONE = "Europe/Paris"  # the browser's zone: the console shows callback slots in it
 
 # A 1x1 PNG served for the shop's product images (the test never leaves 127.0.0.1).
-PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-                    "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e2b5f1"
-                    "a70000000049454e44ae426082")
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e2b5f1"
+    "a70000000049454e44ae426082"
+)
 
 
 # -- the shop, through the REST API -------------------------------------------------------------
@@ -49,15 +51,34 @@ PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
 async def make_shop(server: RunningServer, shop: str, *, hours: list[dict[str, str]]) -> None:
     """A shop on https://{shop}.example with agent "ann" and two products."""
     async with server.api() as api:
-        (await api.post("/v1/shops", json={
-            "id": shop, "name": f"{shop.title()} Store", "allowed_origins": [f"https://{shop}.example"],
-            "opening_hours": hours, "languages": ["en", "fr"]})).raise_for_status()
-        (await api.put(f"/v1/shops/{shop}/agents/ann",
-                       json={"display_name": "Ann Agent", "languages": ["en", "fr"]})).raise_for_status()
+        (
+            await api.post(
+                "/v1/shops",
+                json={
+                    "id": shop,
+                    "name": f"{shop.title()} Store",
+                    "allowed_origins": [f"https://{shop}.example"],
+                    "opening_hours": hours,
+                    "languages": ["en", "fr"],
+                },
+            )
+        ).raise_for_status()
+        (
+            await api.put(f"/v1/shops/{shop}/agents/ann", json={"display_name": "Ann Agent", "languages": ["en", "fr"]})
+        ).raise_for_status()
         for sku, title, price in (("mug-1", "Stoneware mug", "12.50"), ("lamp-2", "Desk lamp", "89.00")):
-            (await api.put(f"/v1/shops/{shop}/products/{sku}", json={
-                "title": title, "price": price, "currency": "EUR", "url": f"https://{shop}.example/p/{sku}",
-                "image_url": f"https://{shop}.example/i/{sku}.png"})).raise_for_status()
+            (
+                await api.put(
+                    f"/v1/shops/{shop}/products/{sku}",
+                    json={
+                        "title": title,
+                        "price": price,
+                        "currency": "EUR",
+                        "url": f"https://{shop}.example/p/{sku}",
+                        "image_url": f"https://{shop}.example/i/{sku}.png",
+                    },
+                )
+            ).raise_for_status()
 
 
 async def agent_token(server: RunningServer, shop: str, agent: str = "ann") -> str:
@@ -80,8 +101,9 @@ class Shopper:
     @classmethod
     async def open(cls, server: RunningServer, shop: str) -> Shopper:
         url = server.url.replace("http://", "ws://") + "/v1/consult/shopper"
-        ws = await websockets.connect(url, additional_headers={"Origin": f"https://{shop}.example"},
-                                      open_timeout=STATE_TIMEOUT_S)
+        ws = await websockets.connect(
+            url, additional_headers={"Origin": f"https://{shop}.example"}, open_timeout=STATE_TIMEOUT_S
+        )
         return cls(ws=ws)
 
     async def send(self, message: dict[str, Any]) -> None:
@@ -111,8 +133,9 @@ class Console(WatchedPage):
         return (await self.page.locator(selector).text_content()) or ""
 
     async def status_is(self, status: str) -> None:
-        await self.wait_for('(s) => document.getElementById("status").textContent === s', status,
-                            what=f"#status {status!r}")
+        await self.wait_for(
+            '(s) => document.getElementById("status").textContent === s', status, what=f"#status {status!r}"
+        )
 
     async def sign_in(self, token: str) -> None:
         await self.page.locator("#token").fill(token)
@@ -124,15 +147,23 @@ class Console(WatchedPage):
         assert not errors, self.diagnostics()
 
 
-async def open_console(browser: playwright_api.Browser, server: RunningServer, *, fragment: str = "",
-                       viewport: dict[str, int] = DESKTOP,
-                       route_desk: Any = None) -> Console:
+async def open_console(
+    browser: playwright_api.Browser,
+    server: RunningServer,
+    *,
+    fragment: str = "",
+    viewport: dict[str, int] = DESKTOP,
+    route_desk: Any = None,
+) -> Console:
     # bypass_csp: the console's CSP forbids eval, and Playwright evaluates the tests' string predicates.
-    context = await browser.new_context(viewport=viewport, locale="en-US", timezone_id=AGENT_ZONE,
-                                        permissions=["camera", "microphone"], bypass_csp=True)
+    context = await browser.new_context(
+        viewport=viewport, locale="en-US", timezone_id=AGENT_ZONE, permissions=["camera", "microphone"], bypass_csp=True
+    )
     # Product images come from the shop's (made-up) host: serve them locally.
-    await context.route(re.compile(r"^https://[a-z0-9-]+\.example/"),
-                        lambda route: route.fulfill(status=200, content_type="image/png", body=PNG))
+    await context.route(
+        re.compile(r"^https://[a-z0-9-]+\.example/"),
+        lambda route: route.fulfill(status=200, content_type="image/png", body=PNG),
+    )
     console = Console(page=await context.new_page())
     if route_desk is not None:
         await console.page.route_web_socket(re.compile(r"/v1/consult/agent$"), route_desk)
@@ -143,19 +174,23 @@ async def open_console(browser: playwright_api.Browser, server: RunningServer, *
 # -- tests ---------------------------------------------------------------------------------------------------
 
 
-async def test_refused_token_shows_a_typed_error_and_no_queue(server: RunningServer,
-                                                              browser: playwright_api.Browser) -> None:
+async def test_refused_token_shows_a_typed_error_and_no_queue(
+    server: RunningServer, browser: playwright_api.Browser
+) -> None:
     await make_shop(server, "refused", hours=ALWAYS_OPEN)
     console = await open_console(browser, server)
     try:
         page = console.page
-        for bad in ("not-a-token",
-                    # A valid room join token is not a desk token (another audience).
-                    server.token("room-1", "ann", Role.AGENT)):
+        for bad in (
+            "not-a-token",
+            # A valid room join token is not a desk token (another audience).
+            server.token("room-1", "ann", Role.AGENT),
+        ):
             await page.locator("#token").fill(bad)
             await page.locator("#login").click()
-            await console.wait_for('document.getElementById("login-error").dataset.code === "invalid_token"',
-                                   what="a typed login error")
+            await console.wait_for(
+                'document.getElementById("login-error").dataset.code === "invalid_token"', what="a typed login error"
+            )
             assert "(invalid_token)" in await console.text("#login-error")
             assert await page.locator("#login-error").is_visible()
             assert not await page.locator("#console").is_visible()
@@ -169,8 +204,9 @@ async def test_refused_token_shows_a_typed_error_and_no_queue(server: RunningSer
         await console.close()
 
 
-async def test_sign_in_shows_agent_catalog_and_availability(server: RunningServer,
-                                                            browser: playwright_api.Browser) -> None:
+async def test_sign_in_shows_agent_catalog_and_availability(
+    server: RunningServer, browser: playwright_api.Browser
+) -> None:
     await make_shop(server, "atelier", hours=ALWAYS_OPEN)
     token = await agent_token(server, "atelier")
     console = await open_console(browser, server, fragment="#token=" + token)
@@ -214,8 +250,10 @@ async def test_sign_in_shows_agent_catalog_and_availability(server: RunningServe
         await page.reload()
         await console.wait_for('!document.getElementById("console").hidden', what="the console after a reload")
         assert await console.text("#agent-name") == "Ann Agent"
-        await console.wait_for('["away", "available"].includes(document.getElementById("status").textContent)',
-                               what="a status after the reload")
+        await console.wait_for(
+            '["away", "available"].includes(document.getElementById("status").textContent)',
+            what="a status after the reload",
+        )
 
         for name, viewport in (("tablet-landscape", {"width": 1024, "height": 768}), ("tablet", TABLET)):
             await page.set_viewport_size(viewport)
@@ -238,9 +276,20 @@ async def test_shopper_text_renders_as_text(server: RunningServer, browser: play
         await console.status_is("away")  # away: the shopper waits in the queue instead of ringing
 
         shopper = await Shopper.open(server, "bazaar")
-        await shopper.send({"type": "enter", "shop": "bazaar", "context": {
-            "name": INJECTION, "language": "fr", "timezone": "Asia/Tokyo", "sku": "mug-1",
-            "page_title": "<b>Mugs</b> & <i>cups</i>", "page_url": "javascript:alert(1)"}})
+        await shopper.send(
+            {
+                "type": "enter",
+                "shop": "bazaar",
+                "context": {
+                    "name": INJECTION,
+                    "language": "fr",
+                    "timezone": "Asia/Tokyo",
+                    "sku": "mug-1",
+                    "page_title": "<b>Mugs</b> & <i>cups</i>",
+                    "page_url": "javascript:alert(1)",
+                },
+            }
+        )
         ticket = (await shopper.expect("ticket"))["ticket"]
 
         await console.wait_for('document.querySelectorAll("#queue .entry").length === 1', what="one queue entry")
@@ -253,8 +302,11 @@ async def test_shopper_text_renders_as_text(server: RunningServer, browser: play
         assert "GMT+9" in (await entry.locator(".local-time").text_content() or "")
         # The waited time ticks.
         first = await entry.locator(".waited").text_content()
-        await console.wait_for('(t) => document.querySelector("#queue .entry .waited").textContent !== t',
-                               first, what="the waited time to tick")
+        await console.wait_for(
+            '(t) => document.querySelector("#queue .entry .waited").textContent !== t',
+            first,
+            what="the waited time to tick",
+        )
         # Nothing was parsed as HTML, and a javascript: page URL is not a link.
         parsed = 'document.querySelectorAll("img[src=x], #queue img, #queue b, #queue i").length'
         assert await page.evaluate(parsed) == 0
@@ -279,8 +331,9 @@ async def test_shopper_text_renders_as_text(server: RunningServer, browser: play
         await console.close()
 
 
-async def test_the_consoles_csp_blocks_injected_handlers(server: RunningServer,
-                                                         browser: playwright_api.Browser) -> None:
+async def test_the_consoles_csp_blocks_injected_handlers(
+    server: RunningServer, browser: playwright_api.Browser
+) -> None:
     await assert_csp_blocks_inline_handlers(browser, server.url + "/agent.html")
 
 
@@ -301,16 +354,34 @@ async def test_requests_appear_and_resolve(server: RunningServer, browser: playw
         assert (await console.text("#shop-next")).startswith("opens ")
 
         shopper = await Shopper.open(server, "closedshop")
-        await shopper.send({"type": "enter", "shop": "closedshop", "context": {
-            "name": "Zoë", "language": "en", "timezone": "America/New_York", "page_title": "Lamps"}})
+        await shopper.send(
+            {
+                "type": "enter",
+                "shop": "closedshop",
+                "context": {"name": "Zoë", "language": "en", "timezone": "America/New_York", "page_title": "Lamps"},
+            }
+        )
         closed = await shopper.expect("closed")
         assert closed["slots_utc_ms"], closed
-        await shopper.send({"type": "leave_message", "name": "Zoë <script>", "contact": "zoe@example.com",
-                            "text": "Do you ship to <b>Canada</b>?"})
+        await shopper.send(
+            {
+                "type": "leave_message",
+                "name": "Zoë <script>",
+                "contact": "zoe@example.com",
+                "text": "Do you ship to <b>Canada</b>?",
+            }
+        )
         message_id = (await shopper.expect("request_saved"))["request"]["id"]
         slot_ms = closed["slots_utc_ms"][0]
-        await shopper.send({"type": "book_callback", "name": "Zoë", "contact": "+1 555 0100",
-                            "slot_utc_ms": slot_ms, "text": "About the desk lamp"})
+        await shopper.send(
+            {
+                "type": "book_callback",
+                "name": "Zoë",
+                "contact": "+1 555 0100",
+                "slot_utc_ms": slot_ms,
+                "text": "About the desk lamp",
+            }
+        )
         callback_id = (await shopper.expect("request_saved"))["request"]["id"]
 
         await console.wait_for('document.querySelectorAll("#requests .request").length === 2', what="2 requests")
@@ -332,8 +403,10 @@ async def test_requests_appear_and_resolve(server: RunningServer, browser: playw
         await console.screenshot("agent-console-requests.png")
 
         await message.locator("button.resolve").click()
-        await console.wait_for(f'document.querySelector(\'#requests .request[data-id="{message_id}"]\') === null',
-                               what="the resolved message to go")
+        await console.wait_for(
+            f"document.querySelector('#requests .request[data-id=\"{message_id}\"]') === null",
+            what="the resolved message to go",
+        )
         await callback.locator("button.resolve").click()
         await console.wait_for('document.querySelectorAll("#requests .request").length === 0', what="no requests")
         assert await console.text("#requests-count") == "0"
@@ -394,8 +467,8 @@ async def wait_video_shape(remote: Any, *, wide: bool) -> None:
 
 async def test_call_panel_wrap_up_and_history(server: RunningServer, browser: playwright_api.Browser) -> None:
     """The console's side of a call; the shopper is Python (desk socket + an aiortc room client)."""
+    from loadtest.client import VitrineClient
     from tests.media_helpers import av_tracks, remote_tracks
-    from vitrine.client import VitrineClient
 
     await make_shop(server, "callshop", hours=ALWAYS_OPEN)
     console = await open_console(browser, server)
@@ -407,9 +480,20 @@ async def test_call_panel_wrap_up_and_history(server: RunningServer, browser: pl
         await console.status_is("available")
 
         shopper = await Shopper.open(server, "callshop")
-        await shopper.send({"type": "enter", "shop": "callshop", "context": {
-            "name": "Sam", "language": "en", "timezone": "Europe/London", "sku": "mug-1",
-            "page_title": "Mugs", "page_url": "https://callshop.example/p/mug-1"}})
+        await shopper.send(
+            {
+                "type": "enter",
+                "shop": "callshop",
+                "context": {
+                    "name": "Sam",
+                    "language": "en",
+                    "timezone": "Europe/London",
+                    "sku": "mug-1",
+                    "page_title": "Mugs",
+                    "page_url": "https://callshop.example/p/mug-1",
+                },
+            }
+        )
         ticket = (await shopper.expect("ticket"))["ticket"]
         await console.wait_for('!document.getElementById("ring").hidden', what="#ring")
         assert await page.locator("#ring .page").get_attribute("href") == "https://callshop.example/p/mug-1"
@@ -423,8 +507,9 @@ async def test_call_panel_wrap_up_and_history(server: RunningServer, browser: pl
         assert not await page.locator("#ring").is_visible()
         await console.status_is("busy")
         assert await console.text("#call .peer") == "Sam"
-        await console.wait_for(video_playing(selector="#call video.remote"),
-                               what="the shopper's video playing in video.remote")
+        await console.wait_for(
+            video_playing(selector="#call video.remote"), what="the shopper's video playing in video.remote"
+        )
         agent_tracks = await remote_tracks(media, 2)  # the agent's camera and microphone
         assert set(agent_tracks) == {"audio", "video"}
 
@@ -433,8 +518,10 @@ async def test_call_panel_wrap_up_and_history(server: RunningServer, browser: pl
         await page.locator("#chat-input").press("Enter")
         line = (await shopper.expect("chat"))["line"]
         assert (line["sender"], line["text"]) == ("agent", "Hello <b>Sam</b>")
-        await console.wait_for('document.querySelectorAll("#chat-log .line:not(.pending)").length === 1',
-                               what="the agent's line, confirmed")
+        await console.wait_for(
+            'document.querySelectorAll("#chat-log .line:not(.pending)").length === 1',
+            what="the agent's line, confirmed",
+        )
         await shopper.send({"type": "chat", "text": INJECTION})
         await console.wait_for('document.querySelectorAll("#chat-log .line").length === 2', what="the shopper's line")
         assert await page.locator("#chat-log .line.theirs .text").text_content() == INJECTION
@@ -444,16 +531,20 @@ async def test_call_panel_wrap_up_and_history(server: RunningServer, browser: pl
         await page.locator('#catalog button.show[data-sku="lamp-2"]').click()
         card = (await shopper.expect("product"))["card"]
         assert card["sku"] == "lamp-2"
-        await console.wait_for('document.querySelector("#catalog .product.shown[data-sku=\\"lamp-2\\"]") !== null',
-                               what="lamp-2 marked as shown")
+        await console.wait_for(
+            'document.querySelector("#catalog .product.shown[data-sku=\\"lamp-2\\"]") !== null',
+            what="lamp-2 marked as shown",
+        )
 
         # Private notes are saved after a pause in typing.
         await page.locator("#notes").fill("Wants it in blue")
         await console.wait_for('document.getElementById("notes-state").textContent === "saved"', what="notes saved")
 
         # Screen sharing without getDisplayMedia: a clear message, no exception.
-        await page.evaluate("() => { window.__gdm = MediaDevices.prototype.getDisplayMedia;"
-                            " MediaDevices.prototype.getDisplayMedia = undefined; }")
+        await page.evaluate(
+            "() => { window.__gdm = MediaDevices.prototype.getDisplayMedia;"
+            " MediaDevices.prototype.getDisplayMedia = undefined; }"
+        )
         await page.locator("#share-screen").click()
         await console.wait_for('!document.getElementById("call-message").hidden', what="the no-sharing message")
         assert "Screen sharing is not available" in await console.text("#call-message")
@@ -464,12 +555,15 @@ async def test_call_panel_wrap_up_and_history(server: RunningServer, browser: pl
         # camera to the screen, without renegotiation, and back when the share stops.
         await wait_video_shape(agent_tracks["video"], wide=False)
         await page.locator("#share-screen").click()
-        await console.wait_for('document.getElementById("share-screen").getAttribute("aria-pressed") === "true"',
-                               what="sharing")
+        await console.wait_for(
+            'document.getElementById("share-screen").getAttribute("aria-pressed") === "true"', what="sharing"
+        )
         await wait_video_shape(agent_tracks["video"], wide=True)
         await page.locator("#share-screen").click()
-        await console.wait_for('document.getElementById("share-screen").getAttribute("aria-pressed") === "false"',
-                               what="back to the camera")
+        await console.wait_for(
+            'document.getElementById("share-screen").getAttribute("aria-pressed") === "false"',
+            what="back to the camera",
+        )
         await wait_video_shape(agent_tracks["video"], wide=False)
         await console.screenshot("agent-console-call.png")
 
@@ -489,9 +583,11 @@ async def test_call_panel_wrap_up_and_history(server: RunningServer, browser: pl
         assert not await page.locator("#wrapup").is_visible()
 
         item = page.locator(f'#history .call[data-id="{ticket}"]')
-        await console.wait_for(f'(() => {{ const c = document.querySelector(\'#history .call[data-id="{ticket}"]\');'
-                               ' return c !== null && c.querySelector(".rating").textContent === "★★★★☆"; })()',
-                               what="the rated call in #history")
+        await console.wait_for(
+            f"(() => {{ const c = document.querySelector('#history .call[data-id=\"{ticket}\"]');"
+            ' return c !== null && c.querySelector(".rating").textContent === "★★★★☆"; })()',
+            what="the rated call in #history",
+        )
         assert await item.locator(".outcome").text_content() == "answered"
         assert await item.locator(".name").text_content() == "Sam"
         assert not await item.locator(".transcript").is_visible()

@@ -13,7 +13,7 @@ import pytest
 
 from tests.browser_support import DESKTOP, PHONE, WatchedPage, playwright_api, record_sent_frames
 from tests.servers import RunningServer
-from vitrine.models import Role
+from vitrine.core.models import Role
 
 pytestmark = pytest.mark.browser
 
@@ -37,12 +37,14 @@ class Tab(WatchedPage):
         """A remote video plays, its clock moves, and it has a size."""
         await super().wait_remote_video_plays(root)
         size = await self.page.evaluate(
-            f'(() => {{ const v = {root}.querySelector("video.remote"); return [v.videoWidth, v.videoHeight]; }})()')
+            f'(() => {{ const v = {root}.querySelector("video.remote"); return [v.videoWidth, v.videoHeight]; }})()'
+        )
         assert size[0] > 0 and size[1] > 0, f"[{self.name}] remote video has no size: {size}"
 
 
-async def open_tab(browser: playwright_api.Browser, server: RunningServer, name: str, token: str,
-                   viewport: dict[str, int]) -> Tab:
+async def open_tab(
+    browser: playwright_api.Browser, server: RunningServer, name: str, token: str, viewport: dict[str, int]
+) -> Tab:
     context = await browser.new_context(viewport=viewport, permissions=["camera", "microphone"])
     tab = Tab(page=await context.new_page(), name=name)
     record_sent_frames(tab.page, tab.sent)
@@ -66,8 +68,7 @@ def forwarded_without_decoding(server: RunningServer) -> dict[str, int]:
 
 
 async def test_two_tabs_see_each_other(server: RunningServer, browser: playwright_api.Browser) -> None:
-    customer = await open_tab(browser, server, "customer", server.token("browser-call", "cust-1", Role.CUSTOMER),
-                              PHONE)
+    customer = await open_tab(browser, server, "customer", server.token("browser-call", "cust-1", Role.CUSTOMER), PHONE)
     agent = await open_tab(browser, server, "agent", server.token("browser-call", "agent-1", Role.AGENT), DESKTOP)
     try:
         # The fragment filled the form and was dropped from the address bar.
@@ -76,13 +77,15 @@ async def test_two_tabs_see_each_other(server: RunningServer, browser: playwrigh
         await agent.join()
 
         for tab in (customer, agent):
-            await tab.wait_for('document.getElementById("status").textContent === "connected"',
-                               what='status "connected"')
+            await tab.wait_for(
+                'document.getElementById("status").textContent === "connected"', what='status "connected"'
+            )
         for tab in (customer, agent):
             await tab.wait_remote_video_plays()
             assert await tab.page.evaluate('document.getElementById("local").srcObject !== null')
             sids = await tab.page.evaluate(
-                '[...document.querySelectorAll("video.remote")].map((v) => v.dataset.trackSid)')
+                '[...document.querySelectorAll("video.remote")].map((v) => v.dataset.trackSid)'
+            )
             assert sids and all(s.startswith("TR_") for s in sids), sids
 
         stats = forwarded_without_decoding(server)
@@ -98,8 +101,9 @@ async def test_two_tabs_see_each_other(server: RunningServer, browser: playwrigh
 
         # The agent leaves: the server renegotiates the customer's session and the tile goes.
         await agent.page.locator("#leave").click()
-        await customer.wait_for('document.querySelectorAll("video.remote, #remotes figure").length === 0',
-                                what="the agent's tile to go")
+        await customer.wait_for(
+            'document.querySelectorAll("video.remote, #remotes figure").length === 0', what="the agent's tile to go"
+        )
         assert await customer.status() == "connected"
     finally:
         await leave(customer)
@@ -107,17 +111,16 @@ async def test_two_tabs_see_each_other(server: RunningServer, browser: playwrigh
 
 
 async def test_viewer_watches_without_publishing(server: RunningServer, browser: playwright_api.Browser) -> None:
-    host = await open_tab(browser, server, "customer", server.token("browser-watch", "cust-2", Role.CUSTOMER),
-                          DESKTOP)
+    host = await open_tab(browser, server, "customer", server.token("browser-watch", "cust-2", Role.CUSTOMER), DESKTOP)
     viewer = await open_tab(browser, server, "viewer", server.token("browser-watch", "viewer-1", Role.VIEWER), PHONE)
     try:
         await host.join()
-        await host.wait_for('document.getElementById("status").textContent === "connected"',
-                            what='status "connected"')
+        await host.wait_for('document.getElementById("status").textContent === "connected"', what='status "connected"')
         await viewer.join()
         await viewer.wait_remote_video_plays()
-        await viewer.wait_for('document.getElementById("status").textContent === "connected"',
-                              what='status "connected"')
+        await viewer.wait_for(
+            'document.getElementById("status").textContent === "connected"', what='status "connected"'
+        )
 
         # The viewer decided before joining: no camera asked for, an empty publish list sent.
         joins = [m for m in viewer.sent if m.get("type") == "join"]

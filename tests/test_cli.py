@@ -11,21 +11,27 @@ import sys
 import httpx
 
 from tests.servers import TEST_SECRET, free_port
-from vitrine.auth import verify_token
-from vitrine.config import Settings
+from vitrine.core.auth import verify_token
+from vitrine.core.config import Settings
 
 BASE_ENV = {k: v for k, v in os.environ.items() if not k.startswith("VITRINE_")}
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "vitrine.cli", *args], env={**BASE_ENV, **(env or {})},
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "vitrine.cli", *args],
+        env={**BASE_ENV, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_token_prints_only_a_verifiable_token() -> None:
     env = {"VITRINE_API_KEY": "shop", "VITRINE_API_SECRET": TEST_SECRET}
-    result = run_cli("token", "--room", "consult-9", "--identity", "alice", "--role", "customer", "--create",
-                     "--ttl", "600", env=env)
+    result = run_cli(
+        "token", "--room", "consult-9", "--identity", "alice", "--role", "customer", "--create", "--ttl", "600", env=env
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 1
@@ -64,9 +70,13 @@ def test_scaled_pieces_require_redis() -> None:
 
 async def test_serve_dev_generates_a_secret_once_and_becomes_healthy() -> None:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "vitrine.cli", "serve", "--dev", "--port", str(port)],
-                            env={**BASE_ENV, "VITRINE_LOG_LEVEL": "warning"},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vitrine.cli", "serve", "--dev", "--port", str(port)],
+        env={**BASE_ENV, "VITRINE_LOG_LEVEL": "warning"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         first_line = await asyncio.to_thread(proc.stdout.readline)
         while "VITRINE_API_SECRET=" not in first_line:

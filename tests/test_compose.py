@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from vitrine.config import Settings
+from vitrine.core.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -49,15 +49,22 @@ def compose_command() -> list[str]:
 def run_config(*extra: str, env_overrides: dict[str, str | None] | None = None) -> subprocess.CompletedProcess[str]:
     # Only this test's variables: a developer's own VITRINE_* exports must not change the outcome.
     env = {k: v for k, v in os.environ.items() if not k.startswith("VITRINE_")}
-    env.update({"VITRINE_API_SECRET": API_SECRET, "VITRINE_TURN_SECRET": TURN_SECRET,
-                "VITRINE_DB_PASSWORD": DB_PASSWORD})
+    env.update(
+        {"VITRINE_API_SECRET": API_SECRET, "VITRINE_TURN_SECRET": TURN_SECRET, "VITRINE_DB_PASSWORD": DB_PASSWORD}
+    )
     for key, value in (env_overrides or {}).items():
         if value is None:
             env.pop(key, None)
         else:
             env[key] = value
-    return subprocess.run([*compose_command(), "-f", str(COMPOSE_FILE), "config", *extra],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [*compose_command(), "-f", str(COMPOSE_FILE), "config", *extra],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_compose_file_is_valid() -> None:
@@ -132,7 +139,13 @@ def test_turn_config_denies_private_peers() -> None:
     lines = {line.strip() for line in conf.splitlines() if line.strip() and not line.lstrip().startswith("#")}
     assert "use-auth-secret" in lines
     assert not any(line.startswith("static-auth-secret") for line in lines), "the secret comes from the environment"
-    for denied in ("127.0.0.0-127.255.255.255", "10.0.0.0-10.255.255.255", "172.16.0.0-172.31.255.255",
-                   "192.168.0.0-192.168.255.255", "169.254.0.0-169.254.255.255", "::-::1",
-                   "fc00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"):
+    for denied in (
+        "127.0.0.0-127.255.255.255",
+        "10.0.0.0-10.255.255.255",
+        "172.16.0.0-172.31.255.255",
+        "192.168.0.0-192.168.255.255",
+        "169.254.0.0-169.254.255.255",
+        "::-::1",
+        "fc00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+    ):
         assert f"denied-peer-ip={denied}" in lines, denied

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+from loadtest.client import VitrineClient
 from tests.media_helpers import av_tracks, receive_frames, remote_tracks
 from tests.servers import RunningServer
-from vitrine.client import VitrineClient
-from vitrine.models import Role
+from vitrine.core.models import Role
 
 
 async def test_two_clients_exchange_audio_and_video(server: RunningServer) -> None:

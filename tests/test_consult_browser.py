@@ -29,8 +29,9 @@ WIDGET = 'document.querySelector("vitrine-consult").shadowRoot'
 AVAILABLE = '() => document.querySelector("#status").textContent.toLowerCase().includes("available")'
 
 
-async def test_a_shopper_on_a_shop_page_calls_an_agent_in_the_console(server: RunningServer,
-                                                                      browser: playwright_api.Browser) -> None:
+async def test_a_shopper_on_a_shop_page_calls_an_agent_in_the_console(
+    server: RunningServer, browser: playwright_api.Browser
+) -> None:
     with shop_page(embed_html(server.url, "acme", "mug-1")) as page_url:
         await make_shop(server, allowed_origins=[origin_of(page_url)], link_hosts=["acme.example"])
         async with server.api() as api:  # no images: a browser test never leaves loopback
@@ -47,14 +48,14 @@ async def test_a_shopper_on_a_shop_page_calls_an_agent_in_the_console(server: Ru
         await agent.wait_for(AVAILABLE, what="status available")
         assert "token=" not in agent.page.url
 
-        shopper_ctx = await browser.new_context(viewport=PHONE, permissions=["camera", "microphone"],
-                                                locale="en-US")
+        shopper_ctx = await browser.new_context(viewport=PHONE, permissions=["camera", "microphone"], locale="en-US")
         shopper = WatchedPage(page=await shopper_ctx.new_page(), name="shopper")
         await shopper.page.goto(page_url)
         await shopper.page.locator(".vt-launcher").click()
         await shopper.page.locator(".vt-continue").click()
-        await shopper.wait_for(f'() => {WIDGET}.querySelector("video.local")?.videoWidth > 0',
-                               what="the device check preview")
+        await shopper.wait_for(
+            f'() => {WIDGET}.querySelector("video.local")?.videoWidth > 0', what="the device check preview"
+        )
         await shopper.screenshot("consult-shopper-device-check.png")
         await shopper.page.locator(".vt-start").click()
 
@@ -64,8 +65,15 @@ async def test_a_shopper_on_a_shop_page_calls_an_agent_in_the_console(server: Ru
         assert server.runtime is not None
         rooms = server.runtime.state.rooms
         deadline = asyncio.get_running_loop().time() + STATE_TIMEOUT_MS / 1000
-        while not (standby := [(r.name, [p.identity for p in await rooms.list_participants(r.name)])
-                               for r in await rooms.list_rooms()]) or not standby[0][1]:
+        while (
+            not (
+                standby := [
+                    (r.name, [p.identity for p in await rooms.list_participants(r.name)])
+                    for r in await rooms.list_rooms()
+                ]
+            )
+            or not standby[0][1]
+        ):
             assert asyncio.get_running_loop().time() < deadline, f"no standby join\n{agent.diagnostics()}"
             await asyncio.sleep(0.1)
         assert standby == [(standby[0][0], ["agent-ann"])]
@@ -128,8 +136,9 @@ async def test_a_shopper_on_a_shop_page_calls_an_agent_in_the_console(server: Ru
         assert record["wrap_up"] == "Sent lamp link"
         assert record["context"]["sku"] == "mug-1" and record["context"]["page_url"] == page_url
         # The widget reported accept -> first remote frame to the server's metrics.
-        count = next(line for line in metrics.splitlines()
-                     if line.startswith("vitrine_consult_first_frame_seconds_count"))
+        count = next(
+            line for line in metrics.splitlines() if line.startswith("vitrine_consult_first_frame_seconds_count")
+        )
         assert float(count.split()[-1]) >= 1
         for side in (agent, shopper):
             assert not [line for line in side.log if line.startswith("error")], side.diagnostics()

@@ -10,14 +10,21 @@ import websockets
 from tests.desk_helpers import DeskClient, enter_shopper, login_agent, make_shop
 from tests.servers import RunningServer, embedded_server
 from tests.webhook_receiver import serve_receiver
-from vitrine.webhooks import verify
+from vitrine.core.webhooks import verify
 
 
 async def test_a_call_from_queue_to_rating_leaves_a_full_record(server: RunningServer) -> None:
     await make_shop(server)
     console = await login_agent(server, "acme", "ann")
-    shopper = await enter_shopper(server, name="Zoé", language="fr", timezone="Europe/Paris", sku="mug-1",
-                                  page_url="https://acme.example/p/mug-1", page_title="Mug")
+    shopper = await enter_shopper(
+        server,
+        name="Zoé",
+        language="fr",
+        timezone="Europe/Paris",
+        sku="mug-1",
+        page_url="https://acme.example/p/mug-1",
+        page_title="Mug",
+    )
     ticket = await shopper.expect("ticket")
     assert ticket["position"] == 1 and ticket["token"]
     queue = await console.expect("queue", lambda m: m["total"] == 1)
@@ -41,8 +48,14 @@ async def test_a_call_from_queue_to_rating_leaves_a_full_record(server: RunningS
     await shopper.expect("chat", lambda m: m["line"]["sender"] == "agent" and m["line"]["name"] == "Ann")
     await console.send({"type": "show_product", "sku": "lamp-2"})
     card = await shopper.expect("product")
-    assert card["card"] == {"sku": "lamp-2", "title": "Lamp 2", "price": "89.00", "currency": "EUR",
-                            "url": "https://acme.example/p/lamp-2", "image_url": "https://acme.example/i/lamp-2.jpg"}
+    assert card["card"] == {
+        "sku": "lamp-2",
+        "title": "Lamp 2",
+        "price": "89.00",
+        "currency": "EUR",
+        "url": "https://acme.example/p/lamp-2",
+        "image_url": "https://acme.example/i/lamp-2.jpg",
+    }
     mark = console.mark()
     await shopper.send({"type": "add_to_cart", "sku": "lamp-2"})
     await console.send({"type": "note", "text": "wants the blue one"})
@@ -116,8 +129,14 @@ async def test_a_calls_webhooks_reach_the_shop_signed_and_in_order() -> None:
         await shopper.expect("call_ended")
         await shopper.send({"type": "rate", "stars": 3})
         await shopper.expect("rated")
-        expected = ["consult.queued", "consult.answered", "consult.product_shown", "consult.add_to_cart",
-                    "consult.ended", "consult.rating"]
+        expected = [
+            "consult.queued",
+            "consult.answered",
+            "consult.product_shown",
+            "consult.add_to_cart",
+            "consult.ended",
+            "consult.rating",
+        ]
         await receiver.wait_for(lambda: len(receiver.delivered()) == len(expected), "the call's six events")
         events = receiver.delivered()
         assert [e["type"] for e in events] == expected

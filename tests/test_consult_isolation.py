@@ -82,8 +82,12 @@ async def test_a_shops_embed_origin_may_join_only_its_own_calls(server: RunningS
 async def test_a_shopper_cannot_send_an_agents_messages(server: RunningServer) -> None:
     await make_shop(server)
     console, shopper, ticket = await _in_call(server)
-    for forged in ({"type": "show_product", "sku": "mug-1"}, {"type": "accept", "ticket": ticket},
-                   {"type": "set_status", "status": "available"}, {"type": "login", "token": "x"}):
+    for forged in (
+        {"type": "show_product", "sku": "mug-1"},
+        {"type": "accept", "ticket": ticket},
+        {"type": "set_status", "status": "available"},
+        {"type": "login", "token": "x"},
+    ):
         mark = shopper.mark()
         await shopper.send(forged)
         error = await shopper.expect("error", after=mark)
@@ -102,9 +106,9 @@ async def test_bad_chat_is_refused_and_the_call_goes_on(server: RunningServer) -
     await shopper.send({"type": "chat", "text": "x" * 1001})
     assert (await shopper.expect("error", lambda m: m["ref"] == "chat"))["code"] == "message_too_large"
     await shopper.ws.send("{not json")
-    assert (await shopper.expect("error", lambda m: m["code"] == "invalid_json"))
+    assert await shopper.expect("error", lambda m: m["code"] == "invalid_json")
     await shopper.send({"type": "chat", "text": "   \u202e\x00  "})
-    assert (await shopper.expect("error", lambda m: m["message"] == "text: empty"))
+    assert await shopper.expect("error", lambda m: m["message"] == "text: empty")
     injection = '<img src=x onerror="alert(1)"><script>alert(2)</script>'
     await shopper.send({"type": "chat", "text": injection})
     line = (await console.expect("chat"))["line"]

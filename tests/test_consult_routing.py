@@ -9,11 +9,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from signaling.consult.models import ShopperContext, Ticket
+from signaling.consult.routing import callback_slots, estimate_wait_s, pick_agent
 from tests.desk_helpers import DeskClient, enter_shopper, login_agent, make_shop
 from tests.servers import embedded_server
-from vitrine.consult.models import AgentStatus, Presence, ShopperContext, Ticket
-from vitrine.consult.routing import callback_slots, estimate_wait_s, pick_agent
-from vitrine.shops import Agent, ShopFields
+from vitrine.core.shops import Agent, ShopFields
+from vitrine.core.state.presence import AgentStatus, Presence
 
 # -- pure routing --------------------------------------------------------------------------------
 
@@ -27,8 +28,7 @@ def _free(agent_id: str, idle_since_ms: int) -> Presence:
 
 
 def _ticket(language: str = "en", passed_by: tuple[str, ...] = ()) -> Ticket:
-    return Ticket(id="tk_abcdefgh12", shop="acme", context=ShopperContext(language=language),
-                  passed_by=list(passed_by))
+    return Ticket(id="tk_abcdefgh12", shop="acme", context=ShopperContext(language=language), passed_by=list(passed_by))
 
 
 def test_the_longest_idle_free_agent_is_rung() -> None:
@@ -59,16 +59,22 @@ def test_the_wait_estimate_grows_with_the_queue_and_shrinks_with_agents() -> Non
 
 
 def test_callback_slots_follow_the_shops_wall_clock_across_zones_and_dst() -> None:
-    shanghai = ShopFields(name="S", timezone="Asia/Shanghai",
-                          opening_hours=[{"day": "mon", "opens": "09:00", "closes": "11:00"}])
+    shanghai = ShopFields(
+        name="S", timezone="Asia/Shanghai", opening_hours=[{"day": "mon", "opens": "09:00", "closes": "11:00"}]
+    )
     now = datetime(2026, 3, 28, 12, 0, tzinfo=UTC)  # a Saturday; Paris springs forward on Sunday night
     slots = callback_slots(shanghai, now)
     assert [s.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%a %H:%M") for s in slots] == [
-        "Mon 09:00", "Mon 09:30", "Mon 10:00", "Mon 10:30"]
+        "Mon 09:00",
+        "Mon 09:30",
+        "Mon 10:00",
+        "Mon 10:30",
+    ]
     # The same instants for a shopper in Paris: 02:00 on Monday after the change to CEST (UTC+2).
     assert slots[0].astimezone(ZoneInfo("Europe/Paris")).strftime("%a %H:%M %Z") == "Mon 03:00 CEST"
-    paris = ShopFields(name="P", timezone="Europe/Paris",
-                       opening_hours=[{"day": "sun", "opens": "01:00", "closes": "04:00"}])
+    paris = ShopFields(
+        name="P", timezone="Europe/Paris", opening_hours=[{"day": "sun", "opens": "01:00", "closes": "04:00"}]
+    )
     local = [s.astimezone(ZoneInfo("Europe/Paris")).strftime("%H:%M") for s in callback_slots(paris, now)]
     assert local == ["01:00", "01:30", "03:00", "03:30"]  # 02:00-03:00 does not exist that night
     assert callback_slots(ShopFields(name="N"), now) == []  # never open: nothing to book
@@ -96,8 +102,9 @@ async def test_a_ring_that_times_out_moves_on_and_sets_the_agent_away() -> None:
         mark = ann.mark()
         await ann.send({"type": "set_status", "status": "available"})
         await ann.expect("status", lambda m: m["status"] == "available", after=mark)
-        queue = await bob.expect("queue", lambda m: m["total"] == 1 and not m["entries"][0].get("ringing_agent"),
-                                 after=bob.mark() - 1)
+        queue = await bob.expect(
+            "queue", lambda m: m["total"] == 1 and not m["entries"][0].get("ringing_agent"), after=bob.mark() - 1
+        )
         assert queue["entries"][0]["ticket"] == first["ticket"]
         assert not [m for m in ann.received[mark:] if m["type"] == "ring"]
         # Each ring had its own standby room; both were closed when the ring passed on.
@@ -134,8 +141,14 @@ async def test_nobody_answering_within_the_shops_limit_offers_a_message_or_a_cal
         ticket = await shopper.expect("ticket")
         no_answer = await shopper.expect("no_answer", timeout=40)
         assert no_answer["slots_utc_ms"], "an always-open shop offers slots"
-        await shopper.send({"type": "book_callback", "name": "Kim", "contact": "+1 555 0100",
-                            "slot_utc_ms": no_answer["slots_utc_ms"][1]})
+        await shopper.send(
+            {
+                "type": "book_callback",
+                "name": "Kim",
+                "contact": "+1 555 0100",
+                "slot_utc_ms": no_answer["slots_utc_ms"][1],
+            }
+        )
         saved = await shopper.expect("request_saved")
         assert saved["request"]["kind"] == "callback"
         listed = await ann.expect("requests", lambda m: m["requests"])
@@ -151,8 +164,7 @@ async def test_nobody_answering_within_the_shops_limit_offers_a_message_or_a_cal
 
 async def test_a_closed_shop_takes_messages_and_only_offered_callback_slots() -> None:
     async with embedded_server() as server:
-        await make_shop(server, hours=[{"day": "mon", "opens": "09:00", "closes": "10:00"}],
-                        timezone="Asia/Tokyo")
+        await make_shop(server, hours=[{"day": "mon", "opens": "09:00", "closes": "10:00"}], timezone="Asia/Tokyo")
         async with server.api() as api:
             status = (await api.get("/v1/consult/acme/status")).json()
         shopper = await enter_shopper(server)
@@ -160,15 +172,24 @@ async def test_a_closed_shop_takes_messages_and_only_offered_callback_slots() ->
         if status["open"]:  # this test ran during the shop's one open hour of the week
             pytest.skip("the shop happens to be open right now")
         assert closed["next_opening_utc_ms"] == status["next_opening_utc_ms"]
-        tokyo = [datetime.fromtimestamp(ms / 1000, ZoneInfo("Asia/Tokyo")).strftime("%a %H:%M")
-                 for ms in closed["slots_utc_ms"]]
+        tokyo = [
+            datetime.fromtimestamp(ms / 1000, ZoneInfo("Asia/Tokyo")).strftime("%a %H:%M")
+            for ms in closed["slots_utc_ms"]
+        ]
         assert tokyo and set(tokyo) <= {"Mon 09:00", "Mon 09:30"}
-        await shopper.send({"type": "book_callback", "name": "Kim", "contact": "kim@example.com",
-                            "slot_utc_ms": closed["slots_utc_ms"][0] + 60_000})
+        await shopper.send(
+            {
+                "type": "book_callback",
+                "name": "Kim",
+                "contact": "kim@example.com",
+                "slot_utc_ms": closed["slots_utc_ms"][0] + 60_000,
+            }
+        )
         refused = await shopper.expect("error")
         assert refused["code"] == "invalid_message" and "slot" in refused["message"]
-        await shopper.send({"type": "leave_message", "name": "Kim", "contact": "kim@example.com",
-                            "text": "Do you ship to Norway?"})
+        await shopper.send(
+            {"type": "leave_message", "name": "Kim", "contact": "kim@example.com", "text": "Do you ship to Norway?"}
+        )
         saved = await shopper.expect("request_saved")
         assert saved["request"]["text"] == "Do you ship to Norway?"
         await shopper.close()
@@ -176,8 +197,9 @@ async def test_a_closed_shop_takes_messages_and_only_offered_callback_slots() ->
 
 @pytest.mark.redis
 @pytest.mark.parametrize("coordination", ["memory", pytest.param("redis", marks=pytest.mark.redis)])
-async def test_the_queue_order_survives_a_restart(coordination: str, request: pytest.FixtureRequest,
-                                                  tmp_path: Path) -> None:
+async def test_the_queue_order_survives_a_restart(
+    coordination: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     """Tickets are records: a restart in the same data folder finds the queue as it was."""
     redis_url = request.getfixturevalue("redis_db_url") if coordination == "redis" else None
     async with embedded_server(redis_url=redis_url, data_dir=str(tmp_path)) as server:

@@ -2,7 +2,7 @@
 
 Scaled mode, as separate processes: a signaling node and a media worker on a Redis of their own, the
 records in PostgreSQL (migrated first with ``vitrine db upgrade``, as compose does). Redis is killed
-and started again, empty, on the same port. Every process notices (``vitrine.state.epoch``): the
+and started again, empty, on the same port. Every process notices (``vitrine.core.state.epoch``): the
 worker closes its rooms before it registers again, the signaling node puts back its sessions' rooms
 and sends the clients to reconnect. They join again, with tokens that may not create rooms, and get
 their media back; no room exists twice; no record is lost. The show and the inspection are recorded on:
@@ -21,16 +21,16 @@ import av
 import pytest
 import redis.asyncio as aioredis
 
+from loadtest.client import VitrineClient
 from tests.desk_helpers import make_shop
 from tests.durability_helpers import until
 from tests.inspect_helpers import CaseFlow
 from tests.live_helpers import go_live, join, make_show, viewer_token
 from tests.media_helpers import av_tracks, receive_frames, remote_tracks
 from tests.servers import TEST_SECRET, ProcessGroup, RedisProcess, RunningServer, free_port, make_settings, wait_healthy
-from vitrine.client import VitrineClient
-from vitrine.live.models import Show
-from vitrine.models import Role, now_ms
-from vitrine.state import keys
+from vitrine.core.models import Role, now_ms
+from vitrine.core.state import keys
+from vitrine.core.wire.live import Show
 
 WAIT_S = 40.0
 RECORDED_BYTES = 30_000  # a second or so of the test pattern and its audio
@@ -49,8 +49,9 @@ async def _call(server: RunningServer, room: str, create: bool) -> tuple[Vitrine
 
 async def _recording(path: Path) -> None:
     """Until the worker (another process) has written a second or so into this part's file."""
-    await until(lambda: path.is_file() and path.stat().st_size >= RECORDED_BYTES, f"media in {path.name}",
-                timeout=WAIT_S)
+    await until(
+        lambda: path.is_file() and path.stat().st_size >= RECORDED_BYTES, f"media in {path.name}", timeout=WAIT_S
+    )
 
 
 def _video_frames(path: Path) -> int:
@@ -62,10 +63,18 @@ def _video_frames(path: Path) -> int:
 async def test_redis_restarted_empty_under_a_call_and_a_show(tmp_path: Path, pg_database_url: str) -> None:
     redis = RedisProcess.start(tmp_path / "redis")
     port = free_port()
-    env = {"VITRINE_REDIS_URL": redis.url, "VITRINE_API_KEY": "testkey", "VITRINE_API_SECRET": TEST_SECRET,
-           "VITRINE_RTC_INTERFACES": "127.0.0.1", "VITRINE_WORKER_HEARTBEAT_S": "0.5", "VITRINE_WORKER_TTL_S": "2",
-           "VITRINE_DATABASE_URL": pg_database_url, "VITRINE_EVIDENCE_DIR": str(tmp_path / "evidence"),
-           "VITRINE_RECORDINGS_DIR": str(tmp_path / "recordings"), "VITRINE_LOG_LEVEL": "warning"}
+    env = {
+        "VITRINE_REDIS_URL": redis.url,
+        "VITRINE_API_KEY": "testkey",
+        "VITRINE_API_SECRET": TEST_SECRET,
+        "VITRINE_RTC_INTERFACES": "127.0.0.1",
+        "VITRINE_WORKER_HEARTBEAT_S": "0.5",
+        "VITRINE_WORKER_TTL_S": "2",
+        "VITRINE_DATABASE_URL": pg_database_url,
+        "VITRINE_EVIDENCE_DIR": str(tmp_path / "evidence"),
+        "VITRINE_RECORDINGS_DIR": str(tmp_path / "recordings"),
+        "VITRINE_LOG_LEVEL": "warning",
+    }
     group = ProcessGroup(env)
     clients: list[VitrineClient] = []
     try:
@@ -119,8 +128,9 @@ async def test_redis_restarted_empty_under_a_call_and_a_show(tmp_path: Path, pg_
         assert room["worker_id"] and await raw.hlen(keys.participants_key("call-1")) == 2
         workers = [json.loads(await raw.get(keys.worker_key(w))) for w in await raw.smembers(keys.WORKERS_INDEX)]
         assert len(workers) == 1
-        await until(lambda: _worker_rooms(raw, "call-1"), "the worker's heartbeat to count the rooms again",
-                    timeout=WAIT_S)
+        await until(
+            lambda: _worker_rooms(raw, "call-1"), "the worker's heartbeat to count the rooms again", timeout=WAIT_S
+        )
 
         viewer = await join(server, await viewer_token(server, show))
         await viewer.send({"type": "history", "after": 0})
@@ -159,5 +169,3 @@ async def test_redis_restarted_empty_under_a_call_and_a_show(tmp_path: Path, pg_
 async def _worker_rooms(raw: aioredis.Redis, room: str) -> bool:
     node = json.loads(await raw.get(keys.worker_key(next(iter(await raw.smembers(keys.WORKERS_INDEX))))) or "{}")
     return node.get("rooms", 0) >= 1 and node.get("participants", 0) >= 2
-
-

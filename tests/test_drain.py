@@ -19,8 +19,8 @@ from tests.servers import (
     wait_healthy,
 )
 from tests.test_scaled import _consult, _worker_ids_by_pid
-from vitrine.state.nodes import WorkerState
-from vitrine.state.redis_state import open_redis_coordination
+from vitrine.core.state.nodes import WorkerState
+from vitrine.core.state.redis_state import open_redis_coordination
 
 DRAIN_TIMEOUT_S = 20
 WORKER_TTL_S = 3  # a drained worker stays registered, draining, this long after its rooms emptied
@@ -38,21 +38,32 @@ async def _until(probe: Callable[[], Awaitable[T]], what: str, timeout: float = 
 
 async def test_sigterm_drains_a_worker_and_its_calls_move(redis_db_url: str, tmp_path: Path) -> None:
     port = free_port()
-    env = {"VITRINE_REDIS_URL": redis_db_url, "VITRINE_API_KEY": "testkey", "VITRINE_API_SECRET": TEST_SECRET,
-           "VITRINE_RTC_INTERFACES": "127.0.0.1", "VITRINE_WORKER_HEARTBEAT_S": "0.5",
-           "VITRINE_WORKER_TTL_S": str(WORKER_TTL_S), "VITRINE_DRAIN_TIMEOUT_S": str(DRAIN_TIMEOUT_S),
-           "VITRINE_LOG_LEVEL": "warning"}
+    env = {
+        "VITRINE_REDIS_URL": redis_db_url,
+        "VITRINE_API_KEY": "testkey",
+        "VITRINE_API_SECRET": TEST_SECRET,
+        "VITRINE_RTC_INTERFACES": "127.0.0.1",
+        "VITRINE_WORKER_HEARTBEAT_S": "0.5",
+        "VITRINE_WORKER_TTL_S": str(WORKER_TTL_S),
+        "VITRINE_DRAIN_TIMEOUT_S": str(DRAIN_TIMEOUT_S),
+        "VITRINE_LOG_LEVEL": "warning",
+    }
     with ProcessGroup(env).running() as group:
         for i, args in enumerate([("signaling", "--port", str(port)), ("media",), ("media",)]):
-            group.env.update({"VITRINE_DATA_DIR": str(tmp_path / f"data{i}"),
-                              "VITRINE_EVIDENCE_DIR": str(tmp_path / f"evidence{i}"),
-                              "VITRINE_RECORDINGS_DIR": str(tmp_path / f"recordings{i}")})
+            group.env.update(
+                {
+                    "VITRINE_DATA_DIR": str(tmp_path / f"data{i}"),
+                    "VITRINE_EVIDENCE_DIR": str(tmp_path / f"evidence{i}"),
+                    "VITRINE_RECORDINGS_DIR": str(tmp_path / f"recordings{i}"),
+                }
+            )
             group.start(*args)
         signaling, workers = group.procs[0], group.procs[1:]
         url = f"http://127.0.0.1:{port}"
         await wait_healthy(url, group)
         state = await open_redis_coordination(redis_db_url)
         try:
+
             async def both_registered() -> bool:
                 return len(await state.nodes.live_workers()) == 2
 

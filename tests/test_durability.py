@@ -72,12 +72,14 @@ async def _consult_call(server: RunningServer) -> str:
 async def _requests(server: RunningServer) -> list[dict[str, Any]]:
     """A message and a callback booking left by one shopper who asked for no call."""
     visitor, offer = await message_desk(server, "acme")
-    await visitor.send({"type": "leave_message", "name": "Kim", "contact": "kim@example.com",
-                        "text": "Do you ship to Norway?"})
+    await visitor.send(
+        {"type": "leave_message", "name": "Kim", "contact": "kim@example.com", "text": "Do you ship to Norway?"}
+    )
     message = (await visitor.expect("request_saved"))["request"]
     mark = visitor.mark()
-    await visitor.send({"type": "book_callback", "name": "Kim", "contact": "+1 555 0100",
-                        "slot_utc_ms": offer["slots_utc_ms"][0]})
+    await visitor.send(
+        {"type": "book_callback", "name": "Kim", "contact": "+1 555 0100", "slot_utc_ms": offer["slots_utc_ms"][0]}
+    )
     callback = (await visitor.expect("request_saved", after=mark))["request"]
     await visitor.close()
     assert (message["kind"], callback["kind"]) == ("message", "callback")
@@ -107,18 +109,35 @@ async def _ended_show(server: RunningServer) -> dict[str, Any]:
     for client in (host, viewer):
         await client.close()
     analytics = ended.json()["analytics"]
-    assert (analytics["messages"], analytics["product_clicks"], analytics["clicks_by_sku"],
-            analytics["viewer_sessions"]) == (2, 1, {"mug-1": 1}, 1), analytics
+    assert (
+        analytics["messages"],
+        analytics["product_clicks"],
+        analytics["clicks_by_sku"],
+        analytics["viewer_sessions"],
+    ) == (2, 1, {"mug-1": 1}, 1), analytics
     return ended.json()["show"]
 
 
 def _record_paths(call: str, case: str, show: str) -> tuple[list[str], list[str]]:
     """What the shop's backend reads (API key), and what anyone reads."""
-    backend = ["/v1/shops/acme", "/v1/shops/acme/agents", "/v1/shops/acme/agents/ann", "/v1/shops/acme/products",
-               "/v1/shops/acme/products/mug-1", "/v1/shops/acme/webhook-key", "/v1/shops/acme/webhook-failures",
-               "/v1/shops/acme/calls", f"/v1/shops/acme/calls/{call}", "/v1/shops/acme/requests",
-               "/v1/shops/acme/cases", f"/v1/shops/acme/cases/{case}", "/v1/shops/acme/erasures",
-               "/v1/shops/acme/shows", f"/v1/shops/acme/shows/{show}", f"/v1/shops/acme/shows/{show}/analytics"]
+    backend = [
+        "/v1/shops/acme",
+        "/v1/shops/acme/agents",
+        "/v1/shops/acme/agents/ann",
+        "/v1/shops/acme/products",
+        "/v1/shops/acme/products/mug-1",
+        "/v1/shops/acme/webhook-key",
+        "/v1/shops/acme/webhook-failures",
+        "/v1/shops/acme/calls",
+        f"/v1/shops/acme/calls/{call}",
+        "/v1/shops/acme/requests",
+        "/v1/shops/acme/cases",
+        f"/v1/shops/acme/cases/{case}",
+        "/v1/shops/acme/erasures",
+        "/v1/shops/acme/shows",
+        f"/v1/shops/acme/shows/{show}",
+        f"/v1/shops/acme/shows/{show}/analytics",
+    ]
     public = [f"/v1/live/acme/{show}", f"/v1/live/acme/{show}/log", "/v1/inspect/evidence-key"]
     return backend, public
 
@@ -149,8 +168,15 @@ async def test_a_restart_keeps_every_kind_of_record(tmp_path: Path) -> None:
         assert erasure.status_code == 200, erasure.text
         assert (erasure.json()["cases"], erasure.json()["artifacts"]) == (1, len(erased["case"]["artifacts"]))
         show = await _ended_show(server)
-        hooks = ["consult.answered", "consult.ended", "consult.product_shown", "consult.queued", "consult.rating",
-                 "consult.request_created", "consult.request_created"]
+        hooks = [
+            "consult.answered",
+            "consult.ended",
+            "consult.product_shown",
+            "consult.queued",
+            "consult.rating",
+            "consult.request_created",
+            "consult.request_created",
+        ]
 
         async def dead_letters() -> list[str]:
             return sorted(f["event"]["type"] for f in await get_json(server, "/v1/shops/acme/webhook-failures"))
@@ -165,12 +191,17 @@ async def test_a_restart_keeps_every_kind_of_record(tmp_path: Path) -> None:
 
         # What was stored is what happened (so the comparison below compares something).
         record = before[f"/v1/shops/acme/calls/{call}"]
-        assert (record["outcome"], record["agent"], record["rating"], record["comment"]) == ("answered", "ann", 4,
-                                                                                          "Merci")
+        assert (record["outcome"], record["agent"], record["rating"], record["comment"]) == (
+            "answered",
+            "ann",
+            4,
+            "Merci",
+        )
         assert [line["text"] for line in record["chat"]] == ["Is it dishwasher safe?", "Yes!"]
         assert [p["sku"] for p in record["products_shown"]] == ["lamp-2"] and record["wrap_up"] == "follow up Friday"
         assert sorted(without_nulls(before["/v1/shops/acme/requests"]), key=lambda r: r["kind"]) == sorted(
-            requests, key=lambda r: r["kind"])
+            requests, key=lambda r: r["kind"]
+        )
         stored_case = before[f"/v1/shops/acme/cases/{case['id']}"]
         assert stored_case == case and stored_case["outcome"]["verdict"] == "accepted"
         assert [n["text"] for n in stored_case["notes"]] == ["Crack along the rim, 4 cm"]
@@ -179,7 +210,12 @@ async def test_a_restart_keeps_every_kind_of_record(tmp_path: Path) -> None:
         assert [e["id"] for e in before["/v1/shops/acme/erasures"]] == [erasure.json()["id"]]
         assert before[f"/v1/shops/acme/shows/{show['id']}"] == show and show["state"] == "ended"
         assert [e["kind"] for e in before[f"/v1/live/acme/{show['id']}/log"]["entries"]] == [
-            "show", "product", "chat", "chat", "show"]
+            "show",
+            "product",
+            "chat",
+            "chat",
+            "show",
+        ]
         assert [c["sku"] for c in before["/v1/shops/acme/products"]] == ["lamp-2", "mug-1"]
 
         await process.stop()
@@ -220,9 +256,16 @@ async def _shop(server: RunningServer, shop: str, **fields: Any) -> None:
 
 async def kill_after_create_shop(server: RunningServer, process: ServerProcess) -> Check:
     async with server.api() as api:
-        response = await api.post("/v1/shops", json={
-            "id": "kill-shop", "name": "Kill Shop", "allowed_origins": ["https://kill-shop.example"],
-            "timezone": "Europe/Berlin", "max_wait_s": 90})
+        response = await api.post(
+            "/v1/shops",
+            json={
+                "id": "kill-shop",
+                "name": "Kill Shop",
+                "allowed_origins": ["https://kill-shop.example"],
+                "timezone": "Europe/Berlin",
+                "max_wait_s": 90,
+            },
+        )
         process.kill()
     assert response.status_code == 201, response.text
 
@@ -235,8 +278,15 @@ async def kill_after_create_shop(server: RunningServer, process: ServerProcess) 
 async def kill_after_put_product(server: RunningServer, process: ServerProcess) -> Check:
     await _shop(server, "kill-product")
     async with server.api() as api:
-        response = await api.put("/v1/shops/kill-product/products/vase-9", json={
-            "title": "Vase 9", "price": "49.90", "currency": "EUR", "url": "https://kill-product.example/p/vase-9"})
+        response = await api.put(
+            "/v1/shops/kill-product/products/vase-9",
+            json={
+                "title": "Vase 9",
+                "price": "49.90",
+                "currency": "EUR",
+                "url": "https://kill-product.example/p/vase-9",
+            },
+        )
         process.kill()
     assert response.status_code == 200, response.text
 
@@ -251,8 +301,10 @@ async def kill_after_put_product(server: RunningServer, process: ServerProcess) 
 async def kill_after_open_case(server: RunningServer, process: ServerProcess) -> Check:
     await _shop(server, "kill-case")
     async with server.api() as api:
-        response = await api.post("/v1/shops/kill-case/cases", json={
-            "order_ref": "B-1", "claim": "The lid is scratched", "buyer_ref": "buyer-1"})
+        response = await api.post(
+            "/v1/shops/kill-case/cases",
+            json={"order_ref": "B-1", "claim": "The lid is scratched", "buyer_ref": "buyer-1"},
+        )
         process.kill()
     assert response.status_code == 201, response.text
     case = response.json()["case"]
@@ -275,8 +327,9 @@ async def kill_after_case_note(server: RunningServer, process: ServerProcess) ->
         assert opened.status_code == 201, opened.text
         case_id = opened.json()["case"]["id"]
         console = (await api.post(f"/v1/shops/kill-note/cases/{case_id}/console")).json()["token"]
-    async with httpx.AsyncClient(base_url=server.url, timeout=30,
-                                 headers={"Authorization": f"Bearer {console}"}) as http:
+    async with httpx.AsyncClient(
+        base_url=server.url, timeout=30, headers={"Authorization": f"Bearer {console}"}
+    ) as http:
         first = await http.post("/v1/inspect/console/notes", json={"text": "Handle snapped at the base"})
         assert first.status_code == 200, first.text
         response = await http.post("/v1/inspect/console/notes", json={"text": "Packaging intact"})
@@ -317,7 +370,8 @@ async def kill_after_live_chat(server: RunningServer, process: ServerProcess) ->
         assert ended.status_code == 200, ended.text
         analytics = ended.json()["analytics"]
         assert analytics["messages"] == len(chat), (
-            f"the show's message counter says {analytics['messages']}, its log holds {len(chat)} acknowledged lines")
+            f"the show's message counter says {analytics['messages']}, its log holds {len(chat)} acknowledged lines"
+        )
         assert analytics["viewer_sessions"] == 1, analytics
 
     return check
@@ -326,8 +380,15 @@ async def kill_after_live_chat(server: RunningServer, process: ServerProcess) ->
 async def kill_after_callback(server: RunningServer, process: ServerProcess) -> Check:
     await _shop(server, "kill-callback")
     visitor, offer = await message_desk(server, "kill-callback")
-    await visitor.send({"type": "book_callback", "name": "Kim", "contact": "+1 555 0101",
-                        "slot_utc_ms": offer["slots_utc_ms"][0], "text": "About the lamp"})
+    await visitor.send(
+        {
+            "type": "book_callback",
+            "name": "Kim",
+            "contact": "+1 555 0101",
+            "slot_utc_ms": offer["slots_utc_ms"][0],
+            "text": "About the lamp",
+        }
+    )
     saved = await visitor.expect("request_saved")
     process.kill()
     await visitor.close()
@@ -345,8 +406,9 @@ async def kill_after_webhook_queued(server: RunningServer, process: ServerProces
     stored before the booking was acknowledged, is delivered."""
     await _shop(server, "kill-hook", webhook_url=f"http://127.0.0.1:{free_port()}/hooks")
     visitor, offer = await message_desk(server, "kill-hook")
-    await visitor.send({"type": "book_callback", "name": "Kim", "contact": "+1 555 0102",
-                        "slot_utc_ms": offer["slots_utc_ms"][0]})
+    await visitor.send(
+        {"type": "book_callback", "name": "Kim", "contact": "+1 555 0102", "slot_utc_ms": offer["slots_utc_ms"][0]}
+    )
     saved = await visitor.expect("request_saved")
     process.kill()
     await visitor.close()
@@ -358,12 +420,19 @@ async def kill_after_webhook_queued(server: RunningServer, process: ServerProces
             async with restarted.api() as api:
                 patched = await api.patch("/v1/shops/kill-hook", json={"webhook_url": receiver.url})
             assert patched.status_code == 200, patched.text
-            await until(lambda: bool(receiver.delivered()), "the consult.request_created of the acknowledged "
-                        "callback request, which should have been in the outbox before the acknowledgement",
-                        timeout=10)
+            await until(
+                lambda: bool(receiver.delivered()),
+                "the consult.request_created of the acknowledged "
+                "callback request, which should have been in the outbox before the acknowledgement",
+                timeout=10,
+            )
             (event,) = receiver.delivered()
         assert (event["type"], event["shop"], event["room"], event["seq"]) == (
-            "consult.request_created", "kill-hook", request["id"], 1)
+            "consult.request_created",
+            "kill-hook",
+            request["id"],
+            1,
+        )
         assert without_nulls(event["data"]) == request
         assert await get_json(restarted, "/v1/shops/kill-hook/webhook-failures") == []
 
@@ -383,7 +452,8 @@ WRITES: dict[str, Callable[[RunningServer, ServerProcess], Awaitable[Check]]] = 
 
 @pytest.mark.parametrize("kind", list(WRITES))
 async def test_an_acknowledged_write_survives_kill_9_right_after_the_acknowledgement(
-        kind: str, killed_server: ServerProcess) -> None:
+    kind: str, killed_server: ServerProcess
+) -> None:
     async with killed_server.reporting():
         server = await killed_server.ensure_started()
         check = await WRITES[kind](server, killed_server)
@@ -418,7 +488,8 @@ def _quarantined(evidence: Path, folder: Path) -> list[Path]:
 
 
 async def test_the_retention_sweep_after_a_restart_quarantines_orphans_and_keeps_real_evidence(
-        tmp_path: Path, killed_server: ServerProcess) -> None:
+    tmp_path: Path, killed_server: ServerProcess
+) -> None:
     process = killed_server  # killed and restarted like the others: its sweep runs every 0.2 s
     async with process.reporting():
         server = await process.ensure_started()

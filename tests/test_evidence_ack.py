@@ -18,9 +18,9 @@ from media.service import RedisPusher
 from signaling.worker_link import RedisWorkerLink
 from tests.test_evidence_channel import Evidence, buyer_with_channel, leftovers, photo
 from tests.worker_harness import Harness
-from vitrine.errors import ErrorCode, VitrineError
-from vitrine.rpc import OfferPush
-from vitrine.state import open_coordination
+from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.state import open_coordination
+from vitrine.core.wire.rpc import OfferPush
 
 pytestmark = pytest.mark.redis
 

@@ -1,6 +1,6 @@
 """The buyer's evidence channel end to end: a real MediaWorker, real aiortc peers, real files.
 
-A page's side is an aiortc peer that answers the worker's offers like ``vitrine/client.py`` does. Photos
+A page's side is an aiortc peer that answers the worker's offers like ``loadtest/client.py`` does. Photos
 travel over the ``evidence`` data channel while the buyer's video keeps flowing; the tests check the
 replies, the ``OfferPush`` that tells signaling, and what is (or is not) left on disk.
 """
@@ -18,17 +18,17 @@ import pytest
 from aiortc import RTCDataChannel
 from aiortc.mediastreams import AudioStreamTrack
 
+from loadtest.client import VitrineClient
 from media.evidence_channel import MAX_CHUNK_BYTES
 from tests.media_helpers import MovingPatternTrack, av_tracks
 from tests.servers import embedded_server
 from tests.worker_harness import CHUNK, JPEG, ROOM, SHOP, TIMEOUT_S, Harness, Page, wait_for
-from vitrine.auth import mint_token
-from vitrine.client import VitrineClient
-from vitrine.errors import ErrorCode
-from vitrine.inspect.models import Artifact, ArtifactKind
-from vitrine.models import ROLE_DEFAULT_GRANTS, Role, Room, RoomKind, TrackSource
-from vitrine.protocol import TrackRequest
-from vitrine.rpc import PublishCommand
+from vitrine.core.auth import mint_token
+from vitrine.core.errors import ErrorCode
+from vitrine.core.models import ROLE_DEFAULT_GRANTS, Role, Room, RoomKind, TrackSource
+from vitrine.core.wire.inspect import Artifact, ArtifactKind
+from vitrine.core.wire.rpc import PublishCommand
+from vitrine.core.wire.rtc import TrackRequest
 
 
 class Evidence:
@@ -48,14 +48,25 @@ class Evidence:
         return evidence
 
     def header(self, request: str, size: int, **fields: Any) -> None:
-        self.channel.send(json.dumps({"type": "photo", "request": request, "content_type": "image/jpeg",
-                                      "bytes": size, "width": 4000, "height": 3000, "method": "takePhoto",
-                                      **fields}))
+        self.channel.send(
+            json.dumps(
+                {
+                    "type": "photo",
+                    "request": request,
+                    "content_type": "image/jpeg",
+                    "bytes": size,
+                    "width": 4000,
+                    "height": 3000,
+                    "method": "takePhoto",
+                    **fields,
+                }
+            )
+        )
 
     def send_photo(self, request: str, payload: bytes, chunk: int = CHUNK, **fields: Any) -> None:
         self.header(request, len(payload), **fields)
         for offset in range(0, len(payload), chunk):
-            self.channel.send(payload[offset:offset + chunk])
+            self.channel.send(payload[offset : offset + chunk])
 
     async def reply(self) -> dict[str, Any]:
         return await asyncio.wait_for(self.replies.get(), TIMEOUT_S)
@@ -276,8 +287,7 @@ async def test_the_python_client_answers_an_offer_with_the_evidence_channel(tmp_
     """The join path through signaling: the WebSocket client answers an offer that carries the channel."""
     async with embedded_server(evidence_dir=str(tmp_path / "evidence")) as server:
         grants = ROLE_DEFAULT_GRANTS[Role.BUYER].model_copy(update={"room_create": True})
-        token = mint_token(server.settings, room=ROOM.name, identity="buyer", role=Role.BUYER, grants=grants,
-                           shop=SHOP)
+        token = mint_token(server.settings, room=ROOM.name, identity="buyer", role=Role.BUYER, grants=grants, shop=SHOP)
         channels: asyncio.Queue[RTCDataChannel] = asyncio.Queue()
         client = VitrineClient(server.url, token, tracks=[MovingPatternTrack(), AudioStreamTrack()])
         client.pc.on("datachannel", channels.put_nowait)

@@ -16,11 +16,11 @@ import httpx
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack
 
+from loadtest.client import VitrineClient
 from media import taps
 from tests.servers import RunningServer, embedded_server
 from tests.worker_harness import wait_for
-from vitrine.client import VitrineClient
-from vitrine.models import Role
+from vitrine.core.models import Role
 
 SILENCE_S = 2.0  # the test's peer_silence_s: the silent peer is freed within 1.25 times this
 
@@ -60,16 +60,20 @@ async def test_a_closed_peer_connection_leaves_and_the_room_keeps_working(server
             await client.close()
 
 
-async def _whep(server: RunningServer, room: str, token: str,
-                hook: taps.DatagramHook | None = None) -> tuple[RTCPeerConnection, str]:
+async def _whep(
+    server: RunningServer, room: str, token: str, hook: taps.DatagramHook | None = None
+) -> tuple[RTCPeerConnection, str]:
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     pc.addTransceiver("audio", direction="recvonly")
     await pc.setLocalDescription(await pc.createOffer())
     if hook is not None:
         taps.hook_datagrams(pc, hook)
     async with httpx.AsyncClient(base_url=server.url) as http:
-        response = await http.post(f"/whep/{room}", content=pc.localDescription.sdp,
-                                   headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"})
+        response = await http.post(
+            f"/whep/{room}",
+            content=pc.localDescription.sdp,
+            headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"},
+        )
     assert response.status_code == 201, response.text
     await pc.setRemoteDescription(RTCSessionDescription(sdp=response.text, type="answer"))
     return pc, response.headers["location"].rsplit("/", 1)[1]
@@ -113,11 +117,14 @@ async def test_whep_players_that_vanish_are_removed() -> None:
         try:
             closed, closed_sid = await _whep(server, room, server.token(room, "closes", Role.VIEWER, create=False))
             link = Vanish()
-            killed, killed_sid = await _whep(server, room, server.token(room, "killed", Role.VIEWER, create=False),
-                                             hook=link)
+            killed, killed_sid = await _whep(
+                server, room, server.token(room, "killed", Role.VIEWER, create=False), hook=link
+            )
             for sid in (closed_sid, killed_sid):
-                await wait_for(lambda sid=sid: worker.rooms[room].peers[sid].pc.connectionState == "connected",
-                               "the player connected")
+                await wait_for(
+                    lambda sid=sid: worker.rooms[room].peers[sid].pc.connectionState == "connected",
+                    "the player connected",
+                )
             assert {closed_sid, killed_sid} <= await _participants(server, room)
 
             await closed.close()  # and never DELETEs

@@ -12,19 +12,37 @@ import time
 import httpx
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
+from loadtest.client import VitrineClient
 from media.taps import MalformedPackets
 from tests.desk_helpers import DeskClient
 from tests.live_helpers import go_live, make_show
 from tests.media_helpers import av_tracks
 from tests.servers import RunningServer
-from vitrine.client import VitrineClient
-from vitrine.models import Role
+from vitrine.core.models import Role
 
 SDP = "application/sdp"
 SDPFRAG = "application/trickle-ice-sdpfrag"
 FUZZ_SEED, FUZZ_CASES = 1414, 40
-JUNK = ["", "0", "-1", "65536", "99999999999999999999", "example.com", "IN IP4 example.com", "IN IP6 ::1",
-        "\x00", "é", "a" * 300, "typ", "udp", ":", "=", "a=rtcp-mux", "c=IN IP4 not-an-ip", "m=video 9"]
+JUNK = [
+    "",
+    "0",
+    "-1",
+    "65536",
+    "99999999999999999999",
+    "example.com",
+    "IN IP4 example.com",
+    "IN IP6 ::1",
+    "\x00",
+    "é",
+    "a" * 300,
+    "typ",
+    "udp",
+    ":",
+    "=",
+    "a=rtcp-mux",
+    "c=IN IP4 not-an-ip",
+    "m=video 9",
+]
 
 
 async def _offer(publish: bool) -> tuple[RTCPeerConnection, str]:
@@ -49,8 +67,11 @@ async def test_empty_offers_are_a_typed_400_on_every_whip_and_whep_endpoint(serv
     await console.aclose()
     host, viewer = server.token("empty", "obs", Role.HOST), server.token("empty", "kim", Role.VIEWER, create=False)
     async with httpx.AsyncClient(base_url=server.url) as http:
-        for path, token in (("/whip/empty", host), ("/whep/empty", viewer),
-                            (f"/v1/live/acme/{show['id']}/whep", None)):  # anonymous
+        for path, token in (
+            ("/whip/empty", host),
+            ("/whep/empty", viewer),
+            (f"/v1/live/acme/{show['id']}/whep", None),
+        ):  # anonymous
             for body in (b"", b"   \r\n"):
                 response = await http.post(path, content=body, headers=_headers(token))
                 assert (response.status_code, response.json()["code"]) == (400, "invalid_sdp"), path
@@ -59,8 +80,10 @@ async def test_empty_offers_are_a_typed_400_on_every_whip_and_whep_endpoint(serv
 async def test_an_offer_whose_connection_address_is_not_an_ip_is_refused_at_the_offer(server: RunningServer) -> None:
     pc, offer = await _offer(publish=True)
     async with httpx.AsyncClient(base_url=server.url) as http, server.api() as api:
-        for bad in (re.sub(r"c=IN IP4 \S+", "c=IN IP4 example.com", offer),
-                    re.sub(r"a=rtcp:(\d+) IN IP4 \S+", r"a=rtcp:\1 IN IP4 example.com", offer)):
+        for bad in (
+            re.sub(r"c=IN IP4 \S+", "c=IN IP4 example.com", offer),
+            re.sub(r"a=rtcp:(\d+) IN IP4 \S+", r"a=rtcp:\1 IN IP4 example.com", offer),
+        ):
             assert bad != offer
             response = await http.post("/whip/named", content=bad, headers=_headers(server.token("named", "obs")))
             assert response.status_code == 400 and response.json()["code"] == "invalid_sdp", response.text
@@ -70,8 +93,10 @@ async def test_an_offer_whose_connection_address_is_not_an_ip_is_refused_at_the_
 
 
 async def test_a_lone_surrogate_gets_a_typed_error_and_the_socket_goes_on(server: RunningServer) -> None:
-    for url in (server.ws_url, *(server.url.replace("http://", "ws://") + f"/v1/consult/{side}"
-                                 for side in ("shopper", "agent"))):
+    for url in (
+        server.ws_url,
+        *(server.url.replace("http://", "ws://") + f"/v1/consult/{side}" for side in ("shopper", "agent")),
+    ):
         client = await DeskClient.connect(url)
         try:
             for raw in ('{"type":"\\ud800"}', '{"type":"ping","ts":1,"x":"\\udfff"}', '{"\\udbff":1}'):
@@ -134,11 +159,15 @@ async def test_sdp_fuzz_on_whip_whep_and_trickle_gives_no_5xx_and_leaks_no_room(
                 statuses[kind].append(response.status_code)
                 if response.status_code == 201:
                     created.append((response.headers["location"], token))
-            fragment = _mutate("a=ice-ufrag:abcd\r\na=ice-pwd:efghijklmnopqrstuvwxyz12\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0"
-                               "\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n"
-                               "a=end-of-candidates", rng)
-            response = await http.patch(published.headers["location"], content=fragment,
-                                        headers=_headers(host, SDPFRAG))
+            fragment = _mutate(
+                "a=ice-ufrag:abcd\r\na=ice-pwd:efghijklmnopqrstuvwxyz12\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0"
+                "\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n"
+                "a=end-of-candidates",
+                rng,
+            )
+            response = await http.patch(
+                published.headers["location"], content=fragment, headers=_headers(host, SDPFRAG)
+            )
             statuses["patch"].append(response.status_code)
         for location, token in created:
             assert (await http.delete(location, headers=_headers(token))).status_code == 200
@@ -160,8 +189,9 @@ def _bad_extensions(data: bytes) -> bytes:
     if first & 0x10:
         pos += 4 + 4 * struct.unpack_from("!H", data, pos + 2)[0]
     elements = b"".join(bytes([(i << 4) | 1]) + b"ab" for i in range(1, 15)) + b"\0\0"
-    return (bytes([first | 0x10]) + header[1:] + b"\xbe\xde" + struct.pack("!H", len(elements) // 4) + elements
-            + data[pos:])
+    return (
+        bytes([first | 0x10]) + header[1:] + b"\xbe\xde" + struct.pack("!H", len(elements) // 4) + elements + data[pos:]
+    )
 
 
 async def test_bad_header_extensions_are_counted_and_logged_once_not_per_packet(server: RunningServer) -> None:
@@ -197,6 +227,9 @@ async def test_bad_header_extensions_are_counted_and_logged_once_not_per_packet(
     assert not [r for r in records if r.name == "asyncio"]  # was: a traceback per packet
     assert len([r for r in records if r.name == "media.taps.malformed"]) <= 1  # one per minute (0: said already)
     assert not any(r.exc_info for r in records)
-    exported = next(line for line in metrics.splitlines()
-                    if line.startswith('vitrine_media_malformed_packets{cause="rtp_header_extension"}'))
+    exported = next(
+        line
+        for line in metrics.splitlines()
+        if line.startswith('vitrine_media_malformed_packets{cause="rtp_header_extension"}')
+    )
     assert float(exported.split()[-1]) >= before + 200

@@ -38,8 +38,10 @@ async def test_a_declared_oversized_body_is_refused_before_authentication_and_un
         for path in ("/v1/shops", "/whip/some-room", "/v1/inspect/redeem"):
             before = _refused("message_too_large")
             reader, writer = await _open(server)
-            writer.write(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         f"Content-Length: {200 * 1024 * 1024}\r\n\r\n".encode())  # and not one byte of it
+            writer.write(
+                f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {200 * 1024 * 1024}\r\n\r\n".encode()
+            )  # and not one byte of it
             status, headers, body = await _response(reader)
             writer.close()
             assert (status, json.loads(body)["code"]) == (413, "message_too_large"), path  # not 401: no auth ran
@@ -51,8 +53,10 @@ async def test_a_chunked_body_is_cut_off_once_it_passes_the_limit() -> None:
     limit = 64 * 1024
     async with embedded_server(max_body_bytes=limit) as server:
         reader, writer = await _open(server)
-        writer.write(b"PUT /v1/shops/acme/products/mug-1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Transfer-Encoding: chunked\r\n\r\n")
+        writer.write(
+            b"PUT /v1/shops/acme/products/mug-1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
         chunk = b"x" * 4096
         sent = 0
         answer = asyncio.ensure_future(_response(reader))
@@ -83,8 +87,9 @@ async def test_slow_request_headers_are_cut_off_on_new_and_kept_alive_connection
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         first = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT_S)
         assert first.startswith(b"HTTP/1.1 200")
-        length = int(next(line.split(b":")[1] for line in first.split(b"\r\n") if line.lower().startswith(
-            b"content-length")))
+        length = int(
+            next(line.split(b":")[1] for line in first.split(b"\r\n") if line.lower().startswith(b"content-length"))
+        )
         await reader.readexactly(length)
         writer.write(b"GET /healthz HTTP/1.1\r\n")  # the kept-alive connection's next request stalls
         status, _, _ = await _response(reader)
@@ -131,8 +136,10 @@ async def test_signed_urls_and_tokens_are_redacted_from_the_access_log() -> None
         access.setLevel(logging.INFO)
         try:
             reader, writer = await _open(server)
-            writer.write(b"GET /v1/evidence/acme/case-1/bundle.zip?exp=1999999999&sig=S3CRETSIGNATURE HTTP/1.1\r\n"
-                         b"Host: x\r\nConnection: close\r\n\r\n")
+            writer.write(
+                b"GET /v1/evidence/acme/case-1/bundle.zip?exp=1999999999&sig=S3CRETSIGNATURE HTTP/1.1\r\n"
+                b"Host: x\r\nConnection: close\r\n\r\n"
+            )
             status, _, _ = await _response(reader)
             reader, writer = await _open(server)
             writer.write(b"GET /healthz?token=S3CRETTOKEN&x=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")

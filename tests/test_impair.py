@@ -7,16 +7,17 @@ import random
 
 import pytest
 
+from loadtest.client import VitrineClient
 from loadtest.impair import DirectionImpairer, GilbertElliott, Impairment, LinkImpairment
 from media import taps
 from tests.media_helpers import av_tracks, receive_frames, remote_tracks
 from tests.servers import RunningServer
-from vitrine.client import VitrineClient
-from vitrine.models import Role
+from vitrine.core.models import Role
 
 
-@pytest.mark.parametrize(("loss", "burst", "tolerance"), [(0.02, 1, 0.005), (0.1, 1, 0.01), (0.3, 1, 0.015),
-                                                         (0.1, 4, 0.02), (0.3, 3, 0.03)])
+@pytest.mark.parametrize(
+    ("loss", "burst", "tolerance"), [(0.02, 1, 0.005), (0.1, 1, 0.01), (0.3, 1, 0.015), (0.1, 4, 0.02), (0.3, 3, 0.03)]
+)
 def test_measured_loss_matches_configured(loss: float, burst: float, tolerance: float) -> None:
     model = GilbertElliott(loss, burst, random.Random(7))
     drops = [model.drop() for _ in range(50_000)]
@@ -80,9 +81,14 @@ async def test_handshakes_complete_under_heavy_loss(server: RunningServer) -> No
     host = VitrineClient(server.url, server.token("harsh", "host", Role.HOST), tracks=av_tracks())
     await host.connect()
     before = taps.HandshakeAccelerator.dtls_flights_resent
-    viewers = [VitrineClient(server.url, server.token("harsh", f"v{i}", Role.VIEWER),
-                             datagram_hook=LinkImpairment(down=Impairment(loss=0.3), up=Impairment(loss=0.3), seed=i))
-               for i in range(6)]
+    viewers = [
+        VitrineClient(
+            server.url,
+            server.token("harsh", f"v{i}", Role.VIEWER),
+            datagram_hook=LinkImpairment(down=Impairment(loss=0.3), up=Impairment(loss=0.3), seed=i),
+        )
+        for i in range(6)
+    ]
     try:
         for viewer in viewers:
             await viewer.connect()

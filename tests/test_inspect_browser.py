@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from signaling.inspect.links import mint_link_token
 from tests.browser_support import (
     DESKTOP,
     INJECTION,
@@ -31,8 +32,7 @@ from tests.browser_support import (
 )
 from tests.desk_helpers import make_shop
 from tests.servers import RunningServer
-from vitrine.inspect.links import mint_link_token
-from vitrine.models import now_ms
+from vitrine.core.models import now_ms
 
 pytestmark = pytest.mark.browser
 
@@ -86,8 +86,15 @@ async def open_case(server: RunningServer, language: str = "en", **setup: Any) -
     async with server.api() as api:
         if (await api.get("/v1/shops/acme")).status_code == 404:
             await make_shop(server)
-        opened = await api.post("/v1/shops/acme/cases", json={
-            "order_ref": "A-1042", "claim": "The lamp arrived with a cracked shade", "language": language, **setup})
+        opened = await api.post(
+            "/v1/shops/acme/cases",
+            json={
+                "order_ref": "A-1042",
+                "claim": "The lamp arrived with a cracked shade",
+                "language": language,
+                **setup,
+            },
+        )
         assert opened.status_code == 201, opened.text
         case = opened.json()["case"]
         login = await api.post(f"/v1/shops/acme/cases/{case['id']}/console")
@@ -136,16 +143,26 @@ class InspectorPage(WatchedPage):
 
 def no_errors(page: WatchedPage, *expected: str) -> None:
     """No error in the page's console but the ``expected`` ones."""
-    errors = [line for line in page.log if line.startswith(("error", "pageerror"))
-              and not any(part in line for part in expected)]
+    errors = [
+        line
+        for line in page.log
+        if line.startswith(("error", "pageerror")) and not any(part in line for part in expected)
+    ]
     assert not errors, page.diagnostics()
 
 
-async def open_buyer(browser: playwright_api.Browser, url: str, name: str = "buyer",
-                     locale: str = "en-US") -> BuyerPage:
+async def open_buyer(
+    browser: playwright_api.Browser, url: str, name: str = "buyer", locale: str = "en-US"
+) -> BuyerPage:
     # bypass_csp: the page's CSP forbids eval, and Playwright evaluates the tests' string predicates.
-    context = await browser.new_context(viewport=PHONE_360, locale=locale, bypass_csp=True, has_touch=True,
-                                        is_mobile=True, permissions=["camera", "microphone"])
+    context = await browser.new_context(
+        viewport=PHONE_360,
+        locale=locale,
+        bypass_csp=True,
+        has_touch=True,
+        is_mobile=True,
+        permissions=["camera", "microphone"],
+    )
     await context.add_init_script(INSTRUMENT)
     buyer = BuyerPage(page=await context.new_page(), name=name)
     await buyer.page.goto(url)
@@ -158,8 +175,10 @@ async def open_inspector(browser: playwright_api.Browser, url: str) -> Inspector
     console = InspectorPage(page=await context.new_page(), name="inspector")
     await console.page.goto(url)
     await console.phase("live")
-    await console.wait_for('document.getElementById("connection").textContent === "connected"',
-                           what="the console joined to the case's room")
+    await console.wait_for(
+        'document.getElementById("connection").textContent === "connected"',
+        what="the console joined to the case's room",
+    )
     return console
 
 
@@ -168,8 +187,10 @@ async def admit_buyer(console: InspectorPage, buyer: BuyerPage, *, screenshots: 
     await buyer.state("consent")
     await buyer.page.locator("#agree").click()
     await buyer.state("waiting")
-    await buyer.wait_for('document.getElementById("waiting-heading").dataset.t === "waiting_heading"',
-                         what="the buyer waiting at the door")
+    await buyer.wait_for(
+        'document.getElementById("waiting-heading").dataset.t === "waiting_heading"',
+        what="the buyer waiting at the door",
+    )
     knock = console.page.locator("#knocks .knock")
     await expect(knock).to_have_count(1, timeout=STATE_TIMEOUT_MS)
     await expect(knock).to_contain_text("this case's buyer")
@@ -187,7 +208,8 @@ async def admit_buyer(console: InspectorPage, buyer: BuyerPage, *, screenshots: 
 
 
 async def test_an_inspection_from_the_link_to_the_verdict_and_its_bundle(
-        server: RunningServer, browser: playwright_api.Browser) -> None:
+    server: RunningServer, browser: playwright_api.Browser
+) -> None:
     case = await open_case(server)
     console = await open_inspector(browser, case.console_url)
     buyer = await open_buyer(browser, case.link)
@@ -207,8 +229,10 @@ async def test_an_inspection_from_the_link_to_the_verdict_and_its_bundle(
 
         await admit_buyer(console, buyer, screenshots=True)
         assert await page.evaluate("window.__getUserMediaCalls") >= 1
-        await console.wait_for('document.getElementById("fact-consent").dataset.consented === "true"',
-                               what="the console to show the buyer's consent")
+        await console.wait_for(
+            'document.getElementById("fact-consent").dataset.consented === "true"',
+            what="the console to show the buyer's consent",
+        )
         await buyer.wait_for(video_playing(selector="#preview"), what="the buyer's own preview")
 
         # The video plays on the console, sent scaled down from the full-resolution capture.
@@ -216,8 +240,9 @@ async def test_an_inspection_from_the_link_to_the_verdict_and_its_bundle(
         assert await page.evaluate(SENT_SCALE) >= 2.9  # 1920 px captured, at most 640 px sent
 
         # The fake camera has one lens, no torch, no zoom: the console says so and still lets the seller ask.
-        await console.wait_for('document.getElementById("controls").dataset.caps === "1"',
-                               what="the buyer's capabilities on the console")
+        await console.wait_for(
+            'document.getElementById("controls").dataset.caps === "1"', what="the buyer's capabilities on the console"
+        )
         for control in ("camera", "torch", "zoom"):
             row = await console.row(control)
             await expect(row).to_have_attribute("data-supported", "false")
@@ -226,8 +251,11 @@ async def test_an_inspection_from_the_link_to_the_verdict_and_its_bundle(
         await expect(console.page.locator("#zoom")).to_be_disabled()
         await expect((await console.row("torch")).locator(".control-note")).to_contain_text("no torch")
         await expect((await console.row("zoom")).locator(".control-note")).to_contain_text("cannot zoom")
-        for control, reason in (("torch", "this camera has no torch"), ("zoom", "this camera cannot zoom"),
-                                ("camera", "only one camera")):
+        for control, reason in (
+            ("torch", "this camera has no torch"),
+            ("zoom", "this camera cannot zoom"),
+            ("camera", "only one camera"),
+        ):
             row = await console.row(control)
             await row.locator(".ask-anyway").click()
             result = row.locator('.control-result[data-ok="false"]')
@@ -241,7 +269,8 @@ async def test_an_inspection_from_the_link_to_the_verdict_and_its_bundle(
         await expect(photo).to_have_count(1, timeout=STATE_TIMEOUT_MS)
         natural = await photo.locator("img").evaluate("(img) => [img.naturalWidth, img.naturalHeight]")
         video = await console.page.evaluate(
-            '(() => { const v = document.querySelector("video.remote"); return [v.videoWidth, v.videoHeight]; })()')
+            '(() => { const v = document.querySelector("video.remote"); return [v.videoWidth, v.videoHeight]; })()'
+        )
         assert natural == [int(await photo.get_attribute("data-width")), int(await photo.get_attribute("data-height"))]
         assert natural[0] * natural[1] > video[0] * video[1], (natural, video)
         assert natural[0] >= 1280 and video[0] <= 640, (natural, video)
@@ -251,8 +280,9 @@ async def test_an_inspection_from_the_link_to_the_verdict_and_its_bundle(
 
         # A guidance prompt, preset in the buyer's language, then free text that stays text.
         await console.page.locator('#presets button[data-prompt="prompt_label"]').click()
-        await expect(page.locator("#prompt-text")).to_have_text("Please show the label or the serial number.",
-                                                                timeout=STATE_TIMEOUT_MS)
+        await expect(page.locator("#prompt-text")).to_have_text(
+            "Please show the label or the serial number.", timeout=STATE_TIMEOUT_MS
+        )
         await expect(page.locator("#prompt")).to_be_visible()
         await console.page.locator("#prompt-input").fill(INJECTION)
         await console.page.locator("#prompt-send").click()
@@ -307,12 +337,14 @@ async def test_an_inspection_from_the_link_to_the_verdict_and_its_bundle(
         # Chat both ways, and a case note saved with the case.
         await page.locator("#chat-input").fill("It is the shade on the left")
         await page.locator("#chat-send").click()
-        await expect(console.page.locator("#chat-log .line .text")).to_have_text(["It is the shade on the left"],
-                                                                                 timeout=STATE_TIMEOUT_MS)
+        await expect(console.page.locator("#chat-log .line .text")).to_have_text(
+            ["It is the shade on the left"], timeout=STATE_TIMEOUT_MS
+        )
         await console.page.locator("#note-input").fill("Crack visible on the shade, 3 cm")
         await console.page.locator("#note-add").click()
-        await expect(console.page.locator("#notes .note-text")).to_have_text(["Crack visible on the shade, 3 cm"],
-                                                                             timeout=STATE_TIMEOUT_MS)
+        await expect(console.page.locator("#notes .note-text")).to_have_text(
+            ["Crack visible on the shade, 3 cm"], timeout=STATE_TIMEOUT_MS
+        )
         await console.screenshot("inspect-console-live.png")
         await buyer.screenshot("inspect-buyer-live.png")
 
@@ -321,8 +353,11 @@ async def test_an_inspection_from_the_link_to_the_verdict_and_its_bundle(
         peers = await page.evaluate("window.__pcs.length")
         states = await page.evaluate("window.__states.length")
         await page.evaluate("window.__ws[window.__ws.length - 1].close(4000)")
-        await buyer.wait_for("(n) => window.__pcs.length > n && window.__pcs[n].connectionState === 'connected'",
-                             peers, what="the buyer's new peer connection")
+        await buyer.wait_for(
+            "(n) => window.__pcs.length > n && window.__pcs[n].connectionState === 'connected'",
+            peers,
+            what="the buyer's new peer connection",
+        )
         await buyer.state("live")
         await console.buyer("present")
         assert "waiting" not in (await page.evaluate("window.__states"))[states:]
@@ -338,8 +373,10 @@ async def test_an_inspection_from_the_link_to_the_verdict_and_its_bundle(
         await page.locator("#leave").click()
         await buyer.state("left")
         await console.buyer("absent")
-        assert await page.evaluate('document.getElementById("preview").srcObject.getVideoTracks()[0].readyState') \
+        assert (
+            await page.evaluate('document.getElementById("preview").srcObject.getVideoTracks()[0].readyState')
             == "ended"
+        )
         states = await page.evaluate("window.__states.length")
         await page.locator("#rejoin").click()
         await buyer.state("live")
@@ -366,7 +403,7 @@ async def test_an_inspection_from_the_link_to_the_verdict_and_its_bundle(
         assert download.suggested_filename == f"inspection-{case.id}.zip"
         await expect(console.page.locator("#bundle-state")).to_contain_text("Downloaded", timeout=STATE_TIMEOUT_MS)
         try:
-            from vitrine.inspect.bundle import verify_bundle
+            from signaling.inspect.bundle import verify_bundle
         except ImportError:  # the bundle code lands separately
             verify_bundle = None
         if verify_bundle is not None:
@@ -389,8 +426,7 @@ async def test_an_inspection_from_the_link_to_the_verdict_and_its_bundle(
         await console.close()
 
 
-async def test_the_inspector_switches_the_buyer_camera(server: RunningServer,
-                                                       browser: playwright_api.Browser) -> None:
+async def test_the_inspector_switches_the_buyer_camera(server: RunningServer, browser: playwright_api.Browser) -> None:
     """A phone with two cameras (Chromium's one fake camera, listed twice): the console flips it, and the
     page reopens the camera and replaces the sent track without renegotiating, still scaled down."""
     case = await open_case(server)
@@ -413,13 +449,15 @@ async def test_the_inspector_switches_the_buyer_camera(server: RunningServer,
         calls = await buyer.page.evaluate("window.__getUserMediaCalls")
         offers = await buyer.page.evaluate("window.__pcs[window.__pcs.length - 1].localDescription.sdp.length")
         await console.page.locator("#facing-user").click()
-        await expect(row.locator('.control-result[data-ok="true"]')).to_have_text("Switched to the front camera.",
-                                                                                 timeout=STATE_TIMEOUT_MS)
+        await expect(row.locator('.control-result[data-ok="true"]')).to_have_text(
+            "Switched to the front camera.", timeout=STATE_TIMEOUT_MS
+        )
         assert await buyer.page.evaluate("window.__getUserMediaCalls") > calls
         assert await buyer.page.evaluate(SENT_SCALE) >= 2.9  # the new track is sent scaled down too
         assert await buyer.page.evaluate("window.__pcs.length") == 1  # the same peer connection
-        assert await buyer.page.evaluate(
-            "window.__pcs[0].localDescription.sdp.length") == offers  # and no renegotiation
+        assert (
+            await buyer.page.evaluate("window.__pcs[0].localDescription.sdp.length") == offers
+        )  # and no renegotiation
         await console.wait_remote_video_plays()
         await buyer.wait_for(video_playing(selector="#preview"), what="the preview of the new camera")
 
@@ -452,9 +490,11 @@ async def test_a_denied_knock_shows_the_buyer_why(server: RunningServer, browser
         await expect(buyer.page.locator("#denied-heading")).to_have_text("Der Verkäufer konnte Sie nicht hereinlassen")
         await expect(knock).to_have_count(0, timeout=STATE_TIMEOUT_MS)
         # The camera is released once turned away.
-        await buyer.wait_for('(() => { const s = document.getElementById("preview").srcObject; '
-                             'return s === null || s.getTracks().every((t) => t.readyState === "ended"); })()',
-                             what="the camera released")
+        await buyer.wait_for(
+            '(() => { const s = document.getElementById("preview").srcObject; '
+            'return s === null || s.getTracks().every((t) => t.readyState === "ended"); })()',
+            what="the camera released",
+        )
         await buyer.screenshot("inspect-buyer-denied.png")
         assert (await case_record(server, case.id))["state"] != "closed"
     finally:
@@ -463,15 +503,18 @@ async def test_a_denied_knock_shows_the_buyer_why(server: RunningServer, browser
 
 
 async def test_the_seller_talks_on_a_connection_that_was_up_before_the_admit(
-        server: RunningServer, browser: playwright_api.Browser) -> None:
+    server: RunningServer, browser: playwright_api.Browser
+) -> None:
     """The console reserves its audio m-line at the join, and the buyer's connection is set up while it knocks:
     both are connected before the admit. Talking then opens the microphone with no renegotiation, and the
     buyer hears it; the recording keeps to the buyer's own tracks."""
     case = await open_case(server)
     console = await open_inspector(browser, case.console_url)
     buyer = await open_buyer(browser, case.link)
-    connected = ('(() => { const pc = window.__pcs[window.__pcs.length - 1]; '
-                 'return pc && pc.connectionState === "connected"; })()')
+    connected = (
+        "(() => { const pc = window.__pcs[window.__pcs.length - 1]; "
+        'return pc && pc.connectionState === "connected"; })()'
+    )
     try:
         await console.wait_for(connected, what="the console connected before any buyer")
         await buyer.state("consent")
@@ -483,11 +526,15 @@ async def test_the_seller_talks_on_a_connection_that_was_up_before_the_admit(
         await buyer.state("live")
         await console.page.locator("#talk").click()
         await expect(console.page.locator("#talk")).to_have_attribute("aria-pressed", "true", timeout=STATE_TIMEOUT_MS)
-        await buyer.wait_for('(() => { const s = document.getElementById("remote-audio").srcObject; '
-                             'return Boolean(s && s.getAudioTracks().some((t) => t.readyState === "live")); })()',
-                             what="the seller's voice on the buyer's page")
-        sending = ('(() => window.__pcs[window.__pcs.length - 1].getSenders()'
-                   '.some((s) => s.track && s.track.kind === "audio" && s.track.readyState === "live"))()')
+        await buyer.wait_for(
+            '(() => { const s = document.getElementById("remote-audio").srcObject; '
+            'return Boolean(s && s.getAudioTracks().some((t) => t.readyState === "live")); })()',
+            what="the seller's voice on the buyer's page",
+        )
+        sending = (
+            "(() => window.__pcs[window.__pcs.length - 1].getSenders()"
+            '.some((s) => s.track && s.track.kind === "audio" && s.track.readyState === "live"))()'
+        )
         assert await console.page.evaluate(sending)
         await console.page.locator("#talk").click()  # stop: the sender carries no track, nothing leaves
         await expect(console.page.locator("#talk")).to_have_attribute("aria-pressed", "false", timeout=STATE_TIMEOUT_MS)
@@ -499,7 +546,8 @@ async def test_the_seller_talks_on_a_connection_that_was_up_before_the_admit(
 
 
 async def test_a_link_works_once_and_every_bad_link_gets_a_friendly_page(
-        server: RunningServer, browser: playwright_api.Browser) -> None:
+    server: RunningServer, browser: playwright_api.Browser
+) -> None:
     case = await open_case(server, language="fr")
     first = await open_buyer(browser, case.link, name="first")
     pages = [first]
@@ -525,8 +573,9 @@ async def test_a_link_works_once_and_every_bad_link_gets_a_friendly_page(
         stored = await server.runtime.state.records.cases.get("acme", other.id)
         stale = stored.model_copy(update={"link_expires_at_ms": now_ms() - 60_000})
         await server.runtime.state.records.cases.save(stale)
-        expired = await open_buyer(browser, f"{server.url}/inspect.html#t={mint_link_token(server.settings, stale)}",
-                                   name="expired")
+        expired = await open_buyer(
+            browser, f"{server.url}/inspect.html#t={mint_link_token(server.settings, stale)}", name="expired"
+        )
         pages.append(expired)
         await expired.state("problem")
         await expect(expired.page.locator("body")).to_have_attribute("data-problem", "link_expired")
@@ -558,14 +607,13 @@ async def test_a_link_works_once_and_every_bad_link_gets_a_friendly_page(
             await page.close()
 
     # With the CSP in force, injected markup would not run on either page.
-    await assert_csp_blocks_inline_handlers(browser, f"{server.url}/inspect.html",
-                                            ready='body[data-state="problem"]')
-    await assert_csp_blocks_inline_handlers(browser, f"{server.url}/inspector.html",
-                                            ready='body[data-phase="login"]')
+    await assert_csp_blocks_inline_handlers(browser, f"{server.url}/inspect.html", ready='body[data-state="problem"]')
+    await assert_csp_blocks_inline_handlers(browser, f"{server.url}/inspector.html", ready='body[data-phase="login"]')
 
 
-async def test_the_console_refuses_a_bad_token_in_plain_words(server: RunningServer,
-                                                              browser: playwright_api.Browser) -> None:
+async def test_the_console_refuses_a_bad_token_in_plain_words(
+    server: RunningServer, browser: playwright_api.Browser
+) -> None:
     context = await browser.new_context(viewport=DESKTOP, bypass_csp=True)
     console = InspectorPage(page=await context.new_page(), name="inspector")
     try:

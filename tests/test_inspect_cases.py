@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from signaling.inspect.links import mint_link_token
 from tests.desk_helpers import make_shop
 from tests.servers import RunningServer, embedded_server
-from vitrine.consult.tokens import mint_desk_token
-from vitrine.inspect.links import mint_link_token
-from vitrine.inspect.models import Case
-from vitrine.models import now_ms
+from vitrine.core.desk_tokens import mint_desk_token
+from vitrine.core.models import now_ms
+from vitrine.core.wire.inspect import Case
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
@@ -28,8 +28,10 @@ async def case_server(request: pytest.FixtureRequest) -> AsyncIterator[RunningSe
 
 async def _open(server: RunningServer, **setup: object) -> dict:
     async with server.api() as api:
-        response = await api.post("/v1/shops/acme/cases", json={
-            "order_ref": "A-1042", "claim": "The lamp arrived with a cracked shade", "language": "fr", **setup})
+        response = await api.post(
+            "/v1/shops/acme/cases",
+            json={"order_ref": "A-1042", "claim": "The lamp arrived with a cracked shade", "language": "fr", **setup},
+        )
         assert response.status_code == 201, response.text
         return response.json()
 
@@ -60,7 +62,11 @@ async def test_a_link_opens_its_case_once(case_server: RunningServer) -> None:
     assert first.status_code == 200, first.text
     session = first.json()
     assert (session["case_id"], session["order_ref"], session["language"], session["shop_name"]) == (
-        case["id"], "A-1042", "fr", "Acme")
+        case["id"],
+        "A-1042",
+        "fr",
+        "Acme",
+    )
     again = await _redeem(case_server, _token(opened))
     assert (again.status_code, again.json()["code"]) == (410, "link_used")
     async with case_server.api() as api:

@@ -10,11 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from signaling.inspect.bundle import verify_bundle
 from tests.desk_helpers import make_shop
 from tests.inspect_helpers import CaseFlow
 from tests.servers import RunningServer, embedded_server
-from vitrine.inspect.bundle import verify_bundle
-from vitrine.inspect.models import inspect_room
+from vitrine.core.wire.inspect import inspect_room
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -78,10 +78,12 @@ async def test_a_signed_bundle_url_opens_only_its_bundle_until_it_expires(server
         expired = url.split("?")[0] + "?exp=1000&sig=" + url.rsplit("sig=", 1)[1]
         assert (await http.get(expired)).json()["code"] == "invalid_token"  # a changed expiry breaks the signature
     assert server.runtime is not None
-    from vitrine.inspect.links import bundle_signature
+    from signaling.inspect.links import bundle_signature
+
     past = 1000
     stale = f"{server.url}/v1/evidence/acme/{case.id}/bundle.zip?exp={past}&sig=" + bundle_signature(
-        server.settings, "acme", case.id, past)
+        server.settings, "acme", case.id, past
+    )
     async with httpx.AsyncClient() as http:
         gone = await http.get(stale)
         assert (gone.status_code, gone.json()["code"]) == (410, "link_expired")

@@ -13,18 +13,18 @@ from aiortc.mediastreams import AudioStreamTrack
 
 from tests.media_helpers import MovingPatternTrack
 from tests.worker_harness import ROOM, Harness, wait_for
-from vitrine.models import Role
-from vitrine.rpc import RecordCommand
+from vitrine.core.models import Role
+from vitrine.core.wire.rpc import RecordCommand
 
 
-async def test_recording_an_identity_keeps_to_its_tracks_across_a_reconnect(harness: Harness,
-                                                                            tmp_path: Path) -> None:
+async def test_recording_an_identity_keeps_to_its_tracks_across_a_reconnect(harness: Harness, tmp_path: Path) -> None:
     worker = harness.worker
     buyer = await harness.join("buyer", Role.BUYER, [MovingPatternTrack()])
     await harness.join("inspector", Role.INSPECTOR, [AudioStreamTrack()])
     await harness.published(2)
-    started = await worker.handle(RecordCommand(room=ROOM.name, action="start", recording_id="case-1",
-                                                identity="buyer"))
+    started = await worker.handle(
+        RecordCommand(room=ROOM.name, action="start", recording_id="case-1", identity="buyer")
+    )
     assert started.error is None, started.message
     recording = worker.recordings[ROOM.name]
     await wait_for(lambda: recording.info().video_frames >= 20, "the buyer's video in the file")

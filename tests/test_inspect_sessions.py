@@ -15,7 +15,7 @@ import pytest
 from tests.desk_helpers import DeskClient, make_shop
 from tests.inspect_helpers import CaseFlow
 from tests.servers import RunningServer, embedded_server
-from vitrine.auth import verify_token
+from vitrine.core.auth import verify_token
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
@@ -24,6 +24,7 @@ async def server(request: pytest.FixtureRequest) -> AsyncIterator[RunningServer]
     async with embedded_server(**overrides) as running:
         await make_shop(running)
         yield running
+
 
 def _inspect(client: DeskClient, action: str) -> Any:
     return lambda m: m["entry"]["kind"] == "inspect" and m["entry"]["inspect"]["action"] == action
@@ -71,21 +72,38 @@ async def test_each_side_sends_only_its_own_actions_and_bad_ones_never_end_the_s
     assert (await buyer.expect("error"))["code"] == "permission_denied"
     await inspector.send({"type": "inspect", "body": {"action": "pause", "paused": True}})
     assert (await inspector.expect("error"))["code"] == "permission_denied"
-    for bad in ({"action": "zoom", "level": -3}, {"action": "annotate", "marks": []}, {"action": "warp"},
-                {"action": "annotate", "marks": [{"shape": "arrow", "x": 2, "y": 0}]}):
+    for bad in (
+        {"action": "zoom", "level": -3},
+        {"action": "annotate", "marks": []},
+        {"action": "warp"},
+        {"action": "annotate", "marks": [{"shape": "arrow", "x": 2, "y": 0}]},
+    ):
         mark = inspector.mark()
         await inspector.send({"type": "inspect", "body": bad})
         assert (await inspector.expect("error", after=mark))["code"] == "invalid_message"
     await inspector.send({"type": "inspect", "body": {"action": "prompt", "text": "Show the label, please"}})
     prompt = await buyer.expect("log", _inspect(buyer, "prompt"))
     assert prompt["entry"]["inspect"]["text"] == "Show the label, please"
-    await inspector.send({"type": "inspect", "body": {"action": "annotate", "marks": [
-        {"shape": "circle", "x": 0.5, "y": 0.5, "x2": 0.6, "y2": 0.5}, {"shape": "text", "x": 0.1, "y": 0.1,
-                                                                         "text": "crack"}]}})
+    await inspector.send(
+        {
+            "type": "inspect",
+            "body": {
+                "action": "annotate",
+                "marks": [
+                    {"shape": "circle", "x": 0.5, "y": 0.5, "x2": 0.6, "y2": 0.5},
+                    {"shape": "text", "x": 0.1, "y": 0.1, "text": "crack"},
+                ],
+            },
+        }
+    )
     marks = await buyer.expect("log", _inspect(buyer, "annotate"))
     assert len(marks["entry"]["inspect"]["marks"]) == 2
-    await buyer.send({"type": "inspect", "body": {"action": "result", "control": "torch", "ok": False,
-                                                  "reason": "this camera has no torch"}})
+    await buyer.send(
+        {
+            "type": "inspect",
+            "body": {"action": "result", "control": "torch", "ok": False, "reason": "this camera has no torch"},
+        }
+    )
     result = await inspector.expect("log", _inspect(inspector, "result"))
     assert result["entry"]["participant"]["role"] == "buyer"
     await inspector.send({"type": "ping", "ts": 7})
@@ -98,8 +116,12 @@ async def test_the_verdict_closes_the_case_into_hashed_evidence(server: RunningS
     case = await CaseFlow.open(server)
     inspector, buyer = await case.admitted_pair()
     await inspector.send({"type": "chat", "text": "Hallo!"})
-    await inspector.send({"type": "inspect", "body": {"action": "annotate", "marks": [
-        {"shape": "arrow", "x": 0.2, "y": 0.2, "x2": 0.4, "y2": 0.4}]}})
+    await inspector.send(
+        {
+            "type": "inspect",
+            "body": {"action": "annotate", "marks": [{"shape": "arrow", "x": 0.2, "y": 0.2, "x2": 0.4, "y2": 0.4}]},
+        }
+    )
     await buyer.expect("log", _inspect(buyer, "annotate"))
     async with case.inspector() as http:
         note = await http.post("/v1/inspect/console/notes", json={"text": "Crack along the rim, 4 cm"})
@@ -141,8 +163,12 @@ async def test_artifact_downloads_resolve_ids_only_inside_their_own_case(server:
     artifact = (await case.stored()).artifacts[0]
     async with other.inspector() as http:
         assert (await http.get(f"/v1/inspect/console/artifacts/{artifact.id}")).json()["code"] == "artifact_not_found"
-        for attack in ("..%2F..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd", f"..%2F{case.id}%2F{artifact.file}",
-                       "ar_" + "A" * 16):
+        for attack in (
+            "..%2F..%2F..%2Fetc%2Fpasswd",
+            "%2Fetc%2Fpasswd",
+            f"..%2F{case.id}%2F{artifact.file}",
+            "ar_" + "A" * 16,
+        ):
             response = await http.get(f"/v1/inspect/console/artifacts/{attack}")
             assert response.status_code == 404 and "root:" not in response.text
     async with case.inspector() as http:

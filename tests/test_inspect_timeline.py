@@ -1,4 +1,4 @@
-"""The case's story for people (vitrine/inspect/timeline.py): every action has words, rows come in time
+"""The case's story for people (signaling/inspect/timeline.py): every action has words, rows come in time
 order with the case's own facts, and the exports cut the same log into chat, marks, notes and timeline."""
 
 from __future__ import annotations
@@ -8,23 +8,38 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter
 
-from vitrine.inspect.models import Case, Note, Outcome, Verdict
-from vitrine.inspect.protocol import InspectBody
-from vitrine.inspect.timeline import describe, exports, timeline
-from vitrine.models import ParticipantView, Role
-from vitrine.protocol import LogEntry
+from signaling.inspect.timeline import describe, exports, timeline
+from vitrine.core.models import ParticipantView, Role
+from vitrine.core.wire.inspect import Case, Note, Outcome, Verdict
+from vitrine.core.wire.inspect_actions import InspectBody
+from vitrine.core.wire.rtc import LogEntry
 
-ARTIFACT = {"id": "ar_" + "a" * 16, "kind": "photo", "file": "ar_" + "a" * 16 + ".jpg", "content_type": "image/jpeg",
-            "bytes": 4_200_000, "sha256": "0" * 64, "captured_at_ms": 5, "source": "buyer camera (takePhoto)",
-            "width": 4000, "height": 3000, "request": "p1"}
+ARTIFACT = {
+    "id": "ar_" + "a" * 16,
+    "kind": "photo",
+    "file": "ar_" + "a" * 16 + ".jpg",
+    "content_type": "image/jpeg",
+    "bytes": 4_200_000,
+    "sha256": "0" * 64,
+    "captured_at_ms": 5,
+    "source": "buyer camera (takePhoto)",
+    "width": 4000,
+    "height": 3000,
+    "request": "p1",
+}
 BODIES: list[dict[str, Any]] = [
-    {"action": "prompt", "text": "Show the label"}, {"action": "camera", "facing": "environment"},
-    {"action": "torch", "on": True}, {"action": "zoom", "level": 2.5}, {"action": "photo", "request": "p1"},
-    {"action": "snapshot", "request": "s1"}, {"action": "annotate", "marks": [{"shape": "text", "x": 0.1, "y": 0.2,
-                                                                               "text": "crack"}]},
-    {"action": "clear"}, {"action": "capabilities", "facing": "environment", "torch": False, "cameras": 2},
+    {"action": "prompt", "text": "Show the label"},
+    {"action": "camera", "facing": "environment"},
+    {"action": "torch", "on": True},
+    {"action": "zoom", "level": 2.5},
+    {"action": "photo", "request": "p1"},
+    {"action": "snapshot", "request": "s1"},
+    {"action": "annotate", "marks": [{"shape": "text", "x": 0.1, "y": 0.2, "text": "crack"}]},
+    {"action": "clear"},
+    {"action": "capabilities", "facing": "environment", "torch": False, "cameras": 2},
     {"action": "result", "control": "torch", "ok": False, "reason": "this camera has no torch"},
-    {"action": "pause", "paused": True}, {"action": "artifact", "artifact": ARTIFACT},
+    {"action": "pause", "paused": True},
+    {"action": "artifact", "artifact": ARTIFACT},
     {"action": "case", "event": "ended", "verdict": "accepted"},
 ]
 BUYER = ParticipantView(sid="PA_b", identity="buyer-cs_x", role=Role.BUYER)
@@ -49,9 +64,15 @@ def _entry(seq: int, at_ms: int, participant: ParticipantView | None, **body: An
 
 
 def test_rows_are_in_time_order_with_the_case_facts_and_exports_split_the_log() -> None:
-    case = Case(shop="acme", order_ref="A-1", claim="broken", created_at_ms=1_000, link_used_at_ms=2_000,
-                notes=[Note(at_ms=4_500, author="Seller", text="rim chipped")],
-                outcome=Outcome(verdict=Verdict.ACCEPTED, comment="refund", at_ms=9_000, by="Seller"))
+    case = Case(
+        shop="acme",
+        order_ref="A-1",
+        claim="broken",
+        created_at_ms=1_000,
+        link_used_at_ms=2_000,
+        notes=[Note(at_ms=4_500, author="Seller", text="rim chipped")],
+        outcome=Outcome(verdict=Verdict.ACCEPTED, comment="refund", at_ms=9_000, by="Seller"),
+    )
     parse = TypeAdapter(InspectBody).validate_python
     entries = [
         _entry(1, 3_000, SELLER, kind="inspect", inspect=parse(BODIES[0])),

@@ -14,8 +14,12 @@ from media.keyframes import is_h264_keyframe, is_keyframe, is_vp8_keyframe
 
 CODECS = {
     "video/VP8": RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96),
-    "video/H264": RTCRtpCodecParameters(mimeType="video/H264", clockRate=90000, payloadType=97,
-                                        parameters={"packetization-mode": "1", "profile-level-id": "42e01f"}),
+    "video/H264": RTCRtpCodecParameters(
+        mimeType="video/H264",
+        clockRate=90000,
+        payloadType=97,
+        parameters={"packetization-mode": "1", "profile-level-id": "42e01f"},
+    ),
 }
 
 
@@ -24,7 +28,7 @@ def _encoded_frames(mime: str, count: int, force_at: int | None = None) -> list[
     frames = []
     for index in range(count):
         image = np.zeros((240, 320, 3), dtype=np.uint8)
-        image[:, (index * 8) % 320:(index * 8) % 320 + 8] = 255
+        image[:, (index * 8) % 320 : (index * 8) % 320 + 8] = 255
         frame = VideoFrame.from_ndarray(image, format="rgb24")
         frame.pts, frame.time_base = index * 3000, Fraction(1, 90000)
         payloads, _ = encoder.encode(frame, force_keyframe=(index == force_at))

@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from loadtest.client import VitrineClient
 from tests.desk_helpers import DeskClient
 from tests.media_helpers import MovingPatternTrack, receive_frames
 from tests.servers import RunningServer, embedded_server
-from vitrine.client import VitrineClient
-from vitrine.models import ROLE_DEFAULT_GRANTS, Role
+from vitrine.core.models import ROLE_DEFAULT_GRANTS, Role
 
 BUYER = ROLE_DEFAULT_GRANTS[Role.BUYER].model_copy(update={"needs_admit": True})
 
@@ -105,11 +105,13 @@ async def test_a_knocker_connects_while_waiting_but_nothing_crosses_the_door(doo
     nothing and nothing of it is forwarded until it is let in; then media flows both ways."""
     runtime = door_server.runtime
     assert runtime is not None and runtime.media_worker is not None
-    inspector = VitrineClient(door_server.url, door_server.token("case-3", "inspector", Role.INSPECTOR),
-                              tracks=[MovingPatternTrack()])
+    inspector = VitrineClient(
+        door_server.url, door_server.token("case-3", "inspector", Role.INSPECTOR), tracks=[MovingPatternTrack()]
+    )
     await inspector.connect()
-    buyer = VitrineClient(door_server.url, door_server.token("case-3", "buyer", Role.BUYER, grants=BUYER),
-                          tracks=[MovingPatternTrack()])
+    buyer = VitrineClient(
+        door_server.url, door_server.token("case-3", "buyer", Role.BUYER, grants=BUYER), tracks=[MovingPatternTrack()]
+    )
     joining = asyncio.create_task(buyer.connect(timeout=60))
     knock = await asyncio.wait_for(inspector.knocks.get(), 30)
     await buyer.wait_connected(timeout=30)  # ICE and DTLS are up while it waits

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import pytest
 
+from loadtest.client import VitrineClient
 from media import forwarder
 from tests.media_helpers import av_tracks, receive_frames, remote_tracks
 from tests.servers import RunningServer
-from vitrine.client import VitrineClient
-from vitrine.models import Role
+from vitrine.core.models import Role
 
 NATURAL_KEYFRAME_INTERVAL_S = 3000 / 30
 
@@ -34,8 +34,9 @@ async def _late_join(server: RunningServer, room: str) -> tuple[VitrineClient, .
     return host, early, late
 
 
-async def test_late_joiner_starts_on_the_cached_keyframe(server: RunningServer,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_late_joiner_starts_on_the_cached_keyframe(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     host, early, late = await _late_join(server, "show-cached")
     # No keyframe may be asked for: only the cached one (seconds old here) can start the late joiner.
     monkeypatch.setattr(forwarder.UpTrack, "request_keyframe", lambda self: None)
@@ -51,8 +52,7 @@ async def test_late_joiner_starts_on_the_cached_keyframe(server: RunningServer,
             await client.close()
 
 
-async def test_late_joiner_gets_a_keyframe_on_request(server: RunningServer,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_late_joiner_gets_a_keyframe_on_request(server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(forwarder, "GOP_REPLAY_PACKETS", -1)  # no cached keyframe is ever recent enough
     host, early, late = await _late_join(server, "show-requested")
     try:

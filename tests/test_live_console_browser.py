@@ -20,6 +20,7 @@ import httpx
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
+from loadtest.client import VitrineClient
 from tests.browser_support import (
     DESKTOP,
     INJECTION,
@@ -33,15 +34,16 @@ from tests.desk_helpers import DeskClient
 from tests.live_helpers import entries, join, make_show, viewer_token
 from tests.media_helpers import av_tracks, receive_frames, remote_tracks
 from tests.servers import RunningServer
-from vitrine.client import VitrineClient
 
 pytestmark = pytest.mark.browser
 
 TABLET = {"width": 768, "height": 1024}
 # Product images come from the shop's (made-up) host: a 1x1 PNG served locally.
-PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-                    "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e2b5f1"
-                    "a70000000049454e44ae426082")
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e2b5f1"
+    "a70000000049454e44ae426082"
+)
 # Keep the page's peer connections reachable, to read which track its video sender carries.
 RECORD_PEER_CONNECTIONS = """(() => {
   const Native = window.RTCPeerConnection;
@@ -67,8 +69,9 @@ class LiveConsole(WatchedPage):
         await self.wait_for("(p) => document.body.dataset.phase === p", phase, what=f"the {phase} phase")
 
     async def connected(self) -> None:
-        await self.wait_for('document.getElementById("connection").textContent === "connected"',
-                            what="the console joined to the show")
+        await self.wait_for(
+            'document.getElementById("connection").textContent === "connected"', what="the console joined to the show"
+        )
 
     async def pick(self, source: str) -> None:
         await self.page.locator(f'#source input[value="{source}"]').check()
@@ -85,20 +88,29 @@ class LiveConsole(WatchedPage):
         await self.connected()
 
     async def chat_line(self, text: str) -> playwright_api.Locator:
-        await self.wait_for('(t) => [...document.querySelectorAll("#chat-log .line:not(.system) .text")]'
-                            '.some((el) => el.textContent === t)', text, what=f"the chat line {text!r}")
+        await self.wait_for(
+            '(t) => [...document.querySelectorAll("#chat-log .line:not(.system) .text")]'
+            ".some((el) => el.textContent === t)",
+            text,
+            what=f"the chat line {text!r}",
+        )
         return self.page.locator("#chat-log .line:not(.system)").filter(
-            has=self.page.locator(".text", has_text=re.compile("^" + re.escape(text) + "$")))
+            has=self.page.locator(".text", has_text=re.compile("^" + re.escape(text) + "$"))
+        )
 
     def no_errors(self, *expected: str) -> None:
         """No error in the page's console but the ``expected`` ones (a refusal the test asked for)."""
-        errors = [line for line in self.log if line.startswith(("error", "pageerror"))
-                  and not any(part in line for part in expected)]
+        errors = [
+            line
+            for line in self.log
+            if line.startswith(("error", "pageerror")) and not any(part in line for part in expected)
+        ]
         assert not errors, self.diagnostics()
 
 
-async def open_console(browser: playwright_api.Browser, server: RunningServer, show: dict[str, Any],
-                       viewport: dict[str, int] = DESKTOP) -> tuple[LiveConsole, str]:
+async def open_console(
+    browser: playwright_api.Browser, server: RunningServer, show: dict[str, Any], viewport: dict[str, int] = DESKTOP
+) -> tuple[LiveConsole, str]:
     """The console from the link the shop's backend mints; returns it and its token."""
     async with server.api() as api:
         response = await api.post(f"/v1/shops/{show['shop']}/shows/{show['id']}/console")
@@ -106,10 +118,17 @@ async def open_console(browser: playwright_api.Browser, server: RunningServer, s
         login = response.json()
     assert login["console_url"] == f"{server.url}/live.html#token={login['token']}"
     # bypass_csp: the console's CSP forbids eval, and Playwright evaluates the tests' string predicates.
-    context = await browser.new_context(viewport=viewport, locale="en-US", bypass_csp=True, accept_downloads=True,
-                                        permissions=["camera", "microphone", "clipboard-read", "clipboard-write"])
-    await context.route(re.compile(r"^https://[a-z0-9-]+\.example/"),
-                        lambda route: route.fulfill(status=200, content_type="image/png", body=PNG))
+    context = await browser.new_context(
+        viewport=viewport,
+        locale="en-US",
+        bypass_csp=True,
+        accept_downloads=True,
+        permissions=["camera", "microphone", "clipboard-read", "clipboard-write"],
+    )
+    await context.route(
+        re.compile(r"^https://[a-z0-9-]+\.example/"),
+        lambda route: route.fulfill(status=200, content_type="image/png", body=PNG),
+    )
     await context.add_init_script(RECORD_PEER_CONNECTIONS)
     console = LiveConsole(page=await context.new_page(), name="console")
     # A reload while sending asks "leave the page?" (beforeunload): the seller says yes.
@@ -126,7 +145,8 @@ async def log_entry(client: DeskClient, kind: str, where: Any = lambda e: True) 
 
 
 async def test_go_live_from_the_camera_switch_to_the_screen_and_rejoin_after_a_reload(
-        server: RunningServer, browser: playwright_api.Browser) -> None:
+    server: RunningServer, browser: playwright_api.Browser
+) -> None:
     show = await make_show(server)
     console, token = await open_console(browser, server, show)
     viewer = None
@@ -174,9 +194,11 @@ async def test_go_live_from_the_camera_switch_to_the_screen_and_rejoin_after_a_r
         await console.phase("live")
         await console.connected()
         assert await page.locator("#resume").is_visible()
-        await console.wait_for('[...document.querySelectorAll("#chat-log .line.system")]'
-                               '.some((el) => el.textContent.includes("The show is live."))',
-                               what="the log before the reload, from history")
+        await console.wait_for(
+            '[...document.querySelectorAll("#chat-log .line.system")]'
+            '.some((el) => el.textContent.includes("The show is live."))',
+            what="the log before the reload, from history",
+        )
         await console.pick("camera")
         await console.wait_for('document.getElementById("resume").hidden', what="the resume prompt to go")
         again = await viewer.next_remote_track("video", timeout=STATE_TIMEOUT_MS / 1000)
@@ -192,12 +214,16 @@ async def test_go_live_from_the_camera_switch_to_the_screen_and_rejoin_after_a_r
 # PATCH /v1/live/console is answered by whip.py's PATCH /{kind}/{room}/{sid} (trickle), which is
 # registered first and matches any three-segment path: the console's token is refused there.
 async def test_setup_saves_title_schedule_and_products_and_shows_refusals(
-        server: RunningServer, browser: playwright_api.Browser) -> None:
+    server: RunningServer, browser: playwright_api.Browser
+) -> None:
     show = await make_show(server)
     async with server.api() as api:
-        (await api.put("/v1/shops/acme/products/cup-3", json={
-            "title": "Cup 3", "price": "5.00", "currency": "EUR", "url": "https://acme.example/p/cup-3"})
-         ).raise_for_status()
+        (
+            await api.put(
+                "/v1/shops/acme/products/cup-3",
+                json={"title": "Cup 3", "price": "5.00", "currency": "EUR", "url": "https://acme.example/p/cup-3"},
+            )
+        ).raise_for_status()
     console, _ = await open_console(browser, server, show)
     try:
         page = console.page
@@ -207,8 +233,10 @@ async def test_setup_saves_title_schedule_and_products_and_shows_refusals(
         await page.locator("#schedule").fill("2031-05-04T18:30")
         await page.get_by_role("button", name="Move down Mug 1", exact=True).click()
         await page.locator("#save-details").click()
-        await console.wait_for('["Saved", "Not saved"].includes(document.getElementById("details-state").textContent)',
-                               what="the save to be answered")
+        await console.wait_for(
+            '["Saved", "Not saved"].includes(document.getElementById("details-state").textContent)',
+            what="the save to be answered",
+        )
         assert await console.text("#details-state") == "Saved", await console.text("#details-error")
         async with server.api() as api:
             saved = (await api.get(f"/v1/shops/acme/shows/{show['id']}")).json()
@@ -224,8 +252,9 @@ async def test_setup_saves_title_schedule_and_products_and_shows_refusals(
         async with server.api() as api:
             (await api.delete("/v1/shops/acme/products/cup-3")).raise_for_status()
         await page.locator("#save-details").click()
-        await console.wait_for('document.getElementById("details-error").dataset.code === "product_not_found"',
-                               what="the refusal")
+        await console.wait_for(
+            'document.getElementById("details-error").dataset.code === "product_not_found"', what="the refusal"
+        )
         assert await page.locator("#details-error").is_visible()
         await page.get_by_role("button", name="Remove Cup 3", exact=True).click()
         await page.locator("#save-details").click()
@@ -235,8 +264,9 @@ async def test_setup_saves_title_schedule_and_products_and_shows_refusals(
         await console.close()
 
 
-async def test_run_the_show_pins_deal_chat_and_moderation(server: RunningServer,
-                                                           browser: playwright_api.Browser) -> None:
+async def test_run_the_show_pins_deal_chat_and_moderation(
+    server: RunningServer, browser: playwright_api.Browser
+) -> None:
     show = await make_show(server)
     console, _ = await open_console(browser, server, show)
     try:
@@ -249,12 +279,13 @@ async def test_run_the_show_pins_deal_chat_and_moderation(server: RunningServer,
         await page.get_by_role("button", name="Pin Mug 1", exact=True).click()
         pin = await log_entry(kim, "product")
         assert (pin["product"]["action"], pin["product"]["card"]["sku"]) == ("pin", "mug-1")
-        await console.wait_for('document.getElementById("pinned-count").textContent === "1/3 pinned"',
-                               what="1 pinned")
+        await console.wait_for('document.getElementById("pinned-count").textContent === "1/3 pinned"', what="1 pinned")
         await page.get_by_role("button", name="Mark Lamp 2 sold out", exact=True).click()
         await log_entry(kim, "product", lambda e: e["product"]["action"] == "sold_out")
-        await console.wait_for('document.querySelector("#live-products .product.sold-out[data-sku=lamp-2]")'
-                               ' !== null', what="lamp-2 sold out")
+        await console.wait_for(
+            'document.querySelector("#live-products .product.sold-out[data-sku=lamp-2]") !== null',
+            what="lamp-2 sold out",
+        )
 
         # A countdown deal.
         await page.locator("#deal-sku").select_option("lamp-2")
@@ -264,7 +295,11 @@ async def test_run_the_show_pins_deal_chat_and_moderation(server: RunningServer,
         await page.locator("#deal-start").click()
         deal = (await log_entry(kim, "deal"))["deal"]
         assert (deal["action"], deal["deal"]["card"]["sku"], deal["deal"]["price"], deal["deal"]["stock"]) == (
-            "start", "lamp-2", "59.00", 5)
+            "start",
+            "lamp-2",
+            "59.00",
+            5,
+        )
         await console.wait_for('!document.getElementById("deal-running").hidden', what="the running deal")
         assert re.fullmatch(r"[45]:\d\d", await console.text("#deal-countdown"))
 
@@ -290,8 +325,10 @@ async def test_run_the_show_pins_deal_chat_and_moderation(server: RunningServer,
         spam = await console.chat_line("spam spam")
         await spam.get_by_role("button", name="Delete this message from Troll", exact=True).click()
         deleted = await log_entry(kim, "moderation", lambda e: e["moderation"]["action"] == "delete")
-        await console.wait_for(f'document.querySelector(\'#chat-log [data-seq="{deleted["moderation"]["seq"]}"]\')'
-                               " === null", what="the deleted line to go")
+        await console.wait_for(
+            f"document.querySelector('#chat-log [data-seq=\"{deleted['moderation']['seq']}\"]') === null",
+            what="the deleted line to go",
+        )
         await troll.send({"type": "chat", "text": "still here"})
         here = await console.chat_line("still here")
         await here.get_by_role("button", name="Mute Troll for 10 minutes", exact=True).click()
@@ -314,14 +351,17 @@ async def test_run_the_show_pins_deal_chat_and_moderation(server: RunningServer,
         # Reactions: a running tally, and the likes count everyone sees.
         for reaction in ("like", "like", "fire"):
             await kim.send({"type": "react", "reaction": reaction})
-        await console.wait_for('document.querySelector("#reactions [data-reaction=like] .n")?.textContent === "2"',
-                               what="2 likes in the tally")
+        await console.wait_for(
+            'document.querySelector("#reactions [data-reaction=like] .n")?.textContent === "2"',
+            what="2 likes in the tally",
+        )
         await console.wait_for('document.getElementById("stat-likes").textContent === "3"', what="3 likes")
         await console.screenshot("live-console-running.png")
 
         await page.locator("#deal-end").click()
         assert (await log_entry(kim, "deal", lambda e: e["deal"]["action"] == "end"))["deal"]["deal"]["card"][
-            "sku"] == "lamp-2"
+            "sku"
+        ] == "lamp-2"
         await console.wait_for('document.getElementById("deal-running").hidden', what="the deal to end")
         await page.get_by_role("button", name="Unpin Mug 1", exact=True).click()
         await log_entry(kim, "product", lambda e: e["product"]["action"] == "unpin")
@@ -330,9 +370,11 @@ async def test_run_the_show_pins_deal_chat_and_moderation(server: RunningServer,
         for n in range(8):
             await page.locator("#chat-input").fill(f"flood {n}")
             await page.locator("#chat-input").press("Enter")
-        await console.wait_for('document.getElementById("status").dataset.kind === "error"'
-                               ' && document.getElementById("status").textContent.includes("rate_limited")',
-                               what="the rate_limited error in the status line")
+        await console.wait_for(
+            'document.getElementById("status").dataset.kind === "error"'
+            ' && document.getElementById("status").textContent.includes("rate_limited")',
+            what="the rate_limited error in the status line",
+        )
         assert await page.locator("#status").is_visible()
         assert await page.evaluate("window.__pwned") is None
 
@@ -346,8 +388,9 @@ async def test_run_the_show_pins_deal_chat_and_moderation(server: RunningServer,
         await console.close()
 
 
-async def test_end_the_show_read_the_numbers_and_download_the_chat(server: RunningServer,
-                                                                    browser: playwright_api.Browser) -> None:
+async def test_end_the_show_read_the_numbers_and_download_the_chat(
+    server: RunningServer, browser: playwright_api.Browser
+) -> None:
     show = await make_show(server)
     console, _ = await open_console(browser, server, show)
     try:
@@ -403,7 +446,8 @@ async def test_end_the_show_read_the_numbers_and_download_the_chat(server: Runni
 
 
 async def test_obs_mode_shows_a_key_the_server_accepts_and_follows_the_stream(
-        server: RunningServer, browser: playwright_api.Browser) -> None:
+    server: RunningServer, browser: playwright_api.Browser
+) -> None:
     show = await make_show(server)
     console, _ = await open_console(browser, server, show)
     encoder = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -426,22 +470,29 @@ async def test_obs_mode_shows_a_key_the_server_accepts_and_follows_the_stream(
 
         await page.locator("#rotate-key").click()
         await console.confirm()
-        await console.wait_for("(old) => document.getElementById('stream-key').value !== old", old_key,
-                               what="a new stream key")
+        await console.wait_for(
+            "(old) => document.getElementById('stream-key').value !== old", old_key, what="a new stream key"
+        )
         new_key = await key.input_value()
         await console.screenshot("live-console-obs.png")
 
         async with httpx.AsyncClient(timeout=30) as http:
             for bad in (old_key, "sk_" + "A" * 32):
-                refused = await http.post(whip_url, content="v=0\r\n", headers={
-                    "Content-Type": "application/sdp", "Authorization": f"Bearer {bad}"})
+                refused = await http.post(
+                    whip_url,
+                    content="v=0\r\n",
+                    headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {bad}"},
+                )
                 assert (refused.status_code, refused.json()["code"]) == (401, "invalid_token")
             # An encoder with the key from the page: accepted, and the show goes live.
             for track in av_tracks():
                 encoder.addTransceiver(track, direction="sendonly")
             await encoder.setLocalDescription(await encoder.createOffer())
-            published = await http.post(whip_url, content=encoder.localDescription.sdp, headers={
-                "Content-Type": "application/sdp", "Authorization": f"Bearer {new_key}"})
+            published = await http.post(
+                whip_url,
+                content=encoder.localDescription.sdp,
+                headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {new_key}"},
+            )
             assert published.status_code == 201, published.text
             await encoder.setRemoteDescription(RTCSessionDescription(sdp=published.text, type="answer"))
 
@@ -464,16 +515,18 @@ async def test_obs_mode_shows_a_key_the_server_accepts_and_follows_the_stream(
         await console.close()
 
 
-async def test_a_refused_console_link_shows_a_typed_error(server: RunningServer,
-                                                          browser: playwright_api.Browser) -> None:
+async def test_a_refused_console_link_shows_a_typed_error(
+    server: RunningServer, browser: playwright_api.Browser
+) -> None:
     context = await browser.new_context(viewport=DESKTOP, bypass_csp=True)
     console = LiveConsole(page=await context.new_page(), name="console")
     try:
         page = console.page
         await page.goto(server.url + "/live.html#token=not-a-token")
         await console.phase("login")
-        await console.wait_for('document.getElementById("login-error").dataset.code === "invalid_token"',
-                               what="a typed error")
+        await console.wait_for(
+            'document.getElementById("login-error").dataset.code === "invalid_token"', what="a typed error"
+        )
         assert await page.locator("#login-error").is_visible()
         assert not await page.locator("#workspace").is_visible()
         assert await page.evaluate('sessionStorage.getItem("vitrine.live.token")') is None
@@ -482,6 +535,7 @@ async def test_a_refused_console_link_shows_a_typed_error(server: RunningServer,
         await console.close()
 
 
-async def test_the_consoles_csp_blocks_injected_handlers(server: RunningServer,
-                                                         browser: playwright_api.Browser) -> None:
+async def test_the_consoles_csp_blocks_injected_handlers(
+    server: RunningServer, browser: playwright_api.Browser
+) -> None:
     await assert_csp_blocks_inline_handlers(browser, server.url + "/live.html", ready="body[data-phase='login']")

@@ -27,8 +27,9 @@ async def _say(viewer, text: str) -> None:  # noqa: ANN001 - a WatchedPage
     await viewer.page.locator(".vl-chat-input").press("Enter")
 
 
-async def test_a_show_from_the_console_to_two_viewers_and_its_replay(server: RunningServer,
-                                                                    browser: playwright_api.Browser) -> None:
+async def test_a_show_from_the_console_to_two_viewers_and_its_replay(
+    server: RunningServer, browser: playwright_api.Browser
+) -> None:
     show = await make_show(server)
     console, _ = await open_console(browser, server, show)
     url = watch_url(server, show)
@@ -49,7 +50,8 @@ async def test_a_show_from_the_console_to_two_viewers_and_its_replay(server: Run
         await console.page.get_by_role("button", name="Pin Mug 1", exact=True).click()
         for viewer in (kim, lu):  # seller -> every viewer, and the pinned card with its buy link
             await expect(viewer.page.locator(".vl-chat .vl-line.is-host .vl-line-text")).to_have_text(
-                "It holds 350 ml", timeout=TIMEOUT_MS)
+                "It holds 350 ml", timeout=TIMEOUT_MS
+            )
             card = viewer.page.locator('.vl-stage .vl-card[data-sku="mug-1"]')
             await expect(card).to_be_visible(timeout=TIMEOUT_MS)
             assert await card.locator("a.vl-buy").get_attribute("href") == "https://acme.example/p/mug-1"
@@ -58,8 +60,9 @@ async def test_a_show_from_the_console_to_two_viewers_and_its_replay(server: Run
         line = await console.chat_line("first!!!")
         await line.get_by_role("button", name="Ban Lu", exact=True).click()
         await console.confirm()
-        await expect(lu.page.locator(".vl-notice")).to_have_text("You were removed from this show by the host.",
-                                                                 timeout=TIMEOUT_MS)
+        await expect(lu.page.locator(".vl-notice")).to_have_text(
+            "You were removed from this show by the host.", timeout=TIMEOUT_MS
+        )
         await expect(lu.page.locator(".vl-chat-input")).to_be_disabled()
         async with httpx.AsyncClient(base_url=server.url) as http:  # nor can Lu slip back in with that identity
             log = (await http.get(f"/v1/live/acme/{show['id']}/log")).json()["entries"]
@@ -87,8 +90,9 @@ def line_identity(log: list[dict], text: str) -> str:
     return next(e["participant"]["identity"] for e in log if e["kind"] == "chat" and e["text"] == text)
 
 
-async def test_an_obs_like_encoder_goes_live_and_a_browser_watches(server: RunningServer,
-                                                                   browser: playwright_api.Browser) -> None:
+async def test_an_obs_like_encoder_goes_live_and_a_browser_watches(
+    server: RunningServer, browser: playwright_api.Browser
+) -> None:
     show = await make_show(server)
     async with server.api() as api:
         login = (await api.post(f"/v1/shops/acme/shows/{show['id']}/console")).json()["token"]
@@ -98,8 +102,11 @@ async def test_an_obs_like_encoder_goes_live_and_a_browser_watches(server: Runni
     await encoder.setLocalDescription(await encoder.createOffer())
     async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": f"Bearer {login}"}) as http:
         settings = (await http.get("/v1/live/console")).json()
-        published = await http.post(settings["whip_url"], content=encoder.localDescription.sdp, headers={
-            "Content-Type": "application/sdp", "Authorization": f"Bearer {settings['stream_key']}"})
+        published = await http.post(
+            settings["whip_url"],
+            content=encoder.localDescription.sdp,
+            headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {settings['stream_key']}"},
+        )
     assert published.status_code == 201, published.text
     await encoder.setRemoteDescription(RTCSessionDescription(sdp=published.text, type="answer"))
     viewer = await open_viewer(browser, watch_url(server, show), "viewer")

@@ -35,8 +35,11 @@ async def test_obs_goes_live_with_its_stream_key_and_every_kind_of_viewer_watche
     settings = (await console.get("/v1/live/console")).json()
     encoder = await _publisher()
     async with httpx.AsyncClient(base_url=server.url) as http:
-        published = await http.post(settings["whip_url"], content=await _offer(encoder),
-                                    headers={**SDP, "Authorization": f"Bearer {settings['stream_key']}"})
+        published = await http.post(
+            settings["whip_url"],
+            content=await _offer(encoder),
+            headers={**SDP, "Authorization": f"Bearer {settings['stream_key']}"},
+        )
         assert published.status_code == 201, published.text
         assert published.headers["location"].startswith(f"/v1/live/acme/{show['id']}/whip/")
         await encoder.setRemoteDescription(RTCSessionDescription(sdp=published.text, type="answer"))
@@ -62,8 +65,11 @@ async def test_obs_goes_live_with_its_stream_key_and_every_kind_of_viewer_watche
 
         stats = server.runtime.media_worker.media_stats()
         assert (stats["decoders_running"], stats["encoders_created"]) == (0, 0)
-        assert (await http.delete(published.headers["location"],
-                                  headers={"Authorization": f"Bearer {settings['stream_key']}"})).status_code == 200
+        assert (
+            await http.delete(
+                published.headers["location"], headers={"Authorization": f"Bearer {settings['stream_key']}"}
+            )
+        ).status_code == 200
         assert (await http.delete(played.headers["location"])).status_code == 200
     for pc in (encoder, player):
         await pc.close()
@@ -85,11 +91,15 @@ async def test_a_forged_or_rotated_stream_key_is_refused(server: RunningServer) 
             assert (refused.status_code, refused.json()["code"]) == (401, "invalid_token")
         assert (await http.post(url, content=offer, headers=SDP)).status_code == 401
         other = await make_other_show(server)  # one show's key does not open another show
-        crossed = await http.post(f"/v1/live/acme/{other}/whip", content=offer,
-                                  headers={**SDP, "Authorization": f"Bearer {new_key}"})
+        crossed = await http.post(
+            f"/v1/live/acme/{other}/whip", content=offer, headers={**SDP, "Authorization": f"Bearer {new_key}"}
+        )
         assert crossed.status_code == 401
-        silent = await http.post(url, content=offer.replace("a=sendonly", "a=recvonly"),
-                                 headers={**SDP, "Authorization": f"Bearer {new_key}"})
+        silent = await http.post(
+            url,
+            content=offer.replace("a=sendonly", "a=recvonly"),
+            headers={**SDP, "Authorization": f"Bearer {new_key}"},
+        )
         assert (silent.status_code, silent.json()["code"]) == (422, "negotiation_failed")  # and nothing goes live
         early = await http.post(f"/v1/live/acme/{show['id']}/whep", content=offer, headers=SDP)
         assert (early.status_code, early.json()["code"]) == (409, "show_not_live")
@@ -106,8 +116,9 @@ async def make_other_show(server: RunningServer) -> str:
 
 
 @contextlib.asynccontextmanager
-async def live_with_players(server: RunningServer, count: int) -> AsyncIterator[tuple[str, list[RTCPeerConnection],
-                                                                                     httpx.AsyncClient]]:
+async def live_with_players(
+    server: RunningServer, count: int
+) -> AsyncIterator[tuple[str, list[RTCPeerConnection], httpx.AsyncClient]]:
     """A show live from an OBS-like encoder, ``count`` WHEP players not yet posted, and an HTTP client: yields
     the show's anonymous WHEP URL, the players and the client."""
     show = await make_show(server)
@@ -119,8 +130,11 @@ async def live_with_players(server: RunningServer, count: int) -> AsyncIterator[
         players[-1].addTransceiver("video", direction="recvonly")
     try:
         async with httpx.AsyncClient(base_url=server.url) as http:
-            published = await http.post(settings["whip_url"], content=await _offer(encoder),
-                                        headers={**SDP, "Authorization": f"Bearer {settings['stream_key']}"})
+            published = await http.post(
+                settings["whip_url"],
+                content=await _offer(encoder),
+                headers={**SDP, "Authorization": f"Bearer {settings['stream_key']}"},
+            )
             assert published.status_code == 201, published.text
             yield f"/v1/live/acme/{show['id']}/whep", players, http
     finally:
@@ -132,8 +146,10 @@ async def live_with_players(server: RunningServer, count: int) -> AsyncIterator[
 async def test_one_address_holds_a_few_anonymous_players_counted_once() -> None:
     """300 anonymous WHEP sessions from one script held 300 players and inflated the show's numbers: one address
     now holds at most ``whep_max_per_client`` players, and a player that stops gives its place back."""
-    async with embedded_server(whep_max_per_client=2, whep_new_every_s=0) as server, \
-            live_with_players(server, 4) as (url, players, http):
+    async with (
+        embedded_server(whep_max_per_client=2, whep_new_every_s=0) as server,
+        live_with_players(server, 4) as (url, players, http),
+    ):
         statuses = [(await http.post(url, content=await _offer(player), headers=SDP)) for player in players[:3]]
         assert [r.status_code for r in statuses] == [201, 201, 429]
         assert statuses[2].json()["code"] == "rate_limited"
@@ -160,11 +176,16 @@ async def test_one_address_starts_one_anonymous_player_per_interval() -> None:
 async def test_with_the_cap_off_every_anonymous_player_gets_an_identity_of_its_own() -> None:
     """Behind a reverse proxy the operator turns the cap off: one address then starts as many players as it likes,
     each under its own identity, and no slot is looked up."""
-    async with embedded_server(whep_max_per_client=0, whep_new_every_s=0) as server, \
-            live_with_players(server, 3) as (url, players, http):
+    async with (
+        embedded_server(whep_max_per_client=0, whep_new_every_s=0) as server,
+        live_with_players(server, 3) as (url, players, http),
+    ):
         posted = [await http.post(url, content=await _offer(player), headers=SDP) for player in players]
         assert [r.status_code for r in posted] == [201, 201, 201]
         room = "live-" + url.split("/")[4]
-        whep = {p.identity for p in await server.runtime.state.rooms.list_participants(room)
-                if p.identity.startswith("whep-")}
+        whep = {
+            p.identity
+            for p in await server.runtime.state.rooms.list_participants(room)
+            if p.identity.startswith("whep-")
+        }
         assert len(whep) == 3

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from loadtest.client import VitrineClient
 from tests.browser_support import (
     DESKTOP,
     PHONE,
@@ -39,8 +40,7 @@ from tests.live_helpers import go_live
 from tests.media_helpers import av_tracks
 from tests.recording_helpers import WAIT_S, lose_coordination, recorded
 from tests.servers import RunningServer, embedded_server
-from vitrine.client import VitrineClient
-from vitrine.rpc import Kick
+from vitrine.core.wire.rpc import Kick
 
 pytestmark = pytest.mark.browser
 
@@ -81,8 +81,12 @@ def _png(rgb: tuple[int, int, int], size: int = 64) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", body)
+        + chunk(b"IEND", b"")
+    )
 
 
 PHOTOS = {"mug-1": _png((31, 111, 235)), "lamp-2": _png((229, 160, 40))}
@@ -95,8 +99,9 @@ async def _shop_site(route: playwright_api.Route) -> None:
     if name.endswith(".jpg") and sku in PHOTOS:
         await route.fulfill(body=PHOTOS[sku], content_type="image/png")
     else:
-        await route.fulfill(body=f"<!doctype html><title>{escape(sku)}</title><h1>{escape(sku)}</h1>",
-                            content_type="text/html")
+        await route.fulfill(
+            body=f"<!doctype html><title>{escape(sku)}</title><h1>{escape(sku)}</h1>", content_type="text/html"
+        )
 
 
 @pytest.fixture
@@ -108,11 +113,11 @@ async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
 
 async def create_show(server: RunningServer, *, origins: list[str] = (), **setup: Any) -> dict[str, Any]:
     """Shop "acme" (mug-1, lamp-2 on https://acme.example, embeddable on ``origins``) and a scheduled show."""
-    await make_shop(server, "acme", allowed_origins=[*origins, "https://acme.example"],
-                    link_hosts=["acme.example"])
+    await make_shop(server, "acme", allowed_origins=[*origins, "https://acme.example"], link_hosts=["acme.example"])
     async with server.api() as api:
-        response = await api.post("/v1/shops/acme/shows", json={"title": "Spring drop", "products": ["mug-1", "lamp-2"],
-                                                                 **setup})
+        response = await api.post(
+            "/v1/shops/acme/shows", json={"title": "Spring drop", "products": ["mug-1", "lamp-2"], **setup}
+        )
         response.raise_for_status()
         return response.json()
 
@@ -121,8 +126,9 @@ def watch_url(server: RunningServer, show: dict[str, Any]) -> str:
     return f"{server.url}/watch.html?shop={show['shop']}&show={show['id']}"
 
 
-async def open_host(browser: playwright_api.Browser, server: RunningServer, token: str, *,
-                    publish: bool = True) -> WatchedPage:
+async def open_host(
+    browser: playwright_api.Browser, server: RunningServer, token: str, *, publish: bool = True
+) -> WatchedPage:
     context = await browser.new_context(permissions=["camera", "microphone"])
     host = WatchedPage(page=await context.new_page(), name="host")
     await host.page.goto(server.url + "/")
@@ -130,8 +136,15 @@ async def open_host(browser: playwright_api.Browser, server: RunningServer, toke
     return host
 
 
-async def open_viewer(browser: playwright_api.Browser, url: str, name: str, *, viewport: dict[str, int] = PHONE,
-                      stored_name: str | None = None, sent: list[dict[str, Any]] | None = None) -> WatchedPage:
+async def open_viewer(
+    browser: playwright_api.Browser,
+    url: str,
+    name: str,
+    *,
+    viewport: dict[str, int] = PHONE,
+    stored_name: str | None = None,
+    sent: list[dict[str, Any]] | None = None,
+) -> WatchedPage:
     context = await browser.new_context(viewport=viewport, locale="en-US")
     await context.add_init_script(COUNT_GET_USER_MEDIA)
     if stored_name is not None:  # a viewer who chatted here before
@@ -159,8 +172,9 @@ async def wait_video_plays(tab: WatchedPage, root: str = "document") -> None:
         }}""")
         raise AssertionError(f"{exc}\nvideo: {state}") from None
     frames = await tab.page.evaluate(f"() => {video}.getVideoPlaybackQuality().totalVideoFrames")
-    await tab.wait_for(f"(n) => {video}.getVideoPlaybackQuality().totalVideoFrames > n + 10", frames,
-                       what="ten more decoded frames")
+    await tab.wait_for(
+        f"(n) => {video}.getVideoPlaybackQuality().totalVideoFrames > n + 10", frames, what="ten more decoded frames"
+    )
 
 
 async def chat_texts(tab: WatchedPage) -> list[str]:
@@ -187,8 +201,9 @@ async def wait_analytics(console: httpx.AsyncClient, key: str, value: int) -> No
 # -- tests ---------------------------------------------------------------------------------------------------
 
 
-async def test_two_viewers_watch_chat_and_see_pins_and_the_deal(server: RunningServer,
-                                                              browser: playwright_api.Browser) -> None:
+async def test_two_viewers_watch_chat_and_see_pins_and_the_deal(
+    server: RunningServer, browser: playwright_api.Browser
+) -> None:
     show = await create_show(server, scheduled_at_ms=1_900_000_000_000)
     url = watch_url(server, show)
     kim = await open_viewer(browser, url, "kim")  # before the show: the schedule and the products
@@ -230,8 +245,9 @@ async def test_two_viewers_watch_chat_and_see_pins_and_the_deal(server: RunningS
                                                                       duration_s: 120 })""")
         for viewer in (kim, lu):
             chat = viewer.page.locator(".vl-chat")
-            await expect(chat.locator(".vl-line.is-host .vl-line-text")).to_have_text("12 cm tall, 350 ml",
-                                                                                     timeout=TIMEOUT_MS)
+            await expect(chat.locator(".vl-line.is-host .vl-line-text")).to_have_text(
+                "12 cm tall, 350 ml", timeout=TIMEOUT_MS
+            )
             assert await chat_texts(viewer) == ["how big is the mug?", "I want the lamp", "12 cm tall, 350 ml"]
             card = viewer.page.locator('.vl-stage .vl-card[data-sku="mug-1"]')
             await expect(card).to_be_visible(timeout=TIMEOUT_MS)
@@ -245,16 +261,16 @@ async def test_two_viewers_watch_chat_and_see_pins_and_the_deal(server: RunningS
             await expect(deal.locator(".vl-was")).to_have_text("€12.50")
             await expect(deal.locator(".vl-deal-stock")).to_have_text("5 left")
             await expect(card.locator(".vl-price")).to_have_text("€9.99")
-            await expect(deal.locator(".vl-deal-clock")).to_have_text(
-                re.compile(r"^Ends in (2:00|1:[0-5]\d)$"))
+            await expect(deal.locator(".vl-deal-clock")).to_have_text(re.compile(r"^Ends in (2:00|1:[0-5]\d)$"))
         before = await kim.page.locator(".vl-deal-clock").text_content()
         await expect(kim.page.locator(".vl-deal-clock")).not_to_have_text(before, timeout=TIMEOUT_MS)  # it counts down
 
         # Lu reacts: the burst floats up on Kim's page and counts as likes.
         for _ in range(3):
             await lu.page.locator('.vl-react[data-reaction="fire"]').click()
-        await kim.wait_for('() => document.querySelectorAll(".vl-floats .vl-float").length > 0',
-                           what="floating reactions")
+        await kim.wait_for(
+            '() => document.querySelectorAll(".vl-floats .vl-float").length > 0', what="floating reactions"
+        )
         await expect(kim.page.locator(".vl-likes")).to_have_text("3 likes", timeout=TIMEOUT_MS)
 
         # "Buy" opens the shop's page in a new tab and is counted for the show.
@@ -277,8 +293,9 @@ async def test_two_viewers_watch_chat_and_see_pins_and_the_deal(server: RunningS
             await tab.close()
 
 
-async def test_a_reconnect_moderation_and_a_banned_viewer_who_stays_out(server: RunningServer,
-                                                                      browser: playwright_api.Browser) -> None:
+async def test_a_reconnect_moderation_and_a_banned_viewer_who_stays_out(
+    server: RunningServer, browser: playwright_api.Browser
+) -> None:
     show = await create_show(server)
     console, host_token = await go_live(server, show)
     host = await open_host(browser, server, host_token, publish=False)
@@ -291,8 +308,11 @@ async def test_a_reconnect_moderation_and_a_banned_viewer_who_stays_out(server: 
             await expect(viewer.page.locator(".vl-chat-input")).to_be_enabled(timeout=TIMEOUT_MS)
         # Kim's phone changes network: the page says so, and joins again by itself.
         assert server.runtime is not None
-        (sid,) = [sid for sid, session in server.runtime.hub.sessions.items()
-                  if session.admission and session.admission.participant.name == "Kim"]
+        (sid,) = [
+            sid
+            for sid, session in server.runtime.hub.sessions.items()
+            if session.admission and session.admission.participant.name == "Kim"
+        ]
         await server.runtime.hub.sessions[sid].on_kick(Kick(sid=sid, reason="network change", reconnect=True))
         banner = kim.page.locator(".vl-banner")
         await expect(banner).to_have_text("Connection lost, reconnecting…", timeout=TIMEOUT_MS)
@@ -304,11 +324,13 @@ async def test_a_reconnect_moderation_and_a_banned_viewer_who_stays_out(server: 
         await expect(kim.page.locator(".vl-chat .vl-line-text")).to_have_text(["spam spam spam"], timeout=TIMEOUT_MS)
 
         # The room's last count pushed says 2 (counts are pushed when they change), so the ban's drop to 1 shows.
-        await host.wait_for("() => window.counts.length > 0 && window.counts.at(-1).viewers === 2",
-                            what="a count of 2 viewers")
+        await host.wait_for(
+            "() => window.counts.length > 0 && window.counts.at(-1).viewers === 2", what="a count of 2 viewers"
+        )
         await host.page.evaluate("(seq) => window.room.moderate('delete', { seq })", spam["seq"])
-        await host.page.evaluate("(identity) => window.room.moderate('ban', { identity })",
-                                 spam["participant"]["identity"])
+        await host.page.evaluate(
+            "(identity) => window.room.moderate('ban', { identity })", spam["participant"]["identity"]
+        )
         await expect(kim.page.locator(".vl-chat .vl-line")).to_have_count(0, timeout=TIMEOUT_MS)  # deleted
         notice = troll.page.locator(".vl-notice")
         await expect(notice).to_have_text("You were removed from this show by the host.", timeout=TIMEOUT_MS)
@@ -321,19 +343,21 @@ async def test_a_reconnect_moderation_and_a_banned_viewer_who_stays_out(server: 
         await kim.page.locator(".vl-chat-input").press("Enter")
         question = await host_chat(host, "is the lamp dimmable?")
         await host.page.evaluate("(seq) => window.room.moderate('pin_message', { seq })", question["seq"])
-        await expect(kim.page.locator(".vl-pinned-message")).to_have_text("📌Kim is the lamp dimmable?",
-                                                                         timeout=TIMEOUT_MS)
+        await expect(kim.page.locator(".vl-pinned-message")).to_have_text(
+            "📌Kim is the lamp dimmable?", timeout=TIMEOUT_MS
+        )
         await host.page.evaluate("() => window.room.moderate('slow_mode', { seconds: 30 })")
-        await expect(kim.page.locator(".vl-slow")).to_have_text("Slow mode: one message every 30 s",
-                                                                timeout=TIMEOUT_MS)
+        await expect(kim.page.locator(".vl-slow")).to_have_text("Slow mode: one message every 30 s", timeout=TIMEOUT_MS)
         for text in ("one", "two"):
             await kim.page.locator(".vl-chat-input").fill(text)
             await kim.page.locator(".vl-chat-input").press("Enter")
-        await expect(kim.page.locator(".vl-notice")).to_have_text("Slow mode: one message every 30 s",
-                                                                  timeout=TIMEOUT_MS)
+        await expect(kim.page.locator(".vl-notice")).to_have_text(
+            "Slow mode: one message every 30 s", timeout=TIMEOUT_MS
+        )
         await host.page.evaluate("() => window.room.sendChat('back to the mugs')")
         await expect(kim.page.locator(".vl-chat .vl-line-text")).to_have_text(
-            ["is the lamp dimmable?", "one", "back to the mugs"], timeout=TIMEOUT_MS)
+            ["is the lamp dimmable?", "one", "back to the mugs"], timeout=TIMEOUT_MS
+        )
         # Kim's count drops to 1 (pushed every 2 s, long after a reconnect would have happened: the client
         # retries after 0.5 s), and the troll's page never joined again.
         await expect(kim.page.locator(".vl-viewers")).to_have_text("1 watching", timeout=TIMEOUT_MS)
@@ -379,8 +403,8 @@ def shop_pages(server: RunningServer) -> Iterator[tuple[ShopPages, dict[str, str
 
 
 async def test_the_embed_plays_the_show_on_the_shop_page_and_adds_to_its_cart(
-        server: RunningServer, browser: playwright_api.Browser,
-        shop_pages: tuple[ShopPages, dict[str, str]]) -> None:
+    server: RunningServer, browser: playwright_api.Browser, shop_pages: tuple[ShopPages, dict[str, str]]
+) -> None:
     pages, shows = shop_pages
     show = await create_show(server, origins=[pages.origin])
     shows["id"] = show["id"]
@@ -404,8 +428,14 @@ async def test_the_embed_plays_the_show_on_the_shop_page_and_adds_to_its_cart(
         await card.locator(".vl-cart").click()
         await shopper.wait_for("() => window.cartEvents.length === 1", what="a vitrine:add-to-cart event")
         (event,) = await shopper.page.evaluate("window.cartEvents")
-        assert event == {"sku": "mug-1", "show": show["id"], "title": "Mug 1", "price": "12.50", "currency": "EUR",
-                         "url": "https://acme.example/p/mug-1"}, event
+        assert event == {
+            "sku": "mug-1",
+            "show": show["id"],
+            "title": "Mug 1",
+            "price": "12.50",
+            "currency": "EUR",
+            "url": "https://acme.example/p/mug-1",
+        }, event
         await expect(card.locator(".vl-cart")).to_have_text("Added")
         await wait_analytics(console, "add_to_cart", 1)
 
@@ -415,8 +445,9 @@ async def test_the_embed_plays_the_show_on_the_shop_page_and_adds_to_its_cart(
         await shopper.screenshot("live-embed-phone.png", full_page=True, animations="disabled")
 
         await shopper.page.goto(pages.url("/live", target="#slot"))  # data-target: where the shop wants it
-        await expect(shopper.page.locator("#slot > vitrine-live .vl-title")).to_have_text("Spring drop",
-                                                                                      timeout=TIMEOUT_MS)
+        await expect(shopper.page.locator("#slot > vitrine-live .vl-title")).to_have_text(
+            "Spring drop", timeout=TIMEOUT_MS
+        )
     finally:
         await console.aclose()
         for tab in (shopper, host):
@@ -424,7 +455,8 @@ async def test_the_embed_plays_the_show_on_the_shop_page_and_adds_to_its_cart(
 
 
 async def test_after_the_show_the_page_plays_the_replay_with_the_chat_in_sync(
-        server: RunningServer, browser: playwright_api.Browser) -> None:
+    server: RunningServer, browser: playwright_api.Browser
+) -> None:
     show = await create_show(server)
     console, host_token = await go_live(server, show)
     host = await open_host(browser, server, host_token)
@@ -436,13 +468,15 @@ async def test_after_the_show_the_page_plays_the_replay_with_the_chat_in_sync(
         await host_chat(host, "welcome to the drop")
         # A few seconds of show later (the viewer's own video clock), a second line.
         start = await kim.page.evaluate('document.querySelector("video.vl-video").currentTime')
-        await kim.wait_for('(t) => document.querySelector("video.vl-video").currentTime > t + 3', start,
-                           what="3 s more of the show")
+        await kim.wait_for(
+            '(t) => document.querySelector("video.vl-video").currentTime > t + 3', start, what="3 s more of the show"
+        )
         await kim.page.locator(".vl-chat-input").fill("see you next week")
         await kim.page.locator(".vl-chat-input").press("Enter")
         await host_chat(host, "see you next week")
-        await kim.wait_for('(t) => document.querySelector("video.vl-video").currentTime > t + 5', start,
-                           what="2 s more of the show")
+        await kim.wait_for(
+            '(t) => document.querySelector("video.vl-video").currentTime > t + 5', start, what="2 s more of the show"
+        )
 
         ended = await console.post("/v1/live/console/end")
         assert ended.json()["show"]["state"] == "ended"
@@ -474,8 +508,9 @@ async def test_after_the_show_the_page_plays_the_replay_with_the_chat_in_sync(
         assert "see you next week" not in await lines.all_text_contents()
         await chapter.click()
         target = replay["chapters"][0]["offset_ms"] / 1000
-        await kim.wait_for(f"(t) => Math.abs({video}.currentTime - t) < 1.5 && !{video}.paused", target,
-                           what="the chapter's moment")
+        await kim.wait_for(
+            f"(t) => Math.abs({video}.currentTime - t) < 1.5 && !{video}.paused", target, what="the chapter's moment"
+        )
         await expect(kim.page.locator('.vl-stage .vl-card[data-sku="mug-1"]')).to_be_visible(timeout=TIMEOUT_MS)
         await expect(lines).to_have_text(["welcome to the drop", "see you next week"], timeout=TIMEOUT_MS)
         await kim.screenshot("live-replay.png", full_page=False, animations="disabled")
@@ -486,8 +521,9 @@ async def test_after_the_show_the_page_plays_the_replay_with_the_chat_in_sync(
 
 
 @pytest.mark.redis
-async def test_a_replay_in_two_parts_plays_on_from_one_to_the_next(browser: playwright_api.Browser, tmp_path: Path,
-                                                                   redis_db_url: str) -> None:
+async def test_a_replay_in_two_parts_plays_on_from_one_to_the_next(
+    browser: playwright_api.Browser, tmp_path: Path, redis_db_url: str
+) -> None:
     """The show's room changed media worker mid-show (Redis lost its state): the replay plays part 0, then part 1
     by itself, the chat following the wall clock across both, and each chapter opens the part that shows it."""
     async with embedded_server(redis_url=redis_db_url, recordings_dir=str(tmp_path / "recordings")) as server:
@@ -548,8 +584,10 @@ async def _play_two_parts(kim: WatchedPage, replay: dict[str, Any], said: dict[s
     # Played from the start: part 0's line, then part 1 carries on by itself, and its line comes in its time.
     await kim.page.evaluate(f"() => {{ {video}.muted = true; return {video}.play(); }}")
     await expect(lines).to_have_text(["said in part 0"], timeout=TIMEOUT_MS)
-    await kim.wait_for(f"() => {video}.src.endsWith('/recording/1') && {video}.currentTime > 0.2 && !{video}.paused",
-                       what="part 1 to play on after part 0")
+    await kim.wait_for(
+        f"() => {video}.src.endsWith('/recording/1') && {video}.currentTime > 0.2 && !{video}.paused",
+        what="part 1 to play on after part 0",
+    )
     await expect(part_label).to_have_text("Part 2 of 2")
     await expect(lines).to_have_text(["said in part 0", "said in part 1"], timeout=TIMEOUT_MS)
     wall = await kim.page.evaluate(f"{video}.currentTime * 1000") + second["started_at_ms"] - replay["started_at_ms"]
@@ -557,17 +595,22 @@ async def _play_two_parts(kim: WatchedPage, replay: dict[str, Any], said: dict[s
 
     # The first chapter goes back into part 0: the later line goes, its pin shows.
     await chapters.nth(0).click()
-    await kim.wait_for(f"(t) => {video}.src.endsWith('/recording/0') && Math.abs({video}.currentTime - t) < 1.5",
-                       pin0["offset_ms"] / 1000, what="the first chapter's moment in part 0")
+    await kim.wait_for(
+        f"(t) => {video}.src.endsWith('/recording/0') && Math.abs({video}.currentTime - t) < 1.5",
+        pin0["offset_ms"] / 1000,
+        what="the first chapter's moment in part 0",
+    )
     await expect(part_label).to_have_text("Part 1 of 2")
     await expect(kim.page.locator('.vl-stage .vl-card[data-sku="mug-1"]')).to_be_visible(timeout=TIMEOUT_MS)
     # The chat follows on the seek's own event, a moment after currentTime moved: wait for it, do not sample.
     await expect(lines.filter(has_text="said in part 1")).to_have_count(0, timeout=TIMEOUT_MS)
     # The second opens part 1 at its moment.
     await chapters.nth(1).click()
-    await kim.wait_for(f"(t) => {video}.src.endsWith('/recording/1') && Math.abs({video}.currentTime - t) < 1.5",
-                       pin1["offset_ms"] / 1000, what="the second chapter's moment in part 1")
+    await kim.wait_for(
+        f"(t) => {video}.src.endsWith('/recording/1') && Math.abs({video}.currentTime - t) < 1.5",
+        pin1["offset_ms"] / 1000,
+        what="the second chapter's moment in part 1",
+    )
     await expect(kim.page.locator('.vl-stage .vl-card[data-sku="lamp-2"]')).to_be_visible(timeout=TIMEOUT_MS)
     await expect(lines).to_contain_text(["said in part 0"], timeout=TIMEOUT_MS)
     await kim.screenshot("live-replay-parts.png", full_page=False, animations="disabled")
-

@@ -41,8 +41,14 @@ def vp8_payload(first: bool, keyframe: bool) -> bytes:
     return bytes([0x00, 0x55, 0x55])
 
 
-def packets(frames: int, per_frame: int = 2, keyframes: tuple[int, ...] = (0,), seq0: int = 65530,
-            ts0: int = 4294960000, t0: float = 100.0) -> list[tuple[int, int, bool, bytes, float, int]]:
+def packets(
+    frames: int,
+    per_frame: int = 2,
+    keyframes: tuple[int, ...] = (0,),
+    seq0: int = 65530,
+    ts0: int = 4294960000,
+    t0: float = 100.0,
+) -> list[tuple[int, int, bool, bytes, float, int]]:
     """(seq, timestamp, marker, payload, arrival, frame index) for ``frames`` frames at 30 fps.
 
     Sequence numbers and timestamps start just below their wrap, so unwrapping is exercised too.
@@ -51,8 +57,16 @@ def packets(frames: int, per_frame: int = 2, keyframes: tuple[int, ...] = (0,), 
     seq = seq0
     for f in range(frames):
         for p in range(per_frame):
-            out.append((seq & 0xFFFF, (ts0 + f * FRAME_TICKS) & 0xFFFFFFFF, p == per_frame - 1,
-                        vp8_payload(p == 0, f in keyframes), t0 + f / 30 + p * 0.001, f))
+            out.append(
+                (
+                    seq & 0xFFFF,
+                    (ts0 + f * FRAME_TICKS) & 0xFFFFFFFF,
+                    p == per_frame - 1,
+                    vp8_payload(p == 0, f in keyframes),
+                    t0 + f / 30 + p * 0.001,
+                    f,
+                )
+            )
             seq += 1
     return out
 
@@ -188,8 +202,9 @@ def test_scenarios_list_roles_rooms_and_workers() -> None:
     assert all(c.publish and c.watch and c.phase == 1 for c in clients)
     rooms, clients = scenarios.build(RunConfig(scenario="inspection", embedded=True, pairs=2), "t")
     assert [(c.role, c.publish, c.watch) for c in clients[:2]] == [("buyer", True, False), ("inspector", False, True)]
-    rooms, clients = scenarios.build(RunConfig(scenario="live", embedded=True, viewers=5, shape="ramp",
-                                               join_rate=2.0), "t")
+    rooms, clients = scenarios.build(
+        RunConfig(scenario="live", embedded=True, viewers=5, shape="ramp", join_rate=2.0), "t"
+    )
     assert len(rooms) == 1 and rooms[0].max_participants >= 6
     host, *viewers = clients
     assert host.phase == 0 and not host.watch and all(v.phase == 1 and v.watch for v in viewers)
@@ -206,15 +221,18 @@ def test_the_schema_validator_rejects_a_broken_report() -> None:
     assert any("summary: missing required key 'stages_ms'" in e for e in errors)
 
 
-@pytest.mark.parametrize("argv", [
-    ["run", "--scenario", "consult", "--pairs", "2"],  # no target
-    ["run", "--embedded", "--url", "http://127.0.0.1:1", "--api-key", "k", "--api-secret", "s"],  # two targets
-    ["run", "--embedded", "--scenario", "live"],  # no viewers
-    ["run", "--embedded", "--scenario", "live", "--viewers", "3", "--pairs", "2"],
-    ["run", "--embedded", "--loss", "100"],
-    ["run", "--embedded", "--loss", "ten"],
-    ["run", "--embedded", "--duration", "0"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--scenario", "consult", "--pairs", "2"],  # no target
+        ["run", "--embedded", "--url", "http://127.0.0.1:1", "--api-key", "k", "--api-secret", "s"],  # two targets
+        ["run", "--embedded", "--scenario", "live"],  # no viewers
+        ["run", "--embedded", "--scenario", "live", "--viewers", "3", "--pairs", "2"],
+        ["run", "--embedded", "--loss", "100"],
+        ["run", "--embedded", "--loss", "ten"],
+        ["run", "--embedded", "--duration", "0"],
+    ],
+)
 def test_bad_arguments_exit_2_with_a_message(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(argv) == cli.EXIT_USAGE
     assert "python -m loadtest run" in capsys.readouterr().err
@@ -225,8 +243,13 @@ def test_help_teaches_with_examples(capsys: pytest.CaptureFixture[str]) -> None:
         cli.main(["run", "--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for form in ("--scenario consult --pairs 50 --json report.json", "--scenario live --viewers 150 --duration 20",
-                 "--pairs 10 --loss 10", "--loss 0,2,5,10", "freeze"):
+    for form in (
+        "--scenario consult --pairs 50 --json report.json",
+        "--scenario live --viewers 150 --duration 20",
+        "--pairs 10 --loss 10",
+        "--loss 0,2,5,10",
+        "freeze",
+    ):
         assert form in text
 
 
@@ -235,9 +258,13 @@ def test_help_teaches_with_examples(capsys: pytest.CaptureFixture[str]) -> None:
 
 def harness(tmp_path: Path, *args: str) -> tuple[int, dict, str]:
     out = tmp_path / "report.json"
-    proc = subprocess.run([sys.executable, "-m", "loadtest", "run", "--embedded", "--no-progress",
-                           "--json", str(out), *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=RUN_TIMEOUT_S)
+    proc = subprocess.run(
+        [sys.executable, "-m", "loadtest", "run", "--embedded", "--no-progress", "--json", str(out), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
     assert out.exists(), f"no report (exit {proc.returncode}):\n{proc.stderr[-4000:]}"
     return proc.returncode, json.loads(out.read_text()), proc.stdout + proc.stderr
 
@@ -252,8 +279,9 @@ def assert_monotonic(client: dict, transport: str = "ws") -> None:
 
 @pytest.mark.timeout(RUN_TIMEOUT_S + 30)
 def test_a_consult_run_reports_every_client_and_validates(tmp_path: Path) -> None:
-    code, report, output = harness(tmp_path, "--scenario", "consult", "--pairs", "2", "--duration", "5",
-                                   "--slo-join-p95", "100000")
+    code, report, output = harness(
+        tmp_path, "--scenario", "consult", "--pairs", "2", "--duration", "5", "--slo-join-p95", "100000"
+    )
     assert code == cli.EXIT_OK, output[-4000:]
     assert validate(report, load_schema()) == []
     summary = report["summary"]
@@ -278,9 +306,23 @@ def test_a_consult_run_reports_every_client_and_validates(tmp_path: Path) -> Non
 
 @pytest.mark.timeout(RUN_TIMEOUT_S + 30)
 def test_measured_loss_matches_the_configured_loss(tmp_path: Path) -> None:
-    code, report, output = harness(tmp_path, "--scenario", "consult", "--pairs", "1", "--duration", "5",
-                                   "--loss", "20", "--seed", "3", "--slo-join-p95", "100000",
-                                   "--slo-max-failures", "100")
+    code, report, output = harness(
+        tmp_path,
+        "--scenario",
+        "consult",
+        "--pairs",
+        "1",
+        "--duration",
+        "5",
+        "--loss",
+        "20",
+        "--seed",
+        "3",
+        "--slo-join-p95",
+        "100000",
+        "--slo-max-failures",
+        "100",
+    )
     assert code == cli.EXIT_OK, output[-4000:]
     assert validate(report, load_schema()) == []
     impairment = report["summary"]["impairment"]
@@ -297,8 +339,9 @@ def test_measured_loss_matches_the_configured_loss(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(RUN_TIMEOUT_S + 30)
 def test_a_failing_slo_exits_non_zero(tmp_path: Path) -> None:
-    code, report, _ = harness(tmp_path, "--scenario", "consult", "--pairs", "1", "--duration", "2",
-                              "--slo-join-p95", "1")
+    code, report, _ = harness(
+        tmp_path, "--scenario", "consult", "--pairs", "1", "--duration", "2", "--slo-join-p95", "1"
+    )
     assert code == cli.EXIT_SLO_FAILED
     assert report["slo"]["passed"] is False
     check = next(c for c in report["slo"]["checks"] if c["name"] == "join_p95_ms")
@@ -307,8 +350,22 @@ def test_a_failing_slo_exits_non_zero(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(RUN_TIMEOUT_S + 30)
 def test_a_live_run_times_the_host_to_connected_and_viewers_to_their_first_frame(tmp_path: Path) -> None:
-    code, report, output = harness(tmp_path, "--scenario", "live", "--viewers", "2", "--duration", "3",
-                                   "--shape", "ramp", "--join-rate", "4", "--no-audio", "--slo-join-p95", "100000")
+    code, report, output = harness(
+        tmp_path,
+        "--scenario",
+        "live",
+        "--viewers",
+        "2",
+        "--duration",
+        "3",
+        "--shape",
+        "ramp",
+        "--join-rate",
+        "4",
+        "--no-audio",
+        "--slo-join-p95",
+        "100000",
+    )
     assert code == cli.EXIT_OK, output[-4000:]
     assert validate(report, load_schema()) == []
     host, *viewers = report["clients"]

@@ -103,8 +103,10 @@ def test_the_namespace_link_drops_the_configured_udp_loss_and_is_removed() -> No
             assert receive(receiver, packets - dropped) == packets - dropped  # the counter is the loss seen
 
         link.apply(ImpairmentConfig(loss_pct=50, direction="up", mode="kernel"))  # the next point of a sweep
-        assert {d: link.report()[d] for d in ("down", "up")} == {"down": {"packets": 0, "dropped": 0},
-                                                                "up": {"packets": 0, "dropped": 0}}
+        assert {d: link.report()[d] for d in ("down", "up")} == {
+            "down": {"packets": 0, "dropped": 0},
+            "up": {"packets": 0, "dropped": 0},
+        }
         for _ in range(200):
             host.sendto(b"down", client.getsockname())
         assert link.report()["down"] == {"packets": 200, "dropped": 0}  # down is not impaired now
@@ -118,20 +120,41 @@ def test_the_namespace_link_drops_the_configured_udp_loss_and_is_removed() -> No
 def test_kernel_mode_takes_random_loss_with_an_embedded_server_only() -> None:
     parser = cli.build_parser()
     with pytest.raises(ConfigError, match="random loss only.*leave out --burst"):
-        cli.config_from_args(parser.parse_args(["run", "--embedded", "--impair-mode", "kernel", "--loss", "5",
-                                                "--burst", "3"]))
+        cli.config_from_args(
+            parser.parse_args(["run", "--embedded", "--impair-mode", "kernel", "--loss", "5", "--burst", "3"])
+        )
     with pytest.raises(ConfigError, match="needs --embedded"):
-        cli.config_from_args(parser.parse_args(["run", "--url", "http://127.0.0.1:1", "--api-key", "k",
-                                                "--api-secret", "s", "--impair-mode", "kernel", "--loss", "5"]))
-    config = cli.config_from_args(parser.parse_args(["run", "--embedded", "--impair-mode", "kernel",
-                                                     "--loss", "0,5,10"]))
+        cli.config_from_args(
+            parser.parse_args(
+                [
+                    "run",
+                    "--url",
+                    "http://127.0.0.1:1",
+                    "--api-key",
+                    "k",
+                    "--api-secret",
+                    "s",
+                    "--impair-mode",
+                    "kernel",
+                    "--loss",
+                    "5",
+                ]
+            )
+        )
+    config = cli.config_from_args(
+        parser.parse_args(["run", "--embedded", "--impair-mode", "kernel", "--loss", "0,5,10"])
+    )
     assert config.is_sweep and config.point(5).impairment.mode == "kernel"
     assert config.point(5).impairment.link(0) is None  # no userspace impairment on top of the kernel's
 
 
 def test_kernel_mode_errors_exit_2_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["run", "--url", "http://127.0.0.1:1", "--api-key", "k", "--api-secret", "s",
-                     "--impair-mode", "kernel"]) == cli.EXIT_USAGE
+    assert (
+        cli.main(
+            ["run", "--url", "http://127.0.0.1:1", "--api-key", "k", "--api-secret", "s", "--impair-mode", "kernel"]
+        )
+        == cli.EXIT_USAGE
+    )
     assert "--impair-mode kernel needs --embedded" in capsys.readouterr().err
 
 
@@ -146,11 +169,36 @@ def test_preflight_explains_a_missing_root_or_tool(monkeypatch: pytest.MonkeyPat
 @pytest.mark.timeout(RUN_TIMEOUT_S + 60)
 def test_a_kernel_impaired_run_reports_the_kernel_counters(tmp_path: Path) -> None:
     out = tmp_path / "out.json"
-    proc = subprocess.run([sys.executable, "-m", "loadtest", "run", "--embedded", "--scenario", "consult",
-                           "--pairs", "1", "--duration", "3", "--impair-mode", "kernel", "--loss", "10",
-                           "--json", str(out), "--no-progress", "--slo-join-p95", "100000",
-                           "--slo-max-failures", "100"],
-                          cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "loadtest",
+            "run",
+            "--embedded",
+            "--scenario",
+            "consult",
+            "--pairs",
+            "1",
+            "--duration",
+            "3",
+            "--impair-mode",
+            "kernel",
+            "--loss",
+            "10",
+            "--json",
+            str(out),
+            "--no-progress",
+            "--slo-join-p95",
+            "100000",
+            "--slo-max-failures",
+            "100",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
     assert proc.returncode == cli.EXIT_OK, proc.stderr[-4000:]
     report = json.loads(out.read_text())
     assert validate(report, load_schema()) == []

@@ -141,8 +141,19 @@ def test_audio_packets_are_20_ms_of_opus_with_increasing_pts() -> None:
 
 @pytest.mark.timeout(RUN_TIMEOUT_S + 30)
 def test_a_consult_run_with_the_preencoded_source_delivers_frames(tmp_path: Path) -> None:
-    code, report, output = harness(tmp_path, "--scenario", "consult", "--pairs", "2", "--duration", "5",
-                                   "--source", "preencoded", "--slo-join-p95", "100000")
+    code, report, output = harness(
+        tmp_path,
+        "--scenario",
+        "consult",
+        "--pairs",
+        "2",
+        "--duration",
+        "5",
+        "--source",
+        "preencoded",
+        "--slo-join-p95",
+        "100000",
+    )
     assert code == cli.EXIT_OK, output[-4000:]
     assert report["config"]["source"] == "preencoded"
     assert report["summary"]["failures"]["count"] == 0, report["summary"]["failures"]

@@ -30,8 +30,15 @@ def _check_run(report: dict, clients: int) -> None:
     assert summary["clients"] == clients
     assert summary["failures"]["count"] == 0, summary["failures"]
     assert summary["joined"] == clients
-    assert set(summary["stages_ms"]) == {"token", "offer", "http_answer", "ice_connected", "connected",
-                                         "first_rtp", "first_frame"}
+    assert set(summary["stages_ms"]) == {
+        "token",
+        "offer",
+        "http_answer",
+        "ice_connected",
+        "connected",
+        "first_rtp",
+        "first_frame",
+    }
     for client in report["clients"]:
         assert client["ok"], client["failure"]
         assert_monotonic(client, "whip")
@@ -43,8 +50,19 @@ def _check_run(report: dict, clients: int) -> None:
 
 @pytest.mark.timeout(RUN_TIMEOUT_S + 30)
 def test_a_consult_over_whip_and_whep(tmp_path: Path) -> None:
-    code, report, output = harness(tmp_path, "--scenario", "consult", "--pairs", "1", "--transport", "whip",
-                                   "--duration", "3", "--slo-join-p95", "100000")
+    code, report, output = harness(
+        tmp_path,
+        "--scenario",
+        "consult",
+        "--pairs",
+        "1",
+        "--transport",
+        "whip",
+        "--duration",
+        "3",
+        "--slo-join-p95",
+        "100000",
+    )
     assert code == cli.EXIT_OK, output[-4000:]
     _check_run(report, 2)
     customer, agent = report["clients"]
@@ -56,8 +74,19 @@ def test_a_consult_over_whip_and_whep(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(RUN_TIMEOUT_S + 30)
 def test_a_live_sale_watched_over_whep(tmp_path: Path) -> None:
-    code, report, output = harness(tmp_path, "--scenario", "live", "--viewers", "2", "--transport", "whip",
-                                   "--duration", "3", "--slo-join-p95", "100000")
+    code, report, output = harness(
+        tmp_path,
+        "--scenario",
+        "live",
+        "--viewers",
+        "2",
+        "--transport",
+        "whip",
+        "--duration",
+        "3",
+        "--slo-join-p95",
+        "100000",
+    )
     assert code == cli.EXIT_OK, output[-4000:]
     _check_run(report, 3)
     host, *viewers = report["clients"]
@@ -90,13 +119,23 @@ def _no_location(request: httpx.Request) -> httpx.Response:
 def _garbage_answer(request: httpx.Request) -> httpx.Response:
     if request.method == "DELETE":
         return httpx.Response(200)
-    return httpx.Response(201, text="not an SDP", headers={"content-type": "application/sdp",
-                                                           "location": f"{request.url.path}/PA_fake"})
+    return httpx.Response(
+        201, text="not an SDP", headers={"content-type": "application/sdp", "location": f"{request.url.path}/PA_fake"}
+    )
 
 
 async def _run_one(role: str, handler, requests: list[httpx.Request]) -> dict:
-    config = RunConfig(scenario="inspection", embedded=True, pairs=1, transport="whip", source="live",
-                       audio=False, join_timeout_s=2.0, video_width=64, video_height=48)
+    config = RunConfig(
+        scenario="inspection",
+        embedded=True,
+        pairs=1,
+        transport="whip",
+        source="live",
+        audio=False,
+        join_timeout_s=2.0,
+        video_width=64,
+        video_height=48,
+    )
     _, clients = scenarios.build(config, "bad")
     spec = next(c for c in clients if c.role == role)
     tokens = TokenSource("http://vitrine.test", "key", SECRET, mint_locally=True)
@@ -120,20 +159,24 @@ async def _run_one(role: str, handler, requests: list[httpx.Request]) -> dict:
     return result
 
 
-@pytest.mark.parametrize(("role", "handler", "stage", "reason"), [
-    ("buyer", _html_500, "http_answer", "whip: HTTP 500"),
-    ("buyer", _no_location, "http_answer", "whip: 201 without a Location"),
-    ("buyer", _garbage_answer, "http_answer", "whip: answer rejected (ValueError)"),
-    ("inspector", _refuse_track_not_found, "http_answer", "whep: track_not_found"),
-])
+@pytest.mark.parametrize(
+    ("role", "handler", "stage", "reason"),
+    [
+        ("buyer", _html_500, "http_answer", "whip: HTTP 500"),
+        ("buyer", _no_location, "http_answer", "whip: 201 without a Location"),
+        ("buyer", _garbage_answer, "http_answer", "whip: answer rejected (ValueError)"),
+        ("inspector", _refuse_track_not_found, "http_answer", "whep: track_not_found"),
+    ],
+)
 async def test_a_bad_answer_is_a_counted_failure(role, handler, stage: str, reason: str) -> None:
     requests: list[httpx.Request] = []
     record = await _run_one(role, handler, requests)
     assert record["ok"] is False and record["join_ms"] is None
     assert record["failure"] == {"stage": stage, "reason": reason}
     posts = [r for r in requests if r.method == "POST"]
-    assert all(r.headers["content-type"] == "application/sdp" and "a=candidate:" in r.content.decode()
-               for r in posts)  # non-trickle: every candidate gathered before the POST
+    assert all(
+        r.headers["content-type"] == "application/sdp" and "a=candidate:" in r.content.decode() for r in posts
+    )  # non-trickle: every candidate gathered before the POST
     if role == "inspector":  # WHEP was retried within the join timeout, asking for the buyer by name
         assert record["whep_retries"] == len(posts) - 1 >= 2
         assert all(r.url.params["participant"] == "buyer-0" for r in posts)

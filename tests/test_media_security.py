@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import socket
 
+from loadtest.client import VitrineClient
 from tests.media_helpers import av_tracks, receive_frames, remote_tracks
 from tests.servers import RunningServer
-from vitrine.client import VitrineClient
-from vitrine.models import Role
+from vitrine.core.models import Role
 
 # A DTLS 1.2 record header announcing a ClientHello, then junk.
 FORGED_CLIENT_HELLO = bytes([22, 0xFE, 0xFD, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x40, 1]) + os.urandom(60)

@@ -18,8 +18,17 @@ from media.taps import datagrams, lean
 from tests.media_helpers import MovingPatternTrack
 
 RECEIVER_PRIVATE = ["codecs", "rtx_ssrc", "remote_streams", "stop_decoder", "decoder_thread"]
-SENDER_PRIVATE = ["rtx_payload_type", "rtp_header_extensions_map", "started", "encoder", "ntp_timestamp",
-                  "rtp_timestamp", "packet_count", "octet_count", "mid"]
+SENDER_PRIVATE = [
+    "rtx_payload_type",
+    "rtp_header_extensions_map",
+    "started",
+    "encoder",
+    "ntp_timestamp",
+    "rtp_timestamp",
+    "packet_count",
+    "octet_count",
+    "mid",
+]
 
 
 def test_aiortc_is_the_pinned_version() -> None:
@@ -37,8 +46,14 @@ async def test_private_attributes_exist() -> None:
             assert hasattr(sender, f"_RTCRtpSender__{name}"), name
         extensions = sender._RTCRtpSender__rtp_header_extensions_map
         for cls, names in taps.PRIVATE_ATTRIBUTES.items():
-            instance = {type(receiver): receiver, type(sender): sender, type(transceiver): transceiver, type(pc): pc,
-                        type(receiver.transport): receiver.transport, type(extensions): extensions}[cls]
+            instance = {
+                type(receiver): receiver,
+                type(sender): sender,
+                type(transceiver): transceiver,
+                type(pc): pc,
+                type(receiver.transport): receiver.transport,
+                type(extensions): extensions,
+            }[cls]
             for name in names:
                 assert hasattr(instance, name), f"{cls.__name__}.{name}"
         connection = receiver.transport.transport._connection
@@ -197,7 +212,8 @@ async def test_peer_connections_share_one_certificate_once_lean() -> None:
         await second.setLocalDescription(await second.createOffer())
         fingerprint = [line for line in first.localDescription.sdp.splitlines() if line.startswith("a=fingerprint")]
         assert fingerprint and fingerprint == [
-            line for line in second.localDescription.sdp.splitlines() if line.startswith("a=fingerprint")]
+            line for line in second.localDescription.sdp.splitlines() if line.startswith("a=fingerprint")
+        ]
         assert aiortc.rate.RateCounter is lean.WindowRateCounter
     finally:
         await first.close()

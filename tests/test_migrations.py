@@ -1,7 +1,7 @@
-"""Schema migrations (``vitrine.records.migrate``) on the embedded SQLite and on PostgreSQL.
+"""Schema migrations (``vitrine.core.records.migrate``) on the embedded SQLite and on PostgreSQL.
 
 - an empty database migrates to the head revision;
-- the tables the code declares (``vitrine.records.tables``) are exactly what the migrations build:
+- the tables the code declares (``vitrine.core.records.tables``) are exactly what the migrations build:
   a model change without its migration fails here;
 - every revision upgrades a database at the revision before it to head, keeping its rows; and
   the head downgrades to an empty database and back;
@@ -23,11 +23,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from vitrine.config import Settings
-from vitrine.records import migrate, open_records, records_on
-from vitrine.records.database import Database, open_database
-from vitrine.records.tables import metadata
-from vitrine.shops import Shop
+from signaling.records import open_records, records_on
+from vitrine.core.config import Settings
+from vitrine.core.records import migrate
+from vitrine.core.records.database import Database, open_database
+from vitrine.core.records.tables import metadata
+from vitrine.core.shops import Shop
 
 DEADLINE_S = 30.0
 REVISIONS = list(ScriptDirectory.from_config(migrate.alembic_config()).walk_revisions())
@@ -73,8 +74,9 @@ async def insert_shop_row(db: Database, shop: Shop) -> None:
     """Write a shop with plain SQL on the table as the database has it now (any revision's shape)."""
     async with db.transaction() as conn:
         shops = await conn.run_sync(lambda sync: sa.Table("shops", sa.MetaData(), autoload_with=sync))
-        await conn.execute(shops.insert().values(id=shop.id, created_at_ms=shop.created_at_ms,
-                                                 doc=shop.model_dump(mode="json")))
+        await conn.execute(
+            shops.insert().values(id=shop.id, created_at_ms=shop.created_at_ms, doc=shop.model_dump(mode="json"))
+        )
 
 
 async def test_an_empty_database_migrates_to_head(empty_db: Database) -> None:
@@ -176,9 +178,11 @@ async def test_postgres_must_be_migrated_before_serving(pg_database_url: str) ->
 
 async def _waiting_for_the_migration_lock(db: Database) -> int:
     key = migrate.PG_MIGRATION_LOCK
-    query = sa.text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
-                    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-                    "AND classid = :high AND objid = :low AND objsubid = 1")
+    query = sa.text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "AND classid = :high AND objid = :low AND objsubid = 1"
+    )
     async with db.engine.connect() as conn:
         return int(await conn.scalar(query, {"high": key >> 32, "low": key & 0xFFFFFFFF}))
 

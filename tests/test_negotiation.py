@@ -7,10 +7,10 @@ import asyncio
 import httpx
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
+from loadtest.client import VitrineClient
 from tests.media_helpers import MovingPatternTrack, av_tracks, receive_frames, remote_tracks
 from tests.servers import RunningServer
-from vitrine.client import VitrineClient
-from vitrine.models import Role
+from vitrine.core.models import Role
 
 
 def _split_candidates(sdp: str) -> tuple[str, list[str]]:
@@ -74,8 +74,9 @@ async def test_trickled_candidates_over_the_websocket(server: RunningServer) -> 
             await original_send({**message, "sdp": sdp})
             for candidate in candidates:
                 trickled.append(candidate)
-                await original_send({"type": "candidate",
-                                     "candidate": {"candidate": candidate, "sdpMid": "0", "sdpMLineIndex": 0}})
+                await original_send(
+                    {"type": "candidate", "candidate": {"candidate": candidate, "sdpMid": "0", "sdpMLineIndex": 0}}
+                )
             await original_send({"type": "candidate", "candidate": None})
             return
         await original_send(message)
@@ -103,16 +104,21 @@ async def test_whip_with_candidates_trickled_by_patch(server: RunningServer) -> 
     viewer = VitrineClient(server.url, server.token("whip-trickle", "fan", Role.VIEWER))
     try:
         async with httpx.AsyncClient(base_url=server.url) as http:
-            created = await http.post("/whip/whip-trickle", content=offer,
-                                      headers={**headers, "Content-Type": "application/sdp"})
+            created = await http.post(
+                "/whip/whip-trickle", content=offer, headers={**headers, "Content-Type": "application/sdp"}
+            )
             assert created.status_code == 201, created.text
             await publisher.setRemoteDescription(RTCSessionDescription(sdp=created.text, type="answer"))
             fragment = "".join(f"a={c}\r\n" for c in candidates) + "a=end-of-candidates\r\n"
-            patched = await http.patch(created.headers["location"], content=fragment,
-                                       headers={**headers, "Content-Type": "application/trickle-ice-sdpfrag"})
+            patched = await http.patch(
+                created.headers["location"],
+                content=fragment,
+                headers={**headers, "Content-Type": "application/trickle-ice-sdpfrag"},
+            )
             assert patched.status_code == 204
-            wrong_type = await http.patch(created.headers["location"], content=fragment,
-                                          headers={**headers, "Content-Type": "text/plain"})
+            wrong_type = await http.patch(
+                created.headers["location"], content=fragment, headers={**headers, "Content-Type": "text/plain"}
+            )
             assert wrong_type.status_code == 400
         await viewer.connect()
         video = (await remote_tracks(viewer, 2))["video"]

@@ -12,10 +12,10 @@ import weakref
 from aiortc import RTCPeerConnection
 from aiortc.mediastreams import AudioStreamTrack
 
+from loadtest.client import VitrineClient
 from tests.servers import RunningServer
 from tests.worker_harness import wait_for
-from vitrine.client import VitrineClient
-from vitrine.models import Role
+from vitrine.core.models import Role
 
 JOINS = 30
 ROOM = "churn"
@@ -42,15 +42,18 @@ async def test_finished_peer_connections_are_collected(server: RunningServer) ->
             client = VitrineClient(server.url, server.token(ROOM, f"guest-{n}"), tracks=[AudioStreamTrack()])
             sid = (await client.connect())["participant"]["sid"]
             await client.wait_connected()
-            await wait_for(lambda sid=sid: sid in worker.rooms[ROOM].peers and len(worker.rooms[ROOM].ups) == 2,
-                           "the guest's publication")
+            await wait_for(
+                lambda sid=sid: sid in worker.rooms[ROOM].peers and len(worker.rooms[ROOM].ups) == 2,
+                "the guest's publication",
+            )
             watched += _watch(worker.rooms[ROOM].peers[sid].pc) + _watch(client.pc)
             await client.close()
-            await wait_for(lambda sid=sid: sid not in worker.rooms[ROOM].peers and len(worker.rooms[ROOM].ups) == 1,
-                           "the guest gone from the worker")
+            await wait_for(
+                lambda sid=sid: sid not in worker.rooms[ROOM].peers and len(worker.rooms[ROOM].ups) == 1,
+                "the guest gone from the worker",
+            )
             del client
-        await wait_for(lambda: _collected(watched) == len(watched), "the finished connections collected",
-                       timeout=10)
+        await wait_for(lambda: _collected(watched) == len(watched), "the finished connections collected", timeout=10)
     finally:
         await host.close()
     assert len(watched) >= JOINS * 2 * 4
@@ -60,4 +63,3 @@ async def test_finished_peer_connections_are_collected(server: RunningServer) ->
 def _collected(refs: list[weakref.ref]) -> int:
     gc.collect()
     return sum(ref() is None for ref in refs)
-

@@ -7,10 +7,10 @@ import asyncio
 import pytest
 
 from signaling.placement import ensure_worker
-from vitrine.config import Settings
-from vitrine.errors import ErrorCode, VitrineError
-from vitrine.models import Room
-from vitrine.state import Coordination, WorkerNode, open_coordination
+from vitrine.core.config import Settings
+from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.models import Room
+from vitrine.core.state import Coordination, WorkerNode, open_coordination
 
 
 @pytest.fixture(params=["memory", "redis"])

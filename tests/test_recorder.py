@@ -26,17 +26,17 @@ from aiortc.mediastreams import AudioStreamTrack
 from aiortc.rtp import RtpPacket
 from pydantic import ValidationError
 
+from loadtest.client import VitrineClient
 from loadtest.impair import Impairment, LinkImpairment
 from media.recorder import is_keyframe, nal_units, video_size
 from media.taps.frames import jitter_add
 from media.worker import MediaWorker
 from tests.media_helpers import MovingPatternTrack, av_tracks
 from tests.servers import RunningServer, embedded_server
-from vitrine.client import VitrineClient
-from vitrine.errors import ErrorCode
-from vitrine.models import Role, Room, RoomKind
-from vitrine.recording_parts import tagged_start
-from vitrine.rpc import RecordCommand, RecordingInfo, command_adapter
+from vitrine.core.errors import ErrorCode
+from vitrine.core.models import Role, Room, RoomKind
+from vitrine.core.recording_parts import tagged_start
+from vitrine.core.wire.rpc import RecordCommand, RecordingInfo, command_adapter
 
 TIMEOUT_S = 90.0  # generous: a loaded 2-core machine encodes the publishers' media in this process too
 
@@ -70,8 +70,10 @@ async def record(server: RunningServer, room: str, action: str, recording_id: st
 
 async def recorded(server: RunningServer, room: str, video: int, audio: int) -> RecordingInfo:
     recording = worker_of(server).recordings[room]
-    await wait_for(lambda: recording.info().video_frames >= video and recording.info().audio_frames >= audio,
-                   f"{video} video and {audio} audio frames recorded in {room}")
+    await wait_for(
+        lambda: recording.info().video_frames >= video and recording.info().audio_frames >= audio,
+        f"{video} video and {audio} audio frames recorded in {room}",
+    )
     return recording.info()
 
 
@@ -80,20 +82,25 @@ def assert_never_transcoded(server: RunningServer) -> None:
     assert stats["decoders_running"] == 0 and stats["encoders_created"] == 0
 
 
-async def whip_publish(server: RunningServer, room: str, identity: str,
-                       video_codec: str | None = None) -> tuple[RTCPeerConnection, str, str]:
+async def whip_publish(
+    server: RunningServer, room: str, identity: str, video_codec: str | None = None
+) -> tuple[RTCPeerConnection, str, str]:
     """Publish like OBS: a WHIP offer, optionally forcing the video codec (OBS sends H.264)."""
     token = server.token(room, identity, Role.HOST)
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     video = pc.addTransceiver(MovingPatternTrack(), direction="sendonly")
     pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
     if video_codec is not None:
-        video.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs
-                                   if c.mimeType in (video_codec, "video/rtx")])
+        video.setCodecPreferences(
+            [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType in (video_codec, "video/rtx")]
+        )
     await pc.setLocalDescription(await pc.createOffer())
     async with httpx.AsyncClient(base_url=server.url) as http:
-        response = await http.post(f"/whip/{room}", content=pc.localDescription.sdp,
-                                   headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"})
+        response = await http.post(
+            f"/whip/{room}",
+            content=pc.localDescription.sdp,
+            headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"},
+        )
     assert response.status_code == 201, response.text
     await pc.setRemoteDescription(RTCSessionDescription(sdp=response.text, type="answer"))
     return pc, response.headers["location"], token
@@ -113,7 +120,8 @@ class Demuxed:
             for packet in container.demux():
                 if packet.dts is not None:
                     self.packets[packet.stream.type].append(
-                        (packet.pts, packet.dts, packet.is_keyframe, packet.time_base))
+                        (packet.pts, packet.dts, packet.is_keyframe, packet.time_base)
+                    )
         with av.open(str(path)) as container:
             self.decoded = {kind: 0 for kind in self.codecs}
             self.decode_errors = 0
@@ -163,7 +171,8 @@ def test_h264_keyframe_size_is_read_from_the_sps(size: tuple[int, int]) -> None:
     encoder.time_base = Fraction(1, 30)
     encoder.options = {"preset": "ultrafast", "tune": "zerolatency", "profile": "high"}
     frame = av.VideoFrame.from_ndarray(np.zeros((size[1], size[0], 3), np.uint8), format="rgb24").reformat(
-        format="yuv420p")
+        format="yuv420p"
+    )
     frame.pts = 0
     data = b"".join(bytes(p) for p in encoder.encode(frame))
     assert {unit[0] & 0x1F for unit in nal_units(data)} >= {5, 7, 8}
@@ -394,8 +403,9 @@ async def test_closing_the_room_finalizes_the_recording(server: RunningServer, t
     assert demuxed.decode_errors == 0 and demuxed.decoded["video"] >= 30
 
 
-async def test_recording_an_id_again_makes_its_next_part_and_keeps_the_first(server: RunningServer,
-                                                                             tmp_path: Path) -> None:
+async def test_recording_an_id_again_makes_its_next_part_and_keeps_the_first(
+    server: RunningServer, tmp_path: Path
+) -> None:
     """The room changed worker: the next worker records the same id again, into part 1, never over part 0."""
     directory = tmp_path / "recordings"
     parts: list[RecordingInfo] = []
@@ -424,8 +434,9 @@ async def test_recording_an_id_again_makes_its_next_part_and_keeps_the_first(ser
     assert parts[0].started_at_ms + parts[0].duration_ms <= parts[1].started_at_ms
 
 
-async def test_a_part_another_recorder_finished_meanwhile_is_never_overwritten(server: RunningServer,
-                                                                               tmp_path: Path) -> None:
+async def test_a_part_another_recorder_finished_meanwhile_is_never_overwritten(
+    server: RunningServer, tmp_path: Path
+) -> None:
     """The part is claimed when the file is created, not when the recording starts: a part 0 that appeared
     in between (a recorder the system should never have run alongside) pushes this one to part 1."""
     directory = tmp_path / "recordings"

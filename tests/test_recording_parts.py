@@ -2,7 +2,7 @@
 and every part ends up with its record.
 
 The worker change is the real one: the embedded server on a Redis of its own, whose state is flushed under a
-live show and an inspection. The worker notices (``vitrine.state.epoch``), closes its rooms and finalizes part
+live show and an inspection. The worker notices (``vitrine.core.state.epoch``), closes its rooms and finalizes part
 0, which nobody stops; signaling puts the rooms back and sends the clients to reconnect; their rejoin starts
 part 1 (the show's room is made to be recorded, the inspection's buyer was admitted before). At the end the
 show's replay plays both parts, with chapters in the part that shows them, and the case takes both into its
@@ -19,6 +19,7 @@ import av
 import httpx
 import pytest
 
+from loadtest.client import VitrineClient
 from tests.desk_helpers import make_shop
 from tests.durability_helpers import until
 from tests.inspect_helpers import CaseFlow
@@ -26,11 +27,10 @@ from tests.live_helpers import go_live, make_show
 from tests.media_helpers import av_tracks
 from tests.recording_helpers import WAIT_S, lose_coordination, recorded
 from tests.servers import RunningServer, embedded_server
-from vitrine.client import VitrineClient
-from vitrine.inspect.models import ArtifactKind, Case, CaseState, inspect_room
-from vitrine.live.models import Show
-from vitrine.models import now_ms
-from vitrine.recording_parts import tagged_start
+from vitrine.core.models import now_ms
+from vitrine.core.recording_parts import tagged_start
+from vitrine.core.wire.inspect import ArtifactKind, Case, CaseState, inspect_room
+from vitrine.core.wire.live import Show
 
 
 @pytest.fixture
@@ -52,8 +52,9 @@ def playable(path: Path) -> tuple[int, int]:
 
 
 @pytest.mark.redis
-async def test_a_show_whose_room_changes_worker_is_replayed_from_both_parts(server: RunningServer,
-                                                                           tmp_path: Path) -> None:
+async def test_a_show_whose_room_changes_worker_is_replayed_from_both_parts(
+    server: RunningServer, tmp_path: Path
+) -> None:
     show = await make_show(server)
     room = f"live-{show['id']}"
     console, host_token = await go_live(server, show)
@@ -99,10 +100,12 @@ async def test_a_show_whose_room_changes_worker_is_replayed_from_both_parts(serv
         replay = (await http.get(base)).json()["replay"]
         assert replay["media_url"] == f"{base}/recording" and replay["started_at_ms"] == first.started_at_ms
         assert [(p["url"], p["started_at_ms"], p["duration_ms"]) for p in replay["parts"]] == [
-            (f"{base}/recording/{i}", part.started_at_ms, part.duration_ms) for i, part in enumerate(record.recordings)]
+            (f"{base}/recording/{i}", part.started_at_ms, part.duration_ms) for i, part in enumerate(record.recordings)
+        ]
         assert replay["duration_ms"] == first.duration_ms + second.duration_ms
         assert [(c["part"], c["offset_ms"]) for c in replay["chapters"]] == [
-            (c.part, c.offset_ms) for c in record.chapters]
+            (c.part, c.offset_ms) for c in record.chapters
+        ]
         for index, part in enumerate(record.recordings):
             whole = (tmp_path / "recordings" / part.path).read_bytes()
             ranged = await http.get(f"{base}/recording/{index}", headers={"Range": "bytes=100-1099"})
@@ -114,8 +117,9 @@ async def test_a_show_whose_room_changes_worker_is_replayed_from_both_parts(serv
 
 
 @pytest.mark.redis
-async def test_an_inspection_whose_room_changes_worker_keeps_every_part_as_evidence(server: RunningServer,
-                                                                                   tmp_path: Path) -> None:
+async def test_an_inspection_whose_room_changes_worker_keeps_every_part_as_evidence(
+    server: RunningServer, tmp_path: Path
+) -> None:
     await make_shop(server)
     case = await CaseFlow.open(server)
     room = inspect_room(case.id)
@@ -151,7 +155,8 @@ async def test_an_inspection_whose_room_changes_worker_keeps_every_part_as_evide
 
 @pytest.mark.redis
 async def test_purging_a_case_removes_every_part_and_the_audit_quarantines_parts_of_no_record(
-        server: RunningServer, tmp_path: Path) -> None:
+    server: RunningServer, tmp_path: Path
+) -> None:
     await make_shop(server)
     case = await CaseFlow.open(server)
     directory = tmp_path / "recordings"
@@ -171,19 +176,44 @@ async def test_purging_a_case_removes_every_part_and_the_audit_quarantines_parts
 
 
 def test_documents_stored_before_recordings_had_parts_still_load() -> None:
-    recording = {"path": "sh_AbCdEf123456.webm", "container": "webm", "started_at_ms": 1_000, "duration_ms": 60_000,
-                 "bytes": 4096}
-    chapter = {"offset_ms": 5_000, "seq": 3, "card": {"sku": "mug-1", "title": "Mug", "price": "12.50",
-                                                        "currency": "EUR", "url": "https://acme.example/p/mug-1"}}
-    show = {"id": "sh_AbCdEf123456", "shop": "acme", "title": "Spring drop", "state": "ended",
-            "recording": recording, "chapters": [chapter]}
+    recording = {
+        "path": "sh_AbCdEf123456.webm",
+        "container": "webm",
+        "started_at_ms": 1_000,
+        "duration_ms": 60_000,
+        "bytes": 4096,
+    }
+    chapter = {
+        "offset_ms": 5_000,
+        "seq": 3,
+        "card": {
+            "sku": "mug-1",
+            "title": "Mug",
+            "price": "12.50",
+            "currency": "EUR",
+            "url": "https://acme.example/p/mug-1",
+        },
+    }
+    show = {
+        "id": "sh_AbCdEf123456",
+        "shop": "acme",
+        "title": "Spring drop",
+        "state": "ended",
+        "recording": recording,
+        "chapters": [chapter],
+    }
     old = Show.model_validate_json(json.dumps(show))
     assert [r.path for r in old.recordings] == ["sh_AbCdEf123456.webm"] and old.chapters[0].part == 0
     assert Show.model_validate({**show, "recording": None}).recordings == []
     assert "recording" not in Show.model_validate(show).model_dump()
 
     pending = {"path": "cs_AbCdEf123456.webm", "container": "webm", "started_at_ms": 1_000, "duration_ms": 9_000}
-    case = {"id": "cs_AbCdEf123456", "shop": "acme", "order_ref": "A-1", "claim": "cracked",
-            "pending_recording": pending}
+    case = {
+        "id": "cs_AbCdEf123456",
+        "shop": "acme",
+        "order_ref": "A-1",
+        "claim": "cracked",
+        "pending_recording": pending,
+    }
     assert [p.path for p in Case.model_validate_json(json.dumps(case)).pending_recordings] == [pending["path"]]
     assert Case.model_validate({**case, "pending_recording": None}).pending_recordings == []

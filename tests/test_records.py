@@ -1,4 +1,4 @@
-"""Contract tests of the record stores (``vitrine.records``), on the embedded SQLite and on PostgreSQL.
+"""Contract tests of the record stores (``vitrine.core.records``), on the embedded SQLite and on PostgreSQL.
 
 Every test runs twice through the ``records`` fixture (tests/conftest.py): an opened ``Records`` on a
 fresh database at the head revision. Concurrency is real: many operations in flight at once through
@@ -17,7 +17,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from vitrine.consult.models import (
+from signaling.consult.models import (
     CallOutcome,
     CallRecord,
     ContactRequest,
@@ -26,23 +26,28 @@ from vitrine.consult.models import (
     Ticket,
     TicketState,
 )
-from vitrine.inspect.models import Artifact, ArtifactKind, Case, CaseState, Erasure, Note
-from vitrine.live.models import LiveState, Moderation, ModerationAction, Reaction, Show, ShowState
-from vitrine.models import ParticipantView, Role
-from vitrine.protocol import LogEntry
-from vitrine.records import Records, records_on, tables
-from vitrine.records import roomlog as roomlog_module
-from vitrine.records.database import ForeignRecord, open_database
-from vitrine.records.roomlog import whole_log
-from vitrine.shops import Agent, Product, Shop
-from vitrine.webhooks import MAX_FAILURES, WebhookEvent, WebhookType
+from signaling.records import Records, records_on
+from vitrine.core.models import ParticipantView, Role
+from vitrine.core.records import roomlog as roomlog_module
+from vitrine.core.records import tables
+from vitrine.core.records.database import ForeignRecord, open_database
+from vitrine.core.records.roomlog import whole_log
+from vitrine.core.shops import Agent, Product, Shop
+from vitrine.core.webhooks import MAX_FAILURES, WebhookEvent, WebhookType
+from vitrine.core.wire.inspect import Artifact, ArtifactKind, Case, CaseState, Erasure, Note
+from vitrine.core.wire.live import LiveState, Moderation, ModerationAction, Reaction, Show, ShowState
+from vitrine.core.wire.rtc import LogEntry
 
 # -- builders -------------------------------------------------------------------------
 
 
 def a_shop(shop_id: str, created_at_ms: int = 1_000, name: str | None = None) -> Shop:
-    return Shop(id=shop_id, name=name or shop_id.title(), created_at_ms=created_at_ms,
-                allowed_origins=[f"https://{shop_id}.example"])
+    return Shop(
+        id=shop_id,
+        name=name or shop_id.title(),
+        created_at_ms=created_at_ms,
+        allowed_origins=[f"https://{shop_id}.example"],
+    )
 
 
 def an_agent(shop: str, agent_id: str, name: str = "Agent") -> Agent:
@@ -50,35 +55,54 @@ def an_agent(shop: str, agent_id: str, name: str = "Agent") -> Agent:
 
 
 def a_product(sku: str, price: str = "12.50") -> Product:
-    return Product(sku=sku, title=f"Product {sku}", price=Decimal(price), currency="EUR",
-                   url=f"https://acme.example/p/{sku}")
+    return Product(
+        sku=sku, title=f"Product {sku}", price=Decimal(price), currency="EUR", url=f"https://acme.example/p/{sku}"
+    )
 
 
 def a_ticket(shop: str, n: int | str, entered_ms: int) -> Ticket:
-    return Ticket(id=f"tk_ticket{n:0>4}", shop=shop, context=ShopperContext(name=f"Shopper {n}"),
-                  entered_ms=entered_ms)
+    return Ticket(id=f"tk_ticket{n:0>4}", shop=shop, context=ShopperContext(name=f"Shopper {n}"), entered_ms=entered_ms)
 
 
-def a_call(shop: str, n: int | str, queued_ms: int, agent: str | None = "alice",
-           outcome: CallOutcome = CallOutcome.ANSWERED) -> CallRecord:
-    return CallRecord(id=f"tk_ticket{n:0>4}", shop=shop, context=ShopperContext(), outcome=outcome, agent=agent,
-                      queued_ms=queued_ms, wait_ms=1500, answered_ms=queued_ms + 1500 if agent else None)
+def a_call(
+    shop: str, n: int | str, queued_ms: int, agent: str | None = "alice", outcome: CallOutcome = CallOutcome.ANSWERED
+) -> CallRecord:
+    return CallRecord(
+        id=f"tk_ticket{n:0>4}",
+        shop=shop,
+        context=ShopperContext(),
+        outcome=outcome,
+        agent=agent,
+        queued_ms=queued_ms,
+        wait_ms=1500,
+        answered_ms=queued_ms + 1500 if agent else None,
+    )
 
 
 def a_request(shop: str, n: int, created_ms: int, resolved_ms: int | None = None) -> ContactRequest:
-    return ContactRequest(id=f"rq_request{n:0>4}", shop=shop, kind=RequestKind.CALLBACK, context=ShopperContext(),
-                          name=f"Shopper {n}", contact="shopper@example.com", created_ms=created_ms,
-                          resolved_ms=resolved_ms, resolved_by="alice" if resolved_ms else None)
+    return ContactRequest(
+        id=f"rq_request{n:0>4}",
+        shop=shop,
+        kind=RequestKind.CALLBACK,
+        context=ShopperContext(),
+        name=f"Shopper {n}",
+        contact="shopper@example.com",
+        created_ms=created_ms,
+        resolved_ms=resolved_ms,
+        resolved_by="alice" if resolved_ms else None,
+    )
 
 
 def a_case(shop: str, created_at_ms: int, order_ref: str, buyer_ref: str | None = None) -> Case:
-    return Case(shop=shop, created_at_ms=created_at_ms, order_ref=order_ref, claim="arrived scratched",
-                buyer_ref=buyer_ref)
+    return Case(
+        shop=shop, created_at_ms=created_at_ms, order_ref=order_ref, claim="arrived scratched", buyer_ref=buyer_ref
+    )
 
 
 def a_show(shop: str, created_at_ms: int, scheduled_at_ms: int | None = None, title: str = "Show") -> Show:
-    return Show(shop=shop, title=title, created_at_ms=created_at_ms, scheduled_at_ms=scheduled_at_ms,
-                products=["SKU-1"])
+    return Show(
+        shop=shop, title=title, created_at_ms=created_at_ms, scheduled_at_ms=scheduled_at_ms, products=["SKU-1"]
+    )
 
 
 def an_event(shop: str, room: str, type_: WebhookType = WebhookType.QUEUED, **data: object) -> WebhookEvent:
@@ -102,8 +126,7 @@ async def another_node(records: Records) -> AsyncIterator[Records]:
 
 async def rows_of(records: Records, table: sa.Table, shop_id: str) -> int:
     async with records.db.transaction() as conn:
-        return int(await conn.scalar(sa.select(sa.func.count()).select_from(table)
-                                     .where(table.c.shop_id == shop_id)))
+        return int(await conn.scalar(sa.select(sa.func.count()).select_from(table).where(table.c.shop_id == shop_id)))
 
 
 # -- shops -----------------------------------------------------------------------------
@@ -194,8 +217,18 @@ async def test_delete_shop_cascades_to_everything_it_owns(records: Records) -> N
 
     owned = [table for table in tables.metadata.sorted_tables if "shop_id" in table.c]
     assert {table.name for table in owned} == {
-        "agents", "products", "tickets", "call_records", "contact_requests", "cases", "erasures", "shows",
-        "webhook_events", "webhook_seqs", "webhook_failures"}
+        "agents",
+        "products",
+        "tickets",
+        "call_records",
+        "contact_requests",
+        "cases",
+        "erasures",
+        "shows",
+        "webhook_events",
+        "webhook_seqs",
+        "webhook_failures",
+    }
     for table in owned:
         assert await rows_of(records, table, "acme") == 1, table.name
 
@@ -232,7 +265,11 @@ async def test_tickets_in_queue_order(records: Records) -> None:
     await consult.save_ticket(a_ticket("acme", 1, 100))
     await consult.save_ticket(a_ticket("globex", 9, 50))
     assert [t.id for t in await consult.tickets("acme")] == [
-        "tk_ticket0001", "tk_ticket000a", "tk_ticket000b", "tk_ticket0003"]
+        "tk_ticket0001",
+        "tk_ticket000a",
+        "tk_ticket000b",
+        "tk_ticket0003",
+    ]
 
     # Saving again replaces the ticket; the queue order follows its entry time.
     ringing = a_ticket("acme", 1, 400).model_copy(update={"state": TicketState.RINGING, "ringing_agent": "alice"})
@@ -255,10 +292,12 @@ async def test_an_id_of_another_shop_is_never_overwritten(records: Records) -> N
     await records.cases.save(case)
     show = a_show("acme", 100)
     await records.shows.put_show(show)
-    for write in (records.consult.save_ticket(a_ticket("globex", 1, 200)),
-                  records.consult.save_call(a_call("globex", 1, 200)),
-                  records.cases.save(case.model_copy(update={"shop": "globex"})),
-                  records.shows.put_show(show.model_copy(update={"shop": "globex", "title": "Taken"}))):
+    for write in (
+        records.consult.save_ticket(a_ticket("globex", 1, 200)),
+        records.consult.save_call(a_call("globex", 1, 200)),
+        records.cases.save(case.model_copy(update={"shop": "globex"})),
+        records.shows.put_show(show.model_copy(update={"shop": "globex", "title": "Taken"})),
+    ):
         with pytest.raises(ForeignRecord):
             await write
     assert (await records.consult.ticket("acme", "tk_ticket0001")).entered_ms == 100
@@ -309,9 +348,14 @@ async def test_calls_newest_first_with_filters(records: Records) -> None:
     consult = records.consult
     await records.shops.create_shop(a_shop("acme"))
     await records.shops.create_shop(a_shop("globex"))
-    calls = [a_call("acme", 1, 100, "alice"), a_call("acme", 2, 200, "bob"),
-             a_call("acme", 3, 300, None, CallOutcome.MISSED), a_call("acme", 4, 400, "alice"),
-             a_call("acme", 5, 500, "alice"), a_call("acme", 6, 400, "bob")]
+    calls = [
+        a_call("acme", 1, 100, "alice"),
+        a_call("acme", 2, 200, "bob"),
+        a_call("acme", 3, 300, None, CallOutcome.MISSED),
+        a_call("acme", 4, 400, "alice"),
+        a_call("acme", 5, 500, "alice"),
+        a_call("acme", 6, 400, "bob"),
+    ]
     for record in random.Random(7).sample(calls, len(calls)):
         await consult.save_call(record)
     await consult.save_call(a_call("globex", 7, 450, "alice"))
@@ -394,11 +438,27 @@ async def test_cases_save_get_recent_and_filters(records: Records) -> None:
     assert not await cases.exists("acme", "cs_000000000000")
 
     # A save replaces the whole case, and its query columns follow.
-    artifact = Artifact(id="ar_0123456789abcdef", kind=ArtifactKind.PHOTO, file="ar_0123456789abcdef.jpg",
-                        content_type="image/jpeg", bytes=1234, sha256="a" * 64, captured_at_ms=350,
-                        source="buyer camera", width=1920, height=1080)
-    closed = c3.model_copy(update={"state": CaseState.CLOSED, "closed_at_ms": 500, "buyer_ref": "b-3",
-                                   "artifacts": [artifact], "notes": [Note(at_ms=360, author="ins", text="dent")]})
+    artifact = Artifact(
+        id="ar_0123456789abcdef",
+        kind=ArtifactKind.PHOTO,
+        file="ar_0123456789abcdef.jpg",
+        content_type="image/jpeg",
+        bytes=1234,
+        sha256="a" * 64,
+        captured_at_ms=350,
+        source="buyer camera",
+        width=1920,
+        height=1080,
+    )
+    closed = c3.model_copy(
+        update={
+            "state": CaseState.CLOSED,
+            "closed_at_ms": 500,
+            "buyer_ref": "b-3",
+            "artifacts": [artifact],
+            "notes": [Note(at_ms=360, author="ins", text="dent")],
+        }
+    )
     await cases.save(closed)
     assert await cases.get("acme", c3.id) == closed
     assert [c.id for c in await cases.recent("acme", None, buyer_ref="b-3")] == [c3.id]
@@ -501,20 +561,20 @@ async def test_counters_are_exact_under_concurrency(records: Records) -> None:
     assert await records.shows.stats(room) == {}
     async with another_node(records) as node2:
         stores = [records.shows, node2.shows]
-        await asyncio.gather(*(stores[i % 2].count(room, "likes") for i in range(120)),
-                             *(stores[i % 2].count(room, "messages", 3) for i in range(40)),
-                             *(stores[i % 2].count(room, "clicks:SKU-1", 2) for i in range(30)))
+        await asyncio.gather(
+            *(stores[i % 2].count(room, "likes") for i in range(120)),
+            *(stores[i % 2].count(room, "messages", 3) for i in range(40)),
+            *(stores[i % 2].count(room, "clicks:SKU-1", 2) for i in range(30)),
+        )
         peaks = list(range(1, 61))
         random.Random(3).shuffle(peaks)
         await asyncio.gather(*(stores[i % 2].raise_to(room, "peak_viewers", value) for i, value in enumerate(peaks)))
-        assert await node2.shows.stats(room) == {"likes": 120, "messages": 120, "clicks:SKU-1": 60,
-                                                 "peak_viewers": 60}
+        assert await node2.shows.stats(room) == {"likes": 120, "messages": 120, "clicks:SKU-1": 60, "peak_viewers": 60}
 
     await records.shows.raise_to(room, "peak_viewers", 10)  # lower: no change
     await records.shows.count(room, "likes", -5)
     await records.shows.count("live-sh_elsewhere000", "likes")
-    assert await records.shows.stats(room) == {"likes": 115, "messages": 120, "clicks:SKU-1": 60,
-                                               "peak_viewers": 60}
+    assert await records.shows.stats(room) == {"likes": 115, "messages": 120, "clicks:SKU-1": 60, "peak_viewers": 60}
     assert await records.shows.stats("live-sh_elsewhere000") == {"likes": 1}
 
 
@@ -563,8 +623,12 @@ async def test_room_log_append_after_last_seq(records: Records) -> None:
     first = await log.append(room, chat("hi").model_copy(update={"seq": 99}))  # its own seq is ignored
     assert first == chat("hi").model_copy(update={"seq": 1})
     reactions = LogEntry(seq=0, kind="reactions", at_ms=2_000, reactions={Reaction.LIKE: 3, Reaction.FIRE: 1})
-    mod = LogEntry(seq=0, kind="moderation", at_ms=3_000,
-                   moderation=Moderation(action=ModerationAction.MUTE, identity="ann", seconds=60))
+    mod = LogEntry(
+        seq=0,
+        kind="moderation",
+        at_ms=3_000,
+        moderation=Moderation(action=ModerationAction.MUTE, identity="ann", seconds=60),
+    )
     assert (await log.append(room, reactions)).seq == 2
     assert (await log.append(room, mod)).seq == 3
     for n in range(4, 8):
@@ -608,8 +672,9 @@ async def test_room_log_is_one_total_order_across_nodes(records: Records) -> Non
     room, per_node = "live-sh_concurrent00", 60
     async with another_node(records) as node2:
         logs = [records.roomlog, node2.roomlog]
-        appended = await asyncio.gather(*(logs[i % 2].append(room, chat(f"m{i}", at_ms=i))
-                                          for i in range(2 * per_node)))
+        appended = await asyncio.gather(
+            *(logs[i % 2].append(room, chat(f"m{i}", at_ms=i)) for i in range(2 * per_node))
+        )
         assert sorted(entry.seq for entry in appended) == list(range(1, 2 * per_node + 1))
         by_seq = {entry.seq: entry.text for entry in appended}
         for log in logs:
@@ -685,8 +750,9 @@ async def test_outbox_concurrent_appends_keep_room_order(records: Records) -> No
     await records.shops.create_shop(a_shop("acme"))
     async with another_node(records) as node2:
         outboxes = [records.outbox, node2.outbox]
-        stored = await asyncio.gather(*(outboxes[i % 2].append(an_event("acme", f"tk_room{i % 3}", i=i))
-                                        for i in range(60)))
+        stored = await asyncio.gather(
+            *(outboxes[i % 2].append(an_event("acme", f"tk_room{i % 3}", i=i)) for i in range(60))
+        )
     for room in ("tk_room0", "tk_room1", "tk_room2"):
         assert sorted(e.seq for e in stored if e.room == room) == list(range(1, 21))
     delivered = []

@@ -11,10 +11,11 @@ import asyncio
 import pytest
 import sqlalchemy as sa
 
+from signaling.records import Records
 from tests.test_records import a_call, a_shop, a_ticket, another_node
-from vitrine.records import Records, tables
-from vitrine.records.database import UnitAborted
-from vitrine.webhooks import WebhookEvent, WebhookType
+from vitrine.core.records import tables
+from vitrine.core.records.database import UnitAborted
+from vitrine.core.webhooks import WebhookEvent, WebhookType
 
 
 def an_event(room: str) -> WebhookEvent:

@@ -10,7 +10,7 @@ import pytest
 
 from tests.desk_helpers import DeskClient
 from tests.servers import RunningServer, embedded_server
-from vitrine.models import ROLE_DEFAULT_GRANTS, Role
+from vitrine.core.models import ROLE_DEFAULT_GRANTS, Role
 
 
 async def join(server: RunningServer, token: str) -> DeskClient:
@@ -74,10 +74,13 @@ async def test_a_reconnect_resumes_without_a_gap_or_a_duplicate(chat_server: Run
 
 async def test_concurrent_writers_get_one_order_everyone_sees(chat_server: RunningServer) -> None:
     roles = [Role.HOST] + [Role.VIEWER] * 4
-    writers = [await join(chat_server, chat_server.token("show-3", f"w{i}", role, create=i == 0))
-               for i, role in enumerate(roles)]
-    await asyncio.gather(*(w.send({"type": "chat", "text": f"{i}-{n}"})
-                           for n in range(5) for i, w in enumerate(writers)))
+    writers = [
+        await join(chat_server, chat_server.token("show-3", f"w{i}", role, create=i == 0))
+        for i, role in enumerate(roles)
+    ]
+    await asyncio.gather(
+        *(w.send({"type": "chat", "text": f"{i}-{n}"}) for n in range(5) for i, w in enumerate(writers))
+    )
     for writer in writers:
         await writer.expect("log", count=25)
         assert seqs(writer.of("log")) == list(range(1, 26))

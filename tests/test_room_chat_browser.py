@@ -9,8 +9,8 @@ import pytest
 
 from tests.browser_support import STATE_TIMEOUT_MS, playwright_api, record_sent_frames
 from tests.servers import RunningServer
-from vitrine.models import Role
-from vitrine.rpc import Kick
+from vitrine.core.models import Role
+from vitrine.core.wire.rpc import Kick
 
 pytestmark = pytest.mark.browser
 
@@ -27,8 +27,9 @@ JOIN = """async (token) => {
 }"""
 
 
-async def _page(browser: playwright_api.Browser, server: RunningServer, token: str,
-                sent: list[dict] | None = None) -> playwright_api.Page:
+async def _page(
+    browser: playwright_api.Browser, server: RunningServer, token: str, sent: list[dict] | None = None
+) -> playwright_api.Page:
     page = await (await browser.new_context()).new_page()
     if sent is not None:
         record_sent_frames(page, sent, "/v1/rtc")
@@ -41,8 +42,9 @@ async def _wait(page: playwright_api.Page, expression: str, arg: object = None) 
     await page.wait_for_function(expression, arg=arg, timeout=STATE_TIMEOUT_MS, polling=50)
 
 
-async def test_the_browser_client_keeps_chat_whole_across_a_reconnect(server: RunningServer,
-                                                                      browser: playwright_api.Browser) -> None:
+async def test_the_browser_client_keeps_chat_whole_across_a_reconnect(
+    server: RunningServer, browser: playwright_api.Browser
+) -> None:
     host = await _page(browser, server, server.token("show-b", "host", Role.HOST))
     for n in range(3):
         await host.evaluate("(n) => window.room.sendChat(`line ${n}`)", n)
@@ -58,10 +60,12 @@ async def test_the_browser_client_keeps_chat_whole_across_a_reconnect(server: Ru
 
     # The viewer's session drops (a phone changing network); the host keeps talking meanwhile.
     assert server.runtime is not None
-    (viewer_sid,) = [sid for sid, session in server.runtime.hub.sessions.items()
-                     if session.admission and session.admission.participant.identity == "viewer"]
-    await server.runtime.hub.sessions[viewer_sid].on_kick(Kick(sid=viewer_sid, reason="network change",
-                                                                reconnect=True))
+    (viewer_sid,) = [
+        sid
+        for sid, session in server.runtime.hub.sessions.items()
+        if session.admission and session.admission.participant.identity == "viewer"
+    ]
+    await server.runtime.hub.sessions[viewer_sid].on_kick(Kick(sid=viewer_sid, reason="network change", reconnect=True))
     deadline = asyncio.get_running_loop().time() + STATE_TIMEOUT_MS / 1000
     while viewer_sid in server.runtime.hub.sessions:  # gone; the client waits 0.5 s before it rejoins
         assert asyncio.get_running_loop().time() < deadline

@@ -11,9 +11,9 @@ import httpx
 from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import AudioStreamTrack
 
+from loadtest.client import VitrineClient
 from tests.servers import RunningServer, embedded_server
-from vitrine.client import VitrineClient
-from vitrine.models import Role, Room, RoomKind
+from vitrine.core.models import Role, Room, RoomKind
 
 ROOM_LIMIT = 3
 GRACE_S = 1.0
@@ -39,9 +39,14 @@ async def test_offers_that_cannot_be_answered_release_their_rooms() -> None:
         offer = await _unanswerable_offer()
         async with httpx.AsyncClient(base_url=server.url) as http:
             for n in range(ROOM_LIMIT * 2):
-                response = await http.post(f"/whip/bad-{n}", content=offer, headers={
-                    "Content-Type": "application/sdp",
-                    "Authorization": f"Bearer {server.token(f'bad-{n}', f'obs-{n}', Role.HOST)}"})
+                response = await http.post(
+                    f"/whip/bad-{n}",
+                    content=offer,
+                    headers={
+                        "Content-Type": "application/sdp",
+                        "Authorization": f"Bearer {server.token(f'bad-{n}', f'obs-{n}', Role.HOST)}",
+                    },
+                )
                 assert response.status_code == 422, response.text
                 assert response.json()["code"] == "negotiation_failed"
                 assert worker.rooms == {}

@@ -16,8 +16,11 @@ from tests.servers import embedded_server
 
 
 async def test_a_live_show_and_an_open_case_outlive_a_restart(tmp_path: Path) -> None:
-    folders = {"data_dir": str(tmp_path / "data"), "evidence_dir": str(tmp_path / "evidence"),
-               "recordings_dir": str(tmp_path / "recordings")}
+    folders = {
+        "data_dir": str(tmp_path / "data"),
+        "evidence_dir": str(tmp_path / "evidence"),
+        "recordings_dir": str(tmp_path / "recordings"),
+    }
     async with embedded_server(**folders) as server:
         show = await make_show(server)
         console, host_token = await go_live(server, show)

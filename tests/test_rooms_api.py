@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+from loadtest.client import VitrineClient
 from tests.media_helpers import av_tracks, remote_tracks
 from tests.servers import RunningServer, embedded_server
-from vitrine.auth import verify_token
-from vitrine.client import VitrineClient
-from vitrine.models import ROLE_DEFAULT_GRANTS, Role
+from vitrine.core.auth import verify_token
+from vitrine.core.models import ROLE_DEFAULT_GRANTS, Role
 
 
 async def _until(predicate, timeout: float = 20.0) -> None:
@@ -38,8 +38,9 @@ async def test_room_crud(server: RunningServer) -> None:
 async def test_minted_tokens_join(server: RunningServer) -> None:
     async with server.api() as api:
         await api.post("/v1/rooms", json={"name": "consult-api"})
-        minted = await api.post("/v1/tokens", json={"room": "consult-api", "identity": "ana", "role": "customer",
-                                                    "ttl_s": 120})
+        minted = await api.post(
+            "/v1/tokens", json={"room": "consult-api", "identity": "ana", "role": "customer", "ttl_s": 120}
+        )
     assert minted.status_code == 200
     body = minted.json()
     assert body["ws_url"] == server.ws_url
@@ -140,10 +141,10 @@ async def test_idle_and_join_timeouts_close_the_socket() -> None:
 
 
 async def test_the_client_keeps_its_session_alive(monkeypatch) -> None:
-    import vitrine.client
+    import loadtest.client
     from signaling.metrics import METRICS
 
-    monkeypatch.setattr(vitrine.client, "PING_INTERVAL_S", 0.2)
+    monkeypatch.setattr(loadtest.client, "PING_INTERVAL_S", 0.2)
     async with embedded_server(idle_timeout_s=1.0) as server:
         client = VitrineClient(server.url, server.token("kept", "alive"))
         pings = METRICS.signaling_messages.labels(type="ping")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
+from loadtest.client import VitrineClient
 from tests.media_helpers import av_tracks, receive_frames, remote_tracks
 from tests.servers import (
     TEST_SECRET,
@@ -18,9 +19,8 @@ from tests.servers import (
     make_settings,
     wait_healthy,
 )
-from vitrine.client import VitrineClient
-from vitrine.models import Role
-from vitrine.state.redis_state import open_redis_coordination
+from vitrine.core.models import Role
+from vitrine.core.state.redis_state import open_redis_coordination
 
 
 async def _consult(server: RunningServer, room: str) -> tuple[VitrineClient, VitrineClient]:
@@ -52,10 +52,18 @@ async def test_consult_with_redis_state(redis_db_url: str) -> None:
 
 async def test_separate_processes_and_worker_failover(redis_db_url: str, tmp_path: Path) -> None:
     port = free_port()
-    env = {"VITRINE_REDIS_URL": redis_db_url, "VITRINE_API_KEY": "testkey", "VITRINE_API_SECRET": TEST_SECRET,
-           "VITRINE_RTC_INTERFACES": "127.0.0.1", "VITRINE_WORKER_HEARTBEAT_S": "0.5", "VITRINE_WORKER_TTL_S": "2",
-           "VITRINE_LOG_LEVEL": "warning", "VITRINE_DATA_DIR": str(tmp_path / "data"),  # not the checkout's ./var
-           "VITRINE_EVIDENCE_DIR": str(tmp_path / "evidence"), "VITRINE_RECORDINGS_DIR": str(tmp_path / "recordings")}
+    env = {
+        "VITRINE_REDIS_URL": redis_db_url,
+        "VITRINE_API_KEY": "testkey",
+        "VITRINE_API_SECRET": TEST_SECRET,
+        "VITRINE_RTC_INTERFACES": "127.0.0.1",
+        "VITRINE_WORKER_HEARTBEAT_S": "0.5",
+        "VITRINE_WORKER_TTL_S": "2",
+        "VITRINE_LOG_LEVEL": "warning",
+        "VITRINE_DATA_DIR": str(tmp_path / "data"),  # not the checkout's ./var
+        "VITRINE_EVIDENCE_DIR": str(tmp_path / "evidence"),
+        "VITRINE_RECORDINGS_DIR": str(tmp_path / "recordings"),
+    }
     with ProcessGroup(env).running() as group:
         signaling = group.start("signaling", "--port", str(port))
         workers = [group.start("media"), group.start("media")]

@@ -1,4 +1,4 @@
-"""``media.sdp_guard``: malformed SDP and ICE candidates become typed errors, also under ``python -O``.
+"""``vitrine.core.sdp_guard``: malformed SDP and ICE candidates become typed errors, also under ``python -O``.
 
 The fixtures in ``tests/fixtures/sdp/`` are derived from ``valid.sdp`` (a real
 aiortc publisher offer: VP8/H264 video and Opus audio, sendonly, max-bundle)
@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from media.sdp_guard import MAX_MEDIA_SECTIONS, MAX_SDP_LINES, parse_candidate, parse_sdp, sends_media
-from vitrine.config import Settings
-from vitrine.errors import ErrorCode, VitrineError
-from vitrine.protocol import IceCandidate
+from vitrine.core.config import Settings
+from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.sdp_guard import MAX_MEDIA_SECTIONS, MAX_SDP_LINES, parse_candidate, parse_sdp, sends_media
+from vitrine.core.wire.rtc import IceCandidate
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sdp"
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,7 +100,7 @@ def _bad_setup(line: str) -> str:
 
 def _binary_junk(sdp: str) -> str:
     """The session-level lines, then 2 KiB of deterministic binary junk where the m-lines were."""
-    session = sdp[:sdp.index("\r\nm=") + 2]
+    session = sdp[: sdp.index("\r\nm=") + 2]
     junk = b"".join(hashlib.sha256(str(i).encode()).digest() for i in range(64)).decode("latin-1")
     for line in junk.splitlines():
         if line[:2] in ("m=", "a=", "c="):  # keep it junk: nothing the parser could take for an SDP line
@@ -152,8 +152,11 @@ def test_pure_binary_junk_is_rejected() -> None:
     rejected(bytes(range(256)).decode("latin-1") * 4)
 
 
-@pytest.mark.parametrize("sdp", ["", "   \r\n\t", "hello", "m=video 9 UDP/TLS/RTP/SAVPF 97\r\n", "v=0\r\n"],
-                         ids=["empty", "whitespace", "not_sdp", "no_version_line", "only_version_line"])
+@pytest.mark.parametrize(
+    "sdp",
+    ["", "   \r\n\t", "hello", "m=video 9 UDP/TLS/RTP/SAVPF 97\r\n", "v=0\r\n"],
+    ids=["empty", "whitespace", "not_sdp", "no_version_line", "only_version_line"],
+)
 def test_trivially_broken_sdp_is_rejected(sdp: str) -> None:
     rejected(sdp)
 
@@ -174,7 +177,7 @@ def test_a_100k_line_sdp_is_rejected_by_size_and_by_line_count() -> None:
 
 def test_too_many_media_sections_are_rejected() -> None:
     valid = load("valid.sdp")
-    audio = valid[valid.index("m=audio"):]
+    audio = valid[valid.index("m=audio") :]
     many = valid + audio * MAX_MEDIA_SECTIONS
     check(many.count("\nm=") > MAX_MEDIA_SECTIONS, "not enough m-lines generated")
     rejected(many, max_bytes=len(many.encode()) * 2)
@@ -199,8 +202,9 @@ def test_a_well_formed_candidate_is_accepted() -> None:
     parsed = parse_candidate(IceCandidate(candidate=GOOD_CANDIDATE, sdpMid="0", sdpMLineIndex=0))
     check((parsed.ip, parsed.port, parsed.protocol, parsed.type) == ("127.0.0.1", 50000, "udp", "host"))
     check(parsed.priority == 2130706431 and parsed.sdpMid == "0" and parsed.sdpMLineIndex == 0)
-    srflx = parse_candidate(IceCandidate(
-        candidate="842163049 1 udp 1694498815 203.0.113.7 40000 typ srflx raddr 10.0.0.2 rport 50000"))
+    srflx = parse_candidate(
+        IceCandidate(candidate="842163049 1 udp 1694498815 203.0.113.7 40000 typ srflx raddr 10.0.0.2 rport 50000")
+    )
     check(srflx.relatedAddress == "10.0.0.2" and srflx.relatedPort == 50000, "raddr/rport lost")
 
 
@@ -252,8 +256,20 @@ def test_interpreter_mode_is_the_one_requested() -> None:
 
 def _run_under_o(keyword: str) -> tuple[int, str]:
     env = {**os.environ, UNDER_O_ENV: "1", "PYTHONDONTWRITEBYTECODE": "1"}
-    command = [sys.executable, "-O", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-               str(Path(__file__).resolve()), "-k", keyword]
+    command = [
+        sys.executable,
+        "-O",
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:randomly",
+        str(Path(__file__).resolve()),
+        "-k",
+        keyword,
+    ]
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     return result.returncode, result.stdout + result.stderr
 

@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from vitrine.config import Settings
-from vitrine.errors import HTTP_STATUS, ErrorCode, VitrineError
-from vitrine.records import Records, open_records
-from vitrine.shops import Agent, Product, Shop, check_product, is_open, next_opening, url_allowed
+from signaling.records import Records, open_records
+from vitrine.core.config import Settings
+from vitrine.core.errors import HTTP_STATUS, ErrorCode, VitrineError
+from vitrine.core.shops import Agent, Product, Shop, check_product, is_open, next_opening, url_allowed
 
 
 def _shop(shop_id: str = "acme", **fields) -> Shop:
@@ -23,8 +23,14 @@ def _shop(shop_id: str = "acme", **fields) -> Shop:
 
 
 def _product(sku: str = "mug-1", **fields) -> Product:
-    values = {"sku": sku, "title": "Mug", "price": "12.50", "currency": "EUR",
-              "url": "https://acme.example/p/mug-1", "image_url": "https://cdn.acme.example/mug.jpg"} | fields
+    values = {
+        "sku": sku,
+        "title": "Mug",
+        "price": "12.50",
+        "currency": "EUR",
+        "url": "https://acme.example/p/mug-1",
+        "image_url": "https://cdn.acme.example/mug.jpg",
+    } | fields
     return Product.model_validate(values)
 
 
@@ -46,20 +52,44 @@ def test_origins_are_normalized_and_give_the_default_link_hosts() -> None:
     assert _shop(link_hosts=["*.Acme.example"]).link_hosts == ["*.acme.example"]
 
 
-@pytest.mark.parametrize("origin", ["http://acme.example", "https://acme.example/shop", "https://u@acme.example",
-                                    "javascript:alert(1)", "https://acme.example:99999", "acme.example"])
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "http://acme.example",
+        "https://acme.example/shop",
+        "https://u@acme.example",
+        "javascript:alert(1)",
+        "https://acme.example:99999",
+        "acme.example",
+    ],
+)
 def test_bad_origins_are_refused(origin: str) -> None:
     with pytest.raises(ValidationError):
         _shop(allowed_origins=[origin])
 
 
-@pytest.mark.parametrize("fields", [{"id": "A_b"}, {"id": "ab"}, {"name": ""}, {"name": "x" * 129},
-                                    {"timezone": "Mars/Olympus"}, {"max_wait_s": 5}, {"languages": []},
-                                    {"link_hosts": ["*.com."]}, {"unknown": 1},
-                                    {"opening_hours": [{"day": "mon", "opens": "18:00", "closes": "09:00"}]},
-                                    {"opening_hours": [{"day": "mon", "opens": "09:00", "closes": "24:01"}]},
-                                    {"opening_hours": [{"day": "mon", "opens": "09:00", "closes": "13:00"},
-                                                       {"day": "mon", "opens": "12:00", "closes": "18:00"}]}])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"id": "A_b"},
+        {"id": "ab"},
+        {"name": ""},
+        {"name": "x" * 129},
+        {"timezone": "Mars/Olympus"},
+        {"max_wait_s": 5},
+        {"languages": []},
+        {"link_hosts": ["*.com."]},
+        {"unknown": 1},
+        {"opening_hours": [{"day": "mon", "opens": "18:00", "closes": "09:00"}]},
+        {"opening_hours": [{"day": "mon", "opens": "09:00", "closes": "24:01"}]},
+        {
+            "opening_hours": [
+                {"day": "mon", "opens": "09:00", "closes": "13:00"},
+                {"day": "mon", "opens": "12:00", "closes": "18:00"},
+            ]
+        },
+    ],
+)
 def test_bad_shop_fields_are_refused(fields: dict) -> None:
     with pytest.raises(ValidationError):
         _shop(**fields)
@@ -110,8 +140,10 @@ def test_every_error_code_has_an_http_status() -> None:
 
 # -- opening hours -------------------------------------------------------------------
 
-PARIS_SUNDAYS = [{"day": "sun", "opens": "09:00", "closes": "12:00"},
-                 {"day": "sun", "opens": "14:00", "closes": "18:00"}]
+PARIS_SUNDAYS = [
+    {"day": "sun", "opens": "09:00", "closes": "12:00"},
+    {"day": "sun", "opens": "14:00", "closes": "18:00"},
+]
 
 
 def test_hours_follow_the_shop_clock_across_dst() -> None:
@@ -139,8 +171,13 @@ def test_an_opening_inside_the_dst_gap_opens_when_the_clock_jumps() -> None:
 
 
 def test_a_span_ending_at_midnight_and_a_night_across_two_days() -> None:
-    shop = _shop(timezone="Asia/Tokyo", opening_hours=[{"day": "fri", "opens": "20:00", "closes": "24:00"},
-                                                       {"day": "sat", "opens": "00:00", "closes": "02:00"}])
+    shop = _shop(
+        timezone="Asia/Tokyo",
+        opening_hours=[
+            {"day": "fri", "opens": "20:00", "closes": "24:00"},
+            {"day": "sat", "opens": "00:00", "closes": "02:00"},
+        ],
+    )
     friday_late = datetime(2025, 6, 6, 23, 59, 59, tzinfo=shop_zone(shop))
     assert is_open(shop, friday_late)
     assert is_open(shop, friday_late + timedelta(seconds=1))  # Saturday 00:00

@@ -9,14 +9,25 @@ import httpx
 import websockets
 
 from tests.servers import RunningServer
-from vitrine.auth import mint_token
-from vitrine.models import ROLE_DEFAULT_GRANTS, Role
+from vitrine.core.auth import mint_token
+from vitrine.core.models import ROLE_DEFAULT_GRANTS, Role
 
-ACME = {"id": "acme", "name": "Acme", "allowed_origins": ["https://www.acme.example"],
-        "link_hosts": ["www.acme.example", "*.acme-cdn.example"], "timezone": "Europe/Paris",
-        "opening_hours": [{"day": "sun", "opens": "09:00", "closes": "18:00"}], "languages": ["en", "fr"]}
-MUG = {"title": "Mug", "price": "12.50", "currency": "EUR", "url": "https://www.acme.example/p/mug",
-       "image_url": "https://eu.acme-cdn.example/mug.jpg"}
+ACME = {
+    "id": "acme",
+    "name": "Acme",
+    "allowed_origins": ["https://www.acme.example"],
+    "link_hosts": ["www.acme.example", "*.acme-cdn.example"],
+    "timezone": "Europe/Paris",
+    "opening_hours": [{"day": "sun", "opens": "09:00", "closes": "18:00"}],
+    "languages": ["en", "fr"],
+}
+MUG = {
+    "title": "Mug",
+    "price": "12.50",
+    "currency": "EUR",
+    "url": "https://www.acme.example/p/mug",
+    "image_url": "https://eu.acme-cdn.example/mug.jpg",
+}
 
 
 async def test_shop_lifecycle(server: RunningServer) -> None:
@@ -34,8 +45,15 @@ async def test_shop_lifecycle(server: RunningServer) -> None:
         assert patched.status_code == 200 and patched.json()["name"] == "Acme Ltd"
         assert patched.json()["timezone"] == "Europe/Paris"  # untouched fields kept
         assert (await api.get("/v1/shops/acme")).json()["max_wait_s"] == 300
-        bad = await api.patch("/v1/shops/acme", json={"opening_hours": [
-            {"day": "mon", "opens": "09:00", "closes": "12:00"}, {"day": "mon", "opens": "11:00", "closes": "13:00"}]})
+        bad = await api.patch(
+            "/v1/shops/acme",
+            json={
+                "opening_hours": [
+                    {"day": "mon", "opens": "09:00", "closes": "12:00"},
+                    {"day": "mon", "opens": "11:00", "closes": "13:00"},
+                ]
+            },
+        )
         assert bad.status_code == 422 and bad.json()["code"] == "invalid_message"
         assert (await api.get("/v1/shops/acme")).json()["opening_hours"] == ACME["opening_hours"]
 
@@ -51,10 +69,15 @@ async def test_agents_and_catalog(server: RunningServer) -> None:
     async with server.api() as api:
         await api.post("/v1/shops", json=ACME)
         agent = await api.put("/v1/shops/acme/agents/ana", json={"display_name": "Ana", "languages": ["fr", "en"]})
-        assert agent.status_code == 200 and agent.json() == {"display_name": "Ana", "languages": ["fr", "en"],
-                                                             "id": "ana", "shop": "acme"}
-        other_shop = await api.put("/v1/shops/acme/agents/bob", json={"shop": "beta", "display_name": "Bob",
-                                                                      "languages": ["en"]})
+        assert agent.status_code == 200 and agent.json() == {
+            "display_name": "Ana",
+            "languages": ["fr", "en"],
+            "id": "ana",
+            "shop": "acme",
+        }
+        other_shop = await api.put(
+            "/v1/shops/acme/agents/bob", json={"shop": "beta", "display_name": "Bob", "languages": ["en"]}
+        )
         assert other_shop.status_code == 400 and other_shop.json()["code"] == "invalid_message"
         assert [a["id"] for a in (await api.get("/v1/shops/acme/agents")).json()] == ["ana"]
 
@@ -103,9 +126,13 @@ async def test_hours(server: RunningServer) -> None:
         await api.post("/v1/shops", json=ACME)
         # Saturday 29 March 2025, 21:00 in Paris; the clocks go forward that night.
         closed = (await api.get("/v1/shops/acme/hours", params={"at": "2025-03-29T20:00:00Z"})).json()
-        assert closed == {"open": False, "timezone": "Europe/Paris", "now_local": "2025-03-29T21:00:00+01:00",
-                          "next_opening_local": "2025-03-30T09:00:00+02:00",
-                          "next_opening_utc": "2025-03-30T07:00:00Z"}
+        assert closed == {
+            "open": False,
+            "timezone": "Europe/Paris",
+            "now_local": "2025-03-29T21:00:00+01:00",
+            "next_opening_local": "2025-03-30T09:00:00+02:00",
+            "next_opening_utc": "2025-03-30T07:00:00Z",
+        }
         opened = (await api.get("/v1/shops/acme/hours", params={"at": "2025-03-30T07:00:00Z"})).json()
         assert opened["open"] is True and opened["next_opening_local"] == opened["now_local"]
         naive = await api.get("/v1/shops/acme/hours", params={"at": "2025-03-30T07:00:00"})
@@ -118,8 +145,13 @@ async def test_hours(server: RunningServer) -> None:
 
 async def test_credentials_are_required(server: RunningServer) -> None:
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as anonymous:
-        for method, path in (("GET", "/v1/shops"), ("POST", "/v1/shops"), ("GET", "/v1/shops/acme/products"),
-                             ("PUT", "/v1/shops/acme/products/mug-1"), ("GET", "/v1/shops/acme/hours")):
+        for method, path in (
+            ("GET", "/v1/shops"),
+            ("POST", "/v1/shops"),
+            ("GET", "/v1/shops/acme/products"),
+            ("PUT", "/v1/shops/acme/products/mug-1"),
+            ("GET", "/v1/shops/acme/hours"),
+        ):
             response = await anonymous.request(method, path, json=MUG if method != "GET" else None)
             assert response.status_code == 401 and response.json()["code"] == "invalid_token", (method, path)
     async with httpx.AsyncClient(base_url=server.url, timeout=30, auth=("testkey", "wrong")) as wrong:
@@ -147,8 +179,9 @@ async def test_a_shops_tokens_reach_only_its_rooms(server: RunningServer) -> Non
             assert response.status_code == 200, response.text
             return response.json()["token"]
 
-        refused = await api.post("/v1/tokens", json={"room": "consult-1", "identity": "x", "role": "customer",
-                                                      "shop": "gamma"})
+        refused = await api.post(
+            "/v1/tokens", json={"room": "consult-1", "identity": "x", "role": "customer", "shop": "gamma"}
+        )
         assert refused.status_code == 404 and refused.json()["code"] == "shop_not_found"
         for other in ("beta", None):  # another shop's token, or one of no shop, learns nothing of the room
             answer = await _join(server, await token(other))
@@ -158,8 +191,14 @@ async def test_a_shops_tokens_reach_only_its_rooms(server: RunningServer) -> Non
 
     # A shop's token that may create rooms creates them for its own shop only.
     creator = server.token("beta-room", "bob", create=True)
-    scoped = mint_token(server.settings, room="beta-room", identity="bob", role=Role.AGENT, shop="beta",
-                        grants=ROLE_DEFAULT_GRANTS[Role.AGENT].model_copy(update={"room_create": True}))
+    scoped = mint_token(
+        server.settings,
+        room="beta-room",
+        identity="bob",
+        role=Role.AGENT,
+        shop="beta",
+        grants=ROLE_DEFAULT_GRANTS[Role.AGENT].model_copy(update={"room_create": True}),
+    )
     joined = await _join(server, scoped)
     assert joined["type"] == "joined" and joined["room"]["shop"] == "beta", joined
     assert (await _join(server, creator))["code"] == "room_not_found"  # the room exists, but not for it

@@ -18,10 +18,10 @@ from av import VideoFrame
 from media.snapshot import take_snapshot
 from tests.media_helpers import MovingPatternTrack
 from tests.worker_harness import ROOM, Harness, Page, wait_for
-from vitrine.errors import ErrorCode, VitrineError
-from vitrine.inspect.models import Artifact, ArtifactKind
-from vitrine.models import ROLE_DEFAULT_GRANTS, Participant, Role, Room, RoomKind
-from vitrine.rpc import JoinCommand, OfferCommand, SnapshotCommand
+from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.models import ROLE_DEFAULT_GRANTS, Participant, Role, Room, RoomKind
+from vitrine.core.wire.inspect import Artifact, ArtifactKind
+from vitrine.core.wire.rpc import JoinCommand, OfferCommand, SnapshotCommand
 
 
 async def snapshot(harness: Harness, identity: str, room: str = ROOM.name):
@@ -74,14 +74,20 @@ async def test_a_snapshot_of_the_buyers_vp8_video(harness: Harness) -> None:
 
 async def test_a_snapshot_of_h264_from_an_obs_style_offer(harness: Harness) -> None:
     """H.264 (what OBS sends over WHIP): the decoder gets SPS, PPS and the IDR slice of one frame."""
-    participant = Participant(sid="PA_obs", identity="obs", role=Role.INSPECTOR,
-                              grants=ROLE_DEFAULT_GRANTS[Role.INSPECTOR], node_id="node-test")
+    participant = Participant(
+        sid="PA_obs",
+        identity="obs",
+        role=Role.INSPECTOR,
+        grants=ROLE_DEFAULT_GRANTS[Role.INSPECTOR],
+        node_id="node-test",
+    )
     joined = await harness.worker.handle(JoinCommand(room=ROOM, participant=participant, auto_subscribe=False))
     assert joined.error is None and joined.offer is None
     page = harness.pages[participant.sid] = Page(participant, [])
     video = page.pc.addTransceiver(MovingPatternTrack(), direction="sendonly")
-    video.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs
-                               if c.mimeType in ("video/H264", "video/rtx")])
+    video.setCodecPreferences(
+        [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType in ("video/H264", "video/rtx")]
+    )
     await page.pc.setLocalDescription(await page.pc.createOffer())
     reply = await harness.worker.handle(OfferCommand(room=ROOM.name, sid="PA_obs", sdp=page.pc.localDescription.sdp))
     assert reply.answer is not None, reply.message

@@ -11,11 +11,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 import redis.asyncio as aioredis
 
-from vitrine.config import Settings
-from vitrine.errors import ErrorCode, VitrineError
-from vitrine.models import Grants, Participant, Role, Room, Track, TrackKind
-from vitrine.state import Coordination, WorkerNode, keys, open_coordination
-from vitrine.state.redis_state import open_redis_coordination
+from vitrine.core.config import Settings
+from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.models import Grants, Participant, Role, Room, Track, TrackKind
+from vitrine.core.state import Coordination, WorkerNode, keys, open_coordination
+from vitrine.core.state.redis_state import open_redis_coordination
 
 DEADLINE_S = 10.0
 
@@ -54,8 +54,12 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str, deadline_s
 
 
 def person(identity: str, sid: str | None = None) -> Participant:
-    return Participant(sid=sid or f"PA_{uuid.uuid4().hex[:10]}", identity=identity, role=Role.CUSTOMER,
-                       grants=Grants(can_publish=True, can_subscribe=True))
+    return Participant(
+        sid=sid or f"PA_{uuid.uuid4().hex[:10]}",
+        identity=identity,
+        role=Role.CUSTOMER,
+        grants=Grants(can_publish=True, can_subscribe=True),
+    )
 
 
 def channel_name() -> str:
@@ -178,6 +182,7 @@ async def test_concurrent_joins_across_connections(redis_db_url: str) -> None:
     """Two processes' worth of clients racing for the same room still admit exactly the cap."""
     nodes = [await open_redis_coordination(redis_db_url) for _ in range(2)]
     try:
+
         async def join(i: int) -> bool:
             try:
                 await nodes[i % 2].rooms.add_participant("busy", person(f"user-{i}"), 5)
@@ -352,8 +357,9 @@ async def test_bus_handler_error_does_not_stop_delivery(state: Coordination) -> 
     assert inbox.messages == ["before", "boom", "after-1", "after-2"]
 
 
-async def test_redis_bus_logs_handler_errors(redis_state: tuple[Coordination, aioredis.Redis],
-                                             caplog: pytest.LogCaptureFixture) -> None:
+async def test_redis_bus_logs_handler_errors(
+    redis_state: tuple[Coordination, aioredis.Redis], caplog: pytest.LogCaptureFixture
+) -> None:
     st, _ = redis_state
     channel = channel_name()
     inbox = Inbox(fail_on="boom")

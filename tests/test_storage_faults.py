@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from loadtest.client import VitrineClient
+from signaling.inspect.links import buyer_identity
 from tests.desk_helpers import make_shop
 from tests.inspect_helpers import CaseFlow
 from tests.media_helpers import av_tracks, receive_frames
 from tests.servers import embedded_server
-from vitrine.client import VitrineClient
-from vitrine.inspect.links import buyer_identity
-from vitrine.inspect.models import ArtifactKind, CaseState, inspect_room
-from vitrine.rpc import RecordCommand
+from vitrine.core.wire.inspect import ArtifactKind, CaseState, inspect_room
+from vitrine.core.wire.rpc import RecordCommand
 
 EXPORTS = {ArtifactKind("chat"), ArtifactKind("annotations"), ArtifactKind("notes"), ArtifactKind("timeline")}
 
@@ -70,7 +70,8 @@ def root_only() -> None:
 
 
 async def test_a_full_evidence_disk_keeps_the_case_open_and_the_retry_keeps_every_part_of_the_recording(
-        tmp_path: Path, root_only: None) -> None:
+    tmp_path: Path, root_only: None
+) -> None:
     with small_disk(tmp_path / "evidence") as disk:
         async with embedded_server(evidence_dir=str(disk), recordings_dir=str(tmp_path / "recordings")) as server:
             await make_shop(server)
@@ -92,8 +93,9 @@ async def test_a_full_evidence_disk_keeps_the_case_open_and_the_retry_keeps_ever
                 assert server.runtime is not None and server.runtime.media_worker is not None
                 worker, room = server.runtime.media_worker, inspect_room(case.id)
                 assert (await worker.handle(RecordCommand(room=room, action="stop", recording_id=case.id))).recording
-                again = await worker.handle(RecordCommand(room=room, action="start", recording_id=case.id,
-                                                          identity=buyer_identity(case.id)))
+                again = await worker.handle(
+                    RecordCommand(room=room, action="start", recording_id=case.id, identity=buyer_identity(case.id))
+                )
                 assert again.error is None and again.recording is not None and again.recording.part == 1
                 assert len(await receive_frames(video, 30)) == 30
 
@@ -122,7 +124,8 @@ async def test_a_full_evidence_disk_keeps_the_case_open_and_the_retry_keeps_ever
 
 
 async def test_a_read_only_evidence_disk_refuses_the_end_until_it_is_writable_again(
-        tmp_path: Path, root_only: None) -> None:
+    tmp_path: Path, root_only: None
+) -> None:
     with small_disk(tmp_path / "evidence") as disk:
         async with embedded_server(evidence_dir=str(disk)) as server:
             await make_shop(server)

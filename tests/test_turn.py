@@ -10,10 +10,10 @@ import time
 import pytest
 from pydantic import ValidationError
 
+from loadtest.client import VitrineClient
 from tests.servers import embedded_server
-from vitrine.client import VitrineClient
-from vitrine.config import Settings
-from vitrine.turn import turn_credential
+from vitrine.core.config import Settings
+from vitrine.core.turn import turn_credential
 
 TURN_SECRET = "turn-secret-for-tests"
 
@@ -31,8 +31,9 @@ def test_turn_settings_come_in_pairs() -> None:
 
 
 async def test_joined_carries_a_fresh_credential_per_session() -> None:
-    async with embedded_server(turn_urls=["turn:127.0.0.1:3478?transport=udp"], turn_secret=TURN_SECRET,
-                               turn_credential_ttl_s=300) as server:
+    async with embedded_server(
+        turn_urls=["turn:127.0.0.1:3478?transport=udp"], turn_secret=TURN_SECRET, turn_credential_ttl_s=300
+    ) as server:
         client = VitrineClient(server.url, server.token("turn-room", "bob"))
         try:
             joined = await client.connect()

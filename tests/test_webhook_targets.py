@@ -13,11 +13,21 @@ import pytest
 from tests.desk_helpers import make_shop
 from tests.servers import embedded_server
 from tests.webhook_receiver import serve_receiver
-from vitrine.webhooks import WebhookType
+from vitrine.core.webhooks import WebhookType
 
-REFUSED = ["http://localhost:8080/hooks", "http://127.0.0.1:9/hooks", "https://169.254.169.254/latest/meta-data",
-           "https://10.1.2.3/hooks", "https://192.168.0.10/", "https://100.64.0.1/", "https://0.0.0.0/",
-           "https://2130706433/hooks", "https://127.1/hooks", "https://224.0.0.1/", "https://app.localhost/"]
+REFUSED = [
+    "http://localhost:8080/hooks",
+    "http://127.0.0.1:9/hooks",
+    "https://169.254.169.254/latest/meta-data",
+    "https://10.1.2.3/hooks",
+    "https://192.168.0.10/",
+    "https://100.64.0.1/",
+    "https://0.0.0.0/",
+    "https://2130706433/hooks",
+    "https://127.1/hooks",
+    "https://224.0.0.1/",
+    "https://app.localhost/",
+]
 ACME = {"id": "acme", "name": "Acme", "allowed_origins": ["https://acme.example"]}
 
 
@@ -27,8 +37,9 @@ async def test_a_default_server_refuses_non_public_webhook_targets_when_they_are
             created = await api.post("/v1/shops", json=ACME | {"webhook_url": url})
             assert (created.status_code, created.json()["code"]) == (422, "url_not_allowed"), url
             assert "VITRINE_WEBHOOK_ALLOWED_NETWORKS" in created.json()["message"]
-        assert (await api.post("/v1/shops", json=ACME | {"webhook_url": "https://hooks.example.com/v"})).status_code \
-            == 201  # a name is judged at delivery, by what it resolves to
+        assert (
+            await api.post("/v1/shops", json=ACME | {"webhook_url": "https://hooks.example.com/v"})
+        ).status_code == 201  # a name is judged at delivery, by what it resolves to
         for url in REFUSED[:3]:
             patched = await api.patch("/v1/shops/acme", json={"webhook_url": url})
             assert (patched.status_code, patched.json()["code"]) == (422, "url_not_allowed"), url
@@ -52,9 +63,17 @@ async def test_delivery_to_a_name_that_resolves_to_loopback_is_refused(monkeypat
         return await resolve(host, port, *args, **kwargs)
 
     monkeypatch.setattr(loop, "getaddrinfo", rebinding)
-    async with serve_receiver() as receiver, embedded_server(
-            webhook_allowed_networks=[], webhook_retry_base_s=0.01, webhook_retry_max_s=0.02,
-            webhook_max_attempts=2, webhook_sweep_s=0.1) as server, server.api() as api:
+    async with (
+        serve_receiver() as receiver,
+        embedded_server(
+            webhook_allowed_networks=[],
+            webhook_retry_base_s=0.01,
+            webhook_retry_max_s=0.02,
+            webhook_max_attempts=2,
+            webhook_sweep_s=0.1,
+        ) as server,
+        server.api() as api,
+    ):
         port = int(receiver.url.split(":")[2].split("/")[0])
         await make_shop(server)
         url = f"https://rebind.example:{port}/hooks/vitrine"

@@ -24,9 +24,9 @@ from signaling.webhooks import WebhookDispatcher
 from tests.desk_helpers import enter_shopper, make_shop
 from tests.servers import RunningServer, embedded_server, free_port, make_settings
 from tests.webhook_receiver import DEADLINE_S, Receiver, serve_receiver
-from vitrine.records import WebhookOutbox
-from vitrine.shops import Shop
-from vitrine.webhooks import (
+from vitrine.core.records.outbox import WebhookOutbox
+from vitrine.core.shops import Shop
+from vitrine.core.webhooks import (
     MAX_FAILURES,
     SignatureFailure,
     WebhookEvent,
@@ -87,8 +87,11 @@ def _failing(reason: SignatureFailure, call: Callable[[], None]) -> None:
 def test_verify_accepts_genuine_signatures_and_names_each_forgery() -> None:
     settings = make_settings()
     key = webhook_key(settings, "acme", 1)
-    others = [webhook_key(settings, "beta", 1), webhook_key(settings, "acme", 2),
-              webhook_key(make_settings(api_secret="another-secret-" + "y" * 40), "acme", 1)]
+    others = [
+        webhook_key(settings, "beta", 1),
+        webhook_key(settings, "acme", 2),
+        webhook_key(make_settings(api_secret="another-secret-" + "y" * 40), "acme", 1),
+    ]
     assert key.startswith("whsec_") and key == webhook_key(settings, "acme", 1)  # derived, so stable
     assert len({key, *others}) == 4
 
@@ -105,8 +108,15 @@ def test_verify_accepts_genuine_signatures_and_names_each_forgery() -> None:
     _failing(SignatureFailure.MISMATCH, lambda: verify(key, body, replayed, now=now))
     _failing(SignatureFailure.OUTSIDE_TOLERANCE, lambda: verify(key, body, header, now=now + 301))
     _failing(SignatureFailure.OUTSIDE_TOLERANCE, lambda: verify(key, body, header, now=now - 301))
-    for malformed in ("", "garbage", f"v1={header.split('v1=')[1]}", f"t={now}", f"t=soon,{header[13:]}",
-                      f"t={now},t={now},{header.split(',')[1]}", f"t=-{now},v1=ab"):
+    for malformed in (
+        "",
+        "garbage",
+        f"v1={header.split('v1=')[1]}",
+        f"t={now}",
+        f"t=soon,{header[13:]}",
+        f"t={now},t={now},{header.split(',')[1]}",
+        f"t=-{now},v1=ab",
+    ):
         _failing(SignatureFailure.MALFORMED, lambda malformed=malformed: verify(key, body, malformed, now=now))
 
 
@@ -153,7 +163,9 @@ async def test_outbox_orders_per_room_and_acks_only_the_head(state: State) -> No
     failures = await outbox.failures("acme", MAX_FAILURES + 50)
     assert len(failures) == MAX_FAILURES + 5 and failures[0].event.data == {"n": MAX_FAILURES + 4}  # newest first
     assert failures[-1].reason == "HTTP 0" and [f.reason for f in await outbox.failures("acme", 2)] == [
-        f"HTTP {MAX_FAILURES + 4}", f"HTTP {MAX_FAILURES + 3}"]
+        f"HTTP {MAX_FAILURES + 4}",
+        f"HTTP {MAX_FAILURES + 3}",
+    ]
     assert await outbox.failures("beta", 10) == []
 
 
@@ -179,8 +191,12 @@ async def test_retries_until_a_2xx_then_delivers_exactly_once(receiver: Receiver
 
     receiver.respond = fail_twice
     async with embedded_server(**FAST) as server:
-        assert await server.runtime.webhooks.emit(await _create_shop(server, "quiet", None), WebhookType.QUEUED,
-                                                  "consult-0", {}) is None  # no webhook_url: nothing stored
+        assert (
+            await server.runtime.webhooks.emit(
+                await _create_shop(server, "quiet", None), WebhookType.QUEUED, "consult-0", {}
+            )
+            is None
+        )  # no webhook_url: nothing stored
         assert await server.runtime.state.records.outbox.pending_shops() == []
         shop = await _create_shop(server, "acme", receiver.url)
         key = await _api_key(server, "acme")
@@ -293,14 +309,17 @@ async def test_a_deleted_shops_events_are_dropped(receiver: Receiver) -> None:
 async def test_each_rooms_events_arrive_in_seq_order_despite_random_failures(receiver: Receiver) -> None:
     rng = random.Random(20250611)
     receiver.respond = lambda event: 500 if rng.random() < 0.35 else 200
-    async with embedded_server(webhook_retry_base_s=0.01, webhook_retry_max_s=0.05,
-                               webhook_max_attempts=40) as server:
+    async with embedded_server(webhook_retry_base_s=0.01, webhook_retry_max_s=0.05, webhook_max_attempts=40) as server:
         shop = await _create_shop(server, "acme", receiver.url)
         key = await _api_key(server, "acme")
         rooms = [f"consult-{n}" for n in range(3)]
-        emitted = await asyncio.gather(*[server.runtime.webhooks.emit(shop, WebhookType.PRODUCT_SHOWN, room,
-                                                                      {"n": n})
-                                         for n in range(10) for room in rooms])
+        emitted = await asyncio.gather(
+            *[
+                server.runtime.webhooks.emit(shop, WebhookType.PRODUCT_SHOWN, room, {"n": n})
+                for n in range(10)
+                for room in rooms
+            ]
+        )
         for room in rooms:
             assert sorted(e.seq for e in emitted if e.room == room) == list(range(1, 11))
         await receiver.wait_for(lambda: len(receiver.delivered()) == 30, "all 30 events")
@@ -344,16 +363,17 @@ async def test_a_shops_events_reach_only_its_url_signed_with_its_key() -> None:
         assert {hit.event["shop"] for hit in receiver.hits} == {mine}
         for hit in receiver.hits:
             verify(keys[mine], hit.body, hit.headers["vitrine-signature"])
-            _failing(SignatureFailure.MISMATCH, lambda hit=hit, key=keys[theirs]: verify(
-                key, hit.body, hit.headers["vitrine-signature"]))
+            _failing(
+                SignatureFailure.MISMATCH,
+                lambda hit=hit, key=keys[theirs]: verify(key, hit.body, hit.headers["vitrine-signature"]),
+            )
 
 
 # -- Redis: restarts and several processes ------------------------------------------------
 
 
 @pytest.mark.redis
-async def test_the_outbox_survives_a_restart_and_is_delivered_in_order(redis_db_url: str,
-                                                                         receiver: Receiver) -> None:
+async def test_the_outbox_survives_a_restart_and_is_delivered_in_order(redis_db_url: str, receiver: Receiver) -> None:
     settings = make_settings(redis_url=redis_db_url, **FAST, webhook_max_attempts=1000)
     receiver.respond = lambda event: 503  # the shop's server is down
     state = await open_state(settings)
@@ -361,8 +381,11 @@ async def test_the_outbox_survives_a_restart_and_is_delivered_in_order(redis_db_
     assert await state.records.shops.create_shop(shop)
     first = WebhookDispatcher(settings, state)
     await first.start()
-    emitted = [await first.emit(shop, WebhookType.ADD_TO_CART, room, {"sku": f"sku-{n}"})
-               for n in range(4) for room in ("consult-a", "consult-b")]
+    emitted = [
+        await first.emit(shop, WebhookType.ADD_TO_CART, room, {"sku": f"sku-{n}"})
+        for n in range(4)
+        for room in ("consult-a", "consult-b")
+    ]
     await receiver.wait_for(lambda: len(receiver.hits) >= 2, "attempts while the receiver is down")
     await first.stop()
     await state.close()
@@ -379,7 +402,11 @@ async def test_the_outbox_survives_a_restart_and_is_delivered_in_order(redis_db_
             await receiver.wait_for(lambda: len(receiver.delivered()) == 8, "the stored events")
             assert [e["id"] for e in receiver.delivered()] == [e.id for e in emitted]
             assert [(e["room"], e["seq"]) for e in receiver.delivered()][:4] == [
-                ("consult-a", 1), ("consult-b", 1), ("consult-a", 2), ("consult-b", 2)]
+                ("consult-a", 1),
+                ("consult-b", 1),
+                ("consult-a", 2),
+                ("consult-b", 2),
+            ]
             await eventually(lambda: _empty(state.records.outbox), "the outbox to empty")
         finally:
             await second.stop()
@@ -388,12 +415,18 @@ async def test_the_outbox_survives_a_restart_and_is_delivered_in_order(redis_db_
 
 
 @pytest.mark.redis
-async def test_two_processes_on_one_redis_deliver_each_event_once_in_order(redis_db_url: str,
-                                                                           receiver: Receiver) -> None:
+async def test_two_processes_on_one_redis_deliver_each_event_once_in_order(
+    redis_db_url: str, receiver: Receiver
+) -> None:
     rng = random.Random(7)
     receiver.respond = lambda event: 500 if rng.random() < 0.3 else 200
-    settings = make_settings(redis_url=redis_db_url, webhook_retry_base_s=0.01, webhook_retry_max_s=0.05,
-                             webhook_sweep_s=0.1, webhook_max_attempts=40)
+    settings = make_settings(
+        redis_url=redis_db_url,
+        webhook_retry_base_s=0.01,
+        webhook_retry_max_s=0.05,
+        webhook_sweep_s=0.1,
+        webhook_max_attempts=40,
+    )
     states = [await open_state(settings) for _ in range(2)]
     shop = Shop.model_validate(ACME | {"webhook_url": receiver.url})
     await states[0].records.shops.create_shop(shop)
@@ -401,8 +434,9 @@ async def test_two_processes_on_one_redis_deliver_each_event_once_in_order(redis
     try:
         for dispatcher in dispatchers:
             await dispatcher.start()
-        emitted = await asyncio.gather(*[dispatchers[n % 2].emit(shop, WebhookType.QUEUED, "consult-1", {"n": n})
-                                         for n in range(20)])
+        emitted = await asyncio.gather(
+            *[dispatchers[n % 2].emit(shop, WebhookType.QUEUED, "consult-1", {"n": n}) for n in range(20)]
+        )
         assert sorted(e.seq for e in emitted) == list(range(1, 21))  # one counter across processes
         await receiver.wait_for(lambda: len(receiver.delivered()) == 20, "all events")
         sentinel = await dispatchers[1].emit(shop, WebhookType.ENDED, "consult-1", {})
@@ -424,9 +458,16 @@ async def test_two_processes_on_one_redis_deliver_each_event_once_in_order(redis
 
 async def test_webhook_url_validation_key_endpoint_and_rotation(receiver: Receiver) -> None:
     async with embedded_server(**FAST) as server, server.api() as api:
-        for bad in ("http://hooks.acme.example/in", "http://10.0.0.7/in", "https://user:pw@hooks.acme.example/in",
-                    "https://hooks.acme.example/in#frag", "ftp://hooks.acme.example/in", "https:///in",
-                    "https://hooks.acme.example/" + "a" * 2048, "https://hooks.acme.example\\@evil.example/"):
+        for bad in (
+            "http://hooks.acme.example/in",
+            "http://10.0.0.7/in",
+            "https://user:pw@hooks.acme.example/in",
+            "https://hooks.acme.example/in#frag",
+            "ftp://hooks.acme.example/in",
+            "https:///in",
+            "https://hooks.acme.example/" + "a" * 2048,
+            "https://hooks.acme.example\\@evil.example/",
+        ):
             refused = await api.post("/v1/shops", json=ACME | {"webhook_url": bad})
             assert refused.status_code == 422 and refused.json()["code"] == "invalid_message", bad
         created = await api.post("/v1/shops", json=ACME | {"webhook_url": "HTTPS://Hooks.Acme.Example/In?x=1"})

@@ -9,7 +9,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from tests.media_helpers import av_tracks
 from tests.servers import RunningServer
-from vitrine.models import Role
+from vitrine.core.models import Role
 
 
 async def _whip_publish(server: RunningServer, room: str, token: str) -> tuple[RTCPeerConnection, str]:
@@ -18,16 +18,20 @@ async def _whip_publish(server: RunningServer, room: str, token: str) -> tuple[R
         pc.addTransceiver(track, direction="sendonly")
     await pc.setLocalDescription(await pc.createOffer())
     async with httpx.AsyncClient(base_url=server.url) as http:
-        response = await http.post(f"/whip/{room}", content=pc.localDescription.sdp,
-                                   headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"})
+        response = await http.post(
+            f"/whip/{room}",
+            content=pc.localDescription.sdp,
+            headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"},
+        )
     assert response.status_code == 201, response.text
     assert response.headers["content-type"].startswith("application/sdp")
     await pc.setRemoteDescription(RTCSessionDescription(sdp=response.text, type="answer"))
     return pc, response.headers["location"]
 
 
-async def _whep_play(server: RunningServer, room: str, token: str,
-                     params: dict[str, str] | None = None) -> tuple[RTCPeerConnection, str, asyncio.Queue]:
+async def _whep_play(
+    server: RunningServer, room: str, token: str, params: dict[str, str] | None = None
+) -> tuple[RTCPeerConnection, str, asyncio.Queue]:
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     tracks: asyncio.Queue = asyncio.Queue()
     pc.on("track", tracks.put_nowait)
@@ -35,8 +39,12 @@ async def _whep_play(server: RunningServer, room: str, token: str,
     pc.addTransceiver("audio", direction="recvonly")
     await pc.setLocalDescription(await pc.createOffer())
     async with httpx.AsyncClient(base_url=server.url) as http:
-        response = await http.post(f"/whep/{room}", content=pc.localDescription.sdp, params=params,
-                                   headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"})
+        response = await http.post(
+            f"/whep/{room}",
+            content=pc.localDescription.sdp,
+            params=params,
+            headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"},
+        )
     assert response.status_code == 201, response.text
     await pc.setRemoteDescription(RTCSessionDescription(sdp=response.text, type="answer"))
     return pc, response.headers["location"], tracks
@@ -100,9 +108,14 @@ async def test_whep_before_anything_is_published_is_refused(server: RunningServe
     pc.addTransceiver("video", direction="recvonly")
     await pc.setLocalDescription(await pc.createOffer())
     async with httpx.AsyncClient(base_url=server.url) as http:
-        response = await http.post("/whep/live-3", content=pc.localDescription.sdp, headers={
-            "Content-Type": "application/sdp",
-            "Authorization": f"Bearer {server.token('live-3', 'v', Role.VIEWER, create=False)}"})
+        response = await http.post(
+            "/whep/live-3",
+            content=pc.localDescription.sdp,
+            headers={
+                "Content-Type": "application/sdp",
+                "Authorization": f"Bearer {server.token('live-3', 'v', Role.VIEWER, create=False)}",
+            },
+        )
     await pc.close()
     assert response.status_code == 404
     assert response.json()["code"] == "track_not_found"
@@ -156,10 +169,12 @@ async def test_whep_participant_that_publishes_nothing_is_a_typed_error(server: 
         token = server.token("live-4", "v", Role.VIEWER, create=False)
         headers = {"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"}
         async with httpx.AsyncClient(base_url=server.url) as http:
-            unknown = await http.post("/whep/live-4", params={"participant": "nobody"},
-                                      content=pc.localDescription.sdp, headers=headers)
-            malformed = await http.post("/whep/live-4", params={"participant": "no body!"},
-                                        content=pc.localDescription.sdp, headers=headers)
+            unknown = await http.post(
+                "/whep/live-4", params={"participant": "nobody"}, content=pc.localDescription.sdp, headers=headers
+            )
+            malformed = await http.post(
+                "/whep/live-4", params={"participant": "no body!"}, content=pc.localDescription.sdp, headers=headers
+            )
         assert unknown.status_code == 404 and unknown.json()["code"] == "track_not_found"
         assert "nobody" in unknown.json()["message"]
         assert malformed.status_code == 422 and malformed.json()["code"] == "invalid_message"

@@ -37,7 +37,7 @@ from tests.browser_support import (
 )
 from tests.desk_helpers import ALWAYS_OPEN, login_agent
 from tests.servers import RunningServer
-from vitrine.shops import WEEKDAYS
+from vitrine.core.shops import WEEKDAYS
 
 expect = playwright_api.expect
 
@@ -87,8 +87,9 @@ def product_page(vitrine: str, path: str, q: dict[str, str]) -> str | None:
     if q.get("lang"):
         attrs += f' data-lang="{escape(q["lang"])}"'
     tag = f'<script src="{vitrine}/widget.js" {attrs} async></script>'
-    return SHOP_PAGE.format(title=escape(q.get("title", "Stoneware mug · Acme")),
-                            scripts="\n  ".join([tag] * int(q.get("copies", "1"))))
+    return SHOP_PAGE.format(
+        title=escape(q.get("title", "Stoneware mug · Acme")), scripts="\n  ".join([tag] * int(q.get("copies", "1")))
+    )
 
 
 def product_url(pages: ShopPages, shop: str, **params: str) -> str:
@@ -101,16 +102,34 @@ def shop_pages(server: RunningServer) -> Iterator[ShopPages]:
         yield pages
 
 
-async def make_shop(server: RunningServer, shop: str, origin: str, *, hours: list[dict[str, str]],
-                    timezone: str = "UTC", name: str | None = None) -> None:
+async def make_shop(
+    server: RunningServer,
+    shop: str,
+    origin: str,
+    *,
+    hours: list[dict[str, str]],
+    timezone: str = "UTC",
+    name: str | None = None,
+) -> None:
     """A shop embedded on ``origin`` with one agent, "ann", through the REST API."""
     async with server.api() as api:
-        (await api.post("/v1/shops", json={
-            "id": shop, "name": name or f"{shop.title()} Store", "allowed_origins": [origin],
-            "link_hosts": [f"{shop}.example"], "timezone": timezone, "opening_hours": hours,
-            "languages": ["en", "fr", "de", "zh"]})).raise_for_status()
-        (await api.put(f"/v1/shops/{shop}/agents/ann",
-                       json={"display_name": "Ann", "languages": ["en", "fr"]})).raise_for_status()
+        (
+            await api.post(
+                "/v1/shops",
+                json={
+                    "id": shop,
+                    "name": name or f"{shop.title()} Store",
+                    "allowed_origins": [origin],
+                    "link_hosts": [f"{shop}.example"],
+                    "timezone": timezone,
+                    "opening_hours": hours,
+                    "languages": ["en", "fr", "de", "zh"],
+                },
+            )
+        ).raise_for_status()
+        (
+            await api.put(f"/v1/shops/{shop}/agents/ann", json={"display_name": "Ann", "languages": ["en", "fr"]})
+        ).raise_for_status()
 
 
 # -- a browser tab on the shop's page ----------------------------------------------------------------
@@ -144,12 +163,23 @@ class Tab(WatchedPage):
         await super().screenshot(filename, **({"full_page": False, "animations": "disabled"} | options))
 
 
-async def open_shop_page(browser: playwright_api.Browser, url: str, *, viewport: dict[str, int] = DESKTOP,
-                         locale: str = "en-US", timezone_id: str | None = None, deny_media: bool = False,
-                         **context_options: Any) -> Tab:
-    context = await browser.new_context(viewport=viewport, locale=locale, timezone_id=timezone_id,
-                                        permissions=[] if deny_media else ["camera", "microphone"],
-                                        **context_options)
+async def open_shop_page(
+    browser: playwright_api.Browser,
+    url: str,
+    *,
+    viewport: dict[str, int] = DESKTOP,
+    locale: str = "en-US",
+    timezone_id: str | None = None,
+    deny_media: bool = False,
+    **context_options: Any,
+) -> Tab:
+    context = await browser.new_context(
+        viewport=viewport,
+        locale=locale,
+        timezone_id=timezone_id,
+        permissions=[] if deny_media else ["camera", "microphone"],
+        **context_options,
+    )
     if deny_media:
         # As a browser whose user said "Block": every getUserMedia is refused.
         await context.add_init_script("""
@@ -172,7 +202,8 @@ async def launcher_status(tab: Tab) -> str:
 
 
 async def test_launcher_lives_in_a_shadow_root_the_shop_css_cannot_reach(
-        server: RunningServer, browser: playwright_api.Browser, shop_pages: ShopPages) -> None:
+    server: RunningServer, browser: playwright_api.Browser, shop_pages: ShopPages
+) -> None:
     await make_shop(server, "acme", shop_pages.origin, hours=ALWAYS_OPEN, name=f"Acme {INJECTION}")
     console = await login_agent(server, "acme", "ann")
     tab = await open_shop_page(browser, product_url(shop_pages, "acme", copies="2"))  # the one line, pasted twice
@@ -225,16 +256,25 @@ async def test_launcher_lives_in_a_shadow_root_the_shop_css_cannot_reach(
         await console.close()
 
 
-@pytest.mark.parametrize(("locale", "lang", "label", "chosen"), [
-    ("fr-FR", None, "Conseil en vidéo", "fr"),
-    ("zh-CN", None, "视频咨询", "zh"),
-    ("es-MX", None, "Asesoría por vídeo", "es"),
-    ("en-US", "de", "Videoberatung", "de"),  # data-lang overrides the browser
-    ("pt-BR", None, "Video consult", "en"),  # not translated: English
-])
-async def test_labels_follow_the_browser_language(server: RunningServer, browser: playwright_api.Browser,
-                                                  shop_pages: ShopPages, locale: str, lang: str | None,
-                                                  label: str, chosen: str) -> None:
+@pytest.mark.parametrize(
+    ("locale", "lang", "label", "chosen"),
+    [
+        ("fr-FR", None, "Conseil en vidéo", "fr"),
+        ("zh-CN", None, "视频咨询", "zh"),
+        ("es-MX", None, "Asesoría por vídeo", "es"),
+        ("en-US", "de", "Videoberatung", "de"),  # data-lang overrides the browser
+        ("pt-BR", None, "Video consult", "en"),  # not translated: English
+    ],
+)
+async def test_labels_follow_the_browser_language(
+    server: RunningServer,
+    browser: playwright_api.Browser,
+    shop_pages: ShopPages,
+    locale: str,
+    lang: str | None,
+    label: str,
+    chosen: str,
+) -> None:
     await make_shop(server, "acme", shop_pages.origin, hours=[])  # never open
     params = {"lang": lang} if lang else {}
     tab = await open_shop_page(browser, product_url(shop_pages, "acme", **params), locale=locale)
@@ -254,13 +294,15 @@ async def test_labels_follow_the_browser_language(server: RunningServer, browser
         await tab.close()
 
 
-async def test_every_language_has_every_label(server: RunningServer, browser: playwright_api.Browser,
-                                              shop_pages: ShopPages) -> None:
+async def test_every_language_has_every_label(
+    server: RunningServer, browser: playwright_api.Browser, shop_pages: ShopPages
+) -> None:
     await make_shop(server, "acme", shop_pages.origin, hours=[])
     tab = await open_shop_page(browser, product_url(shop_pages, "acme"))
     try:
         # Imported across origins, as the widget itself does.
-        report = await tab.page.evaluate("""async (base) => {
+        report = await tab.page.evaluate(
+            """async (base) => {
           const { MESSAGES } = await import(base + "/widget/i18n.js");
           const keys = Object.keys(MESSAGES.en);
           const out = {};
@@ -272,7 +314,9 @@ async def test_every_language_has_every_label(server: RunningServer, browser: pl
             };
           }
           return out;
-        }""", server.url)
+        }""",
+            server.url,
+        )
         assert set(report) == {"en", "zh", "es", "fr", "de"}, report
         for lang, problems in report.items():
             assert problems == {"missing": [], "extra": [], "empty": []}, (lang, problems)
@@ -281,7 +325,8 @@ async def test_every_language_has_every_label(server: RunningServer, browser: pl
 
 
 async def test_closed_shop_takes_a_message_that_the_rest_api_lists(
-        server: RunningServer, browser: playwright_api.Browser, shop_pages: ShopPages) -> None:
+    server: RunningServer, browser: playwright_api.Browser, shop_pages: ShopPages
+) -> None:
     await make_shop(server, "acme", shop_pages.origin, hours=[])  # no opening hours: never open
     url = product_url(shop_pages, "acme", product="mug-1", title="Stoneware mug · Acme")
     tab = await open_shop_page(browser, url, timezone_id="Asia/Tokyo")
@@ -292,8 +337,9 @@ async def test_closed_shop_takes_a_message_that_the_rest_api_lists(
 
         view = tab.page.locator(".vt-view-unavailable")
         await expect(view).to_be_visible(timeout=STATE_TIMEOUT_MS)
-        await expect(tab.page.locator(".vt-unavailable-heading")).to_have_text("We're closed right now",
-                                                                                timeout=STATE_TIMEOUT_MS)
+        await expect(tab.page.locator(".vt-unavailable-heading")).to_have_text(
+            "We're closed right now", timeout=STATE_TIMEOUT_MS
+        )
         assert await tab.page.locator(".vt-slot-section").is_hidden()  # never open: no slots to offer
 
         form = tab.page.locator(".vt-message-form")
@@ -334,12 +380,18 @@ async def test_closed_shop_takes_a_message_that_the_rest_api_lists(
 
 
 async def test_callback_slots_are_shown_in_the_shoppers_time_zone(
-        server: RunningServer, browser: playwright_api.Browser, shop_pages: ShopPages) -> None:
+    server: RunningServer, browser: playwright_api.Browser, shop_pages: ShopPages
+) -> None:
     # Open only the day after tomorrow (Paris), 09:00-12:00: closed now, with slots to book.
     paris = ZoneInfo("Europe/Paris")
     day = (datetime.now(paris) + timedelta(days=2)).date()
-    await make_shop(server, "acme", shop_pages.origin, timezone="Europe/Paris",
-                    hours=[{"day": WEEKDAYS[day.weekday()].value, "opens": "09:00", "closes": "12:00"}])
+    await make_shop(
+        server,
+        "acme",
+        shop_pages.origin,
+        timezone="Europe/Paris",
+        hours=[{"day": WEEKDAYS[day.weekday()].value, "opens": "09:00", "closes": "12:00"}],
+    )
     shopper_zone = ZoneInfo("America/New_York")
     tab = await open_shop_page(browser, product_url(shop_pages, "acme"), timezone_id="America/New_York")
     try:
@@ -353,7 +405,8 @@ async def test_callback_slots_are_shown_in_the_shoppers_time_zone(
         first_ms = int(await slots.first.get_attribute("data-slot") or 0)
         first = datetime.fromtimestamp(first_ms / 1000, UTC)
         assert first.astimezone(paris).replace(tzinfo=None) == datetime.combine(day, datetime.min.time()).replace(
-            hour=9)
+            hour=9
+        )
         # Weekday, date and time, on the shopper's clock (New York), not the shop's (Paris).
         local = first.astimezone(shopper_zone)
         label = await slots.first.text_content() or ""
@@ -385,7 +438,8 @@ async def test_callback_slots_are_shown_in_the_shoppers_time_zone(
 
 
 async def test_device_check_previews_the_camera_and_moves_the_mic_meter(
-        server: RunningServer, browser: playwright_api.Browser, shop_pages: ShopPages) -> None:
+    server: RunningServer, browser: playwright_api.Browser, shop_pages: ShopPages
+) -> None:
     await make_shop(server, "acme", shop_pages.origin, hours=ALWAYS_OPEN)
     console = await login_agent(server, "acme", "ann")
     tab = await open_shop_page(browser, product_url(shop_pages, "acme"))
@@ -396,8 +450,10 @@ async def test_device_check_previews_the_camera_and_moves_the_mic_meter(
         await tab.page.locator(".vt-continue").click()
 
         preview = f'{ROOT}.querySelector(".vt-view-check video.local")'
-        await tab.wait_for(f"() => {{ const v = {preview}; return v && v.videoWidth > 0 && v.currentTime > 0; }}",
-                           what="a playing camera preview")
+        await tab.wait_for(
+            f"() => {{ const v = {preview}; return v && v.videoWidth > 0 && v.currentTime > 0; }}",
+            what="a playing camera preview",
+        )
         shown = await tab.page.evaluate(f"""() => {{
           const v = {preview};
           return {{ muted: v.muted, inline: v.playsInline, mirror: getComputedStyle(v).transform,
@@ -432,8 +488,9 @@ async def test_device_check_previews_the_camera_and_moves_the_mic_meter(
 
         await tab.page.locator(".vt-cancel").click()
         await expect(tab.page.locator(".vt-panel")).to_be_hidden(timeout=STATE_TIMEOUT_MS)
-        await tab.wait_for('() => sessionStorage.getItem("vitrine-consult:acme:ticket") === null',
-                           what="the token to be forgotten")
+        await tab.wait_for(
+            '() => sessionStorage.getItem("vitrine-consult:acme:ticket") === null', what="the token to be forgotten"
+        )
         assert tab.sent("cancel"), tab.diagnostics()
         # Nothing holds the microphone any more: the meter's AudioContext and every track are gone.
         assert await tab.page.evaluate(f'() => {ROOT}.querySelector(".vt-level").dataset.level') == "0"
@@ -444,7 +501,8 @@ async def test_device_check_previews_the_camera_and_moves_the_mic_meter(
 
 
 async def test_denied_camera_offers_audio_only_or_a_message(
-        server: RunningServer, browser: playwright_api.Browser, shop_pages: ShopPages) -> None:
+    server: RunningServer, browser: playwright_api.Browser, shop_pages: ShopPages
+) -> None:
     await make_shop(server, "acme", shop_pages.origin, hours=ALWAYS_OPEN)
     console = await login_agent(server, "acme", "ann")
     tab = await open_shop_page(browser, product_url(shop_pages, "acme"), deny_media=True)
@@ -461,8 +519,9 @@ async def test_denied_camera_offers_audio_only_or_a_message(
 
         # The shop is open, yet this shopper only wants to write: the form, and a request on submit.
         await denied.locator(".vt-leave-message").click()
-        await expect(tab.page.locator(".vt-unavailable-heading")).to_have_text("Leave us a message",
-                                                                                timeout=STATE_TIMEOUT_MS)
+        await expect(tab.page.locator(".vt-unavailable-heading")).to_have_text(
+            "Leave us a message", timeout=STATE_TIMEOUT_MS
+        )
         form = tab.page.locator(".vt-message-form")
         await form.locator("[name=name]").fill("Ada")
         await form.locator("[name=contact]").fill("ada@example.com")
@@ -481,12 +540,14 @@ async def test_denied_camera_offers_audio_only_or_a_message(
         await console.close()
 
 
-async def test_phone_panel_fills_the_screen(server: RunningServer, browser: playwright_api.Browser,
-                                            shop_pages: ShopPages) -> None:
+async def test_phone_panel_fills_the_screen(
+    server: RunningServer, browser: playwright_api.Browser, shop_pages: ShopPages
+) -> None:
     await make_shop(server, "acme", shop_pages.origin, hours=ALWAYS_OPEN)
     console = await login_agent(server, "acme", "ann")
-    tab = await open_shop_page(browser, product_url(shop_pages, "acme"), viewport=SMALL_PHONE, has_touch=True,
-                               is_mobile=True)
+    tab = await open_shop_page(
+        browser, product_url(shop_pages, "acme"), viewport=SMALL_PHONE, has_touch=True, is_mobile=True
+    )
     try:
         await launcher_status(tab)
         box = await tab.page.locator(".vt-launcher").bounding_box()
@@ -506,15 +567,20 @@ async def test_phone_panel_fills_the_screen(server: RunningServer, browser: play
                    pageOverflowX: document.documentElement.scrollWidth - innerWidth, small }};
         }}"""
         layout = await tab.page.evaluate(fits)
-        assert (layout["x"], layout["y"], layout["w"], layout["h"]) == (0, 0, SMALL_PHONE["width"],
-                                                                         SMALL_PHONE["height"]), layout
+        assert (layout["x"], layout["y"], layout["w"], layout["h"]) == (
+            0,
+            0,
+            SMALL_PHONE["width"],
+            SMALL_PHONE["height"],
+        ), layout
         assert layout["overflowX"] <= 0 and layout["pageOverflowX"] <= 0 and not layout["small"], layout
         assert await tab.page.locator(".vt-launcher").is_hidden()  # the panel covers the screen
         await tab.screenshot("widget-phone-intro.png")
 
         await tab.page.locator(".vt-continue").tap()
-        await tab.wait_for(f'() => {ROOT}.querySelector(".vt-view-check video.local").videoWidth > 0',
-                           what="the camera preview")
+        await tab.wait_for(
+            f'() => {ROOT}.querySelector(".vt-view-check video.local").videoWidth > 0', what="the camera preview"
+        )
         layout = await tab.page.evaluate(fits)
         assert layout["overflowX"] <= 0 and not layout["small"], layout
         start = await tab.page.locator(".vt-start").bounding_box()
@@ -530,12 +596,15 @@ async def test_phone_panel_fills_the_screen(server: RunningServer, browser: play
         await console.close()
 
 
-async def test_an_unknown_shop_stays_out_of_the_way(server: RunningServer, browser: playwright_api.Browser,
-                                                    shop_pages: ShopPages) -> None:
+async def test_an_unknown_shop_stays_out_of_the_way(
+    server: RunningServer, browser: playwright_api.Browser, shop_pages: ShopPages
+) -> None:
     tab = await open_shop_page(browser, product_url(shop_pages, "no-such-shop"))
     try:
-        await tab.wait_for('() => document.querySelector("vitrine-consult")?.shadowRoot?.querySelector(".vt-root")',
-                           what="the widget to mount")
+        await tab.wait_for(
+            '() => document.querySelector("vitrine-consult")?.shadowRoot?.querySelector(".vt-root")',
+            what="the widget to mount",
+        )
         await expect(tab.page.locator(".vt-launcher")).to_be_hidden(timeout=STATE_TIMEOUT_MS)
         warnings = [line for line in tab.log if "vitrine consult" in line]
         assert len(warnings) <= 1, tab.diagnostics()  # said once, not on every refresh
@@ -544,8 +613,9 @@ async def test_an_unknown_shop_stays_out_of_the_way(server: RunningServer, brows
         await tab.close()
 
 
-async def test_a_page_change_keeps_the_place_in_line(server: RunningServer, browser: playwright_api.Browser,
-                                                     shop_pages: ShopPages) -> None:
+async def test_a_page_change_keeps_the_place_in_line(
+    server: RunningServer, browser: playwright_api.Browser, shop_pages: ShopPages
+) -> None:
     await make_shop(server, "acme", shop_pages.origin, hours=ALWAYS_OPEN)
     console = await login_agent(server, "acme", "ann")  # rung, but never answers
     tab = await open_shop_page(browser, product_url(shop_pages, "acme", product="mug-1"))
@@ -565,8 +635,9 @@ async def test_a_page_change_keeps_the_place_in_line(server: RunningServer, brow
         await expect(tab.page.locator(".vt-view-waiting")).to_be_visible(timeout=STATE_TIMEOUT_MS)
         await expect(position).not_to_have_text(re.compile(r"^$|Connecting"), timeout=STATE_TIMEOUT_MS)
         assert (len(tab.sent("enter")), len(tab.sent("resume"))) == (1, 1), tab.diagnostics()
-        await console.expect("queue", lambda m: [e["ticket"] for e in m["entries"]] == [ticket], after=mark,
-                             timeout=STATE_TIMEOUT_S)
+        await console.expect(
+            "queue", lambda m: [e["ticket"] for e in m["entries"]] == [ticket], after=mark, timeout=STATE_TIMEOUT_S
+        )
 
         await tab.page.locator(".vt-cancel").click()
         await console.expect("queue", lambda m: m["total"] == 0, after=mark, timeout=STATE_TIMEOUT_S)

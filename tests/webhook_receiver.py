@@ -76,8 +76,7 @@ class Receiver:
 async def serve_receiver() -> AsyncIterator[Receiver]:
     receiver = Receiver()
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(receiver, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(receiver, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve())
     deadline = time.monotonic() + DEADLINE_S
     while not server.started:

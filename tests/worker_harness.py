@@ -14,10 +14,10 @@ from aiortc.rtcconfiguration import RTCBundlePolicy
 
 from media.worker import MediaWorker
 from tests.servers import make_settings
-from vitrine.inspect.models import inspect_room
-from vitrine.models import ROLE_DEFAULT_GRANTS, Participant, Role, Room, RoomKind, TrackSource
-from vitrine.protocol import ServerOfferMessage, TrackRequest
-from vitrine.rpc import AnswerCommand, JoinCommand, LeaveCommand, OfferPush
+from vitrine.core.models import ROLE_DEFAULT_GRANTS, Participant, Role, Room, RoomKind, TrackSource
+from vitrine.core.wire.inspect import inspect_room
+from vitrine.core.wire.rpc import AnswerCommand, JoinCommand, LeaveCommand, OfferPush
+from vitrine.core.wire.rtc import ServerOfferMessage, TrackRequest
 
 TIMEOUT_S = 60.0  # generous: a loaded 2-core machine encodes the publishers' video in this process too
 SHOP, CASE = "acme", "cs_AbCdEf123456"
@@ -68,8 +68,9 @@ class Harness:
     """A MediaWorker driven as signaling drives it; its pushes are answered (offers) or kept (artifacts)."""
 
     def __init__(self, tmp_path: Path) -> None:
-        self.settings = make_settings(evidence_dir=str(tmp_path / "evidence"),
-                                      recordings_dir=str(tmp_path / "recordings"))
+        self.settings = make_settings(
+            evidence_dir=str(tmp_path / "evidence"), recordings_dir=str(tmp_path / "recordings")
+        )
         self.worker = MediaWorker(self.settings, "worker-test", self._push)
         self.pages: dict[str, Page] = {}
         self.artifacts: asyncio.Queue[OfferPush] = asyncio.Queue()
@@ -92,13 +93,27 @@ class Harness:
             sdp = await self.pages[sid].answer(offer)
             offer = (await self.worker.handle(AnswerCommand(room=room, sid=sid, sdp=sdp))).raise_for_error().offer
 
-    async def join(self, identity: str, role: Role, tracks: list[MediaStreamTrack], room: Room = ROOM,
-                   sid: str | None = None, hostile: bool = False) -> Page:
-        participant = Participant(sid=sid or f"PA_{identity}", identity=identity, role=role,
-                                  grants=ROLE_DEFAULT_GRANTS[role], node_id="node-test")
-        publish = [TrackRequest(kind=t.kind, source=TrackSource.CAMERA if t.kind == "video" else TrackSource.MICROPHONE)
-                   for t in tracks]
-        reply = (await self.worker.handle(JoinCommand(room=room, participant=participant, publish=publish)))
+    async def join(
+        self,
+        identity: str,
+        role: Role,
+        tracks: list[MediaStreamTrack],
+        room: Room = ROOM,
+        sid: str | None = None,
+        hostile: bool = False,
+    ) -> Page:
+        participant = Participant(
+            sid=sid or f"PA_{identity}",
+            identity=identity,
+            role=role,
+            grants=ROLE_DEFAULT_GRANTS[role],
+            node_id="node-test",
+        )
+        publish = [
+            TrackRequest(kind=t.kind, source=TrackSource.CAMERA if t.kind == "video" else TrackSource.MICROPHONE)
+            for t in tracks
+        ]
+        reply = await self.worker.handle(JoinCommand(room=room, participant=participant, publish=publish))
         page = self.pages[participant.sid] = Page(participant, tracks, hostile)
         await self.answer(room.name, participant.sid, reply.raise_for_error().offer)
         return page
@@ -109,8 +124,9 @@ class Harness:
 
     async def published(self, count: int, room: Room = ROOM) -> None:
         worker = self.worker
-        await wait_for(lambda: room.name in worker.rooms and len(worker.rooms[room.name].ups) == count,
-                       f"{count} published tracks")
+        await wait_for(
+            lambda: room.name in worker.rooms and len(worker.rooms[room.name].ups) == count, f"{count} published tracks"
+        )
 
     async def close(self) -> None:
         for task in list(self._answering):

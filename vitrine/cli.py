@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from vitrine.config import InsecureSettingsError, Settings
+from vitrine.core.config import InsecureSettingsError, Settings
 
 if TYPE_CHECKING:
     from media.service import WorkerService
+    from vitrine.embedded import Mode
 
 
 def _settings(**overrides: object) -> Settings:
@@ -25,25 +26,31 @@ def _settings(**overrides: object) -> Settings:
 
 
 def _configure_logging(settings: Settings) -> None:
-    from vitrine.redaction import RedactSecrets
+    from vitrine.core.redaction import RedactSecrets
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:  # whatever logs a URL, no signed one is written in full
         handler.addFilter(RedactSecrets())
 
 
-def _serve_http(settings: Settings, mode: str) -> None:
+def _serve_http(settings: Settings, mode: Mode) -> None:
     import uvicorn
 
-    from signaling.app import create_app
     from signaling.serving import uvicorn_options
+    from vitrine.embedded import create_app
 
     try:
-        app = create_app(settings, mode)  # type: ignore[arg-type]
+        app = create_app(settings, mode)
     except InsecureSettingsError as exc:
         sys.exit(f"vitrine: {exc}")
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, proxy_headers=True,
-                **uvicorn_options(settings))
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        proxy_headers=True,
+        **uvicorn_options(settings),
+    )
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -51,9 +58,12 @@ def cmd_serve(args: argparse.Namespace) -> None:
     if args.dev:
         settings, generated = settings.with_dev_secret()
         if generated:
-            print("vitrine: --dev: generated a throwaway API secret for this run. Mint tokens with:\n"
-                  f"  export VITRINE_API_KEY={settings.api_key} VITRINE_API_SECRET={generated}\n"
-                  "  vitrine token --room demo --identity alice --role customer --create", flush=True)
+            print(
+                "vitrine: --dev: generated a throwaway API secret for this run. Mint tokens with:\n"
+                f"  export VITRINE_API_KEY={settings.api_key} VITRINE_API_SECRET={generated}\n"
+                "  vitrine token --room demo --identity alice --role customer --create",
+                flush=True,
+            )
     _configure_logging(settings)
     _serve_http(settings, "embedded")
 
@@ -77,7 +87,7 @@ def cmd_media(args: argparse.Namespace) -> None:
 async def _run_media(settings: Settings) -> None:
     from media.service import RedisPusher, WorkerService
     from media.worker import MediaWorker
-    from vitrine.state import open_coordination
+    from vitrine.core.state import open_coordination
 
     coordination = await open_coordination(settings)
     worker_id = f"{settings.node_id}-media"
@@ -93,7 +103,7 @@ async def _run_media(settings: Settings) -> None:
 async def _until_drained(service: WorkerService) -> None:
     """Serve until the worker has drained (``media/drain.py``): a SIGTERM or an operator's drain request starts
     it. A second SIGTERM, or SIGINT, stops at once."""
-    from vitrine.state.nodes import WorkerState
+    from vitrine.core.state.nodes import WorkerState
 
     at_once = asyncio.Event()
 
@@ -122,8 +132,8 @@ def cmd_db(args: argparse.Namespace) -> None:
 
 
 async def _db(settings: Settings, action: str) -> None:
-    from vitrine.records import migrate
-    from vitrine.records.database import database_url, open_database, redacted
+    from vitrine.core.records import migrate
+    from vitrine.core.records.database import database_url, open_database, redacted
 
     url = database_url(settings)
     db = open_database(url)
@@ -143,7 +153,7 @@ async def _db(settings: Settings, action: str) -> None:
 def cmd_backup(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from vitrine.records.backup import BackupError, backup
+    from vitrine.core.records.backup import BackupError, backup
 
     try:
         result = backup(_settings(), Path(args.dest))
@@ -153,8 +163,8 @@ def cmd_backup(args: argparse.Namespace) -> None:
 
 
 def cmd_token(args: argparse.Namespace) -> None:
-    from vitrine.auth import mint_token
-    from vitrine.models import ROLE_DEFAULT_GRANTS, Role
+    from vitrine.core.auth import mint_token
+    from vitrine.core.models import ROLE_DEFAULT_GRANTS, Role
 
     settings = _settings()
     try:
@@ -163,15 +173,25 @@ def cmd_token(args: argparse.Namespace) -> None:
         sys.exit(f"vitrine token: {exc}")
     role = Role(args.role)
     grants = ROLE_DEFAULT_GRANTS[role].model_copy(update={"room_create": args.create})
-    print(mint_token(settings, room=args.room, identity=args.identity, role=role, grants=grants,
-                     ttl_s=args.ttl, name=args.name, shop=args.shop))
+    print(
+        mint_token(
+            settings,
+            room=args.room,
+            identity=args.identity,
+            role=role,
+            grants=grants,
+            ttl_s=args.ttl,
+            name=args.name,
+            shop=args.shop,
+        )
+    )
 
 
 def cmd_verify(args: argparse.Namespace) -> None:
     """Check an evidence bundle offline: needs no secret and no server settings."""
     from pathlib import Path
 
-    from vitrine.inspect.bundle import verify_bundle
+    from signaling.inspect.bundle import verify_bundle
 
     try:
         pinned = Path(args.key).read_text() if args.key else None
@@ -195,7 +215,7 @@ def _loadtest_main(argv: list[str]) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from vitrine.models import Role
+    from vitrine.core.models import Role
 
     parser = argparse.ArgumentParser(prog="vitrine", description="Self-hosted real-time video for online sellers.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -237,8 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_argument("dest", metavar="DEST", help="a new or empty folder")
     backup.set_defaults(func=cmd_backup)
 
-    sub.add_parser("loadtest", add_help=False,
-                   help="load-test a server: the same as python -m loadtest (try: vitrine loadtest run --help)")
+    sub.add_parser(
+        "loadtest",
+        add_help=False,
+        help="load-test a server: the same as python -m loadtest (try: vitrine loadtest run --help)",
+    )
     return parser
 
 

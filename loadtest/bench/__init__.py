@@ -30,7 +30,6 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # -- processes and CPU -------------------------------------------------------------
 
 
-
 def machine_cpu() -> tuple[float, float]:
     """(busy, total) jiffies of the whole machine, from /proc/stat."""
     with open("/proc/stat") as f:
@@ -83,9 +82,9 @@ def _safe_cpu(pid: int) -> float:
 
 
 def mint(secret: str, port: int, room: str, identity: str, role: str, create: bool = False) -> str:
-    from vitrine.auth import mint_token
-    from vitrine.config import Settings
-    from vitrine.models import ROLE_DEFAULT_GRANTS, Role
+    from vitrine.core.auth import mint_token
+    from vitrine.core.config import Settings
+    from vitrine.core.models import ROLE_DEFAULT_GRANTS, Role
 
     settings = Settings(api_key=API_KEY, api_secret=secret, port=port)
     grants = ROLE_DEFAULT_GRANTS[Role(role)].model_copy(update={"room_create": create})
@@ -136,7 +135,7 @@ def install_uvloop() -> bool:
 
 
 def make_video_track(video: str) -> Any:
-    """"pattern": tests' MovingPatternTrack at 640x480 (cheap to encode: about 35-50 kbit/s, one packet
+    """ "pattern": tests' MovingPatternTrack at 640x480 (cheap to encode: about 35-50 kbit/s, one packet
     per frame). "noisy": the same plus a 160x120 block of fresh noise each frame, so aiortc's VP8 encoder
     runs at its 500 kbit/s target (several packets per frame), closer to a real camera."""
     import numpy as np
@@ -154,7 +153,7 @@ def make_video_track(video: str) -> Any:
             pts, time_base = await self.next_timestamp()
             image = np.zeros((self.height, self.width, 3), dtype=np.uint8)
             x = (self.count * 4) % self.width
-            image[:, x:x + 16] = (255, 255, 255)
+            image[:, x : x + 16] = (255, 255, 255)
             image[:120, :160] = self.rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
             self.count += 1
             frame = VideoFrame.from_ndarray(image, format="rgb24")
@@ -164,8 +163,17 @@ def make_video_track(video: str) -> Any:
     return NoisyPatternTrack(640, 480)
 
 
-def publisher_main(url: str, secret: str, port: int, room: str, with_audio: bool, conn: Connection,
-                   max_lifetime_s: float, video: str = "pattern", dtls_accelerator: bool = True) -> None:
+def publisher_main(
+    url: str,
+    secret: str,
+    port: int,
+    room: str,
+    with_audio: bool,
+    conn: Connection,
+    max_lifetime_s: float,
+    video: str = "pattern",
+    dtls_accelerator: bool = True,
+) -> None:
     """Publish a 640x480 30 fps MovingPatternTrack (and optionally audio) until told to stop.
 
     Commands on ``conn``: "stats" (answers the video sender's counters) and "stop".
@@ -179,11 +187,19 @@ def publisher_main(url: str, secret: str, port: int, room: str, with_audio: bool
             conn.send(("error", repr(exc)))
 
 
-async def _publisher(url: str, secret: str, port: int, room: str, with_audio: bool, conn: Connection,
-                     max_lifetime_s: float, video_kind: str) -> None:
+async def _publisher(
+    url: str,
+    secret: str,
+    port: int,
+    room: str,
+    with_audio: bool,
+    conn: Connection,
+    max_lifetime_s: float,
+    video_kind: str,
+) -> None:
     from aiortc.mediastreams import AudioStreamTrack
 
-    from vitrine.client import VitrineClient
+    from loadtest.client import VitrineClient
 
     video = make_video_track(video_kind)
     tracks: list[Any] = [video] + ([AudioStreamTrack()] if with_audio else [])
@@ -236,9 +252,13 @@ def _record_sent_frames(client: Any, out: collections.deque[tuple[int, float]]) 
 
 
 async def _sender_stats(client: Any, video: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"t": time.monotonic(), "frames_generated": video.count,
-                           "cpu_s": proc_cpu_seconds(os.getpid()), "pc_state": client.pc.connectionState,
-                           "closed_by_server": client.leave_notice}
+    out: dict[str, Any] = {
+        "t": time.monotonic(),
+        "frames_generated": video.count,
+        "cpu_s": proc_cpu_seconds(os.getpid()),
+        "pc_state": client.pc.connectionState,
+        "closed_by_server": client.leave_notice,
+    }
     for transceiver in client.pc.getTransceivers():
         if transceiver.kind != "video":
             continue
@@ -258,15 +278,35 @@ async def _sender_stats(client: Any, video: Any) -> dict[str, Any]:
 class Publisher:
     """Parent-side handle of the publisher process."""
 
-    def __init__(self, server: ServerProcess, room: str, with_audio: bool, max_lifetime_s: float,
-                 video: str = "pattern", dtls_accelerator: bool = True) -> None:
+    def __init__(
+        self,
+        server: ServerProcess,
+        room: str,
+        with_audio: bool,
+        max_lifetime_s: float,
+        video: str = "pattern",
+        dtls_accelerator: bool = True,
+    ) -> None:
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=publisher_main, daemon=True, name="publisher",
-                                args=(server.url, server.secret, server.port, room, with_audio, child,
-                                      max_lifetime_s, video, dtls_accelerator))
+        self.proc = ctx.Process(
+            target=publisher_main,
+            daemon=True,
+            name="publisher",
+            args=(
+                server.url,
+                server.secret,
+                server.port,
+                room,
+                with_audio,
+                child,
+                max_lifetime_s,
+                video,
+                dtls_accelerator,
+            ),
+        )
         self.pid: int | None = None
 
     def start(self, timeout: float = 40.0) -> None:
@@ -305,8 +345,6 @@ class Publisher:
         stop_process(self.proc)
 
 
-
-
 def publisher_rate(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     elapsed = after["t"] - before["t"]
     return {
@@ -314,8 +352,9 @@ def publisher_rate(before: dict[str, Any], after: dict[str, Any]) -> dict[str, A
         "fps_generated": round((after["frames_generated"] - before["frames_generated"]) / elapsed, 2),
         "video_packets_per_s": round((after["packets_sent"] - before["packets_sent"]) / elapsed, 1),
         "video_kbit_per_s": round((after["bytes_sent"] - before["bytes_sent"]) * 8 / elapsed / 1000, 1),
-        "bytes_per_packet": round((after["bytes_sent"] - before["bytes_sent"])
-                                  / max(after["packets_sent"] - before["packets_sent"], 1), 1),
+        "bytes_per_packet": round(
+            (after["bytes_sent"] - before["bytes_sent"]) / max(after["packets_sent"] - before["packets_sent"], 1), 1
+        ),
         "encoder_target_bitrate": after.get("encoder_target_bitrate"),
         "publisher_process_cores": round((after["cpu_s"] - before["cpu_s"]) / elapsed, 3),
     }
@@ -336,10 +375,15 @@ def percentile(values: list[float], q: float) -> float | None:
 
 def summary(values: list[float]) -> dict[str, Any]:
     data = [v for v in values if v is not None]
-    return {"n": len(data), "min": round(min(data), 2) if data else None, "p50": percentile(data, 50),
-            "p90": percentile(data, 90), "p95": percentile(data, 95),
-            "max": round(max(data), 2) if data else None,
-            "mean": round(sum(data) / len(data), 2) if data else None}
+    return {
+        "n": len(data),
+        "min": round(min(data), 2) if data else None,
+        "p50": percentile(data, 50),
+        "p90": percentile(data, 90),
+        "p95": percentile(data, 95),
+        "max": round(max(data), 2) if data else None,
+        "mean": round(sum(data) / len(data), 2) if data else None,
+    }
 
 
 def machine_facts() -> dict[str, Any]:
@@ -353,9 +397,14 @@ def machine_facts() -> dict[str, Any]:
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
         model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
     return {
-        "nproc": os.cpu_count(), "cpu_model": model, "loadavg_at_start": loadavg,
-        "python": platform.python_version(), "aiortc": aiortc.__version__, "aioice": aioice.__version__,
-        "pyav": av.__version__, "kernel": platform.release(),
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "loadavg_at_start": loadavg,
+        "python": platform.python_version(),
+        "aiortc": aiortc.__version__,
+        "aioice": aioice.__version__,
+        "pyav": av.__version__,
+        "kernel": platform.release(),
         "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **_git_facts(),
     }
@@ -365,10 +414,16 @@ def _git_facts() -> dict[str, Any]:
     """The code under test: other people change the server while benchmarks run."""
     root = Path(__file__).resolve().parents[2]
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                              timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "media", "signaling", "vitrine"],
-                               cwd=root, capture_output=True, text=True, timeout=10).stdout.split("\n")
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "media", "signaling", "vitrine"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.split("\n")
     except (OSError, subprocess.SubprocessError):
         return {}
     return {"git_head": head, "server_files_modified": [line[3:] for line in dirty if line.strip()]}
@@ -378,8 +433,9 @@ def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def cdf_plot(path: Path, series: dict[str, list[float]], *, target_ms: float, xlabel: str, ylabel: str,
-             title: str) -> None:
+def cdf_plot(
+    path: Path, series: dict[str, list[float]], *, target_ms: float, xlabel: str, ylabel: str, title: str
+) -> None:
     """One CDF per labelled series of milliseconds, with the target as a dashed line."""
     import matplotlib
 
@@ -400,8 +456,9 @@ def cdf_plot(path: Path, series: dict[str, list[float]], *, target_ms: float, xl
     fig.savefig(path, dpi=110)
 
 
-def publish(result: dict[str, Any], out: Path | None, plot: Any = None,
-            bulky: tuple[str, ...] = ("samples", "machine")) -> None:
+def publish(
+    result: dict[str, Any], out: Path | None, plot: Any = None, bulky: tuple[str, ...] = ("samples", "machine")
+) -> None:
     """Print the result without its bulky keys; with ``out``, write all of it as JSON and ``plot`` it beside."""
     import json
 

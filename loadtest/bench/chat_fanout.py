@@ -34,8 +34,8 @@ import httpx
 import websockets
 
 from loadtest.bench import API_KEY, CpuMeter, ServerProcess, cdf_plot, machine_facts, progress, publish, summary
-from vitrine.live.models import show_room
-from vitrine.shops import WEEKDAYS
+from vitrine.core.shops import WEEKDAYS
+from vitrine.core.wire.live import show_room
 
 ALWAYS_OPEN = [{"day": day.value, "opens": "00:00", "closes": "24:00"} for day in WEEKDAYS]
 
@@ -44,12 +44,20 @@ def _show(server: ServerProcess) -> tuple[str, str, str, str]:
     """A shop and a live show: (shop, show id, host console token, the show's room)."""
     with httpx.Client(base_url=server.url, auth=(API_KEY, server.secret), timeout=30) as http:
         http.delete("/v1/shops/bench")
-        http.post("/v1/shops", json={"id": "bench", "name": "Bench", "allowed_origins": ["https://bench.example"],
-                                     "opening_hours": ALWAYS_OPEN}).raise_for_status()
+        http.post(
+            "/v1/shops",
+            json={
+                "id": "bench",
+                "name": "Bench",
+                "allowed_origins": ["https://bench.example"],
+                "opening_hours": ALWAYS_OPEN,
+            },
+        ).raise_for_status()
         show = http.post("/v1/shops/bench/shows", json={"title": "Bench show"}).json()
         console = http.post(f"/v1/shops/bench/shows/{show['id']}/console").json()["token"]
-    httpx.post(server.url + "/v1/live/console/start", headers={"Authorization": f"Bearer {console}"},
-               timeout=30).raise_for_status()
+    httpx.post(
+        server.url + "/v1/live/console/start", headers={"Authorization": f"Bearer {console}"}, timeout=30
+    ).raise_for_status()
     return "bench", show["id"], console, show.get("room") or show_room(show["id"])
 
 
@@ -76,8 +84,17 @@ class Viewer:
                     self.arrivals.append((line, float(sent), now))
 
 
-async def _viewers(url: str, shop: str, show: str, count: int, senders: int, seconds: float, start_at: float,
-                   offset: int, total_senders: int) -> dict[str, Any]:
+async def _viewers(
+    url: str,
+    shop: str,
+    show: str,
+    count: int,
+    senders: int,
+    seconds: float,
+    start_at: float,
+    offset: int,
+    total_senders: int,
+) -> dict[str, Any]:
     viewers = []
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
         for _ in range(count):
@@ -104,8 +121,10 @@ async def _viewers(url: str, shop: str, show: str, count: int, senders: int, sec
     for viewer in viewers:
         viewer.pinger.cancel()
         await viewer.ws.close()
-    return {"sent": sent, "latencies_ms": [(arrived - sent_at) * 1000 for v in viewers
-                                           for _, sent_at, arrived in v.arrivals]}
+    return {
+        "sent": sent,
+        "latencies_ms": [(arrived - sent_at) * 1000 for v in viewers for _, sent_at, arrived in v.arrivals],
+    }
 
 
 def _client_main(conn: Connection, *args: Any) -> None:
@@ -114,8 +133,12 @@ def _client_main(conn: Connection, *args: Any) -> None:
 
 def upgrade_database(url: str) -> None:
     """``vitrine db upgrade`` on ``url``: PostgreSQL must be at the code's revision before a server starts."""
-    subprocess.run([sys.executable, "-m", "vitrine.cli", "db", "upgrade"], check=True, timeout=120,
-                   env={**os.environ, "VITRINE_DATABASE_URL": url})
+    subprocess.run(
+        [sys.executable, "-m", "vitrine.cli", "db", "upgrade"],
+        check=True,
+        timeout=120,
+        env={**os.environ, "VITRINE_DATABASE_URL": url},
+    )
 
 
 def _logged_lines(server: ServerProcess, room: str | None) -> list[str] | None:
@@ -135,14 +158,15 @@ def _logged_lines(server: ServerProcess, room: str | None) -> list[str] | None:
 async def _logged_lines_pg(url: str, room: str) -> list[str]:
     import sqlalchemy as sa
 
-    from vitrine.records import tables as t
-    from vitrine.records.database import open_database
+    from vitrine.core.records import tables as t
+    from vitrine.core.records.database import open_database
 
     db = open_database(url)
     try:
         async with db.transaction() as conn:
-            docs = await conn.scalars(sa.select(t.room_log.c.doc).where(t.room_log.c.room == room,
-                                                                        t.room_log.c.kind == "chat"))
+            docs = await conn.scalars(
+                sa.select(t.room_log.c.doc).where(t.room_log.c.room == room, t.room_log.c.kind == "chat")
+            )
             return [doc["text"].split(" ")[0] for doc in docs]
     finally:
         await db.close()
@@ -153,9 +177,17 @@ def _durability(server: ServerProcess, room: str | None, sent: list[str]) -> dic
     if logged is None:
         return {"room": room, "checked": False}
     missing = sorted(set(sent) - set(logged))
-    return {"room": room, "checked": True, "records": "postgresql" if server.database_url else "sqlite",
-            "lines_sent": len(sent), "lines_in_room_log": len(logged), "distinct_in_room_log": len(set(logged)),
-            "missing": len(missing), "missing_examples": missing[:10], "every_line_durable": not missing}
+    return {
+        "room": room,
+        "checked": True,
+        "records": "postgresql" if server.database_url else "sqlite",
+        "lines_sent": len(sent),
+        "lines_in_room_log": len(logged),
+        "distinct_in_room_log": len(set(logged)),
+        "missing": len(missing),
+        "missing_examples": missing[:10],
+        "every_line_durable": not missing,
+    }
 
 
 def benchmark(args: argparse.Namespace) -> dict[str, Any]:
@@ -173,9 +205,21 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         for p in range(args.processes):
             senders = args.rate // args.processes + (1 if p < args.rate % args.processes else 0)
             parent, child = multiprocessing.Pipe()
-            proc = multiprocessing.Process(target=_client_main, args=(
-                child, server.url, shop, show, per, senders, args.seconds, start_at,
-                p * (args.rate // args.processes + 1), args.rate))
+            proc = multiprocessing.Process(
+                target=_client_main,
+                args=(
+                    child,
+                    server.url,
+                    shop,
+                    show,
+                    per,
+                    senders,
+                    args.seconds,
+                    start_at,
+                    p * (args.rate // args.processes + 1),
+                    args.rate,
+                ),
+            )
             proc.start()
             children.append((proc, parent))
         time.sleep(max(0.0, start_at - time.monotonic()))
@@ -193,21 +237,34 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         shutil.rmtree(server.data_dir, ignore_errors=True)  # the run's own records (SQLite), evidence, recordings
     latencies = [v for r in results for v in r["latencies_ms"]]
     sent = sum(len(r["sent"]) for r in results)
-    return {"benchmark": "chat_fanout", "viewers": per * args.processes, "rate_per_s": args.rate,
-            "seconds": args.seconds, "state": "redis" if args.redis_url else "memory",
-            "records": "postgresql" if args.database_url else "sqlite", "durable": durable, "lines_sent": sent,
-            "deliveries": len(latencies), "expected_deliveries": sent * per * args.processes,
-            "latency_ms": summary(latencies), "cpu": cpu,
-            "samples_ms": sorted(round(v, 2) for v in latencies[:: max(1, len(latencies) // 5000)]),
-            "machine": machine_facts()}
+    return {
+        "benchmark": "chat_fanout",
+        "viewers": per * args.processes,
+        "rate_per_s": args.rate,
+        "seconds": args.seconds,
+        "state": "redis" if args.redis_url else "memory",
+        "records": "postgresql" if args.database_url else "sqlite",
+        "durable": durable,
+        "lines_sent": sent,
+        "deliveries": len(latencies),
+        "expected_deliveries": sent * per * args.processes,
+        "latency_ms": summary(latencies),
+        "cpu": cpu,
+        "samples_ms": sorted(round(v, 2) for v in latencies[:: max(1, len(latencies) // 5000)]),
+        "machine": machine_facts(),
+    }
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
-    cdf_plot(path, {"line to viewer": result["samples_ms"]}, target_ms=100,
-             xlabel="ms from a viewer sending a line to another viewer receiving it",
-             ylabel="fraction of (line, viewer) deliveries",
-             title=f"Live chat fan-out: {result['viewers']} viewers, {result['rate_per_s']} lines/s "
-                   f"({result['state']}, {result.get('records', 'no')} records)")
+    cdf_plot(
+        path,
+        {"line to viewer": result["samples_ms"]},
+        target_ms=100,
+        xlabel="ms from a viewer sending a line to another viewer receiving it",
+        ylabel="fraction of (line, viewer) deliveries",
+        title=f"Live chat fan-out: {result['viewers']} viewers, {result['rate_per_s']} lines/s "
+        f"({result['state']}, {result.get('records', 'no')} records)",
+    )
 
 
 def main() -> None:
@@ -217,8 +274,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--processes", type=int, default=2, help="client processes the viewers are spread over")
     parser.add_argument("--redis-url", default=None)
-    parser.add_argument("--database-url", default=None,
-                        help="records in PostgreSQL (postgresql+asyncpg://...), migrated first; default SQLite")
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="records in PostgreSQL (postgresql+asyncpg://...), migrated first; default SQLite",
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     publish(benchmark(args), args.out, plot, bulky=("samples_ms", "machine"))

@@ -40,11 +40,17 @@ async def _call(server: ServerProcess, index: int) -> None:
     """One consult call: two participants publish audio to each other, then both leave."""
     from aiortc.mediastreams import AudioStreamTrack
 
-    from vitrine.client import VitrineClient
+    from loadtest.client import VitrineClient
 
     room = f"churn-{index}"
-    clients = [VitrineClient(server.url, mint(server.secret, server.port, room, f"{role}-{index}", role, create=True),
-                             tracks=[AudioStreamTrack()]) for role in ("customer", "agent")]
+    clients = [
+        VitrineClient(
+            server.url,
+            mint(server.secret, server.port, room, f"{role}-{index}", role, create=True),
+            tracks=[AudioStreamTrack()],
+        )
+        for role in ("customer", "agent")
+    ]
     try:
         for client in clients:
             await client.connect(timeout=JOIN_TIMEOUT_S)
@@ -78,7 +84,8 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             for first in range(0, batch, args.parallel):
                 outcomes = await asyncio.gather(
                     *(_call(server, next(calls)) for _ in range(min(args.parallel, batch - first))),
-                    return_exceptions=True)
+                    return_exceptions=True,
+                )
                 failures += sum(isinstance(o, BaseException) for o in outcomes)
             joins += 2 * batch
             await _quiet(server)
@@ -86,10 +93,18 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             progress(f"{joins} joins: {samples[-1]['rss_mb']} MB")
     finally:
         server.stop()
-    return {"benchmark": "churn_memory", "source": args.source or "this checkout", "joins": samples[-1]["joins"],
-            "parallel_calls": args.parallel, "failed_calls": failures, "samples": samples,
-            "rss_start_mb": samples[0]["rss_mb"], "rss_end_mb": samples[-1]["rss_mb"],
-            "mb_per_1000_joins_after_warmup": _growth(samples), "machine": machine_facts()}
+    return {
+        "benchmark": "churn_memory",
+        "source": args.source or "this checkout",
+        "joins": samples[-1]["joins"],
+        "parallel_calls": args.parallel,
+        "failed_calls": failures,
+        "samples": samples,
+        "rss_start_mb": samples[0]["rss_mb"],
+        "rss_end_mb": samples[-1]["rss_mb"],
+        "mb_per_1000_joins_after_warmup": _growth(samples),
+        "machine": machine_facts(),
+    }
 
 
 def _growth(samples: list[dict[str, Any]]) -> float | None:
@@ -134,15 +149,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-seconds", type=float, default=900, help="stop sampling after this long")
     parser.add_argument("--source", help="serve this checkout (a git worktree) instead of this one")
     parser.add_argument("--out", type=Path, help="write the result as JSON here")
-    parser.add_argument("--plot", nargs="+", type=Path, metavar="LABEL=JSON",
-                        help="only plot earlier results, e.g. before=docs/bench/churn-memory-before.json "
-                             "after=docs/bench/churn-memory.json, to the --out PNG")
+    parser.add_argument(
+        "--plot",
+        nargs="+",
+        type=Path,
+        metavar="LABEL=JSON",
+        help="only plot earlier results, e.g. before=docs/bench/churn-memory-before.json "
+        "after=docs/bench/churn-memory.json, to the --out PNG",
+    )
     args = parser.parse_args(argv)
     if args.plot:
         import json
 
-        runs = {str(spec).split("=", 1)[0]: json.loads(Path(str(spec).split("=", 1)[1]).read_text())
-                for spec in args.plot}
+        runs = {
+            str(spec).split("=", 1)[0]: json.loads(Path(str(spec).split("=", 1)[1]).read_text()) for spec in args.plot
+        }
         plot(runs, args.out)
         progress(f"wrote {args.out}")
         return

@@ -24,7 +24,7 @@ import httpx
 
 from loadtest.bench import API_KEY, ServerProcess, cdf_plot, machine_facts, progress, publish, summary
 from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, embed_html, origin_of, playwright_api, shop_page
-from vitrine.shops import WEEKDAYS
+from vitrine.core.shops import WEEKDAYS
 
 WIDGET = 'document.querySelector("vitrine-consult").shadowRoot'
 TIMEOUT_MS = 30_000
@@ -39,43 +39,61 @@ MARKS = """() => {
            answer_sent: room("answer-sent"), connected: room("connected") };
 }"""
 # The shopper's path from the accept to the first frame, as consecutive stages of VitrineRoom's marks.
-STAGES = [("accepted", "join_sent"), ("join_sent", "joined"), ("joined", "offer"), ("offer", "answer_sent"),
-          ("answer_sent", "connected"), ("connected", "first")]
+STAGES = [
+    ("accepted", "join_sent"),
+    ("join_sent", "joined"),
+    ("joined", "offer"),
+    ("offer", "answer_sent"),
+    ("answer_sent", "connected"),
+    ("connected", "first"),
+]
 
 
 def _setup(server: ServerProcess, origin: str) -> str:
     with httpx.Client(base_url=server.url, auth=(API_KEY, server.secret)) as http:
-        http.post("/v1/shops", json={
-            "id": "bench", "name": "Bench", "allowed_origins": [origin],
-            "opening_hours": [{"day": d.value, "opens": "00:00", "closes": "24:00"} for d in WEEKDAYS],
-        }).raise_for_status()
+        http.post(
+            "/v1/shops",
+            json={
+                "id": "bench",
+                "name": "Bench",
+                "allowed_origins": [origin],
+                "opening_hours": [{"day": d.value, "opens": "00:00", "closes": "24:00"} for d in WEEKDAYS],
+            },
+        ).raise_for_status()
         http.put("/v1/shops/bench/agents/ann", json={"display_name": "Ann", "languages": ["en"]}).raise_for_status()
         return http.post("/v1/shops/bench/agents/ann/token").json()["console_url"]
 
 
 async def _call(browser: Any, agent: Any, page_url: str) -> dict[str, float]:
-    context = await browser.new_context(viewport={"width": 390, "height": 844},
-                                        permissions=["camera", "microphone"], locale="en-US")
+    context = await browser.new_context(
+        viewport={"width": 390, "height": 844}, permissions=["camera", "microphone"], locale="en-US"
+    )
     try:
         shopper = await context.new_page()
         await shopper.goto(page_url)
         await shopper.locator(".vt-launcher").click(timeout=TIMEOUT_MS)
         await shopper.locator(".vt-continue").click(timeout=TIMEOUT_MS)
-        await shopper.wait_for_function(f'() => {WIDGET}.querySelector("video.local")?.videoWidth > 0',
-                                        timeout=TIMEOUT_MS)
+        await shopper.wait_for_function(
+            f'() => {WIDGET}.querySelector("video.local")?.videoWidth > 0', timeout=TIMEOUT_MS
+        )
         await shopper.evaluate("() => { window.__start = performance.now(); }")
         await shopper.locator(".vt-start").click(timeout=TIMEOUT_MS)
         await agent.locator("#ring .accept").click(timeout=TIMEOUT_MS)
         await shopper.wait_for_function(
-            '() => performance.getEntriesByName("vitrine:first-frame").length > 0', timeout=TIMEOUT_MS)
+            '() => performance.getEntriesByName("vitrine:first-frame").length > 0', timeout=TIMEOUT_MS
+        )
         marks = await shopper.evaluate(MARKS)
         await agent.locator("#end-call").click(timeout=TIMEOUT_MS)
         await agent.locator("#wrapup-submit").click(timeout=TIMEOUT_MS)
-        await agent.wait_for_function('() => document.querySelector("#status").dataset.status === "available"',
-                                      timeout=TIMEOUT_MS)
+        await agent.wait_for_function(
+            '() => document.querySelector("#status").dataset.status === "available"', timeout=TIMEOUT_MS
+        )
         stages = {f"{a}->{b}": marks[b] - marks[a] for a, b in STAGES if marks[a] is not None and marks[b] is not None}
-        return {"accept_to_first_frame": marks["first"] - marks["accepted"],
-                "start_to_first_frame": marks["first"] - marks["start"], **stages}
+        return {
+            "accept_to_first_frame": marks["first"] - marks["accepted"],
+            "start_to_first_frame": marks["first"] - marks["start"],
+            **stages,
+        }
     finally:
         await context.close()
 
@@ -93,8 +111,9 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             with shop_page(embed_html(server.url, "bench", "mug-1")) as page_url:
                 console_url = _setup(server, origin_of(page_url))
-                agent_ctx = await browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True,
-                                                      permissions=["camera", "microphone"])
+                agent_ctx = await browser.new_context(
+                    viewport={"width": 1280, "height": 800}, bypass_csp=True, permissions=["camera", "microphone"]
+                )
                 agent = await agent_ctx.new_page()
                 await agent.goto(console_url)
                 await agent.locator("#go-available").click(timeout=TIMEOUT_MS)
@@ -111,16 +130,22 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
                         progress(f"{index + 1}/{args.calls} calls")
             await browser.close()
         with httpx.Client(base_url=server.url) as http:
-            metrics = [line for line in http.get("/metrics").text.splitlines()
-                       if line.startswith("vitrine_consult_first_frame_seconds_count")]
+            metrics = [
+                line
+                for line in http.get("/metrics").text.splitlines()
+                if line.startswith("vitrine_consult_first_frame_seconds_count")
+            ]
     finally:
         server.stop()
     return {
-        "benchmark": "consult_first_frame", "calls": len(results), "failures": failures,
+        "benchmark": "consult_first_frame",
+        "calls": len(results),
+        "failures": failures,
         "accept_to_first_frame_ms": summary([r["accept_to_first_frame"] for r in results]),
         "start_to_first_frame_ms": summary([r["start_to_first_frame"] for r in results]),
-        "shopper_stages_ms": {f"{a}->{b}": summary([r[f"{a}->{b}"] for r in results if f"{a}->{b}" in r])
-                              for a, b in STAGES},
+        "shopper_stages_ms": {
+            f"{a}->{b}": summary([r[f"{a}->{b}"] for r in results if f"{a}->{b}" in r]) for a, b in STAGES
+        },
         "server_histogram_count": float(metrics[0].split()[-1]) if metrics else 0.0,
         "samples": [{k: round(v, 1) for k, v in r.items()} for r in results],
         "machine": machine_facts(),
@@ -128,11 +153,20 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
-    cdf_plot(path, {label: [s[key] for s in result["samples"]] for key, label in (
-        ("accept_to_first_frame", "call_started → first remote frame"),
-        ("start_to_first_frame", "Start click → first remote frame (scripted accept)"))},
-        target_ms=250, xlabel="ms", ylabel="fraction of calls",
-        title=f"Consult widget, Chromium, loopback: {result['calls']} calls")
+    cdf_plot(
+        path,
+        {
+            label: [s[key] for s in result["samples"]]
+            for key, label in (
+                ("accept_to_first_frame", "call_started → first remote frame"),
+                ("start_to_first_frame", "Start click → first remote frame (scripted accept)"),
+            )
+        },
+        target_ms=250,
+        xlabel="ms",
+        ylabel="fraction of calls",
+        title=f"Consult widget, Chromium, loopback: {result['calls']} calls",
+    )
 
 
 def main() -> None:

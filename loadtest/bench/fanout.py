@@ -72,7 +72,7 @@ class CountingSubscriber:
     """A VitrineClient whose receivers never decode: RTP is counted and timed, then dropped."""
 
     def __init__(self, url: str, token: str, name: str) -> None:
-        from vitrine.client import VitrineClient
+        from loadtest.client import VitrineClient
 
         self.client = VitrineClient(url, token, name=name)
         self.client.pc.on("track", self._on_track)
@@ -137,8 +137,16 @@ def _client_flights_resent() -> int:
     return getattr(getattr(taps, "HandshakeAccelerator", None), "dtls_flights_resent", 0)
 
 
-async def _subscriber_host(url: str, secret: str, port: int, index: int, conn: Connection,
-                           join_concurrency: int, lifetime_s: float, accelerator: bool) -> None:
+async def _subscriber_host(
+    url: str,
+    secret: str,
+    port: int,
+    index: int,
+    conn: Connection,
+    join_concurrency: int,
+    lifetime_s: float,
+    accelerator: bool,
+) -> None:
     loopback_only()
     set_client_dtls_accelerator(accelerator)
     subs: list[CountingSubscriber] = []
@@ -179,12 +187,15 @@ async def _subscriber_host(url: str, secret: str, port: int, index: int, conn: C
                     else:
                         with contextlib.suppress(Exception):
                             await sub.close()
-                conn.send({
-                    "connected": len(subs), "joined_now": sum(r["ok"] for r in results),
-                    "failed": sum(not r["ok"] for r in results),
-                    "errors": [r["error"] for r in results if not r["ok"]][:5],
-                    "first_frame_ms": [round(r["first_frame_ms"], 1) for r in results if r["ok"]],
-                })
+                conn.send(
+                    {
+                        "connected": len(subs),
+                        "joined_now": sum(r["ok"] for r in results),
+                        "failed": sum(not r["ok"] for r in results),
+                        "errors": [r["error"] for r in results if not r["ok"]][:5],
+                        "first_frame_ms": [round(r["first_frame_ms"], 1) for r in results if r["ok"]],
+                    }
+                )
             elif command == "measure":
                 cpu0, t0, resent0 = proc_cpu_seconds(os.getpid()), time.monotonic(), _client_flights_resent()
                 for sub in subs:
@@ -192,18 +203,33 @@ async def _subscriber_host(url: str, secret: str, port: int, index: int, conn: C
                 await asyncio.sleep(arg)
                 elapsed = time.monotonic() - t0
                 per_sub = [sub.stop_window(elapsed) for sub in subs]
-                conn.send({"elapsed_s": elapsed, "cores": (proc_cpu_seconds(os.getpid()) - cpu0) / elapsed,
-                           "unhealthy": sum(not sub.healthy() for sub in subs),
-                           "dtls_flights_resent": _client_flights_resent() - resent0,
-                           "events_received": [len(sub.client.events) for sub in subs], "subscribers": per_sub})
+                conn.send(
+                    {
+                        "elapsed_s": elapsed,
+                        "cores": (proc_cpu_seconds(os.getpid()) - cpu0) / elapsed,
+                        "unhealthy": sum(not sub.healthy() for sub in subs),
+                        "dtls_flights_resent": _client_flights_resent() - resent0,
+                        "events_received": [len(sub.client.events) for sub in subs],
+                        "subscribers": per_sub,
+                    }
+                )
             elif command == "stop":
                 break
     finally:
         await asyncio.gather(*(s.close() for s in subs), return_exceptions=True)
 
 
-def subscriber_host_main(url: str, secret: str, port: int, index: int, conn: Connection,
-                         join_concurrency: int, lifetime_s: float, use_uvloop: bool, accelerator: bool) -> None:
+def subscriber_host_main(
+    url: str,
+    secret: str,
+    port: int,
+    index: int,
+    conn: Connection,
+    join_concurrency: int,
+    lifetime_s: float,
+    use_uvloop: bool,
+    accelerator: bool,
+) -> None:
     if use_uvloop:
         install_uvloop()
     try:
@@ -218,10 +244,22 @@ class SubscriberHost:
         ctx = mp.get_context("spawn")
         self.index = index
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=subscriber_host_main, name=f"subscribers-{index}", daemon=True,
-                                args=(server.url, server.secret, server.port, index, child,
-                                      args.join_concurrency, args.max_minutes * 60 + 60, not args.no_uvloop,
-                                      args.client_dtls_accelerator == "on"))
+        self.proc = ctx.Process(
+            target=subscriber_host_main,
+            name=f"subscribers-{index}",
+            daemon=True,
+            args=(
+                server.url,
+                server.secret,
+                server.port,
+                index,
+                child,
+                args.join_concurrency,
+                args.max_minutes * 60 + 60,
+                not args.no_uvloop,
+                args.client_dtls_accelerator == "on",
+            ),
+        )
         self.proc.start()
 
     @property
@@ -235,8 +273,10 @@ class SubscriberHost:
         deadline = time.monotonic() + timeout
         while not self.conn.poll():
             if time.monotonic() > deadline or not self.proc.is_alive():
-                raise RuntimeError(f"subscriber process {self.index} did not answer "
-                                   f"(alive={self.proc.is_alive()}, exit={self.proc.exitcode})")
+                raise RuntimeError(
+                    f"subscriber process {self.index} did not answer "
+                    f"(alive={self.proc.is_alive()}, exit={self.proc.exitcode})"
+                )
             await asyncio.sleep(0.05)
         message = self.conn.recv()
         if "fatal" in message:
@@ -268,12 +308,15 @@ def frame_latencies(per_sub: list[dict[str, Any]], sent: dict[int, float]) -> di
             sub_medians.append(percentile(lat, 50))
     spreads = [(max(v) - min(v)) * 1000 for v in by_frame.values() if len(v) >= max(2, len(per_sub) // 2)]
     return {
-        "latency_ms": {"p50": percentile(pooled, 50), "p95": percentile(pooled, 95),
-                       "p99": percentile(pooled, 99), "max": round(max(pooled), 1) if pooled else None,
-                       "samples": len(pooled)},
+        "latency_ms": {
+            "p50": percentile(pooled, 50),
+            "p95": percentile(pooled, 95),
+            "p99": percentile(pooled, 99),
+            "max": round(max(pooled), 1) if pooled else None,
+            "samples": len(pooled),
+        },
         "per_subscriber_median_latency_ms": summary(sub_medians),
-        "fanout_spread_ms": {"p50": percentile(spreads, 50), "p95": percentile(spreads, 95),
-                             "frames": len(spreads)},
+        "fanout_spread_ms": {"p50": percentile(spreads, 50), "p95": percentile(spreads, 95), "frames": len(spreads)},
     }
 
 
@@ -286,8 +329,9 @@ def worker_counters(server: ServerProcess) -> dict[str, float]:
         return {}
 
 
-async def measure(server: ServerProcess, publisher: Publisher, hosts: list[SubscriberHost],
-                  window: float) -> dict[str, Any]:
+async def measure(
+    server: ServerProcess, publisher: Publisher, hosts: list[SubscriberHost], window: float
+) -> dict[str, Any]:
     pub0, media0 = publisher.stats(), worker_counters(server)
     pids = {"worker": server.pid, "publisher": publisher.pid or 0, "orchestrator": os.getpid()}
     pids.update({f"subscribers_{h.index}": h.pid for h in hosts})
@@ -310,8 +354,13 @@ async def measure(server: ServerProcess, publisher: Publisher, hosts: list[Subsc
     result = {
         "subscribers_measured": len(per_sub),
         "subscribers_disconnected": sum(r["unhealthy"] for r in replies),
-        "fps": {"median": percentile(fps, 50), "p10": percentile(fps, 10), "min": min(fps) if fps else None,
-                "max": max(fps) if fps else None, "mean": round(sum(fps) / len(fps), 3) if fps else None},
+        "fps": {
+            "median": percentile(fps, 50),
+            "p10": percentile(fps, 10),
+            "min": min(fps) if fps else None,
+            "max": max(fps) if fps else None,
+            "mean": round(sum(fps) / len(fps), 3) if fps else None,
+        },
         "max_gap_ms": summary([s["max_gap_ms"] for s in per_sub if s["max_gap_ms"] is not None]),
         "subscriber_kbit_per_s_median": percentile([s["kbit_per_s"] for s in per_sub], 50),
         "subscriber_packets_per_s_median": percentile([s["packets_per_s"] for s in per_sub], 50),
@@ -323,8 +372,11 @@ async def measure(server: ServerProcess, publisher: Publisher, hosts: list[Subsc
         "worker_keyframe_requests": media1.get("keyframe_requests", 0) - media0.get("keyframe_requests", 0),
         "worker_us_per_forwarded_packet": round(worker_cores * 1e6 / packets_out, 1) if packets_out else None,
         "subscriber_process_cores": {f"subscribers_{h.index}": round(r["cores"], 3) for h, r in zip(hosts, replies)},
-        "worker_counter_deltas": {k: media1[k] - media0.get(k, 0) for k in media1
-                                  if k not in ("pid", "rooms", "participants", "published_tracks", "subscriptions")},
+        "worker_counter_deltas": {
+            k: media1[k] - media0.get(k, 0)
+            for k in media1
+            if k not in ("pid", "rooms", "participants", "published_tracks", "subscriptions")
+        },
         "client_dtls_flights_resent": sum(r.get("dtls_flights_resent", 0) for r in replies),
         # Room events (participant_joined, ...) each subscriber got over WebSocket since it joined.
         "events_received_per_subscriber": summary([n for r in replies for n in r.get("events_received", [])]),
@@ -345,8 +397,7 @@ def run_py_spy(pid: int, svg: Path, raw: Path, seconds: int) -> dict[str, Any]:
         out["dump"] = dump.stdout[-6000:] or dump.stderr[-2000:]
         for fmt, path in (("flamegraph", svg), ("raw", raw)):
             path.parent.mkdir(parents=True, exist_ok=True)
-            command = [exe, "record", "-d", str(seconds), "-r", "100", "-f", fmt, "-o", str(path),
-                       "--pid", str(pid)]
+            command = [exe, "record", "-d", str(seconds), "-r", "100", "-f", fmt, "-o", str(path), "--pid", str(pid)]
             # --native shows time inside C code (uvloop, libsrtp, OpenSSL, the kernel send path).
             proc = subprocess.run(command + ["--native"], capture_output=True, text=True, timeout=seconds + 60)
             out[f"{fmt}_native"] = proc.returncode == 0
@@ -377,8 +428,10 @@ def summarize_raw_profile(path: Path, top: int = 40) -> tuple[list[tuple[str, fl
             continue
         count = int(count_text)
         total += count
-        frames = [f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0].rsplit("/", 1)[-1] + ")"
-                  if " (" in f else f for f in stack.split(";")]
+        frames = [
+            f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0].rsplit("/", 1)[-1] + ")" if " (" in f else f
+            for f in stack.split(";")
+        ]
         self_counts[frames[-1]] = self_counts.get(frames[-1], 0) + count
         for name in set(frames):
             incl_counts[name] = incl_counts.get(name, 0) + count
@@ -400,8 +453,14 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         progress(f"starting vitrine serve on port {server.port}")
         server.start()
         server.create_live_room(ROOM, args.max_subscribers + 10)
-        publisher = Publisher(server, ROOM, with_audio=False, max_lifetime_s=args.max_minutes * 60 + 60,
-                              video=args.video, dtls_accelerator=args.client_dtls_accelerator == "on")
+        publisher = Publisher(
+            server,
+            ROOM,
+            with_audio=False,
+            max_lifetime_s=args.max_minutes * 60 + 60,
+            video=args.video,
+            dtls_accelerator=args.client_dtls_accelerator == "on",
+        )
         publisher.start()
         result["pids"] = {"worker": server.pid, "publisher": publisher.pid}
         progress(f"worker pid {server.pid}, publisher pid {publisher.pid}; baseline window (no subscribers)")
@@ -412,12 +471,15 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         base_cpu = meter.read()
         base_pub1, base_media1 = publisher.stats(), server.media_stats()
         result["baseline"] = {
-            "cpu": base_cpu, "publisher": publisher_rate(base_pub0, base_pub1),
-            "worker_packets_in_per_s": round((base_media1["packets_in"] - base_media0["packets_in"])
-                                             / base_cpu["elapsed_s"], 1),
+            "cpu": base_cpu,
+            "publisher": publisher_rate(base_pub0, base_pub1),
+            "worker_packets_in_per_s": round(
+                (base_media1["packets_in"] - base_media0["packets_in"]) / base_cpu["elapsed_s"], 1
+            ),
         }
-        progress(f"baseline: worker {base_cpu['cores']['worker']:.3f} cores; publisher "
-                 f"{result['baseline']['publisher']}")
+        progress(
+            f"baseline: worker {base_cpu['cores']['worker']:.3f} cores; publisher {result['baseline']['publisher']}"
+        )
 
         hosts = [SubscriberHost(server, i, args) for i in range(args.procs)]
         result["pids"].update({f"subscribers_{h.index}": h.pid for h in hosts})
@@ -442,12 +504,18 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             connected = sum(g["connected"] for g in grows)
             failed = sum(g["failed"] for g in grows)
             first_frames = [v for g in grows for v in g["first_frame_ms"]]
-            progress(f"  {connected} connected ({failed} failed) in {time.monotonic() - t0:.1f} s; new joins' "
-                     f"first frame p50 {percentile(first_frames, 50)} ms")
+            progress(
+                f"  {connected} connected ({failed} failed) in {time.monotonic() - t0:.1f} s; new joins' "
+                f"first frame p50 {percentile(first_frames, 50)} ms"
+            )
             await asyncio.sleep(args.settle)
-            step = {"n": n, "connected": connected, "join_failures": failed,
-                    "join_errors": [e for g in grows for e in g["errors"]][:5],
-                    "new_joins_first_frame_ms": summary(first_frames)}
+            step = {
+                "n": n,
+                "connected": connected,
+                "join_failures": failed,
+                "join_errors": [e for g in grows for e in g["errors"]][:5],
+                "new_joins_first_frame_ms": summary(first_frames),
+            }
             try:
                 step.update(await measure(server, publisher, hosts, args.window))
             except Exception as exc:  # a saturated machine: keep what was measured so far
@@ -456,17 +524,19 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 break
             result["steps"].append(step)
             per_sub_cpu = step["worker_cores"] / max(connected, 1)
-            progress(f"  N={n}: median fps {step['fps']['median']} p10 {step['fps']['p10']}; worker "
-                     f"{step['worker_cores']:.3f} cores ({per_sub_cpu * 1000:.2f} mcore/sub, "
-                     f"{step['worker_us_per_forwarded_packet']} us/pkt out, "
-                     f"{step['worker_packets_out_per_s']} pkt/s out); subscriber procs "
-                     f"{step['subscriber_process_cores']}; machine busy {step['cpu']['machine_busy_fraction']} "
-                     f"(others {step['cpu']['other_cores']} cores); "
-                     f"latency p50/p95 {step['latency_ms']['p50']}/{step['latency_ms']['p95']} ms; "
-                     f"publisher {step['publisher']['fps_generated']} fps; "
-                     f"disconnected {step['subscribers_disconnected']}; DTLS flights resent in the window: "
-                     f"worker {step['worker_counter_deltas'].get('dtls_flights_resent')}, "
-                     f"clients {step['client_dtls_flights_resent']}")
+            progress(
+                f"  N={n}: median fps {step['fps']['median']} p10 {step['fps']['p10']}; worker "
+                f"{step['worker_cores']:.3f} cores ({per_sub_cpu * 1000:.2f} mcore/sub, "
+                f"{step['worker_us_per_forwarded_packet']} us/pkt out, "
+                f"{step['worker_packets_out_per_s']} pkt/s out); subscriber procs "
+                f"{step['subscriber_process_cores']}; machine busy {step['cpu']['machine_busy_fraction']} "
+                f"(others {step['cpu']['other_cores']} cores); "
+                f"latency p50/p95 {step['latency_ms']['p50']}/{step['latency_ms']['p95']} ms; "
+                f"publisher {step['publisher']['fps_generated']} fps; "
+                f"disconnected {step['subscribers_disconnected']}; DTLS flights resent in the window: "
+                f"worker {step['worker_counter_deltas'].get('dtls_flights_resent')}, "
+                f"clients {step['client_dtls_flights_resent']}"
+            )
             if failed:
                 stop_reason = f"{failed} joins failed at N={n}"
                 break
@@ -476,12 +546,15 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         result["stop_reason"] = stop_reason
         progress(f"sweep ended: {stop_reason}")
         if args.profile and result["steps"]:
-            progress(f"profiling the worker with py-spy for {args.profile_seconds} s (x2: svg + raw) "
-                     f"at N={result['steps'][-1]['connected']}")
+            progress(
+                f"profiling the worker with py-spy for {args.profile_seconds} s (x2: svg + raw) "
+                f"at N={result['steps'][-1]['connected']}"
+            )
             meter = CpuMeter({"worker": server.pid})
-            result["profile"] = {"n": result["steps"][-1]["connected"],
-                                 **run_py_spy(server.pid, Path(args.profile_svg), Path(args.profile_raw),
-                                              args.profile_seconds)}
+            result["profile"] = {
+                "n": result["steps"][-1]["connected"],
+                **run_py_spy(server.pid, Path(args.profile_svg), Path(args.profile_raw), args.profile_seconds),
+            }
             result["profile"]["cpu_during_profiling"] = meter.read()
     finally:
         for host in hosts:
@@ -502,10 +575,12 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
     return {
         "max_n_at_or_above_29fps": max((s["n"] for s in ok), default=None),
         "first_n_below_29fps": below["n"] if below else None,
-        "cpu_per_subscriber_mcores": {s["n"]: round(1000 * s["worker_cores"] / max(s["connected"], 1), 3)
-                                      for s in steps},
+        "cpu_per_subscriber_mcores": {
+            s["n"]: round(1000 * s["worker_cores"] / max(s["connected"], 1), 3) for s in steps
+        },
         "marginal_cpu_per_subscriber_mcores": {
-            s["n"]: round(1000 * (s["worker_cores"] - base) / max(s["connected"], 1), 3) for s in steps},
+            s["n"]: round(1000 * (s["worker_cores"] - base) / max(s["connected"], 1), 3) for s in steps
+        },
         "worker_baseline_cores": base,
         "publisher": result.get("baseline", {}).get("publisher"),
         "stop_reason": result.get("stop_reason"),
@@ -528,25 +603,41 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ax.set_ylim(0, 32)
     ax2 = ax.twinx()
     ax2.plot(ns, [s["worker_cores"] for s in steps], "s-", color="tab:red", label="worker CPU (cores)")
-    ax2.plot(ns, [sum(s["subscriber_process_cores"].values()) for s in steps], "x:", color="tab:orange",
-             label="all subscriber processes (cores)")
-    ax2.plot(ns, [s["cpu"]["machine_busy_cores"] for s in steps], "-", color="grey", alpha=0.5,
-             label="whole machine busy (cores)")
+    ax2.plot(
+        ns,
+        [sum(s["subscriber_process_cores"].values()) for s in steps],
+        "x:",
+        color="tab:orange",
+        label="all subscriber processes (cores)",
+    )
+    ax2.plot(
+        ns,
+        [s["cpu"]["machine_busy_cores"] for s in steps],
+        "-",
+        color="grey",
+        alpha=0.5,
+        label="whole machine busy (cores)",
+    )
     ax2.set_ylabel(f"CPU (cores, machine has {result['machine']['nproc']})")
     ax2.set_ylim(0, max(2.05, max([s["cpu"]["machine_busy_cores"] for s in steps] + [0]) * 1.05))
     lines = ax.get_legend_handles_labels()
     lines2 = ax2.get_legend_handles_labels()
     ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="lower left", fontsize=8)
     pub = result.get("baseline", {}).get("publisher", {})
-    ax.set_title(f"Vitrine fan-out, one worker process: 1 publisher ({result['config']['video']} 640x480 30 fps, "
-                 f"{pub.get('video_kbit_per_s')} kbit/s,\n{pub.get('video_packets_per_s')} pkt/s) -> N subscribers "
-                 f"in {result['config']['procs']} processes", fontsize=10)
+    ax.set_title(
+        f"Vitrine fan-out, one worker process: 1 publisher ({result['config']['video']} 640x480 30 fps, "
+        f"{pub.get('video_kbit_per_s')} kbit/s,\n{pub.get('video_packets_per_s')} pkt/s) -> N subscribers "
+        f"in {result['config']['procs']} processes",
+        fontsize=10,
+    )
     ax.grid(True, alpha=0.3)
-    ax3.plot(ns, [s["latency_ms"]["p50"] for s in steps], "o-",
-             label="frame latency p50 (publisher send -> subscriber)")
+    ax3.plot(
+        ns, [s["latency_ms"]["p50"] for s in steps], "o-", label="frame latency p50 (publisher send -> subscriber)"
+    )
     ax3.plot(ns, [s["latency_ms"]["p95"] for s in steps], "^-", label="frame latency p95")
-    ax3.plot(ns, [s["fanout_spread_ms"]["p50"] for s in steps], "s--",
-             label="fan-out spread p50 (first to last subscriber)")
+    ax3.plot(
+        ns, [s["fanout_spread_ms"]["p50"] for s in steps], "s--", label="fan-out spread p50 (first to last subscriber)"
+    )
     ax3.set_xlabel("subscribers (N)")
     ax3.set_ylabel("ms")
     ax3.set_yscale("log")
@@ -570,13 +661,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stop-fps", type=float, default=25.0, help="stop once the median fps drops below this")
     parser.add_argument("--max-minutes", type=float, default=10.0, help="hard time budget for the sweep")
     parser.add_argument("--no-uvloop", action="store_true", help="plain asyncio loops in subscriber processes")
-    parser.add_argument("--client-dtls-accelerator", choices=("on", "off"), default="off",
-                        help="let subscriber clients install media.taps.HandshakeAccelerator as VitrineClient does "
-                             "(on), or keep plain aiortc DTLS timers (off, default: see docs/bench/README.md)")
-    parser.add_argument("--video", choices=("pattern", "noisy"), default="pattern",
-                        help="publisher content: pattern (MovingPatternTrack, default) or noisy (~500 kbit/s)")
-    parser.add_argument("--no-profile", dest="profile", action="store_false",
-                        help="skip py-spy on the worker after the sweep (default: profile if py-spy is installed)")
+    parser.add_argument(
+        "--client-dtls-accelerator",
+        choices=("on", "off"),
+        default="off",
+        help="let subscriber clients install media.taps.HandshakeAccelerator as VitrineClient does "
+        "(on), or keep plain aiortc DTLS timers (off, default: see docs/bench/README.md)",
+    )
+    parser.add_argument(
+        "--video",
+        choices=("pattern", "noisy"),
+        default="pattern",
+        help="publisher content: pattern (MovingPatternTrack, default) or noisy (~500 kbit/s)",
+    )
+    parser.add_argument(
+        "--no-profile",
+        dest="profile",
+        action="store_false",
+        help="skip py-spy on the worker after the sweep (default: profile if py-spy is installed)",
+    )
     parser.add_argument("--profile-seconds", type=int, default=10)
     parser.add_argument("--profile-svg", default="docs/bench/fanout-profile.svg")
     parser.add_argument("--profile-raw", default="/tmp/vitrine-fanout-profile.txt")
@@ -591,8 +694,10 @@ def main(argv: list[str] | None = None) -> None:
     if result["steps"]:
         plot(result, Path(args.plot))
     s = result["summary"]
-    progress(f"max N with median >= {TARGET_FPS} fps: {s['max_n_at_or_above_29fps']}; first N below: "
-             f"{s['first_n_below_29fps']}; worker mcores/subscriber: {s['cpu_per_subscriber_mcores']}")
+    progress(
+        f"max N with median >= {TARGET_FPS} fps: {s['max_n_at_or_above_29fps']}; first N below: "
+        f"{s['first_n_below_29fps']}; worker mcores/subscriber: {s['cpu_per_subscriber_mcores']}"
+    )
     progress(f"wrote {out} and {args.plot}")
 
 

@@ -70,8 +70,12 @@ TRACK_PROBE = """(() => {
     }
   };
 })();"""
-STAGES = [("admit", "joined"), ("joined", "console_offer"), ("console_offer", "console_answer_sent"),
-          ("console_answer_sent", "frame")]
+STAGES = [
+    ("admit", "joined"),
+    ("joined", "console_offer"),
+    ("console_offer", "console_answer_sent"),
+    ("console_answer_sent", "frame"),
+]
 
 
 def _case(server: ServerProcess) -> tuple[str, str]:
@@ -84,14 +88,20 @@ def _case(server: ServerProcess) -> tuple[str, str]:
 async def _one(browser: Any, server: ServerProcess, admit_after_s: float) -> dict[str, float]:
     link, console_url = _case(server)
     inspector = await browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
-    phone = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
-                                      permissions=["camera", "microphone"], bypass_csp=True)
+    phone = await browser.new_context(
+        viewport={"width": 390, "height": 844},
+        is_mobile=True,
+        has_touch=True,
+        permissions=["camera", "microphone"],
+        bypass_csp=True,
+    )
     try:
         await inspector.add_init_script(TRACK_PROBE)
         console = await inspector.new_page()
         await console.goto(console_url)
-        await console.wait_for_function('() => document.getElementById("connection").textContent === "connected"',
-                                        timeout=TIMEOUT_MS)
+        await console.wait_for_function(
+            '() => document.getElementById("connection").textContent === "connected"', timeout=TIMEOUT_MS
+        )
         await console.evaluate(CONSOLE_PROBE)
         await phone.add_init_script(TRACK_PROBE)
         buyer = await phone.new_page()
@@ -103,22 +113,33 @@ async def _one(browser: Any, server: ServerProcess, admit_after_s: float) -> dic
         try:
             await console.wait_for_function("() => window.__frameAt !== null", timeout=TIMEOUT_MS)
         except playwright_api.Error:
-            diag = "() => ({state: document.body.dataset.state, phase: document.body.dataset.phase, " \
-                   "buyer: document.body.dataset.buyer, video: document.getElementById('remote')?.videoWidth, " \
-                   "pcs: (window.__pcs || []).map((pc) => [pc.connectionState, pc.signalingState, " \
-                   "pc.getReceivers().map((r) => r.track && r.track.kind + ':' + r.track.readyState)])})"
+            diag = (
+                "() => ({state: document.body.dataset.state, phase: document.body.dataset.phase, "
+                "buyer: document.body.dataset.buyer, video: document.getElementById('remote')?.videoWidth, "
+                "pcs: (window.__pcs || []).map((pc) => [pc.connectionState, pc.signalingState, "
+                "pc.getReceivers().map((r) => r.track && r.track.kind + ':' + r.track.readyState)])})"
+            )
             progress(f"no first frame: console {await console.evaluate(diag)} buyer {await buyer.evaluate(diag)}")
             progress(server.log_tail(3000))
             raise
-        times = await console.evaluate("() => ({ knock: window.__knockAt, admit: window.__admitAt, "
-                                       "frame: window.__frameAt })")
+        times = await console.evaluate(
+            "() => ({ knock: window.__knockAt, admit: window.__admitAt, frame: window.__frameAt })"
+        )
         console_marks = await console.evaluate(MARKS)
-        marks = {**await buyer.evaluate(MARKS), **times, "console_offer": console_marks["offer"],
-                 "console_answer_sent": console_marks["answer_sent"], "console_track": console_marks["track"]}
+        marks = {
+            **await buyer.evaluate(MARKS),
+            **times,
+            "console_offer": console_marks["offer"],
+            "console_answer_sent": console_marks["answer_sent"],
+            "console_track": console_marks["track"],
+        }
         stages = {f"{a}->{b}": marks[b] - marks[a] for a, b in STAGES if marks[a] and marks[b]}
-        return {"admit_to_first_frame": marks["frame"] - marks["admit"],
-                "link_to_knock": marks["knock"] - marks["start"],
-                "admit_to_console_track": marks["console_track"] - marks["admit"], **stages}
+        return {
+            "admit_to_first_frame": marks["frame"] - marks["admit"],
+            "link_to_knock": marks["knock"] - marks["start"],
+            "admit_to_console_track": marks["console_track"] - marks["admit"],
+            **stages,
+        }
     finally:
         await phone.close()
         await inspector.close()
@@ -138,32 +159,45 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
                     sample = await _one(browser, server, args.admit_after_ms / 1000)
                     if index >= args.warmup:
                         samples.append(sample)
-                    progress(f"case {index + 1}/{args.warmup + args.cases}: "
-                             f"admit->frame {sample['admit_to_first_frame']:.0f} ms")
+                    progress(
+                        f"case {index + 1}/{args.warmup + args.cases}: "
+                        f"admit->frame {sample['admit_to_first_frame']:.0f} ms"
+                    )
             finally:
                 await browser.close()
     finally:
         server.stop()
     keys = sorted({key for sample in samples for key in sample})
-    return {"benchmark": "inspect_first_frame", "cases": len(samples), "target_p95_ms": TARGET_MS,
-            "admit_after_ms": args.admit_after_ms,
-            "summary_ms": {key: summary([s[key] for s in samples if key in s]) for key in keys},
-            "samples": samples, "machine": machine_facts()}
+    return {
+        "benchmark": "inspect_first_frame",
+        "cases": len(samples),
+        "target_p95_ms": TARGET_MS,
+        "admit_after_ms": args.admit_after_ms,
+        "summary_ms": {key: summary([s[key] for s in samples if key in s]) for key in keys},
+        "samples": samples,
+        "machine": machine_facts(),
+    }
 
 
 def _plot(result: dict[str, Any], path: Path) -> None:
-    cdf_plot(path, {"admit -> inspector's first frame": [s["admit_to_first_frame"] for s in result["samples"]]},
-             target_ms=TARGET_MS, xlabel="ms", ylabel="fraction of cases",
-             title=f"Inspection: admit to first frame in Chromium ({result['cases']} cases, "
-                   f"admitted {result['admit_after_ms']:.0f} ms after the knock)")
+    cdf_plot(
+        path,
+        {"admit -> inspector's first frame": [s["admit_to_first_frame"] for s in result["samples"]]},
+        target_ms=TARGET_MS,
+        xlabel="ms",
+        ylabel="fraction of cases",
+        title=f"Inspection: admit to first frame in Chromium ({result['cases']} cases, "
+        f"admitted {result['admit_after_ms']:.0f} ms after the knock)",
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=2, help="cases run first and not counted")
-    parser.add_argument("--admit-after-ms", type=float, default=1000.0,
-                        help="how long the knock shows before the console admits it")
+    parser.add_argument(
+        "--admit-after-ms", type=float, default=1000.0, help="how long the knock shows before the console admits it"
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     publish(asyncio.run(_main(args)), args.out, _plot)

@@ -30,9 +30,9 @@ import httpx
 import numpy as np
 
 from loadtest.bench import API_KEY, ServerProcess, machine_facts, progress, publish, summary
+from loadtest.client import VitrineClient
 from loadtest.impair import Impairment, LinkImpairment
 from loadtest.source import PreEncodedVideoTrack
-from vitrine.client import VitrineClient
 
 CHUNK = 64 * 1024
 LOW_WATER = 256 * 1024  # like the page: keep at most this much queued, so the video is not starved
@@ -43,8 +43,9 @@ def make_photo(width: int = 4000, height: int = 3000, quality: int = 2) -> bytes
     """A photo-like 12-megapixel JPEG: smooth gradients with sensor-like noise (a few MB, as phones make)."""
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
     rng = np.random.default_rng(7)
-    image = np.stack([128 + 90 * np.sin(x / 300), 128 + 90 * np.cos(y / 240), 128 + 60 * np.sin((x + y) / 500)],
-                     axis=-1)
+    image = np.stack(
+        [128 + 90 * np.sin(x / 300), 128 + 90 * np.cos(y / 240), 128 + 60 * np.sin((x + y) / 500)], axis=-1
+    )
     image += rng.normal(0, 14, image.shape)
     frame = av.VideoFrame.from_ndarray(np.clip(image, 0, 255).astype(np.uint8), format="rgb24")
     codec = av.CodecContext.create("mjpeg", "w")
@@ -110,8 +111,19 @@ def windows(times: list[float], start: float, end: float) -> list[int]:
 
 async def _send_photo(channel: Any, replies: asyncio.Queue[dict[str, Any]], photo: bytes, request: str) -> float:
     started = time.monotonic()
-    channel.send(json.dumps({"type": "photo", "request": request, "content_type": "image/jpeg", "bytes": len(photo),
-                             "width": 4000, "height": 3000, "method": "takePhoto"}))
+    channel.send(
+        json.dumps(
+            {
+                "type": "photo",
+                "request": request,
+                "content_type": "image/jpeg",
+                "bytes": len(photo),
+                "width": 4000,
+                "height": 3000,
+                "method": "takePhoto",
+            }
+        )
+    )
     low = asyncio.Event()
     channel.on("bufferedamountlow", low.set)
     channel.bufferedAmountLowThreshold = LOW_WATER
@@ -119,7 +131,7 @@ async def _send_photo(channel: Any, replies: asyncio.Queue[dict[str, Any]], phot
         if channel.bufferedAmount > LOW_WATER:
             low.clear()
             await asyncio.wait_for(low.wait(), TIMEOUT_S)
-        channel.send(photo[offset:offset + CHUNK])
+        channel.send(photo[offset : offset + CHUNK])
     reply = await asyncio.wait_for(replies.get(), TIMEOUT_S)
     if reply.get("type") != "stored":
         raise RuntimeError(f"the worker refused the photo: {reply}")
@@ -129,13 +141,15 @@ async def _send_photo(channel: Any, replies: asyncio.Queue[dict[str, Any]], phot
 async def _round(url: str, http: httpx.AsyncClient, loss: float, photos: int, photo: bytes, seed: int) -> dict:
     buyer_token, inspector_token = await _case(http)
     conn, child_conn = multiprocessing.Pipe()
-    inspector = multiprocessing.get_context("spawn").Process(target=inspector_main, args=(url, inspector_token,
-                                                                                          child_conn), daemon=True)
+    inspector = multiprocessing.get_context("spawn").Process(
+        target=inspector_main, args=(url, inspector_token, child_conn), daemon=True
+    )
     inspector.start()
     loop = asyncio.get_running_loop()
     impairment = LinkImpairment(down=Impairment(loss=loss), up=Impairment(loss=loss), seed=seed)
-    video = PreEncodedVideoTrack(find_sender=lambda track: next(
-        (s for s in buyer.pc.getSenders() if s.track is track), None))
+    video = PreEncodedVideoTrack(
+        find_sender=lambda track: next((s for s in buyer.pc.getSenders() if s.track is track), None)
+    )
     buyer = VitrineClient(url, buyer_token, tracks=[video], datagram_hook=impairment)
     channel_ready: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
     replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -171,17 +185,29 @@ async def _round(url: str, http: httpx.AsyncClient, loss: float, photos: int, ph
         inspector.join(15)
         if inspector.is_alive():
             inspector.kill()
-    transfers = [{"seconds": seconds, "fps_windows": windows(times, start, start + seconds),
-                  "longest_gap_ms": longest_gap_ms(times, start, start + seconds)} for start, seconds in spans]
+    transfers = [
+        {
+            "seconds": seconds,
+            "fps_windows": windows(times, start, start + seconds),
+            "longest_gap_ms": longest_gap_ms(times, start, start + seconds),
+        }
+        for start, seconds in spans
+    ]
     first = spans[0][0]
     baseline = windows(times, first - 3.0, first)
     all_windows = [w for t in transfers for w in t["fps_windows"]]
     counters = impairment.counters
-    return {"loss": loss, "photo_bytes": len(photo), "transfer_s": summary([t["seconds"] for t in transfers]),
-            "throughput_mbit_s": summary([len(photo) * 8 / t["seconds"] / 1e6 for t in transfers]),
-            "fps_during_transfer": {"min": min(all_windows), **summary(all_windows)}, "fps_before": baseline,
-            "longest_gap_ms": summary([t["longest_gap_ms"] for t in transfers]),
-            "measured_loss": {d: round(c.loss, 4) for d, c in counters.items()}, "samples": transfers}
+    return {
+        "loss": loss,
+        "photo_bytes": len(photo),
+        "transfer_s": summary([t["seconds"] for t in transfers]),
+        "throughput_mbit_s": summary([len(photo) * 8 / t["seconds"] / 1e6 for t in transfers]),
+        "fps_during_transfer": {"min": min(all_windows), **summary(all_windows)},
+        "fps_before": baseline,
+        "longest_gap_ms": summary([t["longest_gap_ms"] for t in transfers]),
+        "measured_loss": {d: round(c.loss, 4) for d, c in counters.items()},
+        "samples": transfers,
+    }
 
 
 def _plot(result: dict[str, Any], path: Path) -> None:
@@ -197,8 +223,12 @@ def _plot(result: dict[str, Any], path: Path) -> None:
         right.plot([w for s in run["samples"] for w in s["fps_windows"]], ".-", label=label)
     left.set(xlabel="photo", ylabel="transfer time (s)", title=f"{result['photo_mb']:.1f} MB, 12 MP JPEG")
     right.axhline(25, color="red", linestyle="--", label="target 25 fps")
-    right.set(xlabel="one-second window during transfers", ylabel="inspector's decoded fps", ylim=(0, 35),
-              title="buyer's video while photos transfer")
+    right.set(
+        xlabel="one-second window during transfers",
+        ylabel="inspector's decoded fps",
+        ylim=(0, 35),
+        title="buyer's video while photos transfer",
+    )
     for axis in (left, right):
         axis.legend()
         axis.grid(alpha=0.3)
@@ -213,18 +243,29 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     try:
         async with httpx.AsyncClient(base_url=server.url, auth=(API_KEY, server.secret), timeout=30) as http:
             (await http.post("/v1/shops", json={"id": "bench", "name": "Bench"})).raise_for_status()
-            runs = [await _round(server.url, http, loss / 100, args.photos, photo, seed=index)
-                    for index, loss in enumerate(args.loss)]
+            runs = [
+                await _round(server.url, http, loss / 100, args.photos, photo, seed=index)
+                for index, loss in enumerate(args.loss)
+            ]
     finally:
         server.stop()
-    return {"benchmark": "inspect_photo", "photo_mb": len(photo) / 1e6, "photos_per_run": args.photos,
-            "runs": runs, "machine": machine_facts()}
+    return {
+        "benchmark": "inspect_photo",
+        "photo_mb": len(photo) / 1e6,
+        "photos_per_run": args.photos,
+        "runs": runs,
+        "machine": machine_facts(),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--loss", type=lambda v: [float(x) for x in v.split(",")], default=[0.0, 5.0],
-                        help="percent loss on the buyer's link, both ways; comma-separated for several runs")
+    parser.add_argument(
+        "--loss",
+        type=lambda v: [float(x) for x in v.split(",")],
+        default=[0.0, 5.0],
+        help="percent loss on the buyer's link, both ways; comma-separated for several runs",
+    )
     parser.add_argument("--photos", type=int, default=5)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()

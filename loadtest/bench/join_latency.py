@@ -84,10 +84,11 @@ def _observe_video_rtp(client: Any, track: Any, marks: dict[str, float]) -> None
     receiver._handle_rtp_packet = handle
 
 
-async def timed_join(url: str, token: str, timeout: float = JOIN_TIMEOUT_S,
-                     start_at: float | None = None) -> tuple[dict[str, Any], Any]:
+async def timed_join(
+    url: str, token: str, timeout: float = JOIN_TIMEOUT_S, start_at: float | None = None
+) -> tuple[dict[str, Any], Any]:
     """One viewer: build the client, then time WebSocket open -> first decoded video frame."""
-    from vitrine.client import JoinTimeline, VitrineClient
+    from loadtest.client import JoinTimeline, VitrineClient
 
     client = VitrineClient(url, token)
     rtp_marks: dict[str, float] = {}
@@ -106,8 +107,9 @@ async def timed_join(url: str, token: str, timeout: float = JOIN_TIMEOUT_S,
         sample["frame_size"] = [frame.width, frame.height]
     except Exception as exc:  # a failed join is a data point, not a crash
         sample["error"] = f"{type(exc).__name__}: {exc}"
-    sample["stages_ms"] = {s: (None if client.timeline.ms(s) is None else round(client.timeline.ms(s), 2))
-                           for s in STAGES}
+    sample["stages_ms"] = {
+        s: (None if client.timeline.ms(s) is None else round(client.timeline.ms(s), 2)) for s in STAGES
+    }
     for mark, at in rtp_marks.items():
         sample["stages_ms"][mark] = round((at - client.timeline.start) * 1000, 2)
     return sample, client
@@ -155,8 +157,9 @@ async def run_round(server: ServerProcess, tokens: list[str], client_procs: int)
     children = []
     for i, share in enumerate(shares):
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=round_child, args=(server.url, share, start_at, child), daemon=True,
-                           name=f"joiners-{i}")
+        proc = ctx.Process(
+            target=round_child, args=(server.url, share, start_at, child), daemon=True, name=f"joiners-{i}"
+        )
         proc.start()
         children.append((proc, parent))
     await asyncio.sleep(max(0.0, start_at - time.monotonic() - 0.05))
@@ -239,12 +242,18 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             sample, client = await timed_join(server.url, token())
             await close_quietly(client)
             seq.append(sample)
-            progress(f"sequential {i + 1}/{args.sequential}: first frame {sample['first_frame_ms']} ms "
-                     f"(connected {sample['stages_ms']['connected']}) {sample.get('error', '')}")
+            progress(
+                f"sequential {i + 1}/{args.sequential}: first frame {sample['first_frame_ms']} ms "
+                f"(connected {sample['stages_ms']['connected']}) {sample.get('error', '')}"
+            )
             await asyncio.sleep(args.pause)
-        result["sequential"] = {"samples": seq, "summary": summary(ok_latencies(seq)),
-                                "failures": sum(s.get("first_frame_ms") is None for s in seq),
-                                "stages": stage_summary(seq), "cpu": meter.read()}
+        result["sequential"] = {
+            "samples": seq,
+            "summary": summary(ok_latencies(seq)),
+            "failures": sum(s.get("first_frame_ms") is None for s in seq),
+            "stages": stage_summary(seq),
+            "cpu": meter.read(),
+        }
         pub_after = publisher.stats()
         result["publisher"] = publisher_rate(pub_before, pub_after)
 
@@ -256,26 +265,40 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 break
             await asyncio.sleep(2.0)
             tokens = [token() for _ in range(args.simultaneous)]
-            progress(f"simultaneous round {r + 1}/{args.rounds}: {len(tokens)} joins "
-                     f"in {args.client_procs} client process(es)")
+            progress(
+                f"simultaneous round {r + 1}/{args.rounds}: {len(tokens)} joins "
+                f"in {args.client_procs} client process(es)"
+            )
             before = server.media_stats()
             samples, cpu = await run_round(server, tokens, args.client_procs)
             after = server.media_stats()
             resent = "dtls_flights_resent"
             cpu["worker_dtls_flights_resent"] = after.get(resent, 0) - before.get(resent, 0)
             lat = ok_latencies(samples)
-            rounds.append({"samples": samples, "summary": summary(lat),
-                           "failures": sum(s.get("first_frame_ms") is None for s in samples),
-                           "stages": stage_summary(samples), "cpu": cpu})
+            rounds.append(
+                {
+                    "samples": samples,
+                    "summary": summary(lat),
+                    "failures": sum(s.get("first_frame_ms") is None for s in samples),
+                    "stages": stage_summary(samples),
+                    "cpu": cpu,
+                }
+            )
             s = rounds[-1]["summary"]
-            progress(f"  round {r + 1}: p50 {s['p50']} p95 {s['p95']} max {s['max']} ms, "
-                     f"failures {rounds[-1]['failures']}, cpu {cpu.get('cores')}")
+            progress(
+                f"  round {r + 1}: p50 {s['p50']} p95 {s['p95']} max {s['max']} ms, "
+                f"failures {rounds[-1]['failures']}, cpu {cpu.get('cores')}"
+            )
         with contextlib.suppress(Exception):
             result["worker_counters_at_end"] = server.media_stats()
         pooled = [s for rnd in rounds for s in rnd["samples"]]
-        result["simultaneous"] = {"clients_per_round": args.simultaneous, "client_procs": args.client_procs,
-                                  "rounds": rounds, "pooled_summary": summary(ok_latencies(pooled)),
-                                  "pooled_stages": stage_summary(pooled)}
+        result["simultaneous"] = {
+            "clients_per_round": args.simultaneous,
+            "client_procs": args.client_procs,
+            "rounds": rounds,
+            "pooled_summary": summary(ok_latencies(pooled)),
+            "pooled_stages": stage_summary(pooled),
+        }
     finally:
         if publisher is not None:
             publisher.stop()
@@ -303,10 +326,13 @@ def plot(result: dict[str, Any], path: Path) -> None:
     for i, rnd in enumerate(sim.get("rounds", [])):
         lat = ok_latencies(rnd["samples"])
         cdf(lat, f"{sim['clients_per_round']} simultaneous, round {i + 1} (n={len(lat)})", alpha=0.8)
-    for x, label, style, color in ((90, "target 90 ms", "-", "green"), (73, "Janus 73 ms", "--", "grey"),
-                                   (115, "naive aiortc 115 ms", ":", "grey"),
-                                   (921, "Janus 20-sim p50 921 ms", "--", "tab:purple"),
-                                   (3303, "naive aiortc 20-sim p50 3303 ms", ":", "tab:purple")):
+    for x, label, style, color in (
+        (90, "target 90 ms", "-", "green"),
+        (73, "Janus 73 ms", "--", "grey"),
+        (115, "naive aiortc 115 ms", ":", "grey"),
+        (921, "Janus 20-sim p50 921 ms", "--", "tab:purple"),
+        (3303, "naive aiortc 20-sim p50 3303 ms", ":", "tab:purple"),
+    ):
         ax.axvline(x, color=color, linestyle=style, linewidth=1)
         ax.text(x, 0.02, " " + label, rotation=90, va="bottom", fontsize=7, color=color)
     ax.set_xscale("log")
@@ -320,10 +346,15 @@ def plot(result: dict[str, Any], path: Path) -> None:
     # Median stage timeline per phase: where the time goes.
     rows = [("sequential", result["sequential"]["stages"])]
     rows += [(f"simult. round {i + 1}", rnd["stages"]) for i, rnd in enumerate(sim.get("rounds", []))]
-    segments = (("ws_open", "WebSocket open"), ("joined", "joined"), ("answer_sent", "offer+answer"),
-                ("connected", "ICE+DTLS connected"), ("first_rtp", "waiting for video (first RTP: keyframe)"),
-                ("next_frame_rtp", "next frame's RTP (jitter buffer release)"),
-                ("first_frame_ms", "decoded"))
+    segments = (
+        ("ws_open", "WebSocket open"),
+        ("joined", "joined"),
+        ("answer_sent", "offer+answer"),
+        ("connected", "ICE+DTLS connected"),
+        ("first_rtp", "waiting for video (first RTP: keyframe)"),
+        ("next_frame_rtp", "next frame's RTP (jitter buffer release)"),
+        ("first_frame_ms", "decoded"),
+    )
     colors = plt.cm.tab10.colors
     for y, (_, stages) in enumerate(rows):
         prev = 0.0
@@ -352,8 +383,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sequential", type=int, default=30, help="sequential single joins (default 30)")
     parser.add_argument("--simultaneous", type=int, default=20, help="joins per simultaneous round (default 20)")
     parser.add_argument("--rounds", type=int, default=3, help="simultaneous rounds (default 3)")
-    parser.add_argument("--client-procs", type=int, default=1,
-                        help="processes hosting the simultaneous clients (default 1: this process)")
+    parser.add_argument(
+        "--client-procs",
+        type=int,
+        default=1,
+        help="processes hosting the simultaneous clients (default 1: this process)",
+    )
     parser.add_argument("--pause", type=float, default=0.3, help="seconds between sequential joins")
     parser.add_argument("--max-minutes", type=float, default=10.0, help="hard time budget for the run")
     parser.add_argument("--replot", metavar="JSON", help="only redraw the plot from an earlier result")
@@ -369,8 +404,9 @@ def main(argv: list[str] | None = None) -> None:
     plot(result, Path(args.plot))
     seq, sim = result["sequential"]["summary"], result["simultaneous"]["pooled_summary"]
     progress(f"sequential single join: median {seq['p50']} ms, p95 {seq['p95']} ms (n={seq['n']})")
-    progress(f"{args.simultaneous} simultaneous, pooled over rounds: p50 {sim['p50']} p95 {sim['p95']} "
-             f"max {sim['max']} ms")
+    progress(
+        f"{args.simultaneous} simultaneous, pooled over rounds: p50 {sim['p50']} p95 {sim['p95']} max {sim['max']} ms"
+    )
     progress(f"wrote {out} and {args.plot}")
 
 

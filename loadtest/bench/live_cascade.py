@@ -36,7 +36,7 @@ from loadtest.bench import (
     udp_rcvbuf_errors,
 )
 from loadtest.server import die_with_parent
-from vitrine.state.redis_state import open_redis_coordination
+from vitrine.core.state.redis_state import open_redis_coordination
 
 
 def _start_relays(server: ServerProcess, count: int) -> list[subprocess.Popen[bytes]]:
@@ -44,8 +44,15 @@ def _start_relays(server: ServerProcess, count: int) -> list[subprocess.Popen[by
     procs = []
     for _ in range(count):
         log = tempfile.NamedTemporaryFile(prefix="vitrine-media-", suffix=".log", delete=False)  # noqa: SIM115
-        procs.append(subprocess.Popen([sys.executable, "-m", "vitrine.cli", "media"], env=env, stdout=log,
-                                      stderr=subprocess.STDOUT, preexec_fn=die_with_parent))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "vitrine.cli", "media"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent,
+            )
+        )
     return procs
 
 
@@ -63,10 +70,14 @@ def _sample(redis_url: str, stop: threading.Event, samples: list[dict[str, Any]]
                         cpu = proc_cpu_seconds(pid)
                     except OSError:
                         continue
-                    row["workers"][node.id] = {"participants": node.participants, "cpu_s": cpu, "stats": node.stats,
-                                               "packets_out": node.stats.get("packets_out", 0),
-                                               "packets_in": node.stats.get("packets_in", 0),
-                                               "heartbeat_ms": node.heartbeat_ms}
+                    row["workers"][node.id] = {
+                        "participants": node.participants,
+                        "cpu_s": cpu,
+                        "stats": node.stats,
+                        "packets_out": node.stats.get("packets_out", 0),
+                        "packets_in": node.stats.get("packets_in", 0),
+                        "heartbeat_ms": node.heartbeat_ms,
+                    }
                 samples.append(row)
                 await asyncio.sleep(0.5)
         finally:
@@ -90,17 +101,26 @@ def _steady(samples: list[dict[str, Any]], viewers: int) -> dict[str, Any]:
             continue
         cores = (last["cpu_s"] - first["cpu_s"]) / elapsed
         packets = (last["packets_out"] - first["packets_out"]) / elapsed  # heartbeat-granular counters
-        per_worker[worker] = {"participants": last["participants"], "cores": round(cores, 3),
-                              "received_packets_per_s": round((last["packets_in"] - first["packets_in"]) / elapsed),
-                              "forwarded_packets_per_s": round(packets), "packets_per_s_per_core":
-                              round(packets / cores) if cores > 0 else None}
-        per_worker[worker]["counters_at_end"] = {k: last["stats"].get(k) for k in (
-            "packets_in", "packets_out", "retransmitted", "keyframe_requests", "nacks_upstream")}
+        per_worker[worker] = {
+            "participants": last["participants"],
+            "cores": round(cores, 3),
+            "received_packets_per_s": round((last["packets_in"] - first["packets_in"]) / elapsed),
+            "forwarded_packets_per_s": round(packets),
+            "packets_per_s_per_core": round(packets / cores) if cores > 0 else None,
+        }
+        per_worker[worker]["counters_at_end"] = {
+            k: last["stats"].get(k)
+            for k in ("packets_in", "packets_out", "retransmitted", "keyframe_requests", "nacks_upstream")
+        }
     total_packets = sum(w["forwarded_packets_per_s"] for w in per_worker.values())
     total_cores = sum(w["cores"] for w in per_worker.values())
-    return {"window_s": round(elapsed, 1), "workers": per_worker, "forwarded_packets_per_s": total_packets,
-            "worker_cores": round(total_cores, 3),
-            "packets_per_s_per_worker_core": round(total_packets / total_cores) if total_cores else None}
+    return {
+        "window_s": round(elapsed, 1),
+        "workers": per_worker,
+        "forwarded_packets_per_s": total_packets,
+        "worker_cores": round(total_cores, 3),
+        "packets_per_s_per_worker_core": round(total_packets / total_cores) if total_cores else None,
+    }
 
 
 def benchmark(args: argparse.Namespace) -> dict[str, Any]:
@@ -117,11 +137,37 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         time.sleep(3)  # the relays register
         sampler.start()
         progress(f"1 host -> {args.viewers} viewers over {1 + args.relays} workers, {args.duration} s")
-        command = [sys.executable, "-m", "loadtest", "run", "--url", server.url, "--api-key", API_KEY,
-                   "--api-secret", server.secret, "--rtc-interface", "127.0.0.1", "--scenario", "live",
-                   "--viewers", str(args.viewers), "--duration", str(args.duration), "--shape", args.shape,
-                   "--join-rate", str(args.join_rate), "--workers", str(args.harness_workers),
-                   "--join-timeout", "60", "--json", str(report_path), "--no-progress"]
+        command = [
+            sys.executable,
+            "-m",
+            "loadtest",
+            "run",
+            "--url",
+            server.url,
+            "--api-key",
+            API_KEY,
+            "--api-secret",
+            server.secret,
+            "--rtc-interface",
+            "127.0.0.1",
+            "--scenario",
+            "live",
+            "--viewers",
+            str(args.viewers),
+            "--duration",
+            str(args.duration),
+            "--shape",
+            args.shape,
+            "--join-rate",
+            str(args.join_rate),
+            "--workers",
+            str(args.harness_workers),
+            "--join-timeout",
+            "60",
+            "--json",
+            str(report_path),
+            "--no-progress",
+        ]
         harness = subprocess.run(command, env=os.environ, capture_output=True, text=True)
     finally:
         stop.set()
@@ -132,15 +178,22 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     if not report_path.exists():
         raise RuntimeError(f"the harness wrote no report:\n{harness.stdout[-3000:]}\n{harness.stderr[-3000:]}")
     report = json.loads(report_path.read_text())
-    return {"benchmark": "live_cascade", "viewers": args.viewers, "workers": 1 + args.relays,
-            "command": " ".join(sys.argv),
-            "harness_command": " ".join(command[3:]).replace(server.secret, "***"),  # a throwaway, still a secret
-            "harness_exit": harness.returncode, "forwarding": _steady(samples, args.viewers),
-            "udp_rcvbuf_errors": udp_rcvbuf_errors() - udp_drops_before,
-            "source": {k: report["config"].get(k) for k in ("source", "video_width", "video_height", "fps", "audio")},
-            "summary": {k: v for k, v in report["summary"].items() if k != "impairment"},
-            "slo": report["slo"], "harness_health": report["harness"],
-            "report": {k: v for k, v in report.items() if k != "clients"}, "machine": machine_facts()}
+    return {
+        "benchmark": "live_cascade",
+        "viewers": args.viewers,
+        "workers": 1 + args.relays,
+        "command": " ".join(sys.argv),
+        "harness_command": " ".join(command[3:]).replace(server.secret, "***"),  # a throwaway, still a secret
+        "harness_exit": harness.returncode,
+        "forwarding": _steady(samples, args.viewers),
+        "udp_rcvbuf_errors": udp_rcvbuf_errors() - udp_drops_before,
+        "source": {k: report["config"].get(k) for k in ("source", "video_width", "video_height", "fps", "audio")},
+        "summary": {k: v for k, v in report["summary"].items() if k != "impairment"},
+        "slo": report["slo"],
+        "harness_health": report["harness"],
+        "report": {k: v for k, v in report.items() if k != "clients"},
+        "machine": machine_facts(),
+    }
 
 
 def _join_rate(command: str) -> str:
@@ -178,8 +231,9 @@ def plot_runs(results: list[dict[str, Any]], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--plot", nargs="+", type=Path, metavar="JSON",
-                        help="only plot these earlier results into --out (a .png)")
+    parser.add_argument(
+        "--plot", nargs="+", type=Path, metavar="JSON", help="only plot these earlier results into --out (a .png)"
+    )
     parser.add_argument("--viewers", type=int, default=300)
     parser.add_argument("--relays", type=int, default=1, help="vitrine media processes beside the origin")
     parser.add_argument("--duration", type=float, default=30.0)

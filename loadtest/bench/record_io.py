@@ -16,7 +16,7 @@ without a webhook and once with the shop's ``webhook_url`` on a local receiver (
 outbox row, then a delivery). On SQLite, and on PostgreSQL with ``--database-url``. The same counters
 then follow three chat lines of a viewer in a live show, each from ``chat`` to its echo.
 
-(b) **Write throughput.** ``vitrine.records.open_records`` on a fresh SQLite file (WAL,
+(b) **Write throughput.** ``vitrine.core.records.open_records`` on a fresh SQLite file (WAL,
 ``synchronous=FULL``): N room-log appends one at a time, then with 16 concurrent writers (in one
 room: a show's chat, and in 16 rooms), then N ``save_call``. Each write is one transaction and returns
 committed; its latency is the caller's wait (what an acknowledgement waits for), and ``commit`` is
@@ -28,7 +28,7 @@ PostgreSQL with ``--database-url``.
         --out docs/bench/records-io.json
 
 ``--database-url`` must name a database this script may write to; it is migrated here
-(``vitrine.records.migrate.upgrade``) if it is not yet.
+(``vitrine.core.records.migrate.upgrade``) if it is not yet.
 
 ``--compare`` draws the p50 and p95 of consult_queue and chat_fanout results side by side instead,
 one bar pair per configuration (before the records moved: memory or Redis; after: the records
@@ -86,8 +86,9 @@ async def serve(stack: contextlib.AsyncExitStack, database_url: str | None) -> A
 
     root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vitrine-record-io-")))
     folders = {name: str(root / name) for name in ("data_dir", "evidence_dir", "recordings_dir")}
-    return await stack.enter_async_context(embedded_server(
-        **folders, **({"database_url": database_url} if database_url else {})))
+    return await stack.enter_async_context(
+        embedded_server(**folders, **({"database_url": database_url} if database_url else {}))
+    )
 
 
 def task_origin() -> str:
@@ -137,8 +138,9 @@ class StatementCounter:
         if origin != "ConsultDesk._sweep_forever":
             self.last_call_statement = time.monotonic()
 
-    def _statement(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
-                   executemany: bool) -> None:
+    def _statement(
+        self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+    ) -> None:
         origin, kind, phase = task_origin(), statement_kind(statement), self._phase()
         self.statements[phase, origin, kind] += 1
         if origin == "request":
@@ -174,24 +176,35 @@ class StatementCounter:
         phases: dict[str, Any] = {}
         for key, label in (("setup", "setup (not counted)"), *measured, ("after", "afterwards (idle)")):
             by_origin: dict[str, Any] = {}
-            origins = {o for (p, o, _) in self.statements if p == key} | {o for (p, o, _) in self.transactions
-                                                                           if p == key}
+            origins = {o for (p, o, _) in self.statements if p == key} | {
+                o for (p, o, _) in self.transactions if p == key
+            }
             for origin in sorted(origins):
-                kinds = {kind: self.statements[key, origin, kind] for kind in (*KINDS, "other")
-                         if self.statements[key, origin, kind]}
+                kinds = {
+                    kind: self.statements[key, origin, kind]
+                    for kind in (*KINDS, "other")
+                    if self.statements[key, origin, kind]
+                }
                 by_origin[origin] = {
-                    "statements": sum(kinds.values()), "by_kind": kinds,
+                    "statements": sum(kinds.values()),
+                    "by_kind": kinds,
                     "commits": self.transactions[key, origin, "commit"],
                     "rollbacks": self.transactions[key, origin, "rollback"],
-                    "checkouts": self.checkouts[key, origin]}
-            phases[key] = {"label": label, "by_origin": by_origin,
-                           "examples": {kind: self.examples.get((key, kind), []) for kind in KINDS
-                                        if self.examples.get((key, kind))}}
+                    "checkouts": self.checkouts[key, origin],
+                }
+            phases[key] = {
+                "label": label,
+                "by_origin": by_origin,
+                "examples": {
+                    kind: self.examples.get((key, kind), []) for kind in KINDS if self.examples.get((key, kind))
+                },
+            }
         return phases
 
 
-def call_totals(phases: dict[str, Any], origins: tuple[str, ...], postgresql: bool,
-                keys: tuple[str, ...] | list[str] | None = None) -> dict[str, Any]:
+def call_totals(
+    phases: dict[str, Any], origins: tuple[str, ...], postgresql: bool, keys: tuple[str, ...] | list[str] | None = None
+) -> dict[str, Any]:
     """Statements and transactions of the call's phases (not setup, not idle), from ``origins``."""
     total: Counter[str] = Counter()
     for key in keys or tuple(k for k, _ in PHASES):
@@ -209,8 +222,9 @@ def call_totals(phases: dict[str, Any], origins: tuple[str, ...], postgresql: bo
         # On asyncpg each transaction is BEGIN, its statements, COMMIT; and pool_pre_ping's ping at each
         # checkout is BEGIN, an empty query, ROLLBACK (seen with log_statement=all). Prepares of a
         # statement's first use on a connection (then cached) are left out.
-        out["network_round_trips_estimate"] = (out["statements_without_begin"] + 2 * (total["commits"]
-                                               + total["rollbacks"]) + 3 * total["checkouts"])
+        out["network_round_trips_estimate"] = (
+            out["statements_without_begin"] + 2 * (total["commits"] + total["rollbacks"]) + 3 * total["checkouts"]
+        )
     return out
 
 
@@ -245,8 +259,7 @@ async def one_call(database_url: str | None, webhooks: bool) -> dict[str, Any]:
 
         desk._dispatch = counted_dispatch
         try:
-            await make_shop(server, shop, agents={"ann": ["en"]},
-                            **({"webhook_url": receiver.url} if receiver else {}))
+            await make_shop(server, shop, agents={"ann": ["en"]}, **({"webhook_url": receiver.url} if receiver else {}))
             console = await login_agent(server, shop, "ann")
             await counter.quiet()
 
@@ -320,15 +333,18 @@ async def one_call(database_url: str | None, webhooks: bool) -> dict[str, Any]:
         for key, _ in PHASES:
             per_phase[key]["delivery"] = call_totals(phases, ("WebhookDispatcher._drain",), pg, (key,))
     idle = call_totals(phases, ("ConsultDesk._sweep_forever", "WebhookDispatcher._sweep"), pg, ("after",))
-    return {"records": "postgresql" if pg else "sqlite", "webhooks": webhooks,
-            "webhook_events_delivered": len(receiver.delivered()) if receiver else 0,
-            "per_phase": per_phase,
-            "call_total": call_totals(phases, ("request",), pg),
-            "webhook_delivery_total": call_totals(phases, ("WebhookDispatcher._drain",), pg),
-            "sweeper_during_call": call_totals(phases, ("ConsultDesk._sweep_forever",), pg),
-            "idle_window_s": round(idle_s, 2),
-            "idle_background_commits_per_s": round(idle.get("commits", 0) / idle_s, 2),
-            "phases": phases}
+    return {
+        "records": "postgresql" if pg else "sqlite",
+        "webhooks": webhooks,
+        "webhook_events_delivered": len(receiver.delivered()) if receiver else 0,
+        "per_phase": per_phase,
+        "call_total": call_totals(phases, ("request",), pg),
+        "webhook_delivery_total": call_totals(phases, ("WebhookDispatcher._drain",), pg),
+        "sweeper_during_call": call_totals(phases, ("ConsultDesk._sweep_forever",), pg),
+        "idle_window_s": round(idle_s, 2),
+        "idle_background_commits_per_s": round(idle.get("commits", 0) / idle_s, 2),
+        "phases": phases,
+    }
 
 
 async def chat_lines(database_url: str | None, lines: int = 3) -> dict[str, Any]:
@@ -347,13 +363,23 @@ async def chat_lines(database_url: str | None, lines: int = 3) -> dict[str, Any]
         measured = tuple((f"line_{i + 1}", f"viewer's chat line {i + 1}") for i in range(lines))
         try:
             async with server.api() as api:
-                (await api.post("/v1/shops", json={"id": shop, "name": "Chat", "opening_hours": ALWAYS_OPEN,
-                                                   "allowed_origins": [f"https://{shop}.example"]})).raise_for_status()
+                (
+                    await api.post(
+                        "/v1/shops",
+                        json={
+                            "id": shop,
+                            "name": "Chat",
+                            "opening_hours": ALWAYS_OPEN,
+                            "allowed_origins": [f"https://{shop}.example"],
+                        },
+                    )
+                ).raise_for_status()
                 show = (await api.post(f"/v1/shops/{shop}/shows", json={"title": "Round trips"})).json()
                 console = (await api.post(f"/v1/shops/{shop}/shows/{show['id']}/console")).json()["token"]
             async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-                (await http.post("/v1/live/console/start", headers={"Authorization": f"Bearer {console}"})
-                 ).raise_for_status()
+                (
+                    await http.post("/v1/live/console/start", headers={"Authorization": f"Bearer {console}"})
+                ).raise_for_status()
                 token = (await http.get(f"/v1/live/{shop}/{show['id']}/viewer")).json()["token"]
             async with websockets.connect(server.ws_url, max_size=2**22) as ws:
                 await ws.send(json.dumps({"type": "join", "token": token}))
@@ -380,10 +406,14 @@ async def chat_lines(database_url: str | None, lines: int = 3) -> dict[str, Any]
             counter.remove()
     phases = counter.table(measured)
     pg = database_url is not None
-    return {"records": "postgresql" if pg else "sqlite", "lines": lines,
-            "per_line": {key: call_totals(phases, ("request",), pg, (key,)) for key, _ in measured},
-            "all_lines": call_totals(phases, ("request",), pg, [key for key, _ in measured]),
-            "idle_window_s": round(idle_s, 2), "phases": phases}
+    return {
+        "records": "postgresql" if pg else "sqlite",
+        "lines": lines,
+        "per_line": {key: call_totals(phases, ("request",), pg, (key,)) for key, _ in measured},
+        "all_lines": call_totals(phases, ("request",), pg, [key for key, _ in measured]),
+        "idle_window_s": round(idle_s, 2),
+        "phases": phases,
+    }
 
 
 async def _settle(counter: StatementCounter, runtime: Any, shop: str, receiver: Any) -> None:
@@ -411,36 +441,61 @@ class CommitClock:
 
 
 def _chat_entry(i: int) -> Any:
-    from vitrine.models import ParticipantView, Role, now_ms
-    from vitrine.protocol import LogEntry
+    from vitrine.core.models import ParticipantView, Role, now_ms
+    from vitrine.core.wire.rtc import LogEntry
 
-    return LogEntry(seq=0, kind="chat", at_ms=now_ms(), text=f"line {i}: is the blue one in stock?",
-                    participant=ParticipantView(sid=f"PA_{i % 300}", identity=f"viewer-{i % 300}",
-                                                role=Role.VIEWER, name=f"Viewer {i % 300}"))
+    return LogEntry(
+        seq=0,
+        kind="chat",
+        at_ms=now_ms(),
+        text=f"line {i}: is the blue one in stock?",
+        participant=ParticipantView(
+            sid=f"PA_{i % 300}", identity=f"viewer-{i % 300}", role=Role.VIEWER, name=f"Viewer {i % 300}"
+        ),
+    )
 
 
 def _call_record(shop: str, i: int) -> Any:
-    from vitrine.consult.models import CallOutcome, CallRecord, ChatLine, ShopperContext, new_ticket_id
-    from vitrine.models import now_ms
+    from signaling.consult.models import CallOutcome, CallRecord, ChatLine, ShopperContext, new_ticket_id
+    from vitrine.core.models import now_ms
 
     now = now_ms()
-    return CallRecord(id=new_ticket_id(), shop=shop, context=ShopperContext(name=f"Shopper {i}", sku="mug-1"),
-                      outcome=CallOutcome.ANSWERED, agent="ann", room=f"consult-{i}-1", queued_ms=now - 30_000,
-                      answered_ms=now - 20_000, ended_ms=now, wait_ms=10_000, talk_ms=20_000, ended_by="agent",
-                      chat=[ChatLine(sender="shopper", name=f"Shopper {i}", text="Is it dishwasher safe?",
-                                     at_ms=now - 15_000),
-                            ChatLine(sender="agent", name="Ann", text="Yes!", at_ms=now - 14_000)],
-                      rating=5)
+    return CallRecord(
+        id=new_ticket_id(),
+        shop=shop,
+        context=ShopperContext(name=f"Shopper {i}", sku="mug-1"),
+        outcome=CallOutcome.ANSWERED,
+        agent="ann",
+        room=f"consult-{i}-1",
+        queued_ms=now - 30_000,
+        answered_ms=now - 20_000,
+        ended_ms=now,
+        wait_ms=10_000,
+        talk_ms=20_000,
+        ended_by="agent",
+        chat=[
+            ChatLine(sender="shopper", name=f"Shopper {i}", text="Is it dishwasher safe?", at_ms=now - 15_000),
+            ChatLine(sender="agent", name="Ann", text="Yes!", at_ms=now - 14_000),
+        ],
+        rating=5,
+    )
 
 
 def _stats(latencies_s: list[float], elapsed_s: float, commits_s: list[float] | None = None) -> dict[str, Any]:
     ms = [v * 1000 for v in latencies_s]
-    out = {"ops": len(ms), "elapsed_s": round(elapsed_s, 3), "ops_per_s": round(len(ms) / elapsed_s, 1),
-           "latency_ms": summary(ms)}
+    out = {
+        "ops": len(ms),
+        "elapsed_s": round(elapsed_s, 3),
+        "ops_per_s": round(len(ms) / elapsed_s, 1),
+        "latency_ms": summary(ms),
+    }
     if commits_s is not None:
         commit_ms = [v * 1000 for v in commits_s]
-        out["commit_ms"] = {"p50": percentile(commit_ms, 50), "p95": percentile(commit_ms, 95),
-                            "max": round(max(commit_ms), 2) if commit_ms else None}
+        out["commit_ms"] = {
+            "p50": percentile(commit_ms, 50),
+            "p95": percentile(commit_ms, 95),
+            "max": round(max(commit_ms), 2) if commit_ms else None,
+        }
     return out
 
 
@@ -471,9 +526,9 @@ async def _concurrent(n: int, writers: int, write: Any) -> dict[str, Any]:
 
 
 async def throughput(database_url: str | None, appends: int, calls: int, writers: int) -> dict[str, Any]:
-    from vitrine.config import Settings
-    from vitrine.records import open_records
-    from vitrine.shops import Shop
+    from signaling.records import open_records
+    from vitrine.core.config import Settings
+    from vitrine.core.shops import Shop
 
     data_dir = Path(tempfile.mkdtemp(prefix="vitrine-record-io-"))
     settings = Settings(data_dir=str(data_dir), **({"database_url": database_url} if database_url else {}))
@@ -485,22 +540,29 @@ async def throughput(database_url: str | None, appends: int, calls: int, writers
         await records.shops.create_shop(Shop(id=shop, name="Record IO"))
         log = records.roomlog
         progress(f"{records.db.dialect}: {appends} room-log appends, one at a time")
-        one_room = await _sequential(clock, appends, lambda i: log.append(f"live-io-{run}-seq", _chat_entry(i),
-                                                                          keep=100_000))
+        one_room = await _sequential(
+            clock, appends, lambda i: log.append(f"live-io-{run}-seq", _chat_entry(i), keep=100_000)
+        )
         progress(f"{records.db.dialect}: {appends} room-log appends, {writers} writers in one room")
-        shared = await _concurrent(appends, writers, lambda i, w: log.append(
-            f"live-io-{run}-shared", _chat_entry(i), keep=100_000))
+        shared = await _concurrent(
+            appends, writers, lambda i, w: log.append(f"live-io-{run}-shared", _chat_entry(i), keep=100_000)
+        )
         progress(f"{records.db.dialect}: {appends} room-log appends, {writers} writers in {writers} rooms")
-        spread = await _concurrent(appends, writers, lambda i, w: log.append(
-            f"live-io-{run}-room{w}", _chat_entry(i), keep=100_000))
+        spread = await _concurrent(
+            appends, writers, lambda i, w: log.append(f"live-io-{run}-room{w}", _chat_entry(i), keep=100_000)
+        )
         progress(f"{records.db.dialect}: {calls} save_call, one at a time")
         call_records = [_call_record(shop, i) for i in range(calls)]
         saves = await _sequential(clock, calls, lambda i: records.consult.save_call(call_records[i]))
         check = await log.last_seq(f"live-io-{run}-shared")
-        return {"records": records.db.dialect, "appends_one_at_a_time": one_room,
-                "appends_concurrent_one_room": {**shared, "last_seq": check},
-                "appends_concurrent_many_rooms": spread, "save_call_one_at_a_time": saves,
-                "pool": {"size": records.db.engine.pool.size(), "class": type(records.db.engine.pool).__name__}}
+        return {
+            "records": records.db.dialect,
+            "appends_one_at_a_time": one_room,
+            "appends_concurrent_one_room": {**shared, "last_seq": check},
+            "appends_concurrent_many_rooms": spread,
+            "save_call_one_at_a_time": saves,
+            "pool": {"size": records.db.engine.pool.size(), "class": type(records.db.engine.pool).__name__},
+        }
     finally:
         clock.remove()
         await records.close()
@@ -511,8 +573,8 @@ async def throughput(database_url: str | None, appends: int, calls: int, writers
 
 
 async def _migrate(url: str) -> None:
-    from vitrine.records import migrate
-    from vitrine.records.database import open_database
+    from vitrine.core.records import migrate
+    from vitrine.core.records.database import open_database
 
     db = open_database(url)
     try:
@@ -536,9 +598,17 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     writes = []
     for url in targets:
         writes.append(await throughput(url, args.appends, args.calls, args.writers))
-    return {"benchmark": "record_io", "round_trips": round_trips, "chat_line_round_trips": chat, "throughput": writes,
-            "appends": args.appends, "calls": args.calls, "writers": args.writers,
-            "wall_s": round(time.monotonic() - started, 1), "machine": machine_facts()}
+    return {
+        "benchmark": "record_io",
+        "round_trips": round_trips,
+        "chat_line_round_trips": chat,
+        "throughput": writes,
+        "appends": args.appends,
+        "calls": args.calls,
+        "writers": args.writers,
+        "wall_s": round(time.monotonic() - started, 1),
+        "machine": machine_facts(),
+    }
 
 
 def report(result: dict[str, Any]) -> dict[str, Any]:
@@ -550,18 +620,28 @@ def report(result: dict[str, Any]) -> dict[str, Any]:
         for key, _ in PHASES:
             c = run["per_phase"][key]
             kinds = {k: c[k] for k in KINDS if k in c and k != "BEGIN"}
-            rows[key] = (f"{c.get('statements_without_begin', 0)} statements {kinds}, {c.get('commits', 0)} tx"
-                         + (f"; delivery {c['delivery'].get('statements_without_begin', 0)} st, "
-                            f"{c['delivery'].get('commits', 0)} tx" if "delivery" in c else ""))
+            rows[key] = f"{c.get('statements_without_begin', 0)} statements {kinds}, {c.get('commits', 0)} tx" + (
+                f"; delivery {c['delivery'].get('statements_without_begin', 0)} st, "
+                f"{c['delivery'].get('commits', 0)} tx"
+                if "delivery" in c
+                else ""
+            )
         rows["total"] = run["call_total"]
         rows["idle_background_commits_per_s"] = run["idle_background_commits_per_s"]
         out[name] = rows
     for run in result["chat_line_round_trips"]:
         out[f"live chat line, {run['records']}"] = run["per_line"]
     for w in result["throughput"]:
-        out[f"writes {w['records']}"] = {k: {"ops_per_s": v["ops_per_s"], "p50": v["latency_ms"]["p50"],
-                                             "p95": v["latency_ms"]["p95"], "commit": v.get("commit_ms")}
-                                         for k, v in w.items() if isinstance(v, dict) and "ops_per_s" in v}
+        out[f"writes {w['records']}"] = {
+            k: {
+                "ops_per_s": v["ops_per_s"],
+                "p50": v["latency_ms"]["p50"],
+                "p95": v["latency_ms"]["p95"],
+                "commit": v.get("commit_ms"),
+            }
+            for k, v in w.items()
+            if isinstance(v, dict) and "ops_per_s" in v
+        }
     return out
 
 
@@ -582,8 +662,10 @@ def compare(paths: list[Path], out: Path) -> None:
     for path in paths:
         result = json.loads(path.read_text())
         if result["benchmark"] == "consult_queue":
-            title = (f"queue entry to consoles: {result['agents']} consoles, {result['shoppers']} shoppers "
-                     f"every {result['interval_ms']:g} ms")
+            title = (
+                f"queue entry to consoles: {result['agents']} consoles, {result['shoppers']} shoppers "
+                f"every {result['interval_ms']:g} ms"
+            )
         elif result["benchmark"] == "chat_fanout":
             title = f"chat fan-out: {result['viewers']} viewers, {result['rate_per_s']} lines/s"
         else:
@@ -612,8 +694,11 @@ def compare(paths: list[Path], out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", default=None,
-                        help="also on PostgreSQL (postgresql+asyncpg://...): a database this may write to")
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="also on PostgreSQL (postgresql+asyncpg://...): a database this may write to",
+    )
     parser.add_argument("--appends", type=int, default=2000, help="room-log appends per throughput run")
     parser.add_argument("--calls", type=int, default=1000, help="save_call writes")
     parser.add_argument("--writers", type=int, default=16, help="concurrent writers")

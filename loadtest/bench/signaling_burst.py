@@ -49,8 +49,10 @@ async def _round(server: ServerProcess, clients: int, index: int) -> dict[str, A
     with httpx.Client(base_url=server.url, auth=(API_KEY, server.secret)) as http:
         for room in rooms:
             http.post("/v1/rooms", json={"name": room, "kind": "consult"}).raise_for_status()
-    tokens = [mint(server.secret, server.port, rooms[i // 2], f"client-{index}-{i}",
-                   "agent" if i % 2 else "customer") for i in range(clients)]
+    tokens = [
+        mint(server.secret, server.port, rooms[i // 2], f"client-{index}-{i}", "agent" if i % 2 else "customer")
+        for i in range(clients)
+    ]
     url = server.url.replace("http", "ws", 1) + "/v1/rtc"
     cpu0 = proc_cpu_seconds(server.pid)
     results = await asyncio.gather(*(_join(url, token) for token in tokens))
@@ -73,10 +75,14 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         server.stop()
     offers = sorted(r["stages_ms"]["offer"]["p95"] for r in rounds)
-    return {"benchmark": "signaling_burst", "clients": args.clients, "rounds": rounds,
-            "offer_p95_ms_median_of_rounds": offers[len(offers) // 2],
-            "server_cpu_ms_per_join_median": sorted(r["server_cpu_ms_per_join"] for r in rounds)[len(rounds) // 2],
-            "machine": machine_facts()}
+    return {
+        "benchmark": "signaling_burst",
+        "clients": args.clients,
+        "rounds": rounds,
+        "offer_p95_ms_median_of_rounds": offers[len(offers) // 2],
+        "server_cpu_ms_per_join_median": sorted(r["server_cpu_ms_per_join"] for r in rounds)[len(rounds) // 2],
+        "machine": machine_facts(),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -90,8 +96,10 @@ def main(argv: list[str] | None = None) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     for i, r in enumerate(result["rounds"]):
-        progress(f"round {i}: offer p50 {r['stages_ms']['offer']['p50']} p95 {r['stages_ms']['offer']['p95']} ms, "
-                 f"server {r['server_cpu_ms_per_join']} ms CPU per join")
+        progress(
+            f"round {i}: offer p50 {r['stages_ms']['offer']['p50']} p95 {r['stages_ms']['offer']['p95']} ms, "
+            f"server {r['server_cpu_ms_per_join']} ms CPU per join"
+        )
     progress(f"wrote {out}")
 
 

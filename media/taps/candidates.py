@@ -23,17 +23,21 @@ def configure_host_candidates(interfaces: list[str], port_min: int = 0, port_max
         aioice.ice.Connection.get_component_candidates = _original_get_component_candidates
         return
 
-    async def get_component_candidates(self: aioice.ice.Connection, component: int,
-                                       addresses: list[str], timeout: int = 5) -> list[Any]:
+    async def get_component_candidates(
+        self: aioice.ice.Connection, component: int, addresses: list[str], timeout: int = 5
+    ) -> list[Any]:
         candidates = []
         for address in addresses:
             protocol = await _bind_in_range(self, address, port_min, port_max)
             host, port = protocol.transport.get_extra_info("sockname")[:2]
             protocol.local_candidate = aioice.Candidate(
                 foundation=aioice.candidate.candidate_foundation("host", "udp", host),
-                component=component, transport="udp",
+                component=component,
+                transport="udp",
                 priority=aioice.candidate.candidate_priority(component, "host"),
-                host=host, port=port, type="host",
+                host=host,
+                port=port,
+                type="host",
             )
             self._protocols.append(protocol)
             candidates.append(protocol.local_candidate)
@@ -47,15 +51,15 @@ class PortRangeExhausted(OSError):
     """Every UDP port of the configured media range is in use."""
 
 
-async def _bind_in_range(connection: aioice.ice.Connection, address: str,
-                         port_min: int, port_max: int) -> Any:
+async def _bind_in_range(connection: aioice.ice.Connection, address: str, port_min: int, port_max: int) -> Any:
     loop = asyncio.get_running_loop()
     ports = list(range(port_min, port_max + 1))
     random.shuffle(ports)
     for port in ports:
         try:
             _, protocol = await loop.create_datagram_endpoint(
-                lambda: aioice.ice.StunProtocol(connection), local_addr=(address, port))
+                lambda: aioice.ice.StunProtocol(connection), local_addr=(address, port)
+            )
         except OSError:
             continue
         sock = protocol.transport.get_extra_info("socket")

@@ -198,8 +198,9 @@ _dtls_received: weakref.WeakKeyDictionary[aioice.ice.Connection, int] = weakref.
 # for its own timer (a second or more) to resend, so resend our last flight now.
 # The transport is held weakly: it leads back to its connection, the key, so a strong
 # value would keep every finished peer connection alive.
-_dtls_by_connection: weakref.WeakKeyDictionary[aioice.ice.Connection, weakref.ref[RTCDtlsTransport]] = \
+_dtls_by_connection: weakref.WeakKeyDictionary[aioice.ice.Connection, weakref.ref[RTCDtlsTransport]] = (
     weakref.WeakKeyDictionary()
+)
 _handshake_seen: weakref.WeakKeyDictionary[aioice.ice.Connection, set[int]] = weakref.WeakKeyDictionary()
 
 

@@ -28,16 +28,17 @@ from aiortc import RTCDtlsTransport, clock
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtp import RtpPacket, is_rtcp
 
-from vitrine.ratelog import RateLimitedLog
-from vitrine.tasks import TaskSet
+from vitrine.core.ratelog import RateLimitedLog
+from vitrine.core.tasks import TaskSet
 
 logger = logging.getLogger(__name__)
 _handler_log = RateLimitedLog(logger)
 
 _D = "_RTCDtlsTransport__"
 
-_transports: weakref.WeakKeyDictionary[aioice.ice.Connection, weakref.ref[RTCDtlsTransport]] = \
+_transports: weakref.WeakKeyDictionary[aioice.ice.Connection, weakref.ref[RTCDtlsTransport]] = (
     weakref.WeakKeyDictionary()
+)
 _pending = TaskSet()  # untapped receivers' aiortc handling, in arrival order
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiortc.rtp import HeaderExtensions, HeaderExtensionsMap
 
-from vitrine.ratelog import RateLimitedLog
+from vitrine.core.ratelog import RateLimitedLog
 
 logger = logging.getLogger(__name__)
 

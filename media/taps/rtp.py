@@ -25,8 +25,16 @@ _S = "_RTCRtpSender__"
 PRIVATE_ATTRIBUTES = {
     RTCRtpReceiver: ("_handle_rtp_packet", "_send_rtcp_pli", "_send_rtcp_nack", "receive", "_enabled"),
     RTCRtpSender: ("_handle_rtcp_packet", "_ssrc", "_rtx_ssrc", "_retransmit", "_send_keyframe"),
-    RTCDtlsTransport: ("_send_rtp", "_rx_srtp", "_tx_srtp", "_state", "_rtp_router", "_rtp_header_extensions_map",
-                       "_RTCDtlsTransport__rx_bytes", "_RTCDtlsTransport__rx_packets"),
+    RTCDtlsTransport: (
+        "_send_rtp",
+        "_rx_srtp",
+        "_tx_srtp",
+        "_state",
+        "_rtp_router",
+        "_rtp_header_extensions_map",
+        "_RTCDtlsTransport__rx_bytes",
+        "_RTCDtlsTransport__rx_packets",
+    ),
     RTCRtpTransceiver: ("_codecs", "_offerDirection"),
     HeaderExtensionsMap: ("_HeaderExtensionsMap__ids",),
     RTCPeerConnection: ("_RTCPeerConnection__dtlsTransports", "_RTCPeerConnection__iceTransports"),
@@ -176,8 +184,19 @@ class SenderBinding:
     pair: the forwarding loop then costs no coroutine per packet and subscriber.
     """
 
-    __slots__ = ("sender", "transport", "ssrc", "rtx_ssrc", "payload_type", "rtx_payload_type",
-                 "extensions", "extension_ids", "mid", "_protect", "_nominated")
+    __slots__ = (
+        "sender",
+        "transport",
+        "ssrc",
+        "rtx_ssrc",
+        "payload_type",
+        "rtx_payload_type",
+        "extensions",
+        "extension_ids",
+        "mid",
+        "_protect",
+        "_nominated",
+    )
 
     def __init__(self, sender: RTCRtpSender, transceiver: RTCRtpTransceiver) -> None:
         self.sender = sender
@@ -250,8 +269,9 @@ def encoder_created(sender: RTCRtpSender) -> bool:
     return getattr(sender, _S + "encoder") is not None
 
 
-def restrict_codecs(transceiver: RTCRtpTransceiver, primary: RTCRtpCodecParameters,
-                    codecs: list[RTCRtpCodecParameters]) -> None:
+def restrict_codecs(
+    transceiver: RTCRtpTransceiver, primary: RTCRtpCodecParameters, codecs: list[RTCRtpCodecParameters]
+) -> None:
     """Answer with only ``primary`` (and its RTX): preferences set after an offer is applied are ignored."""
     rtx = [c for c in codecs if is_rtx(c) and c.parameters.get("apt") == primary.payloadType]
     transceiver._codecs = [primary, *rtx[:1]]

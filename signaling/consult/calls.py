@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from signaling.consult.records import DeskRecords, answered, close_if_open
-from signaling.rooms import RoomService
-from signaling.state import State
-from vitrine.consult.models import (
-    AgentStatus,
+from signaling.consult.models import (
     ChatLine,
     ContactRequest,
     ProductShown,
@@ -22,7 +18,7 @@ from vitrine.consult.models import (
     TicketState,
     new_request_id,
 )
-from vitrine.consult.protocol import (
+from signaling.consult.protocol import (
     CallEnded,
     ChatPush,
     ProductCard,
@@ -32,16 +28,22 @@ from vitrine.consult.protocol import (
     RequestsPush,
     StatusPush,
 )
-from vitrine.errors import ErrorCode, VitrineError
-from vitrine.models import now_ms
-from vitrine.records.shops import require_shop
-from vitrine.shops import check_product
-from vitrine.text import clean_text
+from signaling.consult.records import DeskRecords, answered, close_if_open
+from signaling.rooms import RoomService
+from signaling.state import State
+from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.models import now_ms
+from vitrine.core.records.shops import require_shop
+from vitrine.core.shops import check_product
+from vitrine.core.state.presence import AgentStatus
+from vitrine.core.text import clean_text
 
 logger = logging.getLogger(__name__)
 
 MAX_CHAT_LINES = 500
 MAX_PRODUCTS_SHOWN = 100
+
+
 class CallDesk:
     def __init__(self, state: State, records: DeskRecords, rooms: RoomService, history) -> None:  # noqa: ANN001
         self.state = state
@@ -90,8 +92,9 @@ class CallDesk:
             card = ProductCard.of(product)
             async with self.records.unit():
                 await self.records.save_call(record)
-                await self.records.hook(shop, "consult.product_shown", call_id,
-                                        {"agent": agent_id, **card.model_dump()})
+                await self.records.hook(
+                    shop, "consult.product_shown", call_id, {"agent": agent_id, **card.model_dump()}
+                )
             await self.records.to_ticket(shop_id, call_id, ProductPush(card=card))
             await self.records.to_agent(shop_id, agent_id, ProductPush(card=card))
 
@@ -131,9 +134,18 @@ class CallDesk:
             record.talk_ms = now - (record.answered_ms or now)
             async with self.records.unit():
                 await self.records.finish(record)
-                await self.records.hook(shop, "consult.ended", call_id, {
-                    "agent": record.agent, "ended_by": ended_by, "wait_ms": record.wait_ms,
-                    "talk_ms": record.talk_ms, "products_shown": [p.sku for p in record.products_shown]})
+                await self.records.hook(
+                    shop,
+                    "consult.ended",
+                    call_id,
+                    {
+                        "agent": record.agent,
+                        "ended_by": ended_by,
+                        "wait_ms": record.wait_ms,
+                        "talk_ms": record.talk_ms,
+                        "products_shown": [p.sku for p in record.products_shown],
+                    },
+                )
             presence = await self.records.agent_presence(shop_id, ticket.agent or "")
             presence.status = AgentStatus.WRAP_UP if presence.consoles else AgentStatus.OFFLINE
             presence.ticket = call_id if presence.consoles else None
@@ -142,8 +154,9 @@ class CallDesk:
             ended = CallEnded(call=call_id, ended_by=ended_by, talk_ms=record.talk_ms)
             await self.records.to_ticket(shop_id, call_id, ended)
             await self.records.to_agent(shop_id, presence.agent, ended)
-            await self.records.to_agent(shop_id, presence.agent, StatusPush(status=presence.status,
-                                                                            ticket=presence.ticket))
+            await self.records.to_agent(
+                shop_id, presence.agent, StatusPush(status=presence.status, ticket=presence.ticket)
+            )
             await self._push_history(shop_id, presence.agent)
             await self.records.publish_queue(shop_id, await self.state.records.shops.list_agents(shop_id))
         if record.room:
@@ -160,32 +173,53 @@ class CallDesk:
             shop = await require_shop(self.state.records.shops, shop_id)
             async with self.records.unit():
                 await self.records.save_call(record)
-                await self.records.hook(shop, "consult.rating", call_id, {"stars": stars, "comment": record.comment,
-                                                                          "agent": record.agent})
+                await self.records.hook(
+                    shop, "consult.rating", call_id, {"stars": stars, "comment": record.comment, "agent": record.agent}
+                )
             await self.records.to_ticket(shop_id, call_id, Rated(call=call_id, stars=stars))
             if record.agent:
                 await self._push_history(shop_id, record.agent)
 
     # -- when nobody can answer -------------------------------------------------------------------
 
-    async def leave_request(self, shop_id: str, reply_to: str, context: ShopperContext, *, kind: RequestKind,
-                            name: str, contact: str, text: str | None, slot_utc_ms: int | None = None) -> None:
+    async def leave_request(
+        self,
+        shop_id: str,
+        reply_to: str,
+        context: ShopperContext,
+        *,
+        kind: RequestKind,
+        name: str,
+        contact: str,
+        text: str | None,
+        slot_utc_ms: int | None = None,
+    ) -> None:
         """Store a message or a callback booking; ``reply_to`` is the socket's ticket channel."""
         async with self.records.locked(shop_id):
             shop = await require_shop(self.state.records.shops, shop_id)
             if kind == RequestKind.CALLBACK:
                 if slot_utc_ms not in await self.records.offered_slots(shop):
-                    raise VitrineError(ErrorCode.INVALID_MESSAGE,
-                                       "slot_utc_ms: not an offered slot (taken, past, or outside opening hours)")
-            request = ContactRequest(id=new_request_id(), shop=shop_id, kind=kind, context=context, name=name,
-                                     contact=contact, text=clean_text(text) if text and text.strip() else None,
-                                     slot_utc_ms=slot_utc_ms)
+                    raise VitrineError(
+                        ErrorCode.INVALID_MESSAGE,
+                        "slot_utc_ms: not an offered slot (taken, past, or outside opening hours)",
+                    )
+            request = ContactRequest(
+                id=new_request_id(),
+                shop=shop_id,
+                kind=kind,
+                context=context,
+                name=name,
+                contact=contact,
+                text=clean_text(text) if text and text.strip() else None,
+                slot_utc_ms=slot_utc_ms,
+            )
             async with self.records.unit():  # the request and its event, before the shopper hears "saved"
                 await self.records.save_request(request)
                 await self.records.hook(shop, "consult.request_created", request.id, request.model_dump(mode="json"))
             await self.records.to_ticket(shop_id, reply_to, RequestSaved(request=request))
-            await self.records.to_agents(shop_id, RequestsPush(
-                requests=await self.records.requests(shop_id, 100, open_only=True)))
+            await self.records.to_agents(
+                shop_id, RequestsPush(requests=await self.records.requests(shop_id, 100, open_only=True))
+            )
 
     async def resolve_request(self, shop_id: str, agent_id: str, request_id: str) -> None:
         async with self.records.locked(shop_id):
@@ -195,5 +229,6 @@ class CallDesk:
             if request.resolved_ms is None:
                 request.resolved_by, request.resolved_ms = agent_id, now_ms()
                 await self.records.save_request(request)
-            await self.records.to_agents(shop_id, RequestsPush(
-                requests=await self.records.requests(shop_id, 100, open_only=True)))
+            await self.records.to_agents(
+                shop_id, RequestsPush(requests=await self.records.requests(shop_id, 100, open_only=True))
+            )

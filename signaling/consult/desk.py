@@ -12,22 +12,8 @@ import logging
 from datetime import UTC, datetime
 
 from signaling.consult.hub import ConsultHub
-from signaling.consult.records import DeskRecords, WebhookSink, agent_views, close_if_open, utc_ms
-from signaling.metrics import METRICS
-from signaling.rooms import RoomService
-from signaling.state import State
-from vitrine.auth import mint_token
-from vitrine.config import Settings
-from vitrine.consult.models import (
-    AgentStatus,
-    CallOutcome,
-    CallRecord,
-    Presence,
-    ShopperContext,
-    Ticket,
-    TicketState,
-)
-from vitrine.consult.protocol import (
+from signaling.consult.models import CallOutcome, CallRecord, ShopperContext, Ticket, TicketState
+from signaling.consult.protocol import (
     CallEnded,
     CallSetup,
     CallStarted,
@@ -42,13 +28,20 @@ from vitrine.consult.protocol import (
     TicketIssued,
     Welcome,
 )
-from vitrine.consult.routing import accepting, is_free, pick_agent
-from vitrine.consult.tokens import mint_desk_token
-from vitrine.errors import ErrorCode, VitrineError
-from vitrine.models import Role, Room, RoomKind, now_ms
-from vitrine.records.shops import require_shop
-from vitrine.shops import Agent, Shop, check_product, is_open, next_opening
-from vitrine.tasks import TaskSet
+from signaling.consult.records import DeskRecords, WebhookSink, agent_views, close_if_open, utc_ms
+from signaling.consult.routing import accepting, is_free, pick_agent
+from signaling.metrics import METRICS
+from signaling.rooms import RoomService
+from signaling.state import State
+from vitrine.core.auth import mint_token
+from vitrine.core.config import Settings
+from vitrine.core.desk_tokens import mint_desk_token
+from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.models import Role, Room, RoomKind, now_ms
+from vitrine.core.records.shops import require_shop
+from vitrine.core.shops import Agent, Shop, check_product, is_open, next_opening
+from vitrine.core.state.presence import AgentStatus, Presence
+from vitrine.core.tasks import TaskSet
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +51,9 @@ HISTORY_LIMIT = 30
 
 
 class ConsultDesk:
-    def __init__(self, settings: Settings, state: State, rooms: RoomService, hub: ConsultHub,
-                 webhooks: WebhookSink) -> None:
+    def __init__(
+        self, settings: Settings, state: State, rooms: RoomService, hub: ConsultHub, webhooks: WebhookSink
+    ) -> None:
         self.settings = settings
         self.state = state
         self.rooms = rooms
@@ -82,23 +76,33 @@ class ConsultDesk:
         now = datetime.now(UTC)
         open_now = is_open(shop, now)
         opening = next_opening(shop, now)
-        return ShopStatus(shop=shop.id, name=shop.name, open=open_now, agents_available=staffing.free,
-                          accepting=open_now and accepting(agents, presence),
-                          queue_length=len(queue), languages=shop.languages,
-                          wait_s=staffing.wait_s(len(queue) + 1) if open_now else None,
-                          next_opening_utc_ms=utc_ms(opening) if opening else None)
+        return ShopStatus(
+            shop=shop.id,
+            name=shop.name,
+            open=open_now,
+            agents_available=staffing.free,
+            accepting=open_now and accepting(agents, presence),
+            queue_length=len(queue),
+            languages=shop.languages,
+            wait_s=staffing.wait_s(len(queue) + 1) if open_now else None,
+            next_opening_utc_ms=utc_ms(opening) if opening else None,
+        )
 
     # -- shoppers -------------------------------------------------------------------------------
 
-    async def enter(self, shop_id: str, ticket_id: str, context: ShopperContext,
-                    intent: str = "call") -> Ticket | None:
+    async def enter(self, shop_id: str, ticket_id: str, context: ShopperContext, intent: str = "call") -> Ticket | None:
         """Queue a shopper whose socket already listens on ``ticket_id``; or tell them why not (None)."""
         async with self.records.locked(shop_id):
             shop, agents = await self._shop(shop_id)
             now = datetime.now(UTC)
             presence = await self.records.presence(shop_id)
-            why = "closed" if not is_open(shop, now) else "message" if intent == "message" else (
-                None if accepting(agents, presence) else "no_answer")
+            why = (
+                "closed"
+                if not is_open(shop, now)
+                else "message"
+                if intent == "message"
+                else (None if accepting(agents, presence) else "no_answer")
+            )
             if why is not None:
                 await self.records.to_ticket(shop_id, ticket_id, await self.records.unavailable(why, shop))
                 return None
@@ -109,12 +113,16 @@ class ConsultDesk:
             async with self.records.unit():
                 await self.records.save_ticket(ticket)
                 await self.records.hook(shop, "consult.queued", ticket.id, {"context": context.model_dump()})
-            token = mint_desk_token(self.settings, shop=shop_id, subject=ticket.id, role="shopper",
-                                    ttl_s=TICKET_TOKEN_TTL_S)
+            token = mint_desk_token(
+                self.settings, shop=shop_id, subject=ticket.id, role="shopper", ttl_s=TICKET_TOKEN_TTL_S
+            )
             waiting = sum(1 for t in tickets if t.state != TicketState.IN_CALL) + 1
             staffing = await self.records.staffing(shop_id, agents, presence)
-            await self.records.to_ticket(shop_id, ticket.id, TicketIssued(
-                ticket=ticket.id, token=token, position=waiting, wait_s=staffing.wait_s(waiting)))
+            await self.records.to_ticket(
+                shop_id,
+                ticket.id,
+                TicketIssued(ticket=ticket.id, token=token, position=waiting, wait_s=staffing.wait_s(waiting)),
+            )
             await self._dispatch(shop, agents)
             await self.records.publish_queue(shop_id, agents)
             return ticket
@@ -126,8 +134,11 @@ class ConsultDesk:
             if ticket is None:
                 record = await self.records.call(shop_id, ticket_id)
                 if record is not None and record.ended_ms is not None:
-                    await self.records.to_ticket(shop_id, ticket_id, CallEnded(
-                        call=record.id, ended_by=record.ended_by or "agent", talk_ms=record.talk_ms or 0))
+                    await self.records.to_ticket(
+                        shop_id,
+                        ticket_id,
+                        CallEnded(call=record.id, ended_by=record.ended_by or "agent", talk_ms=record.talk_ms or 0),
+                    )
                     return None
                 raise VitrineError(ErrorCode.TICKET_NOT_FOUND, "this queue ticket has expired; please start again")
             ticket.connected, ticket.disconnected_ms = True, None
@@ -135,8 +146,11 @@ class ConsultDesk:
             shop, agents = await self._shop(shop_id)
             if ticket.state == TicketState.IN_CALL and ticket.agent and ticket.room:
                 agent = next((a for a in agents if a.id == ticket.agent), None)
-                await self.records.to_ticket(shop_id, ticket.id, CallStarted(setup=self._shopper_setup(
-                    shop, ticket, agent.display_name if agent else None)))
+                await self.records.to_ticket(
+                    shop_id,
+                    ticket.id,
+                    CallStarted(setup=self._shopper_setup(shop, ticket, agent.display_name if agent else None)),
+                )
             else:
                 await self.records.publish_queue(shop_id, agents)
             return ticket
@@ -178,8 +192,11 @@ class ConsultDesk:
             for _ in range(consoles):
                 await self.agent_online(shop_id, agent_id)
             async with self.records.locked(shop_id):
-                calls = [t for t in await self.records.tickets(shop_id)
-                         if t.agent == agent_id and t.state == TicketState.IN_CALL]
+                calls = [
+                    t
+                    for t in await self.records.tickets(shop_id)
+                    if t.agent == agent_id and t.state == TicketState.IN_CALL
+                ]
                 if calls:
                     presence = await self.records.agent_presence(shop_id, agent_id)
                     presence.status, presence.ticket = AgentStatus.BUSY, calls[0].id
@@ -207,16 +224,21 @@ class ConsultDesk:
                     continue
                 catalog.append(ProductCard.of(product))
             everyone = await self.records.presence(shop_id)
-            await self.records.to_agent(shop_id, agent_id, Welcome(
-                agent=agent_views([agent], everyone)[0], shop=await self.status(shop_id), catalog=catalog))
-            await self.records.to_agent(shop_id, agent_id, RequestsPush(
-                requests=await self.records.requests(shop_id, 100, open_only=True)))
+            await self.records.to_agent(
+                shop_id,
+                agent_id,
+                Welcome(agent=agent_views([agent], everyone)[0], shop=await self.status(shop_id), catalog=catalog),
+            )
+            await self.records.to_agent(
+                shop_id, agent_id, RequestsPush(requests=await self.records.requests(shop_id, 100, open_only=True))
+            )
             await self.push_history(shop_id, agent_id)
             await self.records.to_agent(shop_id, agent_id, StatusPush(status=presence.status, ticket=presence.ticket))
             ticket = await self.records.ticket(shop_id, presence.ticket) if presence.ticket else None
             if ticket is not None and ticket.state == TicketState.IN_CALL:
-                await self.records.to_agent(shop_id, agent_id, CallStarted(
-                    setup=self._agent_setup(shop, ticket, agent), context=ticket.context))
+                await self.records.to_agent(
+                    shop_id, agent_id, CallStarted(setup=self._agent_setup(shop, ticket, agent), context=ticket.context)
+                )
             elif ticket is not None and ticket.state == TicketState.RINGING:
                 await self.records.to_agent(shop_id, agent_id, self._ring(shop, ticket, agent))
             await self.records.publish_queue(shop_id, agents)
@@ -269,27 +291,44 @@ class ConsultDesk:
             now = now_ms()
             room = await self.state.rooms.get_room(ticket.room) if ticket.room else None
             if room is None:  # rung before the room was made at ring time, or closed meanwhile
-                room = await self.rooms.create_room(Room(name=f"consult-{ticket.id[3:]}-a", kind=RoomKind.CONSULT,
-                                                         shop=shop_id, max_participants=2))
+                room = await self.rooms.create_room(
+                    Room(name=f"consult-{ticket.id[3:]}-a", kind=RoomKind.CONSULT, shop=shop_id, max_participants=2)
+                )
             ticket.state, ticket.agent, ticket.room, ticket.answered_ms = TicketState.IN_CALL, agent_id, room.name, now
             ticket.ringing_agent = ticket.ring_deadline_ms = None
             async with self.records.unit():
                 await self.records.save_ticket(ticket)
-                await self.records.save_call(CallRecord(
-                    id=ticket.id, shop=shop_id, context=ticket.context, outcome=CallOutcome.ANSWERED, agent=agent_id,
-                    room=room.name, queued_ms=ticket.entered_ms, answered_ms=now, wait_ms=now - ticket.entered_ms))
-                await self.records.hook(shop, "consult.answered", ticket.id,
-                                        {"agent": agent_id, "wait_ms": now - ticket.entered_ms, "room": room.name})
+                await self.records.save_call(
+                    CallRecord(
+                        id=ticket.id,
+                        shop=shop_id,
+                        context=ticket.context,
+                        outcome=CallOutcome.ANSWERED,
+                        agent=agent_id,
+                        room=room.name,
+                        queued_ms=ticket.entered_ms,
+                        answered_ms=now,
+                        wait_ms=now - ticket.entered_ms,
+                    )
+                )
+                await self.records.hook(
+                    shop,
+                    "consult.answered",
+                    ticket.id,
+                    {"agent": agent_id, "wait_ms": now - ticket.entered_ms, "room": room.name},
+                )
             presence = await self.records.agent_presence(shop_id, agent_id)
             presence.status, presence.ticket = AgentStatus.BUSY, ticket.id
             await self.records.save_presence(shop_id, presence)
             METRICS.consult_wait.observe((now - ticket.entered_ms) / 1000)
             METRICS.consult_calls.labels(outcome=CallOutcome.ANSWERED.value).inc()
             await self.records.to_agent(shop_id, agent_id, StatusPush(status=AgentStatus.BUSY, ticket=ticket.id))
-            await self.records.to_agent(shop_id, agent_id, CallStarted(
-                setup=self._agent_setup(shop, ticket, agent), context=ticket.context))
-            await self.records.to_ticket(shop_id, ticket.id, CallStarted(
-                setup=self._shopper_setup(shop, ticket, agent.display_name)))
+            await self.records.to_agent(
+                shop_id, agent_id, CallStarted(setup=self._agent_setup(shop, ticket, agent), context=ticket.context)
+            )
+            await self.records.to_ticket(
+                shop_id, ticket.id, CallStarted(setup=self._shopper_setup(shop, ticket, agent.display_name))
+            )
             await self.records.publish_queue(shop_id, agents)
 
     async def decline(self, shop_id: str, agent_id: str, ticket_id: str) -> None:
@@ -341,8 +380,12 @@ class ConsultDesk:
             timeout_ms = int(self.settings.consult_ring_timeout_s * 1000)
             # The call's room exists from the ring: the console joins it (alone) while it rings, so an
             # accept finds the agent's media up, and the shopper's first frame waits only for their own.
-            room = Room(name=f"consult-{ticket.id[3:]}-{len(ticket.passed_by) + 1}", kind=RoomKind.CONSULT,
-                        shop=shop.id, max_participants=2)
+            room = Room(
+                name=f"consult-{ticket.id[3:]}-{len(ticket.passed_by) + 1}",
+                kind=RoomKind.CONSULT,
+                shop=shop.id,
+                max_participants=2,
+            )
             await self.rooms.create_room(room)
             ticket.state, ticket.ringing_agent, ticket.room = TicketState.RINGING, agent.id, room.name
             ticket.ring_deadline_ms = now_ms() + timeout_ms
@@ -355,9 +398,13 @@ class ConsultDesk:
 
     def _ring(self, shop: Shop, ticket: Ticket, agent: Agent) -> Ring:
         now = now_ms()
-        return Ring(ticket=ticket.id, context=ticket.context, waited_ms=now - ticket.entered_ms,
-                    timeout_ms=max(0, (ticket.ring_deadline_ms or now) - now),
-                    setup=self._agent_setup(shop, ticket, agent) if ticket.room else None)
+        return Ring(
+            ticket=ticket.id,
+            context=ticket.context,
+            waited_ms=now - ticket.entered_ms,
+            timeout_ms=max(0, (ticket.ring_deadline_ms or now) - now),
+            setup=self._agent_setup(shop, ticket, agent) if ticket.room else None,
+        )
 
     async def _pass(self, shop_id: str, ticket: Ticket, presence: Presence, reason: RingEnd) -> None:
         """The ringing agent did not take ``ticket``: back to waiting, never rung to them again."""
@@ -383,24 +430,56 @@ class ConsultDesk:
         now = now_ms()
         kind = "consult.missed" if outcome == CallOutcome.MISSED else "consult.abandoned"
         async with self.records.unit():
-            await self.records.finish(CallRecord(id=ticket.id, shop=shop.id, context=ticket.context, outcome=outcome,
-                                                 queued_ms=ticket.entered_ms, wait_ms=now - ticket.entered_ms))
+            await self.records.finish(
+                CallRecord(
+                    id=ticket.id,
+                    shop=shop.id,
+                    context=ticket.context,
+                    outcome=outcome,
+                    queued_ms=ticket.entered_ms,
+                    wait_ms=now - ticket.entered_ms,
+                )
+            )
             await self.records.hook(shop, kind, ticket.id, {"wait_ms": now - ticket.entered_ms})
         METRICS.consult_calls.labels(outcome=outcome.value).inc()
 
     # -- call setup ----------------------------------------------------------------------------------
 
     def _shopper_setup(self, shop: Shop, ticket: Ticket, agent_name: str | None) -> CallSetup:
-        token = mint_token(self.settings, room=ticket.room or "", identity=f"shopper-{ticket.id[3:]}",
-                           role=Role.CUSTOMER, ttl_s=CALL_TOKEN_TTL_S, name=ticket.context.name, shop=shop.id)
-        return CallSetup(call=ticket.id, room=ticket.room or "", token=token, peer_name=agent_name,
-                         audio_only=ticket.context.audio_only)
+        token = mint_token(
+            self.settings,
+            room=ticket.room or "",
+            identity=f"shopper-{ticket.id[3:]}",
+            role=Role.CUSTOMER,
+            ttl_s=CALL_TOKEN_TTL_S,
+            name=ticket.context.name,
+            shop=shop.id,
+        )
+        return CallSetup(
+            call=ticket.id,
+            room=ticket.room or "",
+            token=token,
+            peer_name=agent_name,
+            audio_only=ticket.context.audio_only,
+        )
 
     def _agent_setup(self, shop: Shop, ticket: Ticket, agent: Agent) -> CallSetup:
-        token = mint_token(self.settings, room=ticket.room or "", identity=f"agent-{agent.id}", role=Role.AGENT,
-                           ttl_s=CALL_TOKEN_TTL_S, name=agent.display_name, shop=shop.id)
-        return CallSetup(call=ticket.id, room=ticket.room or "", token=token, peer_name=ticket.context.name,
-                         audio_only=ticket.context.audio_only)
+        token = mint_token(
+            self.settings,
+            room=ticket.room or "",
+            identity=f"agent-{agent.id}",
+            role=Role.AGENT,
+            ttl_s=CALL_TOKEN_TTL_S,
+            name=agent.display_name,
+            shop=shop.id,
+        )
+        return CallSetup(
+            call=ticket.id,
+            room=ticket.room or "",
+            token=token,
+            peer_name=ticket.context.name,
+            audio_only=ticket.context.audio_only,
+        )
 
     # -- clocks ----------------------------------------------------------------------------------------
 
@@ -447,8 +526,9 @@ class ConsultDesk:
                     await self._pass(shop_id, ticket, presence, RingEnd.TIMEOUT)
                     presence.status, presence.away_reason = AgentStatus.AWAY, "missed a call"
                     await self.records.save_presence(shop_id, presence)
-                    await self.records.to_agent(shop_id, presence.agent,
-                                                StatusPush(status=AgentStatus.AWAY, reason="missed a call"))
+                    await self.records.to_agent(
+                        shop_id, presence.agent, StatusPush(status=AgentStatus.AWAY, reason="missed a call")
+                    )
                     changed = True
                 if now - ticket.entered_ms >= shop.max_wait_s * 1000:
                     await self._close_ticket(shop, ticket, CallOutcome.MISSED)

@@ -12,17 +12,17 @@ import logging
 from enum import StrEnum
 from typing import Protocol
 
-from vitrine.models import Strict
-from vitrine.state import keys
-from vitrine.state.bus import EventBus, Subscription
+from vitrine.core.models import Strict
+from vitrine.core.state import keys
+from vitrine.core.state.bus import EventBus, Subscription
 
 logger = logging.getLogger(__name__)
 
 
 class Audience(StrEnum):
-    AGENTS = "agents"   # every console of the shop
-    AGENT = "agent"     # every console of one agent
-    TICKET = "ticket"   # the shopper holding one ticket
+    AGENTS = "agents"  # every console of the shop
+    AGENT = "agent"  # every console of one agent
+    TICKET = "ticket"  # the shopper holding one ticket
 
 
 class DeskPush(Strict):
@@ -73,8 +73,12 @@ class ConsultHub:
 
     def local_consoles(self) -> list[tuple[str, str, int]]:
         """(shop, agent, open consoles) for every agent with a console on this node."""
-        return [(shop, agent, len(consoles)) for shop, agents in self._agents.items()
-                for agent, consoles in agents.items() if consoles]
+        return [
+            (shop, agent, len(consoles))
+            for shop, agents in self._agents.items()
+            for agent, consoles in agents.items()
+            if consoles
+        ]
 
     def local_shops(self) -> list[str]:
         return list(self._subscriptions)

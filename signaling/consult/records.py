@@ -1,9 +1,9 @@
 """Typed, locked access to one shop's desk records, and the pushes every change sends.
 
 Every change to a shop's desk happens inside ``locked(shop)``: an in-process lock, then the
-shop's desk lock (``vitrine.state.locks``, a Redis lock in scaled mode), so two nodes never
+shop's desk lock (``vitrine.core.state.locks``, a Redis lock in scaled mode), so two nodes never
 interleave a read-modify-write and webhooks leave in the order things happened. Tickets, calls and
-requests are records (``vitrine.records.consult``); presence is coordination.
+requests are records (``signaling.consult.store``); presence is coordination.
 """
 
 from __future__ import annotations
@@ -16,26 +16,19 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from signaling.consult.hub import Audience, ConsultHub, DeskPush
+from signaling.consult.models import CallOutcome, CallRecord, ContactRequest, RequestKind, Ticket, TicketState
+from signaling.consult.protocol import AgentView, PositionPush, QueueEntryView, QueuePush, Unavailable
+from signaling.consult.routing import ONLINE, callback_slots, estimate_wait_s, is_free, typical_talk_s
+from signaling.consult.store import ConsultStore
 from signaling.rooms import RoomService
 from signaling.state import State
-from vitrine.consult.models import (
-    CallOutcome,
-    CallRecord,
-    ContactRequest,
-    Presence,
-    RequestKind,
-    Ticket,
-    TicketState,
-)
-from vitrine.consult.protocol import AgentView, PositionPush, QueueEntryView, QueuePush, Unavailable
-from vitrine.consult.routing import ONLINE, callback_slots, estimate_wait_s, is_free, typical_talk_s
-from vitrine.errors import ErrorCode, VitrineError
-from vitrine.models import Strict, now_ms
-from vitrine.protocol import encode
-from vitrine.records.consult import ConsultStore
-from vitrine.shops import Agent, Shop, next_opening
-from vitrine.state.locks import NamedLocks
-from vitrine.webhooks import WebhookType
+from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.models import Strict, now_ms
+from vitrine.core.shops import Agent, Shop, next_opening
+from vitrine.core.state.locks import NamedLocks
+from vitrine.core.state.presence import Presence
+from vitrine.core.webhooks import WebhookType
+from vitrine.core.wire.rtc import encode
 
 QUEUE_VIEW_LIMIT = 50
 TALK_TIME_TTL_S = 5.0
@@ -122,15 +115,21 @@ class DeskRecords:
     async def offered_slots(self, shop: Shop) -> list[int]:
         """Callback slots (UTC ms) with room left: each takes as many bookings as the shop has agents."""
         capacity = max(1, len(await self.state.records.shops.list_agents(shop.id)))
-        taken = Counter(r.slot_utc_ms for r in await self.requests(shop.id, OPEN_CALLBACKS_READ, open_only=True)
-                        if r.kind == RequestKind.CALLBACK)
+        taken = Counter(
+            r.slot_utc_ms
+            for r in await self.requests(shop.id, OPEN_CALLBACKS_READ, open_only=True)
+            if r.kind == RequestKind.CALLBACK
+        )
         slots = [utc_ms(slot) for slot in callback_slots(shop, datetime.now(UTC))]
         return [slot for slot in slots if taken[slot] < capacity]
 
     async def unavailable(self, kind: str, shop: Shop) -> Unavailable:
         opening = next_opening(shop, datetime.now(UTC))
-        return Unavailable(type=kind, next_opening_utc_ms=utc_ms(opening) if opening else None,
-                           slots_utc_ms=await self.offered_slots(shop))
+        return Unavailable(
+            type=kind,
+            next_opening_utc_ms=utc_ms(opening) if opening else None,
+            slots_utc_ms=await self.offered_slots(shop),
+        )
 
     # -- pushes ---------------------------------------------------------------------------
 
@@ -153,8 +152,10 @@ class DeskRecords:
         node (and again after a call here ends): every queue change reads it, and it is only an estimate."""
         cached = self._talk_times.get(shop)
         if cached is None or cached[1] < time.monotonic():
-            cached = self._talk_times[shop] = (typical_talk_s(await self.calls(shop, 20)),
-                                               time.monotonic() + TALK_TIME_TTL_S)
+            cached = self._talk_times[shop] = (
+                typical_talk_s(await self.calls(shop, 20)),
+                time.monotonic() + TALK_TIME_TTL_S,
+            )
         return cached[0]
 
     async def publish_queue(self, shop: str, agents: list[Agent]) -> None:
@@ -163,13 +164,20 @@ class DeskRecords:
         presence = await self.presence(shop)
         staffing = await self.staffing(shop, agents, presence)
         now = now_ms()
-        views = [QueueEntryView(ticket=t.id, position=i, context=t.context, waited_ms=now - t.entered_ms,
-                                ringing_agent=t.ringing_agent) for i, t in enumerate(tickets, start=1)]
+        views = [
+            QueueEntryView(
+                ticket=t.id, position=i, context=t.context, waited_ms=now - t.entered_ms, ringing_agent=t.ringing_agent
+            )
+            for i, t in enumerate(tickets, start=1)
+        ]
         queue = QueuePush(entries=views[:QUEUE_VIEW_LIMIT], total=len(views), agents=agent_views(agents, presence))
         pushes = [DeskPush(to=Audience.AGENTS, payload=encode(queue))]
         for view, ticket in zip(views, tickets, strict=True):
-            position = PositionPush(position=view.position, wait_s=staffing.wait_s(view.position),
-                                    ringing=ticket.state == TicketState.RINGING)
+            position = PositionPush(
+                position=view.position,
+                wait_s=staffing.wait_s(view.position),
+                ringing=ticket.state == TicketState.RINGING,
+            )
             pushes.append(DeskPush(to=Audience.TICKET, id=ticket.id, payload=encode(position)))
         await self.hub.send(shop, pushes)  # one publish for the whole queue
 
@@ -199,9 +207,15 @@ def utc_ms(moment: datetime) -> int:
 
 
 def agent_views(agents: list[Agent], presence: dict[str, Presence]) -> list[AgentView]:
-    return [AgentView(id=a.id, display_name=a.display_name, languages=a.languages,
-                      status=presence[a.id].status if a.id in presence else Presence(agent=a.id).status)
-            for a in agents]
+    return [
+        AgentView(
+            id=a.id,
+            display_name=a.display_name,
+            languages=a.languages,
+            status=presence[a.id].status if a.id in presence else Presence(agent=a.id).status,
+        )
+        for a in agents
+    ]
 
 
 def answered(record: CallRecord) -> bool:

@@ -8,7 +8,7 @@ from signaling.consult.hub import ConsultHub
 from signaling.consult.records import WebhookSink
 from signaling.rooms import RoomService
 from signaling.state import State
-from vitrine.config import Settings
+from vitrine.core.config import Settings
 
 
 class ConsultService:

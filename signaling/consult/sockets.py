@@ -17,12 +17,8 @@ from fastapi import WebSocket, WebSocketDisconnect
 
 from signaling.consult.calls import CallDesk
 from signaling.consult.desk import ConsultDesk
-from signaling.frames import CLOSE_NORMAL, Idle, receive_frame
-from signaling.metrics import METRICS
-from signaling.session import origin_allowed
-from vitrine.config import Settings
-from vitrine.consult.models import AgentStatus, RequestKind, ShopperContext, new_ticket_id
-from vitrine.consult.protocol import (
+from signaling.consult.models import RequestKind, ShopperContext, new_ticket_id
+from signaling.consult.protocol import (
     AGENT_TYPES,
     SHOPPER_TYPES,
     AcceptMessage,
@@ -45,12 +41,17 @@ from vitrine.consult.protocol import (
     WrapUpMessage,
     parse_desk_message,
 )
-from vitrine.consult.tokens import verify_desk_token
-from vitrine.errors import ErrorCode, VitrineError
-from vitrine.protocol import ErrorMessage, PingMessage, PongMessage, encode
-from vitrine.records.shops import require_shop
-from vitrine.shops import ShopFields
-from vitrine.text import TokenBucket
+from signaling.frames import CLOSE_NORMAL, Idle, receive_frame
+from signaling.metrics import METRICS
+from signaling.session import origin_allowed
+from vitrine.core.config import Settings
+from vitrine.core.desk_tokens import verify_desk_token
+from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.records.shops import require_shop
+from vitrine.core.shops import ShopFields
+from vitrine.core.state.presence import AgentStatus
+from vitrine.core.text import TokenBucket
+from vitrine.core.wire.rtc import ErrorMessage, PingMessage, PongMessage, encode
 
 logger = logging.getLogger(__name__)
 
@@ -115,8 +116,9 @@ class DeskSession:
     async def _read_loop(self, writer: asyncio.Task[None]) -> None:
         while not writer.done():
             try:
-                raw = await receive_frame(self.ws, writer, self.settings.idle_timeout_s,
-                                          self.settings.max_message_bytes)
+                raw = await receive_frame(
+                    self.ws, writer, self.settings.idle_timeout_s, self.settings.max_message_bytes
+                )
             except Idle:
                 return
             except VitrineError as exc:
@@ -170,7 +172,7 @@ class ShopperSession(DeskSession):
         super().__init__(*args)
         self.shop: str | None = None
         self.ticket: str | None = None  # while queued or in a call
-        self.call: str | None = None    # the last call, for the rating and late add-to-cart
+        self.call: str | None = None  # the last call, for the rating and late add-to-cart
         self.context = ShopperContext()
         self.channel = new_ticket_id()  # where this socket's pushes arrive, before and after a ticket
         self._requests_left = MAX_REQUESTS_PER_SOCKET
@@ -242,12 +244,26 @@ class ShopperSession(DeskSession):
             raise VitrineError(ErrorCode.RATE_LIMITED, "enough requests from this page for now")
         self._requests_left -= 1
         if isinstance(message, LeaveMessageMessage):
-            await self.calls.leave_request(self.shop, self.channel, self.context, kind=RequestKind.MESSAGE,
-                                           name=message.name, contact=message.contact, text=message.text)
+            await self.calls.leave_request(
+                self.shop,
+                self.channel,
+                self.context,
+                kind=RequestKind.MESSAGE,
+                name=message.name,
+                contact=message.contact,
+                text=message.text,
+            )
         else:
-            await self.calls.leave_request(self.shop, self.channel, self.context, kind=RequestKind.CALLBACK,
-                                           name=message.name, contact=message.contact, text=message.text,
-                                           slot_utc_ms=message.slot_utc_ms)
+            await self.calls.leave_request(
+                self.shop,
+                self.channel,
+                self.context,
+                kind=RequestKind.CALLBACK,
+                name=message.name,
+                contact=message.contact,
+                text=message.text,
+                slot_utc_ms=message.slot_utc_ms,
+            )
 
     async def closed(self) -> None:
         if self.shop is None:

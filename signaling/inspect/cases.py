@@ -1,6 +1,6 @@
 """``CaseService``: open an inspection case, issue its one-time link, and redeem the link once.
 
-Cases are records (``vitrine.records.cases``, the ``cases`` table). Redeeming a link is a
+Cases are records (``signaling.inspect.store``, the ``cases`` table). Redeeming a link is a
 read-modify-write of its case (the nonce still current, not used yet, then marked used), done under
 the case's lock on every node, so two phones opening the same link at once get one session and one
 ``link_used``.
@@ -10,20 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from signaling.state import State
-from vitrine.config import Settings
-from vitrine.errors import ErrorCode, VitrineError
-from vitrine.inspect.links import (
+from signaling.inspect.links import (
     LINK_AUDIENCE,
     CaseClaims,
     mint_buyer_token,
     mint_link_token,
     verify_case_token,
 )
-from vitrine.inspect.models import Case, CaseSetup, CaseState, new_link_nonce
-from vitrine.models import now_ms
-from vitrine.records.shops import require_shop
-from vitrine.state.locks import NamedLocks
+from signaling.state import State
+from vitrine.core.config import Settings
+from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.models import now_ms
+from vitrine.core.records.shops import require_shop
+from vitrine.core.state.locks import NamedLocks
+from vitrine.core.wire.inspect import Case, CaseSetup, CaseState, new_link_nonce
 
 
 class CaseService:
@@ -45,8 +45,9 @@ class CaseService:
             raise VitrineError(ErrorCode.CASE_NOT_FOUND, "no such case")
         return case
 
-    async def recent(self, shop_id: str, limit: int | None, *, order_ref: str | None = None,
-                     buyer_ref: str | None = None) -> list[Case]:
+    async def recent(
+        self, shop_id: str, limit: int | None, *, order_ref: str | None = None, buyer_ref: str | None = None
+    ) -> list[Case]:
         await require_shop(self.state.records.shops, shop_id)
         return await self.state.records.cases.recent(shop_id, limit, order_ref=order_ref, buyer_ref=buyer_ref)
 
@@ -56,8 +57,13 @@ class CaseService:
             case = await self.get(shop_id, case_id)
             if case.state == CaseState.CLOSED:
                 raise VitrineError(ErrorCode.PERMISSION_DENIED, "the case is closed")
-            case = case.model_copy(update={"link_nonce": new_link_nonce(), "link_used_at_ms": None,
-                                           "link_expires_at_ms": now_ms() + case.link_ttl_s * 1000})
+            case = case.model_copy(
+                update={
+                    "link_nonce": new_link_nonce(),
+                    "link_used_at_ms": None,
+                    "link_expires_at_ms": now_ms() + case.link_ttl_s * 1000,
+                }
+            )
             await self._save(case)
         return case, mint_link_token(self.settings, case)
 

@@ -24,15 +24,19 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+from signaling.inspect.bundle import build_bundle
 from signaling.inspect.cases import CaseService
 from signaling.inspect.sessions import InspectionService, still_open
+from signaling.inspect.signing import EvidenceSigner
+from signaling.inspect.timeline import exports, timeline
 from signaling.metrics import METRICS
 from signaling.recordings import RecordingFiles
 from signaling.rooms import RoomService
-from vitrine.errors import ErrorCode, VitrineError
-from vitrine.inspect.artifacts import ArtifactStore
-from vitrine.inspect.bundle import build_bundle
-from vitrine.inspect.models import (
+from vitrine.core.artifacts import ArtifactStore
+from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.models import now_ms
+from vitrine.core.records.roomlog import whole_log
+from vitrine.core.wire.inspect import (
     Artifact,
     ArtifactKind,
     Case,
@@ -44,23 +48,21 @@ from vitrine.inspect.models import (
     Verdict,
     inspect_room,
 )
-from vitrine.inspect.protocol import CaseNotice
-from vitrine.inspect.signing import EvidenceSigner
-from vitrine.inspect.timeline import exports, timeline
-from vitrine.models import now_ms
-from vitrine.protocol import LogEntry
-from vitrine.records.roomlog import whole_log
-from vitrine.rpc import RecordCommand, RecordingInfo
+from vitrine.core.wire.inspect_actions import CaseNotice
+from vitrine.core.wire.rpc import RecordCommand, RecordingInfo
+from vitrine.core.wire.rtc import LogEntry
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DAY_MS = 24 * 3600 * 1000
 CONTAINER_TYPES = {"webm": "video/webm", "mp4": "video/mp4", "mkv": "video/x-matroska"}
-EXPORT_SOURCES = {"chat": "Vitrine signaling: the session's ordered room log",
-                  "annotations": "Vitrine signaling: the session's ordered room log",
-                  "notes": "Vitrine signaling: the inspector's case notes",
-                  "timeline": "Vitrine signaling: the case record and the session's ordered room log"}
+EXPORT_SOURCES = {
+    "chat": "Vitrine signaling: the session's ordered room log",
+    "annotations": "Vitrine signaling: the session's ordered room log",
+    "notes": "Vitrine signaling: the inspector's case notes",
+    "timeline": "Vitrine signaling: the case record and the session's ordered room log",
+}
 
 
 class EvidenceService:
@@ -79,8 +81,9 @@ class EvidenceService:
 
     async def add_note(self, case: Case, author: str, text: str) -> Note:
         note = Note(at_ms=now_ms(), author=author, text=text)
-        await self.cases.update(case.shop, case.id, lambda stored: still_open(stored).model_copy(
-            update={"notes": [*stored.notes, note]}))
+        await self.cases.update(
+            case.shop, case.id, lambda stored: still_open(stored).model_copy(update={"notes": [*stored.notes, note]})
+        )
         return note
 
     async def end(self, case: Case, verdict: Verdict, comment: str, by: str) -> Case:
@@ -100,8 +103,11 @@ class EvidenceService:
                 stopped = await self._stop_recording(case)
             pending = await asyncio.to_thread(self._finished_recordings, case, stopped)
             if pending:
-                case = await self.cases.update(case.shop, case.id, lambda stored: still_open(stored).model_copy(
-                    update={"pending_recordings": pending}))
+                case = await self.cases.update(
+                    case.shop,
+                    case.id,
+                    lambda stored: still_open(stored).model_copy(update={"pending_recordings": pending}),
+                )
         for pending in list(case.pending_recordings):  # one at a time: a retry moves only what is left
             recording = await self._store(self._adopt_recording, case, pending)
             case = await self.cases.update(case.shop, case.id, partial(_adopted, pending, recording))
@@ -111,9 +117,14 @@ class EvidenceService:
 
         def close(stored: Case) -> Case:
             still_open(stored)
-            return stored.model_copy(update={"outcome": outcome, "state": CaseState.CLOSED,
-                                             "closed_at_ms": closing.closed_at_ms,
-                                             "artifacts": [*stored.artifacts, *documents]})
+            return stored.model_copy(
+                update={
+                    "outcome": outcome,
+                    "state": CaseState.CLOSED,
+                    "closed_at_ms": closing.closed_at_ms,
+                    "artifacts": [*stored.artifacts, *documents],
+                }
+            )
 
         try:
             case = await self.cases.update(case.shop, case.id, close)
@@ -130,21 +141,25 @@ class EvidenceService:
             return await asyncio.to_thread(write, *args)
         except OSError as exc:
             logger.error("evidence storage failed: %s", exc)
-            raise VitrineError(ErrorCode.STORAGE_UNAVAILABLE,
-                               f"the evidence could not be stored ({exc.strerror or exc}); nothing was lost and the "
-                               "case is still open: end it again once the evidence disk has space") from exc
+            raise VitrineError(
+                ErrorCode.STORAGE_UNAVAILABLE,
+                f"the evidence could not be stored ({exc.strerror or exc}); nothing was lost and the "
+                "case is still open: end it again once the evidence disk has space",
+            ) from exc
 
     async def _stop_recording(self, case: Case) -> RecordingInfo | None:
         """Stop the part the room's worker records now; None if it records none, or finalized none cleanly."""
         record = await self.state.rooms.get_room(inspect_room(case.id))
         if record is None or record.worker_id is None:
             return None
-        reply = await self.rooms.link.call(record.worker_id, RecordCommand(
-            room=record.name, action="stop", recording_id=case.id))
+        reply = await self.rooms.link.call(
+            record.worker_id, RecordCommand(room=record.name, action="stop", recording_id=case.id)
+        )
         info = reply.recording
         if reply.error is not None or info is None or not info.finished or info.error:
-            logger.warning("inspection %s: the current worker stopped no part (%s)", case.id,
-                           reply.message or "no media")
+            logger.warning(
+                "inspection %s: the current worker stopped no part (%s)", case.id, reply.message or "no media"
+            )
             return None
         return info
 
@@ -153,15 +168,24 @@ class EvidenceService:
         returned (their worker closed the room when it restarted, died or lost coordination state, and
         finalized them). The case takes each in like any other."""
         parts = self.recordings.finished(case.id, stopped, case.admitted_at_ms or case.created_at_ms)
-        return [PendingRecording(path=part.path, container=part.container, started_at_ms=part.started_at_ms,
-                                 duration_ms=part.duration_ms) for part in parts]
+        return [
+            PendingRecording(
+                path=part.path, container=part.container, started_at_ms=part.started_at_ms, duration_ms=part.duration_ms
+            )
+            for part in parts
+        ]
 
     def _adopt_recording(self, case: Case, pending: PendingRecording) -> Artifact:
         return self.store.adopt(
-            case.shop, case.id, ArtifactKind.RECORDING, Path(self.settings.recordings_dir) / pending.path,
-            content_type=CONTAINER_TYPES[pending.container], captured_at_ms=pending.started_at_ms,
+            case.shop,
+            case.id,
+            ArtifactKind.RECORDING,
+            Path(self.settings.recordings_dir) / pending.path,
+            content_type=CONTAINER_TYPES[pending.container],
+            captured_at_ms=pending.started_at_ms,
             source="media worker recording of the buyer's camera (remuxed, not transcoded)",
-            duration_ms=pending.duration_ms)
+            duration_ms=pending.duration_ms,
+        )
 
     async def _entries(self, case: Case) -> list[LogEntry]:
         return [entry async for entry in whole_log(self.state.records.roomlog, inspect_room(case.id))]
@@ -170,9 +194,17 @@ class EvidenceService:
         written: list[Artifact] = []
         try:
             for kind, document in exports(case, entries).items():
-                written.append(self.store.write(case.shop, case.id, ArtifactKind(kind),
-                                                json.dumps(document, indent=1).encode(), ext="json",
-                                                content_type="application/json", source=EXPORT_SOURCES[kind]))
+                written.append(
+                    self.store.write(
+                        case.shop,
+                        case.id,
+                        ArtifactKind(kind),
+                        json.dumps(document, indent=1).encode(),
+                        ext="json",
+                        content_type="application/json",
+                        source=EXPORT_SOURCES[kind],
+                    )
+                )
         except BaseException:
             self.store.remove(case.shop, case.id, written)  # all of them or none: a retry writes them again
             raise
@@ -188,8 +220,15 @@ class EvidenceService:
         path = Path(name)
         try:
             with open(handle, "wb") as out:
-                await asyncio.to_thread(build_bundle, out, case, self.store, self.signer,
-                                        shop_name=shop.name if shop else case.shop, timeline=rows)
+                await asyncio.to_thread(
+                    build_bundle,
+                    out,
+                    case,
+                    self.store,
+                    self.signer,
+                    shop_name=shop.name if shop else case.shop,
+                    timeline=rows,
+                )
         except BaseException:
             path.unlink(missing_ok=True)
             raise
@@ -250,8 +289,9 @@ class EvidenceService:
             if not await self.state.records.cases.exists(shop_id, case_id):
                 target = await asyncio.to_thread(self.store.quarantine, shop_id, case_id)
                 METRICS.evidence_quarantined.inc()
-                logger.warning("evidence folder %s/%s has no case record: moved to %s, not deleted",
-                               shop_id, case_id, target)
+                logger.warning(
+                    "evidence folder %s/%s has no case record: moved to %s, not deleted", shop_id, case_id, target
+                )
         await self.recordings.audit()
         return deleted
 
@@ -276,6 +316,9 @@ class EvidenceService:
 
 def _adopted(pending: PendingRecording, recording: Artifact, stored: Case) -> Case:
     """The case with one part of its recording moved in: an artifact now, no longer pending."""
-    return still_open(stored).model_copy(update={
-        "artifacts": [*stored.artifacts, recording],
-        "pending_recordings": [part for part in stored.pending_recordings if part.path != pending.path]})
+    return still_open(stored).model_copy(
+        update={
+            "artifacts": [*stored.artifacts, recording],
+            "pending_recordings": [part for part in stored.pending_recordings if part.path != pending.path],
+        }
+    )

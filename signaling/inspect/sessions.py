@@ -14,16 +14,18 @@ from __future__ import annotations
 import logging
 
 from signaling.inspect.cases import CaseService
-from signaling.rooms import Admission, RoomService
-from vitrine.errors import ErrorCode, VitrineError
-from vitrine.inspect.consent import consent_text
-from vitrine.inspect.links import (
+from signaling.inspect.consent import consent_text
+from signaling.inspect.links import (
     buyer_identity,
     mint_buyer_join_token,
     mint_inspector_join_token,
 )
-from vitrine.inspect.models import Artifact, Case, CaseState, Consent, case_of_room, inspect_room
-from vitrine.inspect.protocol import (
+from signaling.rooms import Admission, RoomService
+from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.models import ParticipantView, Role, Room, RoomKind, now_ms
+from vitrine.core.records.roomlog import INSPECTION_MAX_ENTRIES
+from vitrine.core.wire.inspect import Artifact, Case, CaseState, Consent, case_of_room, inspect_room
+from vitrine.core.wire.inspect_actions import (
     BUYER_ACTIONS,
     INSPECTOR_ACTIONS,
     ArtifactNotice,
@@ -31,10 +33,8 @@ from vitrine.inspect.protocol import (
     InspectBody,
     SnapshotRequest,
 )
-from vitrine.models import ParticipantView, Role, Room, RoomKind, now_ms
-from vitrine.protocol import Knock, LogEntry
-from vitrine.records.roomlog import INSPECTION_MAX_ENTRIES
-from vitrine.rpc import RecordCommand, SnapshotCommand
+from vitrine.core.wire.rpc import RecordCommand, SnapshotCommand
+from vitrine.core.wire.rtc import Knock, LogEntry
 
 logger = logging.getLogger(__name__)
 
@@ -109,8 +109,11 @@ class InspectionService:
         room, participant = admission.room, admission.participant
         if room.kind != RoomKind.INSPECTION:
             raise VitrineError(ErrorCode.INVALID_MESSAGE, "inspect: only in an inspection")
-        allowed = INSPECTOR_ACTIONS if participant.grants.room_admin else (
-            BUYER_ACTIONS if participant.role == Role.BUYER else frozenset())
+        allowed = (
+            INSPECTOR_ACTIONS
+            if participant.grants.room_admin
+            else (BUYER_ACTIONS if participant.role == Role.BUYER else frozenset())
+        )
         if body.action not in allowed:
             raise VitrineError(ErrorCode.PERMISSION_DENIED, f"inspect: {body.action} is not yours to send")
         await self.log(room.name, body, ParticipantView.of(participant))
@@ -122,8 +125,9 @@ class InspectionService:
         worker = (await self.rooms.get_room(room.name)).worker_id
         if case_id is None or worker is None:
             raise VitrineError(ErrorCode.NO_MEDIA_WORKER, "the session has no media worker")
-        reply = (await self.rooms.link.call(worker, SnapshotCommand(
-            room=room.name, identity=buyer_identity(case_id)))).raise_for_error()
+        reply = (
+            await self.rooms.link.call(worker, SnapshotCommand(room=room.name, identity=buyer_identity(case_id)))
+        ).raise_for_error()
         if reply.artifact is not None:
             await self.add_artifact(room.name, reply.artifact.model_copy(update={"request": request.request}))
 
@@ -138,8 +142,11 @@ class InspectionService:
         case = await self.state.records.cases.find(case_id) if case_id else None
         if case is None:
             raise VitrineError(ErrorCode.CASE_NOT_FOUND, "this inspection's case no longer exists")
-        await self.cases.update(case.shop, case.id, lambda stored: still_open(stored).model_copy(
-            update={"artifacts": [*stored.artifacts, artifact]}))
+        await self.cases.update(
+            case.shop,
+            case.id,
+            lambda stored: still_open(stored).model_copy(update={"artifacts": [*stored.artifacts, artifact]}),
+        )
         await self.log(room_name, ArtifactNotice(action="artifact", artifact=artifact))
 
     async def knock_settled(self, admission: Admission, knock: Knock, admitted: bool) -> None:
@@ -151,10 +158,16 @@ class InspectionService:
         if knock.participant.role != Role.BUYER:
             return
         if admitted:  # recorded before the timeline says so: later joins of the buyer need no knock
-            await self.cases.update(room.shop, case_id, lambda case: case if case.admitted_at_ms else case.model_copy(
-                update={"admitted_at_ms": now_ms()}))
-        await self.log(room.name, CaseNotice(action="case", event="admitted" if admitted else "denied"),
-                        ParticipantView.of(admission.participant))
+            await self.cases.update(
+                room.shop,
+                case_id,
+                lambda case: case if case.admitted_at_ms else case.model_copy(update={"admitted_at_ms": now_ms()}),
+            )
+        await self.log(
+            room.name,
+            CaseNotice(action="case", event="admitted" if admitted else "denied"),
+            ParticipantView.of(admission.participant),
+        )
         if not admitted:
             return
         if await self._record(room.name, admission.worker_id, case_id):
@@ -176,15 +189,19 @@ class InspectionService:
 
     async def _record(self, room: str, worker_id: str, case_id: str) -> bool:
         """Record the case's buyer, and only the buyer, on the room's worker; whether it does."""
-        reply = await self.rooms.link.call(worker_id, RecordCommand(
-            room=room, action="start", recording_id=case_id, identity=buyer_identity(case_id)))
+        reply = await self.rooms.link.call(
+            worker_id, RecordCommand(room=room, action="start", recording_id=case_id, identity=buyer_identity(case_id))
+        )
         if reply.error is not None:
             logger.warning("inspection %s is not recorded: %s", case_id, reply.message)
         return reply.error is None
 
     async def log(self, room: str, body: InspectBody, participant: ParticipantView | None = None) -> LogEntry:
-        return await self.rooms.append_log(room, LogEntry(
-            seq=0, kind="inspect", participant=participant, at_ms=now_ms(), inspect=body), keep=INSPECTION_MAX_ENTRIES)
+        return await self.rooms.append_log(
+            room,
+            LogEntry(seq=0, kind="inspect", participant=participant, at_ms=now_ms(), inspect=body),
+            keep=INSPECTION_MAX_ENTRIES,
+        )
 
 
 def case_room(case: Case) -> Room:

@@ -19,8 +19,13 @@ from collections.abc import Awaitable, Callable
 from signaling.hub import SessionHub
 from signaling.rooms import Admission, RoomService
 from signaling.state import State
-from vitrine.errors import ErrorCode, VitrineError
-from vitrine.live.models import (
+from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.models import ParticipantView, Role, now_ms
+from vitrine.core.records.roomlog import SHOW_MAX_ENTRIES
+from vitrine.core.shops import ProductCard, url_allowed
+from vitrine.core.state.locks import NamedLocks
+from vitrine.core.tasks import TaskSet
+from vitrine.core.wire.live import (
     MAX_PINNED,
     ClickMessage,
     Deal,
@@ -37,12 +42,7 @@ from vitrine.live.models import (
     Reaction,
     Show,
 )
-from vitrine.models import ParticipantView, Role, now_ms
-from vitrine.protocol import LogEntry
-from vitrine.records.roomlog import SHOW_MAX_ENTRIES
-from vitrine.shops import ProductCard, url_allowed
-from vitrine.state.locks import NamedLocks
-from vitrine.tasks import TaskSet
+from vitrine.core.wire.rtc import LogEntry
 
 logger = logging.getLogger(__name__)
 
@@ -117,9 +117,13 @@ class LiveActions:
             if muted_ms > 0:
                 raise VitrineError(ErrorCode.MUTED, f"you are muted for {muted_ms // 1000 + 1} more seconds")
             state = await self.state.records.shows.get_state(room)
-            if state is not None and state.slow_mode_s and await self.state.locks.acquire(
-                    f"slow:{room}:{identity}", state.slow_mode_s * 1000) is None:
+            if (
+                state is not None
+                and state.slow_mode_s
+                and await self.state.locks.acquire(f"slow:{room}:{identity}", state.slow_mode_s * 1000) is None
+            ):
                 raise VitrineError(ErrorCode.RATE_LIMITED, f"slow mode: one message every {state.slow_mode_s} s")
+
         async def counted(_: LogEntry) -> None:  # before the echo: a crash after it must not lose the count
             await self.state.records.shows.count(room, "messages")
 
@@ -135,8 +139,12 @@ class LiveActions:
             await self.state.records.shows.count(room, f"click:{message.sku}")
             return
         state = await self.state.records.shows.get_state(room)
-        if state is not None and state.deal is not None and state.deal.card.sku == message.sku \
-                and state.deal.stock is not None:
+        if (
+            state is not None
+            and state.deal is not None
+            and state.deal.card.sku == message.sku
+            and state.deal.stock is not None
+        ):
             await self._take_deal_stock(admission)
 
     async def _take_deal_stock(self, admission: Admission) -> None:
@@ -151,17 +159,34 @@ class LiveActions:
                 state.deal = None
                 state.sold_out = sorted({*state.sold_out, deal.card.sku})
             await self.state.records.shows.put_state(room, state)
-        await self.announce(room, LogEntry(seq=0, kind="deal", at_ms=now_ms(),
-                                           deal=DealChange(action="update" if deal.stock else "end", deal=deal)))
+        await self.announce(
+            room,
+            LogEntry(
+                seq=0, kind="deal", at_ms=now_ms(), deal=DealChange(action="update" if deal.stock else "end", deal=deal)
+            ),
+        )
         if not deal.stock:
-            await self.announce(room, LogEntry(seq=0, kind="product", at_ms=now_ms(), product=ProductChange(
-                action=ProductAction.SOLD_OUT, card=deal.card)))
+            await self.announce(
+                room,
+                LogEntry(
+                    seq=0,
+                    kind="product",
+                    at_ms=now_ms(),
+                    product=ProductChange(action=ProductAction.SOLD_OUT, card=deal.card),
+                ),
+            )
 
     async def open_watch_s(self, room: str) -> float:
         """Watch time of the viewers still in the room (counted into ``watch_ms`` when they leave)."""
         now = now_ms()
-        return sum(max(0, now - p.joined_at_ms) for p in await self.state.rooms.list_participants(room)
-                   if p.role == Role.VIEWER) / 1000
+        return (
+            sum(
+                max(0, now - p.joined_at_ms)
+                for p in await self.state.rooms.list_participants(room)
+                if p.role == Role.VIEWER
+            )
+            / 1000
+        )
 
     # -- hosts ----------------------------------------------------------------------------
 
@@ -180,8 +205,7 @@ class LiveActions:
         moderation = Moderation.model_validate(message.model_dump(exclude={"type"}))
         if action in (ModerationAction.DELETE, ModerationAction.PIN_MESSAGE):
             await self._moderate_line(room, moderation)
-        elif action in (ModerationAction.MUTE, ModerationAction.UNMUTE, ModerationAction.BAN,
-                        ModerationAction.UNBAN):
+        elif action in (ModerationAction.MUTE, ModerationAction.UNMUTE, ModerationAction.BAN, ModerationAction.UNBAN):
             await self._moderate_viewer(room, moderation)
         else:
             async with self._locks.hold(f"live:{room}"):
@@ -192,8 +216,16 @@ class LiveActions:
                 else:
                     state.pinned_message = None
                 await self.state.records.shows.put_state(room, state)
-        await self.announce(room, LogEntry(seq=0, kind="moderation", moderation=moderation, at_ms=now_ms(),
-                                           participant=ParticipantView.of(admission.participant)))
+        await self.announce(
+            room,
+            LogEntry(
+                seq=0,
+                kind="moderation",
+                moderation=moderation,
+                at_ms=now_ms(),
+                participant=ParticipantView.of(admission.participant),
+            ),
+        )
 
     async def _moderate_line(self, room: str, moderation: Moderation) -> None:
         assert moderation.seq is not None
@@ -253,9 +285,16 @@ class LiveActions:
                 state.sold_out = sorted(sold_out)
             state.pinned = pinned
             await self.state.records.shows.put_state(room, state)
-        await self.announce(room, LogEntry(seq=0, kind="product", at_ms=now_ms(),
-                                           participant=ParticipantView.of(admission.participant),
-                                           product=ProductChange(action=action, card=card)))
+        await self.announce(
+            room,
+            LogEntry(
+                seq=0,
+                kind="product",
+                at_ms=now_ms(),
+                participant=ParticipantView.of(admission.participant),
+                product=ProductChange(action=action, card=card),
+            ),
+        )
 
     async def deal(self, admission: Admission, message: DealMessage) -> None:
         _, show = await self._host_show(admission)
@@ -270,15 +309,27 @@ class LiveActions:
             else:
                 assert message.sku is not None and message.price is not None and message.duration_s is not None
                 if message.sku not in show.products:
-                    raise VitrineError(ErrorCode.PRODUCT_NOT_FOUND,
-                                       f"{message.sku!r} is not one of the show's products")
+                    raise VitrineError(
+                        ErrorCode.PRODUCT_NOT_FOUND, f"{message.sku!r} is not one of the show's products"
+                    )
                 card = await checked_card(self.state, show.shop, message.sku)
-                deal = state.deal = Deal(card=card, price=format(message.price, "f"), stock=message.stock,
-                                         ends_at_ms=now_ms() + message.duration_s * 1000)
+                deal = state.deal = Deal(
+                    card=card,
+                    price=format(message.price, "f"),
+                    stock=message.stock,
+                    ends_at_ms=now_ms() + message.duration_s * 1000,
+                )
             await self.state.records.shows.put_state(room, state)
-        await self.announce(room, LogEntry(seq=0, kind="deal", at_ms=now_ms(),
-                                           participant=ParticipantView.of(admission.participant),
-                                           deal=DealChange(action=message.action, deal=deal)))
+        await self.announce(
+            room,
+            LogEntry(
+                seq=0,
+                kind="deal",
+                at_ms=now_ms(),
+                participant=ParticipantView.of(admission.participant),
+                deal=DealChange(action=message.action, deal=deal),
+            ),
+        )
 
     # -- loops ------------------------------------------------------------------------------
 

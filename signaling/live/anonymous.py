@@ -16,10 +16,10 @@ import hashlib
 import hmac
 import secrets
 
-from vitrine.config import Settings
-from vitrine.errors import ErrorCode, VitrineError
-from vitrine.live.models import Show
-from vitrine.state import Coordination
+from vitrine.core.config import Settings
+from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.state import Coordination
+from vitrine.core.wire.live import Show
 
 WHEP_PREFIX = "whep-"
 
@@ -33,12 +33,19 @@ def client_digest(settings: Settings, show: Show, address: str) -> str:
 async def anonymous_identity(settings: Settings, coordination: Coordination, show: Show, address: str) -> str:
     """The identity a new anonymous player from ``address`` plays under, or ``rate_limited``."""
     digest = client_digest(settings, show, address)
-    identity = await _free_slot(settings.whep_max_per_client, coordination, show, digest) \
-        if settings.whep_max_per_client else f"{WHEP_PREFIX}{digest}-{secrets.token_hex(6)}"  # no cap: no slots
-    if settings.whep_new_every_s and await coordination.locks.acquire(
-            f"whep-new:{show.room}:{digest}", int(settings.whep_new_every_s * 1000)) is None:
-        raise VitrineError(ErrorCode.RATE_LIMITED, f"one new player per {settings.whep_new_every_s:g} s "
-                                                   "from one address; try again")
+    identity = (
+        await _free_slot(settings.whep_max_per_client, coordination, show, digest)
+        if settings.whep_max_per_client
+        else f"{WHEP_PREFIX}{digest}-{secrets.token_hex(6)}"
+    )  # no cap: no slots
+    if (
+        settings.whep_new_every_s
+        and await coordination.locks.acquire(f"whep-new:{show.room}:{digest}", int(settings.whep_new_every_s * 1000))
+        is None
+    ):
+        raise VitrineError(
+            ErrorCode.RATE_LIMITED, f"one new player per {settings.whep_new_every_s:g} s from one address; try again"
+        )
     return identity
 
 
@@ -48,5 +55,7 @@ async def _free_slot(slots: int, coordination: Coordination, show: Show, digest:
         identity = f"{WHEP_PREFIX}{digest}-{slot}"
         if not await coordination.rooms.has_identity(show.room, identity):
             return identity
-    raise VitrineError(ErrorCode.RATE_LIMITED, f"at most {slots} players of this show from one address; "
-                                               "stop one (DELETE its resource) to start another")
+    raise VitrineError(
+        ErrorCode.RATE_LIMITED,
+        f"at most {slots} players of this show from one address; stop one (DELETE its resource) to start another",
+    )

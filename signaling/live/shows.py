@@ -21,10 +21,14 @@ from signaling.live.actions import LiveActions
 from signaling.recordings import RecordingFiles
 from signaling.rooms import RoomService
 from signaling.state import State
-from vitrine.auth import JoinClaims, mint_token
-from vitrine.config import Settings
-from vitrine.errors import ErrorCode, VitrineError
-from vitrine.live.models import (
+from vitrine.core.auth import JoinClaims, mint_token
+from vitrine.core.config import Settings
+from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.models import ROLE_DEFAULT_GRANTS, Grants, Role, Room, RoomKind, now_ms
+from vitrine.core.records.roomlog import whole_log
+from vitrine.core.records.shops import require_shop
+from vitrine.core.shops import ProductCard, Shop, url_allowed
+from vitrine.core.wire.live import (
     Analytics,
     Chapter,
     LiveState,
@@ -34,12 +38,8 @@ from vitrine.live.models import (
     ShowSetup,
     ShowState,
 )
-from vitrine.models import ROLE_DEFAULT_GRANTS, Grants, Role, Room, RoomKind, now_ms
-from vitrine.protocol import LogEntry
-from vitrine.records.roomlog import whole_log
-from vitrine.records.shops import require_shop
-from vitrine.rpc import RecordCommand, RecordingInfo
-from vitrine.shops import ProductCard, Shop, url_allowed
+from vitrine.core.wire.rpc import RecordCommand, RecordingInfo
+from vitrine.core.wire.rtc import LogEntry
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +102,11 @@ class ShowService:
         cards = []
         for sku in show.products:
             product = await self.state.records.shops.get_product(shop.id, sku)
-            if product is not None and url_allowed(product.url, shop.link_hosts) and (
-                    product.image_url is None or url_allowed(product.image_url, shop.link_hosts)):
+            if (
+                product is not None
+                and url_allowed(product.url, shop.link_hosts)
+                and (product.image_url is None or url_allowed(product.image_url, shop.link_hosts))
+            ):
                 cards.append(ProductCard.of(product))
         return cards
 
@@ -159,8 +162,11 @@ class ShowService:
         if room is None or room.worker_id is None:
             return None
         try:
-            reply = (await self.rooms.link.call(room.worker_id, RecordCommand(
-                room=show.room, action="stop", recording_id=show.id))).raise_for_error()
+            reply = (
+                await self.rooms.link.call(
+                    room.worker_id, RecordCommand(room=show.room, action="stop", recording_id=show.id)
+                )
+            ).raise_for_error()
         except VitrineError as exc:
             logger.warning("the show %s ended without the current worker's part: %s", show.id, exc.message)
             return None
@@ -169,8 +175,16 @@ class ShowService:
     async def _recordings(self, show: Show, stopped: RecordingInfo | None) -> list[Recording]:
         """The part just stopped and every part earlier workers finalized (nobody stopped those), in order."""
         parts = await asyncio.to_thread(self.recordings.finished, show.id, stopped, show.started_at_ms or 0)
-        return [Recording(path=part.path, container=part.container, started_at_ms=part.started_at_ms,
-                          duration_ms=part.duration_ms, bytes=part.bytes) for part in parts]
+        return [
+            Recording(
+                path=part.path,
+                container=part.container,
+                started_at_ms=part.started_at_ms,
+                duration_ms=part.duration_ms,
+                bytes=part.bytes,
+            )
+            for part in parts
+        ]
 
     async def entries(self, show: Show) -> AsyncIterator[LogEntry]:
         """The show's whole log, oldest first."""
@@ -180,8 +194,11 @@ class ShowService:
     async def _chapters(self, show: Show) -> list[Chapter]:
         """Each product pin, as an offset into the recording's part that shows it (or into the show, without
         a recording). A pin between two parts (while the room changed worker) opens the later one."""
-        return [_chapter(show, entry.at_ms, entry.seq, entry.product.card) async for entry in self.entries(show)
-                if entry.kind == "product" and entry.product is not None and entry.product.action == "pin"]
+        return [
+            _chapter(show, entry.at_ms, entry.seq, entry.product.card)
+            async for entry in self.entries(show)
+            if entry.kind == "product" and entry.product is not None and entry.product.action == "pin"
+        ]
 
     # -- credentials ----------------------------------------------------------------------
 
@@ -204,20 +221,44 @@ class ShowService:
     def host_claims(self, show: Show, identity: str = HOST_IDENTITY) -> JoinClaims:
         """What OBS (as ``obs``) acts with in the show's room once its stream key checked out."""
         now = int(now_ms() / 1000)
-        return JoinClaims(iss=self.settings.api_key, sub=identity, room=show.room, role=Role.HOST,
-                          grants=ROLE_DEFAULT_GRANTS[Role.HOST], exp=now + 12 * 3600, iat=now, shop=show.shop)
+        return JoinClaims(
+            iss=self.settings.api_key,
+            sub=identity,
+            room=show.room,
+            role=Role.HOST,
+            grants=ROLE_DEFAULT_GRANTS[Role.HOST],
+            exp=now + 12 * 3600,
+            iat=now,
+            shop=show.shop,
+        )
 
     async def host_token(self, show: Show) -> str:
         """The console's join token: the host, named after the shop in the chat."""
         shop = await require_shop(self.state.records.shops, show.shop)
-        return mint_token(self.settings, room=show.room, identity=HOST_IDENTITY, role=Role.HOST,
-                          grants=ROLE_DEFAULT_GRANTS[Role.HOST], name=shop.name, shop=show.shop, ttl_s=12 * 3600)
+        return mint_token(
+            self.settings,
+            room=show.room,
+            identity=HOST_IDENTITY,
+            role=Role.HOST,
+            grants=ROLE_DEFAULT_GRANTS[Role.HOST],
+            name=shop.name,
+            shop=show.shop,
+            ttl_s=12 * 3600,
+        )
 
     def viewer_token(self, show: Show, name: str | None) -> tuple[str, str]:
         """A join token for an anonymous viewer, and its identity."""
         identity = "v-" + secrets.token_urlsafe(9)
-        token = mint_token(self.settings, room=show.room, identity=identity, role=Role.VIEWER,
-                           grants=VIEWER_GRANTS, name=name, shop=show.shop, ttl_s=12 * 3600)
+        token = mint_token(
+            self.settings,
+            room=show.room,
+            identity=identity,
+            role=Role.VIEWER,
+            grants=VIEWER_GRANTS,
+            name=name,
+            shop=show.shop,
+            ttl_s=12 * 3600,
+        )
         return token, identity
 
     # -- numbers ------------------------------------------------------------------------------
@@ -233,9 +274,12 @@ class ShowService:
         return Analytics(
             peak_viewers=stats.get("peak_viewers", 0),
             average_viewers=round(watch_s / duration_s, 2) if duration_s else 0.0,
-            watch_time_s=round(watch_s, 1), viewer_sessions=stats.get("viewer_sessions", 0),
-            messages=stats.get("messages", 0), likes=stats.get("likes", 0),
-            product_clicks=stats.get("clicks", 0), add_to_cart=stats.get("add_to_cart", 0),
+            watch_time_s=round(watch_s, 1),
+            viewer_sessions=stats.get("viewer_sessions", 0),
+            messages=stats.get("messages", 0),
+            likes=stats.get("likes", 0),
+            product_clicks=stats.get("clicks", 0),
+            add_to_cart=stats.get("add_to_cart", 0),
             clicks_by_sku={k.removeprefix("click:"): v for k, v in stats.items() if k.startswith("click:")},
             duration_s=round(duration_s, 1),
         )
@@ -255,5 +299,6 @@ def _chapter(show: Show, at_ms: int, seq: int, card: ProductCard) -> Chapter:
 
 
 def live_room(show: Show) -> Room:
-    return Room(name=show.room, kind=RoomKind.LIVE, shop=show.shop, max_participants=LIVE_ROOM_CAPACITY,
-                recording_id=show.id)
+    return Room(
+        name=show.room, kind=RoomKind.LIVE, shop=show.shop, max_participants=LIVE_ROOM_CAPACITY, recording_id=show.id
+    )

@@ -6,8 +6,8 @@ from fastapi import APIRouter, status
 from pydantic import Field
 
 from signaling.deps import ApiKeyDep, RuntimeDep
-from vitrine.models import Participant, Room, RoomKind, RoomName, ShopId, Strict, Track
-from vitrine.records.shops import require_shop
+from vitrine.core.models import Participant, Room, RoomKind, RoomName, ShopId, Strict, Track
+from vitrine.core.records.shops import require_shop
 
 router = APIRouter(prefix="/v1/rooms", tags=["rooms"], dependencies=[ApiKeyDep])
 
@@ -32,8 +32,9 @@ async def create_room(body: CreateRoom, runtime: RuntimeDep) -> Room:
     capacity = body.max_participants or min(DEFAULT_CAPACITY[body.kind], runtime.settings.max_participants_per_room)
     if body.shop is not None:
         await require_shop(runtime.state.records.shops, body.shop)
-    return await runtime.rooms.create_room(Room(name=body.name, kind=body.kind, max_participants=capacity,
-                                                shop=body.shop))
+    return await runtime.rooms.create_room(
+        Room(name=body.name, kind=body.kind, max_participants=capacity, shop=body.shop)
+    )
 
 
 @router.get("", response_model=list[Room], summary="List rooms")
@@ -44,8 +45,11 @@ async def list_rooms(runtime: RuntimeDep) -> list[Room]:
 @router.get("/{name}", response_model=RoomDetail, summary="A room with its participants and tracks")
 async def get_room(name: str, runtime: RuntimeDep) -> RoomDetail:
     room = await runtime.rooms.get_room(name)
-    return RoomDetail(room=room, participants=await runtime.state.rooms.list_participants(name),
-                      tracks=await runtime.state.rooms.list_tracks(name))
+    return RoomDetail(
+        room=room,
+        participants=await runtime.state.rooms.list_participants(name),
+        tracks=await runtime.state.rooms.list_tracks(name),
+    )
 
 
 @router.delete("/{name}", response_model=Room, summary="Close a room: every participant is disconnected")

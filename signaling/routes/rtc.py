@@ -20,7 +20,14 @@ async def rtc(ws: WebSocket) -> None:
     await ws.accept()
     METRICS.sessions.inc()
     try:
-        await RtcSession(ws, runtime.settings, runtime.rooms, runtime.hub, runtime.live, runtime.inspections,
-                         foreign_origin=foreign_origin).run()
+        await RtcSession(
+            ws,
+            runtime.settings,
+            runtime.rooms,
+            runtime.hub,
+            runtime.live,
+            runtime.inspections,
+            foreign_origin=foreign_origin,
+        ).run()
     finally:
         METRICS.sessions.dec()

@@ -15,10 +15,10 @@ from pydantic import Field, ValidationError
 
 from signaling.deps import ApiKeyDep, RuntimeDep
 from signaling.webhook_targets import check_webhook_url
-from vitrine.errors import ErrorCode, VitrineError
-from vitrine.models import Strict
-from vitrine.records.shops import require_shop
-from vitrine.shops import (
+from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.models import Strict
+from vitrine.core.records.shops import require_shop
+from vitrine.core.shops import (
     MAX_URL_LENGTH,
     SKU_PATTERN,
     SLUG_PATTERN,
@@ -38,7 +38,7 @@ from vitrine.shops import (
     local_time,
     next_opening,
 )
-from vitrine.webhooks import MAX_FAILURES, WebhookFailure, webhook_key
+from vitrine.core.webhooks import MAX_FAILURES, WebhookFailure, webhook_key
 
 T = TypeVar("T")
 
@@ -63,7 +63,7 @@ class ShopPatch(Strict):
 
 
 class WebhookKey(Strict):
-    key: str = Field(description="Verify Vitrine-Signature with it (vitrine.webhooks.verify)")
+    key: str = Field(description="Verify Vitrine-Signature with it (vitrine.core.webhooks.verify)")
     version: int
 
 
@@ -95,8 +95,12 @@ def _same(field: str, given: str | None, path: str) -> None:
         raise VitrineError(ErrorCode.INVALID_MESSAGE, f"{field}: body says {given!r} but the path says {path!r}")
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=Shop,
-             summary="Create a shop: embed origins, link hosts, opening hours, languages")
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Shop,
+    summary="Create a shop: embed origins, link hosts, opening hours, languages",
+)
 async def create_shop(body: NewShop, runtime: RuntimeDep) -> Shop:
     shop = Shop.model_validate(body.model_dump())
     check_webhook_url(shop.webhook_url, runtime.settings)
@@ -129,8 +133,11 @@ async def update_shop(shop: str, body: ShopPatch, runtime: RuntimeDep) -> Shop:
     return updated
 
 
-@router.delete("/{shop}", response_model=Shop,
-               summary="Delete a shop with its agents, products, call records, requests, shows and inspection evidence")
+@router.delete(
+    "/{shop}",
+    response_model=Shop,
+    summary="Delete a shop with its agents, products, call records, requests, shows and inspection evidence",
+)
 async def delete_shop(shop: str, runtime: RuntimeDep) -> Shop:
     for show in await runtime.state.records.shows.list_shows(shop, limit=10_000):
         await runtime.shows.delete(show)  # a live one ends first; each show's log and room state go
@@ -144,43 +151,64 @@ async def delete_shop(shop: str, runtime: RuntimeDep) -> Shop:
     return deleted
 
 
-@router.get("/{shop}/hours", response_model=ShopHours,
-            summary="Whether the shop is open now (or at ?at=), and when it next opens")
-async def shop_hours(shop: str, runtime: RuntimeDep,
-                     at: Annotated[datetime | None, Query(description="An aware ISO 8601 time; default now")] = None,
-                     ) -> ShopHours:
+@router.get(
+    "/{shop}/hours",
+    response_model=ShopHours,
+    summary="Whether the shop is open now (or at ?at=), and when it next opens",
+)
+async def shop_hours(
+    shop: str,
+    runtime: RuntimeDep,
+    at: Annotated[datetime | None, Query(description="An aware ISO 8601 time; default now")] = None,
+) -> ShopHours:
     record = await require_shop(runtime.state.records.shops, shop)
     if at is not None and at.utcoffset() is None:
         raise VitrineError(ErrorCode.INVALID_MESSAGE, "at: needs a UTC offset, e.g. 2025-03-30T09:00:00+02:00")
     when = at or datetime.now(UTC)
     opening = next_opening(record, when)
-    return ShopHours(open=is_open(record, when), timezone=record.timezone, now_local=local_time(record, when),
-                     next_opening_local=opening, next_opening_utc=opening.astimezone(UTC) if opening else None)
+    return ShopHours(
+        open=is_open(record, when),
+        timezone=record.timezone,
+        now_local=local_time(record, when),
+        next_opening_local=opening,
+        next_opening_utc=opening.astimezone(UTC) if opening else None,
+    )
 
 
-@router.get("/{shop}/webhook-key", response_model=WebhookKey,
-            summary="The key that signs the shop's webhooks (derived from the server secret, never stored)")
+@router.get(
+    "/{shop}/webhook-key",
+    response_model=WebhookKey,
+    summary="The key that signs the shop's webhooks (derived from the server secret, never stored)",
+)
 async def get_webhook_key(shop: str, runtime: RuntimeDep) -> WebhookKey:
     record = await require_shop(runtime.state.records.shops, shop)
     version = record.webhook_key_version
     return WebhookKey(key=webhook_key(runtime.settings, record.id, version), version=version)
 
 
-@router.post("/{shop}/webhook-key/rotate", response_model=WebhookKey,
-             summary="Replace the webhook key: the next deliveries are signed with the new one only")
+@router.post(
+    "/{shop}/webhook-key/rotate",
+    response_model=WebhookKey,
+    summary="Replace the webhook key: the next deliveries are signed with the new one only",
+)
 async def rotate_webhook_key(shop: str, runtime: RuntimeDep) -> WebhookKey:
     record = await require_shop(runtime.state.records.shops, shop)
     record.webhook_key_version += 1
     if not await runtime.state.records.shops.update_shop(record):
         raise VitrineError(ErrorCode.SHOP_NOT_FOUND, f"no shop {shop!r}")
-    return WebhookKey(key=webhook_key(runtime.settings, record.id, record.webhook_key_version),
-                      version=record.webhook_key_version)
+    return WebhookKey(
+        key=webhook_key(runtime.settings, record.id, record.webhook_key_version), version=record.webhook_key_version
+    )
 
 
-@router.get("/{shop}/webhook-failures", response_model=list[WebhookFailure],
-            summary="Events whose every delivery attempt failed, newest first (the last 200 are kept)")
-async def webhook_failures(shop: str, runtime: RuntimeDep,
-                           limit: Annotated[int, Query(ge=1, le=MAX_FAILURES)] = 50) -> list[WebhookFailure]:
+@router.get(
+    "/{shop}/webhook-failures",
+    response_model=list[WebhookFailure],
+    summary="Events whose every delivery attempt failed, newest first (the last 200 are kept)",
+)
+async def webhook_failures(
+    shop: str, runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=MAX_FAILURES)] = 50
+) -> list[WebhookFailure]:
     await require_shop(runtime.state.records.shops, shop)
     return await runtime.state.records.outbox.failures(shop, limit)
 
@@ -205,19 +233,28 @@ async def list_agents(shop: str, runtime: RuntimeDep) -> list[Agent]:
 @router.get("/{shop}/agents/{agent}", response_model=Agent, summary="One agent of the shop")
 async def get_agent(shop: str, agent: str, runtime: RuntimeDep) -> Agent:
     await require_shop(runtime.state.records.shops, shop)
-    return _found(await runtime.state.records.shops.get_agent(shop, agent), ErrorCode.AGENT_NOT_FOUND,
-                  f"no agent {agent!r} in shop {shop!r}")
+    return _found(
+        await runtime.state.records.shops.get_agent(shop, agent),
+        ErrorCode.AGENT_NOT_FOUND,
+        f"no agent {agent!r} in shop {shop!r}",
+    )
 
 
 @router.delete("/{shop}/agents/{agent}", response_model=Agent, summary="Remove an agent from the shop")
 async def delete_agent(shop: str, agent: str, runtime: RuntimeDep) -> Agent:
     await require_shop(runtime.state.records.shops, shop)
-    return _found(await runtime.state.records.shops.delete_agent(shop, agent), ErrorCode.AGENT_NOT_FOUND,
-                  f"no agent {agent!r} in shop {shop!r}")
+    return _found(
+        await runtime.state.records.shops.delete_agent(shop, agent),
+        ErrorCode.AGENT_NOT_FOUND,
+        f"no agent {agent!r} in shop {shop!r}",
+    )
 
 
-@router.put("/{shop}/products/{sku}", response_model=Product,
-            summary="Create or replace a product; its URLs must be https on the shop's link_hosts")
+@router.put(
+    "/{shop}/products/{sku}",
+    response_model=Product,
+    summary="Create or replace a product; its URLs must be https on the shop's link_hosts",
+)
 async def put_product(shop: str, sku: SkuPath, body: ProductBody, runtime: RuntimeDep) -> Product:
     _same("sku", body.sku, sku)
     record = await require_shop(runtime.state.records.shops, shop)
@@ -237,12 +274,18 @@ async def list_products(shop: str, runtime: RuntimeDep) -> list[Product]:
 @router.get("/{shop}/products/{sku}", response_model=Product, summary="One product of the shop")
 async def get_product(shop: str, sku: str, runtime: RuntimeDep) -> Product:
     await require_shop(runtime.state.records.shops, shop)
-    return _found(await runtime.state.records.shops.get_product(shop, sku), ErrorCode.PRODUCT_NOT_FOUND,
-                  f"no product {sku!r} in shop {shop!r}")
+    return _found(
+        await runtime.state.records.shops.get_product(shop, sku),
+        ErrorCode.PRODUCT_NOT_FOUND,
+        f"no product {sku!r} in shop {shop!r}",
+    )
 
 
 @router.delete("/{shop}/products/{sku}", response_model=Product, summary="Remove a product from the catalog")
 async def delete_product(shop: str, sku: str, runtime: RuntimeDep) -> Product:
     await require_shop(runtime.state.records.shops, shop)
-    return _found(await runtime.state.records.shops.delete_product(shop, sku), ErrorCode.PRODUCT_NOT_FOUND,
-                  f"no product {sku!r} in shop {shop!r}")
+    return _found(
+        await runtime.state.records.shops.delete_product(shop, sku),
+        ErrorCode.PRODUCT_NOT_FOUND,
+        f"no product {sku!r} in shop {shop!r}",
+    )

@@ -6,9 +6,9 @@ from fastapi import APIRouter, Request
 from pydantic import Field
 
 from signaling.deps import ApiKeyDep, RuntimeDep
-from vitrine.auth import mint_token
-from vitrine.models import Grants, Identity, Role, RoomName, ShopId, Strict
-from vitrine.records.shops import require_shop
+from vitrine.core.auth import mint_token
+from vitrine.core.models import Grants, Identity, Role, RoomName, ShopId, Strict
+from vitrine.core.records.shops import require_shop
 
 router = APIRouter(prefix="/v1/tokens", tags=["tokens"], dependencies=[ApiKeyDep])
 
@@ -32,8 +32,16 @@ class TokenResponse(Strict):
 async def create_token(body: TokenRequest, runtime: RuntimeDep, request: Request) -> TokenResponse:
     if body.shop is not None:
         await require_shop(runtime.state.records.shops, body.shop)
-    token = mint_token(runtime.settings, room=body.room, identity=body.identity, role=body.role,
-                       grants=body.grants, ttl_s=body.ttl_s, name=body.name, shop=body.shop)
+    token = mint_token(
+        runtime.settings,
+        room=body.room,
+        identity=body.identity,
+        role=body.role,
+        grants=body.grants,
+        ttl_s=body.ttl_s,
+        name=body.name,
+        shop=body.shop,
+    )
     base = (runtime.settings.public_url or str(request.base_url)).rstrip("/")
-    ws_base = "wss://" + base[len("https://"):] if base.startswith("https://") else "ws://" + base.split("://", 1)[-1]
+    ws_base = "wss://" + base[len("https://") :] if base.startswith("https://") else "ws://" + base.split("://", 1)[-1]
     return TokenResponse(token=token, ws_url=ws_base + "/v1/rtc")

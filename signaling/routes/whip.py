@@ -20,16 +20,16 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import ValidationError
 
-from media.sdp_guard import parse_sdp
 from signaling.deps import ClaimsDep, RuntimeDep
 from signaling.metrics import METRICS
 from signaling.rooms import Admission
-from vitrine.auth import JoinClaims
-from vitrine.errors import ErrorCode, VitrineError
-from vitrine.models import NAME_PATTERN
-from vitrine.protocol import IceCandidate
-from vitrine.rpc import CandidateCommand, OfferCommand
-from vitrine.turn import ice_servers_for
+from vitrine.core.auth import JoinClaims
+from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.models import NAME_PATTERN
+from vitrine.core.sdp_guard import parse_sdp
+from vitrine.core.turn import ice_servers_for
+from vitrine.core.wire.rpc import CandidateCommand, OfferCommand
+from vitrine.core.wire.rtc import IceCandidate
 
 router = APIRouter(tags=["whip-whep"])
 
@@ -86,8 +86,16 @@ async def read_offer(request: Request, runtime: RuntimeDep) -> str:
     return sdp
 
 
-async def start_session(kind: Kind, room: str, request: Request, runtime: RuntimeDep, claims: JoinClaims,
-                        publisher: str | None = None, location: str | None = None, sdp: str | None = None) -> Response:
+async def start_session(
+    kind: Kind,
+    room: str,
+    request: Request,
+    runtime: RuntimeDep,
+    claims: JoinClaims,
+    publisher: str | None = None,
+    location: str | None = None,
+    sdp: str | None = None,
+) -> Response:
     """Admit the token's participant and answer its offer (``sdp``, or the request's body); ``location`` is
     the resource's base URL."""
     _check_room(claims, room)
@@ -99,11 +107,13 @@ async def start_session(kind: Kind, room: str, request: Request, runtime: Runtim
         sdp = await read_offer(request, runtime)
     if kind == "whep":
         await _check_playable(runtime, room, publisher)
-    admission = await runtime.rooms.admit(claims, publish=[], name=None, node_id=runtime.settings.node_id,
-                                          auto_subscribe=False)
+    admission = await runtime.rooms.admit(
+        claims, publish=[], name=None, node_id=runtime.settings.node_id, auto_subscribe=False
+    )
     try:
-        reply = await runtime.rooms.run(admission, OfferCommand(
-            room=room, sid=admission.participant.sid, sdp=sdp, publisher=publisher))
+        reply = await runtime.rooms.run(
+            admission, OfferCommand(room=room, sid=admission.participant.sid, sdp=sdp, publisher=publisher)
+        )
     except BaseException:
         await runtime.rooms.leave(admission)
         raise
@@ -112,8 +122,10 @@ async def start_session(kind: Kind, room: str, request: Request, runtime: Runtim
         raise VitrineError(ErrorCode.NEGOTIATION_FAILED, "the offer publishes no audio or video")
     METRICS.whip_sessions.labels(kind=kind).inc()
     assert reply.answer is not None
-    headers = {"Location": f"{location or f'/{kind}/{room}'}/{admission.participant.sid}",
-               "Access-Control-Expose-Headers": "Location, Link"}
+    headers = {
+        "Location": f"{location or f'/{kind}/{room}'}/{admission.participant.sid}",
+        "Access-Control-Expose-Headers": "Location, Link",
+    }
     links = _ice_links(runtime, claims.sub)
     if links:
         headers["Link"] = ", ".join(links)
@@ -136,16 +148,29 @@ async def whip(room: str, request: Request, runtime: RuntimeDep, claims: ClaimsD
     return await start_session("whip", room, request, runtime, claims)
 
 
-@router.post("/whep/{room}", status_code=201, summary="Play with WHEP",
-             description="Each receive-only m-line of the offer is bound to a track of its kind published in "
-                         "the room by another participant (by `participant` only, when given). "
-                         "`404 track_not_found` when nothing (by that participant) is published yet: "
-                         "WHEP sessions cannot renegotiate, so retry once the publisher is in.")
-async def whep(room: str, request: Request, runtime: RuntimeDep, claims: ClaimsDep,
-               participant: Annotated[str | None, Query(
-                   pattern=NAME_PATTERN.pattern, max_length=128,
-                   description="Play only this publisher's tracks: the identity of its join token")] = None,
-               ) -> Response:
+@router.post(
+    "/whep/{room}",
+    status_code=201,
+    summary="Play with WHEP",
+    description="Each receive-only m-line of the offer is bound to a track of its kind published in "
+    "the room by another participant (by `participant` only, when given). "
+    "`404 track_not_found` when nothing (by that participant) is published yet: "
+    "WHEP sessions cannot renegotiate, so retry once the publisher is in.",
+)
+async def whep(
+    room: str,
+    request: Request,
+    runtime: RuntimeDep,
+    claims: ClaimsDep,
+    participant: Annotated[
+        str | None,
+        Query(
+            pattern=NAME_PATTERN.pattern,
+            max_length=128,
+            description="Play only this publisher's tracks: the identity of its join token",
+        ),
+    ] = None,
+) -> Response:
     return await start_session("whep", room, request, runtime, claims, participant)
 
 

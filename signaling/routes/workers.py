@@ -10,9 +10,9 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from signaling.deps import ApiKeyDep, RuntimeDep
-from vitrine.errors import ErrorCode, VitrineError
-from vitrine.rpc import DrainCommand
-from vitrine.state.nodes import WorkerNode, WorkerState
+from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.state.nodes import WorkerNode, WorkerState
+from vitrine.core.wire.rpc import DrainCommand
 
 router = APIRouter(prefix="/v1/workers", tags=["workers"], dependencies=[ApiKeyDep])
 
@@ -22,8 +22,12 @@ async def list_workers(runtime: RuntimeDep) -> list[WorkerNode]:
     return sorted(await runtime.state.nodes.live_workers(), key=lambda node: node.id)
 
 
-@router.post("/{worker_id}/drain", status_code=status.HTTP_202_ACCEPTED, response_model=WorkerNode,
-             summary="Drain a media worker: no new rooms, its clients reconnect elsewhere, then it stops")
+@router.post(
+    "/{worker_id}/drain",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=WorkerNode,
+    summary="Drain a media worker: no new rooms, its clients reconnect elsewhere, then it stops",
+)
 async def drain_worker(worker_id: str, runtime: RuntimeDep) -> WorkerNode:
     node = await runtime.state.nodes.get(worker_id)
     if node is None:

@@ -21,10 +21,10 @@ import websockets
 from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.rtcconfiguration import RTCBundlePolicy
 
+from loadtest.client import RemoteTrack, VitrineClient
 from tests.media_helpers import av_tracks
 from tests.servers import TEST_SECRET, RunningServer
-from vitrine.client import RemoteTrack, VitrineClient
-from vitrine.protocol import PROTOCOL_VERSION
+from vitrine.core.wire.rtc import PROTOCOL_VERSION
 
 # Generous timeouts: a loaded 2-core machine runs three aiortc peers here.
 WAIT_S = 30.0
@@ -141,8 +141,9 @@ class FrameCounter:
         try:
             await asyncio.wait_for(reach(), timeout)
         except TimeoutError:
-            raise AssertionError(f"only {self.count - target + frames} of {frames} new {self.kind} frames "
-                                 f"in {timeout}s") from None
+            raise AssertionError(
+                f"only {self.count - target + frames} of {frames} new {self.kind} frames in {timeout}s"
+            ) from None
 
     def stop(self) -> None:
         self.task.cancel()

@@ -24,6 +24,7 @@ import websockets
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcconfiguration import RTCBundlePolicy
 
+from loadtest.client import VitrineClient
 from tests.hardening.support import (
     WAIT_S,
     FrameCounter,
@@ -33,12 +34,13 @@ from tests.hardening.support import (
 )
 from tests.media_helpers import av_tracks, remote_tracks
 from tests.servers import RunningServer
-from vitrine.client import VitrineClient
-from vitrine.models import Role
-from vitrine.protocol import PROTOCOL_VERSION
+from vitrine.core.models import Role
+from vitrine.core.wire.rtc import PROTOCOL_VERSION
 
 ROOM = "shop-1"
 SDP_FIXTURES = Path(__file__).parent.parent / "fixtures" / "sdp"
+
+
 @dataclass
 class Room:
     name: str
@@ -59,16 +61,20 @@ class Room:
 @pytest.fixture
 async def room(server: RunningServer, leak_guard: LeakGuard) -> AsyncIterator[Room]:
     agent = VitrineClient(server.url, leak_guard.watch(server.token(ROOM, "agent", Role.AGENT)), tracks=av_tracks())
-    customer = VitrineClient(server.url, leak_guard.watch(server.token(ROOM, "customer", Role.CUSTOMER, create=False)),
-                             tracks=av_tracks())
+    customer = VitrineClient(
+        server.url, leak_guard.watch(server.token(ROOM, "customer", Role.CUSTOMER, create=False)), tracks=av_tracks()
+    )
     state = Room(ROOM, agent, customer)
     try:
         await agent.connect()
         await customer.connect()
         at_agent = await remote_tracks(agent, 2, timeout=WAIT_S)
         at_customer = await remote_tracks(customer, 2, timeout=WAIT_S)
-        state.counters = [FrameCounter(at_agent["video"]), FrameCounter(at_customer["video"]),
-                          FrameCounter(at_customer["audio"])]
+        state.counters = [
+            FrameCounter(at_agent["video"]),
+            FrameCounter(at_customer["video"]),
+            FrameCounter(at_customer["audio"]),
+        ]
         await state.still_flowing(5)
         yield state
     finally:
@@ -97,8 +103,9 @@ def media_stats(server: RunningServer) -> dict[str, int]:
 def mallory(server: RunningServer, leak_guard: LeakGuard, probes: list[Probe]):  # noqa: ANN201
     """Make a misbehaving participant's probe (not yet connected)."""
 
-    def make(identity: str = "mallory", role: Role = Role.CUSTOMER, *, auto_answer: bool = True,
-             room: str = ROOM) -> Probe:
+    def make(
+        identity: str = "mallory", role: Role = Role.CUSTOMER, *, auto_answer: bool = True, room: str = ROOM
+    ) -> Probe:
         token = leak_guard.watch(server.token(room, identity, role, create=False))
         probe = Probe(server, token, auto_answer=auto_answer)
         probes.append(probe)
@@ -147,8 +154,9 @@ FRAME_CASES = [
     pytest.param('{"type":"ping","ts":1,"admin":true}', "invalid_message", id="extra_field"),
     pytest.param('{"type":"ping","ts":1,"ts":2}', "invalid_json", id="duplicate_keys"),
     pytest.param('{"type":"ping","type":"leave"}', "invalid_json", id="duplicate_type"),
-    pytest.param('{"type":"publish","tracks":[{"kind":"video","kind":"audio"}]}', "invalid_json",
-                 id="nested_duplicate_keys"),
+    pytest.param(
+        '{"type":"publish","tracks":[{"kind":"video","kind":"audio"}]}', "invalid_json", id="nested_duplicate_keys"
+    ),
     pytest.param(_padded_ping(MAX + 1), "message_too_large", id="text_over_limit"),
     pytest.param(_padded_ping(MAX + 1).encode(), "message_too_large", id="binary_over_limit"),
     pytest.param(_padded_ping(4 * MAX), "message_too_large", id="text_far_over_limit"),
@@ -157,8 +165,9 @@ FRAME_CASES = [
 
 
 @pytest.mark.parametrize(("frame", "code"), FRAME_CASES)
-async def test_malformed_frame_gets_a_typed_error(server: RunningServer, room: Room, mallory, frame: str | bytes,
-                                                  code: str) -> None:
+async def test_malformed_frame_gets_a_typed_error(
+    server: RunningServer, room: Room, mallory, frame: str | bytes, code: str
+) -> None:
     assert server.settings.max_message_bytes == MAX
     probe = mallory()
     await probe.connect()
@@ -170,8 +179,7 @@ async def test_malformed_frame_gets_a_typed_error(server: RunningServer, room: R
     assert sorted(identities) == ["agent", "customer", "mallory"]
 
 
-async def test_frame_over_the_byte_limit_in_multibyte_characters(server: RunningServer, room: Room,
-                                                                 mallory) -> None:
+async def test_frame_over_the_byte_limit_in_multibyte_characters(server: RunningServer, room: Room, mallory) -> None:
     probe = mallory()
     await probe.connect()
     frame = '{"type":"ping","pad":"' + "\u00e9" * (MAX * 5 // 8) + '"}'  # < MAX characters, > MAX bytes
@@ -184,8 +192,7 @@ async def test_frame_over_the_byte_limit_in_multibyte_characters(server: Running
         await room.still_flowing()
 
 
-async def test_frame_over_the_transport_cap_closes_only_that_socket(server: RunningServer, room: Room,
-                                                                     mallory) -> None:
+async def test_frame_over_the_transport_cap_closes_only_that_socket(server: RunningServer, room: Room, mallory) -> None:
     """Past the WebSocket transport's hard cap (1 MiB, as ``vitrine serve`` sets it) the socket is closed with
     1009 (message too big) instead of answered; nobody else notices."""
     probe = mallory()
@@ -208,32 +215,37 @@ async def test_frame_over_the_transport_cap_closes_only_that_socket(server: Runn
 
 FORGED = [
     pytest.param({"type": "publish", "tracks": [{"kind": "video"}], "participant_sid": "{agent}"}, id="publish_as"),
-    pytest.param({"type": "publish", "tracks": [{"kind": "video", "participant_sid": "{agent}"}]},
-                 id="track_owned_by"),
+    pytest.param({"type": "publish", "tracks": [{"kind": "video", "participant_sid": "{agent}"}]}, id="track_owned_by"),
     pytest.param({"type": "publish", "tracks": [{"kind": "audio", "sid": "TR_forged"}]}, id="track_sid_chosen"),
-    pytest.param({"type": "unpublish", "track_sid": "{agent_track}", "participant_sid": "{agent}"},
-                 id="unpublish_as"),
+    pytest.param({"type": "unpublish", "track_sid": "{agent_track}", "participant_sid": "{agent}"}, id="unpublish_as"),
     pytest.param({"type": "offer", "sdp": "{offer}", "sid": "{agent}"}, id="offer_as"),
     pytest.param({"type": "candidate", "candidate": None, "participant_sid": "{agent}"}, id="candidate_as"),
     pytest.param({"type": "leave", "participant_sid": "{agent}"}, id="leave_as"),
     pytest.param({"type": "ping", "from": "{agent}"}, id="ping_from"),
     pytest.param({"type": "join", "token": "{token}", "identity": "agent", "role": "agent"}, id="join_as"),
     pytest.param({"type": "join", "token": "{token}", "room": "other-room"}, id="join_room_field"),
-    pytest.param({"type": "join", "token": "{token}", "grants": {"can_publish": True, "room_admin": True}},
-                 id="join_grants_field"),
+    pytest.param(
+        {"type": "join", "token": "{token}", "grants": {"can_publish": True, "room_admin": True}},
+        id="join_grants_field",
+    ),
 ]
 
 
 @pytest.mark.parametrize("message", FORGED)
-async def test_forged_sender_fields_are_refused(server: RunningServer, room: Room, mallory,
-                                                message: dict[str, Any]) -> None:
+async def test_forged_sender_fields_are_refused(
+    server: RunningServer, room: Room, mallory, message: dict[str, Any]
+) -> None:
     """Who sends a message comes from the socket's token alone: a sender field is an invalid message."""
     probe = mallory()
     await probe.connect()
     detail = await room_detail(server)
     agent_track = next(t["sid"] for t in detail["tracks"] if t["participant_sid"] == room.sid("agent"))
-    values = {"{agent}": room.sid("agent"), "{agent_track}": agent_track, "{token}": probe.token,
-              "{offer}": await publisher_offer()}
+    values = {
+        "{agent}": room.sid("agent"),
+        "{agent_track}": agent_track,
+        "{token}": probe.token,
+        "{offer}": await publisher_offer(),
+    }
     forged = {key: values.get(value, value) if isinstance(value, str) else value for key, value in message.items()}
     await probe.send_json(forged)
     await probe.expect_error("invalid_message")
@@ -265,16 +277,19 @@ BEFORE_JOIN = [
     pytest.param({"type": "unpublish", "track_sid": "TR_x"}, id="unpublish"),
     pytest.param({"type": "offer", "sdp": "{offer}"}, id="offer"),
     pytest.param({"type": "answer", "sdp": "{offer}"}, id="answer"),
-    pytest.param({"type": "candidate", "candidate": {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host",
-                                                     "sdpMid": "0"}}, id="candidate"),
+    pytest.param(
+        {"type": "candidate", "candidate": {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMid": "0"}},
+        id="candidate",
+    ),
     pytest.param({"type": "candidate", "candidate": None}, id="end_of_candidates"),
     pytest.param({"type": "leave"}, id="leave"),
 ]
 
 
 @pytest.mark.parametrize("message", BEFORE_JOIN)
-async def test_message_before_join_is_not_joined(server: RunningServer, room: Room, mallory,
-                                                 message: dict[str, Any]) -> None:
+async def test_message_before_join_is_not_joined(
+    server: RunningServer, room: Room, mallory, message: dict[str, Any]
+) -> None:
     probe = mallory()
     await probe.open()
     if message.get("sdp") == "{offer}":
@@ -302,8 +317,7 @@ async def test_second_join_is_already_joined(server: RunningServer, room: Room, 
 
 
 @pytest.mark.parametrize("version", [0, 2, -1, 2**40])
-async def test_wrong_protocol_version_is_unsupported(server: RunningServer, room: Room, mallory,
-                                                     version: int) -> None:
+async def test_wrong_protocol_version_is_unsupported(server: RunningServer, room: Room, mallory, version: int) -> None:
     probe = mallory()
     await probe.open()
     await probe.send_json({"type": "join", "v": version, "token": probe.token})
@@ -334,8 +348,9 @@ async def test_join_to_a_missing_room_without_the_create_grant(server: RunningSe
 # -- a viewer that tries to publish ----------------------------------------------------------------
 
 
-async def test_viewer_join_with_publish_is_refused_and_nothing_joins(server: RunningServer, room: Room,
-                                                                     mallory) -> None:
+async def test_viewer_join_with_publish_is_refused_and_nothing_joins(
+    server: RunningServer, room: Room, mallory
+) -> None:
     before = media_stats(server)
     viewer = mallory("viewer", Role.VIEWER)
     await viewer.open()
@@ -350,8 +365,11 @@ async def test_viewer_join_with_publish_is_refused_and_nothing_joins(server: Run
     assert sorted(p["identity"] for p in detail["participants"]) == ["agent", "customer"]
     assert len(detail["tracks"]) == 4
     after = media_stats(server)
-    assert (after["participants"], after["published_tracks"], after["subscriptions"]) == (
-        before["participants"], before["published_tracks"], before["subscriptions"]) == (2, 4, 4)
+    assert (
+        (after["participants"], after["published_tracks"], after["subscriptions"])
+        == (before["participants"], before["published_tracks"], before["subscriptions"])
+        == (2, 4, 4)
+    )
     await room.still_flowing()
 
     # Joining as what it is still works on the same socket, and the room sees exactly that one join.
@@ -363,13 +381,16 @@ async def test_viewer_join_with_publish_is_refused_and_nothing_joins(server: Run
     assert not [e for e in room.agent.events if e.get("participant", {}).get("identity") == "viewer"]
 
 
-@pytest.mark.parametrize(("identity", "role", "publish", "code"), [
-    pytest.param("viewer", Role.VIEWER, [{"kind": "video"}], "permission_denied", id="viewer_publishes"),
-    pytest.param("customer", Role.CUSTOMER, [{"kind": "video"}] * 5, "too_many_tracks", id="too_many_tracks"),
-])
-async def test_a_refused_join_leaves_the_same_identity_in_the_room(server: RunningServer, room: Room, mallory,
-                                                                   identity: str, role: Role,
-                                                                   publish: list[dict[str, str]], code: str) -> None:
+@pytest.mark.parametrize(
+    ("identity", "role", "publish", "code"),
+    [
+        pytest.param("viewer", Role.VIEWER, [{"kind": "video"}], "permission_denied", id="viewer_publishes"),
+        pytest.param("customer", Role.CUSTOMER, [{"kind": "video"}] * 5, "too_many_tracks", id="too_many_tracks"),
+    ],
+)
+async def test_a_refused_join_leaves_the_same_identity_in_the_room(
+    server: RunningServer, room: Room, mallory, identity: str, role: Role, publish: list[dict[str, str]], code: str
+) -> None:
     if identity == "viewer":
         first = mallory(identity, role)
         await first.connect()
@@ -451,8 +472,11 @@ def _offer_text(case: str) -> str:
         for line in valid.split("\r\n"):
             if line.startswith("m=video"):
                 line = " ".join(line.split(" ")[:3] + ["120"])
-            elif line.startswith(("a=rtpmap:", "a=rtcp-fb:", "a=fmtp:")) and " opus/" not in line \
-                    and not line.startswith(("a=rtpmap:9 ", "a=rtpmap:0 ", "a=rtpmap:8 ")):
+            elif (
+                line.startswith(("a=rtpmap:", "a=rtcp-fb:", "a=fmtp:"))
+                and " opus/" not in line
+                and not line.startswith(("a=rtpmap:9 ", "a=rtpmap:0 ", "a=rtpmap:8 "))
+            ):
                 continue
             lines.append(line)
         text = "\r\n".join(lines)
@@ -485,9 +509,14 @@ async def test_malformed_sdp_in_an_answer(server: RunningServer, room: Room, mal
     offer = await asyncio.wait_for(probe.offers.get(), WAIT_S)
     assert "a=sendonly" in offer["sdp"]
 
-    for broken in ("hello", "v=0\r\nx=garbage\r\n", sdp_fixture("no_fingerprint.sdp"),
-                   sdp_fixture("no_ice_ufrag.sdp"), sdp_fixture("garbage_mlines.sdp"),
-                   sdp_fixture("binary_junk.sdp")):
+    for broken in (
+        "hello",
+        "v=0\r\nx=garbage\r\n",
+        sdp_fixture("no_fingerprint.sdp"),
+        sdp_fixture("no_ice_ufrag.sdp"),
+        sdp_fixture("garbage_mlines.sdp"),
+        sdp_fixture("binary_junk.sdp"),
+    ):
         await probe.send_json({"type": "answer", "sdp": broken})
         await probe.expect_error("invalid_sdp", ref="answer")
     # Parses, but does not answer this offer (it is the offer itself).
@@ -524,20 +553,23 @@ BAD_TRICKLE = [
     pytest.param("candidate:1 1 udp 2130706431 127.0.0.1 70000 typ host", "invalid_candidate", id="port_too_big"),
     pytest.param("candidate:1 1 udp high 127.0.0.1 50000 typ host", "invalid_candidate", id="priority_not_numeric"),
     pytest.param("candidate:1 1 sctp 2130706431 127.0.0.1 50000 typ host", "invalid_candidate", id="bad_protocol"),
-    pytest.param("candidate:1 1 udp 2130706431 127.0.0.1 50000 typ host" + " x" * 600, "invalid_message",
-                 id="over_1024_chars"),
+    pytest.param(
+        "candidate:1 1 udp 2130706431 127.0.0.1 50000 typ host" + " x" * 600, "invalid_message", id="over_1024_chars"
+    ),
 ]
 
 
 @pytest.mark.parametrize(("candidate", "code"), BAD_TRICKLE)
-async def test_malformed_trickle_candidate(server: RunningServer, room: Room, mallory, candidate: str,
-                                           code: str) -> None:
+async def test_malformed_trickle_candidate(
+    server: RunningServer, room: Room, mallory, candidate: str, code: str
+) -> None:
     probe = mallory()
     await probe.connect()
     watching = await remote_tracks(probe, 2, timeout=WAIT_S)
     await probe.wait_negotiated()
-    await probe.send_json({"type": "candidate",
-                           "candidate": {"candidate": candidate, "sdpMid": "0", "sdpMLineIndex": 0}})
+    await probe.send_json(
+        {"type": "candidate", "candidate": {"candidate": candidate, "sdpMid": "0", "sdpMLineIndex": 0}}
+    )
     await probe.expect_error(code, ref=None if code == "invalid_message" else "candidate")
     await probe.assert_alive()
     probe_video = FrameCounter(watching["video"])
@@ -553,18 +585,24 @@ async def _whip_session(server: RunningServer, token: str) -> tuple[RTCPeerConne
         pc.addTransceiver(track, direction="sendonly")
     await pc.setLocalDescription(await pc.createOffer())
     async with httpx.AsyncClient(base_url=server.url, timeout=WAIT_S) as http:
-        response = await http.post("/whip/live-1", content=pc.localDescription.sdp, headers={
-            "Content-Type": "application/sdp", "Authorization": f"Bearer {token}"})
+        response = await http.post(
+            "/whip/live-1",
+            content=pc.localDescription.sdp,
+            headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"},
+        )
     assert response.status_code == 201, response.text
     await pc.setRemoteDescription(RTCSessionDescription(sdp=response.text, type="answer"))
     return pc, response.headers["location"]
 
 
-@pytest.mark.parametrize("line", [
-    pytest.param("a=candidate:garbage", id="garbage"),
-    pytest.param("a=candidate:1 1 udp 2130706431 127.0.0.1 0 typ host", id="port_zero"),
-    pytest.param("a=candidate:1 1 udp 2130706431 127.0.0.1 50000 typ host" + " x" * 600, id="over_1024_chars"),
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        pytest.param("a=candidate:garbage", id="garbage"),
+        pytest.param("a=candidate:1 1 udp 2130706431 127.0.0.1 0 typ host", id="port_zero"),
+        pytest.param("a=candidate:1 1 udp 2130706431 127.0.0.1 50000 typ host" + " x" * 600, id="over_1024_chars"),
+    ],
+)
 async def test_malformed_whip_trickle(server: RunningServer, room: Room, leak_guard: LeakGuard, line: str) -> None:
     """The same candidates over WHIP's PATCH get a 400 with a JSON code, and the session lives on."""
     token = leak_guard.watch(server.token("live-1", "obs", Role.HOST))
@@ -604,8 +642,9 @@ async def _handshake(server: RunningServer, origin: str | None) -> int | None:
         await ws.close()
 
 
-@pytest.mark.parametrize("origin", ["https://evil.example", "null", "http://127.0.0.1.evil.example",
-                                    "http://evil.example/{host}"])
+@pytest.mark.parametrize(
+    "origin", ["https://evil.example", "null", "http://127.0.0.1.evil.example", "http://evil.example/{host}"]
+)
 async def test_foreign_origin_is_refused(server: RunningServer, room: Room, origin: str) -> None:
     host = server.url.split("://", 1)[1]
     refused = await _handshake(server, origin.replace("{host}", host))

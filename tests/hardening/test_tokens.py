@@ -1,6 +1,6 @@
 """Join tokens and API credentials: forged, expired, misdirected and garbage credentials are refused everywhere.
 
-Bad tokens are crafted with PyJWT directly, then tried on ``vitrine.auth.verify_token``,
+Bad tokens are crafted with PyJWT directly, then tried on ``vitrine.core.auth.verify_token``,
 on the WebSocket join, and on WHIP and WHEP. Every refusal carries a stable
 code (``invalid_token``/``token_expired`` on the socket, HTTP 401 with a JSON
 ``code`` over HTTP). Forged tokens carry the ``room_create`` grant, so a
@@ -25,6 +25,7 @@ import httpx
 import jwt
 import pytest
 
+from loadtest.client import VitrineClient
 from tests.hardening.support import (
     WAIT_S,
     FrameCounter,
@@ -34,21 +35,16 @@ from tests.hardening.support import (
 )
 from tests.media_helpers import av_tracks, remote_tracks
 from tests.servers import TEST_SECRET, RunningServer, make_settings
-from vitrine.auth import ALGORITHM, JoinClaims, mint_token, verify_token
-from vitrine.client import VitrineClient
-from vitrine.config import Settings
-from vitrine.errors import ErrorCode, VitrineError
-from vitrine.models import ROLE_DEFAULT_GRANTS, Grants, Role
+from vitrine.core.auth import ALGORITHM, JoinClaims, mint_token, verify_token
+from vitrine.core.config import Settings
+from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.models import ROLE_DEFAULT_GRANTS, Grants, Role
 
 ROOM = "shop-7"
 OTHER_ROOM = "shop-8"
 PATIENT = {"idle_timeout_s": 600.0, "join_timeout_s": 300.0}
 DROP = object()  # a claim to leave out
 MIN_WATCHED_LENGTH = 16  # shorter garbage ("a.b.c") could match unrelated log text
-
-
-
-
 
 
 @pytest.fixture
@@ -68,9 +64,14 @@ def claims(settings: Settings, **changes: Any) -> dict[str, Any]:
     """Claims that would be accepted, then ``changes`` (``DROP`` removes a claim)."""
     now = int(time.time())
     values: dict[str, Any] = {
-        "iss": settings.api_key, "sub": "mallory", "room": ROOM, "role": "host",
+        "iss": settings.api_key,
+        "sub": "mallory",
+        "room": ROOM,
+        "role": "host",
         "grants": {"can_publish": True, "can_subscribe": True, "room_admin": True, "room_create": True},
-        "exp": now + 600, "nbf": now, "iat": now,
+        "exp": now + 600,
+        "nbf": now,
+        "iat": now,
     }
     for key, value in changes.items():
         if value is DROP:
@@ -80,8 +81,12 @@ def claims(settings: Settings, **changes: Any) -> dict[str, Any]:
     return values
 
 
-def signed(payload: dict[str, Any], key: str | bytes = TEST_SECRET, algorithm: str = "HS256",
-           headers: dict[str, Any] | None = None) -> str:
+def signed(
+    payload: dict[str, Any],
+    key: str | bytes = TEST_SECRET,
+    algorithm: str = "HS256",
+    headers: dict[str, Any] | None = None,
+) -> str:
     return jwt.encode(payload, key, algorithm=algorithm, headers=headers)
 
 
@@ -122,8 +127,7 @@ BAD_TOKENS: dict[str, tuple[TokenFactory, str]] = {
     "hs512_right_key": (lambda s: _hs512(s), "invalid_token"),
     "tampered_payload": (_tampered, "invalid_token"),
     "expired_beyond_leeway": (lambda s: signed(claims(s, exp=int(time.time()) - 120)), "token_expired"),
-    "expired_long_ago": (lambda s: signed(claims(s, exp=int(time.time()) - 86_400, iat=0, nbf=0)),
-                         "token_expired"),
+    "expired_long_ago": (lambda s: signed(claims(s, exp=int(time.time()) - 86_400, iat=0, nbf=0)), "token_expired"),
     "without_exp": (lambda s: signed(claims(s, exp=DROP)), "invalid_token"),
     "exp_not_a_number": (lambda s: signed(claims(s, exp="tomorrow")), "invalid_token"),
     "without_iss": (lambda s: signed(claims(s, iss=DROP)), "invalid_token"),
@@ -132,14 +136,17 @@ BAD_TOKENS: dict[str, tuple[TokenFactory, str]] = {
     "not_yet_valid": (lambda s: signed(claims(s, nbf=int(time.time()) + 600)), "invalid_token"),
     "issued_in_the_future": (lambda s: signed(claims(s, iat=int(time.time()) + 600)), "invalid_token"),
     "unknown_role": (lambda s: signed(claims(s, role="root")), "invalid_token"),
-    "unknown_grant": (lambda s: signed(claims(s, grants={"can_publish": True, "superuser": True})),
-                      "invalid_token"),
+    "unknown_grant": (lambda s: signed(claims(s, grants={"can_publish": True, "superuser": True})), "invalid_token"),
     "without_grants": (lambda s: signed(claims(s, grants=DROP)), "invalid_token"),
     "bad_room_name": (lambda s: signed(claims(s, room="../../admin")), "invalid_token"),
-    "payload_not_json": (lambda s: raw_jwt({"alg": "HS256", "typ": "JWT"}, b"not json at all", SECRET),
-                         "invalid_token"),
-    "payload_a_json_array": (lambda s: raw_jwt({"alg": "HS256", "typ": "JWT"}, b'["mallory"]', SECRET),
-                             "invalid_token"),
+    "payload_not_json": (
+        lambda s: raw_jwt({"alg": "HS256", "typ": "JWT"}, b"not json at all", SECRET),
+        "invalid_token",
+    ),
+    "payload_a_json_array": (
+        lambda s: raw_jwt({"alg": "HS256", "typ": "JWT"}, b'["mallory"]', SECRET),
+        "invalid_token",
+    ),
     "garbage": (lambda s: "garbage", "invalid_token"),
     "three_dots": (lambda s: "a.b.c", "invalid_token"),
     "only_dots": (lambda s: "..", "invalid_token"),
@@ -161,7 +168,7 @@ def bad_token(name: str, settings: Settings, guard: LeakGuard | None = None) -> 
     return token, code
 
 
-# -- vitrine.auth, as a unit ----------------------------------------------------------------------
+# -- vitrine.core.auth, as a unit ----------------------------------------------------------------------
 
 
 def test_mint_and_verify_round_trip(settings: Settings) -> None:
@@ -169,7 +176,12 @@ def test_mint_and_verify_round_trip(settings: Settings) -> None:
     token = mint_token(settings, room=ROOM, identity="alice", role=Role.CUSTOMER, name="Alice")
     claims_ = verify_token(settings, token)
     assert (claims_.iss, claims_.sub, claims_.room, claims_.role, claims_.name) == (
-        settings.api_key, "alice", ROOM, Role.CUSTOMER, "Alice")
+        settings.api_key,
+        "alice",
+        ROOM,
+        Role.CUSTOMER,
+        "Alice",
+    )
     assert claims_.grants == ROLE_DEFAULT_GRANTS[Role.CUSTOMER]
     assert before <= claims_.iat <= claims_.nbf <= int(time.time())
     assert claims_.exp - claims_.iat == settings.token_default_ttl_s
@@ -188,8 +200,9 @@ def test_mint_with_explicit_grants_and_ttl(settings: Settings) -> None:
 
 
 def test_grants_default_to_deny() -> None:
-    assert Grants() == Grants(can_publish=False, can_subscribe=False, can_chat=False, room_admin=False,
-                              hidden=False, room_create=False)
+    assert Grants() == Grants(
+        can_publish=False, can_subscribe=False, can_chat=False, room_admin=False, hidden=False, room_create=False
+    )
     assert not ROLE_DEFAULT_GRANTS[Role.VIEWER].can_publish
 
 
@@ -220,8 +233,9 @@ def test_verify_token_refuses_non_tokens(settings: Settings, token: Any) -> None
     assert info.value.code == ErrorCode.INVALID_TOKEN
 
 
-@pytest.mark.parametrize(("expired_s_ago", "code"), [(30, None), (59, None), (61, "token_expired"),
-                                                      (120, "token_expired")])
+@pytest.mark.parametrize(
+    ("expired_s_ago", "code"), [(30, None), (59, None), (61, "token_expired"), (120, "token_expired")]
+)
 def test_leeway_is_sixty_seconds(settings: Settings, expired_s_ago: int, code: str | None) -> None:
     assert settings.token_leeway_s == 60
     token = signed(claims(settings, exp=int(time.time()) - expired_s_ago, iat=0, nbf=0))
@@ -265,8 +279,9 @@ async def _rooms(server: RunningServer) -> list[str]:
 
 
 @pytest.mark.parametrize("name", TOKEN_CASES)
-async def test_websocket_join_refuses(server: RunningServer, probes: list[Probe], leak_guard: LeakGuard,
-                                      name: str) -> None:
+async def test_websocket_join_refuses(
+    server: RunningServer, probes: list[Probe], leak_guard: LeakGuard, name: str
+) -> None:
     token, code = bad_token(name, server.settings, leak_guard)
     probe = await _opened(server, probes)
     refused = await probe.join(token)
@@ -289,8 +304,9 @@ async def test_websocket_token_over_the_message_limit(server: RunningServer, pro
     await probe.assert_alive()
 
 
-async def test_websocket_accepts_a_token_expired_within_the_leeway(server: RunningServer, probes: list[Probe],
-                                                                   leak_guard: LeakGuard) -> None:
+async def test_websocket_accepts_a_token_expired_within_the_leeway(
+    server: RunningServer, probes: list[Probe], leak_guard: LeakGuard
+) -> None:
     token = leak_guard.watch(signed(claims(server.settings, exp=int(time.time()) - 30, iat=0, nbf=0)))
     probe = await _opened(server, probes)
     joined = await probe.join(token)
@@ -323,13 +339,18 @@ async def test_whip_and_whep_refuse(server: RunningServer, leak_guard: LeakGuard
     assert await _rooms(server) == []
 
 
-@pytest.mark.parametrize("headers", [
-    pytest.param({}, id="no_authorization"),
-    pytest.param({"Authorization": "Bearer"}, id="bearer_without_token"),
-    pytest.param({"Authorization": "Basic " + base64.b64encode(b"testkey:" + SECRET).decode()}, id="api_key_as_basic"),
-    pytest.param({"Authorization": "Bearer " + TEST_SECRET}, id="api_secret_as_bearer"),
-    pytest.param({"Authorization": "Token abc.def.ghi"}, id="other_scheme"),
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({}, id="no_authorization"),
+        pytest.param({"Authorization": "Bearer"}, id="bearer_without_token"),
+        pytest.param(
+            {"Authorization": "Basic " + base64.b64encode(b"testkey:" + SECRET).decode()}, id="api_key_as_basic"
+        ),
+        pytest.param({"Authorization": "Bearer " + TEST_SECRET}, id="api_secret_as_bearer"),
+        pytest.param({"Authorization": "Token abc.def.ghi"}, id="other_scheme"),
+    ],
+)
 async def test_whip_without_a_join_token(server: RunningServer, headers: dict[str, str]) -> None:
     response = await _post(server, "whip", ROOM, await publisher_offer(), headers)
     assert response.status_code == 401, response.text
@@ -361,8 +382,11 @@ async def test_a_token_for_another_room_is_refused(server: RunningServer, leak_g
     assert created.status_code == 201, created.text
     sid = created.headers["location"].rsplit("/", 1)[1]
     async with httpx.AsyncClient(base_url=server.url, timeout=WAIT_S) as http:
-        trickle = await http.patch(f"/whip/{OTHER_ROOM}/{sid}", content="a=end-of-candidates\r\n", headers={
-            **header, "Content-Type": "application/trickle-ice-sdpfrag"})
+        trickle = await http.patch(
+            f"/whip/{OTHER_ROOM}/{sid}",
+            content="a=end-of-candidates\r\n",
+            headers={**header, "Content-Type": "application/trickle-ice-sdpfrag"},
+        )
         assert trickle.status_code == 403 and trickle.json()["code"] == "permission_denied"
         stop = await http.delete(f"/whip/{OTHER_ROOM}/{sid}", headers=header)
         assert stop.status_code == 403 and stop.json()["code"] == "permission_denied"
@@ -397,9 +421,9 @@ def _stats(server: RunningServer) -> dict[str, int]:
     return server.runtime.media_worker.media_stats()
 
 
-async def test_empty_grants_join_but_neither_publish_nor_subscribe(server: RunningServer, publisher: VitrineClient,
-                                                                   probes: list[Probe],
-                                                                   leak_guard: LeakGuard) -> None:
+async def test_empty_grants_join_but_neither_publish_nor_subscribe(
+    server: RunningServer, publisher: VitrineClient, probes: list[Probe], leak_guard: LeakGuard
+) -> None:
     token = leak_guard.watch(signed(claims(server.settings, sub="nobody", role="customer", grants={})))
     before = _stats(server)
     probe = await _opened(server, probes, token)
@@ -431,9 +455,9 @@ async def test_empty_grants_join_but_neither_publish_nor_subscribe(server: Runni
         assert response.json()["code"] == "permission_denied"
 
 
-async def test_empty_grants_cannot_subscribe_with_their_own_offer(server: RunningServer, publisher: VitrineClient,
-                                                                  probes: list[Probe],
-                                                                  leak_guard: LeakGuard) -> None:
+async def test_empty_grants_cannot_subscribe_with_their_own_offer(
+    server: RunningServer, publisher: VitrineClient, probes: list[Probe], leak_guard: LeakGuard
+) -> None:
     token = leak_guard.watch(signed(claims(server.settings, sub="nobody", role="viewer", grants={})))
     probe = await _opened(server, probes, token)
     joined = await probe.join(token)
@@ -478,8 +502,9 @@ BAD_CREDENTIALS = [
 
 @pytest.mark.parametrize(("method", "path", "body"), REST_CALLS)
 @pytest.mark.parametrize("headers", BAD_CREDENTIALS)
-async def test_rest_api_refuses_bad_credentials(server: RunningServer, method: str, path: str,
-                                                body: dict[str, Any] | None, headers: dict[str, str]) -> None:
+async def test_rest_api_refuses_bad_credentials(
+    server: RunningServer, method: str, path: str, body: dict[str, Any] | None, headers: dict[str, str]
+) -> None:
     async with server.api() as api:
         created = await api.post("/v1/rooms", json={"name": ROOM})
         assert created.status_code == 201, created.text
@@ -507,10 +532,13 @@ async def test_rest_api_accepts_the_right_credentials(server: RunningServer, lea
     assert verify_token(server.settings, token).sub == "alice"
 
 
-@pytest.mark.parametrize("authorization", [
-    pytest.param("Basic !!!not-base64!!!", id="not_base64"),
-    pytest.param("Basic " + base64.b64encode(b"no-colon-here").decode(), id="no_colon"),
-])
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        pytest.param("Basic !!!not-base64!!!", id="not_base64"),
+        pytest.param("Basic " + base64.b64encode(b"no-colon-here").decode(), id="no_colon"),
+    ],
+)
 async def test_rest_api_malformed_basic_credentials_get_a_code(server: RunningServer, authorization: str) -> None:
     async with httpx.AsyncClient(base_url=server.url, timeout=WAIT_S) as http:
         response = await http.get("/v1/rooms", headers={"Authorization": authorization})
@@ -518,8 +546,9 @@ async def test_rest_api_malformed_basic_credentials_get_a_code(server: RunningSe
     assert response.json().get("code") == "invalid_token", response.text
 
 
-async def test_media_survives_a_burst_of_bad_tokens(server: RunningServer, publisher: VitrineClient,
-                                                    probes: list[Probe], leak_guard: LeakGuard) -> None:
+async def test_media_survives_a_burst_of_bad_tokens(
+    server: RunningServer, publisher: VitrineClient, probes: list[Probe], leak_guard: LeakGuard
+) -> None:
     """Every bad token in a row on one socket: each refused, the room's media unaffected."""
     listener = VitrineClient(server.url, leak_guard.watch(server.token(ROOM, "listener", Role.VIEWER, create=False)))
     try:
@@ -536,7 +565,10 @@ async def test_media_survives_a_burst_of_bad_tokens(server: RunningServer, publi
         finally:
             counter.stop()
         assert sorted(p["identity"] for p in (await asyncio.wait_for(_detail(server), WAIT_S))["participants"]) == [
-            "host", "listener", "viewer"]
+            "host",
+            "listener",
+            "viewer",
+        ]
     finally:
         await listener.close()
 
@@ -546,8 +578,9 @@ async def _detail(server: RunningServer) -> dict[str, Any]:
         return (await api.get(f"/v1/rooms/{ROOM}")).json()
 
 
-async def test_the_leak_guard_is_not_blind(server: RunningServer, leak_guard: LeakGuard,
-                                           caplog: pytest.LogCaptureFixture) -> None:
+async def test_the_leak_guard_is_not_blind(
+    server: RunningServer, leak_guard: LeakGuard, caplog: pytest.LogCaptureFixture
+) -> None:
     """The check this module ends every test with does see server loggers, uvicorn's, and unwatched JWTs."""
     token = leak_guard.watch(server.token(ROOM, "canary", Role.HOST))
     logging.getLogger("signaling.session").debug("canary %s", token)

@@ -1,0 +1,250 @@
+"""A Python participant: aiortc plus Vitrine's WebSocket protocol.
+
+Used by the tests, the load-test harness, and anyone scripting a bot. It
+answers the server's offers (attaching its local tracks to the m-lines the
+server opened for them), records when each join stage happened, and exposes
+remote tracks by the publisher's track sid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import websockets
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.rtcconfiguration import RTCBundlePolicy
+from aiortc.rtcrtpreceiver import RemoteStreamTrack
+
+from media import taps
+from vitrine.core.models import TrackSource
+from vitrine.core.wire.rtc import PROTOCOL_VERSION, MidInfo
+
+logger = logging.getLogger(__name__)
+
+PING_INTERVAL_S = 10.0
+
+
+@dataclass
+class RemoteTrack:
+    track: RemoteStreamTrack
+    mid: str
+    info: MidInfo | None
+
+
+@dataclass
+class JoinTimeline:
+    """Monotonic timestamps (seconds) of each stage of one join."""
+
+    start: float = field(default_factory=time.perf_counter)
+    ws_open: float | None = None
+    joined: float | None = None
+    offer: float | None = None
+    answer_sent: float | None = None
+    ice_connected: float | None = None
+    connected: float | None = None
+
+    def ms(self, stage: str) -> float | None:
+        value = getattr(self, stage)
+        return None if value is None else (value - self.start) * 1000
+
+
+class VitrineClient:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        tracks: Sequence[MediaStreamTrack] = (),
+        name: str | None = None,
+        origin: str | None = None,
+        datagram_hook: taps.DatagramHook | None = None,
+    ) -> None:
+        self.ws_url = base_url.replace("http://", "ws://").replace("https://", "wss://").rstrip("/") + "/v1/rtc"
+        self.token = token
+        self.local_tracks = list(tracks)
+        self.name = name
+        self.origin = origin
+        self.datagram_hook = datagram_hook  # e.g. loadtest.impair.LinkImpairment
+        taps.HandshakeAccelerator.install()  # a lossy link should not stall on this client's timers
+        taps.LeanAiortc.install()  # one certificate per process, as a browser may reuse one
+        # max-bundle: aiortc's default "balanced" policy leaves a second m-line of
+        # the same kind on a transport that bundling then stops.
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        self.timeline = JoinTimeline()
+        self.joined: dict[str, Any] | None = None
+        self.events: list[dict[str, Any]] = []
+        self.errors: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.remote_tracks: asyncio.Queue[RemoteTrack] = asyncio.Queue()
+        self.knocks: asyncio.Queue[dict[str, Any]] = asyncio.Queue()  # to a room admin: someone waits to be let in
+        self.log: list[dict[str, Any]] = []  # the room log's entries as they arrive
+        self.leave_notice: dict[str, Any] | None = None
+        self.negotiations = 0
+        self._mids: dict[str, MidInfo] = {}
+        self._ws: Any = None
+        self._reader: asyncio.Task[None] | None = None
+        self._keepalive: asyncio.Task[None] | None = None
+        self._joined = asyncio.Event()
+        self._negotiated = asyncio.Event()
+        self._closed = asyncio.Event()
+        self.pc.on("track", self._on_track)
+        self.pc.on("iceconnectionstatechange", self._on_ice_state)
+        self.pc.on("connectionstatechange", self._on_connection_state)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def connect(self, timeout: float = 15.0) -> dict[str, Any]:
+        """Open the socket, join, and return the ``joined`` snapshot."""
+        headers = {"Origin": self.origin} if self.origin else None
+        self._ws = await websockets.connect(self.ws_url, max_size=2**22, additional_headers=headers)
+        self.timeline.ws_open = time.perf_counter()
+        await self.send(
+            {
+                "type": "join",
+                "v": PROTOCOL_VERSION,
+                "token": self.token,
+                "name": self.name,
+                "publish": [{"kind": t.kind, "source": _source(t.kind)} for t in self.local_tracks],
+            }
+        )
+        self._reader = asyncio.create_task(self._read())
+        self._keepalive = asyncio.create_task(self._ping_forever())
+        joined = asyncio.create_task(self._joined.wait())
+        done, _ = await asyncio.wait({joined, self._reader}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if joined not in done:
+            joined.cancel()
+            error = self.errors.get_nowait() if not self.errors.empty() else None
+            raise ConnectionError(f"join failed: {error or 'timed out'}")
+        assert self.joined is not None
+        return self.joined
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self._ws.send(json.dumps({k: v for k, v in message.items() if v is not None}))
+
+    async def send_raw(self, data: str | bytes) -> None:
+        await self._ws.send(data)
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            with contextlib.suppress(Exception):
+                await self.send({"type": "leave"})
+            with contextlib.suppress(Exception):
+                await self._ws.close()
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        await self.pc.close()
+
+    async def _ping_forever(self) -> None:
+        """Keep the session inside the server's idle timeout (30 s by default)."""
+        with contextlib.suppress(websockets.ConnectionClosed):
+            while True:
+                await asyncio.sleep(PING_INTERVAL_S)
+                await self.send({"type": "ping"})
+
+    # -- waiting ---------------------------------------------------------------------
+
+    async def next_error(self, timeout: float = 10.0) -> dict[str, Any]:
+        return await asyncio.wait_for(self.errors.get(), timeout)
+
+    async def next_remote_track(self, kind: str | None = None, timeout: float = 20.0) -> RemoteTrack:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            remote = await asyncio.wait_for(self.remote_tracks.get(), max(remaining, 0.001))
+            if kind is None or remote.track.kind == kind:
+                return remote
+
+    async def wait_closed(self, timeout: float = 10.0) -> None:
+        await asyncio.wait_for(self._closed.wait(), timeout)
+
+    async def wait_connected(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.pc.connectionState != "connected":
+            if time.monotonic() > deadline or self.pc.connectionState in ("failed", "closed"):
+                raise TimeoutError(f"peer connection is {self.pc.connectionState}")
+            await asyncio.sleep(0.02)
+
+    # -- incoming --------------------------------------------------------------------
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self._ws:
+                message = json.loads(raw)
+                await self._on_message(message)
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            self._closed.set()
+
+    async def _on_message(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "joined":
+            self.joined = message
+            self.timeline.joined = time.perf_counter()
+            for knock in message.get("knocks", []):  # knocks that came before this admin
+                await self.knocks.put(knock)
+            self._joined.set()
+        elif kind == "offer":
+            await self._answer(message)
+        elif kind == "answer":
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=message["sdp"], type="answer"))
+        elif kind == "event":
+            self.events.append(message)
+        elif kind == "error":
+            await self.errors.put(message)
+        elif kind == "leave":
+            self.leave_notice = message
+        elif kind == "knock" and message.get("ended") is None:
+            await self.knocks.put(message["knock"])
+        elif kind == "log":
+            self.log.append(message["entry"])
+
+    async def _answer(self, message: dict[str, Any]) -> None:
+        if self.timeline.offer is None:
+            self.timeline.offer = time.perf_counter()
+        self._mids.update({mid: MidInfo.model_validate(info) for mid, info in message.get("mids", {}).items()})
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=message["sdp"], type="offer"))
+        unattached = [t for t in self.local_tracks if t not in {s.track for s in self.pc.getSenders()}]
+        for transceiver in self.pc.getTransceivers():
+            info = self._mids.get(transceiver.mid or "")
+            if info is None or info.direction != "send" or transceiver.sender.track is not None:
+                continue
+            track = next((t for t in unattached if t.kind == transceiver.kind), None)
+            if track is not None:
+                unattached.remove(track)
+                transceiver.sender.replaceTrack(track)
+                transceiver.direction = "sendonly"
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        if self.datagram_hook is not None:  # before the server learns our candidates
+            taps.hook_datagrams(self.pc, self.datagram_hook)
+        await self.send({"type": "answer", "sdp": self.pc.localDescription.sdp})
+        if self.timeline.answer_sent is None:
+            self.timeline.answer_sent = time.perf_counter()
+        self.negotiations += 1
+        self._negotiated.set()
+
+    def _on_track(self, track: RemoteStreamTrack) -> None:
+        mid = next((t.mid for t in self.pc.getTransceivers() if t.receiver.track is track), "")
+        self.remote_tracks.put_nowait(RemoteTrack(track=track, mid=mid or "", info=self._mids.get(mid or "")))
+
+    def _on_ice_state(self) -> None:
+        if self.pc.iceConnectionState == "completed" and self.timeline.ice_connected is None:
+            self.timeline.ice_connected = time.perf_counter()
+
+    def _on_connection_state(self) -> None:
+        if self.pc.connectionState == "connected" and self.timeline.connected is None:
+            self.timeline.connected = time.perf_counter()
+
+
+def _source(kind: str) -> str:
+    return (TrackSource.CAMERA if kind == "video" else TrackSource.MICROPHONE).value

@@ -1,0 +1,308 @@
+"""Inspection cases over HTTP: the shop's backend, and the buyer's phone.
+
+- ``/v1/shops/{shop}/cases`` (API key): open cases and get the buyer's one-time link, the inspector's
+  console login, the evidence (files, the signed bundle, a short-lived bundle URL for a reviewer).
+- ``/v1/shops/{shop}/buyers/{buyer_ref}`` (API key): erase one buyer's cases.
+- ``/v1/inspect/redeem`` spends a link, once; ``/v1/inspect/session/...`` (the buyer's session token,
+  ``Authorization: Bearer``) shows the consent text, records consent and hands out join tokens.
+- ``/v1/evidence/{shop}/{case}/bundle.zip?exp&sig``: the bundle, for whoever holds a signed URL.
+
+Links are ``<public URL>/inspect.html#t=<token>``: the token rides in the fragment, so it never reaches a
+server or proxy log, and the page sends it in a POST body.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path as FilePath
+from typing import Annotated
+
+import segno
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import FileResponse
+from pydantic import Field
+from starlette.background import BackgroundTask
+
+from signaling.deps import ApiKeyDep, PageTokenDep, RuntimeDep
+from signaling.inspect.links import BUYER_AUDIENCE, bundle_signature, check_bundle_signature, verify_case_token
+from signaling.runtime import Runtime
+from vitrine.core.desk_tokens import mint_desk_token
+from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.models import Strict
+from vitrine.core.records.shops import require_shop
+from vitrine.core.wire.inspect import BUYER_REF_PATTERN, Case, CaseSetup, CaseState, CaseView, Erasure
+
+backend = APIRouter(prefix="/v1/shops/{shop}", tags=["inspection"], dependencies=[ApiKeyDep])
+public = APIRouter(tags=["inspection"])
+
+
+class CaseLink(Strict):
+    case: CaseView
+    link: str = Field(description="The buyer's one-time link; the token is in the fragment")
+    qr_svg: str = Field(description="The link as a QR code, an SVG document")
+
+
+class Redeem(Strict):
+    token: str = Field(max_length=4096)
+
+
+class BuyerSession(Strict):
+    """What the buyer's page gets for a valid link: the case as the buyer may see it, and a session token."""
+
+    case_id: str
+    shop_name: str
+    order_ref: str
+    language: str
+    token: str
+
+
+class SessionView(Strict):
+    """The buyer's page after a reload: what to show, and whether consent was already given."""
+
+    case_id: str
+    shop_name: str
+    order_ref: str
+    language: str
+    consent_text: str
+    consent_version: int
+    retention_days: int
+    consented: bool
+    state: CaseState
+
+
+class ConsentBody(Strict):
+    version: int
+
+
+class Consented(Strict):
+    consented_at_ms: int
+
+
+class JoinToken(Strict):
+    token: str = Field(description="A /v1/rtc join token (it knocks until the inspector has admitted the buyer)")
+
+
+class ConsoleLogin(Strict):
+    token: str
+    console_url: str = Field(description="The inspector console; the token goes in the fragment")
+
+
+class EvidenceKey(Strict):
+    alg: str = "Ed25519"
+    key_id: str
+    public_key_pem: str
+
+
+class BundleUrl(Strict):
+    url: str
+    expires_at_ms: int
+
+
+def _base(runtime: Runtime, request: Request) -> str:
+    return (runtime.settings.public_url or str(request.base_url)).rstrip("/")
+
+
+def _link(runtime: Runtime, request: Request, case: Case, token: str) -> CaseLink:
+    link = f"{_base(runtime, request)}/inspect.html#t={token}"
+    svg = io.BytesIO()
+    segno.make(link, error="m").save(svg, kind="svg", scale=4, border=2, title="Inspection link")
+    return CaseLink(case=case.view(), link=link, qr_svg=svg.getvalue().decode())
+
+
+async def bundle_response(runtime: Runtime, case: Case) -> FileResponse:
+    """The signed evidence bundle as a download; the temporary file goes once it is sent."""
+    path = await runtime.evidence.bundle(case)
+    return FileResponse(
+        path,
+        media_type="application/zip",
+        filename=f"{case.id}-evidence.zip",
+        background=BackgroundTask(FilePath(path).unlink, missing_ok=True),
+    )
+
+
+def artifact_response(runtime: Runtime, case: Case, artifact_id: str) -> FileResponse:
+    artifact, path = runtime.evidence.artifact_path(case, artifact_id)
+    return FileResponse(
+        path,
+        media_type=artifact.content_type,
+        filename=artifact.file,
+        headers={"X-Content-SHA256": artifact.sha256, "Cache-Control": "private, no-store"},
+    )
+
+
+# -- the shop's backend ---------------------------------------------------------------------
+
+
+@backend.post("/cases", status_code=201, response_model=CaseLink, summary="Open an inspection case and get its link")
+async def open_case(shop: str, body: CaseSetup, runtime: RuntimeDep, request: Request) -> CaseLink:
+    case, token = await runtime.cases.open(shop, body)
+    return _link(runtime, request, case, token)
+
+
+@backend.get("/cases", response_model=list[CaseView], summary="The shop's cases, newest first")
+async def list_cases(
+    shop: str, runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> list[CaseView]:
+    return [case.view() for case in await runtime.cases.recent(shop, limit)]
+
+
+async def _case(runtime: Runtime, shop: str, case: str) -> Case:
+    await require_shop(runtime.state.records.shops, shop)
+    return await runtime.cases.get(shop, case)
+
+
+@backend.get("/cases/{case}", response_model=CaseView, summary="One case, with its evidence, notes and verdict")
+async def get_case(shop: str, case: str, runtime: RuntimeDep) -> CaseView:
+    return (await _case(runtime, shop, case)).view()
+
+
+@backend.post(
+    "/cases/{case}/link", response_model=CaseLink, summary="A new link for the buyer (the old one stops working)"
+)
+async def new_link(shop: str, case: str, runtime: RuntimeDep, request: Request) -> CaseLink:
+    record, token = await runtime.cases.new_link(shop, case)
+    return _link(runtime, request, record, token)
+
+
+@backend.post("/cases/{case}/console", response_model=ConsoleLogin, summary="Mint the inspector's console login")
+async def console_login(
+    shop: str,
+    case: str,
+    runtime: RuntimeDep,
+    request: Request,
+    ttl_s: Annotated[int, Query(ge=60, le=7 * 24 * 3600)] = 12 * 3600,
+) -> ConsoleLogin:
+    record = await _case(runtime, shop, case)
+    token = mint_desk_token(runtime.settings, shop=shop, subject=record.id, role="inspector", ttl_s=ttl_s)
+    return ConsoleLogin(token=token, console_url=f"{_base(runtime, request)}/inspector.html#t={token}")
+
+
+@backend.get("/cases/{case}/artifacts/{artifact}", response_class=FileResponse, summary="One evidence file")
+async def get_artifact(shop: str, case: str, artifact: str, runtime: RuntimeDep) -> FileResponse:
+    return artifact_response(runtime, await _case(runtime, shop, case), artifact)
+
+
+@backend.get(
+    "/cases/{case}/bundle",
+    response_class=FileResponse,
+    summary="The signed evidence bundle (verify it offline with `vitrine verify`)",
+)
+async def get_bundle(shop: str, case: str, runtime: RuntimeDep) -> FileResponse:
+    return await bundle_response(runtime, await _case(runtime, shop, case))
+
+
+@backend.post(
+    "/cases/{case}/bundle-url",
+    response_model=BundleUrl,
+    summary="A short-lived URL to the bundle, for a reviewer without the shop's credentials",
+)
+async def bundle_url(
+    shop: str,
+    case: str,
+    runtime: RuntimeDep,
+    request: Request,
+    ttl_s: Annotated[int, Query(ge=60, le=7 * 24 * 3600)] = 3600,
+) -> BundleUrl:
+    record = await _case(runtime, shop, case)
+    expires = int(time.time()) + ttl_s
+    signature = bundle_signature(runtime.settings, shop, record.id, expires)
+    return BundleUrl(
+        url=f"{_base(runtime, request)}/v1/evidence/{shop}/{record.id}/bundle.zip?exp={expires}&sig={signature}",
+        expires_at_ms=expires * 1000,
+    )
+
+
+@backend.delete(
+    "/buyers/{buyer_ref}",
+    response_model=Erasure,
+    summary="Erase every case of one buyer (their recordings, photos, notes and logs)",
+)
+async def erase_buyer(
+    shop: str, buyer_ref: Annotated[str, Path(pattern=BUYER_REF_PATTERN)], runtime: RuntimeDep
+) -> Erasure:
+    await require_shop(runtime.state.records.shops, shop)
+    return await runtime.evidence.erase_buyer(shop, buyer_ref)
+
+
+@backend.get("/erasures", response_model=list[Erasure], summary="Erasures carried out, newest first (counts only)")
+async def list_erasures(
+    shop: str, runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> list[Erasure]:
+    await require_shop(runtime.state.records.shops, shop)
+    return await runtime.evidence.erasures(shop, limit)
+
+
+@public.get(
+    "/v1/evidence/{shop}/{case}/bundle.zip",
+    response_class=FileResponse,
+    summary="The evidence bundle through a signed, short-lived URL",
+)
+async def signed_bundle(
+    shop: str, case: str, runtime: RuntimeDep, exp: Annotated[int, Query()], sig: Annotated[str, Query(max_length=128)]
+) -> FileResponse:
+    check_bundle_signature(runtime.settings, shop, case, exp, sig)
+    return await bundle_response(runtime, await runtime.cases.get(shop, case))
+
+
+@public.get(
+    "/v1/inspect/evidence-key",
+    response_model=EvidenceKey,
+    summary="The public key that signs evidence bundles: pin it with `vitrine verify --key`",
+)
+async def evidence_key(runtime: RuntimeDep) -> EvidenceKey:
+    signer = runtime.evidence.signer
+    return EvidenceKey(key_id=signer.key_id, public_key_pem=signer.public_key_pem)
+
+
+# -- the buyer's phone ----------------------------------------------------------------------
+
+
+@public.post("/v1/inspect/redeem", response_model=BuyerSession, summary="Spend a one-time link (the buyer's phone)")
+async def redeem(body: Redeem, runtime: RuntimeDep) -> BuyerSession:
+    case, token = await runtime.cases.redeem(body.token)
+    shop = await require_shop(runtime.state.records.shops, case.shop)
+    return BuyerSession(
+        case_id=case.id, shop_name=shop.name, order_ref=case.order_ref, language=case.language, token=token
+    )
+
+
+async def _buyer_case(runtime: RuntimeDep, token: PageTokenDep) -> Case:
+    """The case of the buyer's session token from POST /v1/inspect/redeem."""
+    claims = verify_case_token(runtime.settings, token, BUYER_AUDIENCE)
+    try:
+        return await runtime.cases.get(claims.shop, claims.sub)
+    except VitrineError:
+        raise VitrineError(ErrorCode.LINK_EXPIRED, "this inspection no longer exists") from None
+
+
+BuyerCase = Annotated[Case, Depends(_buyer_case)]
+
+
+@public.get("/v1/inspect/session", response_model=SessionView, summary="The buyer's case and the consent text")
+async def buyer_session(case: BuyerCase, runtime: RuntimeDep) -> SessionView:
+    shop = await require_shop(runtime.state.records.shops, case.shop)
+    text, version, days = await runtime.inspections.consent_text(case)
+    return SessionView(
+        case_id=case.id,
+        shop_name=shop.name,
+        order_ref=case.order_ref,
+        language=case.language,
+        consent_text=text,
+        consent_version=version,
+        retention_days=days,
+        consented=case.consent is not None,
+        state=case.state,
+    )
+
+
+@public.post("/v1/inspect/session/consent", response_model=Consented, summary="The buyer agrees to the recording")
+async def buyer_consent(body: ConsentBody, case: BuyerCase, runtime: RuntimeDep) -> Consented:
+    case = await runtime.inspections.consent(case, body.version)
+    assert case.consent is not None
+    return Consented(consented_at_ms=case.consent.at_ms)
+
+
+@public.post("/v1/inspect/session/join", response_model=JoinToken, summary="A join token for the case's room")
+async def buyer_join(case: BuyerCase, runtime: RuntimeDep) -> JoinToken:
+    return JoinToken(token=await runtime.inspections.buyer_token(case))

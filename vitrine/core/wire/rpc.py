@@ -1,0 +1,288 @@
+"""Commands from signaling to a media worker, and what the worker sends back.
+
+The same models travel over a direct call (embedded) and over Redis (scaled).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field, TypeAdapter
+
+from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.models import Identity, Participant, Room, Strict, Track
+from vitrine.core.wire.inspect import Artifact
+from vitrine.core.wire.rtc import (
+    IceCandidate,
+    KnockPush,
+    LeaveCode,
+    LogEntry,
+    MidInfo,
+    RoomEvent,
+    Sdp,
+    ServerAnswerMessage,
+    ServerOfferMessage,
+    TrackRequest,
+)
+
+
+class JoinCommand(Strict):
+    op: Literal["join"] = "join"
+    room: Room
+    participant: Participant
+    publish: list[TrackRequest] = Field(default_factory=list)
+    auto_subscribe: bool = True  # False for WHIP/WHEP sessions, which cannot renegotiate
+    # False: a knocker waiting to be admitted. Its connection is set up (ICE, DTLS, its publications received),
+    # but it subscribes to nothing and nothing of it is forwarded or recorded until ``AdmitCommand``.
+    admitted: bool = True
+
+
+class OfferCommand(Strict):
+    op: Literal["offer"] = "offer"
+    room: str
+    sid: str
+    sdp: Sdp
+    publisher: Identity | None = None  # WHEP ?participant=: bind only this identity's tracks
+
+
+class AnswerCommand(Strict):
+    op: Literal["answer"] = "answer"
+    room: str
+    sid: str
+    sdp: Sdp
+
+
+class CandidateCommand(Strict):
+    op: Literal["candidate"] = "candidate"
+    room: str
+    sid: str
+    candidate: IceCandidate | None
+
+
+class PublishCommand(Strict):
+    op: Literal["publish"] = "publish"
+    room: str
+    sid: str
+    tracks: list[TrackRequest]
+
+
+class UnpublishCommand(Strict):
+    op: Literal["unpublish"] = "unpublish"
+    room: str
+    sid: str
+    track_sid: str
+
+
+class AdmitCommand(Strict):
+    """Let a participant that joined with ``admitted: false`` into the room: its publications are forwarded
+    (and recorded) from now on, and it subscribes to the room's tracks. The reply carries its tracks and its
+    next offer."""
+
+    op: Literal["admit"] = "admit"
+    room: str
+    sid: str
+
+
+class LeaveCommand(Strict):
+    op: Literal["leave"] = "leave"
+    room: str
+    sid: str
+
+
+class CloseRoomCommand(Strict):
+    op: Literal["close_room"] = "close_room"
+    room: str
+
+
+RECORDING_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"  # a file stem: no dots, no slashes (same as Room.recording_id)
+
+
+class RecordCommand(Strict):
+    """Start or stop recording the room's published media (remuxed, never transcoded; media/recorder.py).
+
+    ``start`` again with the same id is a no-op; with another id it is ``recording_exists``. An id recorded
+    before (the room was on another worker) gets its next part, never over an earlier one
+    (``vitrine/core/recording_parts.py``). ``stop`` of a recording the room does not have is ``recording_not_found``.
+    """
+
+    op: Literal["record"] = "record"
+    room: str
+    action: Literal["start", "stop"]
+    recording_id: str = Field(pattern=RECORDING_ID_PATTERN)  # the file's stem under recordings_dir
+    identity: Identity | None = None  # record only this participant's tracks (an inspection: the buyer's)
+
+
+class RecordingInfo(Strict):
+    """A recording as the worker reports it: a snapshot while it runs, the final file once ``finished``."""
+
+    path: str  # relative to the recordings directory; provisional until the first frame is written
+    part: int = 0  # the part of the recording this file is: 0 is <id>.<ext>, n is <id>.<n>.<ext>
+    container: Literal["webm", "mp4", "mkv"]
+    started_at_ms: int  # wall clock of the file's time zero (its first keyframe), for aligning the room's log
+    duration_ms: int
+    video_frames: int = 0
+    audio_frames: int = 0
+    bytes: int = 0
+    finished: bool = False
+    dropped_packets: int = 0  # the recorder's queue was full: forwarding never waits for the disk
+    dropped_frames: int = 0  # waiting for a keyframe, out of order, or a kind/codec the file has no stream for
+    error: str | None = None  # the muxer failed; what was written before is kept
+
+
+class RelayCommand(Strict):
+    """Pull a live room's tracks from its origin worker onto this one (``media/relay.py``).
+
+    ``open`` offers to receive ``tracks`` (dropping any earlier pull; no tracks: nothing to pull yet),
+    and the reply carries the offer; ``answer`` applies the origin's answer and its ``mids`` table.
+    """
+
+    op: Literal["relay"] = "relay"
+    room: Room  # the relay's copy: it records nothing
+    action: Literal["open", "answer"]
+    tracks: list[Track] = Field(default_factory=list, max_length=16)
+    sdp: Sdp | None = None
+    mids: dict[str, MidInfo] = Field(default_factory=dict)
+
+
+class SnapshotCommand(Strict):
+    """Decode one frame of a participant's published video into a JPEG artifact of the room's case: the
+    fallback when the buyer's camera cannot take a photo. The worker asks the publisher for a keyframe and
+    decodes that frame only; forwarding never decodes."""
+
+    op: Literal["snapshot"] = "snapshot"
+    room: str
+    identity: Identity  # whose video (the buyer's)
+
+
+class DrainCommand(Strict):
+    """Drain the worker (``media/drain.py``), as its SIGTERM would: the operator's ``POST
+    /v1/workers/{id}/drain``. The reply comes at once; the drain runs on."""
+
+    op: Literal["drain"] = "drain"
+
+
+WorkerCommand = Annotated[
+    JoinCommand
+    | OfferCommand
+    | AnswerCommand
+    | CandidateCommand
+    | PublishCommand
+    | UnpublishCommand
+    | LeaveCommand
+    | CloseRoomCommand
+    | RecordCommand
+    | RelayCommand
+    | SnapshotCommand
+    | AdmitCommand
+    | DrainCommand,
+    Field(discriminator="op"),
+]
+command_adapter: TypeAdapter[WorkerCommand] = TypeAdapter(WorkerCommand)
+
+
+class WorkerReply(Strict):
+    error: ErrorCode | None = None
+    message: str = ""
+    offer: ServerOfferMessage | None = None
+    answer: ServerAnswerMessage | None = None
+    published: list[Track] = Field(default_factory=list)
+    unpublished: list[Track] = Field(default_factory=list)
+    recording: RecordingInfo | None = None
+    artifact: Artifact | None = None  # a snapshot, stored under the room's case
+
+    def raise_for_error(self) -> WorkerReply:
+        if self.error is not None:
+            raise VitrineError(self.error, self.message)
+        return self
+
+
+class AckRequest(Strict):
+    """A push that waits for its answer: the node publishes a ``PushAck`` with ``id`` to ``reply_to``."""
+
+    id: str = Field(min_length=1, max_length=64)
+    reply_to: str = Field(min_length=1, max_length=256)
+
+
+class GoneReason(StrEnum):
+    """Why the worker let a participant go on its own (``OfferPush.gone``): its peer connection ended."""
+
+    CLOSED = "closed"  # the peer closed it (DTLS close), and aiortc closed our side
+    FAILED = "failed"  # ICE or DTLS failed, or ICE consent expired (RFC 7675)
+    SILENT = "silent"  # nothing (STUN, DTLS, RTP or RTCP) arrived from the peer for ``peer_silence_s``
+    DRAINING = "draining"  # the worker is draining for an upgrade (``media/drain.py``): rejoin, on another one
+
+
+class OfferPush(Strict):
+    """Something the worker starts for one participant, routed to the node holding its socket: an offer, or
+    an evidence file the participant sent over its data channel and the worker stored (``artifact``), or
+    the news that its peer connection is ``gone`` and the worker freed it: signaling then announces its
+    leave and closes its session, whatever its socket (or a WHIP/WHEP client that never says DELETE) does.
+
+    An artifact push carries ``ack`` over Redis: the worker tells the phone ``stored`` only once the node
+    answered that the file is in the case's record (embedded, the call returns after that itself)."""
+
+    room: str
+    sid: str
+    node_id: str
+    offer: ServerOfferMessage | None = None
+    artifact: Artifact | None = None
+    ack: AckRequest | None = None
+    gone: GoneReason | None = None
+
+
+class Unconfirmed(VitrineError):
+    """A push with ``ack`` got no answer in time: it may or may not have been handled, so nothing it
+    refers to may be removed (a stored file stays on disk)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.STORAGE_UNAVAILABLE, message)
+
+
+class PushAck(Strict):
+    """A node's answer to a push with ``ack``: handled (no error), or the typed reason it was refused."""
+
+    id: str
+    error: ErrorCode | None = None
+    message: str = ""
+
+    def raise_for_error(self) -> PushAck:
+        if self.error is not None:
+            raise VitrineError(self.error, self.message)
+        return self
+
+
+class RpcRequest(Strict):
+    id: str
+    reply_to: str
+    command: WorkerCommand
+
+
+class RpcResponse(Strict):
+    id: str
+    reply: WorkerReply
+
+
+class NodeMessage(Strict):
+    """What arrives in a signaling node's inbox: an RPC response or an offer push."""
+
+    response: RpcResponse | None = None
+    push: OfferPush | None = None
+
+
+class Kick(Strict):
+    """Close one participant's session wherever it is connected."""
+
+    sid: str
+    reason: str
+    reconnect: bool = False
+    code: LeaveCode | None = None
+
+
+class RoomBusMessage(Strict):
+    """What travels on a room's channel: a client-facing event, or a kick for one node to act on."""
+
+    event: RoomEvent | None = None
+    kick: Kick | None = None
+    log: LogEntry | None = None  # a new entry of the room's log, for every session in the room
+    knock: KnockPush | None = None  # a knock, or its end, for the room's admins and the knocker

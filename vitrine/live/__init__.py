@@ -1,1 +1,0 @@
-"""Live selling: shows, their log entries and their numbers."""
