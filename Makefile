@@ -5,12 +5,12 @@ VENV ?= .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test system-deps bench clean
+.PHONY: serve test lint system-deps bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test,bench]'
+	$(VENV)/bin/pip install -q -e '.[test,bench,lint]'
 	touch $(STAMP)
 
 system-deps:
@@ -25,6 +25,16 @@ serve: $(STAMP)
 ## each test file runs whole on one of them, with its own Redis, PostgreSQL and Chromium.
 test: system-deps $(STAMP)
 	$(VENV)/bin/pytest -q -n 2 --dist loadfile
+
+## Check types (mypy), style (ruff) and the floors: no import from a lower floor to a higher one, no circles
+## (lint-imports; the contracts are in pyproject.toml); and the shared browser modules' types (tsc, from npm).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+	npm ci --no-audit --no-fund --loglevel=error
+	node_modules/.bin/tsc -p tsconfig.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

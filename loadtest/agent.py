@@ -80,7 +80,7 @@ class LinkObserver:
                 self._observe(data)
             deliver()
         elif self.watching:
-            self.impairment.inbound(data, lambda: (self._observe(data), deliver()))
+            self.impairment.inbound(data, lambda: self._observe_and_deliver(data, deliver))
         else:
             self.impairment.inbound(data, deliver)
 
@@ -89,6 +89,10 @@ class LinkObserver:
             send()
         else:
             self.impairment.outbound(data, send)
+
+    def _observe_and_deliver(self, data: bytes, deliver: Callable[[], None]) -> None:
+        self._observe(data)
+        deliver()
 
     def _observe(self, data: bytes) -> None:
         # RTP version 2, and not RTCP (RFC 5761: second byte 192-223).

@@ -74,7 +74,9 @@ outputs:
   --json       the versioned report (schema: loadtest/report.schema.json)
   plots        <json stem>-join-cdf.png (join-latency CDF per stage) and, for a
                sweep, <json stem>-quality.png (join p95, delivered frames and
-               freeze time against loss), next to --json or in --plots DIR
+               freeze time against loss), next to --json or in --plots DIR;
+               they need matplotlib: pip install 'vitrine[bench]' (without it,
+               --json writes the report and says so, and --plots refuses)
   exit code    0 SLO passed, 1 SLO failed, 2 bad arguments, 3 the harness
                could not run (server did not start, a worker died)
 
@@ -263,7 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     out = run.add_argument_group("output")
     out.add_argument("--json", metavar="PATH", help="write the JSON report here (and PATH.md, plots beside it)")
     out.add_argument("--markdown", metavar="PATH", help="write the Markdown summary here")
-    out.add_argument("--plots", metavar="DIR", help="write the PNG plots in DIR")
+    out.add_argument(
+        "--plots", metavar="DIR", help="write the PNG plots in DIR (needs matplotlib: pip install 'vitrine[bench]')"
+    )
     out.add_argument("--no-progress", action="store_true", help="no live progress line on stderr")
 
     slo = run.add_argument_group("SLO (a failed check exits 1)")
@@ -362,6 +366,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         config = config_from_args(args)
         if config.impairment.mode == "kernel":
             netns.preflight()
+        # Plots go next to --json or into --plots; they need matplotlib (the bench extra), the run does not.
+        can_plot = bool(config.json_path or config.plots_dir) and report.plotting_available()
+        if config.plots_dir and not can_plot:
+            raise ConfigError(f"--plots: {report.PLOTS_MISSING}")
     except ConfigError as exc:
         print(f"python -m loadtest run: {exc}\n(see python -m loadtest run --help)", file=sys.stderr)
         return EXIT_USAGE
@@ -374,8 +382,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("loadtest: interrupted", file=sys.stderr)
         return EXIT_HARNESS
     full = report.build_report(config, results)
-    for path in report.write_outputs(config, full):
+    for path in report.write_outputs(config, full, plots=can_plot):
         runner.message(f"wrote {path}", config.progress)
+    if config.json_path and not can_plot:
+        print(f"loadtest: no plots written: {report.PLOTS_MISSING}", file=sys.stderr)
     sys.stdout.write(report.markdown(full))
     sys.stdout.flush()
     return EXIT_OK if full["slo"]["passed"] else EXIT_SLO_FAILED

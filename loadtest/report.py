@@ -123,7 +123,7 @@ def impairment_summary(
     verdicts: list[bool] = []
     for direction in ("down", "up"):
         applies = imp.mode == "userspace" and imp.active and imp.direction in ("both", direction)
-        totals = Counter()
+        totals: Counter[str] = Counter()
         for client in clients:
             counters = (client.get("impairment") or {}).get(direction)
             if counters:
@@ -513,6 +513,19 @@ def _fmt_pct(ratio: float | None) -> str:
 
 # -- plots ---------------------------------------------------------------------------------------------
 
+# The plots need matplotlib (and numpy under it): the ``bench`` extra. The run and its JSON and Markdown do not.
+PLOTS_EXTRA = "pip install 'vitrine[bench]'"
+PLOTS_MISSING = f"the plots need matplotlib, which is not installed: {PLOTS_EXTRA}"
+
+
+def plotting_available() -> bool:
+    """Whether matplotlib imports (it comes with the ``bench`` extra)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
 
 def plot_join_cdf(config: dict[str, Any], loss_pct: float, clients: list[dict[str, Any]], path: Path) -> Path:
     import matplotlib
@@ -596,8 +609,11 @@ def plot_quality_vs_impairment(table: list[dict[str, Any]], path: Path) -> Path:
 # -- writing -----------------------------------------------------------------------------------------------
 
 
-def write_outputs(config: RunConfig, report: dict[str, Any]) -> list[Path]:
-    """JSON, Markdown and PNGs where the configuration asks for them; returns the files written."""
+def write_outputs(config: RunConfig, report: dict[str, Any], plots: bool = True) -> list[Path]:
+    """JSON, Markdown and PNGs where the configuration asks for them; returns the files written.
+
+    ``plots=False``: no PNGs (matplotlib is missing: ``plotting_available()``).
+    """
     written: list[Path] = []
     stem: Path | None = None
     if config.json_path:
@@ -612,7 +628,7 @@ def write_outputs(config: RunConfig, report: dict[str, Any]) -> list[Path]:
         md_path.write_text(markdown(report))
         written.append(md_path)
     plots_dir = Path(config.plots_dir) if config.plots_dir else (stem.parent if stem else None)
-    if plots_dir is not None:
+    if plots_dir is not None and plots:
         name = stem.name if stem else "loadtest"
         written.append(
             plot_join_cdf(report["config"], config.losses_pct[0], report["clients"], plots_dir / f"{name}-join-cdf.png")

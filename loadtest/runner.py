@@ -218,10 +218,11 @@ class _Workers:
         if not live:
             time.sleep(min(timeout, 0.05))
             return
-        for conn in wait(live, timeout=timeout):
-            wid = self.conns.index(conn)  # type: ignore[arg-type]
+        ready = wait(live, timeout=timeout)
+        for conn in (c for c in live if c in ready):
+            wid = self.conns.index(conn)
             try:
-                msg = conn.recv()  # type: ignore[union-attr]
+                msg = conn.recv()
             except (EOFError, OSError):
                 self.dead.add(wid)
                 if wid not in self.results:

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import time
+from array import array
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +34,6 @@ from fractions import Fraction
 from typing import Any
 
 import av
-import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack, VideoStreamTrack
 from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RtcpPsfbPacket
 
@@ -87,27 +88,61 @@ _VIDEO_LOOPS: dict[tuple[int, int, float, int, int], VideoLoop] = {}
 _AUDIO_LOOP: list[AudioLoop] = []
 
 
+def fill_plane(plane: av.video.plane.VideoPlane, data: bytes, row_bytes: int) -> None:
+    """Copy ``data`` (rows of ``row_bytes`` each, back to back) into ``plane``, whose rows may be padded."""
+    pad = plane.line_size - row_bytes
+    if pad:
+        data = b"".join(
+            data[row : row + row_bytes] + bytes(pad) for row in range(0, plane.height * row_bytes, row_bytes)
+        )
+    plane.update(data)
+
+
+def bar_frame(width: int, height: int, x: int, bar: int = 16) -> av.VideoFrame:
+    """An RGB frame, black but for a white vertical bar ``bar`` pixels wide from column ``x`` (cut at the edge)."""
+    row = bytearray(3 * width)
+    end = min(x + bar, width)
+    if end > x:
+        row[3 * x : 3 * end] = b"\xff" * (3 * (end - x))
+    frame = av.VideoFrame(width, height, "rgb24")
+    plane = frame.planes[0]
+    padded = bytes(row) + bytes(plane.line_size - 3 * width)
+    plane.update(padded * height)
+    return frame
+
+
+NOISE = bytes(96 + b % 64 for b in range(256))  # a random byte to a luma value in 96..159, uniformly
+
+
 def _pattern(width: int, height: int, frames: int) -> list[av.VideoFrame]:
     """YUV 4:2:0 frames: a scrolling checkerboard, a sweeping bar, a block of noise, a drifting chroma wave."""
-    rng = np.random.default_rng(1)
+    rng = random.Random(1)
     cell = max(8, width // 20)
-    x = np.arange(width)
-    y = np.arange(height)[:, None]
     bar = max(4, width // 26)
     nh, nw = max(8, height // 7) & ~1, max(8, width // 10) & ~1
+    top, left = (height - nh) // 2, (width - nw) // 2
+    chroma_size = height // 2 * width  # U then V, each (height/2 x width/2), stored back to back
     out = []
     for i in range(frames):
-        buf = np.empty((height * 3 // 2, width), dtype=np.uint8)
-        luma = buf[:height]
-        luma[:] = (((x + 2 * i) // cell + y // cell) % 2) * 80 + 80
         bx = (i * 6) % max(1, width - bar)
-        luma[:, bx : bx + bar] = 235
-        top, left = (height - nh) // 2, (width - nw) // 2
-        luma[top : top + nh, left : left + nw] = rng.integers(96, 160, (nh, nw), dtype=np.uint8)
-        chroma = buf[height:]  # U then V, each a (height/2 x width/2) plane stored as height/4 rows of width
-        chroma[: height // 4] = (128 + 40 * np.sin((x + 2 * i) / 80)).astype(np.uint8)
-        chroma[height // 4 :] = 128
-        out.append(av.VideoFrame.from_ndarray(buf, format="yuv420p"))
+        bar_end = min(bx + bar, width)
+        rows = []
+        for parity in (0, 1):
+            row = bytearray(((x + 2 * i) // cell + parity) % 2 * 80 + 80 for x in range(width))
+            row[bx:bar_end] = b"\xeb" * (bar_end - bx)
+            rows.append(bytes(row))
+        luma = bytearray(b"".join(rows[(y // cell) % 2] for y in range(height)))
+        noise = rng.randbytes(nh * nw).translate(NOISE)
+        for r in range(nh):
+            start = (top + r) * width + left
+            luma[start : start + nw] = noise[r * nw : (r + 1) * nw]
+        wave = bytes(int(128 + 40 * math.sin((x + 2 * i) / 80)) for x in range(width))
+        chroma = wave * (height // 4) + b"\x80" * (chroma_size - width * (height // 4))
+        frame = av.VideoFrame(width, height, "yuv420p")
+        fill_plane(frame.planes[0], bytes(luma), width)
+        fill_plane(frame.planes[1], chroma[: chroma_size // 2], width // 2)
+        fill_plane(frame.planes[2], chroma[chroma_size // 2 :], width // 2)
+        out.append(frame)
     return out
 
 
@@ -184,12 +219,15 @@ def audio_loop() -> AudioLoop:
         codec.time_base = AUDIO_TIME_BASE
         codec.options = {"application": "voip"}
         count = round(AUDIO_LOOP_S / AUDIO_PTIME_S)
-        t = np.arange(AUDIO_SAMPLES * (count + 4)) / AUDIO_RATE
-        tone = (AUDIO_TONE_AMPLITUDE * 32767 * np.sin(2 * math.pi * AUDIO_TONE_HZ * t)).astype(np.int16)
+        amplitude = AUDIO_TONE_AMPLITUDE * 32767
         packets: list[bytes] = []
         for i in range(count + 4):  # a few extra frames flush the encoder's look-ahead
-            chunk = tone[i * AUDIO_SAMPLES : (i + 1) * AUDIO_SAMPLES]
-            frame = av.AudioFrame.from_ndarray(np.repeat(chunk, 2)[None, :], format="s16", layout="stereo")
+            stereo = array("h")  # interleaved: left and right the same
+            for n in range(i * AUDIO_SAMPLES, (i + 1) * AUDIO_SAMPLES):
+                sample = int(amplitude * math.sin(2 * math.pi * AUDIO_TONE_HZ * (n / AUDIO_RATE)))
+                stereo.extend((sample, sample))
+            frame = av.AudioFrame(format="s16", layout="stereo", samples=AUDIO_SAMPLES)
+            frame.planes[0].update(stereo.tobytes())
             frame.sample_rate, frame.pts, frame.time_base = AUDIO_RATE, i * AUDIO_SAMPLES, AUDIO_TIME_BASE
             packets.extend(bytes(p) for p in codec.encode(frame))
         _AUDIO_LOOP.append(AudioLoop(tuple(packets[:count])))
@@ -376,8 +414,6 @@ class PatternVideoTrack(VideoStreamTrack):
         self.count = 0
         self._find_sender = find_sender
         self._sender: Any = None
-        self._image = np.zeros((height, width, 3), dtype=np.uint8)
-        self._bar_x = 0
         self.clock = CaptureClock()
 
     async def recv(self) -> av.VideoFrame:
@@ -385,13 +421,9 @@ class PatternVideoTrack(VideoStreamTrack):
             self._sender = self._find_sender(self)
         self.clock.learn(self._sender)
         pts, time_base = await self.next_timestamp()
-        image = self._image
-        width = 16
-        image[:, self._bar_x : self._bar_x + width] = 0
-        self._bar_x = (self.count * 4) % max(self.width - width, 1)
-        image[:, self._bar_x : self._bar_x + width] = 255
+        bar = 16
+        frame = bar_frame(self.width, self.height, (self.count * 4) % max(self.width - bar, 1), bar)
         self.count += 1
-        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
         frame.pts, frame.time_base = pts, time_base
         ticks = pts if time_base == Fraction(1, VIDEO_CLOCK) else int(pts * time_base * VIDEO_CLOCK)
         self.clock.record(ticks)
@@ -399,3 +431,19 @@ class PatternVideoTrack(VideoStreamTrack):
 
     def captures(self) -> list[tuple[int, float]]:
         return self.clock.captures()
+
+
+class MovingPatternTrack(VideoStreamTrack):
+    """A small moving test pattern: cheap to encode, and every frame differs (the tests' and benchmarks' camera)."""
+
+    def __init__(self, width: int = 320, height: int = 240) -> None:
+        super().__init__()
+        self.width, self.height = width, height
+        self.count = 0
+
+    async def recv(self) -> av.VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        frame = bar_frame(self.width, self.height, (self.count * 4) % self.width)
+        self.count += 1
+        frame.pts, frame.time_base = pts, time_base
+        return frame

@@ -157,8 +157,8 @@ async def _serve(
     with contextlib.suppress(Exception):
         await asyncio.wait(pending, timeout=5)
     done.set()
-    for task in helpers:
-        task.cancel()
+    for helper in helpers:
+        helper.cancel()
     await ctx.close()
     if events:
         conn.send(("events", wid, events[:]))

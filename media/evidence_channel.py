@@ -44,7 +44,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from aiortc import RTCDataChannel
 from pydantic import Field, TypeAdapter, ValidationError
@@ -140,7 +140,8 @@ class _Transfer:
         self.failed = False
 
 
-_FINISH, _ABORT = "finish", "abort"
+_FINISH: Final = "finish"
+_ABORT: Final = "abort"
 _Job = tuple[_Transfer, bytearray | Literal["finish", "abort"]] | None  # None: close()'s wake-up
 
 

@@ -23,8 +23,16 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from typing import cast
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpCapabilities,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
 from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 
@@ -116,7 +124,7 @@ class PeerSession:
         self._mids.pop(down.transceiver, None)
         return True
 
-    def open_evidence_channel(self, target: EvidenceTarget) -> None:
+    def open_evidence_channel(self, target: EvidenceTarget) -> EvidenceChannel:
         """The reliable, ordered ``evidence`` channel, for the next offer.
 
         Open it after the join's m-lines are added. aiortc's max-bundle puts a data channel made before
@@ -124,6 +132,7 @@ class PeerSession:
         answer bundles it under the first of them, stops that transport, which the media share.
         """
         self.evidence = EvidenceChannel(self.pc.createDataChannel(EVIDENCE_LABEL, ordered=True), target, self.sid)
+        return self.evidence
 
     # -- negotiation ---------------------------------------------------------
 
@@ -345,7 +354,7 @@ def _source_for(kind: TrackKind) -> TrackSource:
 
 
 def publish_preferences(kind: str) -> list:
-    capabilities = RTCRtpReceiver.getCapabilities(kind).codecs
+    capabilities = cast(RTCRtpCapabilities, RTCRtpReceiver.getCapabilities(kind)).codecs  # None only for other kinds
     wanted = PUBLISH_CODECS[kind]
     return sorted(
         (c for c in capabilities if c.mimeType.lower() in wanted), key=lambda c: wanted.index(c.mimeType.lower())

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import av
 from aiortc.codecs import depayload
@@ -394,11 +394,11 @@ class Recording:
         held, out.held, out.last_pts = out.held, packet, pts
         out.frames += 1
         if held is not None:
-            out.duration = held.duration = pts - held.pts
+            out.duration = held.duration = pts - cast(int, held.pts)  # set to an int above, a frame ago
             self._container.mux(held)
 
     def _finish(self) -> None:
-        if self._container is None:
+        if self._container is None or self._ext is None:  # set together, once the file is created
             return
         try:
             for out in self._streams.values():

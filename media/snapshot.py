@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Literal
 
 import av
 from aiortc.codecs import depayload
@@ -23,7 +24,7 @@ from vitrine.core.errors import ErrorCode, VitrineError
 SNAPSHOT_TIMEOUT_S = 5.0
 KEYFRAME_RETRY_S = 0.5  # a lost PLI, or one the rate limit swallowed, is asked again
 MAX_FRAME_PACKETS = 2048  # a keyframe larger than this is not waited for (a 4K keyframe is a few hundred)
-DECODERS = {"video/vp8": "vp8", "video/h264": "h264"}
+DECODERS: dict[str, Literal["vp8", "h264"]] = {"video/vp8": "vp8", "video/h264": "h264"}
 JPEG_QUALITY = 2  # mjpeg's qscale, 2 (best) to 31: evidence is worth the bytes
 
 

@@ -64,6 +64,18 @@ from vitrine.core.wire.rpc import (
 logger = logging.getLogger(__name__)
 
 Push = Callable[[OfferPush], Awaitable[None]]
+# What reaches a room's lock: every WorkerCommand but those ``handle`` answers first.
+RoomCommand = (
+    OfferCommand
+    | AnswerCommand
+    | CandidateCommand
+    | PublishCommand
+    | UnpublishCommand
+    | LeaveCommand
+    | CloseRoomCommand
+    | RecordCommand
+    | AdmitCommand
+)
 
 
 @dataclass
@@ -167,7 +179,7 @@ class MediaWorker:
             logger.exception("media worker failed on %s", type(command).__name__)
             return WorkerReply(error=ErrorCode.INTERNAL, message="media worker error")
 
-    async def _dispatch(self, room: WorkerRoom, command: WorkerCommand) -> WorkerReply:
+    async def _dispatch(self, room: WorkerRoom, command: RoomCommand) -> WorkerReply:
         if isinstance(command, CloseRoomCommand):
             return await self._close_room(room)
         if isinstance(command, RecordCommand):
@@ -285,8 +297,7 @@ class MediaWorker:
                     peer.add_publications(command.publish, self.settings.max_tracks_per_participant)
                 evidence = self._evidence_target(command.room, participant)
                 if evidence is not None:
-                    peer.open_evidence_channel(evidence)
-                    peer.evidence.accepting = command.admitted
+                    peer.open_evidence_channel(evidence).accepting = command.admitted
                 offer = await peer.make_offer() if peer.pc.getTransceivers() or peer.evidence else None
             except BaseException:
                 try:

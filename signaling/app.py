@@ -12,6 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.base import RequestResponseEndpoint
+from starlette.responses import Response
 
 from signaling.body_limit import BodyLimit
 from signaling.consult import routes as consult
@@ -85,7 +87,7 @@ def create_app(settings: Settings, local_media: LocalMedia | None = None) -> Fas
         app.include_router(router)
 
     @app.middleware("http")
-    async def embeddable_assets(request: Request, call_next):  # noqa: ANN001, ANN202
+    async def embeddable_assets(request: Request, call_next: RequestResponseEndpoint) -> Response:
         """The widget runs on shops' pages and imports its modules from here: scripts and styles are public."""
         response = await call_next(request)
         if request.method == "GET" and request.url.path.endswith((".js", ".css")):
@@ -94,7 +96,7 @@ def create_app(settings: Settings, local_media: LocalMedia | None = None) -> Fas
         return response
 
     @app.middleware("http")
-    async def shop_embed_cors(request: Request, call_next):  # noqa: ANN001, ANN202
+    async def shop_embed_cors(request: Request, call_next: RequestResponseEndpoint) -> Response:
         """A show's public API answers the shop's embed origins, its errors too (the error handler builds a new
         response, so a route cannot set this itself)."""
         response = await call_next(request)

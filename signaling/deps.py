@@ -1,16 +1,21 @@
-"""FastAPI dependencies: the runtime, API-key authentication, bearer join tokens."""
+"""FastAPI dependencies: the runtime, the public base URL, API-key authentication, bearer join tokens, and the
+shop a path names."""
 
 from __future__ import annotations
 
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
+from starlette.requests import HTTPConnection
 
 from signaling.runtime import Runtime
 from vitrine.core.auth import JoinClaims, verify_token
 from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.models import SLUG_PATTERN
+from vitrine.core.records.shops import require_shop
+from vitrine.core.shops import Shop
 
 
 class _LenientBasic(HTTPBasic):
@@ -30,11 +35,21 @@ _page_bearer = HTTPBearer(
 )
 
 
-def get_runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
+def get_runtime(connection: HTTPConnection) -> Runtime:
+    """The app's runtime, for HTTP routes and WebSocket routes alike."""
+    runtime: Runtime = connection.app.state.runtime
+    return runtime
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def public_base(runtime: RuntimeDep, request: Request) -> str:
+    """This server's public URL, no trailing slash: ``VITRINE_PUBLIC_URL``, else the URL the request came in on."""
+    return (runtime.settings.public_url or str(request.base_url)).rstrip("/")
+
+
+PublicBaseDep = Annotated[str, Depends(public_base)]
 
 
 def require_api_key(runtime: RuntimeDep, credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)]) -> None:
@@ -69,3 +84,25 @@ def page_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depen
 
 
 PageTokenDep = Annotated[str, Depends(page_token)]
+
+
+async def shop_of_path(shop: Annotated[str, Path(description="Shop id")], runtime: RuntimeDep) -> Shop:
+    """The shop the path's ``{shop}`` names, or ``404 shop_not_found``.
+
+    Declare it after the router's API-key dependency (a router's ``dependencies`` always run first), so a
+    caller without the API key learns nothing of which shops exist. Like any dependency it runs before the
+    handler's own query and body parameters are validated."""
+    return await require_shop(runtime.state.records.shops, shop)
+
+
+ShopDep = Annotated[Shop, Depends(shop_of_path)]
+
+
+async def slug_shop_of_path(
+    shop: Annotated[str, Path(pattern=SLUG_PATTERN, description="Shop id")], runtime: RuntimeDep
+) -> Shop:
+    """``shop_of_path`` for public routes, where an id that is not a slug is ``422 invalid_message``, unlooked-up."""
+    return await shop_of_path(shop, runtime)
+
+
+SlugShopDep = Annotated[Shop, Depends(slug_shop_of_path)]

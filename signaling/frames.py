@@ -7,6 +7,7 @@ first; an oversized frame is reported (typed) and skipped, never parsed, and the
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect
 
@@ -28,7 +29,8 @@ async def receive_frame(
     frame over ``max_bytes`` (UTF-8 bytes, not characters).
     """
     receive = asyncio.ensure_future(ws.receive())
-    done, _ = await asyncio.wait({receive, writer}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    waiting: set[asyncio.Future[Any]] = {receive, writer}
+    done, _ = await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     if receive not in done:
         receive.cancel()
         raise Idle

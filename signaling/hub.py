@@ -2,7 +2,9 @@
 
 Room events and kicks arrive on a room's bus channel (from any node); worker
 offers arrive through the worker link. The hub hands each to the local
-session it concerns.
+session it concerns. A room is an audience over ``ChannelHub``: the hub keeps
+who listens here and what a message means to them, and the channel hub keeps
+each room's channel subscribed once, for as long as anyone here listens.
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
+from signaling.channels import ChannelHub
 from vitrine.core.models import Room
 from vitrine.core.state import keys
-from vitrine.core.state.bus import EventBus, Subscription
+from vitrine.core.state.bus import EventBus
 from vitrine.core.wire.rpc import Kick, OfferPush, RoomBusMessage
 from vitrine.core.wire.rtc import KnockPush, LogEntry, RoomEvent, ServerMessage, ServerOfferMessage
 
@@ -51,32 +54,24 @@ class SessionHub:
         self.bus = bus
         self.sessions: dict[str, LocalSession] = {}
         self.rooms: dict[str, set[str]] = {}
-        self._subscriptions: dict[str, Subscription] = {}
         self.knockers: dict[str, tuple[str, LocalSession]] = {}  # knock id -> (room, the knocking session)
+        self._channels = ChannelHub(bus, keys.room_events_channel, self._on_room_message)
 
     async def attach(self, room: str, sid: str, session: LocalSession) -> None:
         """Register before the room snapshot is read, so no event falls in between."""
         self.sessions[sid] = session
         members = self.rooms.setdefault(room, set())
         members.add(sid)
-        await self._subscribe(room)
+        await self._channels.join(room, ("session", sid))
 
     async def wait_at_door(self, room: str, knock_id: str, session: LocalSession) -> None:
         """A knocker listens for its answer (and nothing else of the room) before its knock is announced."""
         self.knockers[knock_id] = (room, session)
-        await self._subscribe(room)
+        await self._channels.join(room, ("knock", knock_id))
 
     async def leave_door(self, room: str, knock_id: str) -> None:
         self.knockers.pop(knock_id, None)
-        await self._unsubscribe_if_unused(room)
-
-    async def _subscribe(self, room: str) -> None:
-        if room not in self._subscriptions:
-
-            async def handler(raw: str, room: str = room) -> None:
-                await self._on_room_message(room, raw)
-
-            self._subscriptions[room] = await self.bus.subscribe(keys.room_events_channel(room), handler)
+        await self._channels.leave(room, ("knock", knock_id))
 
     async def detach(self, room: str, sid: str) -> None:
         self.sessions.pop(sid, None)
@@ -86,14 +81,7 @@ class SessionHub:
         members.discard(sid)
         if not members:
             del self.rooms[room]
-        await self._unsubscribe_if_unused(room)
-
-    async def _unsubscribe_if_unused(self, room: str) -> None:
-        if room in self.rooms or any(r == room for r, _ in self.knockers.values()):
-            return
-        subscription = self._subscriptions.pop(room, None)
-        if subscription is not None:
-            await subscription.close()
+        await self._channels.leave(room, ("session", sid))
 
     async def _on_room_message(self, room: str, raw: str) -> None:
         message = RoomBusMessage.model_validate_json(raw)

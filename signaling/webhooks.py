@@ -149,12 +149,13 @@ class WebhookDispatcher:
             if not shop.webhook_url:
                 reason = "webhook_url removed"
                 break
-            reason = await self._attempt(shop, event, body)
-            if reason is None:
+            failure = await self._attempt(shop, event, body)
+            if failure is None:
                 METRICS.webhook_deliveries.labels(result="delivered").inc()
                 logger.info("webhook %s (%s) delivered to shop %s, attempt %d", event.id, event.type, shop_id, attempt)
                 await outbox.ack(shop_id, event.id)
                 return
+            reason = failure
             if attempt < attempts:
                 METRICS.webhook_deliveries.labels(result="retried").inc()
                 delay = backoff_s(self._settings, attempt)

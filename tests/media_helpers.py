@@ -1,33 +1,16 @@
-"""Helpers for tests that move real media through real aiortc peers."""
+"""Helpers for tests that move real media through real aiortc peers (the moving test pattern is the load
+harness's: loadtest/source.py)."""
 
 from __future__ import annotations
 
 import asyncio
 
-import numpy as np
-from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
-from av import VideoFrame
+from aiortc.mediastreams import AudioStreamTrack
 
 from loadtest.client import RemoteTrack, VitrineClient
+from loadtest.source import MovingPatternTrack
 
-
-class MovingPatternTrack(VideoStreamTrack):
-    """A small moving test pattern: cheap to encode, and every frame differs."""
-
-    def __init__(self, width: int = 320, height: int = 240) -> None:
-        super().__init__()
-        self.width, self.height = width, height
-        self.count = 0
-
-    async def recv(self) -> VideoFrame:
-        pts, time_base = await self.next_timestamp()
-        image = np.zeros((self.height, self.width, 3), dtype=np.uint8)
-        x = (self.count * 4) % self.width
-        image[:, x : x + 16] = (255, 255, 255)
-        self.count += 1
-        frame = VideoFrame.from_ndarray(image, format="rgb24")
-        frame.pts, frame.time_base = pts, time_base
-        return frame
+__all__ = ["MovingPatternTrack", "av_tracks", "receive_frames", "remote_tracks"]
 
 
 def av_tracks() -> list:

@@ -1,4 +1,8 @@
-"""Real Vitrine servers for tests: in-process uvicorn on a free port, or separate processes."""
+"""Real Vitrine servers for tests: in-process uvicorn on a free port, or separate processes.
+
+The in-process server is the load harness's (loadtest/inprocess.py: the records benchmark uses it too); this
+module gives it the app of ``vitrine.embedded``, which the harness, a floor below, does not import.
+"""
 
 from __future__ import annotations
 
@@ -6,105 +10,32 @@ import asyncio
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 
-from signaling.runtime import Runtime
-from signaling.serving import uvicorn_options
-from vitrine.core.auth import mint_token
-from vitrine.core.config import Settings
-from vitrine.core.models import ROLE_DEFAULT_GRANTS, Grants, Role
+from loadtest.inprocess import (  # noqa: F401 - re-exported for the tests
+    STARTUP_TIMEOUT_S,
+    TEST_SECRET,
+    RunningServer,
+    make_settings,
+    serve_app,
+)
+from loadtest.server import free_port
 from vitrine.embedded import Mode, create_app
-
-TEST_SECRET = "test-secret-" + "x" * 40
-STARTUP_TIMEOUT_S = 30.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def make_settings(**overrides: Any) -> Settings:
-    """Test settings; the data, evidence and recordings folders are fresh temporary ones unless given."""
-    values: dict[str, Any] = {
-        "api_key": "testkey",
-        "api_secret": TEST_SECRET,
-        "port": free_port(),
-        "rtc_interfaces": ["127.0.0.1"],
-        "worker_heartbeat_s": 0.5,
-        "worker_ttl_s": 2.0,
-        "webhook_allowed_networks": ["127.0.0.0/8", "::1/128"],
-    }  # tests' receivers
-    for folder in ("recordings_dir", "evidence_dir", "data_dir"):
-        if folder not in overrides:
-            values[folder] = tempfile.mkdtemp(prefix=f"vitrine-{folder.removesuffix('_dir')}-")
-    values.update(overrides)
-    return Settings(**values)
-
-
-@dataclass
-class RunningServer:
-    settings: Settings
-    url: str
-    runtime: Runtime | None = None
-
-    @property
-    def ws_url(self) -> str:
-        return self.url.replace("http://", "ws://") + "/v1/rtc"
-
-    def token(
-        self,
-        room: str,
-        identity: str,
-        role: Role = Role.CUSTOMER,
-        *,
-        create: bool = True,
-        grants: Grants | None = None,
-        ttl_s: int | None = None,
-    ) -> str:
-        if grants is None:
-            grants = ROLE_DEFAULT_GRANTS[role].model_copy(update={"room_create": create})
-        return mint_token(self.settings, room=room, identity=identity, role=role, grants=grants, ttl_s=ttl_s)
-
-    def api(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url, auth=(self.settings.api_key, TEST_SECRET), timeout=30)
 
 
 @contextlib.asynccontextmanager
 async def embedded_server(mode: Mode = "embedded", **overrides: Any) -> AsyncIterator[RunningServer]:
     """Serve the real app on a real socket inside the test's event loop."""
-    settings = make_settings(**overrides)
-    app = create_app(settings, mode)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=settings.port, log_level="warning", lifespan="on", **uvicorn_options(settings)
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while not server.started:
-        if task.done():
-            task.result()
-        if time.monotonic() > deadline:
-            raise TimeoutError("uvicorn did not start")
-        await asyncio.sleep(0.01)
-    try:
-        yield RunningServer(settings=settings, url=f"http://127.0.0.1:{settings.port}", runtime=app.state.runtime)
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
+    async with serve_app(lambda settings: create_app(settings, mode), **overrides) as server:
+        yield server
 
 
 class ProcessGroup:

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
+from tests.scaled_helpers import consult_with_media, worker_ids_by_pid
 from tests.servers import (
     TEST_SECRET,
     ProcessGroup,
@@ -18,7 +19,6 @@ from tests.servers import (
     make_settings,
     wait_healthy,
 )
-from tests.test_scaled import _consult, _worker_ids_by_pid
 from vitrine.core.state.nodes import WorkerState
 from vitrine.core.state.redis_state import open_redis_coordination
 
@@ -69,7 +69,7 @@ async def test_sigterm_drains_a_worker_and_its_calls_move(redis_db_url: str, tmp
 
             await _until(both_registered, "both workers should register")
             server = RunningServer(settings=make_settings(port=port), url=url)
-            customer, agent = await _consult(server, "drain-a")
+            customer, agent = await consult_with_media(server, "drain-a")
             room = await state.rooms.get_room("drain-a")
             assert room is not None and room.worker_id
             drained_id = room.worker_id
@@ -85,7 +85,7 @@ async def test_sigterm_drains_a_worker_and_its_calls_move(redis_db_url: str, tmp
 
             await _until(announced, "the worker should announce that it drains", timeout=10)
             # A call that starts during the drain is placed on the other worker.
-            second = asyncio.create_task(_consult(server, "drain-b"))
+            second = asyncio.create_task(consult_with_media(server, "drain-b"))
 
             async def placed() -> str | None:
                 record = await state.rooms.get_room("drain-b")
@@ -100,7 +100,7 @@ async def test_sigterm_drains_a_worker_and_its_calls_move(redis_db_url: str, tmp
                 await client.wait_closed(timeout=30)
                 assert client.leave_notice and client.leave_notice["reconnect"] is True, client.leave_notice
                 await client.close()
-            customer, agent = await _consult(server, "drain-a")
+            customer, agent = await consult_with_media(server, "drain-a")
             moved = await state.rooms.get_room("drain-a")
             assert moved is not None and moved.worker_id == other_id
 
@@ -117,7 +117,7 @@ async def test_sigterm_drains_a_worker_and_its_calls_move(redis_db_url: str, tmp
 
 
 async def _pids_of_both(state) -> dict[int, str]:  # noqa: ANN001
-    by_pid = await _worker_ids_by_pid(state)
+    by_pid = await worker_ids_by_pid(state)
     return by_pid if len(by_pid) == 2 and 0 not in by_pid else {}
 
 
@@ -126,7 +126,7 @@ async def test_api_drains_the_embedded_worker() -> None:
         runtime = server.runtime
         assert runtime is not None and runtime.media_worker is not None
         worker_id = runtime.media_worker.id
-        customer, agent = await _consult(server, "drain-api")
+        customer, agent = await consult_with_media(server, "drain-api")
         async with server.api() as api:
             listed = (await api.get("/v1/workers")).json()
             assert [(w["id"], w["state"]) for w in listed] == [(worker_id, "serving")]

@@ -16,7 +16,7 @@ import pytest
 
 from media.service import RedisPusher
 from signaling.worker_link import RedisWorkerLink
-from tests.test_evidence_channel import Evidence, buyer_with_channel, leftovers, photo
+from tests.evidence_helpers import Evidence, buyer_with_channel, leftovers, photo
 from tests.worker_harness import Harness
 from vitrine.core.errors import ErrorCode, VitrineError
 from vitrine.core.state import open_coordination

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiortc import RTCDataChannel
@@ -20,77 +19,16 @@ from aiortc.mediastreams import AudioStreamTrack
 
 from loadtest.client import VitrineClient
 from media.evidence_channel import MAX_CHUNK_BYTES
+from tests.evidence_helpers import Evidence, buyer_with_channel, leftovers, photo
 from tests.media_helpers import MovingPatternTrack, av_tracks
 from tests.servers import embedded_server
-from tests.worker_harness import CHUNK, JPEG, ROOM, SHOP, TIMEOUT_S, Harness, Page, wait_for
+from tests.worker_harness import CHUNK, ROOM, SHOP, TIMEOUT_S, Harness, wait_for
 from vitrine.core.auth import mint_token
 from vitrine.core.errors import ErrorCode
 from vitrine.core.models import ROLE_DEFAULT_GRANTS, Role, Room, RoomKind, TrackSource
 from vitrine.core.wire.inspect import Artifact, ArtifactKind
 from vitrine.core.wire.rpc import PublishCommand
 from vitrine.core.wire.rtc import TrackRequest
-
-
-class Evidence:
-    """The page's end of the ``evidence`` channel."""
-
-    def __init__(self, channel: RTCDataChannel) -> None:
-        self.channel = channel
-        self.replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        channel.on("message", lambda message: self.replies.put_nowait(json.loads(message)))
-
-    @classmethod
-    async def of(cls, page: Page) -> Evidence:
-        channel = await asyncio.wait_for(page.channels.get(), TIMEOUT_S)
-        assert channel.label == "evidence" and channel.ordered
-        evidence = cls(channel)
-        await wait_for(lambda: channel.readyState == "open", "the evidence channel to open")
-        return evidence
-
-    def header(self, request: str, size: int, **fields: Any) -> None:
-        self.channel.send(
-            json.dumps(
-                {
-                    "type": "photo",
-                    "request": request,
-                    "content_type": "image/jpeg",
-                    "bytes": size,
-                    "width": 4000,
-                    "height": 3000,
-                    "method": "takePhoto",
-                    **fields,
-                }
-            )
-        )
-
-    def send_photo(self, request: str, payload: bytes, chunk: int = CHUNK, **fields: Any) -> None:
-        self.header(request, len(payload), **fields)
-        for offset in range(0, len(payload), chunk):
-            self.channel.send(payload[offset : offset + chunk])
-
-    async def reply(self) -> dict[str, Any]:
-        return await asyncio.wait_for(self.replies.get(), TIMEOUT_S)
-
-    async def error(self, code: ErrorCode, request: str | None = None) -> dict[str, Any]:
-        reply = await self.reply()
-        assert reply["type"] == "error" and reply["code"] == code.value, reply
-        assert reply.get("request") == request, reply
-        return reply
-
-
-async def buyer_with_channel(harness: Harness, hostile: bool = False) -> tuple[Page, Evidence]:
-    buyer = await harness.join("buyer", Role.BUYER, av_tracks(), hostile=hostile)
-    evidence = await Evidence.of(buyer)
-    await harness.published(2)
-    return buyer, evidence
-
-
-def photo(size: int) -> bytes:
-    return JPEG + os.urandom(size - len(JPEG))
-
-
-def leftovers(harness: Harness) -> list[str]:
-    return sorted(p.name for p in harness.case_dir.glob("*")) if harness.case_dir.exists() else []
 
 
 async def assert_stored(harness: Harness, evidence: Evidence, request: str, payload: bytes) -> Artifact:

@@ -9,7 +9,6 @@ Screenshots land in test-artifacts/.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import re
@@ -25,12 +24,12 @@ from tests.browser_support import (
     DESKTOP,
     INJECTION,
     STATE_TIMEOUT_MS,
-    WatchedPage,
     assert_csp_blocks_inline_handlers,
     playwright_api,
     video_playing,
 )
 from tests.desk_helpers import DeskClient
+from tests.live_browser_helpers import LiveConsole, open_console
 from tests.live_helpers import entries, join, make_show, viewer_token
 from tests.media_helpers import av_tracks, receive_frames, remote_tracks
 from tests.servers import RunningServer
@@ -38,103 +37,12 @@ from tests.servers import RunningServer
 pytestmark = pytest.mark.browser
 
 TABLET = {"width": 768, "height": 1024}
-# Product images come from the shop's (made-up) host: a 1x1 PNG served locally.
-PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e2b5f1"
-    "a70000000049454e44ae426082"
-)
-# Keep the page's peer connections reachable, to read which track its video sender carries.
-RECORD_PEER_CONNECTIONS = """(() => {
-  const Native = window.RTCPeerConnection;
-  window.__pcs = [];
-  window.RTCPeerConnection = class extends Native {
-    constructor(...args) { super(...args); window.__pcs.push(this); }
-  };
-})();"""
+# The track the console's video sender carries (its peer connections are kept by RECORD_PEER_CONNECTIONS).
 SENT_VIDEO_LABEL = """() => {
   const pc = window.__pcs[window.__pcs.length - 1];
   const sender = pc && pc.getSenders().find((s) => s.track && s.track.kind === "video");
   return sender ? sender.track.label : null;
 }"""
-
-
-class LiveConsole(WatchedPage):
-    """web/live.html in a tab."""
-
-    async def text(self, selector: str) -> str:
-        return (await self.page.locator(selector).text_content()) or ""
-
-    async def phase(self, phase: str) -> None:
-        await self.wait_for("(p) => document.body.dataset.phase === p", phase, what=f"the {phase} phase")
-
-    async def connected(self) -> None:
-        await self.wait_for(
-            'document.getElementById("connection").textContent === "connected"', what="the console joined to the show"
-        )
-
-    async def pick(self, source: str) -> None:
-        await self.page.locator(f'#source input[value="{source}"]').check()
-
-    async def confirm(self) -> None:
-        await self.page.locator("#confirm .confirm-ok").click()
-        await self.wait_for('!document.getElementById("confirm").open', what="the dialog to close")
-
-    async def go_live_with_camera(self) -> None:
-        await self.pick("camera")
-        await self.wait_for(video_playing(selector="#preview"), what="the camera preview")
-        await self.page.locator("#go-live").click()
-        await self.phase("live")
-        await self.connected()
-
-    async def chat_line(self, text: str) -> playwright_api.Locator:
-        await self.wait_for(
-            '(t) => [...document.querySelectorAll("#chat-log .line:not(.system) .text")]'
-            ".some((el) => el.textContent === t)",
-            text,
-            what=f"the chat line {text!r}",
-        )
-        return self.page.locator("#chat-log .line:not(.system)").filter(
-            has=self.page.locator(".text", has_text=re.compile("^" + re.escape(text) + "$"))
-        )
-
-    def no_errors(self, *expected: str) -> None:
-        """No error in the page's console but the ``expected`` ones (a refusal the test asked for)."""
-        errors = [
-            line
-            for line in self.log
-            if line.startswith(("error", "pageerror")) and not any(part in line for part in expected)
-        ]
-        assert not errors, self.diagnostics()
-
-
-async def open_console(
-    browser: playwright_api.Browser, server: RunningServer, show: dict[str, Any], viewport: dict[str, int] = DESKTOP
-) -> tuple[LiveConsole, str]:
-    """The console from the link the shop's backend mints; returns it and its token."""
-    async with server.api() as api:
-        response = await api.post(f"/v1/shops/{show['shop']}/shows/{show['id']}/console")
-        response.raise_for_status()
-        login = response.json()
-    assert login["console_url"] == f"{server.url}/live.html#token={login['token']}"
-    # bypass_csp: the console's CSP forbids eval, and Playwright evaluates the tests' string predicates.
-    context = await browser.new_context(
-        viewport=viewport,
-        locale="en-US",
-        bypass_csp=True,
-        accept_downloads=True,
-        permissions=["camera", "microphone", "clipboard-read", "clipboard-write"],
-    )
-    await context.route(
-        re.compile(r"^https://[a-z0-9-]+\.example/"),
-        lambda route: route.fulfill(status=200, content_type="image/png", body=PNG),
-    )
-    await context.add_init_script(RECORD_PEER_CONNECTIONS)
-    console = LiveConsole(page=await context.new_page(), name="console")
-    # A reload while sending asks "leave the page?" (beforeunload): the seller says yes.
-    console.page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
-    await console.page.goto(login["console_url"])
-    return console, login["token"]
 
 
 async def log_entry(client: DeskClient, kind: str, where: Any = lambda e: True) -> dict[str, Any]:

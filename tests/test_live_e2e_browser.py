@@ -10,11 +10,10 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from tests.browser_support import DESKTOP, STATE_TIMEOUT_S, playwright_api
+from tests.live_browser_helpers import open_console, open_viewer, wait_video_plays, watch_url
 from tests.live_helpers import make_show
 from tests.media_helpers import av_tracks
 from tests.servers import RunningServer
-from tests.test_live_console_browser import open_console
-from tests.test_live_viewer_browser import open_viewer, wait_video_plays, watch_url
 
 pytestmark = pytest.mark.browser
 

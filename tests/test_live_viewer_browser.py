@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import struct
-import zlib
 from collections.abc import AsyncIterator, Iterator
 from functools import partial
 from html import escape
@@ -27,15 +25,14 @@ import pytest
 from loadtest.client import VitrineClient
 from tests.browser_support import (
     DESKTOP,
-    PHONE,
     STATE_TIMEOUT_S,
     ShopPages,
     WatchedPage,
     playwright_api,
-    record_sent_frames,
 )
 from tests.desk_helpers import make_shop
 from tests.durability_helpers import until
+from tests.live_browser_helpers import NAME_KEY, open_viewer, wait_video_plays, watch_url
 from tests.live_helpers import go_live
 from tests.media_helpers import av_tracks
 from tests.recording_helpers import WAIT_S, lose_coordination, recorded
@@ -46,17 +43,7 @@ pytestmark = pytest.mark.browser
 
 expect = playwright_api.expect
 TIMEOUT_MS = int(STATE_TIMEOUT_S * 1000)
-NAME_KEY = "vitrine-live-name"
 EMBED_ROOT = 'document.querySelector("vitrine-live")?.shadowRoot'
-
-# Every viewer page: getUserMedia still works, but each call is counted (a viewer must never make one).
-COUNT_GET_USER_MEDIA = """
-window.__getUserMediaCalls = 0;
-if (navigator.mediaDevices && navigator.mediaDevices.getUserMedia) {
-  const original = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
-  navigator.mediaDevices.getUserMedia = (...args) => { window.__getUserMediaCalls += 1; return original(...args); };
-}
-"""
 
 # The host: Chromium's fake camera and microphone, published with the shared browser client.
 HOST_JOIN = """async ({ token, publish }) => {
@@ -71,37 +58,6 @@ HOST_JOIN = """async ({ token, publish }) => {
   await room.connect({ token, stream, publish });
   window.room = room;
 }"""
-
-
-def _png(rgb: tuple[int, int, int], size: int = 64) -> bytes:
-    """A solid square PNG: the shop's product photo."""
-    row = b"\x00" + bytes(rgb) * size
-    body = zlib.compress(row * size)
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0))
-        + chunk(b"IDAT", body)
-        + chunk(b"IEND", b"")
-    )
-
-
-PHOTOS = {"mug-1": _png((31, 111, 235)), "lamp-2": _png((229, 160, 40))}
-
-
-async def _shop_site(route: playwright_api.Route) -> None:
-    """https://acme.example as the browser sees it: product photos, and a page for each product."""
-    name = route.request.url.rsplit("/", 1)[-1]
-    sku = name.removesuffix(".jpg")
-    if name.endswith(".jpg") and sku in PHOTOS:
-        await route.fulfill(body=PHOTOS[sku], content_type="image/png")
-    else:
-        await route.fulfill(
-            body=f"<!doctype html><title>{escape(sku)}</title><h1>{escape(sku)}</h1>", content_type="text/html"
-        )
 
 
 @pytest.fixture
@@ -122,10 +78,6 @@ async def create_show(server: RunningServer, *, origins: list[str] = (), **setup
         return response.json()
 
 
-def watch_url(server: RunningServer, show: dict[str, Any]) -> str:
-    return f"{server.url}/watch.html?shop={show['shop']}&show={show['id']}"
-
-
 async def open_host(
     browser: playwright_api.Browser, server: RunningServer, token: str, *, publish: bool = True
 ) -> WatchedPage:
@@ -134,47 +86,6 @@ async def open_host(
     await host.page.goto(server.url + "/")
     await host.page.evaluate(HOST_JOIN, {"token": token, "publish": publish})
     return host
-
-
-async def open_viewer(
-    browser: playwright_api.Browser,
-    url: str,
-    name: str,
-    *,
-    viewport: dict[str, int] = PHONE,
-    stored_name: str | None = None,
-    sent: list[dict[str, Any]] | None = None,
-) -> WatchedPage:
-    context = await browser.new_context(viewport=viewport, locale="en-US")
-    await context.add_init_script(COUNT_GET_USER_MEDIA)
-    if stored_name is not None:  # a viewer who chatted here before
-        await context.add_init_script(f"localStorage.setItem({json.dumps(NAME_KEY)}, {json.dumps(stored_name)})")
-    await context.route("https://acme.example/**", _shop_site)
-    viewer = WatchedPage(page=await context.new_page(), name=name)
-    if sent is not None:
-        record_sent_frames(viewer.page, sent, "/v1/rtc")
-    await viewer.page.goto(url)
-    return viewer
-
-
-async def wait_video_plays(tab: WatchedPage, root: str = "document") -> None:
-    """The player's video has decoded frames, plays, and keeps decoding new ones."""
-    video = f'{root}?.querySelector("video.vl-video")'
-    playing = f"() => {{ const v = {video}; return v && v.videoWidth > 0 && v.currentTime > 0 && !v.paused; }}"
-    try:
-        await tab.wait_for(playing, what="the live video to play")
-    except AssertionError as exc:
-        state = await tab.page.evaluate(f"""() => {{
-          const v = {video};
-          return v && {{ readyState: v.readyState, width: v.videoWidth, time: v.currentTime, paused: v.paused,
-                        tracks: v.srcObject && v.srcObject.getTracks().map((t) => `${{t.kind}}:${{t.readyState}}`),
-                        page: {root}.querySelector(".vl-stage")?.textContent }};
-        }}""")
-        raise AssertionError(f"{exc}\nvideo: {state}") from None
-    frames = await tab.page.evaluate(f"() => {video}.getVideoPlaybackQuality().totalVideoFrames")
-    await tab.wait_for(
-        f"(n) => {video}.getVideoPlaybackQuality().totalVideoFrames > n + 10", frames, what="ten more decoded frames"
-    )
 
 
 async def chat_texts(tab: WatchedPage) -> list[str]:

@@ -5,15 +5,12 @@ Runs are small (at most 5 clients, a few seconds) and assert on counts and state
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from loadtest import cli, scenarios
-from loadtest.agent import STAGES, expected_stages
+from loadtest.agent import STAGES
 from loadtest.config import RunConfig
 from loadtest.quality import (
     FRAME_TIMEOUT_S,
@@ -25,9 +22,8 @@ from loadtest.quality import (
 )
 from loadtest.report import loss_tolerance
 from loadtest.schema import load_schema, validate
+from tests.loadtest_helpers import RUN_TIMEOUT_S, assert_monotonic, harness
 
-REPO = Path(__file__).resolve().parents[1]
-RUN_TIMEOUT_S = 150
 FRAME_TICKS = 3000  # 30 fps at 90 kHz
 
 
@@ -254,27 +250,6 @@ def test_help_teaches_with_examples(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 # -- real runs ---------------------------------------------------------------------------------
-
-
-def harness(tmp_path: Path, *args: str) -> tuple[int, dict, str]:
-    out = tmp_path / "report.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "loadtest", "run", "--embedded", "--no-progress", "--json", str(out), *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
-    )
-    assert out.exists(), f"no report (exit {proc.returncode}):\n{proc.stderr[-4000:]}"
-    return proc.returncode, json.loads(out.read_text()), proc.stdout + proc.stderr
-
-
-def assert_monotonic(client: dict, transport: str = "ws") -> None:
-    expected = expected_stages(transport, client["watches"])
-    assert set(client["stages_ms"]) == set(STAGES[transport]), client["stages_ms"]
-    values = [client["stages_ms"][stage] for stage in expected]
-    assert None not in values, client["stages_ms"]
-    assert values == sorted(values), client["stages_ms"]
 
 
 @pytest.mark.timeout(RUN_TIMEOUT_S + 30)

@@ -14,7 +14,7 @@ from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RtcpPsfbPacket
 from loadtest import cli, source
 from loadtest.source import PreEncodedAudioTrack, PreEncodedVideoTrack
 from media.keyframes import is_vp8_keyframe
-from tests.test_loadtest import RUN_TIMEOUT_S, harness
+from tests.loadtest_helpers import RUN_TIMEOUT_S, harness
 
 W, H, FPS, FRAMES = 160, 120, 30.0, 150
 

@@ -20,7 +20,7 @@ from loadtest.config import RunConfig
 from loadtest.context import AgentContext, TokenSource
 from loadtest.schema import load_schema, validate
 from loadtest.whip_agent import WhipAgent
-from tests.test_loadtest import RUN_TIMEOUT_S, assert_monotonic, harness
+from tests.loadtest_helpers import RUN_TIMEOUT_S, assert_monotonic, harness
 
 
 def _check_run(report: dict, clients: int) -> None:

@@ -9,9 +9,7 @@ one engine's pool, and, where the code promises an order across nodes, through t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
@@ -23,31 +21,22 @@ from signaling.consult.models import (
     ContactRequest,
     RequestKind,
     ShopperContext,
-    Ticket,
     TicketState,
 )
-from signaling.records import Records, records_on
+from signaling.records import Records
+from tests.records_helpers import a_call, a_shop, a_ticket, another_node
 from vitrine.core.models import ParticipantView, Role
 from vitrine.core.records import roomlog as roomlog_module
 from vitrine.core.records import tables
-from vitrine.core.records.database import ForeignRecord, open_database
+from vitrine.core.records.database import ForeignRecord
 from vitrine.core.records.roomlog import whole_log
-from vitrine.core.shops import Agent, Product, Shop
+from vitrine.core.shops import Agent, Product
 from vitrine.core.webhooks import MAX_FAILURES, WebhookEvent, WebhookType
 from vitrine.core.wire.inspect import Artifact, ArtifactKind, Case, CaseState, Erasure, Note
 from vitrine.core.wire.live import LiveState, Moderation, ModerationAction, Reaction, Show, ShowState
 from vitrine.core.wire.rtc import LogEntry
 
 # -- builders -------------------------------------------------------------------------
-
-
-def a_shop(shop_id: str, created_at_ms: int = 1_000, name: str | None = None) -> Shop:
-    return Shop(
-        id=shop_id,
-        name=name or shop_id.title(),
-        created_at_ms=created_at_ms,
-        allowed_origins=[f"https://{shop_id}.example"],
-    )
 
 
 def an_agent(shop: str, agent_id: str, name: str = "Agent") -> Agent:
@@ -57,25 +46,6 @@ def an_agent(shop: str, agent_id: str, name: str = "Agent") -> Agent:
 def a_product(sku: str, price: str = "12.50") -> Product:
     return Product(
         sku=sku, title=f"Product {sku}", price=Decimal(price), currency="EUR", url=f"https://acme.example/p/{sku}"
-    )
-
-
-def a_ticket(shop: str, n: int | str, entered_ms: int) -> Ticket:
-    return Ticket(id=f"tk_ticket{n:0>4}", shop=shop, context=ShopperContext(name=f"Shopper {n}"), entered_ms=entered_ms)
-
-
-def a_call(
-    shop: str, n: int | str, queued_ms: int, agent: str | None = "alice", outcome: CallOutcome = CallOutcome.ANSWERED
-) -> CallRecord:
-    return CallRecord(
-        id=f"tk_ticket{n:0>4}",
-        shop=shop,
-        context=ShopperContext(),
-        outcome=outcome,
-        agent=agent,
-        queued_ms=queued_ms,
-        wait_ms=1500,
-        answered_ms=queued_ms + 1500 if agent else None,
     )
 
 
@@ -112,16 +82,6 @@ def an_event(shop: str, room: str, type_: WebhookType = WebhookType.QUEUED, **da
 def chat(text: str, at_ms: int = 1_000) -> LogEntry:
     who = ParticipantView(sid="PA_1", identity="ann", role=Role.VIEWER, name="Ann")
     return LogEntry(seq=0, kind="chat", participant=who, at_ms=at_ms, text=text)
-
-
-@contextlib.asynccontextmanager
-async def another_node(records: Records) -> AsyncIterator[Records]:
-    """A second, independent ``Records`` (its own engine and pool) on the same database: another node."""
-    other = records_on(open_database(records.db.engine.url.render_as_string(hide_password=False)))
-    try:
-        yield other
-    finally:
-        await other.close()
 
 
 async def rows_of(records: Records, table: sa.Table, shop_id: str) -> int:

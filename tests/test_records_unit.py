@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from signaling.records import Records
-from tests.test_records import a_call, a_shop, a_ticket, another_node
+from tests.records_helpers import a_call, a_shop, a_ticket, another_node
 from vitrine.core.records import tables
 from vitrine.core.records.database import UnitAborted
 from vitrine.core.webhooks import WebhookEvent, WebhookType

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from loadtest.client import VitrineClient
-from tests.media_helpers import av_tracks, receive_frames, remote_tracks
+from tests.scaled_helpers import consult_with_media, worker_ids_by_pid
 from tests.servers import (
     TEST_SECRET,
     ProcessGroup,
@@ -19,25 +18,12 @@ from tests.servers import (
     make_settings,
     wait_healthy,
 )
-from vitrine.core.models import Role
 from vitrine.core.state.redis_state import open_redis_coordination
-
-
-async def _consult(server: RunningServer, room: str) -> tuple[VitrineClient, VitrineClient]:
-    customer = VitrineClient(server.url, server.token(room, "shopper"), tracks=av_tracks())
-    agent = VitrineClient(server.url, server.token(room, "agent", Role.AGENT), tracks=av_tracks())
-    await customer.connect()
-    await agent.connect()
-    for client in (customer, agent):
-        tracks = await remote_tracks(client, 2)
-        assert len(await receive_frames(tracks["video"], 5)) == 5
-        assert len(await receive_frames(tracks["audio"], 5)) == 5
-    return customer, agent
 
 
 async def test_consult_with_redis_state(redis_db_url: str) -> None:
     async with embedded_server(redis_url=redis_db_url) as server:
-        customer, agent = await _consult(server, "consult-redis")
+        customer, agent = await consult_with_media(server, "consult-redis")
         try:
             stats = server.runtime.media_worker.media_stats()
             assert stats["packets_out"] > 0 and stats["decoders_running"] == 0 and stats["encoders_created"] == 0
@@ -76,7 +62,7 @@ async def test_separate_processes_and_worker_failover(redis_db_url: str, tmp_pat
                 assert asyncio.get_running_loop().time() < deadline, "both workers should register"
                 await asyncio.sleep(0.1)
             server = RunningServer(settings=make_settings(port=port), url=url)
-            customer, agent = await _consult(server, "consult-procs")
+            customer, agent = await consult_with_media(server, "consult-procs")
 
             room = await state.rooms.get_room("consult-procs")
             assert room is not None and room.worker_id
@@ -92,7 +78,7 @@ async def test_separate_processes_and_worker_failover(redis_db_url: str, tmp_pat
             live = {n.id for n in await state.nodes.live_workers()}
             assert victim_id in live
             for proc in workers:
-                node_ids = await _worker_ids_by_pid(state)
+                node_ids = await worker_ids_by_pid(state)
                 if node_ids.get(proc.pid) == victim_id:
                     proc.send_signal(signal.SIGKILL)
             await customer.wait_closed(timeout=30)
@@ -101,7 +87,7 @@ async def test_separate_processes_and_worker_failover(redis_db_url: str, tmp_pat
             await customer.close()
             await agent.close()
 
-            customer, agent = await _consult(server, "consult-procs")
+            customer, agent = await consult_with_media(server, "consult-procs")
             moved = await state.rooms.get_room("consult-procs")
             assert moved is not None and moved.worker_id not in (None, victim_id)
             await customer.close()
@@ -109,7 +95,3 @@ async def test_separate_processes_and_worker_failover(redis_db_url: str, tmp_pat
         finally:
             await state.close()
         assert signaling.poll() is None
-
-
-async def _worker_ids_by_pid(state) -> dict[int, str]:
-    return {node.stats.get("pid", 0): node.id for node in await state.nodes.live_workers()}

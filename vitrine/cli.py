@@ -7,7 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from vitrine.embedded import Mode
 
 
-def _settings(**overrides: object) -> Settings:
+def _settings(*, host: str | None = None, port: int | None = None) -> Settings:
+    """The environment's settings, with the command line's listen address and port over them when given."""
+    overrides: dict[str, Any] = {"host": host, "port": port}
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:

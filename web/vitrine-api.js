@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * vitrine-api.js: REST calls from Vitrine's own pages (the consoles, the buyer's page) to its API.
  *
@@ -19,6 +20,7 @@ export class ApiError extends Error {
  * is 2xx, else throws an ApiError.
  */
 export async function request(method, path, { token = null, body = undefined } = {}) {
+  /** @type {Record<string, string>} */
   const headers = {};
   if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";

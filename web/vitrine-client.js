@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * vitrine-client.js: the browser side of Vitrine's WebSocket signaling (/v1/rtc). The consult
  * desk socket (`DeskSocket`, /v1/consult/...) is in vitrine-desk.js.
@@ -186,7 +187,7 @@ export class VitrineRoom extends EventTarget {
    *        later starts sending at once (a console's microphone, opened only when it talks)
    */
   connect({ url, token, stream = null, name = null, publish = "auto", reconnect = false, refreshToken = null,
-    encoding = null, reserve = [] } = {}) {
+    encoding = null, reserve = [] } = /** @type {any} */ ({})) {
     if (this._ws) throw new Error("connect() may be called once per VitrineRoom");
     if (!token) throw new Error("a join token is required");
 

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * vitrine-desk.js: the consult desk's socket (/v1/consult/shopper and /v1/consult/agent), shared by
  * the widget and the agent console. The room's signaling (/v1/rtc) is in vitrine-client.js.

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * vitrine-dom.js: build DOM without ever parsing markup, for every Vitrine page and the widget.
  *

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * vitrine-format.js: the locale formatting every Vitrine page shares (widget, consoles, player).
  *

@@ -18,6 +18,7 @@ import os
 import platform
 import subprocess
 import time
+from collections.abc import Iterable, Mapping
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ def udp_rcvbuf_errors() -> int:
 class CpuMeter:
     """CPU used by some pids (cores) and by the machine over one window."""
 
-    def __init__(self, pids: dict[str, int]) -> None:
+    def __init__(self, pids: Mapping[str, int | None]) -> None:  # a None pid (a process not started) reads NaN
         self.pids = pids
         self.t0 = time.monotonic()
         self.cpu0 = {name: _safe_cpu(pid) for name, pid in pids.items()}
@@ -74,7 +75,9 @@ class CpuMeter:
         }
 
 
-def _safe_cpu(pid: int) -> float:
+def _safe_cpu(pid: int | None) -> float:
+    if pid is None:
+        return float("nan")
     try:
         return proc_cpu_seconds(pid)
     except (OSError, IndexError, ValueError):
@@ -135,16 +138,16 @@ def install_uvloop() -> bool:
 
 
 def make_video_track(video: str) -> Any:
-    """ "pattern": tests' MovingPatternTrack at 640x480 (cheap to encode: about 35-50 kbit/s, one packet
-    per frame). "noisy": the same plus a 160x120 block of fresh noise each frame, so aiortc's VP8 encoder
-    runs at its 500 kbit/s target (several packets per frame), closer to a real camera."""
-    import numpy as np
-    from av import VideoFrame
-
-    from tests.media_helpers import MovingPatternTrack
+    """ "pattern": the tests' MovingPatternTrack (loadtest.source) at 640x480 (cheap to encode: about 35-50
+    kbit/s, one packet per frame). "noisy": the same plus a 160x120 block of fresh noise each frame, so aiortc's
+    VP8 encoder runs at its 500 kbit/s target (several packets per frame), closer to a real camera."""
+    from loadtest.source import MovingPatternTrack
 
     if video == "pattern":
         return MovingPatternTrack(640, 480)
+
+    import numpy as np
+    from av import VideoFrame
 
     class NoisyPatternTrack(MovingPatternTrack):
         rng = np.random.default_rng(1)
@@ -363,8 +366,8 @@ def publisher_rate(before: dict[str, Any], after: dict[str, Any]) -> dict[str, A
 # -- statistics and facts -------------------------------------------------------------
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    """Linear-interpolated percentile (q in 0..100)."""
+def percentile(values: Iterable[float | None], q: float) -> float | None:
+    """Linear-interpolated percentile (q in 0..100); None and NaN are left out."""
     data = sorted(v for v in values if v is not None and not math.isnan(v))
     if not data:
         return None
@@ -373,7 +376,7 @@ def percentile(values: list[float], q: float) -> float | None:
     return round(data[lo] + (data[hi] - data[lo]) * (pos - lo), 2)
 
 
-def summary(values: list[float]) -> dict[str, Any]:
+def summary(values: Iterable[float | None]) -> dict[str, Any]:
     data = [v for v in values if v is not None]
     return {
         "n": len(data),

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from loadtest.bench import API_KEY, ServerProcess, cdf_plot, machine_facts, progress, publish, summary
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, embed_html, origin_of, playwright_api, shop_page
+from loadtest.browser import chromium, embed_html, origin_of, playwright_api, shop_page
 from vitrine.core.shops import WEEKDAYS
 
 WIDGET = 'document.querySelector("vitrine-consult").shadowRoot'
@@ -107,8 +107,8 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     results: list[dict[str, float]] = []
     failures: list[str] = []
     try:
-        async with playwright_api.async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser_error = playwright_api().Error
+        async with chromium() as browser:
             with shop_page(embed_html(server.url, "bench", "mug-1")) as page_url:
                 console_url = _setup(server, origin_of(page_url))
                 agent_ctx = await browser.new_context(
@@ -124,11 +124,10 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
                         break
                     try:
                         results.append(await _call(browser, agent, page_url))
-                    except playwright_api.Error as exc:
+                    except browser_error as exc:
                         failures.append(f"call {index}: {str(exc).splitlines()[0]}")
                     if (index + 1) % 10 == 0:
                         progress(f"{index + 1}/{args.calls} calls")
-            await browser.close()
         with httpx.Client(base_url=server.url) as http:
             metrics = [
                 line

@@ -264,7 +264,9 @@ class SubscriberHost:
 
     @property
     def pid(self) -> int:
-        return self.proc.pid
+        pid = self.proc.pid
+        assert pid is not None, "the process is started in __init__"
+        return pid
 
     def send(self, command: str, arg: Any = None) -> None:
         self.conn.send((command, arg))
@@ -304,8 +306,9 @@ def frame_latencies(per_sub: list[dict[str, Any]], sent: dict[int, float]) -> di
                 lat.append((arrived - sent[ts]) * 1000)
                 by_frame.setdefault(ts, []).append(arrived)
         pooled.extend(lat)
-        if lat:
-            sub_medians.append(percentile(lat, 50))
+        median = percentile(lat, 50)  # None when this subscriber matched no frame
+        if median is not None:
+            sub_medians.append(median)
     spreads = [(max(v) - min(v)) * 1000 for v in by_frame.values() if len(v) >= max(2, len(per_sub) // 2)]
     return {
         "latency_ms": {

@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 
 from loadtest.bench import API_KEY, ServerProcess, cdf_plot, machine_facts, progress, publish, summary
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, playwright_api
+from loadtest.browser import chromium, playwright_api
 
 TIMEOUT_MS = 30_000
 TARGET_MS = 300.0
@@ -112,7 +112,7 @@ async def _one(browser: Any, server: ServerProcess, admit_after_s: float) -> dic
         await console.evaluate(ADMIT)
         try:
             await console.wait_for_function("() => window.__frameAt !== null", timeout=TIMEOUT_MS)
-        except playwright_api.Error:
+        except playwright_api().Error:
             diag = (
                 "() => ({state: document.body.dataset.state, phase: document.body.dataset.phase, "
                 "buyer: document.body.dataset.buyer, video: document.getElementById('remote')?.videoWidth, "
@@ -152,19 +152,14 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     try:
         with httpx.Client(base_url=server.url, auth=(API_KEY, server.secret)) as http:
             http.post("/v1/shops", json={"id": "bench", "name": "Bench"}).raise_for_status()
-        async with playwright_api.async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-            try:
-                for index in range(args.warmup + args.cases):
-                    sample = await _one(browser, server, args.admit_after_ms / 1000)
-                    if index >= args.warmup:
-                        samples.append(sample)
-                    progress(
-                        f"case {index + 1}/{args.warmup + args.cases}: "
-                        f"admit->frame {sample['admit_to_first_frame']:.0f} ms"
-                    )
-            finally:
-                await browser.close()
+        async with chromium() as browser:
+            for index in range(args.warmup + args.cases):
+                sample = await _one(browser, server, args.admit_after_ms / 1000)
+                if index >= args.warmup:
+                    samples.append(sample)
+                progress(
+                    f"case {index + 1}/{args.warmup + args.cases}: admit->frame {sample['admit_to_first_frame']:.0f} ms"
+                )
     finally:
         server.stop()
     keys = sorted({key for sample in samples for key in sample})

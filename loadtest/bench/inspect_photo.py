@@ -23,7 +23,7 @@ import multiprocessing
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import av
 import httpx
@@ -102,6 +102,14 @@ def longest_gap_ms(times: list[float], start: float, end: float) -> float:
     """The longest wait between two decoded frames around [start, end]: a stall shows here even inside a window."""
     inside = [t for t in times if start - 0.1 <= t <= end + 0.1]
     return max((b - a for a, b in zip(inside, inside[1:])), default=float("nan")) * 1000
+
+
+class Transfer(TypedDict):
+    """One photo's transfer: how long it took, the decoded frames in each second of it, the longest stall."""
+
+    seconds: float
+    fps_windows: list[int]
+    longest_gap_ms: float
 
 
 def windows(times: list[float], start: float, end: float) -> list[int]:
@@ -186,11 +194,11 @@ async def _round(url: str, http: httpx.AsyncClient, loss: float, photos: int, ph
         if inspector.is_alive():
             inspector.kill()
     transfers = [
-        {
-            "seconds": seconds,
-            "fps_windows": windows(times, start, start + seconds),
-            "longest_gap_ms": longest_gap_ms(times, start, start + seconds),
-        }
+        Transfer(
+            seconds=seconds,
+            fps_windows=windows(times, start, start + seconds),
+            longest_gap_ms=longest_gap_ms(times, start, start + seconds),
+        )
         for start, seconds in spans
     ]
     first = spans[0][0]

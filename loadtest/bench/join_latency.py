@@ -28,6 +28,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from av import VideoFrame
+
 from loadtest.bench import (
     CpuMeter,
     Publisher,
@@ -104,12 +106,12 @@ async def timed_join(
         sample["track_ms"] = round((time.perf_counter() - client.timeline.start) * 1000, 2)
         frame = await asyncio.wait_for(video.track.recv(), max(deadline - time.monotonic(), 0.01))
         sample["first_frame_ms"] = round((time.perf_counter() - client.timeline.start) * 1000, 2)
+        if not isinstance(frame, VideoFrame):
+            raise TypeError(f"the video track gave a {type(frame).__name__}")
         sample["frame_size"] = [frame.width, frame.height]
     except Exception as exc:  # a failed join is a data point, not a crash
         sample["error"] = f"{type(exc).__name__}: {exc}"
-    sample["stages_ms"] = {
-        s: (None if client.timeline.ms(s) is None else round(client.timeline.ms(s), 2)) for s in STAGES
-    }
+    sample["stages_ms"] = {s: (None if (ms := client.timeline.ms(s)) is None else round(ms, 2)) for s in STAGES}
     for mark, at in rtp_marks.items():
         sample["stages_ms"][mark] = round((at - client.timeline.start) * 1000, 2)
     return sample, client
@@ -150,8 +152,8 @@ async def run_round(server: ServerProcess, tokens: list[str], client_procs: int)
     start_at = time.monotonic() + (3.0 if client_procs > 1 else 0.5)
     if client_procs <= 1:
         meter = CpuMeter({"worker": server.pid, "bench_clients": os.getpid()})
-        samples = await simultaneous_round(server.url, tokens, start_at)
-        return samples, meter.read()
+        joined = await simultaneous_round(server.url, tokens, start_at)
+        return joined, meter.read()
     ctx = mp.get_context("spawn")
     shares = [tokens[i::client_procs] for i in range(client_procs)]
     children = []
@@ -258,7 +260,7 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         result["publisher"] = publisher_rate(pub_before, pub_after)
 
         # Simultaneous rounds.
-        rounds = []
+        rounds: list[dict[str, Any]] = []
         for r in range(args.rounds):
             if time.monotonic() > hard_deadline:
                 progress("time budget exhausted; stopping the simultaneous phase")
@@ -355,14 +357,14 @@ def plot(result: dict[str, Any], path: Path) -> None:
         ("next_frame_rtp", "next frame's RTP (jitter buffer release)"),
         ("first_frame_ms", "decoded"),
     )
-    colors = plt.cm.tab10.colors
+    colors = plt.get_cmap("tab10")
     for y, (_, stages) in enumerate(rows):
         prev = 0.0
         for k, (key, name) in enumerate(segments):
             value = (stages.get(key) or {}).get("p50")
             if value is None:
                 continue
-            bx.barh(y, value - prev, left=prev, color=colors[k], label=name if y == 0 else None)
+            bx.barh(y, value - prev, left=prev, color=colors(k), label=name if y == 0 else None)
             prev = value
         bx.text(prev + 3, y, f"{prev:.0f} ms", va="center", fontsize=8)
     bx.set_yticks(range(len(rows)), [r[0] for r in rows])

@@ -1,7 +1,8 @@
 """Records I/O: the database round trips of one consult call, and how fast records are written.
 
-(a) **Round trips of one consult call, ring to final record.** The real app (``signaling.app.create_app``)
-serves on a free 127.0.0.1 port inside this process, as ``tests.servers.embedded_server`` runs it (``serve``), and
+(a) **Round trips of one consult call, ring to final record.** The real app (signaling with its media worker in
+this process: ``vitrine.embedded.create_app``, or the factory ``main`` is given) serves on a free
+127.0.0.1 port inside this process, as the tests' ``embedded_server`` runs it (``loadtest.inprocess.serve_app``), and
 SQLAlchemy event listeners on its records engine count every statement the driver executes
 (``before_cursor_execute``: SELECT, INSERT, UPDATE, DELETE, and SQLite's own ``BEGIN IMMEDIATE``) and every
 transaction (``commit``, ``rollback``), tagged with the phase the call is in and with the asyncio task
@@ -53,8 +54,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.pool import QueuePool
 
 from loadtest.bench import machine_facts, percentile, progress, summary
+from loadtest.desk import ALWAYS_OPEN, enter_shopper, login_agent, make_shop
+from loadtest.inprocess import AppFactory, RunningServer, serve_app
+from loadtest.webhook_receiver import serve_receiver
+from vitrine.embedded import create_app
 
 QUIET_S = 0.4  # a phase is over when no statement of the call ran for this long
 KINDS = ("SELECT", "INSERT", "UPDATE", "DELETE", "BEGIN")
@@ -79,15 +85,13 @@ def statement_kind(statement: str) -> str:
     return word if word in KINDS else "other"
 
 
-async def serve(stack: contextlib.AsyncExitStack, database_url: str | None) -> Any:
-    """The real app on a free 127.0.0.1 port in this event loop (``tests.servers.embedded_server``), with data,
+async def serve(stack: contextlib.AsyncExitStack, database_url: str | None, app_factory: AppFactory) -> RunningServer:
+    """The real app on a free 127.0.0.1 port in this event loop (``loadtest.inprocess.serve_app``), with data,
     evidence and recordings folders that go with ``stack``."""
-    from tests.servers import embedded_server
-
     root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vitrine-record-io-")))
     folders = {name: str(root / name) for name in ("data_dir", "evidence_dir", "recordings_dir")}
     return await stack.enter_async_context(
-        embedded_server(**folders, **({"database_url": database_url} if database_url else {}))
+        serve_app(app_factory, **folders, **({"database_url": database_url} if database_url else {}))
     )
 
 
@@ -236,14 +240,11 @@ async def _wait_outbox_empty(runtime: Any, shop: str, timeout: float = 20.0) -> 
         await asyncio.sleep(0.05)
 
 
-async def one_call(database_url: str | None, webhooks: bool) -> dict[str, Any]:
-    from tests.desk_helpers import enter_shopper, login_agent, make_shop
-    from tests.webhook_receiver import serve_receiver
-
+async def one_call(database_url: str | None, webhooks: bool, app_factory: AppFactory) -> dict[str, Any]:
     shop = "rt-" + secrets.token_hex(4)
     async with contextlib.AsyncExitStack() as stack:
         receiver = await stack.enter_async_context(serve_receiver()) if webhooks else None
-        server = await serve(stack, database_url)
+        server = await serve(stack, database_url, app_factory)
         runtime = server.runtime
         assert runtime is not None
         counter = StatementCounter(runtime.state.records.db.engine.sync_engine)
@@ -257,9 +258,11 @@ async def one_call(database_url: str | None, webhooks: bool) -> dict[str, Any]:
             finally:
                 counter.in_dispatch = False
 
-        desk._dispatch = counted_dispatch
+        # Instrumentation: the desk's routing, wrapped for the length of the call, then put back.
+        desk._dispatch = counted_dispatch  # type: ignore[method-assign]  # wrapped on purpose (see above)
+        webhook: dict[str, Any] = {"webhook_url": receiver.url} if receiver else {}
         try:
-            await make_shop(server, shop, agents={"ann": ["en"]}, **({"webhook_url": receiver.url} if receiver else {}))
+            await make_shop(server, shop, agents={"ann": ["en"]}, **webhook)
             console = await login_agent(server, shop, "ann")
             await counter.quiet()
 
@@ -322,7 +325,7 @@ async def one_call(database_url: str | None, webhooks: bool) -> dict[str, Any]:
             for client in (shopper, console):
                 await client.close()
         finally:
-            desk._dispatch = dispatch
+            desk._dispatch = dispatch  # type: ignore[method-assign]  # the original, put back
             counter.remove()
     assert record is not None and record.rating == 5 and record.wrap_up == "follow up Friday"
     assert [line.text for line in record.chat] == ["Is it dishwasher safe?", "Yes!"]
@@ -347,16 +350,14 @@ async def one_call(database_url: str | None, webhooks: bool) -> dict[str, Any]:
     }
 
 
-async def chat_lines(database_url: str | None, lines: int = 3) -> dict[str, Any]:
+async def chat_lines(database_url: str | None, app_factory: AppFactory, lines: int = 3) -> dict[str, Any]:
     """A viewer's chat lines in a live show, each from ``chat`` sent to its echo (``log``) back."""
     import httpx
     import websockets
 
-    from tests.desk_helpers import ALWAYS_OPEN
-
     shop = "ch-" + secrets.token_hex(4)
     async with contextlib.AsyncExitStack() as stack:
-        server = await serve(stack, database_url)
+        server = await serve(stack, database_url, app_factory)
         runtime = server.runtime
         assert runtime is not None
         counter = StatementCounter(runtime.state.records.db.engine.sync_engine)
@@ -531,7 +532,8 @@ async def throughput(database_url: str | None, appends: int, calls: int, writers
     from vitrine.core.shops import Shop
 
     data_dir = Path(tempfile.mkdtemp(prefix="vitrine-record-io-"))
-    settings = Settings(data_dir=str(data_dir), **({"database_url": database_url} if database_url else {}))
+    database: dict[str, Any] = {"database_url": database_url} if database_url else {}
+    settings = Settings(data_dir=str(data_dir), **database)
     records = await open_records(settings)
     clock = CommitClock(records.db.engine.sync_engine)
     run = secrets.token_hex(4)
@@ -555,13 +557,14 @@ async def throughput(database_url: str | None, appends: int, calls: int, writers
         call_records = [_call_record(shop, i) for i in range(calls)]
         saves = await _sequential(clock, calls, lambda i: records.consult.save_call(call_records[i]))
         check = await log.last_seq(f"live-io-{run}-shared")
+        pool = records.db.engine.pool
         return {
             "records": records.db.dialect,
             "appends_one_at_a_time": one_room,
             "appends_concurrent_one_room": {**shared, "last_seq": check},
             "appends_concurrent_many_rooms": spread,
             "save_call_one_at_a_time": saves,
-            "pool": {"size": records.db.engine.pool.size(), "class": type(records.db.engine.pool).__name__},
+            "pool": {"size": pool.size() if isinstance(pool, QueuePool) else None, "class": type(pool).__name__},
         }
     finally:
         clock.remove()
@@ -583,7 +586,7 @@ async def _migrate(url: str) -> None:
         await db.close()
 
 
-async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
+async def benchmark(args: argparse.Namespace, app_factory: AppFactory = create_app) -> dict[str, Any]:
     started = time.monotonic()
     if args.database_url:
         await _migrate(args.database_url)
@@ -592,9 +595,9 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     for url in targets:
         for webhooks in (False, True):
             progress(f"one consult call: {'postgresql' if url else 'sqlite'}, webhooks {'on' if webhooks else 'off'}")
-            round_trips.append(await one_call(url, webhooks))
+            round_trips.append(await one_call(url, webhooks, app_factory))
         progress(f"a viewer's chat lines in a live show: {'postgresql' if url else 'sqlite'}")
-        chat.append(await chat_lines(url))
+        chat.append(await chat_lines(url, app_factory))
     writes = []
     for url in targets:
         writes.append(await throughput(url, args.appends, args.calls, args.writers))
@@ -692,8 +695,9 @@ def compare(paths: list[Path], out: Path) -> None:
     fig.savefig(out, dpi=110)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None, app_factory: AppFactory = create_app) -> None:
+    """``app_factory``: the app the round trips are counted on (a composition root may pass its own)."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument(
         "--database-url",
         default=None,
@@ -705,11 +709,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--compare", type=Path, nargs="+", help="consult_queue/chat_fanout JSONs to plot instead")
     parser.add_argument("--plot", type=Path, help="with --compare: where the PNG goes")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.compare:
         compare(args.compare, args.plot or Path("records-latency.png"))
         return
-    result = asyncio.run(benchmark(args))
+    result = asyncio.run(benchmark(args, app_factory))
     print(json.dumps(report(result), indent=2))
     if args.out is not None:
         args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -19,8 +19,8 @@ def configure_host_candidates(interfaces: list[str], port_min: int = 0, port_max
     """
     if interfaces:
         aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: list(interfaces)
-    if not port_min:
-        aioice.ice.Connection.get_component_candidates = _original_get_component_candidates
+    if not port_min:  # undo our patch (a method replaced on purpose, hence the ignore)
+        aioice.ice.Connection.get_component_candidates = _original_get_component_candidates  # type: ignore[method-assign]
         return
 
     async def get_component_candidates(
@@ -44,7 +44,8 @@ def configure_host_candidates(interfaces: list[str], port_min: int = 0, port_max
         # Server-reflexive and relayed candidates: aioice's own logic, no host sockets.
         return candidates + await _original_get_component_candidates(self, component, [], timeout)
 
-    aioice.ice.Connection.get_component_candidates = get_component_candidates
+    # The patch: a method replaced on purpose, hence the ignore.
+    aioice.ice.Connection.get_component_candidates = get_component_candidates  # type: ignore[method-assign]
 
 
 class PortRangeExhausted(OSError):

@@ -8,7 +8,7 @@ import asyncio
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import aioice.ice
 import aioice.stun
@@ -76,7 +76,8 @@ def _install_datagram_patches() -> None:
     aioice.ice.StunProtocol.send_data = _send_data  # type: ignore[method-assign]
 
 
-def _datagram_received(self: aioice.ice.StunProtocol, data: bytes, addr: tuple[Any, ...]) -> None:
+def _datagram_received(self: aioice.ice.StunProtocol, data: bytes | str, addr: tuple[Any, ...]) -> None:
+    data = cast(bytes, data)  # a datagram socket's: aioice's own datagram_received casts it the same way
     hook = _hooks.get(self.receiver) if _hooks else None
     if hook is not None:
         hook.inbound(data, lambda: _checked_receive(self, data, addr))
@@ -241,7 +242,7 @@ def _resend_flight(transport: RTCDtlsTransport) -> None:
 
 async def _write_ssl_remembering_flight(self: RTCDtlsTransport) -> None:
     try:
-        data = self._ssl.bio_read(1500)
+        data = cast(SSL.Connection, self._ssl).bio_read(1500)  # set by start(), before any handshake write
     except SSL.Error:
         data = b""
     if data:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol, cast
 
 import aioice.ice
 from aiortc import RTCDtlsTransport, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
@@ -21,6 +21,7 @@ RtcpHandler = Callable[[AnyRtcpPacket], Awaitable[None]]
 
 _R = "_RTCRtpReceiver__"
 _S = "_RTCRtpSender__"
+_PC = "_RTCPeerConnection__"
 
 PRIVATE_ATTRIBUTES = {
     RTCRtpReceiver: ("_handle_rtp_packet", "_send_rtcp_pli", "_send_rtcp_nack", "receive", "_enabled"),
@@ -102,7 +103,13 @@ def _tapped_delivery(receiver: RTCRtpReceiver) -> Callable[[RtpPacket], tuple[Rt
     return accept
 
 
-def _install(receiver: RTCRtpReceiver, handle_rtp_packet: Callable[[RtpPacket, int], Awaitable[None]]) -> None:
+class _RtpPacketHandler(Protocol):
+    """What stands in for ``RTCRtpReceiver._handle_rtp_packet`` (which is called with keywords too)."""
+
+    def __call__(self, packet: RtpPacket, arrival_time_ms: int) -> Coroutine[Any, Any, None]: ...
+
+
+def _install(receiver: RTCRtpReceiver, handle_rtp_packet: _RtpPacketHandler) -> None:
     original_receive = receiver.receive
 
     async def receive(parameters: Any) -> None:
@@ -119,10 +126,10 @@ async def stop_transports(pc: RTCPeerConnection) -> None:
     a connection whose ``close()`` raised half-way. aiortc can apply half a remote description (a BUNDLE
     group whose first mid is no m-line leaves a transceiver without a transport), and its ``close()`` then
     stops at that transceiver with the rest still open."""
-    for dtls in list(pc._RTCPeerConnection__dtlsTransports):
+    for dtls in list(getattr(pc, _PC + "dtlsTransports")):
         with contextlib.suppress(Exception):
             await dtls.stop()
-    for ice in list(pc._RTCPeerConnection__iceTransports):
+    for ice in list(getattr(pc, _PC + "iceTransports")):
         with contextlib.suppress(Exception):
             await ice.stop()
     pc.remove_all_listeners()
@@ -203,7 +210,7 @@ class SenderBinding:
         self.transport: RTCDtlsTransport = sender.transport
         self.ssrc: int = sender._ssrc
         self.rtx_ssrc: int = sender._rtx_ssrc
-        self.payload_type: int = transceiver._codecs[0].payloadType
+        self.payload_type: int = cast(int, transceiver._codecs[0].payloadType)  # negotiated: always numbered
         self.rtx_payload_type: int | None = getattr(sender, _S + "rtx_payload_type")
         self.extensions: HeaderExtensionsMap = getattr(sender, _S + "rtp_header_extensions_map")
         ids = self.extensions._HeaderExtensionsMap__ids

@@ -8,6 +8,7 @@ desk lock, so the record and the webhooks tell the same story in the same order.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from signaling.consult.models import (
     ChatLine,
@@ -15,6 +16,7 @@ from signaling.consult.models import (
     ProductShown,
     RequestKind,
     ShopperContext,
+    Ticket,
     TicketState,
     new_request_id,
 )
@@ -45,13 +47,15 @@ MAX_PRODUCTS_SHOWN = 100
 
 
 class CallDesk:
-    def __init__(self, state: State, records: DeskRecords, rooms: RoomService, history) -> None:  # noqa: ANN001
+    def __init__(
+        self, state: State, records: DeskRecords, rooms: RoomService, history: Callable[[str, str], Awaitable[None]]
+    ) -> None:
         self.state = state
         self.records = records
         self.rooms = rooms
         self._push_history = history  # ConsultDesk.push_history
 
-    async def _live_ticket(self, shop_id: str, call_id: str):  # noqa: ANN202
+    async def _live_ticket(self, shop_id: str, call_id: str) -> Ticket:
         ticket = await self.records.ticket(shop_id, call_id)
         if ticket is None or ticket.state != TicketState.IN_CALL:
             raise VitrineError(ErrorCode.CALL_NOT_FOUND, "not in a call")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from signaling.consult.hub import ConsultHub
@@ -483,7 +484,7 @@ class ConsultDesk:
 
     # -- clocks ----------------------------------------------------------------------------------------
 
-    def start(self, end_call) -> None:  # noqa: ANN001 - CallDesk.end, passed in to avoid a cycle
+    def start(self, end_call: Callable[[str, str, str], Awaitable[None]]) -> None:  # CallDesk.end: avoids a cycle
         self._end_call = end_call
         self._sweeper = asyncio.create_task(self._sweep_forever())
 

@@ -2,19 +2,20 @@
 
 Whoever changes a shop's desk publishes the pushes on the shop's desk channel; every node hands
 each one to its own sockets: all agents of the shop, one agent (all their consoles), or the
-shopper holding a ticket.
+shopper holding a ticket. A shop is an audience over ``ChannelHub``: this hub keeps the sockets and
+where each push goes, the channel hub keeps the shop's channel subscribed once while any socket listens.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from enum import StrEnum
 from typing import Protocol
 
+from signaling.channels import ChannelHub
 from vitrine.core.models import Strict
 from vitrine.core.state import keys
-from vitrine.core.state.bus import EventBus, Subscription
+from vitrine.core.state.bus import EventBus
 
 logger = logging.getLogger(__name__)
 
@@ -46,30 +47,36 @@ class ConsultHub:
         self.bus = bus
         self._agents: dict[str, dict[str, set[DeskSocket]]] = {}
         self._shoppers: dict[str, dict[str, DeskSocket]] = {}
-        self._subscriptions: dict[str, Subscription] = {}
-        self._subscribing = asyncio.Lock()  # one (un)subscription at a time: never two on a channel
+        self._channels = ChannelHub(bus, keys.desk_channel, self._on_desk_message)
 
     async def attach_agent(self, shop: str, agent: str, socket: DeskSocket) -> None:
         self._agents.setdefault(shop, {}).setdefault(agent, set()).add(socket)
-        await self._subscribe(shop)
+        await self._channels.join(shop, (Audience.AGENT, agent, socket))
 
     async def detach_agent(self, shop: str, agent: str, socket: DeskSocket) -> None:
-        consoles = self._agents.get(shop, {}).get(agent)
+        agents = self._agents.get(shop, {})
+        consoles = agents.get(agent)
         if consoles is not None:
             consoles.discard(socket)
             if not consoles:
-                del self._agents[shop][agent]
-        await self._unsubscribe_if_idle(shop)
+                del agents[agent]
+        if not agents:
+            self._agents.pop(shop, None)
+        await self._channels.leave(shop, (Audience.AGENT, agent, socket))
 
     async def attach_shopper(self, shop: str, ticket: str, socket: DeskSocket) -> None:
+        """A ticket has one shopper socket: a newer one takes the older one's place (and its count)."""
         self._shoppers.setdefault(shop, {})[ticket] = socket
-        await self._subscribe(shop)
+        await self._channels.join(shop, (Audience.TICKET, ticket))
 
     async def detach_shopper(self, shop: str, ticket: str, socket: DeskSocket) -> None:
         shoppers = self._shoppers.get(shop, {})
-        if shoppers.get(ticket) is socket:
-            del shoppers[ticket]
-        await self._unsubscribe_if_idle(shop)
+        if shoppers.get(ticket) is not socket:
+            return  # replaced by a newer socket, which still listens
+        del shoppers[ticket]
+        if not shoppers:
+            self._shoppers.pop(shop, None)
+        await self._channels.leave(shop, (Audience.TICKET, ticket))
 
     def local_consoles(self) -> list[tuple[str, str, int]]:
         """(shop, agent, open consoles) for every agent with a console on this node."""
@@ -81,7 +88,7 @@ class ConsultHub:
         ]
 
     def local_shops(self) -> list[str]:
-        return list(self._subscriptions)
+        return self._channels.subscribed()
 
     def has_shopper(self, shop: str, ticket: str) -> bool:
         return ticket in self._shoppers.get(shop, {})
@@ -90,23 +97,8 @@ class ConsultHub:
         if pushes:
             await self.bus.publish(keys.desk_channel(shop), DeskBusMessage(pushes=pushes).model_dump_json())
 
-    async def _subscribe(self, shop: str) -> None:
-        async def handler(raw: str, shop: str = shop) -> None:
-            self._deliver(shop, DeskBusMessage.model_validate_json(raw))
-
-        async with self._subscribing:
-            if shop not in self._subscriptions:
-                self._subscriptions[shop] = await self.bus.subscribe(keys.desk_channel(shop), handler)
-
-    async def _unsubscribe_if_idle(self, shop: str) -> None:
-        async with self._subscribing:
-            if self._agents.get(shop) or self._shoppers.get(shop):
-                return
-            self._agents.pop(shop, None)
-            self._shoppers.pop(shop, None)
-            subscription = self._subscriptions.pop(shop, None)
-            if subscription is not None:
-                await subscription.close()
+    async def _on_desk_message(self, shop: str, raw: str) -> None:
+        self._deliver(shop, DeskBusMessage.model_validate_json(raw))
 
     def _deliver(self, shop: str, message: DeskBusMessage) -> None:
         for push in message.pushes:

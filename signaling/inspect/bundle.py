@@ -65,7 +65,10 @@ def manifest_bytes(manifest: Manifest) -> bytes:
     return json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=True, ensure_ascii=False).encode() + b"\n"
 
 
-def _member(name: str, content_type: str, stamp: tuple[int, ...]) -> zipfile.ZipInfo:
+ZipTime = tuple[int, int, int, int, int, int]  # a member's date_time: year, month, day, hour, minute, second
+
+
+def _member(name: str, content_type: str, stamp: ZipTime) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(name, date_time=stamp)
     text = content_type.startswith(("text/", "application/json"))
     info.compress_type = zipfile.ZIP_DEFLATED if text else zipfile.ZIP_STORED
@@ -73,7 +76,7 @@ def _member(name: str, content_type: str, stamp: tuple[int, ...]) -> zipfile.Zip
     return info
 
 
-def _copy_verified(archive: zipfile.ZipFile, path: Path, artifact: Artifact, stamp: tuple[int, ...]) -> None:
+def _copy_verified(archive: zipfile.ZipFile, path: Path, artifact: Artifact, stamp: ZipTime) -> None:
     """Stream a stored file into the zip, refusing it if it is not the file that was captured."""
     info = _member(f"artifacts/{artifact.file}", artifact.content_type, stamp)
     info.file_size = artifact.bytes  # zipfile picks ZIP64 up front for a large recording
@@ -297,7 +300,9 @@ def _verify(archive: zipfile.ZipFile, pinned: str | None, result: VerifyResult) 
             members[info.filename] = info
     signed = _read_small(archive, members, MANIFEST_NAME, MAX_MANIFEST_BYTES, problems)
     signature_data = _read_small(archive, members, SIGNATURE_NAME, 4 * SIGNATURE_BYTES, problems)
-    manifest = _parse_manifest(signed, problems) if signed is not None else None
+    if signed is None:
+        return
+    manifest = _parse_manifest(signed, problems)
     if manifest is None:
         return
     result.entries = len(manifest.entries)
@@ -310,12 +315,12 @@ def _verify(archive: zipfile.ZipFile, pinned: str | None, result: VerifyResult) 
             problems.append(f"entry {entry.seq} ({entry.name}): listed twice")
             continue
         expected.add(entry.name)
-        info = members.get(entry.name)
-        if info is None:
+        member = members.get(entry.name)
+        if member is None:
             problems.append(f"missing member: {entry.name}")
-        elif info.file_size != entry.bytes:
-            problems.append(f"{entry.name}: {info.file_size} bytes, the manifest says {entry.bytes}")
-        elif (scanned := _scan(archive, info, entry.bytes, problems)) is not None:
+        elif member.file_size != entry.bytes:
+            problems.append(f"{entry.name}: {member.file_size} bytes, the manifest says {entry.bytes}")
+        elif (scanned := _scan(archive, member, entry.bytes, problems)) is not None:
             if scanned[0] != entry.bytes:
                 problems.append(f"{entry.name}: {scanned[0]} bytes read, the manifest says {entry.bytes}")
             elif scanned[1] != entry.sha256:

@@ -101,12 +101,12 @@ class EvidenceService:
             if live is not None:
                 await self.sessions.log(room, CaseNotice(action="case", event="ended", verdict=verdict))
                 stopped = await self._stop_recording(case)
-            pending = await asyncio.to_thread(self._finished_recordings, case, stopped)
-            if pending:
+            finished = await asyncio.to_thread(self._finished_recordings, case, stopped)
+            if finished:
                 case = await self.cases.update(
                     case.shop,
                     case.id,
-                    lambda stored: still_open(stored).model_copy(update={"pending_recordings": pending}),
+                    lambda stored: still_open(stored).model_copy(update={"pending_recordings": finished}),
                 )
         for pending in list(case.pending_recordings):  # one at a time: a retry moves only what is left
             recording = await self._store(self._adopt_recording, case, pending)

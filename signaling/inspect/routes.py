@@ -19,12 +19,12 @@ from pathlib import Path as FilePath
 from typing import Annotated
 
 import segno
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import FileResponse
 from pydantic import Field
 from starlette.background import BackgroundTask
 
-from signaling.deps import ApiKeyDep, PageTokenDep, RuntimeDep
+from signaling.deps import ApiKeyDep, PageTokenDep, PublicBaseDep, RuntimeDep, ShopDep
 from signaling.inspect.links import BUYER_AUDIENCE, bundle_signature, check_bundle_signature, verify_case_token
 from signaling.runtime import Runtime
 from vitrine.core.desk_tokens import mint_desk_token
@@ -99,12 +99,8 @@ class BundleUrl(Strict):
     expires_at_ms: int
 
 
-def _base(runtime: Runtime, request: Request) -> str:
-    return (runtime.settings.public_url or str(request.base_url)).rstrip("/")
-
-
-def _link(runtime: Runtime, request: Request, case: Case, token: str) -> CaseLink:
-    link = f"{_base(runtime, request)}/inspect.html#t={token}"
+def _link(base: str, case: Case, token: str) -> CaseLink:
+    link = f"{base}/inspect.html#t={token}"
     svg = io.BytesIO()
     segno.make(link, error="m").save(svg, kind="svg", scale=4, border=2, title="Inspection link")
     return CaseLink(case=case.view(), link=link, qr_svg=svg.getvalue().decode())
@@ -135,9 +131,9 @@ def artifact_response(runtime: Runtime, case: Case, artifact_id: str) -> FileRes
 
 
 @backend.post("/cases", status_code=201, response_model=CaseLink, summary="Open an inspection case and get its link")
-async def open_case(shop: str, body: CaseSetup, runtime: RuntimeDep, request: Request) -> CaseLink:
+async def open_case(shop: str, body: CaseSetup, runtime: RuntimeDep, base: PublicBaseDep) -> CaseLink:
     case, token = await runtime.cases.open(shop, body)
-    return _link(runtime, request, case, token)
+    return _link(base, case, token)
 
 
 @backend.get("/cases", response_model=list[CaseView], summary="The shop's cases, newest first")
@@ -147,40 +143,35 @@ async def list_cases(
     return [case.view() for case in await runtime.cases.recent(shop, limit)]
 
 
-async def _case(runtime: Runtime, shop: str, case: str) -> Case:
-    await require_shop(runtime.state.records.shops, shop)
-    return await runtime.cases.get(shop, case)
-
-
 @backend.get("/cases/{case}", response_model=CaseView, summary="One case, with its evidence, notes and verdict")
-async def get_case(shop: str, case: str, runtime: RuntimeDep) -> CaseView:
-    return (await _case(runtime, shop, case)).view()
+async def get_case(shop: ShopDep, case: str, runtime: RuntimeDep) -> CaseView:
+    return (await runtime.cases.get(shop.id, case)).view()
 
 
 @backend.post(
     "/cases/{case}/link", response_model=CaseLink, summary="A new link for the buyer (the old one stops working)"
 )
-async def new_link(shop: str, case: str, runtime: RuntimeDep, request: Request) -> CaseLink:
+async def new_link(shop: str, case: str, runtime: RuntimeDep, base: PublicBaseDep) -> CaseLink:
     record, token = await runtime.cases.new_link(shop, case)
-    return _link(runtime, request, record, token)
+    return _link(base, record, token)
 
 
 @backend.post("/cases/{case}/console", response_model=ConsoleLogin, summary="Mint the inspector's console login")
 async def console_login(
-    shop: str,
+    shop: ShopDep,
     case: str,
     runtime: RuntimeDep,
-    request: Request,
+    base: PublicBaseDep,
     ttl_s: Annotated[int, Query(ge=60, le=7 * 24 * 3600)] = 12 * 3600,
 ) -> ConsoleLogin:
-    record = await _case(runtime, shop, case)
-    token = mint_desk_token(runtime.settings, shop=shop, subject=record.id, role="inspector", ttl_s=ttl_s)
-    return ConsoleLogin(token=token, console_url=f"{_base(runtime, request)}/inspector.html#t={token}")
+    record = await runtime.cases.get(shop.id, case)
+    token = mint_desk_token(runtime.settings, shop=shop.id, subject=record.id, role="inspector", ttl_s=ttl_s)
+    return ConsoleLogin(token=token, console_url=f"{base}/inspector.html#t={token}")
 
 
 @backend.get("/cases/{case}/artifacts/{artifact}", response_class=FileResponse, summary="One evidence file")
-async def get_artifact(shop: str, case: str, artifact: str, runtime: RuntimeDep) -> FileResponse:
-    return artifact_response(runtime, await _case(runtime, shop, case), artifact)
+async def get_artifact(shop: ShopDep, case: str, artifact: str, runtime: RuntimeDep) -> FileResponse:
+    return artifact_response(runtime, await runtime.cases.get(shop.id, case), artifact)
 
 
 @backend.get(
@@ -188,8 +179,8 @@ async def get_artifact(shop: str, case: str, artifact: str, runtime: RuntimeDep)
     response_class=FileResponse,
     summary="The signed evidence bundle (verify it offline with `vitrine verify`)",
 )
-async def get_bundle(shop: str, case: str, runtime: RuntimeDep) -> FileResponse:
-    return await bundle_response(runtime, await _case(runtime, shop, case))
+async def get_bundle(shop: ShopDep, case: str, runtime: RuntimeDep) -> FileResponse:
+    return await bundle_response(runtime, await runtime.cases.get(shop.id, case))
 
 
 @backend.post(
@@ -198,17 +189,17 @@ async def get_bundle(shop: str, case: str, runtime: RuntimeDep) -> FileResponse:
     summary="A short-lived URL to the bundle, for a reviewer without the shop's credentials",
 )
 async def bundle_url(
-    shop: str,
+    shop: ShopDep,
     case: str,
     runtime: RuntimeDep,
-    request: Request,
+    base: PublicBaseDep,
     ttl_s: Annotated[int, Query(ge=60, le=7 * 24 * 3600)] = 3600,
 ) -> BundleUrl:
-    record = await _case(runtime, shop, case)
+    record = await runtime.cases.get(shop.id, case)
     expires = int(time.time()) + ttl_s
-    signature = bundle_signature(runtime.settings, shop, record.id, expires)
+    signature = bundle_signature(runtime.settings, shop.id, record.id, expires)
     return BundleUrl(
-        url=f"{_base(runtime, request)}/v1/evidence/{shop}/{record.id}/bundle.zip?exp={expires}&sig={signature}",
+        url=f"{base}/v1/evidence/{shop.id}/{record.id}/bundle.zip?exp={expires}&sig={signature}",
         expires_at_ms=expires * 1000,
     )
 
@@ -219,18 +210,16 @@ async def bundle_url(
     summary="Erase every case of one buyer (their recordings, photos, notes and logs)",
 )
 async def erase_buyer(
-    shop: str, buyer_ref: Annotated[str, Path(pattern=BUYER_REF_PATTERN)], runtime: RuntimeDep
+    shop: ShopDep, buyer_ref: Annotated[str, Path(pattern=BUYER_REF_PATTERN)], runtime: RuntimeDep
 ) -> Erasure:
-    await require_shop(runtime.state.records.shops, shop)
-    return await runtime.evidence.erase_buyer(shop, buyer_ref)
+    return await runtime.evidence.erase_buyer(shop.id, buyer_ref)
 
 
 @backend.get("/erasures", response_model=list[Erasure], summary="Erasures carried out, newest first (counts only)")
 async def list_erasures(
-    shop: str, runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
+    shop: ShopDep, runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
 ) -> list[Erasure]:
-    await require_shop(runtime.state.records.shops, shop)
-    return await runtime.evidence.erasures(shop, limit)
+    return await runtime.evidence.erasures(shop.id, limit)
 
 
 @public.get(

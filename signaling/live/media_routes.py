@@ -20,6 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from signaling.deps import RuntimeDep
 from signaling.live.anonymous import WHEP_PREFIX, anonymous_identity
 from signaling.live.shows import OBS_IDENTITY, VIEWER_GRANTS
+from signaling.rooms import Admission
 from signaling.routes.whip import read_offer, session_of, start_session, trickle_session
 from vitrine.core.auth import JoinClaims
 from vitrine.core.errors import ErrorCode, VitrineError
@@ -118,7 +119,7 @@ async def show_whep(show: LiveShow, request: Request, runtime: RuntimeDep) -> Re
     return await start_session("whep", show.room, request, runtime, claims, location=_location(show, "whep"), sdp=sdp)
 
 
-async def _whep_session(show: Show, sid: str, runtime: RuntimeDep):  # noqa: ANN202
+async def _whep_session(show: Show, sid: str, runtime: RuntimeDep) -> Admission:
     participant = await runtime.state.rooms.get_participant(show.room, sid)
     if participant is None or not participant.identity.startswith(WHEP_PREFIX):
         raise VitrineError(ErrorCode.NOT_JOINED, "no such session")

@@ -16,17 +16,16 @@ from datetime import UTC, datetime
 from pathlib import Path as FilePath
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi import Path as FastPath
 from fastapi.responses import FileResponse
 from pydantic import Field
 
-from signaling.deps import ApiKeyDep, PageTokenDep, RuntimeDep
+from signaling.deps import ApiKeyDep, PageTokenDep, PublicBaseDep, RuntimeDep, ShopDep
 from signaling.live.actions import checked_card
 from vitrine.core.desk_tokens import mint_desk_token, verify_desk_token
 from vitrine.core.errors import ErrorCode, VitrineError
 from vitrine.core.models import Strict
-from vitrine.core.records.shops import require_shop
 from vitrine.core.shops import ProductCard
 from vitrine.core.wire.live import Analytics, Chapter, LiveState, Show, ShowPatch, ShowSetup, ShowState
 from vitrine.core.wire.rtc import LogEntry
@@ -101,10 +100,6 @@ class LogPage(Strict):
     last_seq: int
 
 
-def _base(runtime: RuntimeDep, request: Request) -> str:
-    return (runtime.settings.public_url or str(request.base_url)).rstrip("/")
-
-
 async def _console_show(runtime: RuntimeDep, token: PageTokenDep) -> Show:
     """The show of the console token from POST /v1/shops/{shop}/shows/{id}/console."""
     claims = verify_desk_token(runtime.settings, token, "host")
@@ -114,8 +109,7 @@ async def _console_show(runtime: RuntimeDep, token: PageTokenDep) -> Show:
 ConsoleShow = Annotated[Show, Depends(_console_show)]
 
 
-async def _console_view(runtime: RuntimeDep, request: Request, show: Show) -> ConsoleView:
-    base = _base(runtime, request)
+async def _console_view(runtime: RuntimeDep, base: str, show: Show) -> ConsoleView:
     catalog = []
     for product in await runtime.state.records.shops.list_products(show.shop):
         try:
@@ -174,9 +168,10 @@ async def create_show(shop: str, body: ShowSetup, runtime: RuntimeDep) -> Show:
 
 
 @backend.get("", response_model=list[Show], summary="The shop's shows, newest first")
-async def list_shows(shop: str, runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[Show]:
-    await require_shop(runtime.state.records.shops, shop)
-    return await runtime.state.records.shows.list_shows(shop, limit)
+async def list_shows(
+    shop: ShopDep, runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> list[Show]:
+    return await runtime.state.records.shows.list_shows(shop.id, limit)
 
 
 @backend.get("/{show}", response_model=Show, summary="One show")
@@ -205,12 +200,12 @@ async def console_login(
     shop: str,
     show: str,
     runtime: RuntimeDep,
-    request: Request,
+    base: PublicBaseDep,
     ttl_s: Annotated[int, Query(ge=60, le=7 * 24 * 3600)] = 12 * 3600,
 ) -> ConsoleLogin:
     record = await runtime.shows.get(shop, show)
     token = mint_desk_token(runtime.settings, shop=shop, subject=record.id, role="host", ttl_s=ttl_s)
-    return ConsoleLogin(token=token, console_url=f"{_base(runtime, request)}/live.html#token={token}")
+    return ConsoleLogin(token=token, console_url=f"{base}/live.html#token={token}")
 
 
 @backend.get("/{show}/analytics", response_model=Analytics, summary="Viewers, watch time, messages, likes, clicks")
@@ -227,13 +222,13 @@ async def show_chat_csv(shop: str, show: str, runtime: RuntimeDep) -> Response:
 
 
 @console.get("", response_model=ConsoleView, summary="The console's show, catalog, OBS settings and numbers")
-async def console_view(show: ConsoleShow, runtime: RuntimeDep, request: Request) -> ConsoleView:
-    return await _console_view(runtime, request, show)
+async def console_view(show: ConsoleShow, runtime: RuntimeDep, base: PublicBaseDep) -> ConsoleView:
+    return await _console_view(runtime, base, show)
 
 
 @console.patch("", response_model=ConsoleView, summary="Set the title, schedule and products")
-async def console_patch(show: ConsoleShow, body: ShowPatch, runtime: RuntimeDep, request: Request) -> ConsoleView:
-    return await _console_view(runtime, request, await runtime.shows.update(show, body))
+async def console_patch(show: ConsoleShow, body: ShowPatch, runtime: RuntimeDep, base: PublicBaseDep) -> ConsoleView:
+    return await _console_view(runtime, base, await runtime.shows.update(show, body))
 
 
 @console.post("/start", response_model=HostJoin, summary="Go live, and get the host's join token")
@@ -250,13 +245,13 @@ async def console_join(show: ConsoleShow, runtime: RuntimeDep) -> HostJoin:
 
 
 @console.post("/end", response_model=ConsoleView, summary="End the show")
-async def console_end(show: ConsoleShow, runtime: RuntimeDep, request: Request) -> ConsoleView:
-    return await _console_view(runtime, request, await runtime.shows.end(show))
+async def console_end(show: ConsoleShow, runtime: RuntimeDep, base: PublicBaseDep) -> ConsoleView:
+    return await _console_view(runtime, base, await runtime.shows.end(show))
 
 
 @console.post("/stream-key", response_model=ConsoleView, summary="Rotate the OBS stream key")
-async def console_rotate(show: ConsoleShow, runtime: RuntimeDep, request: Request) -> ConsoleView:
-    return await _console_view(runtime, request, await runtime.shows.rotate_stream_key(show))
+async def console_rotate(show: ConsoleShow, runtime: RuntimeDep, base: PublicBaseDep) -> ConsoleView:
+    return await _console_view(runtime, base, await runtime.shows.rotate_stream_key(show))
 
 
 @console.get("/chat.csv", summary="The show's chat as CSV", response_class=Response)

@@ -30,7 +30,7 @@ class RoomDetail(Strict):
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=Room, summary="Create a room")
 async def create_room(body: CreateRoom, runtime: RuntimeDep) -> Room:
     capacity = body.max_participants or min(DEFAULT_CAPACITY[body.kind], runtime.settings.max_participants_per_room)
-    if body.shop is not None:
+    if body.shop is not None:  # the body names it, not the path: checked here, once the body is valid
         await require_shop(runtime.state.records.shops, body.shop)
     return await runtime.rooms.create_room(
         Room(name=body.name, kind=body.kind, max_participants=capacity, shop=body.shop)

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter, WebSocket
 
+from signaling.deps import RuntimeDep
 from signaling.metrics import METRICS
-from signaling.runtime import Runtime
 from signaling.session import RtcSession, origin_allowed
 
 router = APIRouter(tags=["rtc"])
 
 
 @router.websocket("/v1/rtc")
-async def rtc(ws: WebSocket) -> None:
-    runtime: Runtime = ws.app.state.runtime
+async def rtc(ws: WebSocket, runtime: RuntimeDep) -> None:
     # An origin the server does not know may still be a shop's embed origin: the join token names
     # the shop, so the session decides at join (and refuses everything else).
     foreign_origin = None if origin_allowed(ws, runtime.settings.allowed_origins) else ws.headers.get("origin")

@@ -13,11 +13,10 @@ from fastapi import APIRouter, Path, Query, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import Field, ValidationError
 
-from signaling.deps import ApiKeyDep, RuntimeDep
+from signaling.deps import ApiKeyDep, RuntimeDep, ShopDep
 from signaling.webhook_targets import check_webhook_url
 from vitrine.core.errors import ErrorCode, VitrineError
 from vitrine.core.models import Strict
-from vitrine.core.records.shops import require_shop
 from vitrine.core.shops import (
     MAX_URL_LENGTH,
     SKU_PATTERN,
@@ -115,21 +114,20 @@ async def list_shops(runtime: RuntimeDep) -> list[Shop]:
 
 
 @router.get("/{shop}", response_model=Shop, summary="A shop's settings")
-async def get_shop(shop: str, runtime: RuntimeDep) -> Shop:
-    return await require_shop(runtime.state.records.shops, shop)
+async def get_shop(shop: ShopDep) -> Shop:
+    return shop
 
 
 @router.patch("/{shop}", response_model=Shop, summary="Change some of a shop's settings (validated as a whole)")
-async def update_shop(shop: str, body: ShopPatch, runtime: RuntimeDep) -> Shop:
-    current = await require_shop(runtime.state.records.shops, shop)
+async def update_shop(shop: ShopDep, body: ShopPatch, runtime: RuntimeDep) -> Shop:
     try:
-        updated = Shop.model_validate(current.model_dump() | body.model_dump(exclude_unset=True))
+        updated = Shop.model_validate(shop.model_dump() | body.model_dump(exclude_unset=True))
     except ValidationError as exc:  # reported like a malformed body: 422 invalid_message
         raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from exc
     if "webhook_url" in body.model_fields_set:  # checked when set; every delivery checks it again anyway
         check_webhook_url(updated.webhook_url, runtime.settings)
     if not await runtime.state.records.shops.update_shop(updated):
-        raise VitrineError(ErrorCode.SHOP_NOT_FOUND, f"no shop {shop!r}")
+        raise VitrineError(ErrorCode.SHOP_NOT_FOUND, f"no shop {shop.id!r}")
     return updated
 
 
@@ -157,19 +155,16 @@ async def delete_shop(shop: str, runtime: RuntimeDep) -> Shop:
     summary="Whether the shop is open now (or at ?at=), and when it next opens",
 )
 async def shop_hours(
-    shop: str,
-    runtime: RuntimeDep,
-    at: Annotated[datetime | None, Query(description="An aware ISO 8601 time; default now")] = None,
+    shop: ShopDep, at: Annotated[datetime | None, Query(description="An aware ISO 8601 time; default now")] = None
 ) -> ShopHours:
-    record = await require_shop(runtime.state.records.shops, shop)
     if at is not None and at.utcoffset() is None:
         raise VitrineError(ErrorCode.INVALID_MESSAGE, "at: needs a UTC offset, e.g. 2025-03-30T09:00:00+02:00")
     when = at or datetime.now(UTC)
-    opening = next_opening(record, when)
+    opening = next_opening(shop, when)
     return ShopHours(
-        open=is_open(record, when),
-        timezone=record.timezone,
-        now_local=local_time(record, when),
+        open=is_open(shop, when),
+        timezone=shop.timezone,
+        now_local=local_time(shop, when),
         next_opening_local=opening,
         next_opening_utc=opening.astimezone(UTC) if opening else None,
     )
@@ -180,10 +175,9 @@ async def shop_hours(
     response_model=WebhookKey,
     summary="The key that signs the shop's webhooks (derived from the server secret, never stored)",
 )
-async def get_webhook_key(shop: str, runtime: RuntimeDep) -> WebhookKey:
-    record = await require_shop(runtime.state.records.shops, shop)
-    version = record.webhook_key_version
-    return WebhookKey(key=webhook_key(runtime.settings, record.id, version), version=version)
+async def get_webhook_key(shop: ShopDep, runtime: RuntimeDep) -> WebhookKey:
+    version = shop.webhook_key_version
+    return WebhookKey(key=webhook_key(runtime.settings, shop.id, version), version=version)
 
 
 @router.post(
@@ -191,13 +185,12 @@ async def get_webhook_key(shop: str, runtime: RuntimeDep) -> WebhookKey:
     response_model=WebhookKey,
     summary="Replace the webhook key: the next deliveries are signed with the new one only",
 )
-async def rotate_webhook_key(shop: str, runtime: RuntimeDep) -> WebhookKey:
-    record = await require_shop(runtime.state.records.shops, shop)
-    record.webhook_key_version += 1
-    if not await runtime.state.records.shops.update_shop(record):
-        raise VitrineError(ErrorCode.SHOP_NOT_FOUND, f"no shop {shop!r}")
+async def rotate_webhook_key(shop: ShopDep, runtime: RuntimeDep) -> WebhookKey:
+    shop.webhook_key_version += 1
+    if not await runtime.state.records.shops.update_shop(shop):
+        raise VitrineError(ErrorCode.SHOP_NOT_FOUND, f"no shop {shop.id!r}")
     return WebhookKey(
-        key=webhook_key(runtime.settings, record.id, record.webhook_key_version), version=record.webhook_key_version
+        key=webhook_key(runtime.settings, shop.id, shop.webhook_key_version), version=shop.webhook_key_version
     )
 
 
@@ -207,46 +200,42 @@ async def rotate_webhook_key(shop: str, runtime: RuntimeDep) -> WebhookKey:
     summary="Events whose every delivery attempt failed, newest first (the last 200 are kept)",
 )
 async def webhook_failures(
-    shop: str, runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=MAX_FAILURES)] = 50
+    shop: ShopDep, runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=MAX_FAILURES)] = 50
 ) -> list[WebhookFailure]:
-    await require_shop(runtime.state.records.shops, shop)
-    return await runtime.state.records.outbox.failures(shop, limit)
+    return await runtime.state.records.outbox.failures(shop.id, limit)
 
 
 @router.put("/{shop}/agents/{agent}", response_model=Agent, summary="Create or replace an agent of the shop")
-async def put_agent(shop: str, agent: AgentPath, body: AgentBody, runtime: RuntimeDep) -> Agent:
-    _same("shop", body.shop, shop)
+async def put_agent(shop: ShopDep, agent: AgentPath, body: AgentBody, runtime: RuntimeDep) -> Agent:
+    # ShopDep has run first: an unknown shop id, which may not even be a valid slug, is shop_not_found.
+    _same("shop", body.shop, shop.id)
     _same("id", body.id, agent)
-    await require_shop(runtime.state.records.shops, shop)  # first: an unknown shop id may not even be a valid slug
-    record = Agent(id=agent, shop=shop, **body.model_dump(exclude={"id", "shop"}))
+    record = Agent(id=agent, shop=shop.id, **body.model_dump(exclude={"id", "shop"}))
     if not await runtime.state.records.shops.put_agent(record):
-        raise VitrineError(ErrorCode.SHOP_NOT_FOUND, f"no shop {shop!r}")
+        raise VitrineError(ErrorCode.SHOP_NOT_FOUND, f"no shop {shop.id!r}")
     return record
 
 
 @router.get("/{shop}/agents", response_model=list[Agent], summary="The shop's agents, by id")
-async def list_agents(shop: str, runtime: RuntimeDep) -> list[Agent]:
-    await require_shop(runtime.state.records.shops, shop)
-    return await runtime.state.records.shops.list_agents(shop)
+async def list_agents(shop: ShopDep, runtime: RuntimeDep) -> list[Agent]:
+    return await runtime.state.records.shops.list_agents(shop.id)
 
 
 @router.get("/{shop}/agents/{agent}", response_model=Agent, summary="One agent of the shop")
-async def get_agent(shop: str, agent: str, runtime: RuntimeDep) -> Agent:
-    await require_shop(runtime.state.records.shops, shop)
+async def get_agent(shop: ShopDep, agent: str, runtime: RuntimeDep) -> Agent:
     return _found(
-        await runtime.state.records.shops.get_agent(shop, agent),
+        await runtime.state.records.shops.get_agent(shop.id, agent),
         ErrorCode.AGENT_NOT_FOUND,
-        f"no agent {agent!r} in shop {shop!r}",
+        f"no agent {agent!r} in shop {shop.id!r}",
     )
 
 
 @router.delete("/{shop}/agents/{agent}", response_model=Agent, summary="Remove an agent from the shop")
-async def delete_agent(shop: str, agent: str, runtime: RuntimeDep) -> Agent:
-    await require_shop(runtime.state.records.shops, shop)
+async def delete_agent(shop: ShopDep, agent: str, runtime: RuntimeDep) -> Agent:
     return _found(
-        await runtime.state.records.shops.delete_agent(shop, agent),
+        await runtime.state.records.shops.delete_agent(shop.id, agent),
         ErrorCode.AGENT_NOT_FOUND,
-        f"no agent {agent!r} in shop {shop!r}",
+        f"no agent {agent!r} in shop {shop.id!r}",
     )
 
 
@@ -255,37 +244,33 @@ async def delete_agent(shop: str, agent: str, runtime: RuntimeDep) -> Agent:
     response_model=Product,
     summary="Create or replace a product; its URLs must be https on the shop's link_hosts",
 )
-async def put_product(shop: str, sku: SkuPath, body: ProductBody, runtime: RuntimeDep) -> Product:
+async def put_product(shop: ShopDep, sku: SkuPath, body: ProductBody, runtime: RuntimeDep) -> Product:
     _same("sku", body.sku, sku)
-    record = await require_shop(runtime.state.records.shops, shop)
     product = Product(sku=sku, **body.model_dump(exclude={"sku"}))
-    check_product(record, product)
-    if not await runtime.state.records.shops.put_product(shop, product):
-        raise VitrineError(ErrorCode.SHOP_NOT_FOUND, f"no shop {shop!r}")
+    check_product(shop, product)
+    if not await runtime.state.records.shops.put_product(shop.id, product):
+        raise VitrineError(ErrorCode.SHOP_NOT_FOUND, f"no shop {shop.id!r}")
     return product
 
 
 @router.get("/{shop}/products", response_model=list[Product], summary="The shop's catalog, by SKU")
-async def list_products(shop: str, runtime: RuntimeDep) -> list[Product]:
-    await require_shop(runtime.state.records.shops, shop)
-    return await runtime.state.records.shops.list_products(shop)
+async def list_products(shop: ShopDep, runtime: RuntimeDep) -> list[Product]:
+    return await runtime.state.records.shops.list_products(shop.id)
 
 
 @router.get("/{shop}/products/{sku}", response_model=Product, summary="One product of the shop")
-async def get_product(shop: str, sku: str, runtime: RuntimeDep) -> Product:
-    await require_shop(runtime.state.records.shops, shop)
+async def get_product(shop: ShopDep, sku: str, runtime: RuntimeDep) -> Product:
     return _found(
-        await runtime.state.records.shops.get_product(shop, sku),
+        await runtime.state.records.shops.get_product(shop.id, sku),
         ErrorCode.PRODUCT_NOT_FOUND,
-        f"no product {sku!r} in shop {shop!r}",
+        f"no product {sku!r} in shop {shop.id!r}",
     )
 
 
 @router.delete("/{shop}/products/{sku}", response_model=Product, summary="Remove a product from the catalog")
-async def delete_product(shop: str, sku: str, runtime: RuntimeDep) -> Product:
-    await require_shop(runtime.state.records.shops, shop)
+async def delete_product(shop: ShopDep, sku: str, runtime: RuntimeDep) -> Product:
     return _found(
-        await runtime.state.records.shops.delete_product(shop, sku),
+        await runtime.state.records.shops.delete_product(shop.id, sku),
         ErrorCode.PRODUCT_NOT_FOUND,
-        f"no product {sku!r} in shop {shop!r}",
+        f"no product {sku!r} in shop {shop.id!r}",
     )

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import Field
 
-from signaling.deps import ApiKeyDep, RuntimeDep
+from signaling.deps import ApiKeyDep, PublicBaseDep, RuntimeDep
 from vitrine.core.auth import mint_token
 from vitrine.core.models import Grants, Identity, Role, RoomName, ShopId, Strict
 from vitrine.core.records.shops import require_shop
@@ -29,8 +29,8 @@ class TokenResponse(Strict):
 
 
 @router.post("", response_model=TokenResponse, summary="Mint a join token")
-async def create_token(body: TokenRequest, runtime: RuntimeDep, request: Request) -> TokenResponse:
-    if body.shop is not None:
+async def create_token(body: TokenRequest, runtime: RuntimeDep, base: PublicBaseDep) -> TokenResponse:
+    if body.shop is not None:  # the body names it, not the path: checked here, once the body is valid
         await require_shop(runtime.state.records.shops, body.shop)
     token = mint_token(
         runtime.settings,
@@ -42,6 +42,5 @@ async def create_token(body: TokenRequest, runtime: RuntimeDep, request: Request
         name=body.name,
         shop=body.shop,
     )
-    base = (runtime.settings.public_url or str(request.base_url)).rstrip("/")
     ws_base = "wss://" + base[len("https://") :] if base.startswith("https://") else "ws://" + base.split("://", 1)[-1]
     return TokenResponse(token=token, ws_url=ws_base + "/v1/rtc")

@@ -65,7 +65,7 @@ class ArtifactWriter:
         final.parent.mkdir(parents=True, exist_ok=True)
         self._handle = self.part.open("wb")
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | bytearray) -> None:
         if self.size + len(chunk) > self.max_bytes:
             self.abort()
             raise VitrineError(ErrorCode.MESSAGE_TOO_LARGE, f"the file exceeds {self.max_bytes} bytes")

@@ -146,7 +146,7 @@ class Database:
         async with self.transaction() as conn:
             return list(await conn.scalars(query))
 
-    async def execute(self, statement: sa.Executable) -> sa.CursorResult[Any]:
+    async def execute(self, statement: sa.Executable) -> sa.CursorResult[*tuple[Any, ...]]:  # rows of any shape
         async with self.transaction() as conn:
             return await conn.execute(statement)
 

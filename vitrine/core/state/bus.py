@@ -13,8 +13,7 @@ from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-import redis.asyncio as aioredis
-
+from vitrine.core.state.redis_util import RedisClient
 from vitrine.core.tasks import TaskSet
 
 logger = logging.getLogger(__name__)
@@ -110,7 +109,7 @@ class RedisEventBus:
     each drained by its own task: order holds per channel, a slow handler delays only its
     channel, and handlers may (un)subscribe without deadlocking the reader."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: RedisClient) -> None:
         self._r = client
         self._pubsub = client.pubsub()
         self._channels: dict[str, _Channel] = {}  # channels that have handlers
@@ -194,7 +193,9 @@ class RedisEventBus:
                 backoff = min(backoff * 2, RECONNECT_MAX_S)
                 continue
             backoff = RECONNECT_MIN_S
-            kind, channel = (message["type"], message["channel"]) if message else (None, None)
+            if not message:
+                continue
+            kind, channel = message["type"], message["channel"]
             if kind == "message" and (state := self._channels.get(channel)) is not None:
                 state.queue.put_nowait(message["data"])
             elif waiting := self._pending.get((kind, channel)):  # none after a reconnect's resubscribe

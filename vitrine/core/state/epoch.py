@@ -19,9 +19,8 @@ import logging
 import secrets
 from typing import Protocol
 
-import redis.asyncio as aioredis
-
 from vitrine.core.state import keys
+from vitrine.core.state.redis_util import RedisClient
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +39,7 @@ class MemoryEpochStore:
 
 
 class RedisEpochStore:
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: RedisClient) -> None:
         self._r = client
 
     async def current(self) -> str:

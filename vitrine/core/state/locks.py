@@ -15,10 +15,9 @@ import time
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-import redis.asyncio as aioredis
-
 from vitrine.core.errors import ErrorCode, VitrineError
 from vitrine.core.state import keys
+from vitrine.core.state.redis_util import RedisClient
 
 LOCK_TTL_MS = 10_000
 LOCK_WAIT_S = 10.0
@@ -59,7 +58,7 @@ _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL
 
 
 class RedisLockStore:
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: RedisClient) -> None:
         self._r = client
         self._release = client.register_script(_RELEASE)
 

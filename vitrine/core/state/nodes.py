@@ -10,12 +10,11 @@ import time
 from enum import StrEnum
 from typing import Protocol
 
-import redis.asyncio as aioredis
 from pydantic import Field
 
 from vitrine.core.models import Strict, now_ms
 from vitrine.core.state import keys
-from vitrine.core.state.redis_util import get_each, load_model
+from vitrine.core.state.redis_util import RedisClient, get_each, load_model
 
 PLACED_TTL_MS = 60_000  # a placement counter outlives no worker: heartbeats delete it long before
 
@@ -154,7 +153,7 @@ _PRUNE_IF_GONE = "if redis.call('EXISTS', KEYS[2]) == 0 then return redis.call('
 class RedisNodeRegistry:
     """Each record carries a TTL, so a worker that stops heartbeating disappears by itself."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: RedisClient) -> None:
         self._r = client
         self._prune = client.register_script(_PRUNE_IF_GONE)
 

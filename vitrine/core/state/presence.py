@@ -10,12 +10,12 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Protocol
 
-import redis.asyncio as aioredis
 from pydantic import Field, StringConstraints
 
 from vitrine.core.models import Strict, now_ms
 from vitrine.core.shops import AgentId
 from vitrine.core.state import keys
+from vitrine.core.state.redis_util import RedisClient
 
 TicketId = Annotated[str, StringConstraints(pattern=r"^tk_[A-Za-z0-9_-]{8,40}$")]
 
@@ -70,7 +70,7 @@ class MemoryPresenceStore:
 
 
 class RedisPresenceStore:
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: RedisClient) -> None:
         self._r = client
 
     async def all(self, shop: str) -> dict[str, Presence]:

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
-
 from vitrine.core.state.bus import RedisEventBus
 from vitrine.core.state.coordination import Coordination
 from vitrine.core.state.epoch import RedisEpochStore
 from vitrine.core.state.locks import RedisLockStore
 from vitrine.core.state.nodes import RedisNodeRegistry
 from vitrine.core.state.presence import RedisPresenceStore
+from vitrine.core.state.redis_util import connect
 from vitrine.core.state.rooms import RedisRoomStore
 
 
 async def open_redis_coordination(url: str) -> Coordination:
     """Connect, failing fast if Redis is unreachable."""
-    client = aioredis.from_url(url, decode_responses=True)
+    client = connect(url)
     try:
         await client.ping()
     except BaseException:

@@ -12,12 +12,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import redis.asyncio as aioredis
-
 from vitrine.core.errors import ErrorCode, VitrineError
 from vitrine.core.models import Participant, Room, Track
 from vitrine.core.state import keys
-from vitrine.core.state.redis_util import get_each, load_model
+from vitrine.core.state.redis_util import RedisClient, get_each, load_model
 
 
 @dataclass(frozen=True)
@@ -197,7 +195,7 @@ return raw
 class RedisRoomStore:
     """Rooms, participants, tracks, sequence and locks; one room's keys share a cluster slot."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: RedisClient) -> None:
         self._r = client
         self._add_participant = client.register_script(_ADD_PARTICIPANT)
         self._remove_participant = client.register_script(_REMOVE_PARTICIPANT)

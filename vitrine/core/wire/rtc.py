@@ -341,8 +341,8 @@ def decode_json_object(raw: str | bytes) -> dict[str, Any]:
         raise VitrineError(ErrorCode.INVALID_JSON, "message is not valid JSON") from None
     if not isinstance(data, dict):
         raise VitrineError(ErrorCode.INVALID_MESSAGE, "message must be a JSON object")
-    pattern = _ESCAPED_SURROGATE_BYTES if isinstance(raw, bytes) else _ESCAPED_SURROGATE
-    if pattern.search(raw):  # only then is the (rare) full check worth it; escaped pairs are fine
+    escaped = _ESCAPED_SURROGATE_BYTES.search(raw) if isinstance(raw, bytes) else _ESCAPED_SURROGATE.search(raw)
+    if escaped:  # only then is the (rare) full check worth it; escaped pairs are fine
         try:
             json.dumps(data, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:
