@@ -1,7 +1,8 @@
 """The buyer's evidence channel: full-resolution photos over the inspection's data channel, video untouched.
 
-In an inspection room the worker opens a reliable, ordered data channel labelled ``evidence`` on the
-buyer's connection before its first offer, so the page gets it in ``ondatachannel``. The phone takes a
+For a participant whose join carries an evidence folder (``JoinCommand.evidence``: signaling gives one to
+an inspection's buyer) the worker opens a reliable, ordered data channel labelled ``evidence`` on its
+connection before its first offer, so the page gets it in ``ondatachannel``. The phone takes a
 still (``ImageCapture.takePhoto``, ``grabFrame`` or a canvas) and sends it while the video keeps running:
 
     page -> worker  text    {"type": "photo", "request": R, "content_type": "image/jpeg" | "image/png" |
@@ -14,7 +15,7 @@ still (``ImageCapture.takePhoto``, ``grabFrame`` or a canvas) and sends it while
     worker -> page  text    {"type": "error", "code": C, "message": M, "request": R | null}
 
 ``R`` matches ``[A-Za-z0-9_-]{1,64}`` (the inspector's photo request, ``vitrine.core.wire.inspect_actions``).
-``stored`` comes once the file is renamed into the case's folder with its SHA-256 and signaling has
+``stored`` comes once the file is renamed into that folder (the case's) with its SHA-256 and signaling has
 committed it to the case's record (``OfferPush.artifact``, acknowledged over Redis when scaled). Every
 problem is an ``error`` and drops the transfer and its partial file (a refused text message during a
 transfer gets its own error, and the photo one naming its request); the channel stays open for the next

@@ -6,9 +6,9 @@ outstanding offer is folded into the next one. A client may offer too
 (browsers, WHIP, WHEP); if that collides with the worker's offer the client
 gets ``negotiation_glare`` and answers the worker's offer first.
 
-An inspection's buyer also gets the ``evidence`` data channel
-(``media/evidence_channel.py``), opened with its first offer, so that offer
-already carries the m=application section.
+A participant whose join carries an evidence folder (an inspection's buyer)
+also gets the ``evidence`` data channel (``media/evidence_channel.py``), opened
+with its first offer, so that offer already carries the m=application section.
 
 A peer connection can end without its participant saying so: the client closes
 it (aiortc then closes ours), ICE or DTLS fails, ICE consent expires, or the

@@ -1,11 +1,14 @@
-"""The media worker: rooms of peer sessions and the tracks forwarded between them.
+"""The media worker: routes signaling's commands to its rooms, and keeps what spans them.
 
-Signaling drives it with ``WorkerCommand``s (directly when embedded, over
-Redis when scaled). Commands for one room run one at a time, so negotiation
-steps never interleave (a snapshot, which waits for a keyframe, runs beside
-them). Offers the worker starts itself (a new track to subscribe to) and an
-inspection buyer's stored photos (``media/evidence_channel.py``) leave through
-``push``.
+Signaling drives it with ``WorkerCommand``s (directly when embedded, over Redis when scaled).
+``MediaWorker.handle`` matches each command and hands a participant's to its room
+(``media/room.py``: joins, publications, subscriptions, leaves, knockers), which runs them one at a
+time under its lock, so negotiation steps never interleave (a snapshot, which waits for a keyframe,
+runs beside them). Offers the worker starts itself (a new track to subscribe to) and the stored files
+of a participant with an evidence folder (``media/evidence_channel.py``) leave through ``push``.
+
+The worker knows no products: who gets the evidence channel, and which folder its photos and the
+room's snapshots go in, comes with the join (``JoinCommand.evidence``), decided by signaling.
 
 A peer connection that ends without a leave (closed by its client, failed, ICE
 consent expired, or silent for ``peer_silence_s``: ``PeerSession.report_gone``)
@@ -21,30 +24,30 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
+from typing import assert_never
 
 from media import taps
 from media.evidence_channel import EvidenceTarget
-from media.forwarder import UpTrack
 from media.peer import PeerSession
 from media.recorder import Recording
-from media.relay import RelayIn
+from media.room import Push, WorkerRoom
 from media.snapshot import take_snapshot
-from vitrine.core.artifacts import CASE_ID, ArtifactStore
+from vitrine.core.artifacts import ArtifactStore
 from vitrine.core.config import Settings
 from vitrine.core.errors import ErrorCode, VitrineError
-from vitrine.core.models import Participant, Role, Room, RoomKind, TrackKind, TrackSource
+from vitrine.core.models import Participant
 from vitrine.core.state.nodes import WorkerNode, WorkerState
 from vitrine.core.tasks import TaskSet
-from vitrine.core.wire.inspect import Artifact, ArtifactKind, case_of_room
+from vitrine.core.wire.inspect import Artifact, ArtifactKind
 from vitrine.core.wire.rpc import (
     AdmitCommand,
     AnswerCommand,
     CandidateCommand,
     CloseRoomCommand,
     DrainCommand,
+    EvidenceFolder,
     GoneReason,
     JoinCommand,
     LeaveCommand,
@@ -54,7 +57,6 @@ from vitrine.core.wire.rpc import (
     RecordCommand,
     RecordingInfo,
     RelayCommand,
-    ServerOfferMessage,
     SnapshotCommand,
     UnpublishCommand,
     WorkerCommand,
@@ -63,73 +65,16 @@ from vitrine.core.wire.rpc import (
 
 logger = logging.getLogger(__name__)
 
-Push = Callable[[OfferPush], Awaitable[None]]
-# What reaches a room's lock: every WorkerCommand but those ``handle`` answers first.
-RoomCommand = (
-    OfferCommand
-    | AnswerCommand
-    | CandidateCommand
-    | PublishCommand
-    | UnpublishCommand
-    | LeaveCommand
-    | CloseRoomCommand
-    | RecordCommand
-    | AdmitCommand
-)
-
-
-@dataclass
-class WorkerRoom:
-    name: str
-    peers: dict[str, PeerSession] = field(default_factory=dict)
-    ups: dict[str, UpTrack] = field(default_factory=dict)
-    auto_subscribe: dict[str, bool] = field(default_factory=dict)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    relay: RelayIn | None = None  # on a relay worker: the pull of the live room's tracks from its origin
-    # Knockers (JoinCommand.admitted false): connected and receiving their publications, which stay in the
-    # peer and reach nobody (not forwarded, not recorded), subscribed to nothing, until AdmitCommand.
-    waiting: dict[str, PeerSession] = field(default_factory=dict)
-    kind: RoomKind = RoomKind.CONSULT  # as the joins' Room says: an inspection's evidence goes to its case
-    shop: str | None = None
-
-
-def _playable(room: WorkerRoom, peer: PeerSession, publisher: str | None) -> Callable[[str], list[UpTrack]]:
-    """What a client offer's receive-only m-lines may be bound to, by kind.
-
-    Published tracks of the room that are not the peer's own; only those of the
-    ``publisher`` identity when one is named (WHEP ``?participant=``: in a
-    consult, a client's WHEP session must not bind its own WHIP video).
-    """
-    if not peer.participant.grants.can_subscribe:
-        return lambda kind: []
-    if publisher is None:  # anyone's, relayed tracks included (their publisher is on the origin worker)
-        return lambda kind: [
-            u for u in room.ups.values() if u.track.kind.value == kind and u.track.participant_sid != peer.sid
-        ]
-    sources = {sid for sid, p in room.peers.items() if sid != peer.sid and p.participant.identity == publisher}
-    return lambda kind: [
-        u for u in room.ups.values() if u.track.kind.value == kind and u.track.participant_sid in sources
-    ]
-
-
-def _inspection_case(room: Room | WorkerRoom) -> tuple[str, str] | None:
-    """(shop, case) of an inspection room: its photos and snapshots go in that case's folder."""
-    case = case_of_room(room.name)
-    if room.kind != RoomKind.INSPECTION or room.shop is None or case is None or not CASE_ID.match(case):
-        return None
-    return room.shop, case
-
-
-def _record_track(recording: Recording, room: WorkerRoom, up: UpTrack) -> None:
-    """Attach a published track, unless the recording keeps to another identity (an inspection's buyer)."""
-    if recording.identity is not None:
-        peer = room.peers.get(up.track.participant_sid)
-        if peer is None or peer.participant.identity != recording.identity:
-            return
-    recording.attach(up)
-
 
 class MediaWorker:
+    """Routes signaling's commands to the rooms here, and keeps what is worker-wide.
+
+    A room's behaviour (joins, publications, subscriptions, leaves, knockers) is ``WorkerRoom``'s
+    (media/room.py). What stays here spans rooms or outlives them: the rooms by name and the limit on
+    them, the recordings (one may outlive its room emptying here), the evidence store and snapshots,
+    gone peers and the silence watch, the drain, and the counters.
+    """
+
     def __init__(self, settings: Settings, worker_id: str, push: Push) -> None:
         self.settings = settings
         self.id = worker_id
@@ -151,25 +96,7 @@ class MediaWorker:
     async def handle(self, command: WorkerCommand) -> WorkerReply:
         """Run one command; every failure comes back as a typed reply, never an exception."""
         try:
-            if isinstance(command, DrainCommand):
-                return self._drain_requested()
-            if isinstance(command, JoinCommand):
-                return await self._join(command)
-            if isinstance(command, RelayCommand):
-                return await self._relay(command)
-            room = self.rooms.get(command.room)
-            if room is None:
-                if isinstance(command, CloseRoomCommand):
-                    return WorkerReply(recording=await self._end_recording(command.room))
-                if isinstance(command, LeaveCommand):
-                    return WorkerReply()
-                if isinstance(command, RecordCommand) and command.action == "stop":
-                    return await self._record(None, command)
-                raise VitrineError(ErrorCode.ROOM_NOT_FOUND, "the room is not on this worker")
-            if isinstance(command, SnapshotCommand):  # waits for a keyframe: not under the room's lock
-                return WorkerReply(artifact=await self._snapshot(room, command.identity))
-            async with room.lock:
-                return await self._dispatch(room, command)
+            return await self._route(command)
         except VitrineError as exc:
             return WorkerReply(error=exc.code, message=exc.message)
         except taps.PortRangeExhausted:
@@ -179,217 +106,110 @@ class MediaWorker:
             logger.exception("media worker failed on %s", type(command).__name__)
             return WorkerReply(error=ErrorCode.INTERNAL, message="media worker error")
 
-    async def _dispatch(self, room: WorkerRoom, command: RoomCommand) -> WorkerReply:
-        if isinstance(command, CloseRoomCommand):
-            return await self._close_room(room)
-        if isinstance(command, RecordCommand):
-            return await self._record(room, command)
-        peer = room.peers.get(command.sid)
-        if peer is None and command.sid in room.waiting:
-            return await self._knocker(room, room.waiting[command.sid], command)
-        if peer is None:
-            if isinstance(command, LeaveCommand):
+    async def _route(self, command: WorkerCommand) -> WorkerReply:
+        """Commands for one room run one at a time, under the room's lock; a snapshot, which waits for a
+        keyframe, runs beside them. A room that is not here is ``room_not_found``, except for what may
+        outlive it: a close or a stop finishes its recording, and a leave has nothing left to do."""
+        match command:
+            case DrainCommand():
+                return self._drain_requested()
+            case JoinCommand():
+                return await self._join(command)
+            case RelayCommand():
+                return await self._relay(command)
+            case SnapshotCommand(room=name, identity=identity):  # not under the room's lock
+                return WorkerReply(artifact=await self._snapshot(self._here(name), identity))
+            case CloseRoomCommand(room=name) if name not in self.rooms:
+                return WorkerReply(recording=await self._end_recording(name))
+            case CloseRoomCommand(room=name):
+                room = self._here(name)
+                async with room.lock:
+                    return await self._close_room(room)
+            case RecordCommand(room=name, action="stop") if name not in self.rooms:
+                return await self._record(None, command)
+            case RecordCommand(room=name):
+                room = self._here(name)
+                async with room.lock:
+                    return await self._record(room, command)
+            case LeaveCommand(room=name) if name not in self.rooms:
                 return WorkerReply()
-            raise VitrineError(ErrorCode.NOT_JOINED, "the participant is not in the room")
-        if peer.ended and not isinstance(command, LeaveCommand):  # gone, being freed: nothing more to negotiate
-            raise VitrineError(ErrorCode.NEGOTIATION_FAILED, "this participant's peer connection has ended")
-        if isinstance(command, AdmitCommand):
-            return WorkerReply()  # already in
-        if isinstance(command, AnswerCommand):
-            ups, next_offer = await peer.apply_answer(command.sdp)
-            await self._published(room, peer, ups)
-            return WorkerReply(offer=next_offer, published=[u.track for u in ups])
-        if isinstance(command, OfferCommand):
-            answer, ups = await peer.apply_offer(
-                command.sdp, peer.participant.grants.can_publish, _playable(room, peer, command.publisher)
-            )
-            await self._published(room, peer, ups)
-            return WorkerReply(answer=answer, published=[u.track for u in ups])
-        if isinstance(command, CandidateCommand):
-            await peer.add_candidate(command.candidate)
-            return WorkerReply()
-        if isinstance(command, PublishCommand):
-            if not peer.participant.grants.can_publish:
-                raise VitrineError(ErrorCode.PERMISSION_DENIED, "this token may not publish")
-            peer.add_publications(command.tracks, self.settings.max_tracks_per_participant)
-            return WorkerReply(offer=await peer.make_offer())
-        if isinstance(command, UnpublishCommand):
-            up = peer.published.pop(command.track_sid, None)
-            if up is None:
-                raise VitrineError(ErrorCode.TRACK_NOT_FOUND, "no such published track")
-            await self._unpublished(room, [up])
-            return WorkerReply(unpublished=[up.track])
-        if isinstance(command, LeaveCommand):
-            return await self._leave(room, peer)
-        raise VitrineError(ErrorCode.INVALID_MESSAGE, "unknown command")
+            case (
+                OfferCommand()
+                | AnswerCommand()
+                | CandidateCommand()
+                | PublishCommand()
+                | UnpublishCommand()
+                | LeaveCommand()
+                | AdmitCommand()
+            ):
+                room = self._here(command.room)
+                async with room.lock:
+                    return await room.handle(command)
+            case _:
+                assert_never(command)
 
-    async def _knocker(self, room: WorkerRoom, peer: PeerSession, command: WorkerCommand) -> WorkerReply:
-        """A knocker may finish its negotiation, be admitted or leave; nothing else until it is let in."""
-        if isinstance(command, AdmitCommand):
-            return await self._admit(room, peer)
-        if isinstance(command, AnswerCommand):
-            _, next_offer = await peer.apply_answer(command.sdp)  # its publications wait in peer.published
-            return WorkerReply(offer=next_offer)
-        if isinstance(command, CandidateCommand):
-            await peer.add_candidate(command.candidate)
-            return WorkerReply()
-        if isinstance(command, LeaveCommand):
-            room.waiting.pop(peer.sid, None)
-            await peer.close()
-            self._forget_if_empty(room)
-            return WorkerReply()
-        raise VitrineError(ErrorCode.NOT_JOINED, "waiting to be admitted")
-
-    async def _admit(self, room: WorkerRoom, peer: PeerSession) -> WorkerReply:
-        """The knocker is let in: what it publishes (already flowing in) is forwarded from now on, and it gets
-        the room's tracks. Its connection is up, so the room sees it after one renegotiation, not a join."""
-        room.waiting.pop(peer.sid, None)
-        room.peers[peer.sid] = peer
-        room.auto_subscribe[peer.sid] = True
-        if peer.evidence is not None:
-            peer.evidence.accepting = True
-        if peer.participant.grants.can_subscribe:
-            for up in room.ups.values():
-                peer.add_subscription(up)
-        ups = list(peer.published.values())
-        await self._published(room, peer, ups)
-        offer = await peer.make_offer() if peer.subscriptions else None
-        return WorkerReply(offer=offer, published=[u.track for u in ups])
-
-    def _forget_if_empty(self, room: WorkerRoom) -> None:
-        if not room.peers and not room.waiting and room.relay is None:  # a relay keeps pulling until its room closes
-            self.rooms.pop(room.name, None)
+    def _here(self, name: str) -> WorkerRoom:
+        room = self.rooms.get(name)
+        if room is None:
+            raise VitrineError(ErrorCode.ROOM_NOT_FOUND, "the room is not on this worker")
+        return room
 
     def _room(self, name: str) -> WorkerRoom:
+        """The room, made here if it is new and the worker has room for it."""
         room = self.rooms.get(name)
         if room is None:
             if len(self.rooms) >= self.settings.max_rooms_per_worker:
                 raise VitrineError(ErrorCode.NO_MEDIA_WORKER, "this media worker is full")
-            room = self.rooms[name] = WorkerRoom(name)
+            room = self.rooms[name] = WorkerRoom(
+                name,
+                push=self.push,
+                recording=functools.partial(self.recordings.get, name),
+                max_tracks=self.settings.max_tracks_per_participant,
+                on_empty=self._forget,
+            )
         return room
+
+    def _forget(self, room: WorkerRoom) -> None:
+        self.rooms.pop(room.name, None)
 
     async def _join(self, command: JoinCommand) -> WorkerReply:
         name = command.room.name
         room = self._room(name)
         async with room.lock:
-            room.kind, room.shop = command.room.kind, command.room.shop
             participant = command.participant
-            old = room.peers.get(participant.sid)
-            if old is not None:
-                await self._leave(room, old)
-            if (knocker := room.waiting.pop(participant.sid, None)) is not None:  # joined afresh instead
-                await knocker.close()
-            peer = PeerSession(
-                participant,
-                self.settings.max_sdp_bytes,
-                self.settings.rtc_public_ip,
-                on_gone=functools.partial(self._peer_gone, name),
+            offer = await room.join(
+                command,
+                functools.partial(self._new_peer, name, participant),
+                self._evidence_target(name, participant, command.evidence),
             )
-            if self._silence_watch is None:
-                self._silence_watch = asyncio.create_task(self._watch_silence())
-            try:
-                if participant.grants.can_subscribe and command.auto_subscribe and command.admitted:
-                    for up in room.ups.values():
-                        peer.add_subscription(up)
-                if command.publish:
-                    if not participant.grants.can_publish:
-                        raise VitrineError(ErrorCode.PERMISSION_DENIED, "this token may not publish")
-                    peer.add_publications(command.publish, self.settings.max_tracks_per_participant)
-                evidence = self._evidence_target(command.room, participant)
-                if evidence is not None:
-                    peer.open_evidence_channel(evidence).accepting = command.admitted
-                offer = await peer.make_offer() if peer.pc.getTransceivers() or peer.evidence else None
-            except BaseException:
-                try:
-                    await peer.close()
-                finally:
-                    self._forget_if_empty(room)
-                raise
-            if not command.admitted:
-                room.waiting[participant.sid] = peer
-                return WorkerReply(offer=offer)
-            room.peers[participant.sid] = peer
-            room.auto_subscribe[participant.sid] = command.auto_subscribe
-            if command.room.recording_id and name not in self.recordings:
+            if command.admitted and command.room.recording_id and name not in self.recordings:
                 self._auto_record(room, command.room.recording_id)
             return WorkerReply(offer=offer)
+
+    def _new_peer(self, room: str, participant: Participant) -> PeerSession:
+        peer = PeerSession(
+            participant,
+            self.settings.max_sdp_bytes,
+            self.settings.rtc_public_ip,
+            on_gone=functools.partial(self._peer_gone, room),
+        )
+        if self._silence_watch is None:
+            self._silence_watch = asyncio.create_task(self._watch_silence())
+        return peer
 
     async def _relay(self, command: RelayCommand) -> WorkerReply:
         """Pull a live room's tracks from its origin, so this worker can serve a share of its viewers."""
         room = self._room(command.room.name)
         async with room.lock:
             if command.action == "open":
-                await self._end_relay(room)
-                if not command.tracks:
-                    return WorkerReply()
-                room.relay = RelayIn(command.tracks)
-                return WorkerReply(offer=ServerOfferMessage(sdp=await room.relay.offer()))
-            if room.relay is None or command.sdp is None:
-                raise VitrineError(ErrorCode.NEGOTIATION_FAILED, "no relay offer is waiting for this answer")
-            await self._published(room, None, await room.relay.apply_answer(command.sdp, command.mids))
+                return WorkerReply(offer=await room.open_relay(command.tracks))
+            await room.answer_relay(command.sdp, command.mids)
             return WorkerReply()
 
-    async def _end_relay(self, room: WorkerRoom) -> None:
-        relay, room.relay = room.relay, None
-        if relay is not None:
-            await self._unpublished(room, list(relay.ups.values()))
-            await relay.close()
-
-    async def _published(self, room: WorkerRoom, publisher: PeerSession | None, ups: list[UpTrack]) -> None:
-        """Subscribe everyone allowed to the new tracks and renegotiate them."""
-        if not ups:
-            return
-        recording = self.recordings.get(room.name)
-        for up in ups:
-            room.ups[up.track.sid] = up
-            if recording is not None:
-                _record_track(recording, room, up)
-        for peer in list(room.peers.values()):
-            if peer is publisher or not peer.participant.grants.can_subscribe:
-                continue
-            if not room.auto_subscribe.get(peer.sid, True):
-                continue
-            for up in ups:
-                peer.add_subscription(up)
-            await self._offer_to(room, peer)
-
-    async def _unpublished(self, room: WorkerRoom, ups: list[UpTrack]) -> None:
-        recording = self.recordings.get(room.name)
-        for up in ups:
-            room.ups.pop(up.track.sid, None)
-            if recording is not None:
-                recording.detach(up)
-            up.close()
-        for peer in list(room.peers.values()):
-            changed = [peer.remove_subscription(up.track.sid) for up in ups]
-            if any(changed):
-                await self._offer_to(room, peer)
-
-    async def _offer_to(self, room: WorkerRoom, peer: PeerSession) -> None:
-        offer = await peer.make_offer()
-        if offer is not None:
-            await self.push(OfferPush(room=room.name, sid=peer.sid, node_id=peer.participant.node_id, offer=offer))
-
-    async def _leave(self, room: WorkerRoom, peer: PeerSession) -> WorkerReply:
-        room.peers.pop(peer.sid, None)
-        room.auto_subscribe.pop(peer.sid, None)
-        ups = list(peer.published.values())
-        try:
-            await peer.close()
-            await self._unpublished(room, ups)
-        finally:  # whatever failed, an empty room is not kept: it would count against the worker's limit
-            self._forget_if_empty(room)
-        return WorkerReply(unpublished=[u.track for u in ups])
-
     async def _close_room(self, room: WorkerRoom) -> WorkerReply:
-        ups = list(room.ups.values())
-        if room.relay is not None:  # everyone goes: no renegotiation, just close
-            await room.relay.close()
-            room.relay = None
-        for peer in [*room.peers.values(), *room.waiting.values()]:
-            await peer.close()
+        unpublished = await room.close()
         self.rooms.pop(room.name, None)
-        return WorkerReply(unpublished=[u.track for u in ups], recording=await self._end_recording(room.name))
+        return WorkerReply(unpublished=unpublished, recording=await self._end_recording(room.name))
 
     async def drop_rooms(self, gone: GoneReason | None = None) -> int:
         """Close every room, under each room's lock (their recordings are finished): coordination state was
@@ -399,7 +219,7 @@ class MediaWorker:
         rooms = list(self.rooms.values())
         for room in rooms:
             async with room.lock:
-                participants = [peer.participant for peer in room.peers.values()]
+                participants = room.participants()
                 await self._close_room(room)
             for participant in participants if gone is not None else ():
                 try:
@@ -436,15 +256,8 @@ class MediaWorker:
             return
         try:
             async with room.lock:
-                if room.peers.get(peer.sid) is peer:
-                    await self._leave(room, peer)
-                elif room.waiting.get(peer.sid) is peer:
-                    room.waiting.pop(peer.sid)
-                    await peer.close()
-                    self._forget_if_empty(room)
-                    return
-                else:
-                    return  # it left, or joined again, meanwhile
+                if not await room.free_gone(peer):
+                    return  # a knocker, only freed; or it left, or joined again, meanwhile
             await self.push(OfferPush(room=name, sid=peer.sid, node_id=peer.participant.node_id, gone=peer.gone))
         except Exception:
             logger.exception("freeing the gone peer %s of room %s failed", peer.sid, name)
@@ -457,9 +270,7 @@ class MediaWorker:
             await asyncio.sleep(bound / 4)
             now = time.monotonic()
             for room in list(self.rooms.values()):
-                for peer in [*room.peers.values(), *room.waiting.values()]:
-                    if peer.silent_for(now) > bound:
-                        peer.report_gone(GoneReason.SILENT)
+                room.report_silent(now, bound)
 
     # -- recording ---------------------------------------------------------------
 
@@ -484,7 +295,7 @@ class MediaWorker:
             recording_id, room.name, Path(self.settings.recordings_dir), identity=identity
         )
         for up in room.ups.values():
-            _record_track(recording, room, up)
+            room.record(recording, up)
         return recording
 
     def _auto_record(self, room: WorkerRoom, recording_id: str) -> None:
@@ -508,40 +319,36 @@ class MediaWorker:
             logger.exception("recording %s could not be finalized", recording.recording_id)
             return None
 
-    # -- inspection evidence -------------------------------------------------------
+    # -- evidence ---------------------------------------------------------------------
 
-    def _evidence_target(self, room: Room, participant: Participant) -> EvidenceTarget | None:
-        """Only an inspection's buyer gets the evidence channel: its camera takes the photos."""
-        where = _inspection_case(room)
-        if participant.role != Role.BUYER or where is None:
+    def _evidence_target(
+        self, room: str, participant: Participant, folder: EvidenceFolder | None
+    ) -> EvidenceTarget | None:
+        """Only a participant that signaling gave a folder gets the evidence channel (an inspection's buyer:
+        its camera takes the photos); what it sends is stored there and pushed to its node for the record."""
+        if folder is None:
             return None
 
         async def stored(artifact: Artifact) -> None:  # signaling records it in the case
-            await self.push(
-                OfferPush(room=room.name, sid=participant.sid, node_id=participant.node_id, artifact=artifact)
-            )
+            await self.push(OfferPush(room=room, sid=participant.sid, node_id=participant.node_id, artifact=artifact))
 
-        return EvidenceTarget(self.evidence, *where, self.settings.inspect_max_photo_bytes, stored)
+        return EvidenceTarget(self.evidence, folder.shop, folder.case_id, self.settings.inspect_max_photo_bytes, stored)
 
     async def _snapshot(self, room: WorkerRoom, identity: str) -> Artifact:
-        """Decode the next keyframe of the identity's video into a JPEG of the room's case."""
-        where = _inspection_case(room)
-        if where is None:
+        """Decode the next keyframe of the identity's video into a JPEG in the room's evidence folder.
+
+        The publisher is looked for first: in an inspection whose buyer has not joined this worker yet, the
+        inspector hears ``track_not_found`` (no video yet), as before the folder came with the join; a room
+        no evidence participant joined (no case) refuses with ``case_not_found``."""
+        up = room.video_of(identity)
+        folder = room.evidence
+        if folder is None:
             raise VitrineError(ErrorCode.CASE_NOT_FOUND, "snapshots belong to inspection cases")
-        videos = [
-            up
-            for peer in room.peers.values()
-            if peer.participant.identity == identity
-            for up in peer.published.values()
-            if up.track.kind == TrackKind.VIDEO
-        ]
-        if not videos:
-            raise VitrineError(ErrorCode.TRACK_NOT_FOUND, "this participant publishes no video")
-        up = next((u for u in reversed(videos) if u.track.source == TrackSource.CAMERA), videos[-1])
         still = await take_snapshot(up)
         return await asyncio.to_thread(
             self.evidence.write,
-            *where,
+            folder.shop,
+            folder.case_id,
             ArtifactKind.SNAPSHOT,
             still.jpeg,
             ext="jpg",

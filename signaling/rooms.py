@@ -2,6 +2,9 @@
 
 State changes go to the RoomStore, media changes to the room's worker, and
 every visible change becomes a numbered RoomEvent on the room's channel.
+Where kinds of rooms differ (who may enter, what is counted as people come
+and go, what the worker must know of a participant), the service asks the
+room's product through its policy (``signaling.policy``).
 
 A room a join token created (``Room.ephemeral``) is removed once it has been
 empty for ``empty_room_grace_s``; rooms of the REST API and of records stay.
@@ -19,13 +22,13 @@ from typing import Literal
 
 from signaling.cascade import Cascade, relayed
 from signaling.placement import ensure_worker
+from signaling.policy import Policies
 from signaling.state import State
 from signaling.worker_link import WorkerLink
 from vitrine.core.auth import JoinClaims
 from vitrine.core.config import Settings
 from vitrine.core.errors import ErrorCode, VitrineError
-from vitrine.core.models import Participant, ParticipantView, Role, Room, RoomKind, Track, now_ms
-from vitrine.core.records.roomlog import MAX_ENTRIES
+from vitrine.core.models import Participant, ParticipantView, Room, Track, now_ms
 from vitrine.core.state import keys
 from vitrine.core.tasks import TaskSet
 from vitrine.core.text import clean_text
@@ -53,15 +56,6 @@ from vitrine.core.wire.rtc import (
 
 logger = logging.getLogger(__name__)
 
-KIND_FOR_ROLE = {
-    Role.CUSTOMER: RoomKind.CONSULT,
-    Role.AGENT: RoomKind.CONSULT,
-    Role.HOST: RoomKind.LIVE,
-    Role.VIEWER: RoomKind.LIVE,
-    Role.BUYER: RoomKind.INSPECTION,
-    Role.INSPECTOR: RoomKind.INSPECTION,
-}
-
 
 def new_participant_sid() -> str:
     return "PA_" + secrets.token_urlsafe(9)
@@ -88,8 +82,9 @@ RoomSource = Callable[[str], Awaitable[Room | None]]  # a room's name -> the roo
 
 
 class RoomService:
-    def __init__(self, settings: Settings, state: State, link: WorkerLink) -> None:
+    def __init__(self, settings: Settings, state: State, link: WorkerLink, policies: Policies) -> None:
         self._sources: list[RoomSource] = []
+        self.policies = policies  # where the kinds of rooms differ: their products answer
         self.settings = settings
         self.state = state
         self.link = link
@@ -167,7 +162,7 @@ class RoomService:
             await self.state.rooms.create_room(
                 Room(
                     name=claims.room,
-                    kind=KIND_FOR_ROLE[claims.role],
+                    kind=self.policies.kind_for(claims.role),
                     shop=claims.shop,
                     max_participants=self.settings.max_participants_per_room,
                     ephemeral=True,
@@ -176,6 +171,7 @@ class RoomService:
             room = await self.get_room(claims.room)
         await self._may_enter(room, claims)
         self._may_publish(claims, publish)
+        policy = self.policies.policy_for(room.kind)
         participant = prejoined.participant if prejoined else self._participant(claims, name, node_id)
         outcome = await self.state.rooms.add_participant(room.name, participant, room.max_participants)
         try:
@@ -195,6 +191,7 @@ class RoomService:
                             participant=participant,
                             publish=publish,
                             auto_subscribe=auto_subscribe,
+                            evidence=policy.evidence(room, participant),
                         ),
                     )
                 ).raise_for_error()
@@ -211,8 +208,7 @@ class RoomService:
         if not participant.grants.hidden:
             await self.emit(room.name, "participant_joined", participant=participant)
         await self.apply_tracks(room.name, reply)  # an admitted knocker's publications, already flowing in
-        if room.kind == RoomKind.LIVE and participant.role == Role.VIEWER and outcome.replaced is None:
-            await self.state.records.shows.count(room.name, "viewer_sessions")  # a reconnect is the same session
+        await policy.admitted(room, participant, replaced=outcome.replaced is not None)
         return Admission(room=room, participant=participant, worker_id=target, reply=reply)
 
     def _may_publish(self, claims: JoinClaims, publish: list[TrackRequest]) -> None:
@@ -248,8 +244,7 @@ class RoomService:
             raise VitrineError(ErrorCode.ROOM_NOT_FOUND, "no such room")
         if room.closed:
             raise VitrineError(ErrorCode.ROOM_CLOSED, "the room is closed")
-        if room.kind == RoomKind.LIVE and await self.state.records.shows.is_banned(room.name, claims.sub):
-            raise VitrineError(ErrorCode.BANNED, "you are banned from this show")
+        await self.policies.policy_for(room.kind).may_enter(room, claims.sub)
 
     # -- knock and admit -------------------------------------------------------------
 
@@ -277,7 +272,14 @@ class RoomService:
         worker_id = await ensure_worker(self.state.coordination, room)
         reply = (
             await self.link.call(
-                worker_id, JoinCommand(room=room, participant=participant, publish=publish, admitted=False)
+                worker_id,
+                JoinCommand(
+                    room=room,
+                    participant=participant,
+                    publish=publish,
+                    admitted=False,
+                    evidence=self.policies.policy_for(room.kind).evidence(room, participant),
+                ),
             )
         ).raise_for_error()
         return Prejoin(participant=participant, worker_id=worker_id, offer=reply.offer)
@@ -333,7 +335,7 @@ class RoomService:
 
     async def _tracks_changed(self, room: str) -> None:
         record = await self.state.rooms.get_room(room)
-        if record is not None and record.kind == RoomKind.LIVE:
+        if record is not None:  # a live room's relays pull the new set (the cascade serves no other kind)
             await self.cascade.tracks_changed(record)
 
     async def leave(self, admission: Admission, *, freed: bool = False) -> None:
@@ -343,9 +345,7 @@ class RoomService:
         participant = admission.participant
         if not await self._depart(admission.room.name, participant, None if freed else admission.worker_id):
             return
-        if admission.room.kind == RoomKind.LIVE and participant.role == Role.VIEWER:  # the show's watch time
-            watched_ms = max(0, now_ms() - participant.joined_at_ms)
-            await self.state.records.shows.count(admission.room.name, "watch_ms", watched_ms)
+        await self.policies.policy_for(admission.room.kind).left(admission.room, participant)
 
     async def peer_gone(self, room: str, sid: str, reason: GoneReason) -> None:
         """A worker freed a participant whose peer connection ended (``OfferPush.gone``): its session, if it
@@ -430,10 +430,12 @@ class RoomService:
         self,
         admission: Admission,
         text: str,
-        keep: int = MAX_ENTRIES,
+        *,
+        keep: int,
         stored: Callable[[LogEntry], Awaitable[None]] | None = None,
     ) -> LogEntry:
-        """Append to the room's log, then tell every session in the room (the sender too)."""
+        """Append to the room's log (which keeps ``keep`` entries: the room's policy says how many), then tell
+        every session in the room (the sender too)."""
         if not admission.participant.grants.can_chat:
             raise VitrineError(ErrorCode.PERMISSION_DENIED, "this token may not chat")
         return await self.append_log(
@@ -449,7 +451,8 @@ class RoomService:
         self,
         room: str,
         entry: LogEntry,
-        keep: int = MAX_ENTRIES,
+        *,
+        keep: int,
         stored: Callable[[LogEntry], Awaitable[None]] | None = None,
     ) -> LogEntry:
         """Number and store a log entry (and run ``stored``: writes that must be durable before anyone hears

@@ -17,13 +17,17 @@ from dataclasses import dataclass, field
 
 from media.service import WorkerService
 from media.worker import MediaWorker
+from signaling.consult.policy import ConsultPolicy
 from signaling.consult.service import ConsultService
 from signaling.hub import SessionHub
 from signaling.inspect.cases import CaseService
 from signaling.inspect.evidence import EvidenceService
+from signaling.inspect.policy import InspectionPolicy
 from signaling.inspect.sessions import InspectionService
 from signaling.live.actions import LiveActions
+from signaling.live.policy import LivePolicy
 from signaling.live.shows import ShowService
+from signaling.policy import Policies
 from signaling.rooms import RoomService
 from signaling.state import State, open_state
 from signaling.webhooks import WebhookDispatcher
@@ -162,11 +166,14 @@ async def start_runtime(settings: Settings, local_media: LocalMedia | None = Non
         link = redis_link
     else:
         link = LocalWorkerLink()
-    rooms = RoomService(settings, state, link)
+    policies = Policies()
+    rooms = RoomService(settings, state, link, policies)
     webhooks = WebhookDispatcher(settings, state)
     live = LiveActions(state, rooms, hub)
     cases = CaseService(settings, state)
     inspections = InspectionService(rooms, cases)
+    for policy in (ConsultPolicy(), LivePolicy(live), InspectionPolicy(inspections)):
+        policies.register(policy)  # what the spine asks about a room, answered by its kind's product
     runtime = Runtime(
         settings=settings,
         state=state,

@@ -1,36 +1,40 @@
-"""One client's WebSocket signaling session: a read loop that survives any message.
+"""One client's WebSocket signaling session (/v1/rtc): where it stands with its room, and what it may say there.
 
-Messages are handled one at a time, in order (an answer must reach the worker
-before the candidates that follow it). Outgoing messages go through a bounded
-queue; a client too slow to drain it is disconnected rather than buffered
-without limit.
+The socket itself (the bounded outbox, the writer, the read loop and its timeouts, the close codes) is
+``SocketSession``'s. This module is the protocol on top of it. A session is in one ``Phase`` at a time, and
+``PHASES`` is the one table saying, for each phase, which message types it takes and which handler runs, what
+anything else gets, and how long the session may stay silent (the idea of LiveKit's signalhandler.go). A joined
+session also takes its room's product's own messages (``RoomPolicy.messages``), and asks that policy wherever
+products differ, so nothing here names a product.
+
+Messages are handled one at a time, in order (an answer must reach the worker before the candidates that follow
+it); the join an admit lets through takes its turn the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Literal
 
-from fastapi import WebSocket, WebSocketDisconnect
+from fastapi import WebSocket
 
-from signaling.frames import CLOSE_NORMAL, Idle, receive_frame
+from signaling.frames import CLOSE_NORMAL
 from signaling.hub import SessionHub
-from signaling.inspect.sessions import InspectionService
-from signaling.live.actions import LiveActions
 from signaling.metrics import METRICS
 from signaling.rooms import Admission, Prejoin, RoomService
+from signaling.socket_session import CLOSE_POLICY, CLOSE_TRY_AGAIN, SocketSession
 from vitrine.core.auth import JoinClaims, verify_token
 from vitrine.core.config import Settings
 from vitrine.core.errors import ErrorCode, VitrineError
-from vitrine.core.models import ParticipantView, Room, RoomKind
-from vitrine.core.records.roomlog import INSPECTION_MAX_ENTRIES, MAX_ENTRIES
+from vitrine.core.models import ParticipantView, Room
 from vitrine.core.tasks import TaskSet
 from vitrine.core.text import TokenBucket
 from vitrine.core.turn import ice_servers_for
-from vitrine.core.wire.inspect_actions import InspectMessage
-from vitrine.core.wire.live import ClickMessage, DealMessage, ModerateMessage, ProductMessage, ReactMessage
 from vitrine.core.wire.rpc import (
     AnswerCommand,
     CandidateCommand,
@@ -46,7 +50,6 @@ from vitrine.core.wire.rtc import (
     AnswerMessage,
     CandidateMessage,
     ChatSendMessage,
-    ErrorMessage,
     HistoryMessage,
     HistoryRequest,
     JoinedMessage,
@@ -72,15 +75,30 @@ from vitrine.core.wire.rtc import (
 
 logger = logging.getLogger(__name__)
 
-LiveMessage = ReactMessage | ClickMessage | ModerateMessage | ProductMessage | DealMessage
-LIVE_MESSAGES = (ReactMessage, ClickMessage, ModerateMessage, ProductMessage, DealMessage)
-
-CLOSE_POLICY = 1008
 CHAT_BURST, CHAT_PER_S = 5, 1.0  # a viewer may say five things at once, then one a second
-REACT_BURST, REACT_PER_S = 10, 4.0  # taps on a heart come in bursts
-INSPECT_BURST, INSPECT_PER_S = 20, 5.0  # an inspector drags a zoom slider, draws marks
 CHAT_REORDER_WAIT_S = 1.0
-CLOSE_TRY_AGAIN = 1013
+
+
+class Phase(StrEnum):
+    AWAITING_JOIN = "awaiting_join"  # connected, nothing sent yet but maybe pings
+    KNOCKING = "knocking"  # waiting at the room's door (``needs_admit``); its connection is set up on the worker
+    ADMITTING = "admitting"  # an admin let it in: its join is under way
+    JOINED = "joined"
+    CLOSING = "closing"  # the socket is ending: nothing more is handled, nothing more goes out
+
+
+Handler = Callable[["RtcSession", Any], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class PhaseRule:
+    """What a phase takes, what anything else gets, and how long the session may stay silent in it."""
+
+    handlers: Mapping[str, Handler]
+    not_joined: str | None = None  # anything else: ``not_joined`` with this message (None: no answer at all)
+    room_messages: bool = False  # anything else goes to the room's product (``RoomPolicy.messages``)
+    silence: Literal["join", "idle"] = "idle"  # which timeout a read waits: join_timeout_s or idle_timeout_s
+    silence_reason: str = "idle timeout"  # the leave notice's reason when it runs out
 
 
 @dataclass
@@ -93,42 +111,38 @@ class Door:
     prejoin: Prejoin
 
 
-class RtcSession:
+class RtcSession(SocketSession):
+    label = "session"
+
     def __init__(
         self,
         ws: WebSocket,
         settings: Settings,
         rooms: RoomService,
         hub: SessionHub,
-        live: LiveActions,
-        inspections: InspectionService,
         foreign_origin: str | None = None,
     ) -> None:
-        self.ws = ws
-        self.live = live
-        self.inspections = inspections
-        self.foreign_origin = foreign_origin  # not a server origin: only a token of a shop embedding it may join
-        self.settings = settings
+        super().__init__(ws, settings)
         self.rooms = rooms
         self.hub = hub
-        self.admission: Admission | None = None
-        self._outbox: asyncio.Queue[ServerMessage | None] = asyncio.Queue(maxsize=settings.send_queue_size)
+        self.foreign_origin = foreign_origin  # not a server origin: only a token of a shop embedding it may join
+        self.admission: Admission | None = None  # set on joining, kept until the socket is done
+        self._phase = Phase.AWAITING_JOIN  # where the session stands with its room (``phase`` adds CLOSING)
+        self._door: Door | None = None  # knocking and admitting: what the knock brought
+        self._serial = asyncio.Lock()  # one message, or the join an admit lets through, at a time
+        self._tasks = TaskSet()
+        self._chat = TokenBucket(CHAT_BURST, CHAT_PER_S)
+        self._limits: dict[str, TokenBucket] = {}  # the room's own messages' rate limits, by message type
         self._snapshot_seq: int | None = None
         self._early_events: list[RoomEvent] = []
-        self._closing: LeaveNotice | None = None
-        self._close_code: int | None = None  # overrides the normal/try-again close code
-        self._stopping = False  # the outbox ends with its sentinel: let the writer finish it
-        self._chat = TokenBucket(CHAT_BURST, CHAT_PER_S)
-        self._reactions = TokenBucket(REACT_BURST, REACT_PER_S)
-        self._inspect = TokenBucket(INSPECT_BURST, INSPECT_PER_S)
         self._log_seq: int | None = None  # the chat seq `joined` reported; older lines come by `history`
         self._early_log: list[LogEntry] = []
         self._ahead: dict[int, LogEntry] = {}  # chat lines that arrived before one they follow
         self._reorder_timer: asyncio.TimerHandle | None = None
-        self._knock: Door | None = None  # waiting at the door (needs_admit)
-        self._admitting: Door | None = None  # admitted, joining: its negotiation still goes to the prejoin
-        self._serial = asyncio.Lock()  # one message, or the join an admit lets through, at a time
-        self._tasks = TaskSet()
+
+    @property
+    def phase(self) -> Phase:
+        return Phase.CLOSING if self.ending else self._phase
 
     @property
     def worker_id(self) -> str | None:
@@ -142,36 +156,82 @@ class RtcSession:
     def room_record(self) -> Room | None:
         return self.admission.room if self.admission else None
 
-    # -- outgoing -------------------------------------------------------------------
+    @property
+    def _joined(self) -> Admission:
+        """The admission, for the handlers of the joined phase (which only run with one)."""
+        assert self.admission is not None
+        return self.admission
+
+    # -- the socket ------------------------------------------------------------------------
 
     def send(self, message: ServerMessage) -> None:
-        try:
-            self._outbox.put_nowait(message)
-        except asyncio.QueueFull:
-            logger.warning("closing a session whose send queue is full")
-            self._closing = LeaveNotice(reason="client too slow to receive", reconnect=True)
-            self._drain_and_stop()
+        self.push_raw(encode(message))
 
-    def _drain_and_stop(self) -> None:
-        self._stopping = True
-        while not self._outbox.empty():
-            self._outbox.get_nowait()
-        self._outbox.put_nowait(None)
+    def _end(self, notice: LeaveNotice | None, *, drop_queued: bool, code: int | None = None) -> None:
+        """Stop the socket with ``notice`` as its last word; unless ``code`` says otherwise, the close code says
+        whether to come back (1013) or not (1000)."""
+        if code is None:
+            code = CLOSE_TRY_AGAIN if notice is not None and notice.reconnect else CLOSE_NORMAL
+        self.stop(encode(notice) if notice is not None else None, code, drop_queued=drop_queued)
 
-    async def _writer(self) -> None:
-        while (message := await self._outbox.get()) is not None:
-            await self.ws.send_text(encode(message))
-        if self._closing is not None:
-            with contextlib.suppress(Exception):
-                await self.ws.send_text(encode(self._closing))
-        with contextlib.suppress(Exception):
-            await self.ws.close(
-                self._close_code or (CLOSE_TRY_AGAIN if self._closing and self._closing.reconnect else CLOSE_NORMAL)
-            )
+    def too_slow(self) -> None:
+        self._end(LeaveNotice(reason="client too slow to receive", reconnect=True), drop_queued=True)
 
-    def error(self, exc: VitrineError, ref: str | None = None) -> None:
-        METRICS.signaling_errors.labels(code=exc.code.value).inc()
-        self.send(ErrorMessage(code=exc.code, message=exc.message, ref=ref))
+    def read_timeout(self) -> float:
+        rule = PHASES[self.phase]
+        return self.settings.join_timeout_s if rule.silence == "join" else self.settings.idle_timeout_s
+
+    def on_idle(self) -> None:
+        self._end(LeaveNotice(reason=PHASES[self.phase].silence_reason), drop_queued=True)
+
+    def parse(self, raw: str | bytes) -> Any:
+        return parse_client_message(raw)
+
+    async def dispatch(self, message: Any) -> None:
+        if self.foreign_origin is not None and self.admission is None and message.type != "join":
+            self._refuse_origin(notice=False)
+            return
+        METRICS.signaling_messages.labels(type=message.type).inc()
+        async with self._serial:
+            await self._route(message)
+
+    async def _route(self, message: Any) -> None:
+        """Run what the session's phase says for this message (the phase as of its turn, not its arrival)."""
+        rule = PHASES[self.phase]
+        handler = rule.handlers.get(message.type)
+        if handler is not None:
+            await handler(self, message)
+        elif rule.room_messages:
+            await self._room_message(message)
+        elif rule.not_joined is not None:
+            raise VitrineError(ErrorCode.NOT_JOINED, rule.not_joined)
+
+    async def _room_message(self, message: Any) -> None:
+        admission = self._joined
+        policies = self.rooms.policies
+        accepted = policies.policy_for(admission.room.kind).messages.get(message.type)
+        if accepted is None:
+            raise policies.refuse_elsewhere(message.type)
+        limit = accepted.limit
+        if limit is not None:
+            bucket = self._limits.get(message.type)
+            if bucket is None:
+                bucket = self._limits[message.type] = TokenBucket(limit.burst, limit.per_s)
+            if not bucket.take():
+                raise VitrineError(ErrorCode.RATE_LIMITED, limit.refusal)
+        await accepted.handle(admission, message)
+
+    async def closed(self) -> None:
+        door = self._door
+        if self._phase is Phase.KNOCKING and door is not None:  # left before an answer: the consoles drop the knock
+            self._phase, self._door = Phase.AWAITING_JOIN, None
+            await self.hub.leave_door(door.claims.room, door.knock.id)
+            await self.rooms.cancel_knock(door.claims.room, door.knock.id)
+            await self.rooms.drop_prejoin(door.claims.room, door.prejoin)
+        admission, self.admission = self.admission, None
+        if admission is not None:
+            await self.hub.detach(admission.room.name, admission.participant.sid)
+            await self.rooms.leave(admission)
 
     # -- hub callbacks ---------------------------------------------------------------
 
@@ -215,137 +275,32 @@ class RtcSession:
     async def on_kick(self, kick: Kick) -> None:
         if self._log_seq is not None and self._ahead:  # entries held for a missing one go before the leave
             self._release_chat(give_up=True)
-        self._closing = LeaveNotice(reason=kick.reason, reconnect=kick.reconnect, code=kick.code)
-        if self._outbox.full():
-            self._drain_and_stop()
+        self._end(LeaveNotice(reason=kick.reason, reconnect=kick.reconnect, code=kick.code), drop_queued=False)
+
+    async def on_knock_answered(self, push: KnockPush) -> None:
+        door = self._door
+        if self._phase is not Phase.KNOCKING or door is None or push.knock.id != door.knock.id:
+            return
+        admitted = push.ended == "admitted"
+        self._phase = Phase.ADMITTING if admitted else Phase.AWAITING_JOIN
+        if not admitted:
+            self._door = None
+        await self.hub.leave_door(door.claims.room, door.knock.id)
+        if admitted:
+            self._tasks.spawn(self._enter_admitted(door))
         else:
-            self._outbox.put_nowait(None)
+            await self.rooms.drop_prejoin(door.claims.room, door.prejoin)
+            await self.on_kick(Kick(sid=door.knock.id, reason="the host did not let you in", code="denied"))
 
-    # -- the loop ----------------------------------------------------------------------
+    # -- handlers (``PHASES`` says which runs when) -----------------------------------------
 
-    async def run(self) -> None:
-        writer = asyncio.create_task(self._writer())
-        try:
-            await self._read_loop(writer)
-        except WebSocketDisconnect:
-            pass
-        finally:
-            await self._leave()
-            if not writer.done():
-                if not self._stopping:
-                    self._drain_and_stop()
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(writer, 2)
-            writer.cancel()
+    async def _ping(self, message: PingMessage) -> None:
+        self.send(PongMessage(ts=message.ts))
 
-    async def _read_loop(self, writer: asyncio.Task[None]) -> None:
-        while not writer.done():
-            waiting = self.admission is None and self._knock is None
-            timeout = self.settings.join_timeout_s if waiting else self.settings.idle_timeout_s
-            try:
-                raw = await receive_frame(self.ws, writer, timeout, self.settings.max_message_bytes)
-            except Idle:
-                if not writer.done():
-                    self._closing = LeaveNotice(reason="idle timeout" if self.admission else "join timeout")
-                    self._drain_and_stop()
-                return
-            except VitrineError as exc:
-                self.error(exc)
-                continue
-            if raw is None:
-                continue
-            await self._handle(raw)
-            if (self._closing is not None or self._close_code) and self.admission is None:
-                return
-
-    async def _handle(self, raw: str | bytes) -> None:
-        ref = None
-        try:
-            message = parse_client_message(raw)
-            ref = message.type
-            if self.foreign_origin is not None and self.admission is None and not isinstance(message, JoinMessage):
-                self._refuse_origin(notice=False)
-                return
-            METRICS.signaling_messages.labels(type=ref).inc()
-            async with self._serial:
-                await self._dispatch(message)
-        except VitrineError as exc:
-            self.error(exc, ref)
-        except Exception:
-            logger.exception("unexpected failure handling a %s message", ref or "client")
-            self.error(VitrineError(ErrorCode.INTERNAL, "internal error"), ref)
-
-    async def _dispatch(self, message: object) -> None:
-        if isinstance(message, PingMessage):
-            self.send(PongMessage(ts=message.ts))
-            return
-        if isinstance(message, JoinMessage):
-            await self._join(message)
-            return
-        admission = self.admission
-        if admission is None and self._knock is not None and isinstance(message, LeaveMessage):
-            self._closing = LeaveNotice(reason="left")
-            self._drain_and_stop()
-            return
-        door = self._knock or self._admitting
-        if admission is None and door is not None and isinstance(message, AnswerMessage | CandidateMessage):
-            await self._negotiate_at_door(door, message)
-            return
-        if admission is None:
-            raise VitrineError(ErrorCode.NOT_JOINED, "waiting to be admitted" if self._knock else "send join first")
-        if isinstance(message, AdmitMessage):
-            knock = await self.rooms.settle_knock(admission, message.knock, message.admit)
-            await self.inspections.knock_settled(admission, knock, message.admit)
-            return
-        if isinstance(message, InspectMessage):
-            if not self._inspect.take():
-                raise VitrineError(ErrorCode.RATE_LIMITED, "slow down: too many inspection actions")
-            await self.inspections.act(admission, message.body)
-            return
-        if isinstance(message, LeaveMessage):
-            self._closing = LeaveNotice(reason="left")
-            self._drain_and_stop()
-            return
-        if isinstance(message, ChatSendMessage):
-            if not self._chat.take():
-                raise VitrineError(ErrorCode.RATE_LIMITED, "slow down: too many chat messages")
-            if admission.room.kind == RoomKind.LIVE:
-                await self.live.chat(admission, message.text)
-            else:
-                keep = INSPECTION_MAX_ENTRIES if admission.room.kind == RoomKind.INSPECTION else MAX_ENTRIES
-                await self.rooms.chat(admission, message.text, keep)
-            return
-        if isinstance(message, HistoryRequest):
-            await self._history(admission.room.name, message)
-            return
-        if isinstance(message, LIVE_MESSAGES):
-            await self._live(admission, message)
-            return
-        command = _worker_command(message, admission.room.name, admission.participant.sid)
-        reply = await self.rooms.run(admission, command)
-        for outgoing in (reply.answer, reply.offer):  # an answer to the client's offer, or the next offer
-            if outgoing is not None:
-                self.send(outgoing)
-
-    async def _live(self, admission: Admission, message: LiveMessage) -> None:
-        if admission.room.kind != RoomKind.LIVE:
-            raise VitrineError(ErrorCode.INVALID_MESSAGE, f"{message.type}: only in a live show")
-        if isinstance(message, ReactMessage):
-            if not self._reactions.take():
-                raise VitrineError(ErrorCode.RATE_LIMITED, "slow down: too many reactions")
-            self.live.react(admission, message.reaction)
-        elif isinstance(message, ClickMessage):
-            await self.live.click(admission, message)
-        elif isinstance(message, ModerateMessage):
-            await self.live.moderate(admission, message)
-        elif isinstance(message, ProductMessage):
-            await self.live.product(admission, message)
-        else:
-            await self.live.deal(admission, message)
+    async def _already_joined(self, message: JoinMessage) -> None:
+        raise VitrineError(ErrorCode.ALREADY_JOINED, "this session has already joined (or knocked)")
 
     async def _join(self, message: JoinMessage) -> None:
-        if self.admission is not None or self._knock is not None:
-            raise VitrineError(ErrorCode.ALREADY_JOINED, "this session has already joined (or knocked)")
         if message.v != PROTOCOL_VERSION:
             raise VitrineError(ErrorCode.UNSUPPORTED_VERSION, f"this server speaks protocol v{PROTOCOL_VERSION}")
         claims = verify_token(self.settings, message.token)
@@ -358,6 +313,52 @@ class RtcSession:
             return
         await self._enter(claims, message)
 
+    async def _leave(self, message: LeaveMessage) -> None:
+        self._end(LeaveNotice(reason="left"), drop_queued=True)
+
+    async def _negotiate_at_door(self, message: AnswerMessage | CandidateMessage) -> None:
+        """A knocker answers its prejoin's offer and trickles candidates; it can do nothing else. Between the
+        admit and its join, the worker may have let it in already: then what its answer publishes is recorded."""
+        assert self._door is not None
+        prejoin, room = self._door.prejoin, self._door.claims.room
+        command = _worker_command(message, room, prejoin.participant.sid)
+        reply = (await self.rooms.link.call(prejoin.worker_id, command)).raise_for_error()
+        await self.rooms.apply_tracks(room, reply)
+        if reply.offer is not None:
+            self.send(reply.offer)
+
+    async def _to_worker(
+        self, message: AnswerMessage | OfferMessage | CandidateMessage | PublishMessage | UnpublishMessage
+    ) -> None:
+        admission = self._joined
+        command = _worker_command(message, admission.room.name, admission.participant.sid)
+        reply = await self.rooms.run(admission, command)
+        for outgoing in (reply.answer, reply.offer):  # an answer to the client's offer, or the next offer
+            if outgoing is not None:
+                self.send(outgoing)
+
+    async def _chat_message(self, message: ChatSendMessage) -> None:
+        if not self._chat.take():
+            raise VitrineError(ErrorCode.RATE_LIMITED, "slow down: too many chat messages")
+        admission = self._joined
+        policy = self.rooms.policies.policy_for(admission.room.kind)
+        await policy.may_chat(admission)
+        stored = functools.partial(policy.chat_stored, admission.room.name)
+        await self.rooms.chat(admission, message.text, keep=policy.log_keep, stored=stored)
+
+    async def _history(self, request: HistoryRequest) -> None:
+        room, log = self._joined.room.name, self.rooms.state.records.roomlog
+        last = await log.last_seq(room)
+        after = request.after if request.after is not None else max(0, last - request.limit)
+        self.send(HistoryMessage(entries=await log.after(room, after, request.limit), last_seq=last))
+
+    async def _admit(self, message: AdmitMessage) -> None:
+        admission = self._joined
+        knock = await self.rooms.settle_knock(admission, message.knock, message.admit)
+        await self.rooms.policies.policy_for(admission.room.kind).knock_settled(admission, knock, message.admit)
+
+    # -- joining -----------------------------------------------------------------------------
+
     async def _knock_at_door(self, claims: JoinClaims, message: JoinMessage) -> None:
         """Wait outside: the room's admins see the knock. The knocker's connection is set up on the worker
         meanwhile (``RoomService.prejoin``), but nothing of it reaches the room until an admin admits it."""
@@ -365,34 +366,12 @@ class RtcSession:
         prejoin = await self.rooms.prejoin(
             claims, publish=message.publish, name=message.name, node_id=self.settings.node_id
         )
-        self._knock = Door(knock, claims, message, prejoin)
+        self._door, self._phase = Door(knock, claims, message, prejoin), Phase.KNOCKING
         await self.hub.wait_at_door(claims.room, knock.id, self)  # listening before anyone can answer
         await self.rooms.announce_knock(claims.room, knock)
         self.send(WaitingMessage(knock=knock.id, ice_servers=ice_servers_for(self.settings, claims.sub)))
         if prejoin.offer is not None:
             self.send(prejoin.offer)
-
-    async def _negotiate_at_door(self, door: Door, message: AnswerMessage | CandidateMessage) -> None:
-        """A knocker answers its prejoin's offer and trickles candidates; it can do nothing else. Between the
-        admit and its join, the worker may have let it in already: then what its answer publishes is recorded."""
-        prejoin, room = door.prejoin, door.claims.room
-        command = _worker_command(message, room, prejoin.participant.sid)
-        reply = (await self.rooms.link.call(prejoin.worker_id, command)).raise_for_error()
-        await self.rooms.apply_tracks(room, reply)
-        if reply.offer is not None:
-            self.send(reply.offer)
-
-    async def on_knock_answered(self, push: KnockPush) -> None:
-        if self._knock is None or push.knock.id != self._knock.knock.id:
-            return
-        door, self._knock = self._knock, None
-        await self.hub.leave_door(door.claims.room, door.knock.id)
-        if push.ended == "admitted":
-            self._admitting = door
-            self._tasks.spawn(self._enter_admitted(door))
-        else:
-            await self.rooms.drop_prejoin(door.claims.room, door.prejoin)
-            await self.on_kick(Kick(sid=door.knock.id, reason="the host did not let you in", code="denied"))
 
     async def _enter_admitted(self, door: Door) -> None:
         async with self._serial:
@@ -404,7 +383,9 @@ class RtcSession:
                 logger.exception("joining after an admit failed")
                 self.error(VitrineError(ErrorCode.INTERNAL, "internal error"), "join")
             finally:
-                self._admitting = None
+                self._door = None
+                if self._phase is Phase.ADMITTING:  # it could not join: it may send join again
+                    self._phase = Phase.AWAITING_JOIN
             if self.admission is None:  # it could not join: its connection on the worker goes
                 await self.rooms.drop_prejoin(door.claims.room, door.prejoin)
 
@@ -412,12 +393,13 @@ class RtcSession:
         admission = await self.rooms.admit(
             claims, publish=message.publish, name=message.name, node_id=self.settings.node_id, prejoined=prejoin
         )
-        self.admission = admission
+        self.admission, self._phase = admission, Phase.JOINED
         room, participant = admission.room, admission.participant
+        policy = self.rooms.policies.policy_for(room.kind)
         await self.hub.attach(room.name, participant.sid, self)
         participants, tracks, seq = await self.rooms.snapshot(room.name)
         log_seq = await self.rooms.state.records.roomlog.last_seq(room.name)
-        live = await self.live.state_for(room.name) if room.kind == RoomKind.LIVE else None
+        extras = await policy.joined_extras(room.name)
         knocks = await self.rooms.knocks(room.name) if participant.grants.room_admin else []
         self.send(
             JoinedMessage(
@@ -429,7 +411,7 @@ class RtcSession:
                 ice_servers=ice_servers_for(self.settings, participant.identity),
                 seq=seq,
                 log_seq=log_seq,
-                live=live,
+                live=extras.live,
                 knocks=knocks,
             )
         )
@@ -443,50 +425,70 @@ class RtcSession:
         if admission.reply.offer is not None:
             self.send(admission.reply.offer)
         METRICS.joins.inc()
-        if prejoin is None:  # no knock: an inspection's buyer admitted before keeps being recorded
-            await self.inspections.rejoined(admission)
+        await policy.joined(admission, knocked=prejoin is not None)
 
     async def _shop_allows_origin(self, shop_id: str | None) -> bool:
         shop = await self.rooms.state.records.shops.get_shop(shop_id) if shop_id else None
-        return shop is not None and self.foreign_origin in shop.allowed_origins
+        return shop is not None and self.origin_allowed_by(shop)
 
     def _refuse_origin(self, notice: bool) -> None:
         """Close with 1008: a foreign page may send a shop's join, and nothing else, first.
 
         With ``notice``, what is queued (the typed error) is still sent, then a ``leave``.
         """
-        self._closing = LeaveNotice(reason="origin not allowed") if notice else None
-        self._close_code = CLOSE_POLICY
-        if notice:
-            self._stopping = True
-            self._outbox.put_nowait(None)
-        else:
-            self._drain_and_stop()
+        last_word = LeaveNotice(reason="origin not allowed") if notice else None
+        self._end(last_word, drop_queued=not notice, code=CLOSE_POLICY)
 
-    async def _history(self, room: str, request: HistoryRequest) -> None:
-        log = self.rooms.state.records.roomlog
-        last = await log.last_seq(room)
-        after = request.after if request.after is not None else max(0, last - request.limit)
-        self.send(HistoryMessage(entries=await log.after(room, after, request.limit), last_seq=last))
 
-    async def _leave(self) -> None:
-        if self._knock is not None:  # left before an answer: the admins' consoles drop the knock
-            door, self._knock = self._knock, None
-            await self.hub.leave_door(door.claims.room, door.knock.id)
-            await self.rooms.cancel_knock(door.claims.room, door.knock.id)
-            await self.rooms.drop_prejoin(door.claims.room, door.prejoin)
-        admission, self.admission = self.admission, None
-        if admission is None:
-            return
-        await self.hub.detach(admission.room.name, admission.participant.sid)
-        try:
-            await self.rooms.leave(admission)
-        except Exception:
-            logger.exception("cleanup after a session failed")
+_door = RtcSession._negotiate_at_door
+_worker = RtcSession._to_worker
+
+PHASES: dict[Phase, PhaseRule] = {
+    Phase.AWAITING_JOIN: PhaseRule(
+        {"ping": RtcSession._ping, "join": RtcSession._join},
+        not_joined="send join first",
+        silence="join",
+        silence_reason="join timeout",
+    ),
+    Phase.KNOCKING: PhaseRule(
+        {
+            "ping": RtcSession._ping,
+            "join": RtcSession._already_joined,
+            "answer": _door,
+            "candidate": _door,
+            "leave": RtcSession._leave,
+        },
+        not_joined="waiting to be admitted",
+        silence_reason="join timeout",
+    ),
+    Phase.ADMITTING: PhaseRule(
+        {"ping": RtcSession._ping, "join": RtcSession._already_joined, "answer": _door, "candidate": _door},
+        not_joined="send join first",
+        silence="join",
+        silence_reason="join timeout",
+    ),
+    Phase.JOINED: PhaseRule(
+        {
+            "ping": RtcSession._ping,
+            "join": RtcSession._already_joined,
+            "leave": RtcSession._leave,
+            "offer": _worker,
+            "answer": _worker,
+            "candidate": _worker,
+            "publish": _worker,
+            "unpublish": _worker,
+            "chat": RtcSession._chat_message,
+            "history": RtcSession._history,
+            "admit": RtcSession._admit,
+        },
+        room_messages=True,
+    ),
+    Phase.CLOSING: PhaseRule({}),  # nothing more is read: this only covers a message read as the end came
+}
 
 
 def _worker_command(message: object, room: str, sid: str) -> WorkerCommand:
-    """The worker command a joined client's message becomes; the sender is always the socket's own."""
+    """The worker command a client's message becomes; the sender is always the socket's own."""
     if isinstance(message, AnswerMessage):
         return AnswerCommand(room=room, sid=sid, sdp=message.sdp)
     if isinstance(message, OfferMessage):
@@ -498,18 +500,3 @@ def _worker_command(message: object, room: str, sid: str) -> WorkerCommand:
     if isinstance(message, UnpublishMessage):
         return UnpublishCommand(room=room, sid=sid, track_sid=message.track_sid)
     raise VitrineError(ErrorCode.INVALID_MESSAGE, "unexpected message")
-
-
-def origin_allowed(ws: WebSocket, allowed: list[str]) -> bool:
-    """CORS middleware does not cover WebSockets, so check Origin by hand.
-
-    No Origin header (a native client) is allowed. With no allow-list, only
-    same-origin browsers are; ``*`` in the list allows any origin.
-    """
-    origin = ws.headers.get("origin")
-    if origin is None:
-        return True
-    if allowed:
-        return "*" in allowed or origin in allowed
-    host = ws.headers.get("host", "")
-    return origin.split("://", 1)[-1] == host

@@ -74,6 +74,7 @@ async def test_a_snapshot_of_the_buyers_vp8_video(harness: Harness) -> None:
 
 async def test_a_snapshot_of_h264_from_an_obs_style_offer(harness: Harness) -> None:
     """H.264 (what OBS sends over WHIP): the decoder gets SPS, PPS and the IDR slice of one frame."""
+    await harness.join("buyer", Role.BUYER, [])  # the case's buyer: the room's evidence folder comes with its join
     participant = Participant(
         sid="PA_obs",
         identity="obs",

@@ -15,8 +15,8 @@ from aiortc.rtcconfiguration import RTCBundlePolicy
 from media.worker import MediaWorker
 from tests.servers import make_settings
 from vitrine.core.models import ROLE_DEFAULT_GRANTS, Participant, Role, Room, RoomKind, TrackSource
-from vitrine.core.wire.inspect import inspect_room
-from vitrine.core.wire.rpc import AnswerCommand, JoinCommand, LeaveCommand, OfferPush
+from vitrine.core.wire.inspect import case_of_room, inspect_room
+from vitrine.core.wire.rpc import AnswerCommand, EvidenceFolder, JoinCommand, LeaveCommand, OfferPush
 from vitrine.core.wire.rtc import ServerOfferMessage, TrackRequest
 
 TIMEOUT_S = 60.0  # generous: a loaded 2-core machine encodes the publishers' video in this process too
@@ -113,7 +113,16 @@ class Harness:
             TrackRequest(kind=t.kind, source=TrackSource.CAMERA if t.kind == "video" else TrackSource.MICROPHONE)
             for t in tracks
         ]
-        reply = await self.worker.handle(JoinCommand(room=room, participant=participant, publish=publish))
+        # As signaling does (the inspection's policy): an inspection's buyer joins with the case's evidence folder.
+        case = case_of_room(room.name)
+        evidence = (
+            EvidenceFolder(shop=room.shop, case_id=case)
+            if room.kind == RoomKind.INSPECTION and role == Role.BUYER and room.shop is not None and case is not None
+            else None
+        )
+        reply = await self.worker.handle(
+            JoinCommand(room=room, participant=participant, publish=publish, evidence=evidence)
+        )
         page = self.pages[participant.sid] = Page(participant, tracks, hostile)
         await self.answer(room.name, participant.sid, reply.raise_for_error().offer)
         return page

@@ -1,19 +1,17 @@
 """The two desk WebSockets: a shopper's (the widget) and an agent's (the console).
 
-Both share one loop: every frame is size-checked and parsed against the desk protocol; any
-failure becomes a typed ``error`` and the loop goes on. Pushes from the hub go through a
-bounded outbox; a socket too slow to drain it is closed (the client reconnects and resumes).
+Both run on the loop every socket here runs on (``signaling.socket_session``): every frame is
+size-checked and parsed against the desk protocol, any failure becomes a typed ``error`` and the loop
+goes on, and pushes from the hub go through a bounded outbox, so a socket too slow to drain it is
+closed (the client reconnects and resumes).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from typing import Any
 from urllib.parse import urlsplit
 
-from fastapi import WebSocket, WebSocketDisconnect
+from fastapi import WebSocket
 
 from signaling.consult.calls import CallDesk
 from signaling.consult.desk import ConsultDesk
@@ -41,9 +39,8 @@ from signaling.consult.protocol import (
     WrapUpMessage,
     parse_desk_message,
 )
-from signaling.frames import CLOSE_NORMAL, Idle, receive_frame
 from signaling.metrics import METRICS
-from signaling.session import origin_allowed
+from signaling.socket_session import SocketSession
 from vitrine.core.config import Settings
 from vitrine.core.desk_tokens import verify_desk_token
 from vitrine.core.errors import ErrorCode, VitrineError
@@ -51,116 +48,52 @@ from vitrine.core.records.shops import require_shop
 from vitrine.core.shops import ShopFields
 from vitrine.core.state.presence import AgentStatus
 from vitrine.core.text import TokenBucket
-from vitrine.core.wire.rtc import ErrorMessage, PingMessage, PongMessage, encode
+from vitrine.core.wire.rtc import PingMessage, PongMessage, encode
 
-logger = logging.getLogger(__name__)
-
-CLOSE_TRY_AGAIN = 1013
 MAX_REQUESTS_PER_SOCKET = 3
 CHAT_BURST, CHAT_PER_S = 10, 2.0
 
 
-class DeskSession:
+class DeskSession(SocketSession):
+    """A desk socket on the shared loop (``SocketSession``): it waits ``VITRINE_IDLE_TIMEOUT_S`` for every frame,
+    answers ``ping`` and rate-limits chat itself, and hands the rest of its side's messages to ``handle_desk``."""
+
     allowed: frozenset[str] = frozenset()
     side = ""
 
     def __init__(self, ws: WebSocket, settings: Settings, desk: ConsultDesk, calls: CallDesk) -> None:
-        self.ws, self.settings, self.desk, self.calls = ws, settings, desk, calls
-        self._outbox: asyncio.Queue[str | None] = asyncio.Queue(maxsize=settings.send_queue_size)
+        super().__init__(ws, settings)
+        self.desk, self.calls = desk, calls
+        self.label = f"{self.side} desk socket"
         self._chat = TokenBucket(CHAT_BURST, CHAT_PER_S)
-        self._too_slow = False
-
-    def push_raw(self, raw: str) -> None:
-        try:
-            self._outbox.put_nowait(raw)
-        except asyncio.QueueFull:
-            logger.warning("closing a %s desk socket whose send queue is full", self.side)
-            self._too_slow = True
-            self._stop()
-
-    def _stop(self) -> None:
-        """End the writer after what is queued; a full queue is dropped (its reader is gone or too slow)."""
-        if self._outbox.full():
-            while not self._outbox.empty():
-                self._outbox.get_nowait()
-        self._outbox.put_nowait(None)
 
     def send(self, message: Any) -> None:
         self.push_raw(encode(message))
 
-    async def _writer(self) -> None:
-        while (raw := await self._outbox.get()) is not None:
-            await self.ws.send_text(raw)
-        with contextlib.suppress(Exception):
-            await self.ws.close(CLOSE_TRY_AGAIN if self._too_slow else CLOSE_NORMAL)
-
     async def run(self) -> None:
         METRICS.desk_sockets.labels(side=self.side).inc()
-        writer = asyncio.create_task(self._writer())
         try:
-            await self._read_loop(writer)
-        except WebSocketDisconnect:
-            pass
+            await super().run()
         finally:
             METRICS.desk_sockets.labels(side=self.side).dec()
-            try:
-                await self.closed()
-            except Exception:
-                logger.exception("cleanup after a %s desk socket failed", self.side)
-            if not writer.done():
-                self._stop()
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(writer, 2)
-            writer.cancel()
 
-    async def _read_loop(self, writer: asyncio.Task[None]) -> None:
-        while not writer.done():
-            try:
-                raw = await receive_frame(
-                    self.ws, writer, self.settings.idle_timeout_s, self.settings.max_message_bytes
-                )
-            except Idle:
-                return
-            except VitrineError as exc:
-                self.error(exc)
-                continue
-            if raw is not None:
-                await self._handle(raw)
-
-    async def _handle(self, raw: str | bytes) -> None:
-        ref = None
-        try:
-            message = parse_desk_message(raw, self.allowed)
-            ref = message.type
-            METRICS.signaling_messages.labels(type=f"desk.{ref}").inc()
-            if isinstance(message, PingMessage):
-                self.send(PongMessage(ts=message.ts))
-            elif isinstance(message, ChatMessage) and not self._chat.take():
-                raise VitrineError(ErrorCode.RATE_LIMITED, "slow down: too many chat messages")
-            else:
-                await self.dispatch(message)
-        except VitrineError as exc:
-            self.error(exc, ref or exc.ref)
-        except Exception:
-            logger.exception("unexpected failure handling a desk %s message", ref or "client")
-            self.error(VitrineError(ErrorCode.INTERNAL, "internal error"), ref)
-
-    def error(self, exc: VitrineError, ref: str | None = None) -> None:
-        METRICS.signaling_errors.labels(code=exc.code.value).inc()
-        self.send(ErrorMessage(code=exc.code, message=exc.message, ref=ref))
-
-    def check_origin(self, shop: ShopFields) -> None:
-        """A browser must be on one of the shop's embed origins (or on this server's own pages)."""
-        if self.ws.headers.get("origin") in shop.allowed_origins:
-            return
-        if origin_allowed(self.ws, self.settings.allowed_origins):
-            return
-        raise VitrineError(ErrorCode.ORIGIN_NOT_ALLOWED, f"this page's origin is not allowed by shop {shop.name!r}")
+    def parse(self, raw: str | bytes) -> Any:
+        return parse_desk_message(raw, self.allowed)
 
     async def dispatch(self, message: Any) -> None:
-        raise NotImplementedError
+        METRICS.signaling_messages.labels(type=f"desk.{message.type}").inc()
+        if isinstance(message, PingMessage):
+            self.send(PongMessage(ts=message.ts))
+        elif isinstance(message, ChatMessage) and not self._chat.take():
+            raise VitrineError(ErrorCode.RATE_LIMITED, "slow down: too many chat messages")
+        else:
+            await self.handle_desk(message)
 
-    async def closed(self) -> None:
+    def check_origin(self, shop: ShopFields) -> None:
+        if not self.origin_allowed_by(shop):
+            raise VitrineError(ErrorCode.ORIGIN_NOT_ALLOWED, f"this page's origin is not allowed by shop {shop.name!r}")
+
+    async def handle_desk(self, message: Any) -> None:
         raise NotImplementedError
 
 
@@ -177,7 +110,7 @@ class ShopperSession(DeskSession):
         self.channel = new_ticket_id()  # where this socket's pushes arrive, before and after a ticket
         self._requests_left = MAX_REQUESTS_PER_SOCKET
 
-    async def dispatch(self, message: Any) -> None:
+    async def handle_desk(self, message: Any) -> None:
         if isinstance(message, EnterMessage):
             await self._enter(message)
         elif isinstance(message, ResumeMessage):
@@ -283,7 +216,7 @@ class AgentSession(DeskSession):
         self.agent: str | None = None
         self._name: str | None = None
 
-    async def dispatch(self, message: Any) -> None:
+    async def handle_desk(self, message: Any) -> None:
         if isinstance(message, LoginMessage):
             await self._login(message)
             return

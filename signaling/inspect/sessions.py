@@ -105,10 +105,9 @@ class InspectionService:
     # -- in the room ----------------------------------------------------------------------
 
     async def act(self, admission: Admission, body: InspectBody) -> None:
-        """One side's action: checked against its role, then logged for both (a snapshot is taken first)."""
+        """One side's ``inspect`` action (the room's policy hands it here): checked against its role, then logged
+        for both (a snapshot is taken first)."""
         room, participant = admission.room, admission.participant
-        if room.kind != RoomKind.INSPECTION:
-            raise VitrineError(ErrorCode.INVALID_MESSAGE, "inspect: only in an inspection")
         allowed = (
             INSPECTOR_ACTIONS
             if participant.grants.room_admin
@@ -153,7 +152,7 @@ class InspectionService:
         """The inspector answered the buyer's knock: the timeline says so, and an admit starts the recording."""
         room = admission.room
         case_id = case_of_room(room.name)
-        if room.kind != RoomKind.INSPECTION or case_id is None or room.shop is None:
+        if case_id is None or room.shop is None:
             return
         if knock.participant.role != Role.BUYER:
             return
@@ -180,7 +179,7 @@ class InspectionService:
         state), since no admit comes to start it there. Never fails the join."""
         room, participant = admission.room, admission.participant
         case_id = case_of_room(room.name)
-        if room.kind != RoomKind.INSPECTION or case_id is None or participant.role != Role.BUYER:
+        if case_id is None or participant.role != Role.BUYER:
             return
         try:
             await self._record(room.name, admission.worker_id, case_id)

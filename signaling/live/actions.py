@@ -108,26 +108,23 @@ class LiveActions:
 
     # -- viewers --------------------------------------------------------------------------
 
-    async def chat(self, admission: Admission, text: str) -> LogEntry:
+    async def may_chat(self, admission: Admission) -> None:
+        """A viewer's line is refused while it is banned or muted, or within slow mode's wait; hosts always speak."""
+        if admission.participant.grants.room_admin:
+            return
         room, identity = admission.room.name, admission.participant.identity
-        if not admission.participant.grants.room_admin:
-            if await self.state.records.shows.is_banned(room, identity):
-                raise VitrineError(ErrorCode.BANNED, "you are banned from this show")
-            muted_ms = await self.state.records.shows.muted_until(room, identity) - now_ms()
-            if muted_ms > 0:
-                raise VitrineError(ErrorCode.MUTED, f"you are muted for {muted_ms // 1000 + 1} more seconds")
-            state = await self.state.records.shows.get_state(room)
-            if (
-                state is not None
-                and state.slow_mode_s
-                and await self.state.locks.acquire(f"slow:{room}:{identity}", state.slow_mode_s * 1000) is None
-            ):
-                raise VitrineError(ErrorCode.RATE_LIMITED, f"slow mode: one message every {state.slow_mode_s} s")
-
-        async def counted(_: LogEntry) -> None:  # before the echo: a crash after it must not lose the count
-            await self.state.records.shows.count(room, "messages")
-
-        return await self.rooms.chat(admission, text, keep=SHOW_MAX_ENTRIES, stored=counted)
+        if await self.state.records.shows.is_banned(room, identity):
+            raise VitrineError(ErrorCode.BANNED, "you are banned from this show")
+        muted_ms = await self.state.records.shows.muted_until(room, identity) - now_ms()
+        if muted_ms > 0:
+            raise VitrineError(ErrorCode.MUTED, f"you are muted for {muted_ms // 1000 + 1} more seconds")
+        state = await self.state.records.shows.get_state(room)
+        if (
+            state is not None
+            and state.slow_mode_s
+            and await self.state.locks.acquire(f"slow:{room}:{identity}", state.slow_mode_s * 1000) is None
+        ):
+            raise VitrineError(ErrorCode.RATE_LIMITED, f"slow mode: one message every {state.slow_mode_s} s")
 
     def react(self, admission: Admission, reaction: Reaction) -> None:
         self._reactions.setdefault(admission.room.name, Counter())[reaction] += 1

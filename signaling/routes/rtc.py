@@ -6,7 +6,8 @@ from fastapi import APIRouter, WebSocket
 
 from signaling.deps import RuntimeDep
 from signaling.metrics import METRICS
-from signaling.session import RtcSession, origin_allowed
+from signaling.session import RtcSession
+from signaling.socket_session import origin_allowed
 
 router = APIRouter(tags=["rtc"])
 
@@ -19,14 +20,6 @@ async def rtc(ws: WebSocket, runtime: RuntimeDep) -> None:
     await ws.accept()
     METRICS.sessions.inc()
     try:
-        await RtcSession(
-            ws,
-            runtime.settings,
-            runtime.rooms,
-            runtime.hub,
-            runtime.live,
-            runtime.inspections,
-            foreign_origin=foreign_origin,
-        ).run()
+        await RtcSession(ws, runtime.settings, runtime.rooms, runtime.hub, foreign_origin=foreign_origin).run()
     finally:
         METRICS.sessions.dec()

@@ -22,8 +22,9 @@ from pathlib import Path
 from vitrine.core.errors import ErrorCode, VitrineError
 from vitrine.core.models import SLUG_PATTERN, now_ms
 from vitrine.core.wire.inspect import ARTIFACT_FILE_PATTERN, Artifact, ArtifactKind, new_artifact_id
+from vitrine.core.wire.rpc import CASE_ID_PATTERN
 
-CASE_ID = re.compile(r"^cs_[A-Za-z0-9]{12}$")
+CASE_ID = re.compile(CASE_ID_PATTERN)
 QUARANTINE = ".quarantine"  # never a shop id (ids are slugs), so never swept as one
 SHOP_ID = re.compile(SLUG_PATTERN)
 EXTENSION = re.compile(r"^[a-z0-9]{1,5}$")

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from pydantic import Field, TypeAdapter
 
 from vitrine.core.errors import ErrorCode, VitrineError
-from vitrine.core.models import Identity, Participant, Room, Strict, Track
+from vitrine.core.models import Identity, Participant, Room, ShopId, Strict, Track
 from vitrine.core.wire.inspect import Artifact
 from vitrine.core.wire.rtc import (
     IceCandidate,
@@ -26,6 +26,19 @@ from vitrine.core.wire.rtc import (
     TrackRequest,
 )
 
+CASE_ID_PATTERN = r"^cs_[A-Za-z0-9]{12}$"  # an inspection case's id, as ``Case.id`` (vitrine/core/wire/inspect.py)
+
+
+class EvidenceFolder(Strict):
+    """Where a participant's evidence files go: ``<evidence dir>/<shop>/<case_id>/`` (vitrine/core/artifacts.py).
+
+    Signaling decides who collects evidence (a product's policy: an inspection's buyer) and says so in the
+    join; the worker only opens the evidence channel and writes into the folder it was given, so it never
+    works out products from a room's kind or name."""
+
+    shop: ShopId
+    case_id: str = Field(pattern=CASE_ID_PATTERN)
+
 
 class JoinCommand(Strict):
     op: Literal["join"] = "join"
@@ -36,6 +49,9 @@ class JoinCommand(Strict):
     # False: a knocker waiting to be admitted. Its connection is set up (ICE, DTLS, its publications received),
     # but it subscribes to nothing and nothing of it is forwarded or recorded until ``AdmitCommand``.
     admitted: bool = True
+    # Set: the participant gets the ``evidence`` data channel (photos) and its files, and the room's snapshots,
+    # go in this folder. None: no evidence channel.
+    evidence: EvidenceFolder | None = None
 
 
 class OfferCommand(Strict):
@@ -148,7 +164,8 @@ class RelayCommand(Strict):
 class SnapshotCommand(Strict):
     """Decode one frame of a participant's published video into a JPEG artifact of the room's case: the
     fallback when the buyer's camera cannot take a photo. The worker asks the publisher for a keyframe and
-    decodes that frame only; forwarding never decodes."""
+    decodes that frame only; forwarding never decodes. The JPEG goes in the ``EvidenceFolder`` the room's
+    evidence participant joined with (``case_not_found`` when none did)."""
 
     op: Literal["snapshot"] = "snapshot"
     room: str
