@@ -16,7 +16,7 @@ still (``ImageCapture.takePhoto``, ``grabFrame`` or a canvas) and sends it while
 
 ``R`` matches ``[A-Za-z0-9_-]{1,64}`` (the inspector's photo request, ``vitrine.core.wire.inspect_actions``).
 ``stored`` comes once the file is renamed into that folder (the case's) with its SHA-256 and signaling has
-committed it to the case's record (``OfferPush.artifact``, acknowledged over Redis when scaled). Every
+committed it to the case's record (``ArtifactStored``, acknowledged over Redis when scaled). Every
 problem is an ``error`` and drops the transfer and its partial file (a refused text message during a
 transfer gets its own error, and the photo one naming its request); the channel stays open for the next
 photo. ``code`` is a ``vitrine.core.errors.ErrorCode``:

@@ -35,16 +35,17 @@ from vitrine.core.wire.rpc import (
     JoinCommand,
     LeaveCommand,
     OfferCommand,
-    OfferPush,
+    PeerOffer,
     PublishCommand,
     UnpublishCommand,
+    WorkerPush,
     WorkerReply,
 )
 from vitrine.core.wire.rtc import MidInfo, ServerOfferMessage
 
 logger = logging.getLogger(__name__)
 
-Push = Callable[[OfferPush], Awaitable[None]]
+Push = Callable[[WorkerPush], Awaitable[None]]
 # The commands of one participant of the room; the others are the worker's (media/worker.py).
 ParticipantCommand = (
     OfferCommand | AnswerCommand | CandidateCommand | PublishCommand | UnpublishCommand | LeaveCommand | AdmitCommand
@@ -328,7 +329,7 @@ class WorkerRoom:
     async def _offer_to(self, peer: PeerSession) -> None:
         offer = await peer.make_offer()
         if offer is not None:
-            await self._push(OfferPush(room=self.name, sid=peer.sid, node_id=peer.participant.node_id, offer=offer))
+            await self._push(PeerOffer(room=self.name, sid=peer.sid, node_id=peer.participant.node_id, offer=offer))
 
     def record(self, recording: Recording, up: UpTrack) -> None:
         """Attach a published track, unless the recording keeps to another identity (an inspection's buyer)."""

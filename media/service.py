@@ -15,7 +15,7 @@ from vitrine.core.state import Coordination, keys
 from vitrine.core.state.bus import Subscription, publish_until_heard
 from vitrine.core.state.epoch import EpochWatch
 from vitrine.core.tasks import TaskSet
-from vitrine.core.wire.rpc import AckRequest, NodeMessage, OfferPush, PushAck, RpcRequest, RpcResponse, Unconfirmed
+from vitrine.core.wire.rpc import AckRequest, ArtifactStored, PushAck, RpcRequest, RpcResponse, Unconfirmed, WorkerPush
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class WorkerService:
 
     async def _serve(self, request: RpcRequest) -> None:
         reply = await self.worker.handle(request.command)
-        response = NodeMessage(response=RpcResponse(id=request.id, reply=reply))
+        response = RpcResponse(id=request.id, reply=reply)
         await self.coordination.bus.publish(request.reply_to, response.model_dump_json())
 
     async def stop(self) -> None:
@@ -93,9 +93,9 @@ class WorkerService:
 class RedisPusher:
     """What the worker starts itself, routed to the signaling node that holds the participant's socket.
 
-    An offer is fire-and-forget. An evidence file waits for the node's answer that it is in the case's
-    record (``OfferPush.ack``, answered on ``keys.worker_acks_channel``): the phone hears ``stored`` only
-    then, as it does embedded. A refusal raises its typed error (the file is removed); no answer in time
+    An offer or a gone peer is fire-and-forget. An evidence file waits for the node's answer that it is in
+    the case's record (``ArtifactStored.ack``, answered on ``keys.worker_acks_channel``): the phone hears
+    ``stored`` only then, as it does embedded. A refusal raises its typed error (the file is removed); no answer in time
     raises ``Unconfirmed`` (the file is kept: it may have been recorded)."""
 
     def __init__(self, coordination: Coordination, worker_id: str, timeout_s: float) -> None:
@@ -108,14 +108,18 @@ class RedisPusher:
     async def start(self) -> None:
         self._subscription = await self.bus.subscribe(self._acks, self._on_ack)
 
-    async def push(self, message: OfferPush) -> None:
+    async def push(self, message: WorkerPush) -> None:
         inbox = keys.node_inbox_channel(message.node_id)
-        if message.artifact is None:
-            await self.bus.publish(inbox, NodeMessage(push=message).model_dump_json())
-            return
+        match message:
+            case ArtifactStored():
+                await self._push_until_answered(inbox, message)
+            case _:
+                await self.bus.publish(inbox, message.model_dump_json())
+
+    async def _push_until_answered(self, inbox: str, message: ArtifactStored) -> None:
         ack = AckRequest(id=secrets.token_hex(8), reply_to=self._acks)
         answer = self._waiting[ack.id] = asyncio.get_running_loop().create_future()
-        body = NodeMessage(push=message.model_copy(update={"ack": ack})).model_dump_json()
+        body = message.model_copy(update={"ack": ack}).model_dump_json()
         try:
             if not await publish_until_heard(self.bus, inbox, body, self.timeout_s / 2):
                 # Nobody heard it, so nothing recorded it: a refusal, and the file can go.

@@ -12,7 +12,7 @@ room's snapshots go in, comes with the join (``JoinCommand.evidence``), decided 
 
 A peer connection that ends without a leave (closed by its client, failed, ICE
 consent expired, or silent for ``peer_silence_s``: ``PeerSession.report_gone``)
-is freed here as a leave would free it, and signaling is told (``OfferPush.gone``)
+is freed here as a leave would free it, and signaling is told (``PeerGone``)
 so the participant's leave is announced, whatever its socket does.
 """
 
@@ -44,6 +44,7 @@ from vitrine.core.wire.inspect import Artifact, ArtifactKind
 from vitrine.core.wire.rpc import (
     AdmitCommand,
     AnswerCommand,
+    ArtifactStored,
     CandidateCommand,
     CloseRoomCommand,
     DrainCommand,
@@ -52,7 +53,7 @@ from vitrine.core.wire.rpc import (
     JoinCommand,
     LeaveCommand,
     OfferCommand,
-    OfferPush,
+    PeerGone,
     PublishCommand,
     RecordCommand,
     RecordingInfo,
@@ -221,10 +222,12 @@ class MediaWorker:
             async with room.lock:
                 participants = room.participants()
                 await self._close_room(room)
-            for participant in participants if gone is not None else ():
+            if gone is None:
+                continue
+            for participant in participants:
                 try:
                     await self.push(
-                        OfferPush(room=room.name, sid=participant.sid, node_id=participant.node_id, gone=gone)
+                        PeerGone(room=room.name, sid=participant.sid, node_id=participant.node_id, reason=gone)
                     )
                 except Exception:
                     logger.exception("telling signaling that %s of room %s is gone failed", participant.sid, room.name)
@@ -245,9 +248,9 @@ class MediaWorker:
 
     def _peer_gone(self, name: str, peer: PeerSession, reason: GoneReason) -> None:
         """Called from aiortc's event or the silence watch: free the peer under its room's lock, later."""
-        self._freeing.spawn(self._free_gone(name, peer))
+        self._freeing.spawn(self._free_gone(name, peer, reason))
 
-    async def _free_gone(self, name: str, peer: PeerSession) -> None:
+    async def _free_gone(self, name: str, peer: PeerSession, reason: GoneReason) -> None:
         """Free a gone peer as its leave would, then tell signaling (outside the lock: signaling may call
         back into the room). A knocker is only freed: it has no participant record, and an admit that
         finds it gone joins it afresh."""
@@ -258,7 +261,7 @@ class MediaWorker:
             async with room.lock:
                 if not await room.free_gone(peer):
                     return  # a knocker, only freed; or it left, or joined again, meanwhile
-            await self.push(OfferPush(room=name, sid=peer.sid, node_id=peer.participant.node_id, gone=peer.gone))
+            await self.push(PeerGone(room=name, sid=peer.sid, node_id=peer.participant.node_id, reason=reason))
         except Exception:
             logger.exception("freeing the gone peer %s of room %s failed", peer.sid, name)
 
@@ -330,7 +333,9 @@ class MediaWorker:
             return None
 
         async def stored(artifact: Artifact) -> None:  # signaling records it in the case
-            await self.push(OfferPush(room=room, sid=participant.sid, node_id=participant.node_id, artifact=artifact))
+            await self.push(
+                ArtifactStored(room=room, sid=participant.sid, node_id=participant.node_id, artifact=artifact)
+            )
 
         return EvidenceTarget(self.evidence, folder.shop, folder.case_id, self.settings.inspect_max_photo_bytes, stored)
 

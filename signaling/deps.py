@@ -1,17 +1,28 @@
-"""FastAPI dependencies: the runtime, the public base URL, API-key authentication, bearer join tokens, and the
-shop a path names."""
+"""FastAPI dependencies: the parts of the runtime the spine's routes use, the public base URL, API-key
+authentication, bearer join tokens, and the shop a path names.
+
+The runtime (``signaling/runtime.py``) imports every product, and the products' routes use these, so nothing here
+imports it: each dependency reads one part of it from the app (``runtime_of``), typed as that part. Each product
+reads its own services the same way (``signaling/<product>/deps.py``).
+"""
 
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
-from signaling.runtime import Runtime
+from media.worker import MediaWorker
+from signaling.hub import SessionHub
+from signaling.rooms import RoomService
+from signaling.state import State
+from signaling.worker_link import WorkerLink
 from vitrine.core.auth import JoinClaims, verify_token
+from vitrine.core.config import Settings
 from vitrine.core.errors import ErrorCode, VitrineError
 from vitrine.core.models import SLUG_PATTERN
 from vitrine.core.records.shops import require_shop
@@ -35,25 +46,71 @@ _page_bearer = HTTPBearer(
 )
 
 
-def get_runtime(connection: HTTPConnection) -> Runtime:
-    """The app's runtime, for HTTP routes and WebSocket routes alike."""
-    runtime: Runtime = connection.app.state.runtime
-    return runtime
+def runtime_of(connection: HTTPConnection) -> Any:
+    """The app's runtime, for HTTP routes and WebSocket routes alike; untyped, as only its builder may import it."""
+    return connection.app.state.runtime
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+def _settings(connection: HTTPConnection) -> Settings:
+    settings: Settings = runtime_of(connection).settings
+    return settings
 
 
-def public_base(runtime: RuntimeDep, request: Request) -> str:
+def _state(connection: HTTPConnection) -> State:
+    state: State = runtime_of(connection).state
+    return state
+
+
+def _rooms(connection: HTTPConnection) -> RoomService:
+    rooms: RoomService = runtime_of(connection).rooms
+    return rooms
+
+
+def _hub(connection: HTTPConnection) -> SessionHub:
+    hub: SessionHub = runtime_of(connection).hub
+    return hub
+
+
+def _link(connection: HTTPConnection) -> WorkerLink:
+    link: WorkerLink = runtime_of(connection).link
+    return link
+
+
+def _media_worker(connection: HTTPConnection) -> MediaWorker | None:
+    """The media worker in this process, if one runs here."""
+    worker: MediaWorker | None = runtime_of(connection).media_worker
+    return worker
+
+
+ShopDeletion = Callable[[str], Awaitable[Shop | None]]
+
+
+def _shop_deletion(connection: HTTPConnection) -> ShopDeletion:
+    """Deleting a shop deletes what every product keeps of it, so it is the runtime's, where the products meet."""
+    delete: ShopDeletion = runtime_of(connection).delete_shop
+    return delete
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+StateDep = Annotated[State, Depends(_state)]
+RoomsDep = Annotated[RoomService, Depends(_rooms)]
+HubDep = Annotated[SessionHub, Depends(_hub)]
+LinkDep = Annotated[WorkerLink, Depends(_link)]
+MediaWorkerDep = Annotated[MediaWorker | None, Depends(_media_worker)]
+ShopDeletionDep = Annotated[ShopDeletion, Depends(_shop_deletion)]
+
+
+def public_base(settings: SettingsDep, request: Request) -> str:
     """This server's public URL, no trailing slash: ``VITRINE_PUBLIC_URL``, else the URL the request came in on."""
-    return (runtime.settings.public_url or str(request.base_url)).rstrip("/")
+    return (settings.public_url or str(request.base_url)).rstrip("/")
 
 
 PublicBaseDep = Annotated[str, Depends(public_base)]
 
 
-def require_api_key(runtime: RuntimeDep, credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)]) -> None:
-    settings = runtime.settings
+def require_api_key(
+    settings: SettingsDep, credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)]
+) -> None:
     if credentials is None:
         raise VitrineError(ErrorCode.INVALID_TOKEN, "API key and secret required (HTTP Basic)")
     key_ok = hmac.compare_digest(credentials.username.encode(), settings.api_key.encode())
@@ -66,11 +123,11 @@ ApiKeyDep = Depends(require_api_key)
 
 
 def bearer_claims(
-    runtime: RuntimeDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> JoinClaims:
     if credentials is None:
         raise VitrineError(ErrorCode.INVALID_TOKEN, "Authorization: Bearer <join token> required")
-    return verify_token(runtime.settings, credentials.credentials)
+    return verify_token(settings, credentials.credentials)
 
 
 ClaimsDep = Annotated[JoinClaims, Depends(bearer_claims)]
@@ -86,23 +143,23 @@ def page_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depen
 PageTokenDep = Annotated[str, Depends(page_token)]
 
 
-async def shop_of_path(shop: Annotated[str, Path(description="Shop id")], runtime: RuntimeDep) -> Shop:
+async def shop_of_path(shop: Annotated[str, Path(description="Shop id")], state: StateDep) -> Shop:
     """The shop the path's ``{shop}`` names, or ``404 shop_not_found``.
 
     Declare it after the router's API-key dependency (a router's ``dependencies`` always run first), so a
     caller without the API key learns nothing of which shops exist. Like any dependency it runs before the
     handler's own query and body parameters are validated."""
-    return await require_shop(runtime.state.records.shops, shop)
+    return await require_shop(state.records.shops, shop)
 
 
 ShopDep = Annotated[Shop, Depends(shop_of_path)]
 
 
 async def slug_shop_of_path(
-    shop: Annotated[str, Path(pattern=SLUG_PATTERN, description="Shop id")], runtime: RuntimeDep
+    shop: Annotated[str, Path(pattern=SLUG_PATTERN, description="Shop id")], state: StateDep
 ) -> Shop:
     """``shop_of_path`` for public routes, where an id that is not a slug is ``422 invalid_message``, unlooked-up."""
-    return await shop_of_path(shop, runtime)
+    return await shop_of_path(shop, state)
 
 
 SlugShopDep = Annotated[Shop, Depends(slug_shop_of_path)]

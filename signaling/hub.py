@@ -10,14 +10,15 @@ each room's channel subscribed once, for as long as anyone here listens.
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from collections.abc import Iterator
+from typing import Protocol, assert_never
 
 from signaling.channels import ChannelHub
 from vitrine.core.models import Room
 from vitrine.core.state import keys
 from vitrine.core.state.bus import EventBus
-from vitrine.core.wire.rpc import Kick, OfferPush, RoomBusMessage
-from vitrine.core.wire.rtc import KnockPush, LogEntry, RoomEvent, ServerMessage, ServerOfferMessage
+from vitrine.core.wire.rpc import Kick, PeerOffer, room_bus_adapter
+from vitrine.core.wire.rtc import KnockPush, LogEntry, LogPush, RoomEvent, ServerMessage, ServerOfferMessage
 
 logger = logging.getLogger(__name__)
 
@@ -84,22 +85,30 @@ class SessionHub:
         await self._channels.leave(room, ("session", sid))
 
     async def _on_room_message(self, room: str, raw: str) -> None:
-        message = RoomBusMessage.model_validate_json(raw)
-        if message.kick is not None:
-            session = self.sessions.get(message.kick.sid)
+        message = room_bus_adapter.validate_json(raw)
+        match message:
+            case Kick() as kick:
+                session = self.sessions.get(kick.sid)
+                if session is not None:
+                    await session.on_kick(kick)
+            case KnockPush() as push:
+                await self._on_knock(room, push)
+            case RoomEvent() as event:
+                for session in self._in(room):
+                    await session.on_event(event)
+            case LogPush(entry=entry):
+                for session in self._in(room):
+                    await session.on_log(entry)
+            case _:
+                assert_never(message)
+
+    def _in(self, room: str) -> Iterator[LocalSession]:
+        """This node's sessions in ``room``, each looked up as its turn comes: one that left while an earlier
+        one was handed the message is skipped."""
+        for sid in list(self.rooms.get(room, ())):
+            session = self.sessions.get(sid)
             if session is not None:
-                await session.on_kick(message.kick)
-        if message.knock is not None:
-            await self._on_knock(room, message.knock)
-        if message.event is not None or message.log is not None:
-            for sid in list(self.rooms.get(room, ())):
-                session = self.sessions.get(sid)
-                if session is None:
-                    continue
-                if message.event is not None:
-                    await session.on_event(message.event)
-                if message.log is not None:
-                    await session.on_log(message.log)
+                yield session
 
     async def _on_knock(self, room: str, push: KnockPush) -> None:
         for sid in list(self.rooms.get(room, ())):
@@ -110,9 +119,10 @@ class SessionHub:
         if push.ended in ("admitted", "denied") and knocker is not None:
             await knocker[1].on_knock_answered(push)
 
-    async def on_push(self, push: OfferPush) -> None:
+    async def on_offer(self, push: PeerOffer) -> None:
+        """An offer the worker started goes to the participant's session, if it is still on this node."""
         session = self.sessions.get(push.sid)
-        if session is not None and push.offer is not None:
+        if session is not None:
             await session.on_offer(push.offer)
 
     async def send_local(self, room: str, message: ServerMessage) -> None:

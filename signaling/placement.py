@@ -38,6 +38,11 @@ async def ensure_worker(coordination: Coordination, room: Room) -> str:
         return chosen.id
 
 
+async def can_place(coordination: Coordination) -> bool:
+    """Whether a join can be placed: some worker is registered and not draining."""
+    return any(node.state == WorkerState.SERVING for node in await coordination.nodes.live_workers())
+
+
 async def _serving(coordination: Coordination, worker_id: str) -> bool:
     node = await coordination.nodes.get(worker_id)
     return node is not None and node.state == WorkerState.SERVING

@@ -15,17 +15,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
+from signaling.admission import Admission
 from vitrine.core.errors import ErrorCode, VitrineError
 from vitrine.core.models import Participant, Role, Room, RoomKind
 from vitrine.core.records.roomlog import MAX_ENTRIES
 from vitrine.core.wire.live import LiveState
 from vitrine.core.wire.rpc import EvidenceFolder
 from vitrine.core.wire.rtc import Knock, LogEntry
-
-if TYPE_CHECKING:  # rooms.py asks the registry, so it cannot be imported here at run time
-    from signaling.rooms import Admission
 
 
 @dataclass(frozen=True)

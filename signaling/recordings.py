@@ -15,12 +15,12 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import av
 
 from signaling.metrics import METRICS
-from signaling.records import Records
 from vitrine.core.models import now_ms
 from vitrine.core.recording_parts import tagged_start
 from vitrine.core.wire.rpc import RecordingInfo
@@ -36,9 +36,11 @@ RECORDING_FILE = re.compile(
 
 
 class RecordingFiles:
-    def __init__(self, directory: Path | str, records: Records) -> None:
+    def __init__(self, directory: Path | str, owned: Callable[[str], Awaitable[bool]]) -> None:
+        """``owned``: whether the record of an owner's id exists; the owners' products know, these files do not
+        (``signaling.records.Records.owns_recording``)."""
         self.directory = Path(directory)
-        self.records = records
+        self._owned = owned
 
     def of(self, owner_id: str) -> list[Path]:
         """Every finished or kept file of one owner, in part order (a kept prefix after a finished part of its
@@ -86,11 +88,6 @@ class RecordingFiles:
             logger.warning("recording %s has no show or case record: moved to %s, not deleted", path.name, target)
             moved += 1
         return moved
-
-    async def _owned(self, owner_id: str) -> bool:
-        if owner_id.startswith("sh_"):
-            return await self.records.shows.exists(owner_id)
-        return await self.records.cases.exists_anywhere(owner_id)
 
 
 def _read(path: Path, part: int, container: str, default_start_ms: int) -> RecordingInfo:

@@ -1,7 +1,9 @@
 """``Records``: every store signaling writes to, over one database.
 
 The shared stores (shops, room logs, the webhook outbox) are the kernel's (``vitrine.core.records``);
-each product's store lives with the product (``signaling/<product>/store.py``).
+each product's store lives with the product (``signaling/<product>/store.py``). This aggregate imports every
+product, so only the composition (``signaling/runtime.py``) and the tests hold it: the spine and the products see
+the shared stores (``signaling.state.SharedRecords``), and each product's service is handed its own store.
 """
 
 from __future__ import annotations
@@ -33,6 +35,12 @@ class Records:
 
     async def close(self) -> None:
         await self.db.close()
+
+    async def owns_recording(self, owner_id: str) -> bool:
+        """Whether the record a recording is named after exists: a show's (``sh_``), else a case's."""
+        if owner_id.startswith("sh_"):
+            return await self.shows.exists(owner_id)
+        return await self.cases.exists_anywhere(owner_id)
 
 
 def records_on(db: Database) -> Records:

@@ -17,9 +17,10 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
+from signaling.admission import Admission
 from signaling.cascade import Cascade, relayed
 from signaling.placement import ensure_worker
 from signaling.policy import Policies
@@ -48,6 +49,7 @@ from vitrine.core.wire.rtc import (
     KnockPush,
     LeaveCode,
     LogEntry,
+    LogPush,
     RoomEvent,
     RoomEventKind,
     ServerOfferMessage,
@@ -68,14 +70,6 @@ class Prejoin:
     participant: Participant
     worker_id: str
     offer: ServerOfferMessage | None
-
-
-@dataclass
-class Admission:
-    room: Room
-    participant: Participant
-    worker_id: str
-    reply: WorkerReply = field(default_factory=WorkerReply)
 
 
 RoomSource = Callable[[str], Awaitable[Room | None]]  # a room's name -> the room its record wants
@@ -316,7 +310,7 @@ class RoomService:
         return knock
 
     async def _publish_knock(self, room: str, push: KnockPush) -> None:
-        await self.state.bus.publish(keys.room_events_channel(room), RoomBusMessage(knock=push).model_dump_json())
+        await self._post(room, push)
 
     async def run(self, admission: Admission, command: WorkerCommand) -> WorkerReply:
         """Send a participant's command to its worker and publish what changed."""
@@ -348,7 +342,7 @@ class RoomService:
         await self.policies.policy_for(admission.room.kind).left(admission.room, participant)
 
     async def peer_gone(self, room: str, sid: str, reason: GoneReason) -> None:
-        """A worker freed a participant whose peer connection ended (``OfferPush.gone``): its session, if it
+        """A worker freed a participant whose peer connection ended (``PeerGone``): its session, if it
         has one, is closed with a reconnect hint, and it leaves the room, announced to the others. A WHIP or
         WHEP client that vanished without DELETE is cleaned up only this way."""
         participant = await self.state.rooms.get_participant(room, sid)
@@ -423,7 +417,7 @@ class RoomService:
             track=track,
             participant=ParticipantView.of(participant) if participant else None,
         )
-        await self.state.bus.publish(keys.room_events_channel(room), RoomBusMessage(event=event).model_dump_json())
+        await self._post(room, event)
         return event
 
     async def chat(
@@ -460,13 +454,16 @@ class RoomService:
         entry = await self.state.records.roomlog.append(room, entry, keep)
         if stored is not None:
             await stored(entry)
-        await self.state.bus.publish(keys.room_events_channel(room), RoomBusMessage(log=entry).model_dump_json())
+        await self._post(room, LogPush(entry=entry))
         return entry
 
     async def kick(
         self, room: str, sid: str, reason: str, reconnect: bool = False, code: LeaveCode | None = None
     ) -> None:
-        message = RoomBusMessage(kick=Kick(sid=sid, reason=reason, reconnect=reconnect, code=code))
+        await self._post(room, Kick(sid=sid, reason=reason, reconnect=reconnect, code=code))
+
+    async def _post(self, room: str, message: RoomBusMessage) -> None:
+        """Publish on the room's channel, to its sessions on every node (``SessionHub`` reads it)."""
         await self.state.bus.publish(keys.room_events_channel(room), message.model_dump_json())
 
     async def snapshot(self, room: str) -> tuple[list[Participant], list[Track], int]:

@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import assert_never
 
 from media.service import WorkerService
 from media.worker import MediaWorker
@@ -28,15 +29,17 @@ from signaling.live.actions import LiveActions
 from signaling.live.policy import LivePolicy
 from signaling.live.shows import ShowService
 from signaling.policy import Policies
+from signaling.recordings import RecordingFiles
+from signaling.records import Records, open_records
 from signaling.rooms import RoomService
 from signaling.state import State, open_state
 from signaling.webhooks import WebhookDispatcher
 from signaling.worker_link import LocalWorkerLink, RedisWorkerLink, WorkerLink
 from vitrine.core.config import Settings
+from vitrine.core.shops import Shop
 from vitrine.core.state.epoch import EpochWatch
-from vitrine.core.state.nodes import WorkerState
 from vitrine.core.tasks import TaskSet
-from vitrine.core.wire.rpc import OfferPush
+from vitrine.core.wire.rpc import ArtifactStored, PeerGone, PeerOffer, WorkerPush
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +53,7 @@ LocalMedia = Callable[[Settings, State, "WorkerLink"], Awaitable[WorkerService]]
 class Runtime:
     settings: Settings
     state: State
+    records: Records  # every store, the products' too; ``state.records`` is this, seen as the shared stores
     link: WorkerLink
     hub: SessionHub
     rooms: RoomService
@@ -68,20 +72,33 @@ class Runtime:
     def media_worker(self) -> MediaWorker | None:
         return self.worker.worker if self.worker else None
 
-    async def on_push(self, push: OfferPush) -> None:
+    async def on_push(self, push: WorkerPush) -> None:
         """What a worker sends unasked: an offer goes to the participant's session; a file it stored from an
         inspection's data channel goes to the case, even if the buyer's socket has gone meanwhile; a peer that
         is gone leaves the room. That leave runs apart: it may call workers, whose answers arrive through the
         same inbox this push came in by."""
-        if push.gone is not None:
-            self._gone.spawn(self.rooms.peer_gone(push.room, push.sid, push.gone))
-        await self.hub.on_push(push)
-        if push.artifact is not None:
-            await self.inspections.add_artifact(push.room, push.artifact)
+        match push:
+            case PeerOffer():
+                await self.hub.on_offer(push)
+            case ArtifactStored(room=room, artifact=artifact):
+                await self.inspections.add_artifact(room, artifact)
+            case PeerGone(room=room, sid=sid, reason=reason):
+                self._gone.spawn(self.rooms.peer_gone(room, sid, reason))
+            case _:
+                assert_never(push)
 
-    async def ready(self) -> bool:
-        """Whether a join can be placed: some worker is registered and not draining."""
-        return any(node.state == WorkerState.SERVING for node in await self.state.nodes.live_workers())
+    async def delete_shop(self, shop_id: str) -> Shop | None:
+        """Delete a shop with what every product keeps of it; None: there is no such shop. Its record goes last,
+        and takes its agents, products, calls and requests with it (ON DELETE CASCADE)."""
+        for show in await self.records.shows.list_shows(shop_id, limit=10_000):
+            await self.shows.delete(show)  # a live one ends first; each show's log and room state go
+        if await self.records.shops.get_shop(shop_id) is not None:
+            for case in await self.cases.recent(shop_id, limit=None):
+                await self.evidence.purge(case)  # its room, log, files and record
+        deleted = await self.records.shops.delete_shop(shop_id)
+        if deleted is not None:
+            await self.state.presence.drop_shop(shop_id)  # coordination: no cascade reaches it
+        return deleted
 
     async def close(self) -> None:
         await self.evidence.stop()
@@ -157,7 +174,8 @@ class Runtime:
 
 async def start_runtime(settings: Settings, local_media: LocalMedia | None = None) -> Runtime:
     """A signaling node's runtime; with ``local_media``, a media worker in this process too."""
-    state = await open_state(settings)
+    records = await open_records(settings)
+    state = await open_state(settings, records)
     hub = SessionHub(state.bus)
     link: WorkerLink
     if settings.redis_url:
@@ -169,24 +187,26 @@ async def start_runtime(settings: Settings, local_media: LocalMedia | None = Non
     policies = Policies()
     rooms = RoomService(settings, state, link, policies)
     webhooks = WebhookDispatcher(settings, state)
-    live = LiveActions(state, rooms, hub)
-    cases = CaseService(settings, state)
+    live = LiveActions(state, rooms, hub, records.shows)
+    cases = CaseService(settings, state, records.cases)
     inspections = InspectionService(rooms, cases)
     for policy in (ConsultPolicy(), LivePolicy(live), InspectionPolicy(inspections)):
         policies.register(policy)  # what the spine asks about a room, answered by its kind's product
+    recordings = RecordingFiles(settings.recordings_dir, records.owns_recording)
     runtime = Runtime(
         settings=settings,
         state=state,
+        records=records,
         link=link,
         hub=hub,
         rooms=rooms,
         webhooks=webhooks,
-        consult=ConsultService(settings, state, rooms, webhooks),
+        consult=ConsultService(settings, state, rooms, webhooks, records.consult),
         live=live,
-        shows=ShowService(settings, state, rooms, live),
+        shows=ShowService(settings, state, rooms, live, records.shows, recordings),
         cases=cases,
         inspections=inspections,
-        evidence=EvidenceService(rooms, cases, inspections),
+        evidence=EvidenceService(rooms, cases, inspections, recordings),
     )
     link.on_push(runtime.on_push)
     for source in (runtime.shows.room_record, inspections.room_record, runtime.consult.desk.room_record):

@@ -23,10 +23,11 @@ from typing import Any, Literal
 
 from fastapi import WebSocket
 
+from signaling.admission import Admission
 from signaling.frames import CLOSE_NORMAL
 from signaling.hub import SessionHub
 from signaling.metrics import METRICS
-from signaling.rooms import Admission, Prejoin, RoomService
+from signaling.rooms import Prejoin, RoomService
 from signaling.socket_session import CLOSE_POLICY, CLOSE_TRY_AGAIN, SocketSession
 from vitrine.core.auth import JoinClaims, verify_token
 from vitrine.core.config import Settings

@@ -1,11 +1,20 @@
-"""What signaling works with: coordination (memory or Redis) and records (the database)."""
+"""What signaling works with: coordination (memory or Redis) and records (the database).
+
+The spine and the products see only the records they share here (``SharedRecords``: the kernel's stores). The
+aggregate that adds each product's store (``signaling.records``) imports the products, which import this, so
+the composition opens it and hands it in, and gives each product's service its own store.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
-from signaling.records import Records, open_records
 from vitrine.core.config import Settings
+from vitrine.core.records.database import Database
+from vitrine.core.records.outbox import WebhookOutbox
+from vitrine.core.records.roomlog import RoomLog
+from vitrine.core.records.shops import ShopStore
 from vitrine.core.state import (
     Coordination,
     EventBus,
@@ -17,10 +26,21 @@ from vitrine.core.state import (
 )
 
 
+class SharedRecords(Protocol):
+    """The stores the spine and every product share, over one database."""
+
+    db: Database
+    shops: ShopStore
+    roomlog: RoomLog
+    outbox: WebhookOutbox
+
+    async def close(self) -> None: ...
+
+
 @dataclass
 class State:
     coordination: Coordination
-    records: Records
+    records: SharedRecords
 
     @property
     def rooms(self) -> RoomStore:
@@ -49,8 +69,8 @@ class State:
             await self.coordination.close()
 
 
-async def open_state(settings: Settings) -> State:
-    records = await open_records(settings)
+async def open_state(settings: Settings, records: SharedRecords) -> State:
+    """Coordination, opened beside the records the caller opened; if it cannot open, they are closed."""
     try:
         coordination = await open_coordination(settings)
     except BaseException:

@@ -15,11 +15,21 @@ from vitrine.core.errors import ErrorCode, VitrineError
 from vitrine.core.state import keys
 from vitrine.core.state.bus import EventBus, Subscription, publish_until_heard
 from vitrine.core.tasks import TaskSet
-from vitrine.core.wire.rpc import AckRequest, NodeMessage, OfferPush, PushAck, RpcRequest, WorkerCommand, WorkerReply
+from vitrine.core.wire.rpc import (
+    AckRequest,
+    ArtifactStored,
+    PushAck,
+    RpcRequest,
+    RpcResponse,
+    WorkerCommand,
+    WorkerPush,
+    WorkerReply,
+    node_message_adapter,
+)
 
 logger = logging.getLogger(__name__)
 
-PushHandler = Callable[[OfferPush], Awaitable[None]]
+PushHandler = Callable[[WorkerPush], Awaitable[None]]
 RESUBSCRIBE_GRACE_S = 3.0  # how long a registered worker may go unheard on its channel before it is unavailable
 
 
@@ -53,7 +63,7 @@ class LocalWorkerLink:
     def on_push(self, handler: PushHandler) -> None:
         self._push = handler
 
-    async def deliver(self, push: OfferPush) -> None:
+    async def deliver(self, push: WorkerPush) -> None:
         if self._push is not None:
             await self._push(push)
 
@@ -101,17 +111,17 @@ class RedisWorkerLink:
             raise VitrineError(ErrorCode.WORKER_UNAVAILABLE, "the media worker is not listening")
 
     async def _on_inbox(self, raw: str) -> None:
-        message = NodeMessage.model_validate_json(raw)
-        if message.response is not None:
-            future = self._pending.get(message.response.id)
-            if future is not None and not future.done():
-                future.set_result(message.response.reply)
-        elif message.push is not None and message.push.ack is not None:
-            self._answering.spawn(self._answer(message.push, message.push.ack))  # never holds up RPC replies
-        elif message.push is not None and self._push is not None:
-            await self._push(message.push)
+        match node_message_adapter.validate_json(raw):
+            case RpcResponse(id=request_id, reply=reply):
+                future = self._pending.get(request_id)
+                if future is not None and not future.done():
+                    future.set_result(reply)
+            case ArtifactStored(ack=AckRequest() as ack) as push:
+                self._answering.spawn(self._answer(push, ack))  # never holds up RPC replies
+            case push if self._push is not None:
+                await self._push(push)
 
-    async def _answer(self, push: OfferPush, ack: AckRequest) -> None:
+    async def _answer(self, push: ArtifactStored, ack: AckRequest) -> None:
         """Handle a push that waits for it, and tell its worker how that went (a typed refusal, or done)."""
         answer = PushAck(id=ack.id)
         try:

@@ -20,11 +20,11 @@ from tests.evidence_helpers import Evidence, buyer_with_channel, leftovers, phot
 from tests.worker_harness import Harness
 from vitrine.core.errors import ErrorCode, VitrineError
 from vitrine.core.state import open_coordination
-from vitrine.core.wire.rpc import OfferPush
+from vitrine.core.wire.rpc import ArtifactStored, WorkerPush
 
 pytestmark = pytest.mark.redis
 
-ArtifactHandler = Callable[[OfferPush], Awaitable[None]]
+ArtifactHandler = Callable[[ArtifactStored], Awaitable[None]]
 
 
 class ScaledHarness:
@@ -35,14 +35,15 @@ class ScaledHarness:
         self.events: list[str] = []  # what happened, in order: "recorded", "stored" (the phone's reply), ...
         self.on_artifact: ArtifactHandler = self._record
 
-    async def _record(self, push: OfferPush) -> None:
+    async def _record(self, push: ArtifactStored) -> None:
         self.events.append("recorded")
 
-    async def node_push(self, push: OfferPush) -> None:
-        if push.artifact is not None:
-            await self.on_artifact(push)
-        else:
-            await self.harness._push(push)
+    async def node_push(self, push: WorkerPush) -> None:
+        match push:
+            case ArtifactStored():
+                await self.on_artifact(push)
+            case _:
+                await self.harness._push(push)
 
     async def photo_reply(self, evidence: Evidence) -> dict[str, object]:
         reply = await evidence.reply()
@@ -72,7 +73,7 @@ async def scaled(tmp_path: Path, redis_db_url: str) -> AsyncIterator[ScaledHarne
 
 
 async def test_the_phone_hears_stored_only_after_signaling_recorded_the_photo(scaled: ScaledHarness) -> None:
-    async def slow_record(push: OfferPush) -> None:
+    async def slow_record(push: ArtifactStored) -> None:
         await asyncio.sleep(0.3)  # a slow database commit: the phone must not hear "stored" before it ends
         scaled.events.append("recorded")
 
@@ -87,7 +88,7 @@ async def test_the_phone_hears_stored_only_after_signaling_recorded_the_photo(sc
 
 
 async def test_a_photo_the_case_refuses_is_removed_and_the_phone_hears_why(scaled: ScaledHarness) -> None:
-    async def closed(push: OfferPush) -> None:
+    async def closed(push: ArtifactStored) -> None:
         raise VitrineError(ErrorCode.CASE_CLOSED, "this inspection is over")
 
     scaled.on_artifact = closed
@@ -108,7 +109,7 @@ async def test_a_photo_nobody_confirms_is_kept_and_the_phone_is_asked_again(scal
     file stays; the phone hears ``storage_unavailable`` and can send it again."""
     never = asyncio.Event()
 
-    async def hang(push: OfferPush) -> None:
+    async def hang(push: ArtifactStored) -> None:
         await never.wait()
 
     scaled.on_artifact = hang

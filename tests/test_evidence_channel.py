@@ -2,7 +2,7 @@
 
 A page's side is an aiortc peer that answers the worker's offers like ``loadtest/client.py`` does. Photos
 travel over the ``evidence`` data channel while the buyer's video keeps flowing; the tests check the
-replies, the ``OfferPush`` that tells signaling, and what is (or is not) left on disk.
+replies, the ``ArtifactStored`` push that tells signaling, and what is (or is not) left on disk.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ async def assert_stored(harness: Harness, evidence: Evidence, request: str, payl
     assert reply["type"] == "stored" and reply["request"] == request, reply
     artifact = Artifact.model_validate(reply["artifact"])
     push = await asyncio.wait_for(harness.artifacts.get(), TIMEOUT_S)
-    assert push.artifact == artifact and push.offer is None
+    assert push.artifact == artifact
     assert (push.room, push.sid, push.node_id) == (ROOM.name, "PA_buyer", "node-test")
     assert artifact.kind == ArtifactKind.PHOTO and artifact.request == request
     assert artifact.sha256 == hashlib.sha256(payload).hexdigest() and artifact.bytes == len(payload)

@@ -19,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from signaling.metrics import METRICS
+from signaling.records import open_records
 from signaling.state import State, open_state
 from signaling.webhooks import WebhookDispatcher
 from tests.desk_helpers import enter_shopper, make_shop
@@ -125,7 +126,8 @@ def test_verify_accepts_genuine_signatures_and_names_each_forgery() -> None:
 
 @pytest.fixture
 async def state() -> AsyncIterator[State]:
-    opened = await open_state(make_settings())
+    settings = make_settings()
+    opened = await open_state(settings, await open_records(settings))
     yield opened
     await opened.close()
 
@@ -376,7 +378,7 @@ async def test_a_shops_events_reach_only_its_url_signed_with_its_key() -> None:
 async def test_the_outbox_survives_a_restart_and_is_delivered_in_order(redis_db_url: str, receiver: Receiver) -> None:
     settings = make_settings(redis_url=redis_db_url, **FAST, webhook_max_attempts=1000)
     receiver.respond = lambda event: 503  # the shop's server is down
-    state = await open_state(settings)
+    state = await open_state(settings, await open_records(settings))
     shop = Shop.model_validate(ACME | {"webhook_url": receiver.url})
     assert await state.records.shops.create_shop(shop)
     first = WebhookDispatcher(settings, state)
@@ -391,7 +393,7 @@ async def test_the_outbox_survives_a_restart_and_is_delivered_in_order(redis_db_
     await state.close()
     assert {hit.event["id"] for hit in receiver.hits} == {emitted[0].id}  # only the head was tried
 
-    state = await open_state(settings)  # a fresh process: new client, same database
+    state = await open_state(settings, await open_records(settings))  # a fresh process: new client, same database
     try:
         assert await state.records.outbox.pending_shops() == ["acme"]
         assert await state.records.outbox.peek("acme") == emitted[0]
@@ -427,7 +429,7 @@ async def test_two_processes_on_one_redis_deliver_each_event_once_in_order(
         webhook_sweep_s=0.1,
         webhook_max_attempts=40,
     )
-    states = [await open_state(settings) for _ in range(2)]
+    states = [await open_state(settings, await open_records(settings)) for _ in range(2)]
     shop = Shop.model_validate(ACME | {"webhook_url": receiver.url})
     await states[0].records.shops.create_shop(shop)
     dispatchers = [WebhookDispatcher(settings, state) for state in states]

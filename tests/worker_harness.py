@@ -16,7 +16,15 @@ from media.worker import MediaWorker
 from tests.servers import make_settings
 from vitrine.core.models import ROLE_DEFAULT_GRANTS, Participant, Role, Room, RoomKind, TrackSource
 from vitrine.core.wire.inspect import case_of_room, inspect_room
-from vitrine.core.wire.rpc import AnswerCommand, EvidenceFolder, JoinCommand, LeaveCommand, OfferPush
+from vitrine.core.wire.rpc import (
+    AnswerCommand,
+    ArtifactStored,
+    EvidenceFolder,
+    JoinCommand,
+    LeaveCommand,
+    PeerOffer,
+    WorkerPush,
+)
 from vitrine.core.wire.rtc import ServerOfferMessage, TrackRequest
 
 TIMEOUT_S = 60.0  # generous: a loaded 2-core machine encodes the publishers' video in this process too
@@ -73,20 +81,21 @@ class Harness:
         )
         self.worker = MediaWorker(self.settings, "worker-test", self._push)
         self.pages: dict[str, Page] = {}
-        self.artifacts: asyncio.Queue[OfferPush] = asyncio.Queue()
+        self.artifacts: asyncio.Queue[ArtifactStored] = asyncio.Queue()
         self._answering: set[asyncio.Task[None]] = set()
 
     @property
     def case_dir(self) -> Path:
         return Path(self.settings.evidence_dir) / SHOP / CASE
 
-    async def _push(self, push: OfferPush) -> None:
-        if push.artifact is not None:
-            self.artifacts.put_nowait(push)
-        if push.offer is not None:  # answered later: the worker pushes while it holds the room's lock
-            task = asyncio.create_task(self.answer(push.room, push.sid, push.offer))
-            self._answering.add(task)
-            task.add_done_callback(self._answering.discard)
+    async def _push(self, push: WorkerPush) -> None:
+        match push:
+            case ArtifactStored():
+                self.artifacts.put_nowait(push)
+            case PeerOffer(room=room, sid=sid, offer=offer):  # answered later: the worker pushes under the room's lock
+                task = asyncio.create_task(self.answer(room, sid, offer))
+                self._answering.add(task)
+                task.add_done_callback(self._answering.discard)
 
     async def answer(self, room: str, sid: str, offer: ServerOfferMessage | None) -> None:
         while offer is not None:

@@ -3,7 +3,7 @@
 ``embedded`` (``vitrine serve``, the LiveKit single-node pattern) runs signaling and one media worker in one
 process; ``signaling`` (``vitrine signaling``) runs signaling only and reaches workers over Redis. This is the
 one place that knows both floors: signaling takes a ``LocalMedia`` and never builds a worker itself, and the
-worker knows nothing of signaling but the ``OfferPush`` it pushes.
+worker knows nothing of signaling but the ``WorkerPush``es it sends.
 """
 
 from __future__ import annotations

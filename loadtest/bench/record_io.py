@@ -320,7 +320,7 @@ async def one_call(database_url: str | None, webhooks: bool, app_factory: AppFac
             idle_t0 = time.monotonic()
             await asyncio.sleep(2.0)
             idle_s = time.monotonic() - idle_t0
-            record = await runtime.state.records.consult.call(shop, ticket)
+            record = await runtime.records.consult.call(shop, ticket)
             counter.phase = "teardown"
             for client in (shopper, console):
                 await client.close()

@@ -31,6 +31,7 @@ from signaling.consult.protocol import (
 )
 from signaling.consult.records import DeskRecords, WebhookSink, agent_views, close_if_open, utc_ms
 from signaling.consult.routing import accepting, is_free, pick_agent
+from signaling.consult.store import ConsultStore
 from signaling.metrics import METRICS
 from signaling.rooms import RoomService
 from signaling.state import State
@@ -53,13 +54,19 @@ HISTORY_LIMIT = 30
 
 class ConsultDesk:
     def __init__(
-        self, settings: Settings, state: State, rooms: RoomService, hub: ConsultHub, webhooks: WebhookSink
+        self,
+        settings: Settings,
+        state: State,
+        rooms: RoomService,
+        hub: ConsultHub,
+        webhooks: WebhookSink,
+        store: ConsultStore,
     ) -> None:
         self.settings = settings
         self.state = state
         self.rooms = rooms
         self.hub = hub
-        self.records = DeskRecords(state, hub, webhooks)
+        self.records = DeskRecords(state, hub, webhooks, store)
         self._sweeper: asyncio.Task[None] | None = None
         self._closing = TaskSet()  # standby rooms of rings that were not answered
 
@@ -181,7 +188,7 @@ class ConsultDesk:
         """A call's room, for ``RoomService.find_room``: it exists while its ticket rings or is in the call."""
         if not name.startswith("consult-"):
             return None
-        ticket = await self.state.records.consult.find_ticket("tk_" + name.removeprefix("consult-").rsplit("-", 1)[0])
+        ticket = await self.records.store.find_ticket("tk_" + name.removeprefix("consult-").rsplit("-", 1)[0])
         if ticket is None or ticket.room != name or ticket.state == TicketState.WAITING:
             return None
         return Room(name=name, kind=RoomKind.CONSULT, shop=ticket.shop, max_participants=2)

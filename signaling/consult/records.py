@@ -40,10 +40,11 @@ class WebhookSink(Protocol):
 
 
 class DeskRecords:
-    def __init__(self, state: State, hub: ConsultHub, webhooks: WebhookSink) -> None:
+    def __init__(self, state: State, hub: ConsultHub, webhooks: WebhookSink, store: ConsultStore) -> None:
         self.state = state
         self.hub = hub
         self.webhooks = webhooks
+        self.store = store
         self._locks = NamedLocks(state.locks, "the desk is busy; try again")
         self._talk_times: dict[str, tuple[float, float]] = {}  # shop -> (typical talk s, monotonic expiry)
 
@@ -51,10 +52,6 @@ class DeskRecords:
         return self._locks.hold(f"desk:{shop}")
 
     # -- typed records ------------------------------------------------------------------
-
-    @property
-    def store(self) -> ConsultStore:
-        return self.state.records.consult
 
     async def tickets(self, shop: str) -> list[Ticket]:
         return await self.store.tickets(shop)

@@ -6,15 +6,18 @@ from signaling.consult.calls import CallDesk
 from signaling.consult.desk import ConsultDesk
 from signaling.consult.hub import ConsultHub
 from signaling.consult.records import WebhookSink
+from signaling.consult.store import ConsultStore
 from signaling.rooms import RoomService
 from signaling.state import State
 from vitrine.core.config import Settings
 
 
 class ConsultService:
-    def __init__(self, settings: Settings, state: State, rooms: RoomService, webhooks: WebhookSink) -> None:
+    def __init__(
+        self, settings: Settings, state: State, rooms: RoomService, webhooks: WebhookSink, store: ConsultStore
+    ) -> None:
         self.hub = ConsultHub(state.bus)
-        self.desk = ConsultDesk(settings, state, rooms, self.hub, webhooks)
+        self.desk = ConsultDesk(settings, state, rooms, self.hub, webhooks, store)
         self.calls = CallDesk(state, self.desk.records, rooms, self.desk.push_history)
 
     def start(self) -> None:

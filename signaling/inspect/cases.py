@@ -17,6 +17,7 @@ from signaling.inspect.links import (
     mint_link_token,
     verify_case_token,
 )
+from signaling.inspect.store import CaseStore
 from signaling.state import State
 from vitrine.core.config import Settings
 from vitrine.core.errors import ErrorCode, VitrineError
@@ -27,9 +28,10 @@ from vitrine.core.wire.inspect import Case, CaseSetup, CaseState, new_link_nonce
 
 
 class CaseService:
-    def __init__(self, settings: Settings, state: State) -> None:
+    def __init__(self, settings: Settings, state: State, store: CaseStore) -> None:
         self.settings = settings
         self.state = state
+        self.store = store
         self._locks = NamedLocks(state.locks, "the case is busy; try again")
 
     async def open(self, shop_id: str, setup: CaseSetup) -> tuple[Case, str]:
@@ -40,7 +42,7 @@ class CaseService:
         return case, mint_link_token(self.settings, case)
 
     async def get(self, shop_id: str, case_id: str) -> Case:
-        case = await self.state.records.cases.get(shop_id, case_id)
+        case = await self.store.get(shop_id, case_id)
         if case is None:
             raise VitrineError(ErrorCode.CASE_NOT_FOUND, "no such case")
         return case
@@ -49,7 +51,7 @@ class CaseService:
         self, shop_id: str, limit: int | None, *, order_ref: str | None = None, buyer_ref: str | None = None
     ) -> list[Case]:
         await require_shop(self.state.records.shops, shop_id)
-        return await self.state.records.cases.recent(shop_id, limit, order_ref=order_ref, buyer_ref=buyer_ref)
+        return await self.store.recent(shop_id, limit, order_ref=order_ref, buyer_ref=buyer_ref)
 
     async def new_link(self, shop_id: str, case_id: str) -> tuple[Case, str]:
         """A fresh link (the buyer lost theirs, or it expired); the previous one stops working."""
@@ -91,7 +93,7 @@ class CaseService:
         return case
 
     async def delete(self, case: Case) -> None:
-        await self.state.records.cases.delete(case.shop, case.id)
+        await self.store.delete(case.shop, case.id)
 
     async def _case_of(self, claims: CaseClaims) -> Case:
         try:
@@ -100,4 +102,4 @@ class CaseService:
             raise VitrineError(ErrorCode.INVALID_TOKEN, "this link's case no longer exists") from None
 
     async def _save(self, case: Case) -> None:
-        await self.state.records.cases.save(case)
+        await self.store.save(case)

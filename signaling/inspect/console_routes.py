@@ -10,7 +10,8 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse
 from pydantic import Field
 
-from signaling.deps import PageTokenDep, RuntimeDep
+from signaling.deps import PageTokenDep, SettingsDep, StateDep
+from signaling.inspect.deps import CasesDep, EvidenceDep, InspectionsDep
 from signaling.inspect.links import buyer_identity
 from signaling.inspect.routes import artifact_response, bundle_response
 from vitrine.core.desk_tokens import verify_desk_token
@@ -38,37 +39,37 @@ class EndBody(Strict):
     comment: str = Field(default="", max_length=4000)
 
 
-async def _console_case(runtime: RuntimeDep, token: PageTokenDep) -> Case:
+async def _console_case(settings: SettingsDep, cases: CasesDep, token: PageTokenDep) -> Case:
     """The case of the console token from POST /v1/shops/{shop}/cases/{id}/console."""
-    claims = verify_desk_token(runtime.settings, token, "inspector")
-    return await runtime.cases.get(claims.shop, claims.sub)
+    claims = verify_desk_token(settings, token, "inspector")
+    return await cases.get(claims.shop, claims.sub)
 
 
 ConsoleCase = Annotated[Case, Depends(_console_case)]
 
 
 @router.get("", response_model=ConsoleView, summary="The case, and a join token for its room")
-async def console_view(case: ConsoleCase, runtime: RuntimeDep) -> ConsoleView:
-    shop = await require_shop(runtime.state.records.shops, case.shop)
-    token = None if case.outcome else await runtime.inspections.inspector_token(case, INSPECTOR_NAME)
+async def console_view(case: ConsoleCase, state: StateDep, inspections: InspectionsDep) -> ConsoleView:
+    shop = await require_shop(state.records.shops, case.shop)
+    token = None if case.outcome else await inspections.inspector_token(case, INSPECTOR_NAME)
     return ConsoleView(case=case.view(), shop_name=shop.name, join_token=token, buyer_identity=buyer_identity(case.id))
 
 
 @router.post("/notes", response_model=Note, summary="Add a case note")
-async def add_note(body: NoteBody, case: ConsoleCase, runtime: RuntimeDep) -> Note:
-    return await runtime.evidence.add_note(case, INSPECTOR_NAME, body.text)
+async def add_note(body: NoteBody, case: ConsoleCase, evidence: EvidenceDep) -> Note:
+    return await evidence.add_note(case, INSPECTOR_NAME, body.text)
 
 
 @router.post("/end", response_model=CaseView, summary="End the session with a verdict")
-async def end_session(body: EndBody, case: ConsoleCase, runtime: RuntimeDep) -> CaseView:
-    return (await runtime.evidence.end(case, body.verdict, body.comment, INSPECTOR_NAME)).view()
+async def end_session(body: EndBody, case: ConsoleCase, evidence: EvidenceDep) -> CaseView:
+    return (await evidence.end(case, body.verdict, body.comment, INSPECTOR_NAME)).view()
 
 
 @router.get("/artifacts/{artifact}", response_class=FileResponse, summary="One evidence file")
-async def get_artifact(artifact: str, case: ConsoleCase, runtime: RuntimeDep) -> FileResponse:
-    return artifact_response(runtime, case, artifact)
+async def get_artifact(artifact: str, case: ConsoleCase, evidence: EvidenceDep) -> FileResponse:
+    return artifact_response(evidence, case, artifact)
 
 
 @router.get("/bundle", response_class=FileResponse, summary="The signed evidence bundle")
-async def get_bundle(case: ConsoleCase, runtime: RuntimeDep) -> FileResponse:
-    return await bundle_response(runtime, case)
+async def get_bundle(case: ConsoleCase, evidence: EvidenceDep) -> FileResponse:
+    return await bundle_response(evidence, case)

@@ -66,14 +66,16 @@ EXPORT_SOURCES = {
 
 
 class EvidenceService:
-    def __init__(self, rooms: RoomService, cases: CaseService, sessions: InspectionService) -> None:
+    def __init__(
+        self, rooms: RoomService, cases: CaseService, sessions: InspectionService, recordings: RecordingFiles
+    ) -> None:
         self.rooms = rooms
         self.cases = cases
         self.sessions = sessions
         self.settings = rooms.settings
         self.state = rooms.state
         self.store = ArtifactStore(self.settings.evidence_dir)
-        self.recordings = RecordingFiles(self.settings.recordings_dir, self.state.records)
+        self.recordings = recordings
         self.signer = EvidenceSigner.from_settings(self.settings)
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -264,12 +266,12 @@ class EvidenceService:
         for case in cases:
             artifacts += await self.purge(case)
         erasure = Erasure(id="er_" + secrets.token_hex(8), at_ms=now_ms(), cases=len(cases), artifacts=artifacts)
-        await self.state.records.cases.add_erasure(shop_id, erasure)
+        await self.cases.store.add_erasure(shop_id, erasure)
         logger.info("erasure %s for shop %s: %d case(s), %d file(s)", erasure.id, shop_id, len(cases), artifacts)
         return erasure
 
     async def erasures(self, shop_id: str, limit: int) -> list[Erasure]:
-        return await self.state.records.cases.erasures(shop_id, limit)
+        return await self.cases.store.erasures(shop_id, limit)
 
     async def sweep(self, now: int | None = None) -> int:
         """Delete every case past its shop's retention, proven by its record; the number deleted.
@@ -286,7 +288,7 @@ class EvidenceService:
                     await self.purge(case)
                     deleted += 1
         for shop_id, case_id in list(self.store.cases_on_disk()):
-            if not await self.state.records.cases.exists(shop_id, case_id):
+            if not await self.cases.store.exists(shop_id, case_id):
                 target = await asyncio.to_thread(self.store.quarantine, shop_id, case_id)
                 METRICS.evidence_quarantined.inc()
                 logger.warning(

@@ -8,9 +8,9 @@ its case's folder.
 
 from __future__ import annotations
 
+from signaling.admission import Admission
 from signaling.inspect.sessions import InspectionService
 from signaling.policy import PlainPolicy, RateLimit, RoomMessage
-from signaling.rooms import Admission
 from vitrine.core.artifacts import CASE_ID
 from vitrine.core.models import Participant, Role, Room, RoomKind
 from vitrine.core.records.roomlog import INSPECTION_MAX_ENTRIES

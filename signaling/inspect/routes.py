@@ -24,9 +24,10 @@ from fastapi.responses import FileResponse
 from pydantic import Field
 from starlette.background import BackgroundTask
 
-from signaling.deps import ApiKeyDep, PageTokenDep, PublicBaseDep, RuntimeDep, ShopDep
+from signaling.deps import ApiKeyDep, PageTokenDep, PublicBaseDep, SettingsDep, ShopDep, StateDep
+from signaling.inspect.deps import CasesDep, EvidenceDep, InspectionsDep
+from signaling.inspect.evidence import EvidenceService
 from signaling.inspect.links import BUYER_AUDIENCE, bundle_signature, check_bundle_signature, verify_case_token
-from signaling.runtime import Runtime
 from vitrine.core.desk_tokens import mint_desk_token
 from vitrine.core.errors import ErrorCode, VitrineError
 from vitrine.core.models import Strict
@@ -106,9 +107,9 @@ def _link(base: str, case: Case, token: str) -> CaseLink:
     return CaseLink(case=case.view(), link=link, qr_svg=svg.getvalue().decode())
 
 
-async def bundle_response(runtime: Runtime, case: Case) -> FileResponse:
+async def bundle_response(evidence: EvidenceService, case: Case) -> FileResponse:
     """The signed evidence bundle as a download; the temporary file goes once it is sent."""
-    path = await runtime.evidence.bundle(case)
+    path = await evidence.bundle(case)
     return FileResponse(
         path,
         media_type="application/zip",
@@ -117,8 +118,8 @@ async def bundle_response(runtime: Runtime, case: Case) -> FileResponse:
     )
 
 
-def artifact_response(runtime: Runtime, case: Case, artifact_id: str) -> FileResponse:
-    artifact, path = runtime.evidence.artifact_path(case, artifact_id)
+def artifact_response(evidence: EvidenceService, case: Case, artifact_id: str) -> FileResponse:
+    artifact, path = evidence.artifact_path(case, artifact_id)
     return FileResponse(
         path,
         media_type=artifact.content_type,
@@ -131,28 +132,26 @@ def artifact_response(runtime: Runtime, case: Case, artifact_id: str) -> FileRes
 
 
 @backend.post("/cases", status_code=201, response_model=CaseLink, summary="Open an inspection case and get its link")
-async def open_case(shop: str, body: CaseSetup, runtime: RuntimeDep, base: PublicBaseDep) -> CaseLink:
-    case, token = await runtime.cases.open(shop, body)
+async def open_case(shop: str, body: CaseSetup, cases: CasesDep, base: PublicBaseDep) -> CaseLink:
+    case, token = await cases.open(shop, body)
     return _link(base, case, token)
 
 
 @backend.get("/cases", response_model=list[CaseView], summary="The shop's cases, newest first")
-async def list_cases(
-    shop: str, runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
-) -> list[CaseView]:
-    return [case.view() for case in await runtime.cases.recent(shop, limit)]
+async def list_cases(shop: str, cases: CasesDep, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[CaseView]:
+    return [case.view() for case in await cases.recent(shop, limit)]
 
 
 @backend.get("/cases/{case}", response_model=CaseView, summary="One case, with its evidence, notes and verdict")
-async def get_case(shop: ShopDep, case: str, runtime: RuntimeDep) -> CaseView:
-    return (await runtime.cases.get(shop.id, case)).view()
+async def get_case(shop: ShopDep, case: str, cases: CasesDep) -> CaseView:
+    return (await cases.get(shop.id, case)).view()
 
 
 @backend.post(
     "/cases/{case}/link", response_model=CaseLink, summary="A new link for the buyer (the old one stops working)"
 )
-async def new_link(shop: str, case: str, runtime: RuntimeDep, base: PublicBaseDep) -> CaseLink:
-    record, token = await runtime.cases.new_link(shop, case)
+async def new_link(shop: str, case: str, cases: CasesDep, base: PublicBaseDep) -> CaseLink:
+    record, token = await cases.new_link(shop, case)
     return _link(base, record, token)
 
 
@@ -160,18 +159,19 @@ async def new_link(shop: str, case: str, runtime: RuntimeDep, base: PublicBaseDe
 async def console_login(
     shop: ShopDep,
     case: str,
-    runtime: RuntimeDep,
+    settings: SettingsDep,
+    cases: CasesDep,
     base: PublicBaseDep,
     ttl_s: Annotated[int, Query(ge=60, le=7 * 24 * 3600)] = 12 * 3600,
 ) -> ConsoleLogin:
-    record = await runtime.cases.get(shop.id, case)
-    token = mint_desk_token(runtime.settings, shop=shop.id, subject=record.id, role="inspector", ttl_s=ttl_s)
+    record = await cases.get(shop.id, case)
+    token = mint_desk_token(settings, shop=shop.id, subject=record.id, role="inspector", ttl_s=ttl_s)
     return ConsoleLogin(token=token, console_url=f"{base}/inspector.html#t={token}")
 
 
 @backend.get("/cases/{case}/artifacts/{artifact}", response_class=FileResponse, summary="One evidence file")
-async def get_artifact(shop: ShopDep, case: str, artifact: str, runtime: RuntimeDep) -> FileResponse:
-    return artifact_response(runtime, await runtime.cases.get(shop.id, case), artifact)
+async def get_artifact(shop: ShopDep, case: str, artifact: str, cases: CasesDep, evidence: EvidenceDep) -> FileResponse:
+    return artifact_response(evidence, await cases.get(shop.id, case), artifact)
 
 
 @backend.get(
@@ -179,8 +179,8 @@ async def get_artifact(shop: ShopDep, case: str, artifact: str, runtime: Runtime
     response_class=FileResponse,
     summary="The signed evidence bundle (verify it offline with `vitrine verify`)",
 )
-async def get_bundle(shop: ShopDep, case: str, runtime: RuntimeDep) -> FileResponse:
-    return await bundle_response(runtime, await runtime.cases.get(shop.id, case))
+async def get_bundle(shop: ShopDep, case: str, cases: CasesDep, evidence: EvidenceDep) -> FileResponse:
+    return await bundle_response(evidence, await cases.get(shop.id, case))
 
 
 @backend.post(
@@ -191,13 +191,14 @@ async def get_bundle(shop: ShopDep, case: str, runtime: RuntimeDep) -> FileRespo
 async def bundle_url(
     shop: ShopDep,
     case: str,
-    runtime: RuntimeDep,
+    settings: SettingsDep,
+    cases: CasesDep,
     base: PublicBaseDep,
     ttl_s: Annotated[int, Query(ge=60, le=7 * 24 * 3600)] = 3600,
 ) -> BundleUrl:
-    record = await runtime.cases.get(shop.id, case)
+    record = await cases.get(shop.id, case)
     expires = int(time.time()) + ttl_s
-    signature = bundle_signature(runtime.settings, shop.id, record.id, expires)
+    signature = bundle_signature(settings, shop.id, record.id, expires)
     return BundleUrl(
         url=f"{base}/v1/evidence/{shop.id}/{record.id}/bundle.zip?exp={expires}&sig={signature}",
         expires_at_ms=expires * 1000,
@@ -210,16 +211,16 @@ async def bundle_url(
     summary="Erase every case of one buyer (their recordings, photos, notes and logs)",
 )
 async def erase_buyer(
-    shop: ShopDep, buyer_ref: Annotated[str, Path(pattern=BUYER_REF_PATTERN)], runtime: RuntimeDep
+    shop: ShopDep, buyer_ref: Annotated[str, Path(pattern=BUYER_REF_PATTERN)], evidence: EvidenceDep
 ) -> Erasure:
-    return await runtime.evidence.erase_buyer(shop.id, buyer_ref)
+    return await evidence.erase_buyer(shop.id, buyer_ref)
 
 
 @backend.get("/erasures", response_model=list[Erasure], summary="Erasures carried out, newest first (counts only)")
 async def list_erasures(
-    shop: ShopDep, runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
+    shop: ShopDep, evidence: EvidenceDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
 ) -> list[Erasure]:
-    return await runtime.evidence.erasures(shop.id, limit)
+    return await evidence.erasures(shop.id, limit)
 
 
 @public.get(
@@ -228,10 +229,16 @@ async def list_erasures(
     summary="The evidence bundle through a signed, short-lived URL",
 )
 async def signed_bundle(
-    shop: str, case: str, runtime: RuntimeDep, exp: Annotated[int, Query()], sig: Annotated[str, Query(max_length=128)]
+    shop: str,
+    case: str,
+    settings: SettingsDep,
+    cases: CasesDep,
+    evidence: EvidenceDep,
+    exp: Annotated[int, Query()],
+    sig: Annotated[str, Query(max_length=128)],
 ) -> FileResponse:
-    check_bundle_signature(runtime.settings, shop, case, exp, sig)
-    return await bundle_response(runtime, await runtime.cases.get(shop, case))
+    check_bundle_signature(settings, shop, case, exp, sig)
+    return await bundle_response(evidence, await cases.get(shop, case))
 
 
 @public.get(
@@ -239,8 +246,8 @@ async def signed_bundle(
     response_model=EvidenceKey,
     summary="The public key that signs evidence bundles: pin it with `vitrine verify --key`",
 )
-async def evidence_key(runtime: RuntimeDep) -> EvidenceKey:
-    signer = runtime.evidence.signer
+async def evidence_key(evidence: EvidenceDep) -> EvidenceKey:
+    signer = evidence.signer
     return EvidenceKey(key_id=signer.key_id, public_key_pem=signer.public_key_pem)
 
 
@@ -248,19 +255,19 @@ async def evidence_key(runtime: RuntimeDep) -> EvidenceKey:
 
 
 @public.post("/v1/inspect/redeem", response_model=BuyerSession, summary="Spend a one-time link (the buyer's phone)")
-async def redeem(body: Redeem, runtime: RuntimeDep) -> BuyerSession:
-    case, token = await runtime.cases.redeem(body.token)
-    shop = await require_shop(runtime.state.records.shops, case.shop)
+async def redeem(body: Redeem, cases: CasesDep, state: StateDep) -> BuyerSession:
+    case, token = await cases.redeem(body.token)
+    shop = await require_shop(state.records.shops, case.shop)
     return BuyerSession(
         case_id=case.id, shop_name=shop.name, order_ref=case.order_ref, language=case.language, token=token
     )
 
 
-async def _buyer_case(runtime: RuntimeDep, token: PageTokenDep) -> Case:
+async def _buyer_case(settings: SettingsDep, cases: CasesDep, token: PageTokenDep) -> Case:
     """The case of the buyer's session token from POST /v1/inspect/redeem."""
-    claims = verify_case_token(runtime.settings, token, BUYER_AUDIENCE)
+    claims = verify_case_token(settings, token, BUYER_AUDIENCE)
     try:
-        return await runtime.cases.get(claims.shop, claims.sub)
+        return await cases.get(claims.shop, claims.sub)
     except VitrineError:
         raise VitrineError(ErrorCode.LINK_EXPIRED, "this inspection no longer exists") from None
 
@@ -269,9 +276,9 @@ BuyerCase = Annotated[Case, Depends(_buyer_case)]
 
 
 @public.get("/v1/inspect/session", response_model=SessionView, summary="The buyer's case and the consent text")
-async def buyer_session(case: BuyerCase, runtime: RuntimeDep) -> SessionView:
-    shop = await require_shop(runtime.state.records.shops, case.shop)
-    text, version, days = await runtime.inspections.consent_text(case)
+async def buyer_session(case: BuyerCase, state: StateDep, inspections: InspectionsDep) -> SessionView:
+    shop = await require_shop(state.records.shops, case.shop)
+    text, version, days = await inspections.consent_text(case)
     return SessionView(
         case_id=case.id,
         shop_name=shop.name,
@@ -286,12 +293,12 @@ async def buyer_session(case: BuyerCase, runtime: RuntimeDep) -> SessionView:
 
 
 @public.post("/v1/inspect/session/consent", response_model=Consented, summary="The buyer agrees to the recording")
-async def buyer_consent(body: ConsentBody, case: BuyerCase, runtime: RuntimeDep) -> Consented:
-    case = await runtime.inspections.consent(case, body.version)
+async def buyer_consent(body: ConsentBody, case: BuyerCase, inspections: InspectionsDep) -> Consented:
+    case = await inspections.consent(case, body.version)
     assert case.consent is not None
     return Consented(consented_at_ms=case.consent.at_ms)
 
 
 @public.post("/v1/inspect/session/join", response_model=JoinToken, summary="A join token for the case's room")
-async def buyer_join(case: BuyerCase, runtime: RuntimeDep) -> JoinToken:
-    return JoinToken(token=await runtime.inspections.buyer_token(case))
+async def buyer_join(case: BuyerCase, inspections: InspectionsDep) -> JoinToken:
+    return JoinToken(token=await inspections.buyer_token(case))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 
+from signaling.admission import Admission
 from signaling.inspect.cases import CaseService
 from signaling.inspect.consent import consent_text
 from signaling.inspect.links import (
@@ -20,7 +21,7 @@ from signaling.inspect.links import (
     mint_buyer_join_token,
     mint_inspector_join_token,
 )
-from signaling.rooms import Admission, RoomService
+from signaling.rooms import RoomService
 from vitrine.core.errors import ErrorCode, VitrineError
 from vitrine.core.models import ParticipantView, Role, Room, RoomKind, now_ms
 from vitrine.core.records.roomlog import INSPECTION_MAX_ENTRIES
@@ -64,7 +65,7 @@ class InspectionService:
     async def room_record(self, name: str) -> Room | None:
         """An open case's room, for ``RoomService.find_room``: it exists while the case is open."""
         case_id = case_of_room(name)
-        case = await self.state.records.cases.find(case_id) if case_id else None
+        case = await self.cases.store.find(case_id) if case_id else None
         return case_room(case) if case is not None and case.state != CaseState.CLOSED else None
 
     async def consent_text(self, case: Case) -> tuple[str, int, int]:
@@ -138,7 +139,7 @@ class InspectionService:
         been lost meanwhile, and the record is what counts. A case that is gone or closed refuses the file
         (``case_not_found``, ``case_closed``), so the worker removes it and tells the phone."""
         case_id = case_of_room(room_name)
-        case = await self.state.records.cases.find(case_id) if case_id else None
+        case = await self.cases.store.find(case_id) if case_id else None
         if case is None:
             raise VitrineError(ErrorCode.CASE_NOT_FOUND, "this inspection's case no longer exists")
         await self.cases.update(

@@ -16,8 +16,10 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
+from signaling.admission import Admission
 from signaling.hub import SessionHub
-from signaling.rooms import Admission, RoomService
+from signaling.live.store import ShowStore
+from signaling.rooms import RoomService
 from signaling.state import State
 from vitrine.core.errors import ErrorCode, VitrineError
 from vitrine.core.models import ParticipantView, Role, now_ms
@@ -64,10 +66,11 @@ async def checked_card(state: State, shop_id: str, sku: str) -> ProductCard:
 
 
 class LiveActions:
-    def __init__(self, state: State, rooms: RoomService, hub: SessionHub) -> None:
+    def __init__(self, state: State, rooms: RoomService, hub: SessionHub, store: ShowStore) -> None:
         self.state = state
         self.rooms = rooms
         self.hub = hub
+        self.store = store
         self._locks = NamedLocks(state.locks, "the show is busy; try again")
         self._reactions: dict[str, Counter[Reaction]] = {}
         self._loops = TaskSet()
@@ -89,7 +92,7 @@ class LiveActions:
 
     async def state_for(self, room: str) -> LiveState | None:
         """The show as of now for a joining client: counts filled in, an expired deal gone."""
-        state = await self.state.records.shows.get_state(room)
+        state = await self.store.get_state(room)
         if state is None:
             return None
         self._pushed.pop(room, None)  # this joiner's counts may be newer than the room's last push: push again
@@ -102,9 +105,9 @@ class LiveActions:
 
     async def retitle(self, room: str, title: str) -> None:
         async with self._locks.hold(f"live:{room}"):
-            state = await self.state.records.shows.get_state(room)
+            state = await self.store.get_state(room)
             if state is not None:
-                await self.state.records.shows.put_state(room, state.model_copy(update={"title": title}))
+                await self.store.put_state(room, state.model_copy(update={"title": title}))
 
     # -- viewers --------------------------------------------------------------------------
 
@@ -113,12 +116,12 @@ class LiveActions:
         if admission.participant.grants.room_admin:
             return
         room, identity = admission.room.name, admission.participant.identity
-        if await self.state.records.shows.is_banned(room, identity):
+        if await self.store.is_banned(room, identity):
             raise VitrineError(ErrorCode.BANNED, "you are banned from this show")
-        muted_ms = await self.state.records.shows.muted_until(room, identity) - now_ms()
+        muted_ms = await self.store.muted_until(room, identity) - now_ms()
         if muted_ms > 0:
             raise VitrineError(ErrorCode.MUTED, f"you are muted for {muted_ms // 1000 + 1} more seconds")
-        state = await self.state.records.shows.get_state(room)
+        state = await self.store.get_state(room)
         if (
             state is not None
             and state.slow_mode_s
@@ -131,11 +134,11 @@ class LiveActions:
 
     async def click(self, admission: Admission, message: ClickMessage) -> None:
         room = admission.room.name
-        await self.state.records.shows.count(room, "clicks" if message.action == "open" else "add_to_cart")
+        await self.store.count(room, "clicks" if message.action == "open" else "add_to_cart")
         if message.action == "open":
-            await self.state.records.shows.count(room, f"click:{message.sku}")
+            await self.store.count(room, f"click:{message.sku}")
             return
-        state = await self.state.records.shows.get_state(room)
+        state = await self.store.get_state(room)
         if (
             state is not None
             and state.deal is not None
@@ -147,7 +150,7 @@ class LiveActions:
     async def _take_deal_stock(self, admission: Admission) -> None:
         room = admission.room.name
         async with self._locks.hold(f"live:{room}"):
-            state = await self.state.records.shows.get_state(room)
+            state = await self.store.get_state(room)
             deal = state.deal if state else None
             if state is None or deal is None or deal.stock is None or deal.ends_at_ms <= now_ms():
                 return
@@ -155,7 +158,7 @@ class LiveActions:
             if deal.stock == 0:
                 state.deal = None
                 state.sold_out = sorted({*state.sold_out, deal.card.sku})
-            await self.state.records.shows.put_state(room, state)
+            await self.store.put_state(room, state)
         await self.announce(
             room,
             LogEntry(
@@ -190,8 +193,8 @@ class LiveActions:
     async def _host_show(self, admission: Admission) -> tuple[LiveState, Show]:
         if not admission.participant.grants.room_admin:
             raise VitrineError(ErrorCode.PERMISSION_DENIED, "only the show's host may do this")
-        state = await self.state.records.shows.get_state(admission.room.name)
-        show = await self.state.records.shows.get_show(admission.room.shop or "", state.show_id) if state else None
+        state = await self.store.get_state(admission.room.name)
+        show = await self.store.get_show(admission.room.shop or "", state.show_id) if state else None
         if state is None or show is None:
             raise VitrineError(ErrorCode.SHOW_NOT_FOUND, "this room is not a show")
         return state, show
@@ -206,13 +209,13 @@ class LiveActions:
             await self._moderate_viewer(room, moderation)
         else:
             async with self._locks.hold(f"live:{room}"):
-                state = await self.state.records.shows.get_state(room)
+                state = await self.store.get_state(room)
                 assert state is not None
                 if action == ModerationAction.SLOW_MODE:
                     state.slow_mode_s = moderation.seconds or 0
                 else:
                     state.pinned_message = None
-                await self.state.records.shows.put_state(room, state)
+                await self.store.put_state(room, state)
         await self.announce(
             room,
             LogEntry(
@@ -230,7 +233,7 @@ class LiveActions:
         if not found or found[0].seq != moderation.seq or found[0].kind != "chat":
             raise VitrineError(ErrorCode.INVALID_MESSAGE, f"seq: no chat line {moderation.seq}")
         async with self._locks.hold(f"live:{room}"):
-            state = await self.state.records.shows.get_state(room)
+            state = await self.store.get_state(room)
             assert state is not None
             if moderation.action == ModerationAction.PIN_MESSAGE:
                 state.pinned_message = moderation.seq
@@ -238,7 +241,7 @@ class LiveActions:
                 await self.state.records.roomlog.remove(room, moderation.seq)
                 if state.pinned_message == moderation.seq:
                     state.pinned_message = None
-            await self.state.records.shows.put_state(room, state)
+            await self.store.put_state(room, state)
 
     async def _moderate_viewer(self, room: str, moderation: Moderation) -> None:
         identity, action = moderation.identity, moderation.action
@@ -249,11 +252,11 @@ class LiveActions:
         if action == ModerationAction.MUTE:
             seconds = moderation.seconds or DEFAULT_MUTE_S
             moderation.seconds = seconds
-            await self.state.records.shows.mute_until(room, identity, now_ms() + seconds * 1000)
+            await self.store.mute_until(room, identity, now_ms() + seconds * 1000)
         elif action == ModerationAction.UNMUTE:
-            await self.state.records.shows.mute_until(room, identity, None)
+            await self.store.mute_until(room, identity, None)
         else:
-            await self.state.records.shows.set_banned(room, identity, action == ModerationAction.BAN)
+            await self.store.set_banned(room, identity, action == ModerationAction.BAN)
             if action == ModerationAction.BAN:
                 for participant in present:
                     await self.rooms.kick(room, participant.sid, "banned from the show", code="banned")
@@ -265,7 +268,7 @@ class LiveActions:
         card = await checked_card(self.state, show.shop, message.sku)
         room, action = admission.room.name, message.action
         async with self._locks.hold(f"live:{room}"):
-            state = await self.state.records.shows.get_state(room)
+            state = await self.store.get_state(room)
             assert state is not None
             pinned = [c for c in state.pinned if c.sku != card.sku]
             if action == ProductAction.PIN:
@@ -281,7 +284,7 @@ class LiveActions:
                 (sold_out.add if action == ProductAction.SOLD_OUT else sold_out.discard)(card.sku)
                 state.sold_out = sorted(sold_out)
             state.pinned = pinned
-            await self.state.records.shows.put_state(room, state)
+            await self.store.put_state(room, state)
         await self.announce(
             room,
             LogEntry(
@@ -297,7 +300,7 @@ class LiveActions:
         _, show = await self._host_show(admission)
         room = admission.room.name
         async with self._locks.hold(f"live:{room}"):
-            state = await self.state.records.shows.get_state(room)
+            state = await self.store.get_state(room)
             assert state is not None
             if message.action == "end":
                 if state.deal is None:
@@ -316,7 +319,7 @@ class LiveActions:
                     stock=message.stock,
                     ends_at_ms=now_ms() + message.duration_s * 1000,
                 )
-            await self.state.records.shows.put_state(room, state)
+            await self.store.put_state(room, state)
         await self.announce(
             room,
             LogEntry(
@@ -343,20 +346,20 @@ class LiveActions:
         for room, counts in pending.items():
             with contextlib.suppress(VitrineError):
                 await self.announce(room, LogEntry(seq=0, kind="reactions", reactions=dict(counts), at_ms=now_ms()))
-                await self.state.records.shows.count(room, "likes", sum(counts.values()))
+                await self.store.count(room, "likes", sum(counts.values()))
 
     async def _count(self, room: str) -> LiveStats:
         """The show's viewers (every node's: the ``RoomStore`` holds them all) and likes, now."""
         viewers = sum(1 for p in await self.state.rooms.list_participants(room) if p.role == Role.VIEWER)
-        return LiveStats(viewers=viewers, likes=(await self.state.records.shows.stats(room)).get("likes", 0))
+        return LiveStats(viewers=viewers, likes=(await self.store.stats(room)).get("likes", 0))
 
     async def _push_stats(self) -> None:
         """Every few seconds, the global viewer count and likes to this node's sessions of each show."""
         for room in self.hub.local_rooms():
-            if await self.state.records.shows.get_state(room) is None:
+            if await self.store.get_state(room) is None:
                 continue
             stats = self._counted[room] = await self._count(room)
-            await self.state.records.shows.raise_to(room, "peak_viewers", stats.viewers)
+            await self.store.raise_to(room, "peak_viewers", stats.viewers)
             if self._pushed.get(room) != stats:
                 self._pushed[room] = stats
                 await self.hub.send_local(room, stats)

@@ -17,10 +17,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from signaling.deps import RuntimeDep
+from signaling.admission import Admission
+from signaling.deps import RoomsDep, SettingsDep, StateDep
 from signaling.live.anonymous import WHEP_PREFIX, anonymous_identity
+from signaling.live.deps import ShowsDep
 from signaling.live.shows import OBS_IDENTITY, VIEWER_GRANTS
-from signaling.rooms import Admission
+from signaling.rooms import RoomService
 from signaling.routes.whip import read_offer, session_of, start_session, trickle_session
 from vitrine.core.auth import JoinClaims
 from vitrine.core.errors import ErrorCode, VitrineError
@@ -36,13 +38,13 @@ _stream_key = HTTPBearer(auto_error=False, description="The show's stream key, a
 async def _keyed_show(
     shop: str,
     show: str,
-    runtime: RuntimeDep,
+    shows: ShowsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_stream_key)],
 ) -> Show:
     if credentials is None:
         raise VitrineError(ErrorCode.INVALID_TOKEN, "Authorization: Bearer <stream key> required")
-    record = await runtime.shows.get(shop, show)
-    runtime.shows.check_stream_key(record, credentials.credentials)
+    record = await shows.get(shop, show)
+    shows.check_stream_key(record, credentials.credentials)
     return record
 
 
@@ -54,37 +56,39 @@ def _location(show: Show, kind: str) -> str:
 
 
 @router.post("/whip", status_code=201, summary="Go live from OBS: WHIP with the show's stream key")
-async def show_whip(show: KeyedShow, request: Request, runtime: RuntimeDep) -> Response:
+async def show_whip(
+    show: KeyedShow, request: Request, settings: SettingsDep, shows: ShowsDep, rooms: RoomsDep
+) -> Response:
     if show.state == ShowState.ENDED:
         raise VitrineError(ErrorCode.SHOW_ENDED, "the show has ended")
-    sdp = await read_offer(request, runtime)
-    if not sends_media(parse_sdp(sdp, runtime.settings.max_sdp_bytes)):  # before the show goes live on it
+    sdp = await read_offer(request, settings)
+    if not sends_media(parse_sdp(sdp, settings.max_sdp_bytes)):  # before the show goes live on it
         raise VitrineError(ErrorCode.NEGOTIATION_FAILED, "the offer publishes no audio or video")
-    show = await runtime.shows.start(show)
+    show = await shows.start(show)
     return await start_session(
         "whip",
         show.room,
         request,
-        runtime,
-        runtime.shows.host_claims(show, OBS_IDENTITY),
+        rooms,
+        shows.host_claims(show, OBS_IDENTITY),
         location=_location(show, "whip"),
         sdp=sdp,
     )
 
 
 @router.patch("/whip/{sid}", status_code=204, summary="Trickle the encoder's candidates")
-async def show_whip_trickle(sid: str, show: KeyedShow, request: Request, runtime: RuntimeDep) -> Response:
-    return await trickle_session(await session_of(show.room, sid, runtime, OBS_IDENTITY), request, runtime)
+async def show_whip_trickle(sid: str, show: KeyedShow, request: Request, rooms: RoomsDep) -> Response:
+    return await trickle_session(await session_of(show.room, sid, rooms, OBS_IDENTITY), request, rooms)
 
 
 @router.delete("/whip/{sid}", summary="Stop publishing (the show stays live until it is ended)")
-async def show_whip_stop(sid: str, show: KeyedShow, runtime: RuntimeDep) -> Response:
-    await runtime.rooms.leave(await session_of(show.room, sid, runtime, OBS_IDENTITY))
+async def show_whip_stop(sid: str, show: KeyedShow, rooms: RoomsDep) -> Response:
+    await rooms.leave(await session_of(show.room, sid, rooms, OBS_IDENTITY))
     return Response(status_code=200)
 
 
-async def _live_show(shop: str, show: str, runtime: RuntimeDep) -> Show:
-    record = await runtime.shows.get(shop, show)
+async def _live_show(shop: str, show: str, shows: ShowsDep) -> Show:
+    record = await shows.get(shop, show)
     if record.state != ShowState.LIVE:
         raise VitrineError(ErrorCode.SHOW_NOT_LIVE, f"the show is {record.state.value}")
     return record
@@ -101,13 +105,15 @@ LiveShow = Annotated[Show, Depends(_live_show)]
     "(`VITRINE_WHEP_MAX_PER_CLIENT`) and start one per `VITRINE_WHEP_NEW_EVERY_S`: "
     "`429 rate_limited` beyond.",
 )
-async def show_whep(show: LiveShow, request: Request, runtime: RuntimeDep) -> Response:
-    sdp = await read_offer(request, runtime)  # a bad offer is a 400 before it takes a slot
+async def show_whep(
+    show: LiveShow, request: Request, settings: SettingsDep, state: StateDep, rooms: RoomsDep
+) -> Response:
+    sdp = await read_offer(request, settings)  # a bad offer is a 400 before it takes a slot
     address = request.client.host if request.client else "unknown"
-    identity = await anonymous_identity(runtime.settings, runtime.state.coordination, show, address)
+    identity = await anonymous_identity(settings, state.coordination, show, address)
     now = now_ms() // 1000
     claims = JoinClaims(
-        iss=runtime.settings.api_key,
+        iss=settings.api_key,
         sub=identity,
         room=show.room,
         role=Role.VIEWER,
@@ -116,23 +122,23 @@ async def show_whep(show: LiveShow, request: Request, runtime: RuntimeDep) -> Re
         iat=now,
         shop=show.shop,
     )
-    return await start_session("whep", show.room, request, runtime, claims, location=_location(show, "whep"), sdp=sdp)
+    return await start_session("whep", show.room, request, rooms, claims, location=_location(show, "whep"), sdp=sdp)
 
 
-async def _whep_session(show: Show, sid: str, runtime: RuntimeDep) -> Admission:
-    participant = await runtime.state.rooms.get_participant(show.room, sid)
+async def _whep_session(show: Show, sid: str, rooms: RoomService) -> Admission:
+    participant = await rooms.state.rooms.get_participant(show.room, sid)
     if participant is None or not participant.identity.startswith(WHEP_PREFIX):
         raise VitrineError(ErrorCode.NOT_JOINED, "no such session")
-    return await session_of(show.room, sid, runtime, participant.identity)
+    return await session_of(show.room, sid, rooms, participant.identity)
 
 
 @router.patch("/whep/{sid}", status_code=204, summary="Trickle the player's candidates")
-async def show_whep_trickle(sid: str, show: LiveShow, request: Request, runtime: RuntimeDep) -> Response:
-    return await trickle_session(await _whep_session(show, sid, runtime), request, runtime)
+async def show_whep_trickle(sid: str, show: LiveShow, request: Request, rooms: RoomsDep) -> Response:
+    return await trickle_session(await _whep_session(show, sid, rooms), request, rooms)
 
 
 @router.delete("/whep/{sid}", summary="Stop watching")
-async def show_whep_stop(sid: str, shop: str, show: str, runtime: RuntimeDep) -> Response:
-    record = await runtime.shows.get(shop, show)
-    await runtime.rooms.leave(await _whep_session(record, sid, runtime))
+async def show_whep_stop(sid: str, shop: str, show: str, shows: ShowsDep, rooms: RoomsDep) -> Response:
+    record = await shows.get(shop, show)
+    await rooms.leave(await _whep_session(record, sid, rooms))
     return Response(status_code=200)

@@ -7,9 +7,9 @@ takes its shoppers' and hosts' own messages: react, click, product, deal and mod
 
 from __future__ import annotations
 
+from signaling.admission import Admission
 from signaling.live.actions import LiveActions
 from signaling.policy import JoinedExtras, PlainPolicy, RateLimit, RoomMessage
-from signaling.rooms import Admission
 from vitrine.core.errors import ErrorCode, VitrineError
 from vitrine.core.models import Participant, Role, Room, RoomKind, now_ms
 from vitrine.core.records.roomlog import SHOW_MAX_ENTRIES
@@ -36,24 +36,24 @@ class LivePolicy(PlainPolicy):
         }
 
     async def may_enter(self, room: Room, identity: str) -> None:
-        if await self.live.state.records.shows.is_banned(room.name, identity):
+        if await self.live.store.is_banned(room.name, identity):
             raise VitrineError(ErrorCode.BANNED, "you are banned from this show")
 
     async def admitted(self, room: Room, participant: Participant, *, replaced: bool) -> None:
         if participant.role == Role.VIEWER and not replaced:  # a reconnect is the same session
-            await self.live.state.records.shows.count(room.name, "viewer_sessions")
+            await self.live.store.count(room.name, "viewer_sessions")
 
     async def left(self, room: Room, participant: Participant) -> None:
         if participant.role == Role.VIEWER:  # the show's watch time
             watched_ms = max(0, now_ms() - participant.joined_at_ms)
-            await self.live.state.records.shows.count(room.name, "watch_ms", watched_ms)
+            await self.live.store.count(room.name, "watch_ms", watched_ms)
 
     async def may_chat(self, admission: Admission) -> None:
         await self.live.may_chat(admission)
 
     async def chat_stored(self, room: str, entry: LogEntry) -> None:
         """Counted before the echo: a crash after it must not lose the count."""
-        await self.live.state.records.shows.count(room, "messages")
+        await self.live.store.count(room, "messages")
 
     async def joined_extras(self, room: str) -> JoinedExtras:
         return JoinedExtras(live=await self.live.state_for(room))

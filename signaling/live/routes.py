@@ -21,8 +21,10 @@ from fastapi import Path as FastPath
 from fastapi.responses import FileResponse
 from pydantic import Field
 
-from signaling.deps import ApiKeyDep, PageTokenDep, PublicBaseDep, RuntimeDep, ShopDep
+from signaling.deps import ApiKeyDep, PageTokenDep, PublicBaseDep, SettingsDep, ShopDep, StateDep
 from signaling.live.actions import checked_card
+from signaling.live.deps import LiveActionsDep, ShowsDep
+from signaling.live.shows import ShowService
 from vitrine.core.desk_tokens import mint_desk_token, verify_desk_token
 from vitrine.core.errors import ErrorCode, VitrineError
 from vitrine.core.models import Strict
@@ -100,39 +102,39 @@ class LogPage(Strict):
     last_seq: int
 
 
-async def _console_show(runtime: RuntimeDep, token: PageTokenDep) -> Show:
+async def _console_show(settings: SettingsDep, shows: ShowsDep, token: PageTokenDep) -> Show:
     """The show of the console token from POST /v1/shops/{shop}/shows/{id}/console."""
-    claims = verify_desk_token(runtime.settings, token, "host")
-    return await runtime.shows.get(claims.shop, claims.sub)
+    claims = verify_desk_token(settings, token, "host")
+    return await shows.get(claims.shop, claims.sub)
 
 
 ConsoleShow = Annotated[Show, Depends(_console_show)]
 
 
-async def _console_view(runtime: RuntimeDep, base: str, show: Show) -> ConsoleView:
+async def _console_view(shows: ShowService, base: str, show: Show) -> ConsoleView:
     catalog = []
-    for product in await runtime.state.records.shops.list_products(show.shop):
+    for product in await shows.state.records.shops.list_products(show.shop):
         try:
-            catalog.append(await checked_card(runtime.state, show.shop, product.sku))
+            catalog.append(await checked_card(shows.state, show.shop, product.sku))
         except VitrineError:
             continue  # links outside the shop's link hosts: not offered
     return ConsoleView(
         show=show,
-        products=await runtime.shows.cards(show),
+        products=await shows.cards(show),
         catalog=catalog,
         whip_url=f"{base}/v1/live/{show.shop}/{show.id}/whip",
-        stream_key=runtime.shows.stream_key(show),
+        stream_key=shows.stream_key(show),
         viewer_url=f"{base}/watch.html?shop={show.shop}&show={show.id}",
-        analytics=await runtime.shows.analytics(show),
+        analytics=await shows.analytics(show),
     )
 
 
-async def _chat_csv(runtime: RuntimeDep, show: Show) -> Response:
+async def _chat_csv(shows: ShowService, show: Show) -> Response:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["seq", "time_utc", "offset_s", "identity", "name", "role", "text"])
     start = show.started_at_ms or 0
-    async for entry in runtime.shows.entries(show):
+    async for entry in shows.entries(show):
         if entry.kind != "chat" or entry.participant is None:
             continue
         when = datetime.fromtimestamp(entry.at_ms / 1000, UTC).isoformat(timespec="milliseconds")
@@ -163,108 +165,107 @@ def _inert(cell: str) -> str:
 
 
 @backend.post("", status_code=201, response_model=Show, summary="Create (schedule) a show")
-async def create_show(shop: str, body: ShowSetup, runtime: RuntimeDep) -> Show:
-    return await runtime.shows.create(shop, body)
+async def create_show(shop: str, body: ShowSetup, shows: ShowsDep) -> Show:
+    return await shows.create(shop, body)
 
 
 @backend.get("", response_model=list[Show], summary="The shop's shows, newest first")
-async def list_shows(
-    shop: ShopDep, runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
-) -> list[Show]:
-    return await runtime.state.records.shows.list_shows(shop.id, limit)
+async def list_shows(shop: ShopDep, shows: ShowsDep, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[Show]:
+    return await shows.store.list_shows(shop.id, limit)
 
 
 @backend.get("/{show}", response_model=Show, summary="One show")
-async def get_show(shop: str, show: str, runtime: RuntimeDep) -> Show:
-    return await runtime.shows.get(shop, show)
+async def get_show(shop: str, show: str, shows: ShowsDep) -> Show:
+    return await shows.get(shop, show)
 
 
 @backend.patch("/{show}", response_model=Show, summary="Change the title, schedule or products")
-async def patch_show(shop: str, show: str, body: ShowPatch, runtime: RuntimeDep) -> Show:
-    return await runtime.shows.update(await runtime.shows.get(shop, show), body)
+async def patch_show(shop: str, show: str, body: ShowPatch, shows: ShowsDep) -> Show:
+    return await shows.update(await shows.get(shop, show), body)
 
 
 @backend.delete("/{show}", status_code=204, summary="Delete a show with its log (ends it first if live)")
-async def delete_show(shop: str, show: str, runtime: RuntimeDep) -> Response:
-    await runtime.shows.delete(await runtime.shows.get(shop, show))
+async def delete_show(shop: str, show: str, shows: ShowsDep) -> Response:
+    await shows.delete(await shows.get(shop, show))
     return Response(status_code=204)
 
 
 @backend.post("/{show}/end", response_model=Show, summary="End a live show")
-async def end_show(shop: str, show: str, runtime: RuntimeDep) -> Show:
-    return await runtime.shows.end(await runtime.shows.get(shop, show))
+async def end_show(shop: str, show: str, shows: ShowsDep) -> Show:
+    return await shows.end(await shows.get(shop, show))
 
 
 @backend.post("/{show}/console", response_model=ConsoleLogin, summary="Mint the seller's console login")
 async def console_login(
     shop: str,
     show: str,
-    runtime: RuntimeDep,
+    settings: SettingsDep,
+    shows: ShowsDep,
     base: PublicBaseDep,
     ttl_s: Annotated[int, Query(ge=60, le=7 * 24 * 3600)] = 12 * 3600,
 ) -> ConsoleLogin:
-    record = await runtime.shows.get(shop, show)
-    token = mint_desk_token(runtime.settings, shop=shop, subject=record.id, role="host", ttl_s=ttl_s)
+    record = await shows.get(shop, show)
+    token = mint_desk_token(settings, shop=shop, subject=record.id, role="host", ttl_s=ttl_s)
     return ConsoleLogin(token=token, console_url=f"{base}/live.html#token={token}")
 
 
 @backend.get("/{show}/analytics", response_model=Analytics, summary="Viewers, watch time, messages, likes, clicks")
-async def show_analytics(shop: str, show: str, runtime: RuntimeDep) -> Analytics:
-    return await runtime.shows.analytics(await runtime.shows.get(shop, show))
+async def show_analytics(shop: str, show: str, shows: ShowsDep) -> Analytics:
+    return await shows.analytics(await shows.get(shop, show))
 
 
 @backend.get("/{show}/chat.csv", summary="The show's chat as CSV", response_class=Response)
-async def show_chat_csv(shop: str, show: str, runtime: RuntimeDep) -> Response:
-    return await _chat_csv(runtime, await runtime.shows.get(shop, show))
+async def show_chat_csv(shop: str, show: str, shows: ShowsDep) -> Response:
+    return await _chat_csv(shows, await shows.get(shop, show))
 
 
 # -- the seller's console ------------------------------------------------------------------------
 
 
 @console.get("", response_model=ConsoleView, summary="The console's show, catalog, OBS settings and numbers")
-async def console_view(show: ConsoleShow, runtime: RuntimeDep, base: PublicBaseDep) -> ConsoleView:
-    return await _console_view(runtime, base, show)
+async def console_view(show: ConsoleShow, shows: ShowsDep, base: PublicBaseDep) -> ConsoleView:
+    return await _console_view(shows, base, show)
 
 
 @console.patch("", response_model=ConsoleView, summary="Set the title, schedule and products")
-async def console_patch(show: ConsoleShow, body: ShowPatch, runtime: RuntimeDep, base: PublicBaseDep) -> ConsoleView:
-    return await _console_view(runtime, base, await runtime.shows.update(show, body))
+async def console_patch(show: ConsoleShow, body: ShowPatch, shows: ShowsDep, base: PublicBaseDep) -> ConsoleView:
+    return await _console_view(shows, base, await shows.update(show, body))
 
 
 @console.post("/start", response_model=HostJoin, summary="Go live, and get the host's join token")
-async def console_start(show: ConsoleShow, runtime: RuntimeDep) -> HostJoin:
-    show = await runtime.shows.start(show)
-    return HostJoin(show=show, token=await runtime.shows.host_token(show))
+async def console_start(show: ConsoleShow, shows: ShowsDep) -> HostJoin:
+    show = await shows.start(show)
+    return HostJoin(show=show, token=await shows.host_token(show))
 
 
 @console.post("/join", response_model=HostJoin, summary="The host's join token for a show already live (from OBS)")
-async def console_join(show: ConsoleShow, runtime: RuntimeDep) -> HostJoin:
+async def console_join(show: ConsoleShow, shows: ShowsDep) -> HostJoin:
     if show.state != ShowState.LIVE:
         raise VitrineError(ErrorCode.SHOW_NOT_LIVE, "the show is not live")
-    return HostJoin(show=show, token=await runtime.shows.host_token(show))
+    return HostJoin(show=show, token=await shows.host_token(show))
 
 
 @console.post("/end", response_model=ConsoleView, summary="End the show")
-async def console_end(show: ConsoleShow, runtime: RuntimeDep, base: PublicBaseDep) -> ConsoleView:
-    return await _console_view(runtime, base, await runtime.shows.end(show))
+async def console_end(show: ConsoleShow, shows: ShowsDep, base: PublicBaseDep) -> ConsoleView:
+    return await _console_view(shows, base, await shows.end(show))
 
 
 @console.post("/stream-key", response_model=ConsoleView, summary="Rotate the OBS stream key")
-async def console_rotate(show: ConsoleShow, runtime: RuntimeDep, base: PublicBaseDep) -> ConsoleView:
-    return await _console_view(runtime, base, await runtime.shows.rotate_stream_key(show))
+async def console_rotate(show: ConsoleShow, shows: ShowsDep, base: PublicBaseDep) -> ConsoleView:
+    return await _console_view(shows, base, await shows.rotate_stream_key(show))
 
 
 @console.get("/chat.csv", summary="The show's chat as CSV", response_class=Response)
-async def console_chat_csv(show: ConsoleShow, runtime: RuntimeDep) -> Response:
-    return await _chat_csv(runtime, show)
+async def console_chat_csv(show: ConsoleShow, shows: ShowsDep) -> Response:
+    return await _chat_csv(shows, show)
 
 
 # -- viewers -------------------------------------------------------------------------------------------
 
 
 @public.get("", response_model=ShowView, summary="The show: title, state, products; the replay once ended")
-async def show_view(shop: str, show: str, runtime: RuntimeDep, response: Response) -> ShowView:
-    record = await runtime.shows.get(shop, show)
+async def show_view(shop: str, show: str, shows: ShowsDep, live: LiveActionsDep, response: Response) -> ShowView:
+    record = await shows.get(shop, show)
     response.headers["Cache-Control"] = "no-store"
     view = ShowView(
         id=record.id,
@@ -274,10 +275,10 @@ async def show_view(shop: str, show: str, runtime: RuntimeDep, response: Respons
         scheduled_at_ms=record.scheduled_at_ms,
         started_at_ms=record.started_at_ms,
         ended_at_ms=record.ended_at_ms,
-        products=await runtime.shows.cards(record),
+        products=await shows.cards(record),
     )
     if record.state == ShowState.LIVE:
-        view.live = await runtime.live.state_for(record.room)
+        view.live = await live.state_for(record.room)
     elif record.state == ShowState.ENDED:
         view.replay = _replay(record)
     return view
@@ -309,15 +310,15 @@ def _replay(show: Show) -> Replay:
 async def viewer_join(
     shop: str,
     show: str,
-    runtime: RuntimeDep,
+    shows: ShowsDep,
     response: Response,
     name: Annotated[str | None, Query(min_length=1, max_length=40)] = None,
 ) -> ViewerJoin:
-    record = await runtime.shows.get(shop, show)
+    record = await shows.get(shop, show)
     response.headers["Cache-Control"] = "no-store"
     if record.state != ShowState.LIVE:
         raise VitrineError(ErrorCode.SHOW_NOT_LIVE, f"the show is {record.state.value}")
-    token, identity = runtime.shows.viewer_token(record, name)
+    token, identity = shows.viewer_token(record, name)
     return ViewerJoin(token=token, identity=identity)
 
 
@@ -325,35 +326,36 @@ async def viewer_join(
 async def show_log(
     shop: str,
     show: str,
-    runtime: RuntimeDep,
+    shows: ShowsDep,
+    state: StateDep,
     after: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> LogPage:
-    record = await runtime.shows.get(shop, show)
+    record = await shows.get(shop, show)
     return LogPage(
-        entries=await runtime.state.records.roomlog.after(record.room, after, limit),
-        last_seq=await runtime.state.records.roomlog.last_seq(record.room),
+        entries=await state.records.roomlog.after(record.room, after, limit),
+        last_seq=await state.records.roomlog.last_seq(record.room),
     )
 
 
 @public.get(
     "/recording", summary="The first part of the show's recording (supports Range)", response_class=FileResponse
 )
-async def show_recording(shop: str, show: str, runtime: RuntimeDep) -> FileResponse:
-    return await show_recording_part(shop, show, 0, runtime)
+async def show_recording(shop: str, show: str, shows: ShowsDep, settings: SettingsDep) -> FileResponse:
+    return await show_recording_part(shop, show, 0, shows, settings)
 
 
 @public.get(
     "/recording/{part}", summary="One part of the show's recording (supports Range)", response_class=FileResponse
 )
 async def show_recording_part(
-    shop: str, show: str, part: Annotated[int, FastPath(ge=0, le=9999)], runtime: RuntimeDep
+    shop: str, show: str, part: Annotated[int, FastPath(ge=0, le=9999)], shows: ShowsDep, settings: SettingsDep
 ) -> FileResponse:
-    record = await runtime.shows.get(shop, show)
+    record = await shows.get(shop, show)
     if part >= len(record.recordings):
         raise VitrineError(ErrorCode.SHOW_NOT_FOUND, "the show has no such recording")
     recording = record.recordings[part]
-    root = FilePath(runtime.settings.recordings_dir).resolve()
+    root = FilePath(settings.recordings_dir).resolve()
     path = (root / recording.path).resolve()
     if not path.is_relative_to(root) or not path.is_file():
         raise VitrineError(ErrorCode.SHOW_NOT_FOUND, "the recording is not on this server")

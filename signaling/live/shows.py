@@ -18,6 +18,7 @@ import secrets
 from collections.abc import AsyncIterator
 
 from signaling.live.actions import LiveActions
+from signaling.live.store import ShowStore
 from signaling.recordings import RecordingFiles
 from signaling.rooms import RoomService
 from signaling.state import State
@@ -51,12 +52,21 @@ VIEWER_GRANTS = Grants(can_subscribe=True, can_chat=True, hidden=True)  # hidden
 
 
 class ShowService:
-    def __init__(self, settings: Settings, state: State, rooms: RoomService, actions: LiveActions) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        state: State,
+        rooms: RoomService,
+        actions: LiveActions,
+        store: ShowStore,
+        recordings: RecordingFiles,
+    ) -> None:
         self.settings = settings
         self.state = state
         self.rooms = rooms
         self.actions = actions
-        self.recordings = RecordingFiles(settings.recordings_dir, state.records)
+        self.store = store
+        self.recordings = recordings
 
     # -- records ---------------------------------------------------------------------
 
@@ -64,11 +74,11 @@ class ShowService:
         shop = await require_shop(self.state.records.shops, shop_id)
         await self._check_products(shop, setup.products)
         show = Show(shop=shop.id, **setup.model_dump())
-        await self.state.records.shows.put_show(show)
+        await self.store.put_show(show)
         return show
 
     async def get(self, shop_id: str, show_id: str) -> Show:
-        show = await self.state.records.shows.get_show(shop_id, show_id)
+        show = await self.store.get_show(shop_id, show_id)
         if show is None:
             raise VitrineError(ErrorCode.SHOW_NOT_FOUND, "no such show")
         return show
@@ -80,7 +90,7 @@ class ShowService:
         if "products" in changes:
             await self._check_products(await require_shop(self.state.records.shops, show.shop), changes["products"])
         updated = Show.model_validate({**show.model_dump(), **changes})
-        await self.state.records.shows.put_show(updated)
+        await self.store.put_show(updated)
         if show.state == ShowState.LIVE and "title" in changes:
             await self.actions.retitle(show.room, updated.title)
         return updated
@@ -88,7 +98,7 @@ class ShowService:
     async def delete(self, show: Show) -> None:
         if show.state == ShowState.LIVE:
             await self.end(show)
-        await self.state.records.shows.delete_show(show.shop, show.id)  # with its log, in one transaction
+        await self.store.delete_show(show.shop, show.id)  # with its log, in one transaction
 
     async def _check_products(self, shop: Shop, skus: list[str]) -> None:
         for sku in skus:
@@ -124,15 +134,15 @@ class ShowService:
             if existing is None or existing.closed:
                 raise VitrineError(ErrorCode.SHOW_ENDED, "the show's room was closed")
         live = LiveState(show_id=show.id, title=show.title, state=ShowState.LIVE)
-        await self.state.records.shows.put_state(show.room, live)
+        await self.store.put_state(show.room, live)
         show = show.model_copy(update={"state": ShowState.LIVE, "started_at_ms": now_ms()})
-        await self.state.records.shows.put_show(show)
+        await self.store.put_show(show)
         await self.actions.announce(show.room, LogEntry(seq=0, kind="show", show=ShowState.LIVE, at_ms=now_ms()))
         return show
 
     async def room_record(self, name: str) -> Room | None:
         """A live show's room, for ``RoomService.find_room``: the show is live until it ends, whatever its room."""
-        show = await self.state.records.shows.by_room(name) if name.startswith("live-") else None
+        show = await self.store.by_room(name) if name.startswith("live-") else None
         return live_room(show) if show is not None and show.state == ShowState.LIVE else None
 
     async def end(self, show: Show) -> Show:
@@ -141,11 +151,11 @@ class ShowService:
         ended_at = now_ms()
         await self.actions.announce(show.room, LogEntry(seq=0, kind="show", show=ShowState.ENDED, at_ms=ended_at))
         recordings = await self._recordings(show, await self._stop_recording(show))
-        state = await self.state.records.shows.get_state(show.room)
+        state = await self.store.get_state(show.room)
         if state is not None:
-            await self.state.records.shows.put_state(show.room, state.model_copy(update={"state": ShowState.ENDED}))
+            await self.store.put_state(show.room, state.model_copy(update={"state": ShowState.ENDED}))
         show = show.model_copy(update={"state": ShowState.ENDED, "ended_at_ms": ended_at, "recordings": recordings})
-        await self.state.records.shows.put_show(show)  # ended before its room closes: no rejoin puts it back
+        await self.store.put_show(show)  # ended before its room closes: no rejoin puts it back
         try:
             await self.rooms.close_room(show.room, reason="the show has ended", code="show_ended", keep_log=True)
         except VitrineError as exc:
@@ -153,7 +163,7 @@ class ShowService:
                 raise
         show.chapters = await self._chapters(show)
         show.analytics = await self.analytics(show)
-        await self.state.records.shows.put_show(show)
+        await self.store.put_show(show)
         return show
 
     async def _stop_recording(self, show: Show) -> RecordingInfo | None:
@@ -215,7 +225,7 @@ class ShowService:
 
     async def rotate_stream_key(self, show: Show) -> Show:
         show = show.model_copy(update={"stream_key_version": show.stream_key_version + 1})
-        await self.state.records.shows.put_show(show)
+        await self.store.put_show(show)
         return show
 
     def host_claims(self, show: Show, identity: str = HOST_IDENTITY) -> JoinClaims:
@@ -267,7 +277,7 @@ class ShowService:
         """Frozen once the show has ended; computed from the live counters until then."""
         if show.analytics is not None:
             return show.analytics
-        stats = await self.state.records.shows.stats(show.room)
+        stats = await self.store.stats(show.room)
         start = show.started_at_ms or now_ms()
         duration_s = max(0.0, ((show.ended_at_ms or now_ms()) - start) / 1000)
         watch_s = stats.get("watch_ms", 0) / 1000 + await self.actions.open_watch_s(show.room)

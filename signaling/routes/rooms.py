@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 from pydantic import Field
 
-from signaling.deps import ApiKeyDep, RuntimeDep
+from signaling.deps import ApiKeyDep, RoomsDep, SettingsDep, StateDep
 from vitrine.core.models import Participant, Room, RoomKind, RoomName, ShopId, Strict, Track
 from vitrine.core.records.shops import require_shop
 
@@ -28,30 +28,28 @@ class RoomDetail(Strict):
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=Room, summary="Create a room")
-async def create_room(body: CreateRoom, runtime: RuntimeDep) -> Room:
-    capacity = body.max_participants or min(DEFAULT_CAPACITY[body.kind], runtime.settings.max_participants_per_room)
+async def create_room(body: CreateRoom, settings: SettingsDep, state: StateDep, rooms: RoomsDep) -> Room:
+    capacity = body.max_participants or min(DEFAULT_CAPACITY[body.kind], settings.max_participants_per_room)
     if body.shop is not None:  # the body names it, not the path: checked here, once the body is valid
-        await require_shop(runtime.state.records.shops, body.shop)
-    return await runtime.rooms.create_room(
-        Room(name=body.name, kind=body.kind, max_participants=capacity, shop=body.shop)
-    )
+        await require_shop(state.records.shops, body.shop)
+    return await rooms.create_room(Room(name=body.name, kind=body.kind, max_participants=capacity, shop=body.shop))
 
 
 @router.get("", response_model=list[Room], summary="List rooms")
-async def list_rooms(runtime: RuntimeDep) -> list[Room]:
-    return await runtime.state.rooms.list_rooms()
+async def list_rooms(state: StateDep) -> list[Room]:
+    return await state.rooms.list_rooms()
 
 
 @router.get("/{name}", response_model=RoomDetail, summary="A room with its participants and tracks")
-async def get_room(name: str, runtime: RuntimeDep) -> RoomDetail:
-    room = await runtime.rooms.get_room(name)
+async def get_room(name: str, state: StateDep, rooms: RoomsDep) -> RoomDetail:
+    room = await rooms.get_room(name)
     return RoomDetail(
         room=room,
-        participants=await runtime.state.rooms.list_participants(name),
-        tracks=await runtime.state.rooms.list_tracks(name),
+        participants=await state.rooms.list_participants(name),
+        tracks=await state.rooms.list_tracks(name),
     )
 
 
 @router.delete("/{name}", response_model=Room, summary="Close a room: every participant is disconnected")
-async def close_room(name: str, runtime: RuntimeDep) -> Room:
-    return await runtime.rooms.close_room(name)
+async def close_room(name: str, rooms: RoomsDep) -> Room:
+    return await rooms.close_room(name)

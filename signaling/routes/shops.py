@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Query, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import Field, ValidationError
 
-from signaling.deps import ApiKeyDep, RuntimeDep, ShopDep
+from signaling.deps import ApiKeyDep, SettingsDep, ShopDeletionDep, ShopDep, StateDep
 from signaling.webhook_targets import check_webhook_url
 from vitrine.core.errors import ErrorCode, VitrineError
 from vitrine.core.models import Strict
@@ -100,17 +100,17 @@ def _same(field: str, given: str | None, path: str) -> None:
     response_model=Shop,
     summary="Create a shop: embed origins, link hosts, opening hours, languages",
 )
-async def create_shop(body: NewShop, runtime: RuntimeDep) -> Shop:
+async def create_shop(body: NewShop, settings: SettingsDep, state: StateDep) -> Shop:
     shop = Shop.model_validate(body.model_dump())
-    check_webhook_url(shop.webhook_url, runtime.settings)
-    if not await runtime.state.records.shops.create_shop(shop):
+    check_webhook_url(shop.webhook_url, settings)
+    if not await state.records.shops.create_shop(shop):
         raise VitrineError(ErrorCode.SHOP_EXISTS, f"shop {shop.id!r} exists")
     return shop
 
 
 @router.get("", response_model=list[Shop], summary="List shops, oldest first")
-async def list_shops(runtime: RuntimeDep) -> list[Shop]:
-    return await runtime.state.records.shops.list_shops()
+async def list_shops(state: StateDep) -> list[Shop]:
+    return await state.records.shops.list_shops()
 
 
 @router.get("/{shop}", response_model=Shop, summary="A shop's settings")
@@ -119,14 +119,14 @@ async def get_shop(shop: ShopDep) -> Shop:
 
 
 @router.patch("/{shop}", response_model=Shop, summary="Change some of a shop's settings (validated as a whole)")
-async def update_shop(shop: ShopDep, body: ShopPatch, runtime: RuntimeDep) -> Shop:
+async def update_shop(shop: ShopDep, body: ShopPatch, settings: SettingsDep, state: StateDep) -> Shop:
     try:
         updated = Shop.model_validate(shop.model_dump() | body.model_dump(exclude_unset=True))
     except ValidationError as exc:  # reported like a malformed body: 422 invalid_message
         raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from exc
     if "webhook_url" in body.model_fields_set:  # checked when set; every delivery checks it again anyway
-        check_webhook_url(updated.webhook_url, runtime.settings)
-    if not await runtime.state.records.shops.update_shop(updated):
+        check_webhook_url(updated.webhook_url, settings)
+    if not await state.records.shops.update_shop(updated):
         raise VitrineError(ErrorCode.SHOP_NOT_FOUND, f"no shop {shop.id!r}")
     return updated
 
@@ -136,16 +136,10 @@ async def update_shop(shop: ShopDep, body: ShopPatch, runtime: RuntimeDep) -> Sh
     response_model=Shop,
     summary="Delete a shop with its agents, products, call records, requests, shows and inspection evidence",
 )
-async def delete_shop(shop: str, runtime: RuntimeDep) -> Shop:
-    for show in await runtime.state.records.shows.list_shows(shop, limit=10_000):
-        await runtime.shows.delete(show)  # a live one ends first; each show's log and room state go
-    if await runtime.state.records.shops.get_shop(shop) is not None:
-        for case in await runtime.cases.recent(shop, limit=None):
-            await runtime.evidence.purge(case)  # its room, log, files and record
-    deleted = await runtime.state.records.shops.delete_shop(shop)
+async def delete_shop(shop: str, delete: ShopDeletionDep) -> Shop:
+    deleted = await delete(shop)
     if deleted is None:
         raise VitrineError(ErrorCode.SHOP_NOT_FOUND, f"no shop {shop!r}")
-    await runtime.state.presence.drop_shop(shop)  # its records went with it (ON DELETE CASCADE)
     return deleted
 
 
@@ -175,9 +169,9 @@ async def shop_hours(
     response_model=WebhookKey,
     summary="The key that signs the shop's webhooks (derived from the server secret, never stored)",
 )
-async def get_webhook_key(shop: ShopDep, runtime: RuntimeDep) -> WebhookKey:
+async def get_webhook_key(shop: ShopDep, settings: SettingsDep) -> WebhookKey:
     version = shop.webhook_key_version
-    return WebhookKey(key=webhook_key(runtime.settings, shop.id, version), version=version)
+    return WebhookKey(key=webhook_key(settings, shop.id, version), version=version)
 
 
 @router.post(
@@ -185,13 +179,11 @@ async def get_webhook_key(shop: ShopDep, runtime: RuntimeDep) -> WebhookKey:
     response_model=WebhookKey,
     summary="Replace the webhook key: the next deliveries are signed with the new one only",
 )
-async def rotate_webhook_key(shop: ShopDep, runtime: RuntimeDep) -> WebhookKey:
+async def rotate_webhook_key(shop: ShopDep, settings: SettingsDep, state: StateDep) -> WebhookKey:
     shop.webhook_key_version += 1
-    if not await runtime.state.records.shops.update_shop(shop):
+    if not await state.records.shops.update_shop(shop):
         raise VitrineError(ErrorCode.SHOP_NOT_FOUND, f"no shop {shop.id!r}")
-    return WebhookKey(
-        key=webhook_key(runtime.settings, shop.id, shop.webhook_key_version), version=shop.webhook_key_version
-    )
+    return WebhookKey(key=webhook_key(settings, shop.id, shop.webhook_key_version), version=shop.webhook_key_version)
 
 
 @router.get(
@@ -200,40 +192,40 @@ async def rotate_webhook_key(shop: ShopDep, runtime: RuntimeDep) -> WebhookKey:
     summary="Events whose every delivery attempt failed, newest first (the last 200 are kept)",
 )
 async def webhook_failures(
-    shop: ShopDep, runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=MAX_FAILURES)] = 50
+    shop: ShopDep, state: StateDep, limit: Annotated[int, Query(ge=1, le=MAX_FAILURES)] = 50
 ) -> list[WebhookFailure]:
-    return await runtime.state.records.outbox.failures(shop.id, limit)
+    return await state.records.outbox.failures(shop.id, limit)
 
 
 @router.put("/{shop}/agents/{agent}", response_model=Agent, summary="Create or replace an agent of the shop")
-async def put_agent(shop: ShopDep, agent: AgentPath, body: AgentBody, runtime: RuntimeDep) -> Agent:
+async def put_agent(shop: ShopDep, agent: AgentPath, body: AgentBody, state: StateDep) -> Agent:
     # ShopDep has run first: an unknown shop id, which may not even be a valid slug, is shop_not_found.
     _same("shop", body.shop, shop.id)
     _same("id", body.id, agent)
     record = Agent(id=agent, shop=shop.id, **body.model_dump(exclude={"id", "shop"}))
-    if not await runtime.state.records.shops.put_agent(record):
+    if not await state.records.shops.put_agent(record):
         raise VitrineError(ErrorCode.SHOP_NOT_FOUND, f"no shop {shop.id!r}")
     return record
 
 
 @router.get("/{shop}/agents", response_model=list[Agent], summary="The shop's agents, by id")
-async def list_agents(shop: ShopDep, runtime: RuntimeDep) -> list[Agent]:
-    return await runtime.state.records.shops.list_agents(shop.id)
+async def list_agents(shop: ShopDep, state: StateDep) -> list[Agent]:
+    return await state.records.shops.list_agents(shop.id)
 
 
 @router.get("/{shop}/agents/{agent}", response_model=Agent, summary="One agent of the shop")
-async def get_agent(shop: ShopDep, agent: str, runtime: RuntimeDep) -> Agent:
+async def get_agent(shop: ShopDep, agent: str, state: StateDep) -> Agent:
     return _found(
-        await runtime.state.records.shops.get_agent(shop.id, agent),
+        await state.records.shops.get_agent(shop.id, agent),
         ErrorCode.AGENT_NOT_FOUND,
         f"no agent {agent!r} in shop {shop.id!r}",
     )
 
 
 @router.delete("/{shop}/agents/{agent}", response_model=Agent, summary="Remove an agent from the shop")
-async def delete_agent(shop: ShopDep, agent: str, runtime: RuntimeDep) -> Agent:
+async def delete_agent(shop: ShopDep, agent: str, state: StateDep) -> Agent:
     return _found(
-        await runtime.state.records.shops.delete_agent(shop.id, agent),
+        await state.records.shops.delete_agent(shop.id, agent),
         ErrorCode.AGENT_NOT_FOUND,
         f"no agent {agent!r} in shop {shop.id!r}",
     )
@@ -244,33 +236,33 @@ async def delete_agent(shop: ShopDep, agent: str, runtime: RuntimeDep) -> Agent:
     response_model=Product,
     summary="Create or replace a product; its URLs must be https on the shop's link_hosts",
 )
-async def put_product(shop: ShopDep, sku: SkuPath, body: ProductBody, runtime: RuntimeDep) -> Product:
+async def put_product(shop: ShopDep, sku: SkuPath, body: ProductBody, state: StateDep) -> Product:
     _same("sku", body.sku, sku)
     product = Product(sku=sku, **body.model_dump(exclude={"sku"}))
     check_product(shop, product)
-    if not await runtime.state.records.shops.put_product(shop.id, product):
+    if not await state.records.shops.put_product(shop.id, product):
         raise VitrineError(ErrorCode.SHOP_NOT_FOUND, f"no shop {shop.id!r}")
     return product
 
 
 @router.get("/{shop}/products", response_model=list[Product], summary="The shop's catalog, by SKU")
-async def list_products(shop: ShopDep, runtime: RuntimeDep) -> list[Product]:
-    return await runtime.state.records.shops.list_products(shop.id)
+async def list_products(shop: ShopDep, state: StateDep) -> list[Product]:
+    return await state.records.shops.list_products(shop.id)
 
 
 @router.get("/{shop}/products/{sku}", response_model=Product, summary="One product of the shop")
-async def get_product(shop: ShopDep, sku: str, runtime: RuntimeDep) -> Product:
+async def get_product(shop: ShopDep, sku: str, state: StateDep) -> Product:
     return _found(
-        await runtime.state.records.shops.get_product(shop.id, sku),
+        await state.records.shops.get_product(shop.id, sku),
         ErrorCode.PRODUCT_NOT_FOUND,
         f"no product {sku!r} in shop {shop.id!r}",
     )
 
 
 @router.delete("/{shop}/products/{sku}", response_model=Product, summary="Remove a product from the catalog")
-async def delete_product(shop: ShopDep, sku: str, runtime: RuntimeDep) -> Product:
+async def delete_product(shop: ShopDep, sku: str, state: StateDep) -> Product:
     return _found(
-        await runtime.state.records.shops.delete_product(shop.id, sku),
+        await state.records.shops.delete_product(shop.id, sku),
         ErrorCode.PRODUCT_NOT_FOUND,
         f"no product {sku!r} in shop {shop.id!r}",
     )

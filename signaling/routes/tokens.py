@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import Field
 
-from signaling.deps import ApiKeyDep, PublicBaseDep, RuntimeDep
+from signaling.deps import ApiKeyDep, PublicBaseDep, SettingsDep, StateDep
 from vitrine.core.auth import mint_token
 from vitrine.core.models import Grants, Identity, Role, RoomName, ShopId, Strict
 from vitrine.core.records.shops import require_shop
@@ -29,11 +29,13 @@ class TokenResponse(Strict):
 
 
 @router.post("", response_model=TokenResponse, summary="Mint a join token")
-async def create_token(body: TokenRequest, runtime: RuntimeDep, base: PublicBaseDep) -> TokenResponse:
+async def create_token(
+    body: TokenRequest, settings: SettingsDep, state: StateDep, base: PublicBaseDep
+) -> TokenResponse:
     if body.shop is not None:  # the body names it, not the path: checked here, once the body is valid
-        await require_shop(runtime.state.records.shops, body.shop)
+        await require_shop(state.records.shops, body.shop)
     token = mint_token(
-        runtime.settings,
+        settings,
         room=body.room,
         identity=body.identity,
         role=body.role,

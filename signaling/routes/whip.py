@@ -20,10 +20,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import ValidationError
 
-from signaling.deps import ClaimsDep, RuntimeDep
+from signaling.admission import Admission
+from signaling.deps import ClaimsDep, RoomsDep
 from signaling.metrics import METRICS
-from signaling.rooms import Admission
+from signaling.rooms import RoomService
+from signaling.state import State
 from vitrine.core.auth import JoinClaims
+from vitrine.core.config import Settings
 from vitrine.core.errors import ErrorCode, VitrineError
 from vitrine.core.models import NAME_PATTERN
 from vitrine.core.sdp_guard import parse_sdp
@@ -55,9 +58,9 @@ def _check_room(claims: JoinClaims, room: str) -> None:
         raise VitrineError(ErrorCode.PERMISSION_DENIED, "the token is for another room")
 
 
-def _ice_links(runtime: RuntimeDep, identity: str) -> list[str]:
+def _ice_links(settings: Settings, identity: str) -> list[str]:
     links = []
-    for server in ice_servers_for(runtime.settings, identity):
+    for server in ice_servers_for(settings, identity):
         for url in server.urls:
             link = f'<{url}>; rel="ice-server"'
             if server.username and server.credential:
@@ -66,23 +69,23 @@ def _ice_links(runtime: RuntimeDep, identity: str) -> list[str]:
     return links
 
 
-async def _check_playable(runtime: RuntimeDep, room: str, publisher: str | None) -> None:
+async def _check_playable(state: State, room: str, publisher: str | None) -> None:
     """Refuse a WHEP offer that could bind nothing, before admitting a session for it."""
-    tracks = await runtime.state.rooms.list_tracks(room)
+    tracks = await state.rooms.list_tracks(room)
     if publisher is None:
         if not tracks:
             raise VitrineError(ErrorCode.TRACK_NOT_FOUND, "nothing is published in this room yet")
         return
-    sids = {p.sid for p in await runtime.state.rooms.list_participants(room) if p.identity == publisher}
+    sids = {p.sid for p in await state.rooms.list_participants(room) if p.identity == publisher}
     if not any(t.participant_sid in sids for t in tracks):
         raise VitrineError(ErrorCode.TRACK_NOT_FOUND, f"participant {publisher!r} publishes nothing in this room yet")
 
 
-async def read_offer(request: Request, runtime: RuntimeDep) -> str:
+async def read_offer(request: Request, settings: Settings) -> str:
     """The request's SDP offer, checked by the SDP guard before any session or room is admitted for it:
     an empty or malformed offer is a typed 400, never a half-built session."""
-    sdp = await _read_body(request, SDP, runtime.settings.max_sdp_bytes)
-    parse_sdp(sdp, runtime.settings.max_sdp_bytes)
+    sdp = await _read_body(request, SDP, settings.max_sdp_bytes)
+    parse_sdp(sdp, settings.max_sdp_bytes)
     return sdp
 
 
@@ -90,7 +93,7 @@ async def start_session(
     kind: Kind,
     room: str,
     request: Request,
-    runtime: RuntimeDep,
+    rooms: RoomService,
     claims: JoinClaims,
     publisher: str | None = None,
     location: str | None = None,
@@ -104,21 +107,19 @@ async def start_session(
     if kind == "whep" and not claims.grants.can_subscribe:
         raise VitrineError(ErrorCode.PERMISSION_DENIED, "this token may not subscribe")
     if sdp is None:
-        sdp = await read_offer(request, runtime)
+        sdp = await read_offer(request, rooms.settings)
     if kind == "whep":
-        await _check_playable(runtime, room, publisher)
-    admission = await runtime.rooms.admit(
-        claims, publish=[], name=None, node_id=runtime.settings.node_id, auto_subscribe=False
-    )
+        await _check_playable(rooms.state, room, publisher)
+    admission = await rooms.admit(claims, publish=[], name=None, node_id=rooms.settings.node_id, auto_subscribe=False)
     try:
-        reply = await runtime.rooms.run(
+        reply = await rooms.run(
             admission, OfferCommand(room=room, sid=admission.participant.sid, sdp=sdp, publisher=publisher)
         )
     except BaseException:
-        await runtime.rooms.leave(admission)
+        await rooms.leave(admission)
         raise
     if kind == "whip" and not reply.published:
-        await runtime.rooms.leave(admission)
+        await rooms.leave(admission)
         raise VitrineError(ErrorCode.NEGOTIATION_FAILED, "the offer publishes no audio or video")
     METRICS.whip_sessions.labels(kind=kind).inc()
     assert reply.answer is not None
@@ -126,26 +127,26 @@ async def start_session(
         "Location": f"{location or f'/{kind}/{room}'}/{admission.participant.sid}",
         "Access-Control-Expose-Headers": "Location, Link",
     }
-    links = _ice_links(runtime, claims.sub)
+    links = _ice_links(rooms.settings, claims.sub)
     if links:
         headers["Link"] = ", ".join(links)
     return Response(reply.answer.sdp, status_code=201, media_type=SDP, headers=headers)
 
 
-async def session_of(room: str, sid: str, runtime: RuntimeDep, identity: str) -> Admission:
+async def session_of(room: str, sid: str, rooms: RoomService, identity: str) -> Admission:
     """A WHIP or WHEP session, only for the identity that started it."""
-    participant = await runtime.state.rooms.get_participant(room, sid)
+    participant = await rooms.state.rooms.get_participant(room, sid)
     if participant is None or participant.identity != identity:
         raise VitrineError(ErrorCode.NOT_JOINED, "no such session")
-    room_record = await runtime.rooms.get_room(room)
+    room_record = await rooms.get_room(room)
     if room_record.worker_id is None:
         raise VitrineError(ErrorCode.WORKER_UNAVAILABLE, "the session's media worker is gone")
     return Admission(room=room_record, participant=participant, worker_id=room_record.worker_id)
 
 
 @router.post("/whip/{room}", status_code=201, summary="Publish with WHIP (RFC 9725)")
-async def whip(room: str, request: Request, runtime: RuntimeDep, claims: ClaimsDep) -> Response:
-    return await start_session("whip", room, request, runtime, claims)
+async def whip(room: str, request: Request, rooms: RoomsDep, claims: ClaimsDep) -> Response:
+    return await start_session("whip", room, request, rooms, claims)
 
 
 @router.post(
@@ -160,7 +161,7 @@ async def whip(room: str, request: Request, runtime: RuntimeDep, claims: ClaimsD
 async def whep(
     room: str,
     request: Request,
-    runtime: RuntimeDep,
+    rooms: RoomsDep,
     claims: ClaimsDep,
     participant: Annotated[
         str | None,
@@ -171,44 +172,44 @@ async def whep(
         ),
     ] = None,
 ) -> Response:
-    return await start_session("whep", room, request, runtime, claims, participant)
+    return await start_session("whep", room, request, rooms, claims, participant)
 
 
 @router.patch("/whip/{room}/{sid}", status_code=204, summary="Trickle a WHIP session's ICE candidates (sdpfrag)")
-async def whip_trickle(room: str, sid: str, request: Request, runtime: RuntimeDep, claims: ClaimsDep) -> Response:
-    return await _trickle(room, sid, request, runtime, claims)
+async def whip_trickle(room: str, sid: str, request: Request, rooms: RoomsDep, claims: ClaimsDep) -> Response:
+    return await _trickle(room, sid, request, rooms, claims)
 
 
 @router.patch("/whep/{room}/{sid}", status_code=204, summary="Trickle a WHEP session's ICE candidates (sdpfrag)")
-async def whep_trickle(room: str, sid: str, request: Request, runtime: RuntimeDep, claims: ClaimsDep) -> Response:
-    return await _trickle(room, sid, request, runtime, claims)
+async def whep_trickle(room: str, sid: str, request: Request, rooms: RoomsDep, claims: ClaimsDep) -> Response:
+    return await _trickle(room, sid, request, rooms, claims)
 
 
 @router.delete("/whip/{room}/{sid}", summary="End a WHIP session")
-async def whip_stop(room: str, sid: str, runtime: RuntimeDep, claims: ClaimsDep) -> Response:
-    return await _stop(room, sid, runtime, claims)
+async def whip_stop(room: str, sid: str, rooms: RoomsDep, claims: ClaimsDep) -> Response:
+    return await _stop(room, sid, rooms, claims)
 
 
 @router.delete("/whep/{room}/{sid}", summary="End a WHEP session")
-async def whep_stop(room: str, sid: str, runtime: RuntimeDep, claims: ClaimsDep) -> Response:
-    return await _stop(room, sid, runtime, claims)
+async def whep_stop(room: str, sid: str, rooms: RoomsDep, claims: ClaimsDep) -> Response:
+    return await _stop(room, sid, rooms, claims)
 
 
-async def _trickle(room: str, sid: str, request: Request, runtime: RuntimeDep, claims: JoinClaims) -> Response:
+async def _trickle(room: str, sid: str, request: Request, rooms: RoomService, claims: JoinClaims) -> Response:
     _check_room(claims, room)
-    return await trickle_session(await session_of(room, sid, runtime, claims.sub), request, runtime)
+    return await trickle_session(await session_of(room, sid, rooms, claims.sub), request, rooms)
 
 
-async def _stop(room: str, sid: str, runtime: RuntimeDep, claims: JoinClaims) -> Response:
+async def _stop(room: str, sid: str, rooms: RoomService, claims: JoinClaims) -> Response:
     _check_room(claims, room)
-    await runtime.rooms.leave(await session_of(room, sid, runtime, claims.sub))
+    await rooms.leave(await session_of(room, sid, rooms, claims.sub))
     return Response(status_code=200)
 
 
-async def trickle_session(admission: Admission, request: Request, runtime: RuntimeDep) -> Response:
+async def trickle_session(admission: Admission, request: Request, rooms: RoomService) -> Response:
     """Apply an sdpfrag of trickled candidates (and end-of-candidates) to a session."""
     room, sid = admission.room.name, admission.participant.sid
-    fragment = await _read_body(request, SDPFRAG, runtime.settings.max_sdp_bytes)
+    fragment = await _read_body(request, SDPFRAG, rooms.settings.max_sdp_bytes)
     for line in fragment.splitlines():
         line = line.strip()
         if line.startswith("a=candidate:"):
@@ -216,7 +217,7 @@ async def trickle_session(admission: Admission, request: Request, runtime: Runti
                 candidate = IceCandidate(candidate=line[2:], sdpMLineIndex=0)
             except ValidationError:
                 raise VitrineError(ErrorCode.INVALID_CANDIDATE, "ICE candidate could not be parsed") from None
-            await runtime.rooms.run(admission, CandidateCommand(room=room, sid=sid, candidate=candidate))
+            await rooms.run(admission, CandidateCommand(room=room, sid=sid, candidate=candidate))
         elif line == "a=end-of-candidates":
-            await runtime.rooms.run(admission, CandidateCommand(room=room, sid=sid, candidate=None))
+            await rooms.run(admission, CandidateCommand(room=room, sid=sid, candidate=None))
     return Response(status_code=204)

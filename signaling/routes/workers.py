@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from signaling.deps import ApiKeyDep, RuntimeDep
+from signaling.deps import ApiKeyDep, LinkDep, StateDep
 from vitrine.core.errors import ErrorCode, VitrineError
 from vitrine.core.state.nodes import WorkerNode, WorkerState
 from vitrine.core.wire.rpc import DrainCommand
@@ -18,8 +18,8 @@ router = APIRouter(prefix="/v1/workers", tags=["workers"], dependencies=[ApiKeyD
 
 
 @router.get("", response_model=list[WorkerNode], summary="The registered media workers, with their load and state")
-async def list_workers(runtime: RuntimeDep) -> list[WorkerNode]:
-    return sorted(await runtime.state.nodes.live_workers(), key=lambda node: node.id)
+async def list_workers(state: StateDep) -> list[WorkerNode]:
+    return sorted(await state.nodes.live_workers(), key=lambda node: node.id)
 
 
 @router.post(
@@ -28,9 +28,9 @@ async def list_workers(runtime: RuntimeDep) -> list[WorkerNode]:
     response_model=WorkerNode,
     summary="Drain a media worker: no new rooms, its clients reconnect elsewhere, then it stops",
 )
-async def drain_worker(worker_id: str, runtime: RuntimeDep) -> WorkerNode:
-    node = await runtime.state.nodes.get(worker_id)
+async def drain_worker(worker_id: str, state: StateDep, link: LinkDep) -> WorkerNode:
+    node = await state.nodes.get(worker_id)
     if node is None:
         raise VitrineError(ErrorCode.WORKER_NOT_FOUND, "no such media worker is registered")
-    (await runtime.link.call(worker_id, DrainCommand())).raise_for_error()
+    (await link.call(worker_id, DrainCommand())).raise_for_error()
     return node.model_copy(update={"state": WorkerState.DRAINING})

@@ -20,9 +20,10 @@ from vitrine.core.wire.rpc import (
     AdmitCommand,
     AnswerCommand,
     LeaveCommand,
-    OfferPush,
+    PeerOffer,
     PublishCommand,
     UnpublishCommand,
+    WorkerPush,
 )
 from vitrine.core.wire.rtc import ServerOfferMessage, TrackRequest
 
@@ -90,14 +91,14 @@ class FakeRecording:
 
 class Setup:
     def __init__(self, recording: FakeRecording | None = None) -> None:
-        self.pushes: list[OfferPush] = []
+        self.pushes: list[WorkerPush] = []
         self.forgotten: list[WorkerRoom] = []
         self.recording = recording
         self.room = WorkerRoom(
             ROOM, push=self._push, recording=lambda: self.recording, max_tracks=4, on_empty=self.forgotten.append
         )
 
-    async def _push(self, push: OfferPush) -> None:
+    async def _push(self, push: WorkerPush) -> None:
         self.pushes.append(push)
 
     def join(self, *peers: FakePeer, auto_subscribe: bool = True) -> None:
@@ -126,7 +127,7 @@ async def test_a_publication_reaches_everyone_allowed_but_its_publisher() -> Non
     assert list(bob.subscriptions) == ["TR_1"]
     assert not alice.subscriptions and not deaf.subscriptions and not whep.subscriptions
     assert s.offered_to() == [bob.sid]
-    assert s.pushes[0].room == ROOM and s.pushes[0].node_id == "node-1" and s.pushes[0].offer is not None
+    assert isinstance(s.pushes[0], PeerOffer) and s.pushes[0].room == ROOM and s.pushes[0].node_id == "node-1"
 
 
 async def test_an_unpublish_renegotiates_only_those_who_had_the_track() -> None:

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
+from signaling.admission import Admission
 from signaling.consult.policy import ConsultPolicy
 from signaling.inspect.policy import InspectionPolicy
 from signaling.live.policy import LivePolicy
 from signaling.policy import PlainPolicy, Policies, RateLimit, RoomMessage
-from signaling.rooms import Admission
 from signaling.session import PHASES, Phase, RtcSession
 from vitrine.core.config import Settings
 from vitrine.core.models import Grants, Participant, Role, Room, RoomKind

@@ -8,7 +8,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import Field, TypeAdapter
+from pydantic import Field, TypeAdapter, model_validator
 
 from vitrine.core.errors import ErrorCode, VitrineError
 from vitrine.core.models import Identity, Participant, Room, ShopId, Strict, Track
@@ -17,7 +17,7 @@ from vitrine.core.wire.rtc import (
     IceCandidate,
     KnockPush,
     LeaveCode,
-    LogEntry,
+    LogPush,
     MidInfo,
     RoomEvent,
     Sdp,
@@ -199,14 +199,34 @@ command_adapter: TypeAdapter[WorkerCommand] = TypeAdapter(WorkerCommand)
 
 
 class WorkerReply(Strict):
+    """What a worker answers to a command: a failure (``error`` and ``message``, and nothing else: the
+    validator refuses one with a result), or what the command produced, in the fields it fills. ``offer``:
+    join, admit, publish, relay open, and answer (the next offer); ``answer``: offer; ``published``: answer,
+    offer, admit; ``unpublished``: unpublish, leave, close_room; ``recording``: record, close_room;
+    ``artifact``: snapshot; nothing: candidate, drain, relay answer.
+
+    It is one model, not a reply type per command, because its readers take it for several commands at once:
+    a session sends on ``answer`` then ``offer`` for any of five commands, ``RoomService.apply_tracks`` applies
+    ``published`` and ``unpublished`` whichever command produced them, and products read ``error`` and
+    ``recording`` without raising. Types per command would need an overload of ``WorkerLink.call`` for each
+    and a ``match`` in each of those readers (the session, the cascade, the WHIP/WHEP routes, three products),
+    and every one would still have to handle a failure."""
+
     error: ErrorCode | None = None
-    message: str = ""
+    message: str = ""  # why it failed, for people
     offer: ServerOfferMessage | None = None
     answer: ServerAnswerMessage | None = None
     published: list[Track] = Field(default_factory=list)
     unpublished: list[Track] = Field(default_factory=list)
     recording: RecordingInfo | None = None
     artifact: Artifact | None = None  # a snapshot, stored under the room's case
+
+    @model_validator(mode="after")
+    def _failed_or_done(self) -> WorkerReply:
+        results = (self.offer, self.answer, self.recording, self.artifact)
+        if self.error is not None and (any(r is not None for r in results) or self.published or self.unpublished):
+            raise ValueError("a failed reply carries no result")
+        return self
 
     def raise_for_error(self) -> WorkerReply:
         if self.error is not None:
@@ -222,7 +242,7 @@ class AckRequest(Strict):
 
 
 class GoneReason(StrEnum):
-    """Why the worker let a participant go on its own (``OfferPush.gone``): its peer connection ended."""
+    """Why the worker let a participant go on its own (``PeerGone``): its peer connection ended."""
 
     CLOSED = "closed"  # the peer closed it (DTLS close), and aiortc closed our side
     FAILED = "failed"  # ICE or DTLS failed, or ICE consent expired (RFC 7675)
@@ -230,22 +250,44 @@ class GoneReason(StrEnum):
     DRAINING = "draining"  # the worker is draining for an upgrade (``media/drain.py``): rejoin, on another one
 
 
-class OfferPush(Strict):
-    """Something the worker starts for one participant, routed to the node holding its socket: an offer, or
-    an evidence file the participant sent over its data channel and the worker stored (``artifact``), or
-    the news that its peer connection is ``gone`` and the worker freed it: signaling then announces its
-    leave and closes its session, whatever its socket (or a WHIP/WHEP client that never says DELETE) does.
-
-    An artifact push carries ``ack`` over Redis: the worker tells the phone ``stored`` only once the node
-    answered that the file is in the case's record (embedded, the call returns after that itself)."""
+class PushTo(Strict):
+    """Where a worker's push goes: one participant of a room, at the signaling node holding its socket."""
 
     room: str
     sid: str
     node_id: str
-    offer: ServerOfferMessage | None = None
-    artifact: Artifact | None = None
+
+
+class PeerOffer(PushTo):
+    """An offer the worker starts itself (a track to subscribe to appeared or went), for the participant's
+    session to send on; nobody waits for it."""
+
+    type: Literal["offer"] = "offer"
+    offer: ServerOfferMessage
+
+
+class ArtifactStored(PushTo):
+    """An evidence file the participant sent over its data channel, stored by the worker: signaling puts it
+    in the case's record, even if the participant's socket has gone meanwhile.
+
+    Over Redis it carries ``ack``: the worker tells the phone ``stored`` only once the node answered that the
+    file is in the record (embedded, the call returns after that itself)."""
+
+    type: Literal["artifact"] = "artifact"
+    artifact: Artifact
     ack: AckRequest | None = None
-    gone: GoneReason | None = None
+
+
+class PeerGone(PushTo):
+    """The participant's peer connection ended and the worker freed it: signaling announces its leave and
+    closes its session, whatever its socket (or a WHIP/WHEP client that never says DELETE) does."""
+
+    type: Literal["gone"] = "gone"
+    reason: GoneReason
+
+
+# What a worker sends unasked, each kind with its one body; signaling ``match``es on the type.
+WorkerPush = Annotated[PeerOffer | ArtifactStored | PeerGone, Field(discriminator="type")]
 
 
 class Unconfirmed(VitrineError):
@@ -276,30 +318,31 @@ class RpcRequest(Strict):
 
 
 class RpcResponse(Strict):
+    """A worker's reply to the ``RpcRequest`` with the same ``id``, in the requesting node's inbox."""
+
+    type: Literal["response"] = "response"
     id: str
     reply: WorkerReply
 
 
-class NodeMessage(Strict):
-    """What arrives in a signaling node's inbox: an RPC response or an offer push."""
-
-    response: RpcResponse | None = None
-    push: OfferPush | None = None
+# What arrives in a signaling node's inbox (``keys.node_inbox_channel``): a reply it waits for, or a push.
+NodeMessage = Annotated[RpcResponse | WorkerPush, Field(discriminator="type")]
+node_message_adapter: TypeAdapter[NodeMessage] = TypeAdapter(NodeMessage)
 
 
 class Kick(Strict):
-    """Close one participant's session wherever it is connected."""
+    """Close one participant's session wherever it is connected: on a room's channel, the node holding it
+    acts on it."""
 
+    type: Literal["kick"] = "kick"
     sid: str
     reason: str
     reconnect: bool = False
     code: LeaveCode | None = None
 
 
-class RoomBusMessage(Strict):
-    """What travels on a room's channel: a client-facing event, or a kick for one node to act on."""
-
-    event: RoomEvent | None = None
-    kick: Kick | None = None
-    log: LogEntry | None = None  # a new entry of the room's log, for every session in the room
-    knock: KnockPush | None = None  # a knock, or its end, for the room's admins and the knocker
+# What travels on a room's channel (``keys.room_events_channel``), one message each: a room event, a new log
+# entry, a knock or its end (for the room's admins and the knocker), each as the sessions send it on, or a kick
+# for the node holding one session. They share the ``type`` tag of the client-facing messages.
+RoomBusMessage = Annotated[RoomEvent | LogPush | KnockPush | Kick, Field(discriminator="type")]
+room_bus_adapter: TypeAdapter[RoomBusMessage] = TypeAdapter(RoomBusMessage)
