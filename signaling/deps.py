@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
@@ -45,33 +45,30 @@ _page_bearer = HTTPBearer(
     auto_error=False, description="A console token (live show, inspection case) or a buyer's inspection session token"
 )
 
+T = TypeVar("T")
+
 
 def runtime_of(connection: HTTPConnection) -> Any:
     """The app's runtime, for HTTP routes and WebSocket routes alike; untyped, as only its builder may import it."""
     return connection.app.state.runtime
 
 
-def _settings(connection: HTTPConnection) -> Settings:
-    settings: Settings = runtime_of(connection).settings
-    return settings
+def runtime_part(name: str, kind: type[T]) -> Callable[[HTTPConnection], T]:
+    """A dependency giving the runtime's part ``name``, checked to be a ``kind``: a wiring mistake fails the
+    request loudly instead of reaching a handler as the wrong object."""
 
+    def part(connection: HTTPConnection) -> T:
+        value = getattr(runtime_of(connection), name)
+        if not isinstance(value, kind):
+            raise TypeError(f"runtime.{name} is a {type(value).__name__}, not a {kind.__name__}")
+        return value
 
-def _state(connection: HTTPConnection) -> State:
-    state: State = runtime_of(connection).state
-    return state
-
-
-def _rooms(connection: HTTPConnection) -> RoomService:
-    rooms: RoomService = runtime_of(connection).rooms
-    return rooms
-
-
-def _hub(connection: HTTPConnection) -> SessionHub:
-    hub: SessionHub = runtime_of(connection).hub
-    return hub
+    part.__name__ = f"runtime_{name}"
+    return part
 
 
 def _link(connection: HTTPConnection) -> WorkerLink:
+    """The way to the media workers (a Protocol: ``runtime_part`` cannot check it)."""
     link: WorkerLink = runtime_of(connection).link
     return link
 
@@ -91,10 +88,10 @@ def _shop_deletion(connection: HTTPConnection) -> ShopDeletion:
     return delete
 
 
-SettingsDep = Annotated[Settings, Depends(_settings)]
-StateDep = Annotated[State, Depends(_state)]
-RoomsDep = Annotated[RoomService, Depends(_rooms)]
-HubDep = Annotated[SessionHub, Depends(_hub)]
+SettingsDep = Annotated[Settings, Depends(runtime_part("settings", Settings))]
+StateDep = Annotated[State, Depends(runtime_part("state", State))]
+RoomsDep = Annotated[RoomService, Depends(runtime_part("rooms", RoomService))]
+HubDep = Annotated[SessionHub, Depends(runtime_part("hub", SessionHub))]
 LinkDep = Annotated[WorkerLink, Depends(_link)]
 MediaWorkerDep = Annotated[MediaWorker | None, Depends(_media_worker)]
 ShopDeletionDep = Annotated[ShopDeletion, Depends(_shop_deletion)]

@@ -6,15 +6,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends
-from starlette.requests import HTTPConnection
 
 from signaling.consult.service import ConsultService
-from signaling.deps import runtime_of
+from signaling.deps import runtime_part
 
-
-def _consult(connection: HTTPConnection) -> ConsultService:
-    consult: ConsultService = runtime_of(connection).consult
-    return consult
-
-
-ConsultDep = Annotated[ConsultService, Depends(_consult)]
+ConsultDep = Annotated[ConsultService, Depends(runtime_part("consult", ConsultService))]

@@ -6,7 +6,7 @@
  * A value is a string, or { one, other } for counts (picked with Intl.PluralRules). "{name}"
  * placeholders are filled by `translator(lang)(key, vars)`; the result is plain text and always
  * reaches the page through textContent. Every dictionary has every key
- * (tests/test_inspect_browser.py checks it).
+ * (tests/browser/test_inspect_browser.py checks it).
  */
 
 export const DEFAULT_LANG = "en";

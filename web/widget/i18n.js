@@ -5,7 +5,7 @@
  * "{name}" placeholders are filled by `translator(lang)(key, vars)`; the result is
  * plain text and always reaches the page through textContent.
  *
- * Every dictionary has every key (tests/test_widget_browser.py checks it).
+ * Every dictionary has every key (tests/browser/test_widget_browser.py checks it).
  */
 
 export const DEFAULT_LANG = "en";

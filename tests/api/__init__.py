@@ -1,0 +1,1 @@
+"""The REST API suites: the HTTP contract shop backends call."""

@@ -1,0 +1,1 @@
+"""The browser suites: headless Debian Chromium through Playwright, against a real server."""
