@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import logging
 
+from signaling.policy import Policies
 from signaling.state import State
 from signaling.worker_link import WorkerLink
 from vitrine.core.errors import ErrorCode, VitrineError
-from vitrine.core.models import Grants, Participant, Role, Room, RoomKind
+from vitrine.core.models import Grants, Participant, Role, Room
 from vitrine.core.state.locks import NamedLocks
 from vitrine.core.wire.rpc import CloseRoomCommand, JoinCommand, LeaveCommand, OfferCommand, RelayCommand
 
@@ -39,16 +40,17 @@ def relayed(room: Room) -> Room:
 
 
 class Cascade:
-    def __init__(self, state: State, link: WorkerLink, node_id: str) -> None:
+    def __init__(self, state: State, link: WorkerLink, node_id: str, policies: Policies) -> None:
         self.state = state
+        self.policies = policies  # which rooms relay, and whom
         self.link = link
         self.node_id = node_id
         self._locks = NamedLocks(state.locks, "the live room's relay is busy; try again")
 
     async def worker_for(self, room: Room, participant: Participant, origin: str) -> str:
-        """Where ``participant`` is served: a live room's viewer on the least loaded worker, anyone else
-        on the origin."""
-        if room.kind != RoomKind.LIVE or participant.role != Role.VIEWER or participant.grants.can_publish:
+        """Where ``participant`` is served: one its room's policy lets a relay serve (a live show's viewer) on
+        the least loaded worker, anyone else on the origin."""
+        if not self.policies.policy_for(room.kind).relayed(participant):
             return origin
         workers = [w for w in await self.state.nodes.live_workers() if w.takes_new() or w.id == origin]
         if len(workers) < 2:
@@ -99,7 +101,7 @@ class Cascade:
 
     async def tracks_changed(self, room: Room) -> None:
         """The origin's tracks changed: every relay pulls the new set (its viewers renegotiate)."""
-        if room.kind != RoomKind.LIVE or room.worker_id is None:
+        if not self.policies.policy_for(room.kind).relays or room.worker_id is None:
             return
         for worker in await self.state.rooms.list_relays(room.name):
             try:

@@ -57,6 +57,8 @@ class RoomPolicy(Protocol):
     roles: frozenset[Role]  # the roles whose join tokens make this kind of room when they create one
     where: str  # how a refusal of its messages in another kind of room names it: "react: only in a live show"
     log_keep: int  # how many entries of a room's log are kept (its chat, and what else the product logs)
+    default_capacity: int  # participants, for a room made over REST without a size (the server's cap still applies)
+    relays: bool  # whether some of its participants may be served from relay workers (``signaling/cascade.py``)
     messages: Mapping[str, RoomMessage]  # its own /v1/rtc messages by type, accepted once joined
 
     async def may_enter(self, room: Room, identity: str) -> None:
@@ -85,6 +87,9 @@ class RoomPolicy(Protocol):
     def evidence(self, room: Room, participant: Participant) -> EvidenceFolder | None:
         """Where the media worker keeps this participant's evidence files; None: it collects none."""
 
+    def relayed(self, participant: Participant) -> bool:
+        """Whether this participant may be served from a relay worker instead of the room's origin."""
+
 
 class PlainPolicy:
     """A room with nothing special: anyone the room's shop and grants allow enters, nothing is counted, a call's
@@ -94,6 +99,8 @@ class PlainPolicy:
     roles: frozenset[Role]
     where: str
     log_keep = MAX_ENTRIES
+    default_capacity = 4
+    relays = False
     messages: Mapping[str, RoomMessage] = MappingProxyType({})
 
     async def may_enter(self, room: Room, identity: str) -> None:
@@ -122,6 +129,9 @@ class PlainPolicy:
 
     def evidence(self, room: Room, participant: Participant) -> EvidenceFolder | None:
         return None
+
+    def relayed(self, participant: Participant) -> bool:
+        return False
 
 
 class Policies:

@@ -82,7 +82,7 @@ class RoomService:
         self.settings = settings
         self.state = state
         self.link = link
-        self.cascade = Cascade(state, link, settings.node_id)
+        self.cascade = Cascade(state, link, settings.node_id, policies)
         self._emptied = TaskSet()  # ephemeral rooms waiting out their grace
 
     async def stop(self) -> None:

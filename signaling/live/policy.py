@@ -24,6 +24,8 @@ class LivePolicy(PlainPolicy):
     roles = frozenset({Role.HOST, Role.VIEWER})
     where = "a live show"
     log_keep = SHOW_MAX_ENTRIES
+    default_capacity = 1000
+    relays = True
 
     def __init__(self, live: LiveActions) -> None:
         self.live = live
@@ -34,6 +36,11 @@ class LivePolicy(PlainPolicy):
             "deal": RoomMessage(live.deal),
             "moderate": RoomMessage(live.moderate),
         }
+
+    def relayed(self, participant: Participant) -> bool:
+        """A viewer who only watches may be served from a relay; the host and anyone who publishes stay on the
+        origin, where the tracks are."""
+        return participant.role == Role.VIEWER and not participant.grants.can_publish
 
     async def may_enter(self, room: Room, identity: str) -> None:
         if await self.live.store.is_banned(room.name, identity):

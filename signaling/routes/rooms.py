@@ -11,8 +11,6 @@ from vitrine.core.records.shops import require_shop
 
 router = APIRouter(prefix="/v1/rooms", tags=["rooms"], dependencies=[ApiKeyDep])
 
-DEFAULT_CAPACITY = {RoomKind.CONSULT: 4, RoomKind.INSPECTION: 4, RoomKind.LIVE: 1000}
-
 
 class CreateRoom(Strict):
     name: RoomName
@@ -29,7 +27,8 @@ class RoomDetail(Strict):
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=Room, summary="Create a room")
 async def create_room(body: CreateRoom, settings: SettingsDep, state: StateDep, rooms: RoomsDep) -> Room:
-    capacity = body.max_participants or min(DEFAULT_CAPACITY[body.kind], settings.max_participants_per_room)
+    default = rooms.policies.policy_for(body.kind).default_capacity
+    capacity = body.max_participants or min(default, settings.max_participants_per_room)
     if body.shop is not None:  # the body names it, not the path: checked here, once the body is valid
         await require_shop(state.records.shops, body.shop)
     return await rooms.create_room(Room(name=body.name, kind=body.kind, max_participants=capacity, shop=body.shop))
