@@ -34,12 +34,12 @@ from vitrine.core.wire.rpc import (
     GoneReason,
     JoinCommand,
     LeaveCommand,
+    Negotiated,
     OfferCommand,
     PeerOffer,
     PublishCommand,
     UnpublishCommand,
     WorkerPush,
-    WorkerReply,
 )
 from vitrine.core.wire.rtc import MidInfo, ServerOfferMessage
 
@@ -135,7 +135,7 @@ class WorkerRoom:
             self.auto_subscribe[participant.sid] = command.auto_subscribe
         return offer
 
-    async def admit(self, peer: PeerSession) -> WorkerReply:
+    async def admit(self, peer: PeerSession) -> Negotiated:
         """The knocker is let in: what it publishes (already flowing in) is forwarded from now on, and it gets
         the room's tracks. Its connection is up, so the room sees it after one renegotiation, not a join."""
         self.waiting.pop(peer.sid, None)
@@ -149,9 +149,9 @@ class WorkerRoom:
         ups = list(peer.published.values())
         await self.published(peer, ups)
         offer = await peer.make_offer() if peer.subscriptions else None
-        return WorkerReply(offer=offer, published=[u.track for u in ups])
+        return Negotiated(offer=offer, published=[u.track for u in ups])
 
-    async def leave(self, peer: PeerSession) -> WorkerReply:
+    async def leave(self, peer: PeerSession) -> Negotiated:
         """The participant goes: its tracks are taken from everyone who had them, and an emptied room goes."""
         self.peers.pop(peer.sid, None)
         self.auto_subscribe.pop(peer.sid, None)
@@ -161,7 +161,7 @@ class WorkerRoom:
             await self.unpublished(ups)
         finally:  # whatever failed, an empty room is not kept: it would count against the worker's limit
             self._emptied()
-        return WorkerReply(unpublished=[u.track for u in ups])
+        return Negotiated(unpublished=[u.track for u in ups])
 
     async def _knocker_leaves(self, peer: PeerSession) -> None:
         self.waiting.pop(peer.sid, None)
@@ -179,15 +179,13 @@ class WorkerRoom:
             await self._knocker_leaves(peer)
         return False
 
-    async def close(self) -> list[Track]:
-        """Everyone goes at once, with no renegotiation; returns the tracks that were published."""
-        ups = list(self.ups.values())
+    async def close(self) -> None:
+        """Everyone goes at once, with no renegotiation."""
         if self.relay is not None:
             await self.relay.close()
             self.relay = None
         for peer in [*self.peers.values(), *self.waiting.values()]:
             await peer.close()
-        return [u.track for u in ups]
 
     def participants(self) -> list[Participant]:
         return [peer.participant for peer in self.peers.values()]
@@ -200,63 +198,63 @@ class WorkerRoom:
 
     # -- one participant's commands ----------------------------------------------
 
-    async def handle(self, command: ParticipantCommand) -> WorkerReply:
+    async def handle(self, command: ParticipantCommand) -> Negotiated:
         """Run one participant's command (under ``lock``, taken by the worker)."""
         peer = self.peers.get(command.sid)
         if peer is None and command.sid in self.waiting:
             return await self._knocker(self.waiting[command.sid], command)
         if peer is None:
             if isinstance(command, LeaveCommand):
-                return WorkerReply()
+                return Negotiated()
             raise VitrineError(ErrorCode.NOT_JOINED, "the participant is not in the room")
         if peer.ended and not isinstance(command, LeaveCommand):  # gone, being freed: nothing more to negotiate
             raise VitrineError(ErrorCode.NEGOTIATION_FAILED, "this participant's peer connection has ended")
         match command:
             case AdmitCommand():
-                return WorkerReply()  # already in
+                return Negotiated()  # already in
             case AnswerCommand(sdp=sdp):
                 ups, next_offer = await peer.apply_answer(sdp)
                 await self.published(peer, ups)
-                return WorkerReply(offer=next_offer, published=[u.track for u in ups])
+                return Negotiated(offer=next_offer, published=[u.track for u in ups])
             case OfferCommand(sdp=sdp, publisher=publisher):
                 answer, ups = await peer.apply_offer(
                     sdp, peer.participant.grants.can_publish, self.playable(peer, publisher)
                 )
                 await self.published(peer, ups)
-                return WorkerReply(answer=answer, published=[u.track for u in ups])
+                return Negotiated(answer=answer, published=[u.track for u in ups])
             case CandidateCommand(candidate=candidate):
                 await peer.add_candidate(candidate)
-                return WorkerReply()
+                return Negotiated()
             case PublishCommand(tracks=tracks):
                 if not peer.participant.grants.can_publish:
                     raise VitrineError(ErrorCode.PERMISSION_DENIED, "this token may not publish")
                 peer.add_publications(tracks, self._max_tracks)
-                return WorkerReply(offer=await peer.make_offer())
+                return Negotiated(offer=await peer.make_offer())
             case UnpublishCommand(track_sid=track_sid):
                 up = peer.published.pop(track_sid, None)
                 if up is None:
                     raise VitrineError(ErrorCode.TRACK_NOT_FOUND, "no such published track")
                 await self.unpublished([up])
-                return WorkerReply(unpublished=[up.track])
+                return Negotiated(unpublished=[up.track])
             case LeaveCommand():
                 return await self.leave(peer)
             case _:
                 assert_never(command)
 
-    async def _knocker(self, peer: PeerSession, command: ParticipantCommand) -> WorkerReply:
+    async def _knocker(self, peer: PeerSession, command: ParticipantCommand) -> Negotiated:
         """A knocker may finish its negotiation, be admitted or leave; nothing else until it is let in."""
         match command:
             case AdmitCommand():
                 return await self.admit(peer)
             case AnswerCommand(sdp=sdp):
                 _, next_offer = await peer.apply_answer(sdp)  # its publications wait in peer.published
-                return WorkerReply(offer=next_offer)
+                return Negotiated(offer=next_offer)
             case CandidateCommand(candidate=candidate):
                 await peer.add_candidate(candidate)
-                return WorkerReply()
+                return Negotiated()
             case LeaveCommand():
                 await self._knocker_leaves(peer)
-                return WorkerReply()
+                return Negotiated()
             case _:
                 raise VitrineError(ErrorCode.NOT_JOINED, "waiting to be admitted")
 

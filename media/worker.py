@@ -47,17 +47,22 @@ from vitrine.core.wire.rpc import (
     ArtifactStored,
     CandidateCommand,
     CloseRoomCommand,
+    Done,
     DrainCommand,
     EvidenceFolder,
     GoneReason,
     JoinCommand,
     LeaveCommand,
+    Negotiated,
     OfferCommand,
     PeerGone,
     PublishCommand,
     RecordCommand,
+    Recorded,
     RecordingInfo,
+    Refused,
     RelayCommand,
+    Snapped,
     SnapshotCommand,
     UnpublishCommand,
     WorkerCommand,
@@ -99,13 +104,13 @@ class MediaWorker:
         try:
             return await self._route(command)
         except VitrineError as exc:
-            return WorkerReply(error=exc.code, message=exc.message)
+            return Refused(error=exc.code, message=exc.message)
         except taps.PortRangeExhausted:
             logger.warning("media port range exhausted")
-            return WorkerReply(error=ErrorCode.NO_MEDIA_WORKER, message="the media worker has no free UDP port")
+            return Refused(error=ErrorCode.NO_MEDIA_WORKER, message="the media worker has no free UDP port")
         except Exception:
             logger.exception("media worker failed on %s", type(command).__name__)
-            return WorkerReply(error=ErrorCode.INTERNAL, message="media worker error")
+            return Refused(error=ErrorCode.INTERNAL, message="media worker error")
 
     async def _route(self, command: WorkerCommand) -> WorkerReply:
         """Commands for one room run one at a time, under the room's lock; a snapshot, which waits for a
@@ -119,9 +124,9 @@ class MediaWorker:
             case RelayCommand():
                 return await self._relay(command)
             case SnapshotCommand(room=name, identity=identity):  # not under the room's lock
-                return WorkerReply(artifact=await self._snapshot(self._here(name), identity))
+                return Snapped(artifact=await self._snapshot(self._here(name), identity))
             case CloseRoomCommand(room=name) if name not in self.rooms:
-                return WorkerReply(recording=await self._end_recording(name))
+                return Recorded(recording=await self._end_recording(name))
             case CloseRoomCommand(room=name):
                 room = self._here(name)
                 async with room.lock:
@@ -133,7 +138,7 @@ class MediaWorker:
                 async with room.lock:
                     return await self._record(room, command)
             case LeaveCommand(room=name) if name not in self.rooms:
-                return WorkerReply()
+                return Negotiated()
             case (
                 OfferCommand()
                 | AnswerCommand()
@@ -173,7 +178,7 @@ class MediaWorker:
     def _forget(self, room: WorkerRoom) -> None:
         self.rooms.pop(room.name, None)
 
-    async def _join(self, command: JoinCommand) -> WorkerReply:
+    async def _join(self, command: JoinCommand) -> Negotiated:
         name = command.room.name
         room = self._room(name)
         async with room.lock:
@@ -185,7 +190,7 @@ class MediaWorker:
             )
             if command.admitted and command.room.recording_id and name not in self.recordings:
                 self._auto_record(room, command.room.recording_id)
-            return WorkerReply(offer=offer)
+            return Negotiated(offer=offer)
 
     def _new_peer(self, room: str, participant: Participant) -> PeerSession:
         peer = PeerSession(
@@ -198,19 +203,19 @@ class MediaWorker:
             self._silence_watch = asyncio.create_task(self._watch_silence())
         return peer
 
-    async def _relay(self, command: RelayCommand) -> WorkerReply:
+    async def _relay(self, command: RelayCommand) -> Negotiated:
         """Pull a live room's tracks from its origin, so this worker can serve a share of its viewers."""
         room = self._room(command.room.name)
         async with room.lock:
             if command.action == "open":
-                return WorkerReply(offer=await room.open_relay(command.tracks))
+                return Negotiated(offer=await room.open_relay(command.tracks))
             await room.answer_relay(command.sdp, command.mids)
-            return WorkerReply()
+            return Negotiated()
 
-    async def _close_room(self, room: WorkerRoom) -> WorkerReply:
-        unpublished = await room.close()
+    async def _close_room(self, room: WorkerRoom) -> Recorded:
+        await room.close()
         self.rooms.pop(room.name, None)
-        return WorkerReply(unpublished=unpublished, recording=await self._end_recording(room.name))
+        return Recorded(recording=await self._end_recording(room.name))
 
     async def drop_rooms(self, gone: GoneReason | None = None) -> int:
         """Close every room, under each room's lock (their recordings are finished): coordination state was
@@ -277,19 +282,19 @@ class MediaWorker:
 
     # -- recording ---------------------------------------------------------------
 
-    async def _record(self, room: WorkerRoom | None, command: RecordCommand) -> WorkerReply:
+    async def _record(self, room: WorkerRoom | None, command: RecordCommand) -> Recorded:
         """Start (idempotent for the same id) or stop the room's recording."""
         current = self.recordings.get(command.room)
         if command.action == "stop":
             if current is None or current.recording_id != command.recording_id:
                 raise VitrineError(ErrorCode.RECORDING_NOT_FOUND, "the room has no such recording")
-            return WorkerReply(recording=await self._end_recording(command.room))
+            return Recorded(recording=await self._end_recording(command.room))
         if current is not None:
             if current.recording_id != command.recording_id:
                 raise VitrineError(ErrorCode.RECORDING_EXISTS, "the room is already being recorded")
-            return WorkerReply(recording=current.info())
+            return Recorded(recording=current.info())
         assert room is not None
-        return WorkerReply(recording=self._start_recording(room, command.recording_id, command.identity).info())
+        return Recorded(recording=self._start_recording(room, command.recording_id, command.identity).info())
 
     def _start_recording(self, room: WorkerRoom, recording_id: str, identity: str | None = None) -> Recording:
         if any(r.recording_id == recording_id for r in self.recordings.values()):
@@ -365,11 +370,11 @@ class MediaWorker:
 
     # -- introspection ---------------------------------------------------------
 
-    def _drain_requested(self) -> WorkerReply:
+    def _drain_requested(self) -> Done:
         if self.on_drain is None:
             raise VitrineError(ErrorCode.WORKER_UNAVAILABLE, "this media worker cannot drain")
         self.on_drain()
-        return WorkerReply()
+        return Done()
 
     def node(self) -> WorkerNode:
         return WorkerNode(

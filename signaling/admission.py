@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vitrine.core.models import Participant, Room
-from vitrine.core.wire.rpc import WorkerReply
+from vitrine.core.wire.rpc import Negotiated
 
 
 @dataclass
@@ -17,4 +17,4 @@ class Admission:
     room: Room
     participant: Participant
     worker_id: str
-    reply: WorkerReply = field(default_factory=WorkerReply)
+    reply: Negotiated = field(default_factory=Negotiated)

@@ -22,7 +22,15 @@ from signaling.worker_link import WorkerLink
 from vitrine.core.errors import ErrorCode, VitrineError
 from vitrine.core.models import Grants, Participant, Role, Room
 from vitrine.core.state.locks import NamedLocks
-from vitrine.core.wire.rpc import CloseRoomCommand, JoinCommand, LeaveCommand, OfferCommand, RelayCommand
+from vitrine.core.wire.rpc import (
+    CloseRoomCommand,
+    JoinCommand,
+    LeaveCommand,
+    Negotiated,
+    OfferCommand,
+    RelayCommand,
+    expect,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +80,7 @@ class Cascade:
         """(Re)connect ``worker`` to the origin for every track published now (none: it waits)."""
         tracks = await self.state.rooms.list_tracks(room.name)
         copy = relayed(room)
-        opened = (await self.link.call(worker, RelayCommand(room=copy, action="open", tracks=tracks))).raise_for_error()
+        opened = expect(await self.link.call(worker, RelayCommand(room=copy, action="open", tracks=tracks)), Negotiated)
         if opened.offer is None:
             return  # nothing published yet: the relay serves its viewers once the host publishes
         relay = Participant(
@@ -82,22 +90,23 @@ class Cascade:
             grants=RELAY_GRANTS,
             node_id=self.node_id,
         )
-        (
-            await self.link.call(origin, JoinCommand(room=room, participant=relay, auto_subscribe=False))
-        ).raise_for_error()
-        answered = (
-            await self.link.call(origin, OfferCommand(room=room.name, sid=relay.sid, sdp=opened.offer.sdp))
-        ).raise_for_error()
+        expect(
+            await self.link.call(origin, JoinCommand(room=room, participant=relay, auto_subscribe=False)), Negotiated
+        )
+        answered = expect(
+            await self.link.call(origin, OfferCommand(room=room.name, sid=relay.sid, sdp=opened.offer.sdp)), Negotiated
+        )
         if answered.answer is None:
             raise VitrineError(ErrorCode.NEGOTIATION_FAILED, "the origin did not answer the relay")
-        (
+        expect(
             await self.link.call(
                 worker,
                 RelayCommand(
                     room=copy, action="answer", tracks=tracks, sdp=answered.answer.sdp, mids=answered.answer.mids
                 ),
-            )
-        ).raise_for_error()
+            ),
+            Negotiated,
+        )
 
     async def tracks_changed(self, room: Room) -> None:
         """The origin's tracks changed: every relay pulls the new set (its viewers renegotiate)."""

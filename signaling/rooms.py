@@ -40,9 +40,11 @@ from vitrine.core.wire.rpc import (
     JoinCommand,
     Kick,
     LeaveCommand,
+    Negotiated,
+    Refused,
     RoomBusMessage,
     WorkerCommand,
-    WorkerReply,
+    expect,
 )
 from vitrine.core.wire.rtc import (
     Knock,
@@ -177,7 +179,7 @@ class RoomService:
                 else None
             )
             if reply is None:
-                reply = (
+                reply = expect(
                     await self.link.call(
                         target,
                         JoinCommand(
@@ -187,8 +189,9 @@ class RoomService:
                             auto_subscribe=auto_subscribe,
                             evidence=policy.evidence(room, participant),
                         ),
-                    )
-                ).raise_for_error()
+                    ),
+                    Negotiated,
+                )
         except BaseException:
             await self.state.rooms.remove_participant(room.name, participant.sid)
             if outcome.replaced is not None:  # the older session is still connected: keep its record
@@ -225,13 +228,15 @@ class RoomService:
             node_id=node_id,
         )
 
-    async def _let_in(self, prejoined: Prejoin, room: str, worker_id: str) -> WorkerReply | None:
+    async def _let_in(self, prejoined: Prejoin, room: str, worker_id: str) -> Negotiated | None:
         """Admit a prejoined knocker on its worker; None when that worker lost it (it joins afresh instead)."""
         reply = await self.link.call(worker_id, AdmitCommand(room=room, sid=prejoined.participant.sid))
-        if reply.error is not None:
-            logger.info("a prejoined knocker of %s joins afresh: %s", room, reply.message)
-            return None
-        return reply
+        match reply:
+            case Refused(message=message):
+                logger.info("a prejoined knocker of %s joins afresh: %s", room, message)
+                return None
+            case _:
+                return expect(reply, Negotiated)
 
     async def _may_enter(self, room: Room, claims: JoinClaims) -> None:
         if room.shop != claims.shop:  # another tenant's room (or one created meanwhile): not even its existence shows
@@ -264,7 +269,7 @@ class RoomService:
         self._may_publish(claims, publish)
         participant = self._participant(claims, name, node_id)
         worker_id = await ensure_worker(self.state.coordination, room)
-        reply = (
+        reply = expect(
             await self.link.call(
                 worker_id,
                 JoinCommand(
@@ -274,8 +279,9 @@ class RoomService:
                     admitted=False,
                     evidence=self.policies.policy_for(room.kind).evidence(room, participant),
                 ),
-            )
-        ).raise_for_error()
+            ),
+            Negotiated,
+        )
         return Prejoin(participant=participant, worker_id=worker_id, offer=reply.offer)
 
     async def drop_prejoin(self, room: str, prejoin: Prejoin) -> None:
@@ -312,13 +318,13 @@ class RoomService:
     async def _publish_knock(self, room: str, push: KnockPush) -> None:
         await self._post(room, push)
 
-    async def run(self, admission: Admission, command: WorkerCommand) -> WorkerReply:
+    async def run(self, admission: Admission, command: WorkerCommand) -> Negotiated:
         """Send a participant's command to its worker and publish what changed."""
-        reply = (await self.link.call(admission.worker_id, command)).raise_for_error()
+        reply = expect(await self.link.call(admission.worker_id, command), Negotiated)
         await self.apply_tracks(admission.room.name, reply)
         return reply
 
-    async def apply_tracks(self, room: str, reply: WorkerReply) -> None:
+    async def apply_tracks(self, room: str, reply: Negotiated) -> None:
         for track in reply.published:
             await self.state.rooms.add_track(room, track)
             await self.emit(room, "track_published", track=track)
@@ -358,8 +364,9 @@ class RoomService:
         unpublished: list[Track] = []
         if worker_id is not None:
             with contextlib.suppress(VitrineError):  # the worker is gone: its tracks are dropped below
-                reply = await self.link.call(worker_id, LeaveCommand(room=room, sid=participant.sid))
-                unpublished = reply.unpublished
+                match await self.link.call(worker_id, LeaveCommand(room=room, sid=participant.sid)):
+                    case Negotiated(unpublished=tracks):
+                        unpublished = tracks
         removed = await self.state.rooms.remove_participant(room, participant.sid)
         gone = [t for t in await self.state.rooms.list_tracks(room) if t.participant_sid == participant.sid]
         for track in [*unpublished, *gone]:  # gone: the worker is gone, clean up its tracks

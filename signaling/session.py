@@ -40,10 +40,12 @@ from vitrine.core.wire.rpc import (
     AnswerCommand,
     CandidateCommand,
     Kick,
+    Negotiated,
     OfferCommand,
     PublishCommand,
     UnpublishCommand,
     WorkerCommand,
+    expect,
 )
 from vitrine.core.wire.rtc import (
     PROTOCOL_VERSION,
@@ -323,7 +325,7 @@ class RtcSession(SocketSession):
         assert self._door is not None
         prejoin, room = self._door.prejoin, self._door.claims.room
         command = _worker_command(message, room, prejoin.participant.sid)
-        reply = (await self.rooms.link.call(prejoin.worker_id, command)).raise_for_error()
+        reply = expect(await self.rooms.link.call(prejoin.worker_id, command), Negotiated)
         await self.rooms.apply_tracks(room, reply)
         if reply.offer is not None:
             self.send(reply.offer)

@@ -151,15 +151,17 @@ async def test_a_product_whose_link_left_the_allow_list_is_not_shown(server: Run
 async def test_a_phone_that_changes_network_resumes_its_place_in_the_queue() -> None:
     async with embedded_server() as server:
         await make_shop(server)
+        # With nobody logged in, a shopper is offered a message and does not queue; an away agent makes a queue.
+        nobody = await enter_shopper(server)
+        await nobody.expect("no_answer")
+        await nobody.close()
+        agent = await login_agent(server, "acme", "ann", available=False)
+        # Each shopper's ticket before the next one enters: two sockets' enters race, and the queue keeps the
+        # order the desk saw them in.
         first = await enter_shopper(server)
-        second = await enter_shopper(server)
-        # Nobody is online until an away agent logs in; enter first so both queue.
-        await first.expect("no_answer")
-        await login_agent(server, "acme", "ann", available=False)
-        first = await enter_shopper(server)
+        await first.expect("ticket")
         second = await enter_shopper(server)
         ticket = await second.expect("ticket")
-        await first.expect("ticket")
         await second.ws.close()
         resumed = await DeskClient.open(server, "shopper", origin="https://acme.example")
         await resumed.send({"type": "resume", "token": ticket["token"]})
@@ -167,7 +169,8 @@ async def test_a_phone_that_changes_network_resumes_its_place_in_the_queue() -> 
         assert position["position"] == 2
         async with server.api() as api:
             assert (await api.get("/v1/consult/acme/status")).json()["queue_length"] == 2
-        await resumed.close()
+        for client in (resumed, first, agent):  # closed by the client: a server's shutdown waits on desk sockets
+            await client.close()
 
 
 async def test_deleting_a_shop_forgets_its_calls_and_requests(server: RunningServer) -> None:

@@ -27,7 +27,7 @@ from vitrine.core.auth import mint_token
 from vitrine.core.errors import ErrorCode
 from vitrine.core.models import ROLE_DEFAULT_GRANTS, Role, Room, RoomKind, TrackSource
 from vitrine.core.wire.inspect import Artifact, ArtifactKind
-from vitrine.core.wire.rpc import PublishCommand
+from vitrine.core.wire.rpc import Negotiated, PublishCommand, expect
 from vitrine.core.wire.rtc import TrackRequest
 
 
@@ -212,7 +212,7 @@ async def test_a_buyer_that_publishes_later_keeps_its_channel(harness: Harness) 
     buyer.tracks = av_tracks()
     requests = [TrackRequest(kind="video", source=TrackSource.CAMERA), TrackRequest(kind="audio")]
     reply = await harness.worker.handle(PublishCommand(room=ROOM.name, sid="PA_buyer", tracks=requests))
-    await harness.answer(ROOM.name, "PA_buyer", reply.raise_for_error().offer)
+    await harness.answer(ROOM.name, "PA_buyer", expect(reply, Negotiated).offer)
     await harness.published(2)
     up = next(u for u in harness.worker.rooms[ROOM.name].ups.values() if u.is_video)
     await wait_for(lambda: up.counters.packets_in > 30, "the buyer's video")

@@ -14,7 +14,7 @@ from aiortc.mediastreams import AudioStreamTrack
 from tests.media_helpers import MovingPatternTrack
 from tests.worker_harness import ROOM, Harness, wait_for
 from vitrine.core.models import Role
-from vitrine.core.wire.rpc import RecordCommand
+from vitrine.core.wire.rpc import RecordCommand, Recorded, expect
 
 
 async def test_recording_an_identity_keeps_to_its_tracks_across_a_reconnect(harness: Harness, tmp_path: Path) -> None:
@@ -22,10 +22,10 @@ async def test_recording_an_identity_keeps_to_its_tracks_across_a_reconnect(harn
     buyer = await harness.join("buyer", Role.BUYER, [MovingPatternTrack()])
     await harness.join("inspector", Role.INSPECTOR, [AudioStreamTrack()])
     await harness.published(2)
-    started = await worker.handle(
-        RecordCommand(room=ROOM.name, action="start", recording_id="case-1", identity="buyer")
+    expect(
+        await worker.handle(RecordCommand(room=ROOM.name, action="start", recording_id="case-1", identity="buyer")),
+        Recorded,
     )
-    assert started.error is None, started.message
     recording = worker.recordings[ROOM.name]
     await wait_for(lambda: recording.info().video_frames >= 20, "the buyer's video in the file")
 
@@ -39,7 +39,7 @@ async def test_recording_an_identity_keeps_to_its_tracks_across_a_reconnect(harn
     await wait_for(lambda: recording.info().video_frames >= before + 20, "the reconnected buyer's video")
 
     stopped = await worker.handle(RecordCommand(room=ROOM.name, action="stop", recording_id="case-1"))
-    info = stopped.recording
+    info = expect(stopped, Recorded).recording
     assert info is not None and info.finished and info.error is None
     assert info.audio_frames == 0 and info.video_frames >= before + 20
     stats = worker.media_stats()

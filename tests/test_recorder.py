@@ -36,7 +36,15 @@ from tests.servers import RunningServer, embedded_server
 from vitrine.core.errors import ErrorCode
 from vitrine.core.models import Role, Room, RoomKind
 from vitrine.core.recording_parts import tagged_start
-from vitrine.core.wire.rpc import RecordCommand, RecordingInfo, command_adapter
+from vitrine.core.wire.rpc import (
+    RecordCommand,
+    Recorded,
+    RecordingInfo,
+    Refused,
+    WorkerReply,
+    command_adapter,
+    expect,
+)
 
 TIMEOUT_S = 90.0  # generous: a loaded 2-core machine encodes the publishers' media in this process too
 
@@ -64,8 +72,13 @@ async def published(server: RunningServer, room: str, count: int) -> None:
     await wait_for(lambda: room in worker.rooms and len(worker.rooms[room].ups) == count, f"{count} tracks in {room}")
 
 
-async def record(server: RunningServer, room: str, action: str, recording_id: str):
+async def record(server: RunningServer, room: str, action: str, recording_id: str) -> WorkerReply:
     return await worker_of(server).handle(RecordCommand(room=room, action=action, recording_id=recording_id))
+
+
+def refusal(reply: WorkerReply) -> Refused:
+    assert isinstance(reply, Refused), reply
+    return reply
 
 
 async def recorded(server: RunningServer, room: str, video: int, audio: int) -> RecordingInfo:
@@ -189,22 +202,22 @@ async def test_vp8_show_is_recorded_to_a_playable_webm(server: RunningServer, tm
     try:
         await host.connect()
         await published(server, "show-vp8", 2)
-        started = await record(server, "show-vp8", "start", "vp8-take-1")
-        assert started.error is None and started.recording is not None
+        started = expect(await record(server, "show-vp8", "start", "vp8-take-1"), Recorded)
+        assert started.recording is not None
         assert (started.recording.path, started.recording.container) == ("vp8-take-1.webm", "webm")
         await recorded(server, "show-vp8", video=45, audio=75)
         crashed = snapshot(tmp_path / "recordings" / "vp8-take-1.webm.part", tmp_path / "crashed.webm")
-        again = await record(server, "show-vp8", "start", "vp8-take-1")
-        assert again.error is None, "starting the same recording again is a no-op"
-        other = await record(server, "show-vp8", "start", "vp8-take-2")
-        assert other.error == ErrorCode.RECORDING_EXISTS
-        stopped = await record(server, "show-vp8", "stop", "vp8-take-1")
+        expect(
+            await record(server, "show-vp8", "start", "vp8-take-1"), Recorded
+        )  # starting the same recording again is a no-op
+        assert refusal(await record(server, "show-vp8", "start", "vp8-take-2")).error == ErrorCode.RECORDING_EXISTS
+        stopped = expect(await record(server, "show-vp8", "stop", "vp8-take-1"), Recorded)
         assert_never_transcoded(server)
         assert worker_of(server).media_stats()["recordings"] == 0
     finally:
         await host.close()
     info = stopped.recording
-    assert stopped.error is None and info is not None and info.finished and info.error is None
+    assert info is not None and info.finished and info.error is None
     assert info.video_frames >= 45 and info.audio_frames >= 75 and info.duration_ms >= 1000
     directory = tmp_path / "recordings"
     assert sorted(p.name for p in directory.iterdir()) == ["vp8-take-1.webm"]  # no .part left
@@ -228,10 +241,10 @@ async def test_h264_from_whip_is_recorded_to_fragmented_mp4(server: RunningServe
         await published(server, "show-h264", 2)
         ups = worker_of(server).rooms["show-h264"].ups.values()
         assert {u.codec.mimeType.lower() for u in ups} == {"video/h264", "audio/opus"}
-        assert (await record(server, "show-h264", "start", "h264-take")).error is None
+        expect(await record(server, "show-h264", "start", "h264-take"), Recorded)
         await recorded(server, "show-h264", video=45, audio=75)
         crashed = snapshot(tmp_path / "recordings" / "h264-take.mp4.part", tmp_path / "crashed.mp4")
-        stopped = await record(server, "show-h264", "stop", "h264-take")
+        stopped = expect(await record(server, "show-h264", "stop", "h264-take"), Recorded)
         assert_never_transcoded(server)
     finally:
         await publisher.close()
@@ -256,7 +269,7 @@ async def test_obs_reconnecting_continues_the_same_file(server: RunningServer, t
     second = None
     try:
         await published(server, "show-again", 2)
-        assert (await record(server, "show-again", "start", "again")).error is None
+        expect(await record(server, "show-again", "start", "again"), Recorded)
         before = await recorded(server, "show-again", video=30, audio=50)
         async with httpx.AsyncClient(base_url=server.url) as http:
             gone = await http.delete(resource, headers={"Authorization": f"Bearer {token}"})
@@ -268,7 +281,7 @@ async def test_obs_reconnecting_continues_the_same_file(server: RunningServer, t
         second, _, _ = await whip_publish(server, "show-again", "obs")
         await published(server, "show-again", 2)
         after = await recorded(server, "show-again", video=before.video_frames + 30, audio=before.audio_frames + 50)
-        stopped = await record(server, "show-again", "stop", "again")
+        stopped = expect(await record(server, "show-again", "stop", "again"), Recorded)
         assert_never_transcoded(server)
     finally:
         for pc in (first, second):
@@ -289,9 +302,9 @@ async def test_audio_only_room_records_an_audio_only_webm(server: RunningServer,
     try:
         await host.connect()
         await published(server, "radio", 1)
-        assert (await record(server, "radio", "start", "radio-1")).error is None
+        expect(await record(server, "radio", "start", "radio-1"), Recorded)
         await recorded(server, "radio", video=0, audio=100)
-        stopped = await record(server, "radio", "stop", "radio-1")
+        stopped = expect(await record(server, "radio", "stop", "radio-1"), Recorded)
         assert_never_transcoded(server)
     finally:
         await host.close()
@@ -307,7 +320,7 @@ async def test_a_full_queue_drops_and_recovers_on_a_keyframe(server: RunningServ
     try:
         await host.connect()
         await published(server, "busy", 2)
-        assert (await record(server, "busy", "start", "busy-1")).error is None
+        expect(await record(server, "busy", "start", "busy-1"), Recorded)
         before = await recorded(server, "busy", video=20, audio=30)
         recording = worker_of(server).recordings["busy"]
         packets_in = worker_of(server).media_stats()["packets_in"]
@@ -327,7 +340,7 @@ async def test_a_full_queue_drops_and_recovers_on_a_keyframe(server: RunningServ
         await wait_for(lambda: broken not in video.sinks, "the failing sink to be detached")
         assert video.counters.sink_errors == 1
         await recorded(server, "busy", video=resumed.video_frames + 15, audio=0)
-        stopped = await record(server, "busy", "stop", "busy-1")
+        stopped = expect(await record(server, "busy", "stop", "busy-1"), Recorded)
     finally:
         await host.close()
     assert stopped.recording is not None and stopped.recording.dropped_packets >= 100
@@ -344,9 +357,9 @@ async def test_a_lossy_publisher_link_still_records_a_clean_file(server: Running
     try:
         await host.connect()
         await published(server, "lossy", 2)
-        assert (await record(server, "lossy", "start", "lossy-1")).error is None
+        expect(await record(server, "lossy", "start", "lossy-1"), Recorded)
         await recorded(server, "lossy", video=60, audio=100)
-        stopped = await record(server, "lossy", "stop", "lossy-1")
+        stopped = expect(await record(server, "lossy", "stop", "lossy-1"), Recorded)
         assert_never_transcoded(server)
     finally:
         await host.close()
@@ -358,24 +371,23 @@ async def test_a_lossy_publisher_link_still_records_a_clean_file(server: Running
 
 
 async def test_record_command_errors_are_typed(server: RunningServer, tmp_path: Path) -> None:
-    assert (await record(server, "nowhere", "stop", "x")).error == ErrorCode.RECORDING_NOT_FOUND
-    assert (await record(server, "nowhere", "start", "x")).error == ErrorCode.ROOM_NOT_FOUND
+    assert refusal(await record(server, "nowhere", "stop", "x")).error == ErrorCode.RECORDING_NOT_FOUND
+    assert refusal(await record(server, "nowhere", "start", "x")).error == ErrorCode.ROOM_NOT_FOUND
     host = VitrineClient(server.url, server.token("errs", "host", Role.HOST), tracks=[AudioStreamTrack()])
     try:
         await host.connect()
         await published(server, "errs", 1)
-        assert (await record(server, "errs", "stop", "x")).error == ErrorCode.RECORDING_NOT_FOUND
+        assert refusal(await record(server, "errs", "stop", "x")).error == ErrorCode.RECORDING_NOT_FOUND
         directory = tmp_path / "recordings"
         directory.mkdir(exist_ok=True)
         (directory / "x.webm.part").write_bytes(b"what a crashed worker left")
-        started = await record(server, "errs", "start", "x")
-        assert started.error is None and started.recording is not None
+        started = expect(await record(server, "errs", "start", "x"), Recorded)
+        assert started.recording is not None
         kept = [p for p in directory.iterdir() if p.name.startswith("x.webm.part.")]
         assert [p.read_bytes() for p in kept] == [b"what a crashed worker left"], "a crash's file is kept aside"
         assert (started.recording.part, started.recording.path) == (1, "x.1.webm")  # after the crash's part 0
-        assert (await record(server, "errs", "stop", "y")).error == ErrorCode.RECORDING_NOT_FOUND
-        stopped = await record(server, "errs", "stop", "x")
-        assert stopped.error is None
+        assert refusal(await record(server, "errs", "stop", "y")).error == ErrorCode.RECORDING_NOT_FOUND
+        expect(await record(server, "errs", "stop", "x"), Recorded)
     finally:
         await host.close()
     for bad in ("../escape", "a.b", "", "x" * 65, "sp ace"):
@@ -388,7 +400,7 @@ async def test_closing_the_room_finalizes_the_recording(server: RunningServer, t
     try:
         await host.connect()
         await published(server, "closing", 2)
-        assert (await record(server, "closing", "start", "closing-1")).error is None
+        expect(await record(server, "closing", "start", "closing-1"), Recorded)
         await recorded(server, "closing", video=30, audio=50)
         async with server.api() as api:
             assert (await api.delete("/v1/rooms/closing")).status_code == 200
@@ -415,10 +427,10 @@ async def test_recording_an_id_again_makes_its_next_part_and_keeps_the_first(
         try:
             await host.connect()
             await published(server, room, 2)
-            assert (await record(server, room, "start", "moved")).error is None
+            expect(await record(server, room, "start", "moved"), Recorded)
             await recorded(server, room, video=30, audio=50)
-            stopped = await record(server, room, "stop", "moved")
-            assert stopped.error is None and stopped.recording is not None
+            stopped = expect(await record(server, room, "stop", "moved"), Recorded)
+            assert stopped.recording is not None
             parts.append(stopped.recording)
         finally:
             await host.close()
@@ -445,13 +457,13 @@ async def test_a_part_another_recorder_finished_meanwhile_is_never_overwritten(
     try:
         await watcher.connect()
         await published(server, "race", 0)
-        started = await record(server, "race", "start", "race-1")
+        started = expect(await record(server, "race", "start", "race-1"), Recorded)
         assert started.recording is not None and started.recording.path == "race-1.webm"  # provisional
         (directory / "race-1.webm").write_bytes(b"another recorder's part 0")
         await host.connect()
         await published(server, "race", 2)
         await recorded(server, "race", video=20, audio=30)
-        stopped = await record(server, "race", "stop", "race-1")
+        stopped = expect(await record(server, "race", "stop", "race-1"), Recorded)
     finally:
         for client in (host, watcher):
             await client.close()
@@ -508,10 +520,10 @@ async def test_chromium_plays_both_formats(server: RunningServer, browser, tmp_p
         await published(server, "play-vp8", 2)
         await published(server, "play-h264", 2)
         for room in ("play-vp8", "play-h264"):
-            assert (await record(server, room, "start", room)).error is None
+            expect(await record(server, room, "start", room), Recorded)
         for room in ("play-vp8", "play-h264"):
             await recorded(server, room, video=60, audio=100)
-            assert (await record(server, room, "stop", room)).recording is not None
+            assert expect(await record(server, room, "stop", room), Recorded).recording is not None
     finally:
         await host.close()
         if obs is not None:

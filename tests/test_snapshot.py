@@ -21,11 +21,25 @@ from tests.worker_harness import ROOM, Harness, Page, wait_for
 from vitrine.core.errors import ErrorCode, VitrineError
 from vitrine.core.models import ROLE_DEFAULT_GRANTS, Participant, Role, Room, RoomKind
 from vitrine.core.wire.inspect import Artifact, ArtifactKind
-from vitrine.core.wire.rpc import JoinCommand, OfferCommand, SnapshotCommand
+from vitrine.core.wire.rpc import (
+    JoinCommand,
+    Negotiated,
+    OfferCommand,
+    Refused,
+    Snapped,
+    SnapshotCommand,
+    WorkerReply,
+    expect,
+)
 
 
-async def snapshot(harness: Harness, identity: str, room: str = ROOM.name):
+async def snapshot(harness: Harness, identity: str, room: str = ROOM.name) -> WorkerReply:
     return await harness.worker.handle(SnapshotCommand(room=room, identity=identity))
+
+
+def refusal(reply: WorkerReply) -> Refused:
+    assert isinstance(reply, Refused), reply
+    return reply
 
 
 async def video_flowing(harness: Harness, room: str = ROOM.name) -> None:
@@ -61,12 +75,13 @@ async def test_a_snapshot_of_the_buyers_vp8_video(harness: Harness) -> None:
     await video_flowing(harness)
     up = next(u for u in harness.worker.rooms[ROOM.name].ups.values() if u.is_video)
     requests = up.counters.keyframe_requests
-    first = await snapshot(harness, "buyer")
-    assert first.error is None and first.artifact is not None, first.message
+    first = expect(await snapshot(harness, "buyer"), Snapped)
     check_jpeg(harness, first.artifact, (640, 360))
     assert up.counters.keyframe_requests > requests and up.sinks == []
-    second = await snapshot(harness, "buyer")  # at once: the keyframe request's rate limit does not stall it
-    assert second.artifact is not None and second.artifact.file != first.artifact.file
+    second = expect(
+        await snapshot(harness, "buyer"), Snapped
+    )  # at once: the keyframe request's rate limit does not stall it
+    assert second.artifact.file != first.artifact.file
     check_jpeg(harness, second.artifact, (640, 360))
     assert_never_transcoded(harness)
     assert sorted(p.name for p in harness.case_dir.iterdir()) == sorted([first.artifact.file, second.artifact.file])
@@ -83,7 +98,7 @@ async def test_a_snapshot_of_h264_from_an_obs_style_offer(harness: Harness) -> N
         node_id="node-test",
     )
     joined = await harness.worker.handle(JoinCommand(room=ROOM, participant=participant, auto_subscribe=False))
-    assert joined.error is None and joined.offer is None
+    assert expect(joined, Negotiated).offer is None
     page = harness.pages[participant.sid] = Page(participant, [])
     video = page.pc.addTransceiver(MovingPatternTrack(), direction="sendonly")
     video.setCodecPreferences(
@@ -91,13 +106,13 @@ async def test_a_snapshot_of_h264_from_an_obs_style_offer(harness: Harness) -> N
     )
     await page.pc.setLocalDescription(await page.pc.createOffer())
     reply = await harness.worker.handle(OfferCommand(room=ROOM.name, sid="PA_obs", sdp=page.pc.localDescription.sdp))
-    assert reply.answer is not None, reply.message
-    await page.pc.setRemoteDescription(RTCSessionDescription(sdp=reply.answer.sdp, type="answer"))
+    answer = expect(reply, Negotiated).answer
+    assert answer is not None
+    await page.pc.setRemoteDescription(RTCSessionDescription(sdp=answer.sdp, type="answer"))
     await harness.published(1)
     await video_flowing(harness)
     assert next(iter(harness.worker.rooms[ROOM.name].ups.values())).codec.mimeType.lower() == "video/h264"
-    taken = await snapshot(harness, "obs")
-    assert taken.artifact is not None, taken.message
+    taken = expect(await snapshot(harness, "obs"), Snapped)
     check_jpeg(harness, taken.artifact, (320, 240))
     assert_never_transcoded(harness)
 
@@ -123,14 +138,14 @@ async def test_snapshot_errors_are_typed(harness: Harness) -> None:
     await harness.join("inspector", Role.INSPECTOR, [AudioStreamTrack()])
     await harness.published(3)
     await video_flowing(harness)
-    assert (await snapshot(harness, "nobody")).error == ErrorCode.TRACK_NOT_FOUND
-    assert (await snapshot(harness, "inspector")).error == ErrorCode.TRACK_NOT_FOUND  # audio only
-    assert (await snapshot(harness, "buyer", room="inspect-cs_000000000000")).error == ErrorCode.ROOM_NOT_FOUND
+    assert refusal(await snapshot(harness, "nobody")).error == ErrorCode.TRACK_NOT_FOUND
+    assert refusal(await snapshot(harness, "inspector")).error == ErrorCode.TRACK_NOT_FOUND  # audio only
+    assert refusal(await snapshot(harness, "buyer", room="inspect-cs_000000000000")).error == ErrorCode.ROOM_NOT_FOUND
 
     camera.paused = True
     await asyncio.wait_for(camera.parked.wait(), 30)
     up = next(u for u in harness.worker.rooms[ROOM.name].ups.values() if u.is_video)
-    paused = await snapshot(harness, "buyer")
+    paused = refusal(await snapshot(harness, "buyer"))
     assert paused.error == ErrorCode.TRACK_NOT_FOUND and "no video frame" in paused.message
     assert up.sinks == [], "the snapshot's sink is gone"
     assert not harness.case_dir.exists()
@@ -140,7 +155,7 @@ async def test_snapshots_belong_to_inspection_rooms(harness: Harness) -> None:
     consult = Room(name="consult-1", kind=RoomKind.CONSULT, shop="acme")
     await harness.join("customer", Role.CUSTOMER, [MovingPatternTrack()], room=consult)
     await harness.published(1, room=consult)
-    assert (await snapshot(harness, "customer", room="consult-1")).error == ErrorCode.CASE_NOT_FOUND
+    assert refusal(await snapshot(harness, "customer", room="consult-1")).error == ErrorCode.CASE_NOT_FOUND
 
 
 async def test_take_snapshot_refuses_audio(harness: Harness) -> None:

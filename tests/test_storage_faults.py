@@ -24,7 +24,7 @@ from tests.inspect_helpers import CaseFlow
 from tests.media_helpers import av_tracks, receive_frames
 from tests.servers import embedded_server
 from vitrine.core.wire.inspect import ArtifactKind, CaseState, inspect_room
-from vitrine.core.wire.rpc import RecordCommand
+from vitrine.core.wire.rpc import RecordCommand, Recorded, expect
 
 EXPORTS = {ArtifactKind("chat"), ArtifactKind("annotations"), ArtifactKind("notes"), ArtifactKind("timeline")}
 
@@ -92,11 +92,15 @@ async def test_a_full_evidence_disk_keeps_the_case_open_and_the_retry_keeps_ever
                 # Part 0 finalized with nobody to take it in (as by a worker that closed the room), part 1 after.
                 assert server.runtime is not None and server.runtime.media_worker is not None
                 worker, room = server.runtime.media_worker, inspect_room(case.id)
-                assert (await worker.handle(RecordCommand(room=room, action="stop", recording_id=case.id))).recording
-                again = await worker.handle(
-                    RecordCommand(room=room, action="start", recording_id=case.id, identity=buyer_identity(case.id))
+                stopped = await worker.handle(RecordCommand(room=room, action="stop", recording_id=case.id))
+                assert expect(stopped, Recorded).recording
+                again = expect(
+                    await worker.handle(
+                        RecordCommand(room=room, action="start", recording_id=case.id, identity=buyer_identity(case.id))
+                    ),
+                    Recorded,
                 )
-                assert again.error is None and again.recording is not None and again.recording.part == 1
+                assert again.recording is not None and again.recording.part == 1
                 assert len(await receive_frames(video, 30)) == 30
 
                 filler = fill(disk)

@@ -22,8 +22,10 @@ from vitrine.core.wire.rpc import (
     EvidenceFolder,
     JoinCommand,
     LeaveCommand,
+    Negotiated,
     PeerOffer,
     WorkerPush,
+    expect,
 )
 from vitrine.core.wire.rtc import ServerOfferMessage, TrackRequest
 
@@ -100,7 +102,7 @@ class Harness:
     async def answer(self, room: str, sid: str, offer: ServerOfferMessage | None) -> None:
         while offer is not None:
             sdp = await self.pages[sid].answer(offer)
-            offer = (await self.worker.handle(AnswerCommand(room=room, sid=sid, sdp=sdp))).raise_for_error().offer
+            offer = expect(await self.worker.handle(AnswerCommand(room=room, sid=sid, sdp=sdp)), Negotiated).offer
 
     async def join(
         self,
@@ -133,11 +135,11 @@ class Harness:
             JoinCommand(room=room, participant=participant, publish=publish, evidence=evidence)
         )
         page = self.pages[participant.sid] = Page(participant, tracks, hostile)
-        await self.answer(room.name, participant.sid, reply.raise_for_error().offer)
+        await self.answer(room.name, participant.sid, expect(reply, Negotiated).offer)
         return page
 
     async def leave(self, page: Page, room: Room = ROOM) -> None:
-        (await self.worker.handle(LeaveCommand(room=room.name, sid=page.participant.sid))).raise_for_error()
+        expect(await self.worker.handle(LeaveCommand(room=room.name, sid=page.participant.sid)), Negotiated)
         await page.pc.close()
 
     async def published(self, count: int, room: Room = ROOM) -> None:

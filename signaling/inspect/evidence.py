@@ -49,7 +49,7 @@ from vitrine.core.wire.inspect import (
     inspect_room,
 )
 from vitrine.core.wire.inspect_actions import CaseNotice
-from vitrine.core.wire.rpc import RecordCommand, RecordingInfo
+from vitrine.core.wire.rpc import RecordCommand, Recorded, RecordingInfo, Refused, expect
 from vitrine.core.wire.rtc import LogEntry
 
 logger = logging.getLogger(__name__)
@@ -157,11 +157,13 @@ class EvidenceService:
         reply = await self.rooms.link.call(
             record.worker_id, RecordCommand(room=record.name, action="stop", recording_id=case.id)
         )
-        info = reply.recording
-        if reply.error is not None or info is None or not info.finished or info.error:
-            logger.warning(
-                "inspection %s: the current worker stopped no part (%s)", case.id, reply.message or "no media"
-            )
+        match reply:
+            case Refused(message=message):
+                info, why = None, message or "no media"
+            case _:
+                info, why = expect(reply, Recorded).recording, "no media"
+        if info is None or not info.finished or info.error:
+            logger.warning("inspection %s: the current worker stopped no part (%s)", case.id, why)
             return None
         return info
 

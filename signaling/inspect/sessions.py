@@ -34,7 +34,7 @@ from vitrine.core.wire.inspect_actions import (
     InspectBody,
     SnapshotRequest,
 )
-from vitrine.core.wire.rpc import RecordCommand, SnapshotCommand
+from vitrine.core.wire.rpc import RecordCommand, Recorded, Refused, Snapped, SnapshotCommand, expect
 from vitrine.core.wire.rtc import Knock, LogEntry
 
 logger = logging.getLogger(__name__)
@@ -125,11 +125,11 @@ class InspectionService:
         worker = (await self.rooms.get_room(room.name)).worker_id
         if case_id is None or worker is None:
             raise VitrineError(ErrorCode.NO_MEDIA_WORKER, "the session has no media worker")
-        reply = (
-            await self.rooms.link.call(worker, SnapshotCommand(room=room.name, identity=buyer_identity(case_id)))
-        ).raise_for_error()
-        if reply.artifact is not None:
-            await self.add_artifact(room.name, reply.artifact.model_copy(update={"request": request.request}))
+        reply = expect(
+            await self.rooms.link.call(worker, SnapshotCommand(room=room.name, identity=buyer_identity(case_id))),
+            Snapped,
+        )
+        await self.add_artifact(room.name, reply.artifact.model_copy(update={"request": request.request}))
 
     async def add_artifact(self, room_name: str, artifact: Artifact) -> None:
         """A photo or snapshot the worker stored under the case: committed to the case's record before this
@@ -192,9 +192,13 @@ class InspectionService:
         reply = await self.rooms.link.call(
             worker_id, RecordCommand(room=room, action="start", recording_id=case_id, identity=buyer_identity(case_id))
         )
-        if reply.error is not None:
-            logger.warning("inspection %s is not recorded: %s", case_id, reply.message)
-        return reply.error is None
+        match reply:
+            case Refused(message=message):
+                logger.warning("inspection %s is not recorded: %s", case_id, message)
+                return False
+            case _:
+                expect(reply, Recorded)
+                return True
 
     async def log(self, room: str, body: InspectBody, participant: ParticipantView | None = None) -> LogEntry:
         return await self.rooms.append_log(

@@ -39,7 +39,7 @@ from vitrine.core.wire.live import (
     ShowSetup,
     ShowState,
 )
-from vitrine.core.wire.rpc import RecordCommand, RecordingInfo
+from vitrine.core.wire.rpc import RecordCommand, Recorded, RecordingInfo, expect
 from vitrine.core.wire.rtc import LogEntry
 
 logger = logging.getLogger(__name__)
@@ -172,11 +172,12 @@ class ShowService:
         if room is None or room.worker_id is None:
             return None
         try:
-            reply = (
+            reply = expect(
                 await self.rooms.link.call(
                     room.worker_id, RecordCommand(room=show.room, action="stop", recording_id=show.id)
-                )
-            ).raise_for_error()
+                ),
+                Recorded,
+            )
         except VitrineError as exc:
             logger.warning("the show %s ended without the current worker's part: %s", show.id, exc.message)
             return None

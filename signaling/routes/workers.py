@@ -12,7 +12,7 @@ from fastapi import APIRouter, status
 from signaling.deps import ApiKeyDep, LinkDep, StateDep
 from vitrine.core.errors import ErrorCode, VitrineError
 from vitrine.core.state.nodes import WorkerNode, WorkerState
-from vitrine.core.wire.rpc import DrainCommand
+from vitrine.core.wire.rpc import Done, DrainCommand, expect
 
 router = APIRouter(prefix="/v1/workers", tags=["workers"], dependencies=[ApiKeyDep])
 
@@ -32,5 +32,5 @@ async def drain_worker(worker_id: str, state: StateDep, link: LinkDep) -> Worker
     node = await state.nodes.get(worker_id)
     if node is None:
         raise VitrineError(ErrorCode.WORKER_NOT_FOUND, "no such media worker is registered")
-    (await link.call(worker_id, DrainCommand())).raise_for_error()
+    expect(await link.call(worker_id, DrainCommand()), Done)
     return node.model_copy(update={"state": WorkerState.DRAINING})

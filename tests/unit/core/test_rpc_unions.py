@@ -10,18 +10,24 @@ import json
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from vitrine.core.errors import ErrorCode
+from vitrine.core.errors import ErrorCode, VitrineError
 from vitrine.core.wire.rpc import (
     AckRequest,
     ArtifactStored,
+    Done,
     GoneReason,
     Kick,
+    Negotiated,
     PeerGone,
     PeerOffer,
+    Recorded,
+    Refused,
     RpcResponse,
+    Snapped,
     WorkerReply,
+    expect,
     node_message_adapter,
     room_bus_adapter,
 )
@@ -46,8 +52,28 @@ NODE_MESSAGES: list[tuple[dict[str, Any], type[BaseModel]]] = [
     ({"type": "artifact", **TO, "artifact": ARTIFACT}, ArtifactStored),
     ({"type": "artifact", **TO, "artifact": ARTIFACT, "ack": {"id": "a1", "reply_to": "acks"}}, ArtifactStored),
     ({"type": "gone", **TO, "reason": "silent"}, PeerGone),
-    ({"type": "response", "id": "r1", "reply": {"offer": OFFER}}, RpcResponse),
-    ({"type": "response", "id": "r1", "reply": {"error": "room_not_found", "message": "not here"}}, RpcResponse),
+    ({"type": "response", "id": "r1", "reply": {"type": "negotiated", "offer": OFFER}}, RpcResponse),
+    (
+        {"type": "response", "id": "r1", "reply": {"type": "refused", "error": "room_not_found", "message": "x"}},
+        RpcResponse,
+    ),
+]
+
+TRACK = {"sid": "TR_1", "participant_sid": "PA_a", "kind": "audio"}
+RECORDING = {"path": "show-1.webm", "container": "webm", "started_at_ms": 1, "duration_ms": 2}
+
+reply_adapter: TypeAdapter[WorkerReply] = TypeAdapter(WorkerReply)
+
+REPLIES: list[tuple[dict[str, Any], type[BaseModel]]] = [
+    ({"type": "refused", "error": "room_not_found", "message": "not here"}, Refused),
+    ({"type": "negotiated", "offer": OFFER, "published": [TRACK]}, Negotiated),
+    ({"type": "negotiated", "answer": {**OFFER, "type": "answer"}}, Negotiated),
+    ({"type": "negotiated", "unpublished": [TRACK]}, Negotiated),
+    ({"type": "negotiated"}, Negotiated),  # a candidate: nothing to send, no track changed
+    ({"type": "recorded", "recording": RECORDING}, Recorded),
+    ({"type": "recorded", "recording": None}, Recorded),  # a close_room of a room that recorded nothing
+    ({"type": "snapped", "artifact": ARTIFACT}, Snapped),
+    ({"type": "done"}, Done),
 ]
 
 ROOM_MESSAGES: list[tuple[dict[str, Any], type[BaseModel]]] = [
@@ -87,14 +113,18 @@ def test_what_the_worker_builds_goes_out_tagged() -> None:
     [
         {"type": "offer", **TO, "offer": OFFER, "artifact": ARTIFACT},  # two bodies
         {"type": "gone", **TO, "reason": "silent", "offer": OFFER},
-        {"type": "response", "id": "r1", "reply": {}, **TO, "reason": "silent"},
+        {"type": "response", "id": "r1", "reply": {"type": "done"}, **TO, "reason": "silent"},
         {"type": "offer", **TO},  # its body missing
         {"type": "gone", **TO, "reason": "bored"},
         {"type": "hello", **TO},  # an unknown tag
         {**TO, "offer": OFFER},  # no tag
         {"push": {**TO, "offer": OFFER}},  # the untagged envelope of before
         {"response": {"id": "r1", "reply": {}}},
-        {"type": "response", "id": "r1", "reply": {"error": "internal", "offer": OFFER}},  # failed, with a result
+        {
+            "type": "response",
+            "id": "r1",
+            "reply": {"error": "internal", "offer": OFFER},
+        },  # the untagged reply of before
     ],
 )
 def test_a_malformed_node_inbox_message_is_refused(raw: dict[str, Any]) -> None:
@@ -119,14 +149,48 @@ def test_a_malformed_room_channel_message_is_refused(raw: dict[str, Any]) -> Non
         room_bus_adapter.validate_json(json.dumps(raw))
 
 
-def test_a_worker_reply_is_a_failure_or_a_result_never_both() -> None:
-    failed = WorkerReply(error=ErrorCode.ROOM_NOT_FOUND, message="not here")
-    assert WorkerReply.model_validate_json(failed.model_dump_json()) == failed
-    assert WorkerReply.model_validate({"offer": OFFER, "published": []}).offer is not None
-    for result in (
-        {"offer": OFFER},
-        {"artifact": ARTIFACT},
-        {"unpublished": [{"sid": "TR_1", "participant_sid": "PA_a", "kind": "audio"}]},
-    ):
-        with pytest.raises(ValidationError, match="a failed reply carries no result"):
-            WorkerReply.model_validate({"error": "internal", **result})
+@pytest.mark.parametrize(("raw", "kind"), REPLIES)
+def test_a_worker_reply_parses_to_its_own_type_and_back(raw: dict[str, Any], kind: type[BaseModel]) -> None:
+    reply = reply_adapter.validate_json(json.dumps(raw))
+    assert type(reply) is kind
+    assert reply_adapter.validate_json(reply_adapter.dump_json(reply)) == reply
+
+
+def test_what_the_worker_replies_goes_out_tagged() -> None:
+    assert json.loads(Done().model_dump_json()) == {"type": "done"}
+    refused = Refused(error=ErrorCode.ROOM_NOT_FOUND, message="not here")
+    assert json.loads(refused.model_dump_json()) == {
+        "type": "refused",
+        "error": "room_not_found",
+        "message": "not here",
+    }
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"type": "refused", "error": "internal", "offer": OFFER},  # a failure with a result
+        {"type": "snapped", "artifact": ARTIFACT, "recording": RECORDING},  # two bodies
+        {"type": "negotiated", "artifact": ARTIFACT},
+        {"type": "done", "unpublished": [TRACK]},
+        {"type": "refused", "message": "no code"},  # a refusal without its error code
+        {"type": "refused", "error": "bored"},
+        {"type": "snapped"},  # its body missing
+        {"type": "stopped", "recording": RECORDING},  # an unknown tag
+        {"offer": OFFER, "published": []},  # no tag: the bag of optionals of before
+        {"error": "internal", "message": "x"},
+    ],
+)
+def test_a_malformed_worker_reply_is_refused(raw: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        reply_adapter.validate_json(json.dumps(raw))
+
+
+def test_expect_gives_the_variant_raises_a_refusal_and_rejects_another_variant() -> None:
+    negotiated = Negotiated(published=[])
+    assert expect(negotiated, Negotiated) is negotiated
+    with pytest.raises(VitrineError) as refused:
+        expect(Refused(error=ErrorCode.RECORDING_NOT_FOUND, message="no such recording"), Recorded)
+    assert (refused.value.code, refused.value.message) == (ErrorCode.RECORDING_NOT_FOUND, "no such recording")
+    with pytest.raises(TypeError, match="expected a Recorded reply, got Done"):
+        expect(Done(), Recorded)

@@ -20,6 +20,7 @@ from vitrine.core.wire.rpc import (
     AdmitCommand,
     AnswerCommand,
     LeaveCommand,
+    Negotiated,
     PeerOffer,
     PublishCommand,
     UnpublishCommand,
@@ -196,7 +197,7 @@ async def test_the_video_a_snapshot_decodes() -> None:
 
 async def test_commands_of_who_is_not_in_the_room() -> None:
     s = Setup()
-    assert (await s.room.handle(LeaveCommand(room=ROOM, sid="PA_x"))).error is None  # nothing left to do
+    assert await s.room.handle(LeaveCommand(room=ROOM, sid="PA_x")) == Negotiated()  # nothing left to do
     with pytest.raises(VitrineError) as refused:
         await s.room.handle(AnswerCommand(room=ROOM, sid="PA_x", sdp="v=0"))
     assert refused.value.code == ErrorCode.NOT_JOINED
@@ -225,7 +226,7 @@ async def test_a_participant_command_checks_grants_and_tracks() -> None:
     with pytest.raises(VitrineError) as missing:
         await s.room.handle(UnpublishCommand(room=ROOM, sid=alice.sid, track_sid="TR_none"))
     assert missing.value.code == ErrorCode.TRACK_NOT_FOUND
-    assert (await s.room.handle(AdmitCommand(room=ROOM, sid=alice.sid))).error is None  # already in
+    assert await s.room.handle(AdmitCommand(room=ROOM, sid=alice.sid)) == Negotiated()  # already in
 
     up = FakeUp("TR_1", alice.sid)
     await published(s, alice, up)

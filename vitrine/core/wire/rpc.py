@@ -6,9 +6,9 @@ The same models travel over a direct call (embedded) and over Redis (scaled).
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
-from pydantic import Field, TypeAdapter, model_validator
+from pydantic import Field, TypeAdapter
 
 from vitrine.core.errors import ErrorCode, VitrineError
 from vitrine.core.models import Identity, Participant, Room, ShopId, Strict, Track
@@ -198,40 +198,70 @@ WorkerCommand = Annotated[
 command_adapter: TypeAdapter[WorkerCommand] = TypeAdapter(WorkerCommand)
 
 
-class WorkerReply(Strict):
-    """What a worker answers to a command: a failure (``error`` and ``message``, and nothing else: the
-    validator refuses one with a result), or what the command produced, in the fields it fills. ``offer``:
-    join, admit, publish, relay open, and answer (the next offer); ``answer``: offer; ``published``: answer,
-    offer, admit; ``unpublished``: unpublish, leave, close_room; ``recording``: record, close_room;
-    ``artifact``: snapshot; nothing: candidate, drain, relay answer.
+class Refused(Strict):
+    """Any command that failed: the typed reason, and nothing else."""
 
-    It is one model, not a reply type per command, because its readers take it for several commands at once:
-    a session sends on ``answer`` then ``offer`` for any of five commands, ``RoomService.apply_tracks`` applies
-    ``published`` and ``unpublished`` whichever command produced them, and products read ``error`` and
-    ``recording`` without raising. Types per command would need an overload of ``WorkerLink.call`` for each
-    and a ``match`` in each of those readers (the session, the cascade, the WHIP/WHEP routes, three products),
-    and every one would still have to handle a failure."""
-
-    error: ErrorCode | None = None
+    type: Literal["refused"] = "refused"
+    error: ErrorCode
     message: str = ""  # why it failed, for people
+
+
+class Negotiated(Strict):
+    """A participant's command (join, offer, answer, candidate, publish, unpublish, admit, leave) or a relay's
+    (open, answer): what the client is to be sent and what the room's tracks became. ``offer``: join, admit,
+    publish, relay open, and answer (the next offer); ``answer``: offer; ``published``: answer, offer, admit;
+    ``unpublished``: unpublish, leave. Any may be empty: a candidate and a relay's answer fill none.
+
+    One variant for all of them, because their readers take it for several at once: a session sends on
+    ``answer`` then ``offer`` whichever of five commands it ran, and ``RoomService.apply_tracks`` applies
+    ``published`` and ``unpublished`` whichever command produced them."""
+
+    type: Literal["negotiated"] = "negotiated"
     offer: ServerOfferMessage | None = None
     answer: ServerAnswerMessage | None = None
     published: list[Track] = Field(default_factory=list)
     unpublished: list[Track] = Field(default_factory=list)
-    recording: RecordingInfo | None = None
-    artifact: Artifact | None = None  # a snapshot, stored under the room's case
 
-    @model_validator(mode="after")
-    def _failed_or_done(self) -> WorkerReply:
-        results = (self.offer, self.answer, self.recording, self.artifact)
-        if self.error is not None and (any(r is not None for r in results) or self.published or self.unpublished):
-            raise ValueError("a failed reply carries no result")
-        return self
 
-    def raise_for_error(self) -> WorkerReply:
-        if self.error is not None:
-            raise VitrineError(self.error, self.message)
-        return self
+class Recorded(Strict):
+    """A record command, or a close_room (which finishes the room's recording): the recording as it is now.
+    None: there was none to close, or it could not be finalized (what was written is kept). A close_room's
+    tracks are not in it: signaling forgets them with the room."""
+
+    type: Literal["recorded"] = "recorded"
+    recording: RecordingInfo | None
+
+
+class Snapped(Strict):
+    """A snapshot command: the JPEG, stored under the room's case."""
+
+    type: Literal["snapped"] = "snapped"
+    artifact: Artifact
+
+
+class Done(Strict):
+    """A command that gives nothing back but its success (a drain, which runs on after the reply)."""
+
+    type: Literal["done"] = "done"
+
+
+# What a worker answers to a command: a refusal, or the one result that command gives (each command gives one
+# variant, whatever happened). Readers take the one they expect with ``expect``, or ``match`` to look at a
+# refusal without raising.
+WorkerReply = Annotated[Refused | Negotiated | Recorded | Snapped | Done, Field(discriminator="type")]
+
+Result = TypeVar("Result", Negotiated, Recorded, Snapped, Done)
+
+
+def expect(reply: WorkerReply, variant: type[Result]) -> Result:
+    """The reply's result, as the variant its command gives; a refusal raises its ``VitrineError``, for the
+    client or operator to hear. Another variant is a ``TypeError``: the caller asked for the wrong one, a
+    programming error no client causes."""
+    if isinstance(reply, Refused):
+        raise VitrineError(reply.error, reply.message)
+    if not isinstance(reply, variant):
+        raise TypeError(f"expected a {variant.__name__} reply, got {type(reply).__name__}")
+    return reply
 
 
 class AckRequest(Strict):
