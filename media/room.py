@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import assert_never
 
 from media.evidence_channel import EvidenceTarget
@@ -38,14 +38,13 @@ from vitrine.core.wire.rpc import (
     OfferCommand,
     PeerOffer,
     PublishCommand,
+    PushHandler,
     UnpublishCommand,
-    WorkerPush,
 )
 from vitrine.core.wire.rtc import MidInfo, ServerOfferMessage
 
 logger = logging.getLogger(__name__)
 
-Push = Callable[[WorkerPush], Awaitable[None]]
 # The commands of one participant of the room; the others are the worker's (media/worker.py).
 ParticipantCommand = (
     OfferCommand | AnswerCommand | CandidateCommand | PublishCommand | UnpublishCommand | LeaveCommand | AdmitCommand
@@ -59,7 +58,7 @@ class WorkerRoom:
         self,
         name: str,
         *,
-        push: Push,
+        push: PushHandler,
         recording: Callable[[], Recording | None],
         max_tracks: int,
         on_empty: Callable[[WorkerRoom], None],

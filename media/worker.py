@@ -32,7 +32,7 @@ from media import taps
 from media.evidence_channel import EvidenceTarget
 from media.peer import PeerSession
 from media.recorder import Recording
-from media.room import Push, WorkerRoom
+from media.room import WorkerRoom
 from media.snapshot import take_snapshot
 from vitrine.core.artifacts import ArtifactStore
 from vitrine.core.config import Settings
@@ -57,6 +57,7 @@ from vitrine.core.wire.rpc import (
     OfferCommand,
     PeerGone,
     PublishCommand,
+    PushHandler,
     RecordCommand,
     Recorded,
     RecordingInfo,
@@ -81,7 +82,7 @@ class MediaWorker:
     gone peers and the silence watch, the drain, and the counters.
     """
 
-    def __init__(self, settings: Settings, worker_id: str, push: Push) -> None:
+    def __init__(self, settings: Settings, worker_id: str, push: PushHandler) -> None:
         self.settings = settings
         self.id = worker_id
         self.push = push

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from vitrine.core.errors import ErrorCode, VitrineError
@@ -19,6 +18,7 @@ from vitrine.core.wire.rpc import (
     AckRequest,
     ArtifactStored,
     PushAck,
+    PushHandler,
     RpcRequest,
     RpcResponse,
     WorkerCommand,
@@ -29,7 +29,6 @@ from vitrine.core.wire.rpc import (
 
 logger = logging.getLogger(__name__)
 
-PushHandler = Callable[[WorkerPush], Awaitable[None]]
 RESUBSCRIBE_GRACE_S = 3.0  # how long a registered worker may go unheard on its channel before it is unavailable
 
 

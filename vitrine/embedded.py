@@ -13,11 +13,12 @@ from typing import Literal
 from fastapi import FastAPI
 
 from media.service import RedisPusher, WorkerService
-from media.worker import MediaWorker, Push
+from media.worker import MediaWorker
 from signaling.app import create_app as create_signaling_app
 from signaling.state import State
 from signaling.worker_link import LocalWorkerLink, WorkerLink
 from vitrine.core.config import Settings
+from vitrine.core.wire.rpc import PushHandler
 
 Mode = Literal["embedded", "signaling"]
 
@@ -32,7 +33,7 @@ async def start_local_worker(settings: Settings, state: State, link: WorkerLink)
     ``link``; in a scaled cluster it serves RPC over Redis like any worker and pushes over Redis too."""
     worker_id = f"{settings.node_id}-media"
     pusher = RedisPusher(state.coordination, worker_id, settings.worker_rpc_timeout_s) if settings.redis_url else None
-    push: Push
+    push: PushHandler
     if pusher is not None:
         push = pusher.push
     elif isinstance(link, LocalWorkerLink):

@@ -5,6 +5,7 @@ The same models travel over a direct call (embedded) and over Redis (scaled).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Annotated, Literal, TypeVar
 
@@ -318,6 +319,8 @@ class PeerGone(PushTo):
 
 # What a worker sends unasked, each kind with its one body; signaling ``match``es on the type.
 WorkerPush = Annotated[PeerOffer | ArtifactStored | PeerGone, Field(discriminator="type")]
+# Who takes a worker's pushes: the worker sends through one, the node's worker link hands them to one.
+PushHandler = Callable[[WorkerPush], Awaitable[None]]
 
 
 class Unconfirmed(VitrineError):
