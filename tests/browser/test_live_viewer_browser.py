@@ -409,9 +409,17 @@ async def test_after_the_show_the_page_plays_the_replay_with_the_chat_in_sync(
         await expect(lines).to_have_text([] if offsets["welcome to the drop"] > 0 else ["welcome to the drop"])
         await kim.page.evaluate(f"() => {{ {video}.muted = true; return {video}.play(); }}")
         await kim.wait_for(f"() => {video}.currentTime > 0.5 && {video}.videoWidth > 0", what="the replay to play")
-        await expect(lines).to_have_text(["welcome to the drop", "see you next week"], timeout=TIMEOUT_MS)
-        position = await kim.page.evaluate(f"{video}.currentTime * 1000")
-        assert position >= offsets["see you next week"], (position, offsets)
+        playback = f"() => ({{at: {video}.currentTime, ended: {video}.ended, paused: {video}.paused}})"
+        both = ["welcome to the drop", "see you next week"]
+        try:
+            await expect(lines).to_have_text(both, timeout=TIMEOUT_MS)
+        except AssertionError as exc:  # say where the replay stood: stalled, ended early, or out of sync
+            where = await kim.page.evaluate(playback)
+            raise AssertionError(f"{exc}\nplayback {where}, {replay=}, {offsets=}") from None
+        state = await kim.page.evaluate(playback)
+        # In sync: the line shows once the video reaches its moment, or at the end of the recording (a line said
+        # after the last frame was recorded shows when the replay ends).
+        assert state["ended"] or state["at"] * 1000 >= offsets["see you next week"], (state, replay, offsets)
 
         # Back to the start: the later line goes; the chapter brings the pin's moment back.
         await kim.page.evaluate(f"() => {{ {video}.pause(); {video}.currentTime = 0; }}")

@@ -72,7 +72,7 @@ export class ReplayView {
       this.video = h("video", { class: "vl-video", controls: true, playsinline: true, preload: "metadata", src: url,
         "aria-label": this.show.title });
       const sync = () => this._sync();
-      for (const type of ["timeupdate", "seeked", "seeking", "play", "loadedmetadata"]) {
+      for (const type of ["timeupdate", "seeked", "seeking", "play", "loadedmetadata", "ended"]) {
         this.video.addEventListener(type, sync);
       }
       this.video.addEventListener("loadedmetadata", () => this._seekPending());
@@ -197,7 +197,10 @@ export class ReplayView {
   /** Bring the chat, the pins, the current chapter and the reactions to the video's position. */
   _sync() {
     if (this.pendingSeek !== null) return; // another part is loading: its time is not the moment yet
-    const pos = this._wall(this.current, this.video.currentTime * 1000);
+    // The end of the last part is the end of the show: what was said or pinned after its last recorded
+    // frame (the host's camera stopped first, the recording was cut short) shows then too.
+    const last = this.video.ended && this.current === this.parts.length - 1;
+    const pos = last ? Infinity : this._wall(this.current, this.video.currentTime * 1000);
     const due = countDue(this.chatOffsets, pos);
     if (due > this.shown && due - this.shown <= this.chat.max) {
       this.chat.add(this.chatEntries.slice(this.shown, due));
