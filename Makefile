@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint system-deps bench clean
+.PHONY: serve test lint system-deps bench clean config-table
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,7 @@ serve: $(STAMP)
 ## Run the whole test suite (real aiortc peers, a real Redis, headless Chromium), in two worker processes:
 ## each test file runs whole on one of them, with its own Redis, PostgreSQL and Chromium.
 test: system-deps $(STAMP)
+	npm ci --no-audit --no-fund --loglevel=error  # the outside browser clients of tests/interop, and esbuild
 	$(VENV)/bin/pytest -q -n 2 --dist loadfile
 
 ## Check types (mypy), style (ruff) and the floors: no import from a lower floor to a higher one, no circles
@@ -35,6 +36,10 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 	npm ci --no-audit --no-fund --loglevel=error
 	node_modules/.bin/tsc -p tsconfig.json
+
+## Rewrite README.md's configuration table from Settings (tests/test_config_table.py fails when it is stale).
+config-table: $(STAMP)
+	$(VENV)/bin/python -m vitrine.core.settings_doc README.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 
+from media.metrics import media_stats_from_metrics
+
 API_KEY = "loadtest"
 HEALTH_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
@@ -179,11 +181,7 @@ class ServerProcess:
             response.raise_for_status()
 
     def media_stats(self) -> dict[str, float]:
-        """The worker's forwarding counters, parsed from /metrics."""
+        """The worker's forwarding counters and load, parsed from /metrics (``media.metrics``)."""
         with httpx.Client(timeout=15.0) as client:
             text = client.get(self.url + "/metrics").text
-        stats: dict[str, float] = {}
-        for line in text.splitlines():
-            if line.startswith('vitrine_media{stat="'):
-                stats[line.split('"', 2)[1]] = float(line.rsplit(" ", 1)[1])
-        return stats
+        return media_stats_from_metrics(text)

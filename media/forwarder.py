@@ -32,6 +32,7 @@ from aiortc.rtp import (
 
 from media import taps
 from media.keyframes import is_keyframe
+from media.metrics import TOTALS
 from media.taps.rtp import untap_sender
 from vitrine.core.models import Track, TrackKind
 from vitrine.core.tasks import TaskSet
@@ -149,6 +150,7 @@ class SilentTrack(MediaStreamTrack):
 @dataclass
 class ForwardingCounters:
     packets_in: int = 0
+    bytes_in: int = 0  # RTP payload
     nacks_sent_upstream: int = 0
     keyframe_requests: int = 0
     plis_from_subscribers: int = 0
@@ -169,6 +171,7 @@ class UpTrack:
         self.nacks = NackTracker()
         self.media_ssrc: int | None = None
         self.counters = ForwardingCounters()
+        TOTALS.follow(self, self.counters)  # process-wide totals outlive the track (/metrics)
         self.max_seq: int | None = None
         # First packet of the latest keyframe still in history: a subscriber that
         # connects starts there at once instead of waiting for a new keyframe.
@@ -182,6 +185,7 @@ class UpTrack:
 
     def on_rtp(self, packet: RtpPacket, codec: RTCRtpCodecParameters) -> None:
         self.counters.packets_in += 1
+        self.counters.bytes_in += len(packet.payload)
         self.media_ssrc = packet.ssrc
         seq = packet.sequence_number
         if self.is_video:
@@ -249,6 +253,7 @@ class UpTrack:
 @dataclass
 class DownCounters:
     packets: int = 0
+    bytes_out: int = 0  # RTP payload
     retransmitted: int = 0
     nacks: int = 0
     plis: int = 0
@@ -270,6 +275,7 @@ class DownTrack:
         self.seq_offset = 0
         self._rtx_seq = random.randint(0, 0x7FFF)
         self.counters = DownCounters()
+        TOTALS.follow(self, self.counters)
         taps.disable_sender_feedback(self.sender)
         taps.tap_sender(self.sender, self.on_rtcp)
         taps.on_sender_started(self.sender, self._on_sender_started)
@@ -315,6 +321,7 @@ class DownTrack:
         pack_into("!I", data, 8, binding.ssrc)
         if binding.send(bytes(data)):
             self.counters.packets += 1
+            self.counters.bytes_out += len(packet.payload)
             binding.record_sent(ntp, packet.timestamp, len(packet.payload))
 
     def _on_sender_started(self) -> None:
@@ -349,6 +356,7 @@ class DownTrack:
             if binding.send(data):
                 self.counters.packets += 1
                 self.counters.replayed += 1
+                self.counters.bytes_out += len(packet.payload)
                 binding.record_sent(ntp, packet.timestamp, len(packet.payload))
 
     async def on_rtcp(self, packet: AnyRtcpPacket) -> None:

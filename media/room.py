@@ -262,15 +262,24 @@ class WorkerRoom:
 
         Published tracks of the room that are not the peer's own; only those of the
         ``publisher`` identity when one is named (WHEP ``?participant=``: in a
-        consult, a client's WHEP session must not bind its own WHIP video).
+        consult, a client's WHEP session must not bind its own WHIP video). Never
+        those of a peer that is gone and waits to be freed: a player bound to them
+        would show nothing.
         """
         if not peer.participant.grants.can_subscribe:
             return lambda kind: []
+        ended = {sid for sid, p in self.peers.items() if p.ended}
         if publisher is None:  # anyone's, relayed tracks included (their publisher is on the origin worker)
             return lambda kind: [
-                u for u in self.ups.values() if u.track.kind.value == kind and u.track.participant_sid != peer.sid
+                u
+                for u in self.ups.values()
+                if u.track.kind.value == kind and u.track.participant_sid not in (peer.sid, *ended)
             ]
-        sources = {sid for sid, p in self.peers.items() if sid != peer.sid and p.participant.identity == publisher}
+        sources = {
+            sid
+            for sid, p in self.peers.items()
+            if sid != peer.sid and sid not in ended and p.participant.identity == publisher
+        }
         return lambda kind: [
             u for u in self.ups.values() if u.track.kind.value == kind and u.track.participant_sid in sources
         ]
@@ -320,8 +329,16 @@ class WorkerRoom:
             up.close()
         for peer in list(self.peers.values()):
             changed = [peer.remove_subscription(up.track.sid) for up in ups]
-            if any(changed):
-                await self._offer_to(peer)
+            if not any(changed):
+                continue
+            if not self.auto_subscribe.get(peer.sid, True) and not peer.published:
+                # A WHEP player (or a relay's pull) cannot renegotiate: its m-line would stay silent for good,
+                # and no track published later reaches it. It ends, as a peer whose connection ended does, so
+                # the player sees its connection go and POSTs again (``404 track_not_found`` until someone
+                # publishes); a relay pulls again anyway (signaling/cascade.py).
+                peer.report_gone(GoneReason.PUBLISHER_LEFT)
+                continue
+            await self._offer_to(peer)
 
     async def _offer_to(self, peer: PeerSession) -> None:
         offer = await peer.make_offer()

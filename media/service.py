@@ -9,8 +9,10 @@ import secrets
 
 from media.drain import Drain
 from media.worker import MediaWorker
+from vitrine.core import logs
 from vitrine.core.config import Settings
 from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.models import Participant, Room
 from vitrine.core.state import Coordination, keys
 from vitrine.core.state.bus import Subscription, publish_until_heard
 from vitrine.core.state.epoch import EpochWatch
@@ -69,6 +71,7 @@ class WorkerService:
         self._requests.spawn(self._serve(request))
 
     async def _serve(self, request: RpcRequest) -> None:
+        _bind_log_context(request.command)  # this task's (each request has its own): what it logs names the call
         reply = await self.worker.handle(request.command)
         response = RpcResponse(id=request.id, reply=reply)
         await self.coordination.bus.publish(request.reply_to, response.model_dump_json())
@@ -88,6 +91,15 @@ class WorkerService:
         if self.pusher is not None:
             await self.pusher.close()
         await self.coordination.nodes.remove(self.worker.id)
+
+
+def _bind_log_context(command: object) -> None:
+    """The room and participant a command is about, for the logs (``vitrine.core.logs``)."""
+    room, participant = getattr(command, "room", None), getattr(command, "participant", None)
+    logs.bind(
+        room=room.name if isinstance(room, Room) else room,
+        participant=participant.sid if isinstance(participant, Participant) else getattr(command, "sid", None),
+    )
 
 
 class RedisPusher:

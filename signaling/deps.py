@@ -39,10 +39,15 @@ class _LenientBasic(HTTPBasic):
             return None
 
 
-_basic = _LenientBasic(auto_error=False, description="API key as the user name, API secret as the password")
-_bearer = HTTPBearer(auto_error=False, description="A join token")
+API_KEY_SCHEME = "ApiKey"  # each scheme's name in the OpenAPI document (else the class's: one for every bearer)
+_basic = _LenientBasic(
+    auto_error=False, scheme_name=API_KEY_SCHEME, description="API key as the user name, API secret as the password"
+)
+_bearer = HTTPBearer(auto_error=False, scheme_name="JoinToken", description="A join token")
 _page_bearer = HTTPBearer(
-    auto_error=False, description="A console token (live show, inspection case) or a buyer's inspection session token"
+    auto_error=False,
+    scheme_name="PageToken",
+    description="A console token (live show, inspection case) or a buyer's inspection session token",
 )
 
 T = TypeVar("T")

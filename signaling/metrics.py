@@ -1,10 +1,22 @@
-"""Prometheus metrics, exposed at ``/metrics``."""
+"""Signaling's Prometheus metrics, and the ``/metrics`` text of a process that serves HTTP.
+
+Counters are exported with ``_total``; every sample gets the process's ``node`` label at exposition
+(``vitrine.core.metrics``), not here: tests and code read these unlabelled from ``METRICS.registry``. Names,
+labels and units are listed in docs/operations.md, and deploy/grafana/vitrine.json queries them.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from media.metrics import MediaCollector
+from vitrine.core.metrics import exposition
+
+if TYPE_CHECKING:
+    from media.worker import MediaWorker
 
 
 @dataclass
@@ -20,13 +32,6 @@ class Metrics:
             "vitrine_signaling_errors", "Typed errors sent to clients", ["code"], registry=r
         )
         self.sessions = Gauge("vitrine_sessions", "Open WebSocket sessions on this node", registry=r)
-        self.media = Gauge("vitrine_media", "The in-process media worker's forwarding counters", ["stat"], registry=r)
-        self.media_malformed_packets = Gauge(
-            "vitrine_media_malformed_packets",
-            "Malformed packets from peers, dropped, by cause (a running total)",
-            ["cause"],
-            registry=r,
-        )
         self.http_refused = Counter(
             "vitrine_http_refused",
             "HTTP connections and requests refused before the app, by reason",
@@ -71,3 +76,10 @@ class Metrics:
 
 
 METRICS = Metrics()
+
+
+def render(node: str, worker: MediaWorker | None) -> bytes:
+    """This process's ``/metrics``: signaling's families, the in-process media worker's (embedded), the process's."""
+    if worker is None:
+        return exposition(node, METRICS.registry)
+    return exposition(node, METRICS.registry, MediaCollector(worker))

@@ -26,6 +26,7 @@ from signaling.placement import ensure_worker
 from signaling.policy import Policies
 from signaling.state import State
 from signaling.worker_link import WorkerLink
+from vitrine.core import logs
 from vitrine.core.auth import JoinClaims
 from vitrine.core.config import Settings
 from vitrine.core.errors import ErrorCode, VitrineError
@@ -151,6 +152,7 @@ class RoomService:
         auto_subscribe: bool = True,
         prejoined: Prejoin | None = None,
     ) -> Admission:
+        logs.bind(room=claims.room)
         room = await self.find_room(claims.room)
         if room is None:
             if not claims.grants.room_create:
@@ -169,6 +171,7 @@ class RoomService:
         self._may_publish(claims, publish)
         policy = self.policies.policy_for(room.kind)
         participant = prejoined.participant if prejoined else self._participant(claims, name, node_id)
+        logs.bind(participant=participant.sid)
         outcome = await self.state.rooms.add_participant(room.name, participant, room.max_participants)
         try:
             worker_id = await ensure_worker(self.state.coordination, room)
@@ -206,6 +209,7 @@ class RoomService:
             await self.emit(room.name, "participant_joined", participant=participant)
         await self.apply_tracks(room.name, reply)  # an admitted knocker's publications, already flowing in
         await policy.admitted(room, participant, replaced=outcome.replaced is not None)
+        logger.info("participant joined as %s, on worker %s", participant.role.value, target)
         return Admission(room=room, participant=participant, worker_id=target, reply=reply)
 
     def _may_publish(self, claims: JoinClaims, publish: list[TrackRequest]) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from tests.desk_helpers import DeskClient, make_shop
+from tests.media_helpers import av_tracks
 from tests.servers import RunningServer
 
 
@@ -59,3 +61,20 @@ async def join(server: RunningServer, token: str) -> DeskClient:
 def entries(client: DeskClient, kind: str) -> list[dict[str, Any]]:
     """The log entries of ``kind`` the client was pushed, in order."""
     return [m["entry"] for m in client.of("log") if m["entry"]["kind"] == kind]
+
+
+async def obs_publish(http: httpx.AsyncClient, settings: dict[str, Any]) -> tuple[RTCPeerConnection, str]:
+    """An aiortc encoder publishes over the show's WHIP with its stream key, as OBS does (the show goes live).
+    ``settings`` is the console's ``GET /v1/live/console``; returns the encoder and its WHIP resource URL."""
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    for track in av_tracks():
+        pc.addTransceiver(track, direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    published = await http.post(
+        settings["whip_url"],
+        content=pc.localDescription.sdp,
+        headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {settings['stream_key']}"},
+    )
+    assert published.status_code == 201, published.text
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=published.text, type="answer"))
+    return pc, published.headers["location"]

@@ -230,6 +230,6 @@ async def test_bad_header_extensions_are_counted_and_logged_once_not_per_packet(
     exported = next(
         line
         for line in metrics.splitlines()
-        if line.startswith('vitrine_media_malformed_packets{cause="rtp_header_extension"}')
+        if line.startswith('vitrine_media_malformed_packets_total{cause="rtp_header_extension"')
     )
     assert float(exported.split()[-1]) >= before + 200

@@ -65,12 +65,12 @@ async def test_obs_goes_live_with_its_stream_key_and_every_kind_of_viewer_watche
 
         stats = server.runtime.media_worker.media_stats()
         assert (stats["decoders_running"], stats["encoders_created"]) == (0, 0)
+        assert (await http.delete(played.headers["location"])).status_code == 200  # before OBS: then it is ended
         assert (
             await http.delete(
                 published.headers["location"], headers={"Authorization": f"Bearer {settings['stream_key']}"}
             )
         ).status_code == 200
-        assert (await http.delete(played.headers["location"])).status_code == 200
     for pc in (encoder, player):
         await pc.close()
     await viewer.close()

@@ -28,11 +28,11 @@ def _settings(*, host: str | None = None, port: int | None = None) -> Settings:
 
 
 def _configure_logging(settings: Settings) -> None:
-    from vitrine.core.redaction import RedactSecrets
+    """Text or JSON lines on stderr, credentials in URLs redacted, ids of the node, request, room and participant
+    on every line (``vitrine.core.logs``)."""
+    from vitrine.core import logs
 
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for handler in logging.getLogger().handlers:  # whatever logs a URL, no signed one is written in full
-        handler.addFilter(RedactSecrets())
+    logs.configure(settings.log_level, settings.log_format, settings.node_id)
 
 
 def _serve_http(settings: Settings, mode: Mode) -> None:
@@ -51,7 +51,8 @@ def _serve_http(settings: Settings, mode: Mode) -> None:
         port=settings.port,
         log_level=settings.log_level,
         proxy_headers=True,
-        **uvicorn_options(settings),
+        # uvicorn's records go through the handler _configure_logging set (text or JSON, redacted), not its own.
+        **{**uvicorn_options(settings), "log_config": None},
     )
 
 
@@ -87,18 +88,27 @@ def cmd_media(args: argparse.Namespace) -> None:
 
 
 async def _run_media(settings: Settings) -> None:
+    from media import taps
+    from media.metrics import serve_worker_metrics
     from media.service import RedisPusher, WorkerService
     from media.worker import MediaWorker
     from vitrine.core.state import open_coordination
 
+    if (note := taps.loopback_only_warning(settings.rtc_interfaces)) is not None:
+        logging.getLogger("vitrine").warning(note)
     coordination = await open_coordination(settings)
     worker_id = f"{settings.node_id}-media"
     pusher = RedisPusher(coordination, worker_id, settings.worker_rpc_timeout_s)
     worker = MediaWorker(settings, worker_id=worker_id, push=pusher.push)
     service = WorkerService(settings, coordination, worker, pusher)
     await service.start(serve_rpc=True)
+    metrics = await serve_worker_metrics(worker, settings.node_id, settings.host, settings.worker_metrics_port)
     logging.getLogger("vitrine").info("media worker %s ready", worker.id)
-    await _until_drained(service)
+    try:
+        await _until_drained(service)
+    finally:
+        if metrics is not None:
+            await metrics.close()
     await coordination.close()
 
 

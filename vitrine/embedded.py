@@ -8,10 +8,12 @@ worker knows nothing of signaling but the ``WorkerPush``es it sends.
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
 from fastapi import FastAPI
 
+from media import taps
 from media.service import RedisPusher, WorkerService
 from media.worker import MediaWorker
 from signaling.app import create_app as create_signaling_app
@@ -21,6 +23,8 @@ from vitrine.core.config import Settings
 from vitrine.core.wire.rpc import PushHandler
 
 Mode = Literal["embedded", "signaling"]
+
+logger = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings, mode: Mode = "embedded") -> FastAPI:
@@ -40,6 +44,9 @@ async def start_local_worker(settings: Settings, state: State, link: WorkerLink)
         push = link.deliver
     else:
         raise TypeError("a worker without Redis needs the in-process worker link")
+    same_host_note = taps.loopback_only_warning(settings.rtc_interfaces)
+    if same_host_note is not None:  # `vitrine serve` on 127.0.0.1: browsers here connect, libnice encoders cannot
+        logger.warning(same_host_note)
     worker = MediaWorker(settings, worker_id=worker_id, push=push)
     if isinstance(link, LocalWorkerLink):
         link.attach(worker)

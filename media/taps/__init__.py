@@ -10,12 +10,15 @@ if an upgrade moves any of them.
 * ``rtp``: RTP/RTCP taps and the fast send path of a forwarded packet.
 * ``datagrams``: the foreign-datagram guard, link hooks, fast handshake retransmission.
 * ``fastpath``: publishers' SRTP handled in the socket callback, without aiortc's queue and tasks.
-* ``candidates``: which addresses and ports ICE gathers on.
+* ``candidates``: which addresses and ports ICE gathers on; what to set for same-host encoders.
 * ``lean``: per-process sharing of what aiortc rebuilds per connection, and a faster clock.
 * ``malformed``: malformed header extensions dropped like any malformed packet, counted, logged at a bounded rate.
+* ``bundle``: the candidates of every bundled m-line reach the shared transport, not only the last m-line's.
+* ``srtp``: SRTP sessions with room for RTP from a full 1500-byte MTU; longer forwarded packets counted, dropped.
 """
 
-from media.taps.candidates import PortRangeExhausted, configure_host_candidates
+from media.taps import bundle  # noqa: F401 - installs on import
+from media.taps.candidates import PortRangeExhausted, configure_host_candidates, host_addresses, loopback_only_warning
 from media.taps.datagrams import DatagramGuard, DatagramHook, HandshakeAccelerator, deliver_rtp_now, hook_datagrams
 from media.taps.fastpath import FastPathCounters
 from media.taps.lean import LeanAiortc, WindowRateCounter
@@ -39,6 +42,7 @@ from media.taps.rtp import (
     tap_sender,
     transport_connected,
 )
+from media.taps.srtp import OversizeRtp
 
 __all__ = [
     "PRIVATE_ATTRIBUTES",
@@ -50,6 +54,8 @@ __all__ = [
     "LeanAiortc",
     "WindowRateCounter",
     "configure_host_candidates",
+    "host_addresses",
+    "loopback_only_warning",
     "decoder_running",
     "disable_sender_feedback",
     "encoder_created",
@@ -68,5 +74,6 @@ __all__ = [
     "transport_connected",
     "FastPathCounters",
     "MalformedPackets",
+    "OversizeRtp",
     "deliver_rtp_now",
 ]

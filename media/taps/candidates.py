@@ -1,8 +1,17 @@
-"""Which addresses and ports aioice gathers host candidates on."""
+"""Which addresses and ports aioice gathers host candidates on, and what that means for encoders on this host.
+
+Media offered on loopback only (``vitrine serve`` on 127.0.0.1 leaves ``VITRINE_RTC_INTERFACES`` at 127.0.0.1)
+cannot be reached by an encoder built on libnice, on this host or any other. libnice never gathers a loopback
+candidate, and it pins each of its sockets to its own interface (``IP_UNICAST_IF``), so its checks from, say,
+eth0's address to our 127.0.0.1 leave by eth0 and are dropped: ICE fails after the HTTP steps all succeeded.
+That is every GStreamer ``webrtcbin`` client (Meetecho's simple-whip-client, ``whipsink``). Only the operator can
+choose to offer media on another address, so ``loopback_only_warning`` says what to set.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import random
 import socket
 from typing import Any
@@ -10,6 +19,7 @@ from typing import Any
 import aioice.ice
 
 _original_get_component_candidates = aioice.ice.Connection.get_component_candidates
+_aioice_host_addresses = aioice.ice.get_host_addresses  # every non-loopback address, before any patch
 
 
 def configure_host_candidates(interfaces: list[str], port_min: int = 0, port_max: int = 0) -> None:
@@ -46,6 +56,24 @@ def configure_host_candidates(interfaces: list[str], port_min: int = 0, port_max
 
     # The patch: a method replaced on purpose, hence the ignore.
     aioice.ice.Connection.get_component_candidates = get_component_candidates  # type: ignore[method-assign]
+
+
+def host_addresses() -> list[str]:
+    """This host's own addresses that are not loopback (aioice's unpatched gathering): IPv4 first."""
+    addresses = _aioice_host_addresses(use_ipv4=True, use_ipv6=True)
+    return sorted(addresses, key=lambda address: ipaddress.ip_address(address).version)
+
+
+def loopback_only_warning(interfaces: list[str]) -> str | None:
+    """What an operator must set for same-host encoders, when media is offered on loopback only; else None."""
+    if not interfaces or not all(ipaddress.ip_address(address).is_loopback for address in interfaces):
+        return None
+    choices = ", ".join(host_addresses()) or "none found: add one, e.g. a veth pair's"
+    return (
+        f"media is offered on {', '.join(interfaces)} only: WHIP encoders built on libnice (GStreamer webrtcbin, "
+        "simple-whip-client) never use a loopback address, so their ICE fails even on this host. To let them "
+        f"publish, set VITRINE_RTC_INTERFACES to an address of this host ({choices}); media then listens there too"
+    )
 
 
 class PortRangeExhausted(OSError):

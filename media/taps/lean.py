@@ -20,6 +20,11 @@ process, as mediasoup and Janus do and WebRTC allows (a browser may reuse an
 ``CERTIFICATE_ROTATE_S``, well inside aiortc's 30-day validity (connections
 that already hold the old one keep it); and computes ``clock.current_ms`` and
 ``clock.current_ntp_time`` from ``time.time_ns()``, to the same microsecond.
+
+The shared DTLS context also accepts peers whose certificate is RSA. aiortc offers only ECDHE-ECDSA suites,
+and as the DTLS client (it answers WHIP offers ``a=setup:active``) that list is all an RSA server (GStreamer's
+``dtlssrtpenc``, so every ``webrtcbin`` encoder) can choose from: the handshake failed with ``no shared
+cipher``. Our own certificate stays ECDSA; the RSA suites only let the peer authenticate with its key.
 """
 
 from __future__ import annotations
@@ -34,6 +39,20 @@ from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsFingerprint
 from OpenSSL import SSL
 
 CERTIFICATE_ROTATE_S = 24 * 3600
+# aiortc's own suites, then the ECDHE-RSA ones an RSA-certificate peer needs: AEAD first, CBC for old stacks.
+DTLS_CIPHERS = b":".join(
+    [
+        b"ECDHE-ECDSA-AES128-GCM-SHA256",
+        b"ECDHE-ECDSA-CHACHA20-POLY1305",
+        b"ECDHE-ECDSA-AES128-SHA",
+        b"ECDHE-ECDSA-AES256-SHA",
+        b"ECDHE-RSA-AES128-GCM-SHA256",
+        b"ECDHE-RSA-AES256-GCM-SHA384",
+        b"ECDHE-RSA-CHACHA20-POLY1305",
+        b"ECDHE-RSA-AES128-SHA",
+        b"ECDHE-RSA-AES256-SHA",
+    ]
+)
 NTP_UNIX_OFFSET_S = 2_208_988_800  # 1900-01-01 to 1970-01-01
 
 
@@ -142,10 +161,15 @@ def _cached_fingerprints(self: RTCCertificate) -> list[RTCDtlsFingerprint]:
 
 
 def _cached_ssl_context(self: RTCCertificate, srtp_profiles: list[Any]) -> SSL.Context:
-    """One OpenSSL context per certificate and SRTP profile list; each DTLS connection still gets its own SSL."""
+    """One OpenSSL context per certificate and SRTP profile list; each DTLS connection still gets its own SSL.
+
+    Built by aiortc, then given ``DTLS_CIPHERS`` so that RSA-certificate peers can complete the handshake.
+    """
     contexts: dict[tuple[str, ...], SSL.Context] = self.__dict__.setdefault("_vitrine_contexts", {})
     key = tuple(profile.openssl_profile.decode() for profile in srtp_profiles)
     context = contexts.get(key)
     if context is None:
-        context = contexts[key] = _create_ssl_context(self, srtp_profiles)
+        context = _create_ssl_context(self, srtp_profiles)
+        context.set_cipher_list(DTLS_CIPHERS)
+        contexts[key] = context
     return context

@@ -15,6 +15,8 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import AnyRtcpPacket, HeaderExtensionsMap, RtpPacket, unwrap_rtx
 
+from media.taps.srtp import OversizeRtp
+
 RtpHandler = Callable[[RtpPacket, RTCRtpCodecParameters], Awaitable[None]]
 SyncRtpHandler = Callable[[RtpPacket, RTCRtpCodecParameters], None]
 RtcpHandler = Callable[[AnyRtcpPacket], Awaitable[None]]
@@ -221,17 +223,23 @@ class SenderBinding:
         self._nominated: dict[int, Any] = self.transport.transport._connection._nominated
 
     def send(self, data: bytes) -> bool:
-        """SRTP-protect and send one RTP packet; False once the transport is gone."""
+        """SRTP-protect and send one RTP packet; False once the transport is gone, or if the packet is too long
+        to protect (counted in ``OversizeRtp``: the caller goes on to its other subscribers)."""
         if self.transport._state is not DtlsState.CONNECTED:
             return False
         pair = self._nominated.get(1)
         if pair is None:
             return False
+        try:
+            protected = self._protect(data)
+        except ValueError:  # pylibsrtp: "packet is too long"
+            OversizeRtp.record(len(data))
+            return False
         protocol = pair.protocol
         if type(protocol) is aioice.ice.StunProtocol:
-            protocol.transport.sendto(self._protect(data), pair.remote_addr)
+            protocol.transport.sendto(protected, pair.remote_addr)
         else:  # a TURN allocation wraps data itself (the worker gathers none, but stay correct)
-            asyncio.ensure_future(protocol.send_data(self._protect(data), pair.remote_addr))
+            asyncio.ensure_future(protocol.send_data(protected, pair.remote_addr))
         return True
 
     def record_sent(self, ntp_timestamp: int, rtp_timestamp: int, octets: int) -> None:

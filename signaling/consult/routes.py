@@ -22,7 +22,7 @@ from signaling.consult.sockets import AgentSession, DeskSession, ShopperSession
 from signaling.deps import ApiKeyDep, PublicBaseDep, SettingsDep, ShopDep, SlugShopDep, StateDep
 from vitrine.core.config import Settings
 from vitrine.core.desk_tokens import mint_desk_token
-from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.errors import ErrorCode, VitrineError, error_responses
 from vitrine.core.models import Strict
 
 public = APIRouter(prefix="/v1/consult", tags=["consult"])
@@ -34,7 +34,12 @@ class AgentToken(Strict):
     console_url: str = Field(description="The console; the token goes in the fragment, never to a server log")
 
 
-@public.get("/{shop}/status", response_model=ShopStatus, summary="Open or closed, and the wait, for the button")
+@public.get(
+    "/{shop}/status",
+    response_model=ShopStatus,
+    summary="Open or closed, and the wait, for the button",
+    responses=error_responses(ErrorCode.SHOP_NOT_FOUND),
+)
 async def shop_status(shop: SlugShopDep, consult: ConsultDep, request: Request, response: Response) -> ShopStatus:
     origin = request.headers.get("origin")
     if origin is not None and origin in shop.allowed_origins:
@@ -60,7 +65,12 @@ async def agent_socket(ws: WebSocket, settings: SettingsDep, consult: ConsultDep
     await _serve(ws, settings, consult, AgentSession)
 
 
-@backend.post("/{shop}/agents/{agent}/token", response_model=AgentToken, summary="Mint an agent's console login token")
+@backend.post(
+    "/{shop}/agents/{agent}/token",
+    response_model=AgentToken,
+    summary="Mint an agent's console login token",
+    responses=error_responses(ErrorCode.SHOP_NOT_FOUND, ErrorCode.AGENT_NOT_FOUND),
+)
 async def agent_token(
     shop: ShopDep,
     agent: str,
@@ -75,14 +85,24 @@ async def agent_token(
     return AgentToken(token=token, console_url=f"{base}/agent.html#token={token}")
 
 
-@backend.get("/{shop}/calls", response_model=list[CallRecord], summary="Call records, newest first")
+@backend.get(
+    "/{shop}/calls",
+    response_model=list[CallRecord],
+    summary="Call records, newest first",
+    responses=error_responses(ErrorCode.SHOP_NOT_FOUND),
+)
 async def list_calls(
     shop: ShopDep, consult: ConsultDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
 ) -> list[CallRecord]:
     return await consult.desk.records.calls(shop.id, limit)
 
 
-@backend.get("/{shop}/calls/{call}", response_model=CallRecord, summary="One call: times, chat, products, rating")
+@backend.get(
+    "/{shop}/calls/{call}",
+    response_model=CallRecord,
+    summary="One call: times, chat, products, rating",
+    responses=error_responses(ErrorCode.SHOP_NOT_FOUND, ErrorCode.CALL_NOT_FOUND),
+)
 async def get_call(shop: ShopDep, call: str, consult: ConsultDep) -> CallRecord:
     return await consult.desk.records.require_call(shop.id, call)
 
@@ -91,6 +111,7 @@ async def get_call(shop: ShopDep, call: str, consult: ConsultDep) -> CallRecord:
     "/{shop}/requests",
     response_model=list[ContactRequest],
     summary="Messages and callback bookings left by shoppers, newest first",
+    responses=error_responses(ErrorCode.SHOP_NOT_FOUND),
 )
 async def list_requests(
     shop: ShopDep,

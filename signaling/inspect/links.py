@@ -108,7 +108,8 @@ def bundle_signature(settings: Settings, shop: str, case_id: str, expires: int) 
 
 
 def check_bundle_signature(settings: Settings, shop: str, case_id: str, expires: int, signature: str) -> None:
-    if not hmac.compare_digest(bundle_signature(settings, shop, case_id, expires), signature):
+    # As bytes: compare_digest raises TypeError on a str that is not ASCII, and a link's query is anyone's to write.
+    if not hmac.compare_digest(bundle_signature(settings, shop, case_id, expires).encode(), signature.encode()):
         raise VitrineError(ErrorCode.INVALID_TOKEN, "this download link is not valid")
     if expires < time.time():
         raise VitrineError(ErrorCode.LINK_EXPIRED, "this download link has expired: ask the seller for a new one")

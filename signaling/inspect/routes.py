@@ -28,14 +28,17 @@ from signaling.deps import ApiKeyDep, PageTokenDep, PublicBaseDep, SettingsDep, 
 from signaling.inspect.deps import CasesDep, EvidenceDep, InspectionsDep
 from signaling.inspect.evidence import EvidenceService
 from signaling.inspect.links import BUYER_AUDIENCE, bundle_signature, check_bundle_signature, verify_case_token
+from signaling.openapi import media_response
 from vitrine.core.desk_tokens import mint_desk_token
-from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.errors import ErrorCode, VitrineError, error_responses
 from vitrine.core.models import Strict
 from vitrine.core.records.shops import require_shop
 from vitrine.core.wire.inspect import BUYER_REF_PATTERN, Case, CaseSetup, CaseState, CaseView, Erasure
 
 backend = APIRouter(prefix="/v1/shops/{shop}", tags=["inspection"], dependencies=[ApiKeyDep])
 public = APIRouter(tags=["inspection"])
+ARTIFACT = media_response("The file as captured (its SHA-256 in `X-Content-SHA256`)", "*/*")
+BUNDLE = media_response("The signed evidence bundle", "application/zip")
 
 
 class CaseLink(Strict):
@@ -131,31 +134,55 @@ def artifact_response(evidence: EvidenceService, case: Case, artifact_id: str) -
 # -- the shop's backend ---------------------------------------------------------------------
 
 
-@backend.post("/cases", status_code=201, response_model=CaseLink, summary="Open an inspection case and get its link")
+@backend.post(
+    "/cases",
+    status_code=201,
+    response_model=CaseLink,
+    summary="Open an inspection case and get its link",
+    responses=error_responses(ErrorCode.SHOP_NOT_FOUND),
+)
 async def open_case(shop: str, body: CaseSetup, cases: CasesDep, base: PublicBaseDep) -> CaseLink:
     case, token = await cases.open(shop, body)
     return _link(base, case, token)
 
 
-@backend.get("/cases", response_model=list[CaseView], summary="The shop's cases, newest first")
+@backend.get(
+    "/cases",
+    response_model=list[CaseView],
+    summary="The shop's cases, newest first",
+    responses=error_responses(ErrorCode.SHOP_NOT_FOUND),
+)
 async def list_cases(shop: str, cases: CasesDep, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[CaseView]:
     return [case.view() for case in await cases.recent(shop, limit)]
 
 
-@backend.get("/cases/{case}", response_model=CaseView, summary="One case, with its evidence, notes and verdict")
+@backend.get(
+    "/cases/{case}",
+    response_model=CaseView,
+    summary="One case, with its evidence, notes and verdict",
+    responses=error_responses(ErrorCode.SHOP_NOT_FOUND, ErrorCode.CASE_NOT_FOUND),
+)
 async def get_case(shop: ShopDep, case: str, cases: CasesDep) -> CaseView:
     return (await cases.get(shop.id, case)).view()
 
 
 @backend.post(
-    "/cases/{case}/link", response_model=CaseLink, summary="A new link for the buyer (the old one stops working)"
+    "/cases/{case}/link",
+    response_model=CaseLink,
+    summary="A new link for the buyer (the old one stops working)",
+    responses=error_responses(ErrorCode.PERMISSION_DENIED, ErrorCode.CASE_NOT_FOUND),
 )
 async def new_link(shop: str, case: str, cases: CasesDep, base: PublicBaseDep) -> CaseLink:
     record, token = await cases.new_link(shop, case)
     return _link(base, record, token)
 
 
-@backend.post("/cases/{case}/console", response_model=ConsoleLogin, summary="Mint the inspector's console login")
+@backend.post(
+    "/cases/{case}/console",
+    response_model=ConsoleLogin,
+    summary="Mint the inspector's console login",
+    responses=error_responses(ErrorCode.SHOP_NOT_FOUND, ErrorCode.CASE_NOT_FOUND),
+)
 async def console_login(
     shop: ShopDep,
     case: str,
@@ -169,7 +196,15 @@ async def console_login(
     return ConsoleLogin(token=token, console_url=f"{base}/inspector.html#t={token}")
 
 
-@backend.get("/cases/{case}/artifacts/{artifact}", response_class=FileResponse, summary="One evidence file")
+@backend.get(
+    "/cases/{case}/artifacts/{artifact}",
+    response_class=FileResponse,
+    summary="One evidence file",
+    responses={
+        **ARTIFACT,
+        **error_responses(ErrorCode.SHOP_NOT_FOUND, ErrorCode.CASE_NOT_FOUND, ErrorCode.ARTIFACT_NOT_FOUND),
+    },
+)
 async def get_artifact(shop: ShopDep, case: str, artifact: str, cases: CasesDep, evidence: EvidenceDep) -> FileResponse:
     return artifact_response(evidence, await cases.get(shop.id, case), artifact)
 
@@ -178,6 +213,15 @@ async def get_artifact(shop: ShopDep, case: str, artifact: str, cases: CasesDep,
     "/cases/{case}/bundle",
     response_class=FileResponse,
     summary="The signed evidence bundle (verify it offline with `vitrine verify`)",
+    responses={
+        **BUNDLE,
+        **error_responses(
+            ErrorCode.SHOP_NOT_FOUND,
+            ErrorCode.CASE_NOT_FOUND,
+            ErrorCode.EVIDENCE_CORRUPT,
+            ErrorCode.STORAGE_UNAVAILABLE,
+        ),
+    },
 )
 async def get_bundle(shop: ShopDep, case: str, cases: CasesDep, evidence: EvidenceDep) -> FileResponse:
     return await bundle_response(evidence, await cases.get(shop.id, case))
@@ -187,6 +231,7 @@ async def get_bundle(shop: ShopDep, case: str, cases: CasesDep, evidence: Eviden
     "/cases/{case}/bundle-url",
     response_model=BundleUrl,
     summary="A short-lived URL to the bundle, for a reviewer without the shop's credentials",
+    responses=error_responses(ErrorCode.SHOP_NOT_FOUND, ErrorCode.CASE_NOT_FOUND),
 )
 async def bundle_url(
     shop: ShopDep,
@@ -209,6 +254,7 @@ async def bundle_url(
     "/buyers/{buyer_ref}",
     response_model=Erasure,
     summary="Erase every case of one buyer (their recordings, photos, notes and logs)",
+    responses=error_responses(ErrorCode.SHOP_NOT_FOUND),
 )
 async def erase_buyer(
     shop: ShopDep, buyer_ref: Annotated[str, Path(pattern=BUYER_REF_PATTERN)], evidence: EvidenceDep
@@ -216,7 +262,12 @@ async def erase_buyer(
     return await evidence.erase_buyer(shop.id, buyer_ref)
 
 
-@backend.get("/erasures", response_model=list[Erasure], summary="Erasures carried out, newest first (counts only)")
+@backend.get(
+    "/erasures",
+    response_model=list[Erasure],
+    summary="Erasures carried out, newest first (counts only)",
+    responses=error_responses(ErrorCode.SHOP_NOT_FOUND),
+)
 async def list_erasures(
     shop: ShopDep, evidence: EvidenceDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
 ) -> list[Erasure]:
@@ -227,6 +278,16 @@ async def list_erasures(
     "/v1/evidence/{shop}/{case}/bundle.zip",
     response_class=FileResponse,
     summary="The evidence bundle through a signed, short-lived URL",
+    responses={
+        **BUNDLE,
+        **error_responses(
+            ErrorCode.INVALID_TOKEN,
+            ErrorCode.CASE_NOT_FOUND,
+            ErrorCode.LINK_EXPIRED,
+            ErrorCode.EVIDENCE_CORRUPT,
+            ErrorCode.STORAGE_UNAVAILABLE,
+        ),
+    },
 )
 async def signed_bundle(
     shop: str,
@@ -254,7 +315,14 @@ async def evidence_key(evidence: EvidenceDep) -> EvidenceKey:
 # -- the buyer's phone ----------------------------------------------------------------------
 
 
-@public.post("/v1/inspect/redeem", response_model=BuyerSession, summary="Spend a one-time link (the buyer's phone)")
+@public.post(
+    "/v1/inspect/redeem",
+    response_model=BuyerSession,
+    summary="Spend a one-time link (the buyer's phone)",
+    responses=error_responses(
+        ErrorCode.INVALID_TOKEN, ErrorCode.TOKEN_EXPIRED, ErrorCode.LINK_EXPIRED, ErrorCode.LINK_USED
+    ),
+)
 async def redeem(body: Redeem, cases: CasesDep, state: StateDep) -> BuyerSession:
     case, token = await cases.redeem(body.token)
     shop = await require_shop(state.records.shops, case.shop)
@@ -275,7 +343,12 @@ async def _buyer_case(settings: SettingsDep, cases: CasesDep, token: PageTokenDe
 BuyerCase = Annotated[Case, Depends(_buyer_case)]
 
 
-@public.get("/v1/inspect/session", response_model=SessionView, summary="The buyer's case and the consent text")
+@public.get(
+    "/v1/inspect/session",
+    response_model=SessionView,
+    summary="The buyer's case and the consent text",
+    responses=error_responses(ErrorCode.PERMISSION_DENIED, ErrorCode.LINK_EXPIRED),
+)
 async def buyer_session(case: BuyerCase, state: StateDep, inspections: InspectionsDep) -> SessionView:
     shop = await require_shop(state.records.shops, case.shop)
     text, version, days = await inspections.consent_text(case)
@@ -292,13 +365,27 @@ async def buyer_session(case: BuyerCase, state: StateDep, inspections: Inspectio
     )
 
 
-@public.post("/v1/inspect/session/consent", response_model=Consented, summary="The buyer agrees to the recording")
+@public.post(
+    "/v1/inspect/session/consent",
+    response_model=Consented,
+    summary="The buyer agrees to the recording",
+    responses=error_responses(
+        ErrorCode.INVALID_MESSAGE, ErrorCode.PERMISSION_DENIED, ErrorCode.CASE_CLOSED, ErrorCode.LINK_EXPIRED
+    ),
+)
 async def buyer_consent(body: ConsentBody, case: BuyerCase, inspections: InspectionsDep) -> Consented:
     case = await inspections.consent(case, body.version)
     assert case.consent is not None
     return Consented(consented_at_ms=case.consent.at_ms)
 
 
-@public.post("/v1/inspect/session/join", response_model=JoinToken, summary="A join token for the case's room")
+@public.post(
+    "/v1/inspect/session/join",
+    response_model=JoinToken,
+    summary="A join token for the case's room",
+    responses=error_responses(
+        ErrorCode.PERMISSION_DENIED, ErrorCode.CASE_CLOSED, ErrorCode.CONSENT_REQUIRED, ErrorCode.LINK_EXPIRED
+    ),
+)
 async def buyer_join(case: BuyerCase, inspections: InspectionsDep) -> JoinToken:
     return JoinToken(token=await inspections.buyer_token(case))

@@ -7,7 +7,8 @@ key turns the old one away. ``POST /v1/live/{shop}/{show}/whep`` needs no creden
 viewer page: it plays the live show as an anonymous, hidden viewer. Both reuse the room WHIP
 and WHEP path (``signaling/routes/whip.py``); ``PATCH``/``DELETE`` on the returned
 ``Location`` trickle and stop, with the stream key for WHIP and the unguessable resource URL
-for WHEP.
+for WHEP. ``OPTIONS`` answers as on the room endpoints (RFC 9725 section 4.2), and a browser player on
+one of the shop's ``allowed_origins`` gets its preflights answered (``shop_embed_cors``, signaling/app.py).
 """
 
 from __future__ import annotations
@@ -23,7 +24,16 @@ from signaling.live.anonymous import WHEP_PREFIX, anonymous_identity
 from signaling.live.deps import ShowsDep
 from signaling.live.shows import OBS_IDENTITY, VIEWER_GRANTS
 from signaling.rooms import RoomService
-from signaling.routes.whip import read_offer, session_of, start_session, trickle_session
+from signaling.routes.whip import (
+    ENDPOINT_METHODS,
+    RESOURCE_METHODS,
+    ice_links,
+    options_response,
+    read_offer,
+    session_of,
+    start_session,
+    trickle_session,
+)
 from vitrine.core.auth import JoinClaims
 from vitrine.core.errors import ErrorCode, VitrineError
 from vitrine.core.models import Role, now_ms
@@ -32,7 +42,9 @@ from vitrine.core.wire.live import Show, ShowState
 
 router = APIRouter(prefix="/v1/live/{shop}/{show}", tags=["whip-whep"])
 
-_stream_key = HTTPBearer(auto_error=False, description="The show's stream key, as the console shows it")
+_stream_key = HTTPBearer(
+    auto_error=False, scheme_name="StreamKey", description="The show's stream key, as the console shows it"
+)
 
 
 async def _keyed_show(
@@ -53,6 +65,37 @@ KeyedShow = Annotated[Show, Depends(_keyed_show)]
 
 def _location(show: Show, kind: str) -> str:
     return f"/v1/live/{show.shop}/{show.id}/{kind}"
+
+
+@router.options("/whip", summary="What the show's WHIP endpoint accepts, and its ICE servers")
+async def show_whip_options(
+    shop: str,
+    show: str,
+    request: Request,
+    shows: ShowsDep,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_stream_key)],
+) -> Response:
+    """The ICE servers only for the show's stream key, and never for a CORS preflight (RFC 9725 section 4.6)."""
+    links: list[str] = []
+    if credentials is not None and "access-control-request-method" not in request.headers:
+        try:
+            shows.check_stream_key(await shows.get(shop, show), credentials.credentials)
+            links = ice_links(settings, OBS_IDENTITY)
+        except VitrineError:
+            pass  # no ICE servers for a wrong key, as for none
+    return options_response(ENDPOINT_METHODS, links)
+
+
+@router.options("/whep", summary="What the show's WHEP endpoint accepts")
+async def show_whep_options() -> Response:
+    return options_response(ENDPOINT_METHODS)
+
+
+@router.options("/whip/{sid}", summary="What the encoder's session takes")
+@router.options("/whep/{sid}", summary="What a player's session takes")
+async def show_session_options() -> Response:
+    return options_response(RESOURCE_METHODS)
 
 
 @router.post("/whip", status_code=201, summary="Go live from OBS: WHIP with the show's stream key")

@@ -25,8 +25,9 @@ from signaling.deps import ApiKeyDep, PageTokenDep, PublicBaseDep, SettingsDep, 
 from signaling.live.actions import checked_card
 from signaling.live.deps import LiveActionsDep, ShowsDep
 from signaling.live.shows import ShowService
+from signaling.openapi import media_response
 from vitrine.core.desk_tokens import mint_desk_token, verify_desk_token
-from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.errors import ErrorCode, VitrineError, error_responses
 from vitrine.core.models import Strict
 from vitrine.core.shops import ProductCard
 from vitrine.core.wire.live import Analytics, Chapter, LiveState, Show, ShowPatch, ShowSetup, ShowState
@@ -35,6 +36,7 @@ from vitrine.core.wire.rtc import LogEntry
 backend = APIRouter(prefix="/v1/shops/{shop}/shows", tags=["live"], dependencies=[ApiKeyDep])
 console = APIRouter(prefix="/v1/live/console", tags=["live"])
 public = APIRouter(prefix="/v1/live/{shop}/{show}", tags=["live"])
+RECORDING = media_response("The recording, as its worker wrote it", "video/webm", "video/mp4", "video/mkv")
 
 
 class ReplayPart(Strict):
@@ -164,38 +166,71 @@ def _inert(cell: str) -> str:
 # -- the shop's backend ---------------------------------------------------------------------
 
 
-@backend.post("", status_code=201, response_model=Show, summary="Create (schedule) a show")
+@backend.post(
+    "",
+    status_code=201,
+    response_model=Show,
+    summary="Create (schedule) a show",
+    responses=error_responses(ErrorCode.SHOP_NOT_FOUND, ErrorCode.PRODUCT_NOT_FOUND),
+)
 async def create_show(shop: str, body: ShowSetup, shows: ShowsDep) -> Show:
     return await shows.create(shop, body)
 
 
-@backend.get("", response_model=list[Show], summary="The shop's shows, newest first")
+@backend.get(
+    "",
+    response_model=list[Show],
+    summary="The shop's shows, newest first",
+    responses=error_responses(ErrorCode.SHOP_NOT_FOUND),
+)
 async def list_shows(shop: ShopDep, shows: ShowsDep, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[Show]:
     return await shows.store.list_shows(shop.id, limit)
 
 
-@backend.get("/{show}", response_model=Show, summary="One show")
+@backend.get("/{show}", response_model=Show, summary="One show", responses=error_responses(ErrorCode.SHOW_NOT_FOUND))
 async def get_show(shop: str, show: str, shows: ShowsDep) -> Show:
     return await shows.get(shop, show)
 
 
-@backend.patch("/{show}", response_model=Show, summary="Change the title, schedule or products")
+@backend.patch(
+    "/{show}",
+    response_model=Show,
+    summary="Change the title, schedule or products",
+    responses=error_responses(
+        ErrorCode.SHOP_NOT_FOUND, ErrorCode.SHOW_NOT_FOUND, ErrorCode.PRODUCT_NOT_FOUND, ErrorCode.SHOW_ENDED
+    ),
+)
 async def patch_show(shop: str, show: str, body: ShowPatch, shows: ShowsDep) -> Show:
     return await shows.update(await shows.get(shop, show), body)
 
 
-@backend.delete("/{show}", status_code=204, summary="Delete a show with its log (ends it first if live)")
+@backend.delete(
+    "/{show}",
+    status_code=204,
+    summary="Delete a show with its log (ends it first if live)",
+    responses=error_responses(ErrorCode.SHOW_NOT_FOUND),
+)
 async def delete_show(shop: str, show: str, shows: ShowsDep) -> Response:
     await shows.delete(await shows.get(shop, show))
     return Response(status_code=204)
 
 
-@backend.post("/{show}/end", response_model=Show, summary="End a live show")
+@backend.post(
+    "/{show}/end",
+    response_model=Show,
+    summary="End a live show",
+    responses=error_responses(ErrorCode.SHOW_NOT_FOUND, ErrorCode.SHOW_NOT_LIVE),
+)
 async def end_show(shop: str, show: str, shows: ShowsDep) -> Show:
     return await shows.end(await shows.get(shop, show))
 
 
-@backend.post("/{show}/console", response_model=ConsoleLogin, summary="Mint the seller's console login")
+@backend.post(
+    "/{show}/console",
+    response_model=ConsoleLogin,
+    summary="Mint the seller's console login",
+    responses=error_responses(ErrorCode.SHOW_NOT_FOUND),
+)
 async def console_login(
     shop: str,
     show: str,
@@ -209,12 +244,25 @@ async def console_login(
     return ConsoleLogin(token=token, console_url=f"{base}/live.html#token={token}")
 
 
-@backend.get("/{show}/analytics", response_model=Analytics, summary="Viewers, watch time, messages, likes, clicks")
+@backend.get(
+    "/{show}/analytics",
+    response_model=Analytics,
+    summary="Viewers, watch time, messages, likes, clicks",
+    responses=error_responses(ErrorCode.SHOW_NOT_FOUND),
+)
 async def show_analytics(shop: str, show: str, shows: ShowsDep) -> Analytics:
     return await shows.analytics(await shows.get(shop, show))
 
 
-@backend.get("/{show}/chat.csv", summary="The show's chat as CSV", response_class=Response)
+@backend.get(
+    "/{show}/chat.csv",
+    summary="The show's chat as CSV",
+    response_class=Response,
+    responses={
+        **media_response("The chat, one line per message", "text/csv"),
+        **error_responses(ErrorCode.SHOW_NOT_FOUND),
+    },
+)
 async def show_chat_csv(shop: str, show: str, shows: ShowsDep) -> Response:
     return await _chat_csv(shows, await shows.get(shop, show))
 
@@ -222,40 +270,84 @@ async def show_chat_csv(shop: str, show: str, shows: ShowsDep) -> Response:
 # -- the seller's console ------------------------------------------------------------------------
 
 
-@console.get("", response_model=ConsoleView, summary="The console's show, catalog, OBS settings and numbers")
+@console.get(
+    "",
+    response_model=ConsoleView,
+    summary="The console's show, catalog, OBS settings and numbers",
+    responses=error_responses(ErrorCode.PERMISSION_DENIED, ErrorCode.SHOW_NOT_FOUND),
+)
 async def console_view(show: ConsoleShow, shows: ShowsDep, base: PublicBaseDep) -> ConsoleView:
     return await _console_view(shows, base, show)
 
 
-@console.patch("", response_model=ConsoleView, summary="Set the title, schedule and products")
+@console.patch(
+    "",
+    response_model=ConsoleView,
+    summary="Set the title, schedule and products",
+    responses=error_responses(
+        ErrorCode.PERMISSION_DENIED,
+        ErrorCode.SHOP_NOT_FOUND,
+        ErrorCode.SHOW_NOT_FOUND,
+        ErrorCode.PRODUCT_NOT_FOUND,
+        ErrorCode.SHOW_ENDED,
+    ),
+)
 async def console_patch(show: ConsoleShow, body: ShowPatch, shows: ShowsDep, base: PublicBaseDep) -> ConsoleView:
     return await _console_view(shows, base, await shows.update(show, body))
 
 
-@console.post("/start", response_model=HostJoin, summary="Go live, and get the host's join token")
+@console.post(
+    "/start",
+    response_model=HostJoin,
+    summary="Go live, and get the host's join token",
+    responses=error_responses(ErrorCode.PERMISSION_DENIED, ErrorCode.SHOW_NOT_FOUND, ErrorCode.SHOW_ENDED),
+)
 async def console_start(show: ConsoleShow, shows: ShowsDep) -> HostJoin:
     show = await shows.start(show)
     return HostJoin(show=show, token=await shows.host_token(show))
 
 
-@console.post("/join", response_model=HostJoin, summary="The host's join token for a show already live (from OBS)")
+@console.post(
+    "/join",
+    response_model=HostJoin,
+    summary="The host's join token for a show already live (from OBS)",
+    responses=error_responses(ErrorCode.PERMISSION_DENIED, ErrorCode.SHOW_NOT_FOUND, ErrorCode.SHOW_NOT_LIVE),
+)
 async def console_join(show: ConsoleShow, shows: ShowsDep) -> HostJoin:
     if show.state != ShowState.LIVE:
         raise VitrineError(ErrorCode.SHOW_NOT_LIVE, "the show is not live")
     return HostJoin(show=show, token=await shows.host_token(show))
 
 
-@console.post("/end", response_model=ConsoleView, summary="End the show")
+@console.post(
+    "/end",
+    response_model=ConsoleView,
+    summary="End the show",
+    responses=error_responses(ErrorCode.PERMISSION_DENIED, ErrorCode.SHOW_NOT_FOUND, ErrorCode.SHOW_NOT_LIVE),
+)
 async def console_end(show: ConsoleShow, shows: ShowsDep, base: PublicBaseDep) -> ConsoleView:
     return await _console_view(shows, base, await shows.end(show))
 
 
-@console.post("/stream-key", response_model=ConsoleView, summary="Rotate the OBS stream key")
+@console.post(
+    "/stream-key",
+    response_model=ConsoleView,
+    summary="Rotate the OBS stream key",
+    responses=error_responses(ErrorCode.PERMISSION_DENIED, ErrorCode.SHOW_NOT_FOUND),
+)
 async def console_rotate(show: ConsoleShow, shows: ShowsDep, base: PublicBaseDep) -> ConsoleView:
     return await _console_view(shows, base, await shows.rotate_stream_key(show))
 
 
-@console.get("/chat.csv", summary="The show's chat as CSV", response_class=Response)
+@console.get(
+    "/chat.csv",
+    summary="The show's chat as CSV",
+    response_class=Response,
+    responses={
+        **media_response("The chat, one line per message", "text/csv"),
+        **error_responses(ErrorCode.PERMISSION_DENIED, ErrorCode.SHOW_NOT_FOUND),
+    },
+)
 async def console_chat_csv(show: ConsoleShow, shows: ShowsDep) -> Response:
     return await _chat_csv(shows, show)
 
@@ -263,7 +355,12 @@ async def console_chat_csv(show: ConsoleShow, shows: ShowsDep) -> Response:
 # -- viewers -------------------------------------------------------------------------------------------
 
 
-@public.get("", response_model=ShowView, summary="The show: title, state, products; the replay once ended")
+@public.get(
+    "",
+    response_model=ShowView,
+    summary="The show: title, state, products; the replay once ended",
+    responses=error_responses(ErrorCode.SHOW_NOT_FOUND),
+)
 async def show_view(shop: str, show: str, shows: ShowsDep, live: LiveActionsDep, response: Response) -> ShowView:
     record = await shows.get(shop, show)
     response.headers["Cache-Control"] = "no-store"
@@ -306,7 +403,12 @@ def _replay(show: Show) -> Replay:
     )
 
 
-@public.get("/viewer", response_model=ViewerJoin, summary="A viewer's join token (the show must be live)")
+@public.get(
+    "/viewer",
+    response_model=ViewerJoin,
+    summary="A viewer's join token (the show must be live)",
+    responses=error_responses(ErrorCode.SHOW_NOT_FOUND, ErrorCode.SHOW_NOT_LIVE),
+)
 async def viewer_join(
     shop: str,
     show: str,
@@ -322,7 +424,12 @@ async def viewer_join(
     return ViewerJoin(token=token, identity=identity)
 
 
-@public.get("/log", response_model=LogPage, summary="The show's log (chat, pins, deals), oldest first")
+@public.get(
+    "/log",
+    response_model=LogPage,
+    summary="The show's log (chat, pins, deals), oldest first",
+    responses=error_responses(ErrorCode.SHOW_NOT_FOUND),
+)
 async def show_log(
     shop: str,
     show: str,
@@ -339,14 +446,20 @@ async def show_log(
 
 
 @public.get(
-    "/recording", summary="The first part of the show's recording (supports Range)", response_class=FileResponse
+    "/recording",
+    summary="The first part of the show's recording (supports Range)",
+    response_class=FileResponse,
+    responses={**RECORDING, **error_responses(ErrorCode.SHOW_NOT_FOUND)},
 )
 async def show_recording(shop: str, show: str, shows: ShowsDep, settings: SettingsDep) -> FileResponse:
     return await show_recording_part(shop, show, 0, shows, settings)
 
 
 @public.get(
-    "/recording/{part}", summary="One part of the show's recording (supports Range)", response_class=FileResponse
+    "/recording/{part}",
+    summary="One part of the show's recording (supports Range)",
+    response_class=FileResponse,
+    responses={**RECORDING, **error_responses(ErrorCode.SHOW_NOT_FOUND)},
 )
 async def show_recording_part(
     shop: str, show: str, part: Annotated[int, FastPath(ge=0, le=9999)], shows: ShowsDep, settings: SettingsDep

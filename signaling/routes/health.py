@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from media.taps import MalformedPackets
-from signaling.deps import MediaWorkerDep, StateDep
-from signaling.metrics import METRICS
+from signaling.deps import MediaWorkerDep, SettingsDep, StateDep
+from signaling.metrics import render
 from signaling.placement import can_place
+from vitrine.core.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["health"])
 
@@ -21,11 +20,6 @@ async def healthz(state: StateDep, response: Response) -> dict[str, str]:
     return {"status": "no media worker"}
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics(worker: MediaWorkerDep) -> Response:
-    if worker is not None:
-        for name, value in worker.media_stats().items():
-            METRICS.media.labels(stat=name).set(value)
-        for cause, count in MalformedPackets.counts.items():
-            METRICS.media_malformed_packets.labels(cause=cause).set(count)
-    return Response(generate_latest(METRICS.registry), media_type=CONTENT_TYPE_LATEST)
+@router.get("/metrics", summary="Prometheus metrics of this process, labelled with its node", response_class=Response)
+async def metrics(settings: SettingsDep, worker: MediaWorkerDep) -> Response:
+    return Response(render(settings.node_id, worker), media_type=CONTENT_TYPE)

@@ -6,6 +6,7 @@ from fastapi import APIRouter, status
 from pydantic import Field
 
 from signaling.deps import ApiKeyDep, RoomsDep, SettingsDep, StateDep
+from vitrine.core.errors import ErrorCode, error_responses
 from vitrine.core.models import Participant, Room, RoomKind, RoomName, ShopId, Strict, Track
 from vitrine.core.records.shops import require_shop
 
@@ -25,7 +26,13 @@ class RoomDetail(Strict):
     tracks: list[Track]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=Room, summary="Create a room")
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Room,
+    summary="Create a room",
+    responses=error_responses(ErrorCode.ROOM_EXISTS, ErrorCode.SHOP_NOT_FOUND),
+)
 async def create_room(body: CreateRoom, settings: SettingsDep, state: StateDep, rooms: RoomsDep) -> Room:
     default = rooms.policies.policy_for(body.kind).default_capacity
     capacity = body.max_participants or min(default, settings.max_participants_per_room)
@@ -39,7 +46,12 @@ async def list_rooms(state: StateDep) -> list[Room]:
     return await state.rooms.list_rooms()
 
 
-@router.get("/{name}", response_model=RoomDetail, summary="A room with its participants and tracks")
+@router.get(
+    "/{name}",
+    response_model=RoomDetail,
+    summary="A room with its participants and tracks",
+    responses=error_responses(ErrorCode.ROOM_NOT_FOUND),
+)
 async def get_room(name: str, state: StateDep, rooms: RoomsDep) -> RoomDetail:
     room = await rooms.get_room(name)
     return RoomDetail(
@@ -49,6 +61,11 @@ async def get_room(name: str, state: StateDep, rooms: RoomsDep) -> RoomDetail:
     )
 
 
-@router.delete("/{name}", response_model=Room, summary="Close a room: every participant is disconnected")
+@router.delete(
+    "/{name}",
+    response_model=Room,
+    summary="Close a room: every participant is disconnected",
+    responses=error_responses(ErrorCode.ROOM_NOT_FOUND),
+)
 async def close_room(name: str, rooms: RoomsDep) -> Room:
     return await rooms.close_room(name)

@@ -15,7 +15,7 @@ from pydantic import Field, ValidationError
 
 from signaling.deps import ApiKeyDep, SettingsDep, ShopDeletionDep, ShopDep, StateDep
 from signaling.webhook_targets import check_webhook_url
-from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.errors import ErrorCode, VitrineError, error_responses
 from vitrine.core.models import Strict
 from vitrine.core.shops import (
     MAX_URL_LENGTH,
@@ -99,6 +99,7 @@ def _same(field: str, given: str | None, path: str) -> None:
     status_code=status.HTTP_201_CREATED,
     response_model=Shop,
     summary="Create a shop: embed origins, link hosts, opening hours, languages",
+    responses=error_responses(ErrorCode.SHOP_EXISTS, ErrorCode.URL_NOT_ALLOWED),
 )
 async def create_shop(body: NewShop, settings: SettingsDep, state: StateDep) -> Shop:
     shop = Shop.model_validate(body.model_dump())
@@ -113,12 +114,19 @@ async def list_shops(state: StateDep) -> list[Shop]:
     return await state.records.shops.list_shops()
 
 
-@router.get("/{shop}", response_model=Shop, summary="A shop's settings")
+@router.get(
+    "/{shop}", response_model=Shop, summary="A shop's settings", responses=error_responses(ErrorCode.SHOP_NOT_FOUND)
+)
 async def get_shop(shop: ShopDep) -> Shop:
     return shop
 
 
-@router.patch("/{shop}", response_model=Shop, summary="Change some of a shop's settings (validated as a whole)")
+@router.patch(
+    "/{shop}",
+    response_model=Shop,
+    summary="Change some of a shop's settings (validated as a whole)",
+    responses=error_responses(ErrorCode.SHOP_NOT_FOUND, ErrorCode.URL_NOT_ALLOWED),
+)
 async def update_shop(shop: ShopDep, body: ShopPatch, settings: SettingsDep, state: StateDep) -> Shop:
     try:
         updated = Shop.model_validate(shop.model_dump() | body.model_dump(exclude_unset=True))
@@ -135,6 +143,7 @@ async def update_shop(shop: ShopDep, body: ShopPatch, settings: SettingsDep, sta
     "/{shop}",
     response_model=Shop,
     summary="Delete a shop with its agents, products, call records, requests, shows and inspection evidence",
+    responses=error_responses(ErrorCode.SHOP_NOT_FOUND),
 )
 async def delete_shop(shop: str, delete: ShopDeletionDep) -> Shop:
     deleted = await delete(shop)
@@ -147,6 +156,7 @@ async def delete_shop(shop: str, delete: ShopDeletionDep) -> Shop:
     "/{shop}/hours",
     response_model=ShopHours,
     summary="Whether the shop is open now (or at ?at=), and when it next opens",
+    responses=error_responses(ErrorCode.INVALID_MESSAGE, ErrorCode.SHOP_NOT_FOUND),
 )
 async def shop_hours(
     shop: ShopDep, at: Annotated[datetime | None, Query(description="An aware ISO 8601 time; default now")] = None
@@ -168,6 +178,7 @@ async def shop_hours(
     "/{shop}/webhook-key",
     response_model=WebhookKey,
     summary="The key that signs the shop's webhooks (derived from the server secret, never stored)",
+    responses=error_responses(ErrorCode.SHOP_NOT_FOUND),
 )
 async def get_webhook_key(shop: ShopDep, settings: SettingsDep) -> WebhookKey:
     version = shop.webhook_key_version
@@ -178,6 +189,7 @@ async def get_webhook_key(shop: ShopDep, settings: SettingsDep) -> WebhookKey:
     "/{shop}/webhook-key/rotate",
     response_model=WebhookKey,
     summary="Replace the webhook key: the next deliveries are signed with the new one only",
+    responses=error_responses(ErrorCode.SHOP_NOT_FOUND),
 )
 async def rotate_webhook_key(shop: ShopDep, settings: SettingsDep, state: StateDep) -> WebhookKey:
     shop.webhook_key_version += 1
@@ -190,6 +202,7 @@ async def rotate_webhook_key(shop: ShopDep, settings: SettingsDep, state: StateD
     "/{shop}/webhook-failures",
     response_model=list[WebhookFailure],
     summary="Events whose every delivery attempt failed, newest first (the last 200 are kept)",
+    responses=error_responses(ErrorCode.SHOP_NOT_FOUND),
 )
 async def webhook_failures(
     shop: ShopDep, state: StateDep, limit: Annotated[int, Query(ge=1, le=MAX_FAILURES)] = 50
@@ -197,7 +210,12 @@ async def webhook_failures(
     return await state.records.outbox.failures(shop.id, limit)
 
 
-@router.put("/{shop}/agents/{agent}", response_model=Agent, summary="Create or replace an agent of the shop")
+@router.put(
+    "/{shop}/agents/{agent}",
+    response_model=Agent,
+    summary="Create or replace an agent of the shop",
+    responses=error_responses(ErrorCode.INVALID_MESSAGE, ErrorCode.SHOP_NOT_FOUND),
+)
 async def put_agent(shop: ShopDep, agent: AgentPath, body: AgentBody, state: StateDep) -> Agent:
     # ShopDep has run first: an unknown shop id, which may not even be a valid slug, is shop_not_found.
     _same("shop", body.shop, shop.id)
@@ -208,12 +226,22 @@ async def put_agent(shop: ShopDep, agent: AgentPath, body: AgentBody, state: Sta
     return record
 
 
-@router.get("/{shop}/agents", response_model=list[Agent], summary="The shop's agents, by id")
+@router.get(
+    "/{shop}/agents",
+    response_model=list[Agent],
+    summary="The shop's agents, by id",
+    responses=error_responses(ErrorCode.SHOP_NOT_FOUND),
+)
 async def list_agents(shop: ShopDep, state: StateDep) -> list[Agent]:
     return await state.records.shops.list_agents(shop.id)
 
 
-@router.get("/{shop}/agents/{agent}", response_model=Agent, summary="One agent of the shop")
+@router.get(
+    "/{shop}/agents/{agent}",
+    response_model=Agent,
+    summary="One agent of the shop",
+    responses=error_responses(ErrorCode.SHOP_NOT_FOUND, ErrorCode.AGENT_NOT_FOUND),
+)
 async def get_agent(shop: ShopDep, agent: str, state: StateDep) -> Agent:
     return _found(
         await state.records.shops.get_agent(shop.id, agent),
@@ -222,7 +250,12 @@ async def get_agent(shop: ShopDep, agent: str, state: StateDep) -> Agent:
     )
 
 
-@router.delete("/{shop}/agents/{agent}", response_model=Agent, summary="Remove an agent from the shop")
+@router.delete(
+    "/{shop}/agents/{agent}",
+    response_model=Agent,
+    summary="Remove an agent from the shop",
+    responses=error_responses(ErrorCode.SHOP_NOT_FOUND, ErrorCode.AGENT_NOT_FOUND),
+)
 async def delete_agent(shop: ShopDep, agent: str, state: StateDep) -> Agent:
     return _found(
         await state.records.shops.delete_agent(shop.id, agent),
@@ -235,6 +268,7 @@ async def delete_agent(shop: ShopDep, agent: str, state: StateDep) -> Agent:
     "/{shop}/products/{sku}",
     response_model=Product,
     summary="Create or replace a product; its URLs must be https on the shop's link_hosts",
+    responses=error_responses(ErrorCode.INVALID_MESSAGE, ErrorCode.SHOP_NOT_FOUND, ErrorCode.URL_NOT_ALLOWED),
 )
 async def put_product(shop: ShopDep, sku: SkuPath, body: ProductBody, state: StateDep) -> Product:
     _same("sku", body.sku, sku)
@@ -245,12 +279,22 @@ async def put_product(shop: ShopDep, sku: SkuPath, body: ProductBody, state: Sta
     return product
 
 
-@router.get("/{shop}/products", response_model=list[Product], summary="The shop's catalog, by SKU")
+@router.get(
+    "/{shop}/products",
+    response_model=list[Product],
+    summary="The shop's catalog, by SKU",
+    responses=error_responses(ErrorCode.SHOP_NOT_FOUND),
+)
 async def list_products(shop: ShopDep, state: StateDep) -> list[Product]:
     return await state.records.shops.list_products(shop.id)
 
 
-@router.get("/{shop}/products/{sku}", response_model=Product, summary="One product of the shop")
+@router.get(
+    "/{shop}/products/{sku}",
+    response_model=Product,
+    summary="One product of the shop",
+    responses=error_responses(ErrorCode.SHOP_NOT_FOUND, ErrorCode.PRODUCT_NOT_FOUND),
+)
 async def get_product(shop: ShopDep, sku: str, state: StateDep) -> Product:
     return _found(
         await state.records.shops.get_product(shop.id, sku),
@@ -259,7 +303,12 @@ async def get_product(shop: ShopDep, sku: str, state: StateDep) -> Product:
     )
 
 
-@router.delete("/{shop}/products/{sku}", response_model=Product, summary="Remove a product from the catalog")
+@router.delete(
+    "/{shop}/products/{sku}",
+    response_model=Product,
+    summary="Remove a product from the catalog",
+    responses=error_responses(ErrorCode.SHOP_NOT_FOUND, ErrorCode.PRODUCT_NOT_FOUND),
+)
 async def delete_product(shop: ShopDep, sku: str, state: StateDep) -> Product:
     return _found(
         await state.records.shops.delete_product(shop.id, sku),

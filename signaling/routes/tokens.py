@@ -7,6 +7,7 @@ from pydantic import Field
 
 from signaling.deps import ApiKeyDep, PublicBaseDep, SettingsDep, StateDep
 from vitrine.core.auth import mint_token
+from vitrine.core.errors import ErrorCode, error_responses
 from vitrine.core.models import Grants, Identity, Role, RoomName, ShopId, Strict
 from vitrine.core.records.shops import require_shop
 
@@ -28,7 +29,9 @@ class TokenResponse(Strict):
     ws_url: str
 
 
-@router.post("", response_model=TokenResponse, summary="Mint a join token")
+@router.post(
+    "", response_model=TokenResponse, summary="Mint a join token", responses=error_responses(ErrorCode.SHOP_NOT_FOUND)
+)
 async def create_token(
     body: TokenRequest, settings: SettingsDep, state: StateDep, base: PublicBaseDep
 ) -> TokenResponse:

@@ -11,6 +11,13 @@ restricts that to one publisher: in a room of two publishers (a consult), a
 client publishing over WHIP and watching over WHEP would otherwise get its own
 video back. Nothing published (by that identity) yet is ``track_not_found``:
 WHEP sessions cannot renegotiate, so the player retries once the publisher is in.
+
+Browser clients on another origin (RFC 9725 section 4.2) need more than the POST: ``OPTIONS`` on the
+endpoints answers with ``Accept-Post`` (and the ICE servers as ``Link``, for a token of the room: Eyevinn's
+whip-web-client reads them there), and the ``201`` carries an ``ETag`` naming the session's ICE session. A
+trickle ``PATCH`` whose ``If-Match`` names another one is ``412``; ``If-Match: *`` asks for an ICE restart,
+which aiortc cannot do: ``422`` (trickle is supported, restarts are not). A ``PATCH`` with no ``If-Match``
+is still applied: the RFC would answer ``428``, but encoders written before it send none.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from signaling.deps import ClaimsDep, RoomsDep
 from signaling.metrics import METRICS
 from signaling.rooms import RoomService
 from signaling.state import State
-from vitrine.core.auth import JoinClaims
+from vitrine.core.auth import JoinClaims, verify_token
 from vitrine.core.config import Settings
 from vitrine.core.errors import ErrorCode, VitrineError
 from vitrine.core.models import NAME_PATTERN
@@ -39,6 +46,44 @@ router = APIRouter(tags=["whip-whep"])
 SDP = "application/sdp"
 SDPFRAG = "application/trickle-ice-sdpfrag"
 Kind = Literal["whip", "whep"]  # explicit in every route: a generic /{kind}/... would shadow other APIs
+# What a browser client on another origin sends and reads (RFC 9725): If-Match on trickle PATCHes, and ETag,
+# which Eyevinn's whip-web-client sends in their place; the resource URL, the ICE servers and the ICE session.
+CORS_REQUEST_HEADERS = ("Authorization", "Content-Type", "If-Match", "ETag")
+CORS_EXPOSED_HEADERS = ("Location", "Link", "ETag", "Accept-Post", "Accept-Patch", "Access-Control-Allow-Methods")
+ENDPOINT_METHODS = "OPTIONS, POST"
+RESOURCE_METHODS = "OPTIONS, PATCH, DELETE"
+SESSION_METHODS = "OPTIONS, POST, PATCH, DELETE"  # an endpoint's and its sessions'
+
+
+class PreconditionFailed(VitrineError):
+    """A trickle PATCH for another ICE session than this one (RFC 9725 section 4.3.1): ``412``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.NEGOTIATION_FAILED, message)
+
+    @property
+    def http_status(self) -> int:
+        return 412
+
+
+def session_etag(sid: str) -> str:
+    """The strong entity-tag of the session's ICE session. aiortc cannot restart ICE, so a session has one ICE
+    session for its whole life, and its sid names it."""
+    return f'"{sid}"'
+
+
+def options_response(methods: str, links: list[str] | None = None) -> Response:
+    """An ``OPTIONS`` answer (RFC 9725 section 4.2): what the resource takes, and for an endpoint what it
+    accepts and the ICE servers. ``Access-Control-Allow-Methods`` names what the endpoint and its sessions
+    take, readable by scripts: Eyevinn's whip-web-client trickles only when it lists PATCH."""
+    headers = {"Allow": methods, "Access-Control-Allow-Methods": SESSION_METHODS}
+    if "POST" in methods:
+        headers["Accept-Post"] = SDP
+    else:
+        headers["Accept-Patch"] = SDPFRAG
+    if links:
+        headers["Link"] = ", ".join(links)
+    return Response(status_code=200, headers=headers)
 
 
 async def _read_body(request: Request, content_type: str, limit: int) -> str:
@@ -58,7 +103,7 @@ def _check_room(claims: JoinClaims, room: str) -> None:
         raise VitrineError(ErrorCode.PERMISSION_DENIED, "the token is for another room")
 
 
-def _ice_links(settings: Settings, identity: str) -> list[str]:
+def ice_links(settings: Settings, identity: str) -> list[str]:
     links = []
     for server in ice_servers_for(settings, identity):
         for url in server.urls:
@@ -121,13 +166,17 @@ async def start_session(
     if kind == "whip" and not reply.published:
         await rooms.leave(admission)
         raise VitrineError(ErrorCode.NEGOTIATION_FAILED, "the offer publishes no audio or video")
-    METRICS.whip_sessions.labels(kind=kind).inc()
     assert reply.answer is not None
+    if kind == "whep" and not any(m.direction == "recv" and m.track_sid for m in reply.answer.mids.values()):
+        await rooms.leave(admission)  # its publisher went meanwhile: a session that would never show a frame
+        raise VitrineError(ErrorCode.TRACK_NOT_FOUND, "nothing this offer can play is published any more; retry")
+    METRICS.whip_sessions.labels(kind=kind).inc()
     headers = {
         "Location": f"{location or f'/{kind}/{room}'}/{admission.participant.sid}",
-        "Access-Control-Expose-Headers": "Location, Link",
+        "ETag": session_etag(admission.participant.sid),
+        "Access-Control-Expose-Headers": ", ".join(CORS_EXPOSED_HEADERS),
     }
-    links = _ice_links(rooms.settings, claims.sub)
+    links = ice_links(rooms.settings, claims.sub)
     if links:
         headers["Link"] = ", ".join(links)
     return Response(reply.answer.sdp, status_code=201, media_type=SDP, headers=headers)
@@ -142,6 +191,35 @@ async def session_of(room: str, sid: str, rooms: RoomService, identity: str) -> 
     if room_record.worker_id is None:
         raise VitrineError(ErrorCode.WORKER_UNAVAILABLE, "the session's media worker is gone")
     return Admission(room=room_record, participant=participant, worker_id=room_record.worker_id)
+
+
+async def endpoint_links(request: Request, rooms: RoomService, room: str) -> list[str]:
+    """The ICE servers an ``OPTIONS`` on an endpoint tells: only for a join token of the room, and never in
+    answer to a CORS preflight (RFC 9725 section 4.6: those carry no token, and TURN credentials cost)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token or "access-control-request-method" in request.headers:
+        return []
+    try:
+        claims = verify_token(rooms.settings, token)
+    except VitrineError:
+        return []
+    return ice_links(rooms.settings, claims.sub) if claims.room == room else []
+
+
+@router.options("/whip/{room}", summary="What the WHIP endpoint accepts, and its ICE servers")
+async def whip_options(room: str, request: Request, rooms: RoomsDep) -> Response:
+    return options_response(ENDPOINT_METHODS, await endpoint_links(request, rooms, room))
+
+
+@router.options("/whep/{room}", summary="What the WHEP endpoint accepts, and its ICE servers")
+async def whep_options(room: str, request: Request, rooms: RoomsDep) -> Response:
+    return options_response(ENDPOINT_METHODS, await endpoint_links(request, rooms, room))
+
+
+@router.options("/whip/{room}/{sid}", summary="What a WHIP session takes")
+@router.options("/whep/{room}/{sid}", summary="What a WHEP session takes")
+async def session_options() -> Response:
+    return options_response(RESOURCE_METHODS)
 
 
 @router.post("/whip/{room}", status_code=201, summary="Publish with WHIP (RFC 9725)")
@@ -209,6 +287,7 @@ async def _stop(room: str, sid: str, rooms: RoomService, claims: JoinClaims) -> 
 async def trickle_session(admission: Admission, request: Request, rooms: RoomService) -> Response:
     """Apply an sdpfrag of trickled candidates (and end-of-candidates) to a session."""
     room, sid = admission.room.name, admission.participant.sid
+    _check_ice_session(request, sid)
     fragment = await _read_body(request, SDPFRAG, rooms.settings.max_sdp_bytes)
     for line in fragment.splitlines():
         line = line.strip()
@@ -221,3 +300,16 @@ async def trickle_session(admission: Admission, request: Request, rooms: RoomSer
         elif line == "a=end-of-candidates":
             await rooms.run(admission, CandidateCommand(room=room, sid=sid, candidate=None))
     return Response(status_code=204)
+
+
+def _check_ice_session(request: Request, sid: str) -> None:
+    """RFC 9725 section 4.3.1: ``If-Match: *`` is an ICE restart (``422``: not supported), and an entity-tag
+    of another ICE session is ``412``. None at all is let through, for clients older than the RFC."""
+    if_match = request.headers.get("if-match")
+    if if_match is None:
+        return
+    tags = [tag.strip() for tag in if_match.split(",")]
+    if "*" in tags:
+        raise VitrineError(ErrorCode.NEGOTIATION_FAILED, "ICE restarts are not supported: start a new session")
+    if session_etag(sid) not in tags:
+        raise PreconditionFailed("If-Match names another ICE session than this one")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from signaling.deps import ApiKeyDep, LinkDep, StateDep
-from vitrine.core.errors import ErrorCode, VitrineError
+from vitrine.core.errors import ErrorCode, VitrineError, error_responses
 from vitrine.core.state.nodes import WorkerNode, WorkerState
 from vitrine.core.wire.rpc import Done, DrainCommand, expect
 
@@ -27,6 +27,7 @@ async def list_workers(state: StateDep) -> list[WorkerNode]:
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WorkerNode,
     summary="Drain a media worker: no new rooms, its clients reconnect elsewhere, then it stops",
+    responses=error_responses(ErrorCode.WORKER_NOT_FOUND, ErrorCode.WORKER_UNAVAILABLE),
 )
 async def drain_worker(worker_id: str, state: StateDep, link: LinkDep) -> WorkerNode:
     node = await state.nodes.get(worker_id)

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from tests.browser_support import DESKTOP, STATE_TIMEOUT_S, playwright_api
 from tests.live_browser_helpers import open_console, open_viewer, wait_video_plays, watch_url
-from tests.live_helpers import make_show
-from tests.media_helpers import av_tracks
+from tests.live_helpers import make_show, obs_publish
 from tests.servers import RunningServer
 
 pytestmark = pytest.mark.browser
@@ -95,19 +93,9 @@ async def test_an_obs_like_encoder_goes_live_and_a_browser_watches(
     show = await make_show(server)
     async with server.api() as api:
         login = (await api.post(f"/v1/shops/acme/shows/{show['id']}/console")).json()["token"]
-    encoder = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    for track in av_tracks():
-        encoder.addTransceiver(track, direction="sendonly")
-    await encoder.setLocalDescription(await encoder.createOffer())
     async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": f"Bearer {login}"}) as http:
         settings = (await http.get("/v1/live/console")).json()
-        published = await http.post(
-            settings["whip_url"],
-            content=encoder.localDescription.sdp,
-            headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {settings['stream_key']}"},
-        )
-    assert published.status_code == 201, published.text
-    await encoder.setRemoteDescription(RTCSessionDescription(sdp=published.text, type="answer"))
+        encoder, _ = await obs_publish(http, settings)
     viewer = await open_viewer(browser, watch_url(server, show), "viewer")
     try:
         await wait_video_plays(viewer)

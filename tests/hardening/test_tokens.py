@@ -37,6 +37,7 @@ from tests.media_helpers import av_tracks, remote_tracks
 from tests.servers import TEST_SECRET, RunningServer, make_settings
 from vitrine.core.auth import ALGORITHM, JoinClaims, mint_token, verify_token
 from vitrine.core.config import Settings
+from vitrine.core.desk_tokens import mint_desk_token, verify_desk_token
 from vitrine.core.errors import ErrorCode, VitrineError
 from vitrine.core.models import ROLE_DEFAULT_GRANTS, Grants, Role
 
@@ -156,6 +157,16 @@ BAD_TOKENS: dict[str, tuple[TokenFactory, str]] = {
     "whitespace": (lambda s: "   ", "invalid_token"),
     "unicode": (lambda s: "\u0442\u043e\u043a\u0435\u043d.\u0442\u043e\u043a\u0435\u043d.\u2603", "invalid_token"),
     "8k_of_junk": (lambda s: "x" * 8192, "invalid_token"),
+    # An audience must name this server: another service's, or one of Vitrine's other token families'.
+    "aud_of_another_service": (lambda s: signed(claims(s, aud="https://billing.example")), "invalid_token"),
+    "aud_of_the_desk": (lambda s: signed(claims(s, aud="vitrine:desk")), "invalid_token"),
+    "aud_of_an_inspection_link": (lambda s: signed(claims(s, aud="vitrine:inspect-link")), "invalid_token"),
+    "aud_list_without_us": (lambda s: signed(claims(s, aud=["a.example", "b.example"])), "invalid_token"),
+    "aud_empty_string": (lambda s: signed(claims(s, aud="")), "invalid_token"),
+    "aud_empty_list": (lambda s: signed(claims(s, aud=[])), "invalid_token"),
+    "aud_not_a_string": (lambda s: signed(claims(s, aud=["vitrine:join", 7])), "invalid_token"),
+    "jti_not_a_string": (lambda s: signed(claims(s, jti=12345)), "invalid_token"),
+    "misspelt_claim": (lambda s: signed(claims(s, shpo="acme")), "invalid_token"),
 }
 TOKEN_CASES = [pytest.param(name, id=name) for name in BAD_TOKENS]
 
@@ -253,6 +264,75 @@ def test_an_empty_grants_object_means_no_grants(settings: Settings) -> None:
     assert isinstance(verified, JoinClaims)
 
 
+# -- the registered claims JWT libraries add (docs/tokens.md) ---------------------------------------------
+
+PUBLIC_URL = "https://video.shop.example"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        pytest.param({"jti": "6f1c0e0a-2a8e-4c53-9d0f-5f3b1e2a7c11"}, id="jti"),
+        pytest.param({"aud": "vitrine:join"}, id="aud_join"),
+        pytest.param({"aud": PUBLIC_URL}, id="aud_public_url"),
+        pytest.param({"aud": "shop-backend-7"}, id="aud_configured"),
+        pytest.param({"aud": ["https://billing.example", "vitrine:join"]}, id="aud_list_naming_us"),
+        pytest.param({"jti": "n-1", "aud": PUBLIC_URL, "iat": time.time(), "nbf": time.time()}, id="fractional_dates"),
+    ],
+)
+def test_registered_claims_are_accepted(extra: dict[str, Any]) -> None:
+    settings = make_settings(public_url=PUBLIC_URL + "/", token_audiences="shop-backend-7")
+    verified = verify_token(settings, signed(claims(settings, **extra)))
+    assert (verified.sub, verified.room, verified.role) == ("mallory", ROOM, Role.HOST)
+    assert verified.grants.room_create is True
+    assert verified.jti == extra.get("jti") and verified.aud == extra.get("aud")
+    assert isinstance(verified.iat, int) and isinstance(verified.nbf, int)
+
+
+def test_fractional_dates_are_floored(settings: Settings) -> None:
+    exp = time.time() + 600.75
+    verified = verify_token(settings, signed(claims(settings, exp=exp)))
+    assert verified.exp == int(exp)
+
+
+def test_the_public_url_is_an_audience_only_when_configured(settings: Settings) -> None:
+    assert settings.public_url is None
+    with pytest.raises(VitrineError) as info:
+        verify_token(settings, signed(claims(settings, aud=PUBLIC_URL)))
+    assert info.value.code == ErrorCode.INVALID_TOKEN
+
+
+@pytest.mark.parametrize("audience", ["vitrine:desk", "vitrine:inspect-buyer", "vitrine:anything"])
+def test_vitrine_audiences_cannot_be_configured_as_join_audiences(audience: str) -> None:
+    with pytest.raises(ValueError, match="reserved"):
+        make_settings(token_audiences=[audience])
+
+
+def test_join_and_desk_tokens_do_not_open_each_other(settings: Settings) -> None:
+    """A join token that names its audience is still no console login, and a console login joins nothing."""
+    join = signed(claims(settings, aud="vitrine:join", jti="j-1"))
+    with pytest.raises(VitrineError) as info:
+        verify_desk_token(settings, join, "agent")
+    assert info.value.code == ErrorCode.INVALID_TOKEN
+    desk = mint_desk_token(settings, shop="acme", subject="ana", role="agent", ttl_s=600)
+    with pytest.raises(VitrineError) as info:
+        verify_token(settings, desk)
+    assert info.value.code == ErrorCode.INVALID_TOKEN
+
+
+def test_a_console_token_minted_by_a_library_is_accepted(settings: Settings) -> None:
+    now = time.time()
+    token = signed(
+        {"iss": settings.api_key, "aud": "vitrine:desk", "sub": "ana", "shop": "acme", "role": "agent"}
+        | {"exp": now + 600, "iat": now, "nbf": now, "jti": "c-1"}
+    )
+    verified = verify_desk_token(settings, token, "agent")
+    assert (verified.sub, verified.shop, verified.jti) == ("ana", "acme", "c-1")
+    with pytest.raises(VitrineError) as info:
+        verify_desk_token(settings, token, "host")
+    assert info.value.code == ErrorCode.PERMISSION_DENIED
+
+
 # -- the WebSocket join ----------------------------------------------------------------------------
 
 
@@ -312,6 +392,23 @@ async def test_websocket_accepts_a_token_expired_within_the_leeway(
     joined = await probe.join(token)
     assert joined["type"] == "joined", joined
     assert joined["room"]["name"] == ROOM and joined["participant"]["identity"] == "mallory"
+
+
+async def test_a_token_with_jti_and_aud_joins_and_publishes(
+    server: RunningServer, probes: list[Probe], leak_guard: LeakGuard
+) -> None:
+    """What a JWT library's defaults produce gets into the room, over the WebSocket and over WHIP."""
+    token = leak_guard.watch(signed(claims(server.settings, aud="vitrine:join", jti="a1b2c3d4-0001")))
+    probe = await _opened(server, probes)
+    joined = await probe.join(token)
+    assert joined["type"] == "joined", joined
+    assert joined["room"]["name"] == ROOM and joined["participant"]["identity"] == "mallory"
+    other = leak_guard.watch(signed(claims(server.settings, sub="obs", aud=["vitrine:join"], jti="a1b2c3d4-0002")))
+    created = await _post(server, "whip", ROOM, await publisher_offer(), {"Authorization": _authorization(other)})
+    assert created.status_code == 201, created.text
+    async with httpx.AsyncClient(base_url=server.url, timeout=WAIT_S) as http:
+        gone = await http.delete(created.headers["location"], headers={"Authorization": _authorization(other)})
+    assert gone.status_code == 200
 
 
 # -- WHIP and WHEP -----------------------------------------------------------------------------------

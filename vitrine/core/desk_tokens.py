@@ -1,7 +1,10 @@
 """Desk tokens: an agent's console login and a shopper's ticket, as JWTs with their own audience.
 
-They carry ``aud = "vitrine:desk"``, which ``vitrine.core.auth.verify_token`` refuses (it expects no
-audience), so a desk token can never join a room and a join token can never log into a desk.
+They carry ``aud = "vitrine:desk"``, which ``vitrine.core.auth.verify_token`` refuses (a join token's
+``aud`` may only name ``vitrine:join`` or this server), so a desk token can never join a room and a join
+token can never log into a desk.
+A shop's backend may mint them itself (docs/tokens.md), so the registered claims JWT libraries add
+(``jti``, ``nbf``, fractional NumericDates) are accepted here as in join tokens.
 """
 
 from __future__ import annotations
@@ -10,8 +13,9 @@ import time
 from typing import Literal
 
 import jwt
+from pydantic import Field
 
-from vitrine.core.auth import ALGORITHM, decode_token
+from vitrine.core.auth import ALGORITHM, NumericDate, decode_token
 from vitrine.core.config import Settings
 from vitrine.core.errors import ErrorCode, VitrineError
 from vitrine.core.models import ShopId, Strict
@@ -27,8 +31,10 @@ class DeskClaims(Strict):
     sub: str  # the agent id, or the shopper's ticket id
     shop: ShopId
     role: DeskRole
-    exp: int
-    iat: int | None = None
+    exp: NumericDate
+    iat: NumericDate | None = None
+    nbf: NumericDate | None = None
+    jti: str | None = Field(default=None, min_length=1, max_length=256)
 
 
 def mint_desk_token(settings: Settings, *, shop: str, subject: str, role: DeskRole, ttl_s: int) -> str:

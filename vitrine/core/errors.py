@@ -6,6 +6,9 @@ Clients switch on ``code``; the message is for humans and never carries secrets.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
 
 
 class ErrorCode(StrEnum):
@@ -58,6 +61,8 @@ class ErrorCode(StrEnum):
     CONSENT_REQUIRED = "consent_required"
     EVIDENCE_CORRUPT = "evidence_corrupt"
     STORAGE_UNAVAILABLE = "storage_unavailable"  # a disk is full or read-only: nothing was lost, retry later
+    NOT_FOUND = "not_found"  # no such path: the framework's answer, not a route's
+    METHOD_NOT_ALLOWED = "method_not_allowed"  # the path takes other methods (``Allow`` says which)
     INTERNAL = "internal"
 
 
@@ -111,8 +116,37 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.CONSENT_REQUIRED: 409,
     ErrorCode.EVIDENCE_CORRUPT: 409,
     ErrorCode.STORAGE_UNAVAILABLE: 503,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.METHOD_NOT_ALLOWED: 405,
     ErrorCode.INTERNAL: 500,
 }
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer of the REST API, WHIP and WHEP: what OpenAPI documents for each 4xx and 5xx."""
+
+    code: ErrorCode = Field(description="Stable: switch on it")
+    message: str = Field(description="For humans; never carries a secret")
+
+
+def error_responses(*codes: ErrorCode) -> dict[int | str, dict[str, Any]]:
+    """A route's ``responses=`` for the errors it can answer, beyond the ones every route shares (authentication,
+    validation, body limits, internal errors; ``signaling/openapi.py`` adds those). Grouped by HTTP status, each
+    naming its codes, so the schema says which ``code`` a client may see with which status."""
+    by_status: dict[int, list[str]] = {}
+    for code in codes:
+        by_status.setdefault(HTTP_STATUS[code], []).append(code.value)
+    return {
+        status: {"model": ErrorBody, "description": describe_codes(values), ERROR_CODES_KEY: values}
+        for status, values in sorted(by_status.items())
+    }
+
+
+ERROR_CODES_KEY = "x-error-codes"  # the OpenAPI extension listing a response's codes
+
+
+def describe_codes(values: list[str]) -> str:
+    return "Error: " + ", ".join(f"`{value}`" for value in values)
 
 
 class VitrineError(Exception):

@@ -12,7 +12,8 @@ import secrets
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic.json_schema import JsonDict, SkipJsonSchema
 
 from vitrine.core.models import Identity, Strict, now_ms, one_into_list
 from vitrine.core.shops import Price, ProductCard, Sku
@@ -62,10 +63,36 @@ class ShowSetup(Strict):
         return self
 
 
+def _no_default(schema: JsonDict) -> None:
+    """Leave out a field's ``default: null`` where the schema does not allow null."""
+    schema.pop("default", None)
+
+
 class ShowPatch(Strict):
-    title: str | None = Field(default=None, min_length=1, max_length=MAX_TITLE_CHARS)
-    scheduled_at_ms: int | None = Field(default=None, ge=0)
-    products: list[Sku] | None = Field(default=None, max_length=MAX_SHOW_PRODUCTS)
+    """The fields to change; absent ones keep their value. ``null`` clears what may be empty (the schedule, the
+    products, as JSON Merge Patch reads it); a show always has a title, so a null title is refused, and the schema
+    says so (``SkipJsonSchema``) instead of promising a ``null`` it would not take."""
+
+    title: str | SkipJsonSchema[None] = Field(
+        default=None, min_length=1, max_length=MAX_TITLE_CHARS, json_schema_extra=_no_default
+    )
+    scheduled_at_ms: int | None = Field(default=None, ge=0, description="null: unscheduled")
+    products: list[Sku] | None = Field(default=None, max_length=MAX_SHOW_PRODUCTS, description="null: no products")
+
+    @field_validator("title", mode="before")
+    @classmethod
+    def _title_given(cls, value: object) -> object:
+        if value is None:  # only an explicit null gets here: an absent title is not validated
+            raise ValueError("a show needs a title: leave it out to keep it")
+        return value
+
+    @field_validator("products")
+    @classmethod
+    def _products(cls, value: list[str] | None) -> list[str]:
+        products = value or []
+        if len(set(products)) != len(products):
+            raise ValueError("each SKU once")
+        return products
 
 
 class Recording(Strict):

@@ -279,6 +279,7 @@ class GoneReason(StrEnum):
     FAILED = "failed"  # ICE or DTLS failed, or ICE consent expired (RFC 7675)
     SILENT = "silent"  # nothing (STUN, DTLS, RTP or RTCP) arrived from the peer for ``peer_silence_s``
     DRAINING = "draining"  # the worker is draining for an upgrade (``media/drain.py``): rejoin, on another one
+    PUBLISHER_LEFT = "publisher_left"  # a WHEP session's tracks went; it cannot renegotiate: POST again
 
 
 class PushTo(Strict):
