@@ -170,7 +170,10 @@ async def test_sdp_fuzz_on_whip_whep_and_trickle_gives_no_5xx_and_leaks_no_room(
             )
             statuses["patch"].append(response.status_code)
         for location, token in created:
-            assert (await http.delete(location, headers=_headers(token))).status_code == 200
+            # The fuzz's sessions have no client: one whose ICE already failed (the copied candidates answer no
+            # one) was freed by the worker, and its resource is a typed 404. Either way nothing may be left over.
+            gone = await http.delete(location, headers=_headers(token))
+            assert gone.status_code == 200 or gone.json()["code"] == "not_joined", (location, gone.text)
         assert (await api.get("/v1/rooms")).json() == rooms_before
         stats = server.runtime.media_worker.media_stats()
         assert (stats["rooms"], stats["participants"]) == (stats_before["rooms"], stats_before["participants"])

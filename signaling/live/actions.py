@@ -43,6 +43,7 @@ from vitrine.core.wire.live import (
     ProductMessage,
     Reaction,
     Show,
+    ShowState,
 )
 from vitrine.core.wire.rtc import LogEntry
 
@@ -197,6 +198,8 @@ class LiveActions:
         show = await self.store.get_show(admission.room.shop or "", state.show_id) if state else None
         if state is None or show is None:
             raise VitrineError(ErrorCode.SHOW_NOT_FOUND, "this room is not a show")
+        if state.state == ShowState.ENDED:  # the end has cut the chapters: nothing may be pinned after it
+            raise VitrineError(ErrorCode.SHOW_ENDED, "the show has ended")
         return state, show
 
     async def moderate(self, admission: Admission, message: ModerateMessage) -> None:

@@ -155,13 +155,15 @@ class ShowService:
         if state is not None:
             await self.store.put_state(show.room, state.model_copy(update={"state": ShowState.ENDED}))
         show = show.model_copy(update={"state": ShowState.ENDED, "ended_at_ms": ended_at, "recordings": recordings})
+        # Chapters with the first record of the ended show: its players load the replay as soon as they see the
+        # end, and one that came before a later write had none (no pin can come now: the state is ended).
+        show.chapters = await self._chapters(show)
         await self.store.put_show(show)  # ended before its room closes: no rejoin puts it back
         try:
             await self.rooms.close_room(show.room, reason="the show has ended", code="show_ended", keep_log=True)
         except VitrineError as exc:
             if exc.code != ErrorCode.ROOM_NOT_FOUND:
                 raise
-        show.chapters = await self._chapters(show)
         show.analytics = await self.analytics(show)
         await self.store.put_show(show)
         return show
