@@ -125,6 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start `vitrine serve` on a free loopback port for this run, and stop it after",
     )
+    target.add_argument(
+        "--scaled",
+        type=int,
+        metavar="N",
+        default=0,
+        help="start scaled mode for this run and stop it after: a throwaway redis-server, `vitrine signaling` and N "
+        "`vitrine media` processes on loopback (each its own metrics port; heartbeat 0.5 s, TTL 2 s; logs in "
+        "/tmp/vitrine-scaled-*)",
+    )
     target.add_argument("--url", help="a running server, e.g. http://127.0.0.1:7880")
     target.add_argument(
         "--api-key",
@@ -316,7 +325,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     losses = parse_losses(args.loss)
     config = RunConfig(
         scenario=args.scenario,
-        embedded=args.embedded,
+        embedded=args.embedded or args.scaled > 0,
+        media_workers=args.scaled,
         url=args.url,
         api_key=args.api_key,
         api_secret=args.api_secret,

@@ -3,7 +3,8 @@
 Used by the tests, the load-test harness, and anyone scripting a bot. It
 answers the server's offers (attaching its local tracks to the m-lines the
 server opened for them), records when each join stage happened, and exposes
-remote tracks by the publisher's track sid.
+remote tracks by the publisher's track sid. It keeps the room's participants and tracks as the events tell
+them (``RoomMirror``), and asks ``resync`` when an event went missing.
 """
 
 from __future__ import annotations
@@ -29,6 +30,81 @@ from vitrine.core.wire.rtc import PROTOCOL_VERSION, MidInfo
 logger = logging.getLogger(__name__)
 
 PING_INTERVAL_S = 10.0
+GAP_WAIT_S = 1.0  # an event ahead of a missing one waits this long for it (two nodes' publishes can cross)
+
+Message = dict[str, Any]
+
+
+class RoomMirror:
+    """The room's participants and tracks (by sid) as ``joined`` and the room events tell them, applied in
+    ``seq`` order. An event ahead of a missing one is held; one at or before the last applied (the numbering
+    restarted, or a duplicate) means only a fresh snapshot can be trusted. ``resynced`` replaces the state with
+    a ``resync`` answer and returns what the gap hid, as events marked ``resync: true``. Pure: the client owns
+    the socket and the timer."""
+
+    def __init__(self, joined: Message) -> None:
+        self.seq: int = joined["seq"]
+        self.participants: dict[str, Message] = {p["sid"]: p for p in joined["participants"]}
+        self.tracks: dict[str, Message] = {t["sid"]: t for t in joined["tracks"]}
+        self.held: dict[int, Message] = {}
+        self.resyncing = False
+
+    def take(self, event: Message) -> tuple[list[Message], bool]:
+        """The events now applied, in order; and True when the client must ask ``resync`` now."""
+        if self.resyncing:
+            self.held[event["seq"]] = event
+            return [], False
+        if event["seq"] <= self.seq:
+            return [], True
+        self.held[event["seq"]] = event
+        return self._release(), False
+
+    def resynced(self, snapshot: Message) -> list[Message]:
+        """Replace the state with ``snapshot``; the changes it shows that no event did, then the held events
+        that come after it."""
+        self.resyncing = False
+        participants = {p["sid"]: p for p in snapshot["participants"]}
+        tracks = {t["sid"]: t for t in snapshot["tracks"]}
+        seq = snapshot["seq"]
+        hidden = [_event("track_unpublished", seq, track=t) for sid, t in self.tracks.items() if sid not in tracks]
+        hidden += [
+            _event("participant_left", seq, participant=p)
+            for sid, p in self.participants.items()
+            if sid not in participants
+        ]
+        hidden += [
+            _event("participant_joined", seq, participant=p)
+            for sid, p in participants.items()
+            if sid not in self.participants
+        ]
+        hidden += [_event("track_published", seq, track=t) for sid, t in tracks.items() if sid not in self.tracks]
+        self.seq, self.participants, self.tracks = seq, participants, tracks
+        self.held = {n: e for n, e in self.held.items() if n > seq}
+        return [*hidden, *self._release()]
+
+    def _release(self) -> list[Message]:
+        applied = []
+        while (event := self.held.pop(self.seq + 1, None)) is not None:
+            self.seq = event["seq"]
+            self._apply(event)
+            applied.append(event)
+        return applied
+
+    def _apply(self, event: Message) -> None:
+        participant, track = event.get("participant"), event.get("track")
+        match event["event"]:
+            case "participant_joined" if participant:
+                self.participants[participant["sid"]] = participant
+            case "participant_left" if participant:
+                self.participants.pop(participant["sid"], None)
+            case "track_published" if track:
+                self.tracks[track["sid"]] = track
+            case "track_unpublished" if track:
+                self.tracks.pop(track["sid"], None)
+
+
+def _event(kind: str, seq: int, **body: Message) -> Message:
+    return {"type": "event", "event": kind, "seq": seq, "resync": True, **body}
 
 
 @dataclass
@@ -79,10 +155,15 @@ class VitrineClient:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self.timeline = JoinTimeline()
         self.joined: dict[str, Any] | None = None
-        self.events: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []  # room events in seq order, and what a resync found (``resync``)
+        self.room: RoomMirror | None = None  # the room's participants and tracks, from ``joined`` on
+        self.resyncs = 0  # how many times this client asked for a fresh snapshot
+        self.resynced = 0  # how many snapshots it got (``resync`` answers)
         self.errors: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.remote_tracks: asyncio.Queue[RemoteTrack] = asyncio.Queue()
         self.knocks: asyncio.Queue[dict[str, Any]] = asyncio.Queue()  # to a room admin: someone waits to be let in
+        self.queued: list[int] = []  # the places in line the server told (``queued``: its worker is busy joining)
+        self._in_line = asyncio.Event()
         self.log: list[dict[str, Any]] = []  # the room log's entries as they arrive
         self.leave_notice: dict[str, Any] | None = None
         self.negotiations = 0
@@ -93,6 +174,7 @@ class VitrineClient:
         self._joined = asyncio.Event()
         self._negotiated = asyncio.Event()
         self._closed = asyncio.Event()
+        self._gap_timer: asyncio.TimerHandle | None = None
         self.pc.on("track", self._on_track)
         self.pc.on("iceconnectionstatechange", self._on_ice_state)
         self.pc.on("connectionstatechange", self._on_connection_state)
@@ -117,6 +199,9 @@ class VitrineClient:
         self._keepalive = asyncio.create_task(self._ping_forever())
         joined = asyncio.create_task(self._joined.wait())
         done, _ = await asyncio.wait({joined, self._reader}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        while not done and self._in_line.is_set():  # in the worker's line, told so again every few seconds
+            self._in_line.clear()
+            done, _ = await asyncio.wait({joined, self._reader}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         if joined not in done:
             joined.cancel()
             error = self.errors.get_nowait() if not self.errors.empty() else None
@@ -138,6 +223,8 @@ class VitrineClient:
                 await self._ws.close()
         if self._keepalive is not None:
             self._keepalive.cancel()
+        if self._gap_timer is not None:
+            self._gap_timer.cancel()
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -190,6 +277,7 @@ class VitrineClient:
         kind = message.get("type")
         if kind == "joined":
             self.joined = message
+            self.room = RoomMirror(message)
             self.timeline.joined = time.perf_counter()
             for knock in message.get("knocks", []):  # knocks that came before this admin
                 await self.knocks.put(knock)
@@ -199,8 +287,15 @@ class VitrineClient:
         elif kind == "answer":
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=message["sdp"], type="answer"))
         elif kind == "event":
-            self.events.append(message)
+            await self._on_event(message)
+        elif kind == "resync" and self.room is not None:
+            self.resynced += 1
+            self.events.extend(self.room.resynced(message))
+            self._watch_gap()
         elif kind == "error":
+            if message.get("ref") == "resync" and self.room is not None:  # refused (rate limit): try again later
+                self.room.resyncing = False
+                self._watch_gap()
             await self.errors.put(message)
         elif kind == "leave":
             self.leave_notice = message
@@ -208,6 +303,41 @@ class VitrineClient:
             await self.knocks.put(message["knock"])
         elif kind == "log":
             self.log.append(message["entry"])
+        elif kind == "queued":
+            self.queued.append(message["position"])
+            self._in_line.set()
+
+    async def _on_event(self, event: Message) -> None:
+        if self.room is None:
+            self.events.append(event)
+            return
+        applied, resync = self.room.take(event)
+        self.events.extend(applied)
+        if resync:
+            await self.resync()
+        else:
+            self._watch_gap()
+
+    def _watch_gap(self) -> None:
+        """While an event waits for a missing one, give it ``GAP_WAIT_S`` to come, then resync."""
+        if self._gap_timer is not None or self.room is None or not self.room.held or self.room.resyncing:
+            return
+
+        def expired() -> None:
+            self._gap_timer = None
+            if self.room is not None and self.room.held and not self.room.resyncing:
+                asyncio.ensure_future(self.resync())
+
+        self._gap_timer = asyncio.get_running_loop().call_later(GAP_WAIT_S, expired)
+
+    async def resync(self) -> None:
+        """Ask for the room as it is now; the answer replaces ``room`` (``RoomMirror.resynced``)."""
+        if self.room is None or self.room.resyncing:
+            return
+        self.room.resyncing = True
+        self.resyncs += 1
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await self.send({"type": "resync"})
 
     async def _answer(self, message: dict[str, Any]) -> None:
         if self.timeline.offer is None:

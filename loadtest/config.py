@@ -76,6 +76,7 @@ class SloConfig:
 class RunConfig:
     scenario: str = "consult"
     embedded: bool = False
+    media_workers: int = 0  # with ``embedded``: scaled mode, signaling and this many ``vitrine media`` on a Redis
     url: str | None = None
     api_key: str | None = None
     api_secret: str | None = None
@@ -157,7 +158,11 @@ class RunConfig:
         if self.scenario not in SCENARIOS:
             problems.append(f"--scenario must be one of {', '.join(SCENARIOS)}")
         if self.embedded == bool(self.url):
-            problems.append("give exactly one target: --embedded (start a server here) or --url URL")
+            problems.append("give exactly one target: --embedded or --scaled N (start a server here) or --url URL")
+        if self.media_workers < 0:
+            problems.append("--scaled needs a number of media workers, at least 1")
+        if self.media_workers and self.impairment.mode == "kernel":
+            problems.append("--impair-mode kernel runs an embedded server only, not --scaled")
         if self.url:
             parts = urlsplit(self.url)
             if parts.scheme not in ("http", "https") or not parts.netloc:

@@ -19,6 +19,7 @@ import httpx
 
 from loadtest import netns, scenarios
 from loadtest.config import RunConfig
+from loadtest.scaled import ScaledDeployment
 from loadtest.server import API_KEY, ServerProcess, ServerStartError, proc_cpu_seconds, stop_process
 from loadtest.worker import lifetime_s, worker_main
 
@@ -53,7 +54,12 @@ def open_target(config: RunConfig, link: netns.KernelLink | None = None) -> Targ
     """The server to load; with a kernel-impairment ``link``, an embedded one on the link's host side."""
     if config.embedded:
         rooms_needed = config.pairs if config.scenario != "live" else 1
-        server = ServerProcess(max_rooms=max(200, rooms_needed + 20), host=link.host_ip if link else "127.0.0.1")
+        host = link.host_ip if link else "127.0.0.1"
+        server = (
+            ScaledDeployment(max_rooms=max(200, rooms_needed + 20), media_workers=config.media_workers)
+            if config.media_workers
+            else ServerProcess(max_rooms=max(200, rooms_needed + 20), host=host)
+        )
         try:
             server.start()
         except ServerStartError as exc:
@@ -379,7 +385,7 @@ def _run_points(config: RunConfig, link: netns.KernelLink | None) -> list[PointR
 
     taps.configure_host_candidates(config.interfaces())
     message(
-        f"target: {'embedded vitrine serve' if config.embedded else config.url}"
+        f"target: {_target_name(config)}"
         + (f" on {link.host_ip}, clients in network namespace {link.name}" if link else ""),
         config.progress,
     )
@@ -403,3 +409,9 @@ def _run_points(config: RunConfig, link: netns.KernelLink | None) -> list[PointR
         if target.server is not None:
             target.server.stop()
     return results
+
+
+def _target_name(config: RunConfig) -> str:
+    if config.media_workers:
+        return f"scaled mode started here: signaling and {config.media_workers} media workers on a throwaway Redis"
+    return "embedded vitrine serve" if config.embedded else str(config.url)

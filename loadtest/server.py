@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -36,9 +34,19 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def die_with_parent() -> None:  # runs in the child between fork and exec
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+# Run by the child itself, after its exec: ask for SIGTERM when the parent dies (PR_SET_PDEATHSIG survives the next
+# exec), give up if the parent is already gone, then become the real command. A ``preexec_fn`` would run between
+# fork and exec instead, where a lock another thread of the parent held at the fork (an executor thread starting a
+# deployment, say) hangs the child forever, and its parent with it: seen in the suite as a teardown that never ended.
+_PARENT_DEATH_GUARD = (
+    "import ctypes, os, signal, sys; ctypes.CDLL(None).prctl(1, signal.SIGTERM); "
+    "os.getppid() == int(sys.argv[1]) or sys.exit(1); os.execvp(sys.argv[2], sys.argv[2:])"
+)
+
+
+def with_parent_death(args: list[str]) -> list[str]:
+    """``args`` as a command that gets SIGTERM when this process dies (Linux), with the same pid once running."""
+    return [sys.executable, "-c", _PARENT_DEATH_GUARD, str(os.getpid()), *args]
 
 
 def proc_cpu_seconds(pid: int) -> float:
@@ -121,12 +129,11 @@ class ServerProcess:
         self.log_path = Path(name)
         with os.fdopen(fd, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "vitrine.cli", "serve"],
+                with_parent_death([sys.executable, "-m", "vitrine.cli", "serve"]),
                 env=self.env(),
                 cwd=self.source,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent,
             )
         deadline = time.monotonic() + HEALTH_TIMEOUT_S
         with httpx.Client(timeout=2.0) as client:

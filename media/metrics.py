@@ -111,6 +111,12 @@ LOAD_GAUGES = (
     ("recordings", "Recordings being written", "recordings"),
     ("decoders_running", "Media decoders running (a forwarder runs none)", "decoders_running"),
     ("encoders_created", "Media encoders created (a forwarder creates none)", "encoders_created"),
+    (
+        "handshakes_in_flight",
+        "ICE and DTLS handshakes running now (at most VITRINE_MAX_HANDSHAKES_PER_WORKER)",
+        "handshakes_in_flight",
+    ),
+    ("joins_in_line", "Joins waiting for a handshake slot now", "joins_in_line"),
 )
 
 
@@ -162,6 +168,12 @@ class MediaCollector(Collector):
             value=taps.HandshakeAccelerator.dtls_flights_resent,
         )
         stats = self.worker.media_stats()
+        yield CounterMetricFamily(
+            "vitrine_media_joins_queued", "Joins that waited in line for a handshake slot", value=stats["joins_queued"]
+        )
+        yield CounterMetricFamily(
+            "vitrine_media_joins_busy", "Joins refused with worker_busy: the line was full", value=stats["joins_busy"]
+        )
         for name, documentation, key in LOAD_GAUGES:
             yield GaugeMetricFamily(f"vitrine_media_{name}", documentation, value=stats[key])
 

@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 PushOffer = Callable[[Participant, ServerOfferMessage], Awaitable[None]]
 OnGone = Callable[["PeerSession", GoneReason], None]
 ENDED_STATES = {"closed": GoneReason.CLOSED, "failed": GoneReason.FAILED}  # RTCPeerConnection.connectionState
+HANDSHAKE_OVER = {"connected", "closed", "failed"}  # ICE and DTLS done, one way or the other
 
 # Codecs the worker accepts from publishers, in order of preference.
 PUBLISH_CODECS = {
@@ -66,9 +67,15 @@ def new_track_sid() -> str:
 
 class PeerSession:
     def __init__(
-        self, participant: Participant, max_sdp_bytes: int, public_ip: str | None, on_gone: OnGone | None = None
+        self,
+        participant: Participant,
+        max_sdp_bytes: int,
+        public_ip: str | None,
+        on_gone: OnGone | None = None,
+        on_handshake_over: Callable[[], None] | None = None,
     ) -> None:
         self.participant = participant
+        self._on_handshake_over = on_handshake_over  # gives the worker's handshake slot back (media/admission.py)
         self.max_sdp_bytes = max_sdp_bytes
         self.public_ip = public_ip
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
@@ -152,9 +159,10 @@ class PeerSession:
         """Apply the client's answer; return new publications and the next offer if one is owed."""
         if not self._offer_outstanding:
             raise VitrineError(ErrorCode.NEGOTIATION_FAILED, "no offer is waiting for an answer")
-        parse_sdp(sdp, self.max_sdp_bytes)
+        description = parse_sdp(sdp, self.max_sdp_bytes)
         try:
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+            with taps.parsed_once(sdp, description):
+                await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         except Exception as exc:
             raise VitrineError(ErrorCode.NEGOTIATION_FAILED, f"answer rejected ({type(exc).__name__})") from None
         self._offer_outstanding = False
@@ -179,7 +187,8 @@ class PeerSession:
             raise VitrineError(ErrorCode.PERMISSION_DENIED, "this token may not publish")
         known = set(self.pc.getTransceivers())
         try:
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            with taps.parsed_once(sdp, description):
+                await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         except Exception as exc:
             raise VitrineError(ErrorCode.NEGOTIATION_FAILED, f"offer rejected ({type(exc).__name__})") from None
         for transceiver in self.pc.getTransceivers():
@@ -293,7 +302,29 @@ class PeerSession:
         if self._negotiated_at is None:
             self._negotiated_at = time.monotonic()
 
+    @property
+    def negotiated(self) -> bool:
+        """A remote description was applied: its first handshake has started."""
+        return self._negotiated_at is not None
+
+    def hold_handshake(self, release: Callable[[], None]) -> None:
+        """The worker's handshake slot for the handshake about to start; given back when it is over (at once, if
+        the peer is already closed)."""
+        earlier, self._on_handshake_over = self._on_handshake_over, release
+        if earlier is not None:
+            earlier()
+        if self.closed:
+            self.handshake_over()
+
+    def handshake_over(self) -> None:
+        """The connection's first handshake ended, or none is coming yet: the worker's slot goes to the next join."""
+        over, self._on_handshake_over = self._on_handshake_over, None
+        if over is not None:
+            over()
+
     def _connection_changed(self) -> None:
+        if self.pc.connectionState in HANDSHAKE_OVER:
+            self.handshake_over()
         reason = ENDED_STATES.get(self.pc.connectionState)
         if reason is not None:
             self.report_gone(reason)
@@ -329,6 +360,7 @@ class PeerSession:
         if self.closed:
             return
         self.closed = True
+        self.handshake_over()
         try:
             if self.evidence is not None:
                 await self.evidence.close()

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import assert_never
 
 from media import taps
+from media.admission import HandshakeGate
 from media.evidence_channel import EvidenceTarget
 from media.peer import PeerSession
 from media.recorder import Recording
@@ -52,6 +53,7 @@ from vitrine.core.wire.rpc import (
     EvidenceFolder,
     GoneReason,
     JoinCommand,
+    JoinQueued,
     LeaveCommand,
     Negotiated,
     OfferCommand,
@@ -95,6 +97,12 @@ class MediaWorker:
         self.state = WorkerState.SERVING  # announced with every heartbeat; media/drain.py moves it on
         self.on_drain: Callable[[], None] | None = None  # starts the drain a ``DrainCommand`` asks for
         self._silence_watch: asyncio.Task[None] | None = None  # started with the first join
+        # Joins connected at once; the rest wait in line (media/admission.py)
+        self.handshakes = HandshakeGate(
+            settings.max_handshakes_per_worker,
+            max_waiting=settings.join_queue_max,
+            timeout_s=settings.handshake_timeout_s,
+        )
         taps.configure_host_candidates(settings.rtc_interfaces, settings.rtc_port_min, settings.rtc_port_max)
         taps.DatagramGuard.install()
         taps.HandshakeAccelerator.install()
@@ -122,6 +130,8 @@ class MediaWorker:
                 return self._drain_requested()
             case JoinCommand():
                 return await self._join(command)
+            case OfferCommand() if self._first_offer(command):
+                return await self._offer_in_turn(command)
             case RelayCommand():
                 return await self._relay(command)
             case SnapshotCommand(room=name, identity=identity):  # not under the room's lock
@@ -180,25 +190,71 @@ class MediaWorker:
         self.rooms.pop(room.name, None)
 
     async def _join(self, command: JoinCommand) -> Negotiated:
+        """Set the peer up; a join whose offer starts a handshake (``/v1/rtc``, a knocker) first waits for a
+        handshake slot, in line, outside the room's lock (the handshakes in flight need it for their answers).
+        The peer gives the slot back when its handshake is over, or at once when there is nothing to negotiate
+        yet. A WHIP/WHEP session or a relay (``auto_subscribe`` false) waits at its first offer instead
+        (``_offer_in_turn``): its admission's other steps are not held up in line."""
         name = command.room.name
-        room = self._room(name)
-        async with room.lock:
-            participant = command.participant
-            offer = await room.join(
-                command,
-                functools.partial(self._new_peer, name, participant),
-                self._evidence_target(name, participant, command.evidence),
-            )
-            if command.admitted and command.room.recording_id and name not in self.recordings:
-                self._auto_record(room, command.room.recording_id)
-            return Negotiated(offer=offer)
+        participant = command.participant
+        queued = functools.partial(self._tell_queued, name, participant)
+        slot = await self.handshakes.enter(queued) if command.auto_subscribe else None
+        release = slot.release if slot is not None else None
+        try:
+            room = self._room(name)
+            async with room.lock:
+                offer = await room.join(
+                    command,
+                    functools.partial(self._new_peer, name, participant, release),
+                    self._evidence_target(name, participant, command.evidence),
+                )
+                if command.admitted and command.room.recording_id and name not in self.recordings:
+                    self._auto_record(room, command.room.recording_id)
+        except BaseException:
+            if slot is not None:
+                slot.release()
+            raise
+        if offer is None and slot is not None:
+            slot.release()
+        return Negotiated(offer=offer)
 
-    def _new_peer(self, room: str, participant: Participant) -> PeerSession:
+    def _first_offer(self, command: OfferCommand) -> bool:
+        """A client offer that starts its peer's first handshake (WHIP, WHEP, a relay's pull)."""
+        room = self.rooms.get(command.room)
+        peer = room.peers.get(command.sid) if room is not None else None
+        return peer is not None and not peer.negotiated
+
+    async def _offer_in_turn(self, command: OfferCommand) -> Negotiated:
+        """Answer a client's first offer once a handshake slot is free (waiting in line, outside the lock)."""
+        room = self._here(command.room)
+        peer = room.peers[command.sid]
+        slot = await self.handshakes.enter(functools.partial(self._tell_queued, room.name, peer.participant))
+        try:
+            async with room.lock:
+                peer.hold_handshake(slot.release)
+                return await room.handle(command)
+        except BaseException:
+            slot.release()
+            raise
+
+    async def _tell_queued(self, room: str, participant: Participant, position: int) -> None:
+        await self.push(
+            JoinQueued(
+                room=room,
+                sid=participant.sid,
+                node_id=participant.node_id,
+                position=position,
+                again_s=self.handshakes.notice_s,
+            )
+        )
+
+    def _new_peer(self, room: str, participant: Participant, handshake_over: Callable[[], None] | None) -> PeerSession:
         peer = PeerSession(
             participant,
             self.settings.max_sdp_bytes,
             self.settings.rtc_public_ip,
             on_gone=functools.partial(self._peer_gone, room),
+            on_handshake_over=handshake_over,
         )
         if self._silence_watch is None:
             self._silence_watch = asyncio.create_task(self._watch_silence())
@@ -397,6 +453,10 @@ class MediaWorker:
             "rooms": len(self.rooms),
             "participants": len(peers),
             "waiting": sum(len(r.waiting) for r in self.rooms.values()),  # knockers, connected but not let in
+            "handshakes_in_flight": self.handshakes.in_flight,
+            "joins_in_line": self.handshakes.waiting,
+            "joins_queued": self.handshakes.queued,  # had to wait their turn, ever
+            "joins_busy": self.handshakes.refused,  # refused with worker_busy, ever
             "published_tracks": len(ups),
             "subscriptions": len(downs),
             "packets_in": sum(u.counters.packets_in for u in ups),

@@ -66,6 +66,7 @@ _WHIP_ERRORS = {
         ErrorCode.RATE_LIMITED,
         ErrorCode.NO_MEDIA_WORKER,
         ErrorCode.WORKER_UNAVAILABLE,
+        ErrorCode.WORKER_BUSY,  # with Retry-After: the worker's line of joins is full (signaling/routes/whip.py)
     ),
     "patch": (
         ErrorCode.INVALID_MESSAGE,

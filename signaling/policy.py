@@ -60,6 +60,9 @@ class RoomPolicy(Protocol):
     default_capacity: int  # participants, for a room made over REST without a size (the server's cap still applies)
     relays: bool  # whether some of its participants may be served from relay workers (``signaling/cascade.py``)
     messages: Mapping[str, RoomMessage]  # its own /v1/rtc messages by type, accepted once joined
+    # Whether the room's admins see its knocks and answer them. False: the product answers them itself
+    # (``RoomService.answer_knock``: a consult's accept), and nothing of a knocker reaches anyone before.
+    knocks_shown: bool
 
     async def may_enter(self, room: Room, identity: str) -> None:
         """Raise a typed error when ``identity`` may not join or knock (a show's ban)."""
@@ -84,6 +87,10 @@ class RoomPolicy(Protocol):
     async def knock_settled(self, admission: Admission, knock: Knock, admitted: bool) -> None:
         """A room admin let a knocker in, or not."""
 
+    async def admits_at_once(self, room: Room, knock: Knock) -> bool:
+        """Whether a knock is let in as it arrives, because the product already said yes (a consult's shopper
+        whose call was accepted before its knock came)."""
+
     def evidence(self, room: Room, participant: Participant) -> EvidenceFolder | None:
         """Where the media worker keeps this participant's evidence files; None: it collects none."""
 
@@ -102,6 +109,7 @@ class PlainPolicy:
     default_capacity = 4
     relays = False
     messages: Mapping[str, RoomMessage] = MappingProxyType({})
+    knocks_shown = True
 
     async def may_enter(self, room: Room, identity: str) -> None:
         return None
@@ -126,6 +134,9 @@ class PlainPolicy:
 
     async def knock_settled(self, admission: Admission, knock: Knock, admitted: bool) -> None:
         return None
+
+    async def admits_at_once(self, room: Room, knock: Knock) -> bool:
+        return False
 
     def evidence(self, room: Room, participant: Participant) -> EvidenceFolder | None:
         return None

@@ -25,7 +25,7 @@ from signaling.cascade import Cascade, relayed
 from signaling.placement import ensure_worker
 from signaling.policy import Policies
 from signaling.state import State
-from signaling.worker_link import WorkerLink
+from signaling.worker_link import QueueListener, WorkerLink
 from vitrine.core import logs
 from vitrine.core.auth import JoinClaims
 from vitrine.core.config import Settings
@@ -87,6 +87,7 @@ class RoomService:
         self.link = link
         self.cascade = Cascade(state, link, settings.node_id, policies)
         self._emptied = TaskSet()  # ephemeral rooms waiting out their grace
+        self._held: dict[str, dict[str, str]] = {}  # room -> sid -> identity: the leases this node renews
 
     async def stop(self) -> None:
         await self._emptied.cancel()
@@ -132,6 +133,9 @@ class RoomService:
             except VitrineError:
                 logger.warning("worker did not confirm closing room %s", name)
         await self.cascade.close(room)
+        for knock in await self.knocks(name):  # a knocker waits for nothing any more: it is turned away
+            with contextlib.suppress(VitrineError):
+                await self._end_knock(name, knock.id, "denied")
         await self.emit(name, "room_closed")
         for participant in await self.state.rooms.list_participants(name):
             await self.kick(name, participant.sid, reason, code=code)
@@ -151,7 +155,10 @@ class RoomService:
         node_id: str,
         auto_subscribe: bool = True,
         prejoined: Prejoin | None = None,
+        on_queued: QueueListener | None = None,
     ) -> Admission:
+        """Let the participant in; ``on_queued`` hears its place in line while its worker is busy with other
+        joins' handshakes (``media/admission.py``)."""
         logs.bind(room=claims.room)
         room = await self.find_room(claims.room)
         if room is None:
@@ -172,7 +179,12 @@ class RoomService:
         policy = self.policies.policy_for(room.kind)
         participant = prejoined.participant if prejoined else self._participant(claims, name, node_id)
         logs.bind(participant=participant.sid)
-        outcome = await self.state.rooms.add_participant(room.name, participant, room.max_participants)
+        outcome = await self.state.rooms.add_participant(
+            room.name, participant, room.max_participants, self.settings.participant_lease_s
+        )
+        self._hold(room.name, participant)
+        if outcome.replaced is not None:
+            self._let_go(room.name, outcome.replaced.sid)
         try:
             worker_id = await ensure_worker(self.state.coordination, room)
             target = await self.cascade.worker_for(room, participant, worker_id)  # a live viewer: maybe a relay
@@ -182,8 +194,8 @@ class RoomService:
                 else None
             )
             if reply is None:
-                reply = expect(
-                    await self.link.call(
+                with self.link.in_line(participant.sid, on_queued):
+                    joined = await self.link.call(
                         target,
                         JoinCommand(
                             room=room if target == worker_id else relayed(room),
@@ -192,13 +204,17 @@ class RoomService:
                             auto_subscribe=auto_subscribe,
                             evidence=policy.evidence(room, participant),
                         ),
-                    ),
-                    Negotiated,
-                )
+                    )
+                reply = expect(joined, Negotiated)
         except BaseException:
             await self.state.rooms.remove_participant(room.name, participant.sid)
+            self._let_go(room.name, participant.sid)
             if outcome.replaced is not None:  # the older session is still connected: keep its record
-                await self.state.rooms.add_participant(room.name, outcome.replaced, room.max_participants)
+                await self.state.rooms.add_participant(
+                    room.name, outcome.replaced, room.max_participants, self.settings.participant_lease_s
+                )
+                if outcome.replaced.node_id == self.settings.node_id:  # else its own node renews it still
+                    self._hold(room.name, outcome.replaced)
             await self._remove_when_empty(room.name)
             raise
         room.worker_id = worker_id
@@ -294,14 +310,34 @@ class RoomService:
             await self.link.call(prejoin.worker_id, LeaveCommand(room=room, sid=prejoin.participant.sid))
 
     async def announce_knock(self, room: str, knock: Knock) -> None:
+        """Store the knock and tell the room's admins, unless the room's product answers knocks itself
+        (``RoomPolicy.knocks_shown``); a knock the product already said yes to is let in at once."""
         await self.state.rooms.add_knock(room, knock.id, knock.model_dump_json())
-        await self._publish_knock(room, KnockPush(knock=knock))
+        record = await self.get_room(room)
+        policy = self.policies.policy_for(record.kind)
+        if policy.knocks_shown:
+            await self._publish_knock(room, KnockPush(knock=knock))
+        if await policy.admits_at_once(record, knock):
+            with contextlib.suppress(VitrineError):  # answered meanwhile: only the first answer counts
+                await self._end_knock(room, knock.id, "admitted")
 
     async def settle_knock(self, admission: Admission, knock_id: str, admit: bool) -> Knock:
-        """A room admin's answer; only the first answer to a knock counts."""
+        """A room admin's answer; only the first answer to a knock counts. Knocks its product answers itself
+        are not the admins' to answer (they never saw them)."""
         if not admission.participant.grants.room_admin:
             raise VitrineError(ErrorCode.PERMISSION_DENIED, "only the room's admins admit")
+        if not self.policies.policy_for(admission.room.kind).knocks_shown:
+            raise VitrineError(ErrorCode.KNOCK_NOT_FOUND, "nobody is knocking with that id (answered, or gone)")
         return await self._end_knock(admission.room.name, knock_id, "admitted" if admit else "denied")
+
+    async def answer_knock(self, room: str, identity: str, admit: bool) -> Knock | None:
+        """The room's product answers the knock of ``identity`` itself (a consult's accept admits the shopper
+        whose connection was set up while the agent's console rang); None: nobody of that identity knocks."""
+        for knock in await self.knocks(room):
+            if knock.participant.identity == identity:
+                with contextlib.suppress(VitrineError):  # answered, or gone, meanwhile
+                    return await self._end_knock(room, knock.id, "admitted" if admit else "denied")
+        return None
 
     async def cancel_knock(self, room: str, knock_id: str) -> None:
         """The knocker left before an answer."""
@@ -365,23 +401,96 @@ class RoomService:
     async def _depart(self, room: str, participant: Participant, worker_id: str | None) -> bool:
         """Take the participant out of the room (and off ``worker_id``, unless None: the worker let it go);
         True if this removed its record."""
-        unpublished: list[Track] = []
-        if worker_id is not None:
-            with contextlib.suppress(VitrineError):  # the worker is gone: its tracks are dropped below
-                match await self.link.call(worker_id, LeaveCommand(room=room, sid=participant.sid)):
-                    case Negotiated(unpublished=tracks):
-                        unpublished = tracks
+        unpublished = await self._off_worker(room, participant.sid, worker_id) if worker_id is not None else []
         removed = await self.state.rooms.remove_participant(room, participant.sid)
+        self._let_go(room, participant.sid)
+        await self._departed(room, participant, unpublished, announce=removed is not None)
+        return removed is not None
+
+    async def _off_worker(self, room: str, sid: str, worker_id: str) -> list[Track]:
+        """Free ``sid`` on ``worker_id``; the tracks that unpublished (none if the worker is gone)."""
+        with contextlib.suppress(VitrineError):  # the worker is gone: the caller drops its tracks from the store
+            match await self.link.call(worker_id, LeaveCommand(room=room, sid=sid)):
+                case Negotiated(unpublished=tracks):
+                    return tracks
+        return []
+
+    async def _departed(self, room: str, participant: Participant, unpublished: list[Track], announce: bool) -> None:
+        """What follows a participant's removal: its tracks go, the relays pull again, and (``announce``: this
+        caller removed its record) the room hears of it and may become empty."""
         gone = [t for t in await self.state.rooms.list_tracks(room) if t.participant_sid == participant.sid]
         for track in [*unpublished, *gone]:  # gone: the worker is gone, clean up its tracks
             await self._drop_track(room, track)
         if unpublished or gone:
             await self._tracks_changed(room)
-        if removed is not None and not participant.grants.hidden:
+        if announce and not participant.grants.hidden:
             await self.emit(room, "participant_left", participant=participant)
-        if removed is not None:
+        if announce:
             await self._remove_when_empty(room)
-        return removed is not None
+
+    # -- leases (``vitrine.core.state.leases``) ---------------------------------------------
+
+    def _hold(self, room: str, participant: Participant) -> None:
+        self._held.setdefault(room, {})[participant.sid] = participant.identity
+
+    def _let_go(self, room: str, sid: str) -> None:
+        held = self._held.get(room)
+        if held is not None:
+            held.pop(sid, None)
+            if not held:
+                del self._held[room]
+
+    def forget_leases(self) -> None:
+        """Coordination state was lost, and the leases with it: renew none of them, and send nobody away for a
+        lost lease, since the rebuild sends every session to reconnect once a worker is back
+        (``Runtime.rebuild_coordination``); the sessions hold new leases when they join again."""
+        self._held.clear()
+
+    async def renew_leases(self) -> None:
+        """Renew the lease of every participant this node admitted and still holds. One found gone was expired
+        while this node was too slow to renew (a long pause): its session is sent to reconnect, unless its room
+        is gone (its close told the session) or the same identity is in again (a newer session replaced it)."""
+        for room, held in list(self._held.items()):
+            missing = await self.state.coordination.leases.renew(room, list(held), self.settings.participant_lease_s)
+            for sid in missing:
+                identity = held.get(sid)
+                self._let_go(room, sid)
+                if identity is None or await self.state.rooms.get_room(room) is None:
+                    continue
+                if not await self.state.rooms.has_identity(room, identity):
+                    logger.warning("participant %s of %s lost its lease; its session is sent to reconnect", sid, room)
+                    await self.kick(room, sid, "your session expired; join again", reconnect=True)
+
+    async def expire_leases(self) -> int:
+        """Remove every participant whose lease ran out (its node died), in every room; how many went."""
+        count = 0
+        for room in await self.state.rooms.list_rooms():
+            for participant in await self.state.coordination.leases.expire(room.name):
+                try:
+                    await self.expire(room, participant)
+                except Exception:  # it is out of the store already: the others' departures still go on
+                    logger.exception("the departure of expired participant %s failed", participant.sid)
+                count += 1
+        return count
+
+    async def expire(self, room: Room, participant: Participant) -> None:
+        """A participant whose lease ran out was removed: free it on the room's workers, tell its session (if
+        its node is alive after all) to reconnect, and tell the room, as any leave does."""
+        logger.warning(
+            "participant %s of %s expired: its node %s stopped renewing",
+            participant.sid,
+            room.name,
+            participant.node_id,
+        )
+        self._let_go(room.name, participant.sid)
+        unpublished: list[Track] = []
+        if room.worker_id is not None:
+            unpublished = await self._off_worker(room.name, participant.sid, room.worker_id)
+        for relay in await self.state.rooms.list_relays(room.name):  # a live viewer may be served by a relay
+            await self._off_worker(room.name, participant.sid, relay)
+        await self.kick(room.name, participant.sid, "your session expired; join again", reconnect=True)
+        await self._departed(room.name, participant, unpublished, announce=True)
+        await self.policies.policy_for(room.kind).left(room, participant)
 
     async def _remove_when_empty(self, name: str) -> None:
         """An ephemeral room nobody is in any more is removed after the grace, unless meanwhile someone came

@@ -28,6 +28,7 @@ from signaling.inspect.sessions import InspectionService
 from signaling.live.actions import LiveActions
 from signaling.live.policy import LivePolicy
 from signaling.live.shows import ShowService
+from signaling.placement import worker_alive
 from signaling.policy import Policies
 from signaling.recordings import RecordingFiles
 from signaling.records import Records, open_records
@@ -39,11 +40,12 @@ from vitrine.core.config import Settings
 from vitrine.core.shops import Shop
 from vitrine.core.state.epoch import EpochWatch
 from vitrine.core.tasks import TaskSet
-from vitrine.core.wire.rpc import ArtifactStored, PeerGone, PeerOffer, WorkerPush
+from vitrine.core.wire.rpc import ArtifactStored, JoinQueued, PeerGone, PeerOffer, WorkerPush
 
 logger = logging.getLogger(__name__)
 
 REGISTRATION_POLL_S = 0.05
+LEASE_SWEEP_LOCK = "leases"  # taken for one renewal period and never released: one sweep per period, cluster-wide
 
 LocalMedia = Callable[[Settings, State, "WorkerLink"], Awaitable[WorkerService]]
 """Starts a media worker in this process, given what it shares with signaling, and returns it started."""
@@ -66,6 +68,7 @@ class Runtime:
     evidence: EvidenceService
     worker: WorkerService | None = None
     _watchdog: asyncio.Task[None] | None = field(default=None, repr=False)
+    _leases: asyncio.Task[None] | None = field(default=None, repr=False)
     _gone: TaskSet = field(default_factory=TaskSet, repr=False)  # leaves of participants whose peer is gone
 
     @property
@@ -84,6 +87,8 @@ class Runtime:
                 await self.inspections.add_artifact(room, artifact)
             case PeerGone(room=room, sid=sid, reason=reason):
                 self._gone.spawn(self.rooms.peer_gone(room, sid, reason))
+            case JoinQueued():
+                pass  # the worker link tells the waiting join itself (signaling/worker_link.py)
             case _:
                 assert_never(push)
 
@@ -107,10 +112,11 @@ class Runtime:
         await self.webhooks.stop()  # first: its loops still read the state closed below
         await self._gone.cancel()
         await self.rooms.stop()
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watchdog
+        for task in (self._watchdog, self._leases):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.worker is not None:
             await self.worker.stop()
         await self.link.close()
@@ -131,11 +137,26 @@ class Runtime:
             except Exception:
                 logger.exception("worker watchdog failed")
 
+    async def _keep_leases(self) -> None:
+        """Renew the leases of this node's participants; and, on whichever live node takes the sweep's lock this
+        period, remove the participants whose lease ran out (their node died: ``vitrine.core.state.leases``)."""
+        period = self.settings.participant_lease_renew_s
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self.rooms.renew_leases()
+                if await self.state.locks.acquire(LEASE_SWEEP_LOCK, max(1, int(period * 1000))) is not None:
+                    if expired := await self.rooms.expire_leases():
+                        logger.warning("%d participant(s) expired: their signaling node stopped renewing", expired)
+            except Exception:
+                logger.exception("participant leases failed")
+
     async def rebuild_coordination(self) -> None:
         """Redis lost everything: put back the rooms this node's sessions are in (unplaced: a worker that held
         them has closed them), send the sessions and knockers to reconnect, so they join again and are placed
         afresh, and let consult consoles announce themselves again. Records are in the database: none is
         touched."""
+        self.rooms.forget_leases()  # every session here is sent to reconnect below; none is renewed meanwhile
         rooms = self.hub.local_room_records()
         for room in rooms:
             await self.state.rooms.create_room(room.model_copy(update={"worker_id": None}))
@@ -157,7 +178,7 @@ class Runtime:
         room = await self.state.rooms.get_room(name)
         if room is None or not room.worker_id:
             return
-        if not await self.state.nodes.get(room.worker_id):
+        if not await worker_alive(self.state.coordination, room.worker_id):  # late is not dead (placement.py)
             logger.warning("media worker %s of room %s is gone; moving its clients", room.worker_id, name)
             await self.rooms.cascade.close(room)
             for relay in await self.state.rooms.list_relays(name):
@@ -166,7 +187,7 @@ class Runtime:
             await self.hub.kick_local(name, "media worker lost", reconnect=True)
             return
         for relay in await self.state.rooms.list_relays(name):
-            if not await self.state.nodes.get(relay):
+            if not await worker_alive(self.state.coordination, relay):
                 logger.warning("relay worker %s of room %s is gone; moving its viewers", relay, name)
                 await self.rooms.cascade.drop(room, relay)
                 await self.hub.kick_local(name, "media worker lost", reconnect=True, worker=relay)
@@ -218,4 +239,5 @@ async def start_runtime(settings: Settings, local_media: LocalMedia | None = Non
     if local_media is not None:
         runtime.worker = await local_media(settings, state, link)
     runtime._watchdog = asyncio.create_task(runtime._watch_workers())
+    runtime._leases = asyncio.create_task(runtime._keep_leases())
     return runtime

@@ -67,6 +67,9 @@ from vitrine.core.wire.rtc import (
     PingMessage,
     PongMessage,
     PublishMessage,
+    QueuedMessage,
+    ResyncMessage,
+    ResyncRequest,
     RoomEvent,
     ServerMessage,
     ServerOfferMessage,
@@ -79,6 +82,7 @@ from vitrine.core.wire.rtc import (
 logger = logging.getLogger(__name__)
 
 CHAT_BURST, CHAT_PER_S = 5, 1.0  # a viewer may say five things at once, then one a second
+RESYNC_BURST, RESYNC_PER_S = 3, 0.2  # a client that lost events may resync three times at once, then every 5 s
 CHAT_REORDER_WAIT_S = 1.0
 
 
@@ -135,6 +139,7 @@ class RtcSession(SocketSession):
         self._serial = asyncio.Lock()  # one message, or the join an admit lets through, at a time
         self._tasks = TaskSet()
         self._chat = TokenBucket(CHAT_BURST, CHAT_PER_S)
+        self._resyncs = TokenBucket(RESYNC_BURST, RESYNC_PER_S)
         self._limits: dict[str, TokenBucket] = {}  # the room's own messages' rate limits, by message type
         self._snapshot_seq: int | None = None
         self._early_events: list[RoomEvent] = []
@@ -153,7 +158,12 @@ class RtcSession(SocketSession):
 
     @property
     def room_admin(self) -> bool:
-        return bool(self.admission and self.admission.participant.grants.room_admin)
+        """Joined with ``room_admin`` in a room whose admins answer knocks: the hub tells it about them."""
+        return bool(self.admission and self.admission.participant.grants.room_admin and self._knocks_shown)
+
+    @property
+    def _knocks_shown(self) -> bool:
+        return self.admission is not None and self.rooms.policies.policy_for(self.admission.room.kind).knocks_shown
 
     @property
     def room_record(self) -> Room | None:
@@ -191,7 +201,7 @@ class RtcSession(SocketSession):
         return parse_client_message(raw)
 
     async def dispatch(self, message: Any) -> None:
-        if self.foreign_origin is not None and self.admission is None and message.type != "join":
+        if self.foreign_origin is not None and self.admission is None and self._door is None and message.type != "join":
             self._refuse_origin(notice=False)
             return
         METRICS.signaling_messages.labels(type=message.type).inc()
@@ -355,6 +365,27 @@ class RtcSession(SocketSession):
         after = request.after if request.after is not None else max(0, last - request.limit)
         self.send(HistoryMessage(entries=await log.after(room, after, request.limit), last_seq=last))
 
+    async def _resync(self, message: ResyncRequest) -> None:
+        """The room as it is now, for a client that saw a gap in the events' ``seq``: it replaces what it knows
+        with this, then applies the events after its ``seq`` (those this session sends from now on, and any it
+        holds). Rate-limited: each answer reads the whole room."""
+        if not self._resyncs.take():
+            raise VitrineError(ErrorCode.RATE_LIMITED, "slow down: too many resyncs")
+        admission = self._joined
+        room = admission.room.name
+        participants, tracks, seq = await self.rooms.snapshot(room)
+        extras = await self.rooms.policies.policy_for(admission.room.kind).joined_extras(room)
+        self.send(
+            ResyncMessage(
+                participants=[ParticipantView.of(p) for p in participants],
+                tracks=tracks,
+                seq=seq,
+                log_seq=await self.rooms.state.records.roomlog.last_seq(room),
+                live=extras.live,
+                knocks=await self.rooms.knocks(room) if self.room_admin else [],  # not where the product answers
+            )
+        )
+
     async def _admit(self, message: AdmitMessage) -> None:
         admission = self._joined
         knock = await self.rooms.settle_knock(admission, message.knock, message.admit)
@@ -394,7 +425,12 @@ class RtcSession(SocketSession):
 
     async def _enter(self, claims: JoinClaims, message: JoinMessage, prejoin: Prejoin | None = None) -> None:
         admission = await self.rooms.admit(
-            claims, publish=message.publish, name=message.name, node_id=self.settings.node_id, prejoined=prejoin
+            claims,
+            publish=message.publish,
+            name=message.name,
+            node_id=self.settings.node_id,
+            prejoined=prejoin,
+            on_queued=self._queued,
         )
         self.admission, self._phase = admission, Phase.JOINED
         room, participant = admission.room, admission.participant
@@ -403,7 +439,7 @@ class RtcSession(SocketSession):
         participants, tracks, seq = await self.rooms.snapshot(room.name)
         log_seq = await self.rooms.state.records.roomlog.last_seq(room.name)
         extras = await policy.joined_extras(room.name)
-        knocks = await self.rooms.knocks(room.name) if participant.grants.room_admin else []
+        knocks = await self.rooms.knocks(room.name) if self.room_admin else []
         self.send(
             JoinedMessage(
                 room=room,
@@ -429,6 +465,10 @@ class RtcSession(SocketSession):
             self.send(admission.reply.offer)
         METRICS.joins.inc()
         await policy.joined(admission, knocked=prejoin is not None)
+
+    async def _queued(self, position: int) -> None:
+        """The room's worker is busy with other joins' handshakes: this one waits its turn (``joined`` follows)."""
+        self.send(QueuedMessage(position=position))
 
     async def _shop_allows_origin(self, shop_id: str | None) -> bool:
         shop = await self.rooms.state.records.shops.get_shop(shop_id) if shop_id else None
@@ -482,6 +522,7 @@ PHASES: dict[Phase, PhaseRule] = {
             "unpublish": _worker,
             "chat": RtcSession._chat_message,
             "history": RtcSession._history,
+            "resync": RtcSession._resync,
             "admit": RtcSession._admit,
         },
         room_messages=True,

@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.servers import TEST_SECRET, ProcessGroup, RunningServer, free_port, make_settings, wait_healthy
+from tests.scaled_helpers import scaled_env
+from tests.servers import ProcessGroup, RunningServer, free_port, make_settings, wait_healthy
 
 SIGNALING_NODE = "sig-obs-1"
 WORKER_NODE = "wrk-obs-1"
@@ -35,18 +36,7 @@ async def scaled_cluster(redis_url: str, tmp_path: Path, **env: str) -> AsyncIte
     """``vitrine signaling`` (node ``SIGNALING_NODE``) and one ``vitrine media`` (node ``WORKER_NODE``, metrics on
     its own port) on Redis, healthy and scrapeable. ``env`` adds VITRINE_* variables to both."""
     port, metrics_port = free_port(), free_port()
-    common = {
-        "VITRINE_REDIS_URL": redis_url,
-        "VITRINE_API_KEY": "testkey",
-        "VITRINE_API_SECRET": TEST_SECRET,
-        "VITRINE_RTC_INTERFACES": "127.0.0.1",
-        "VITRINE_WORKER_HEARTBEAT_S": "0.5",
-        "VITRINE_WORKER_TTL_S": "2",
-        "VITRINE_DATA_DIR": str(tmp_path / "data"),
-        "VITRINE_EVIDENCE_DIR": str(tmp_path / "evidence"),
-        "VITRINE_RECORDINGS_DIR": str(tmp_path / "recordings"),
-        **env,
-    }
+    common = scaled_env(redis_url, tmp_path, **({"VITRINE_LOG_LEVEL": "info"} | env))  # the log tests read info lines
     signaling = ProcessGroup({**common, "VITRINE_NODE_ID": SIGNALING_NODE})
     worker = ProcessGroup({**common, "VITRINE_NODE_ID": WORKER_NODE, "VITRINE_WORKER_METRICS_PORT": str(metrics_port)})
     with signaling.running(), worker.running():

@@ -12,7 +12,8 @@ import httpx
 from loadtest.client import RemoteTrack, VitrineClient
 from tests.live_helpers import make_show
 from tests.media_helpers import av_tracks, receive_frames, remote_tracks
-from tests.servers import TEST_SECRET, ProcessGroup, RunningServer, free_port, make_settings, wait_healthy
+from tests.scaled_helpers import scaled_env
+from tests.servers import ProcessGroup, RunningServer, free_port, make_settings, wait_healthy
 from vitrine.core.state.redis_state import open_redis_coordination
 
 WAIT_S = 30.0
@@ -40,17 +41,7 @@ async def _closed(client: VitrineClient, timeout: float) -> bool:
 
 async def test_a_show_spans_two_workers_and_survives_losing_a_relay(redis_db_url: str, tmp_path: Path) -> None:
     port = free_port()
-    env = {
-        "VITRINE_RECORDINGS_DIR": str(tmp_path),
-        "VITRINE_DATA_DIR": str(tmp_path / "data"),
-        "VITRINE_REDIS_URL": redis_db_url,
-        "VITRINE_API_KEY": "testkey",
-        "VITRINE_API_SECRET": TEST_SECRET,
-        "VITRINE_RTC_INTERFACES": "127.0.0.1",
-        "VITRINE_WORKER_HEARTBEAT_S": "0.5",
-        "VITRINE_WORKER_TTL_S": "2",
-        "VITRINE_LOG_LEVEL": "warning",
-    }
+    env = scaled_env(redis_db_url, tmp_path, VITRINE_RECORDINGS_DIR=str(tmp_path))
     group = ProcessGroup(env)
     state = None
     clients: list[VitrineClient] = []

@@ -9,9 +9,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
-from tests.scaled_helpers import consult_with_media, worker_ids_by_pid
+from tests.scaled_helpers import consult_with_media, scaled_env, worker_ids_by_pid
 from tests.servers import (
-    TEST_SECRET,
     ProcessGroup,
     RunningServer,
     embedded_server,
@@ -38,16 +37,9 @@ async def _until(probe: Callable[[], Awaitable[T]], what: str, timeout: float = 
 
 async def test_sigterm_drains_a_worker_and_its_calls_move(redis_db_url: str, tmp_path: Path) -> None:
     port = free_port()
-    env = {
-        "VITRINE_REDIS_URL": redis_db_url,
-        "VITRINE_API_KEY": "testkey",
-        "VITRINE_API_SECRET": TEST_SECRET,
-        "VITRINE_RTC_INTERFACES": "127.0.0.1",
-        "VITRINE_WORKER_HEARTBEAT_S": "0.5",
-        "VITRINE_WORKER_TTL_S": str(WORKER_TTL_S),
-        "VITRINE_DRAIN_TIMEOUT_S": str(DRAIN_TIMEOUT_S),
-        "VITRINE_LOG_LEVEL": "warning",
-    }
+    env = scaled_env(
+        redis_db_url, None, VITRINE_WORKER_TTL_S=str(WORKER_TTL_S), VITRINE_DRAIN_TIMEOUT_S=str(DRAIN_TIMEOUT_S)
+    )
     with ProcessGroup(env).running() as group:
         for i, args in enumerate([("signaling", "--port", str(port)), ("media",), ("media",)]):
             group.env.update(

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from tests.scaled_helpers import consult_with_media, worker_ids_by_pid
+from tests.scaled_helpers import consult_with_media, scaled_env, worker_ids_by_pid
 from tests.servers import (
-    TEST_SECRET,
     ProcessGroup,
     RunningServer,
     embedded_server,
@@ -38,18 +37,7 @@ async def test_consult_with_redis_state(redis_db_url: str) -> None:
 
 async def test_separate_processes_and_worker_failover(redis_db_url: str, tmp_path: Path) -> None:
     port = free_port()
-    env = {
-        "VITRINE_REDIS_URL": redis_db_url,
-        "VITRINE_API_KEY": "testkey",
-        "VITRINE_API_SECRET": TEST_SECRET,
-        "VITRINE_RTC_INTERFACES": "127.0.0.1",
-        "VITRINE_WORKER_HEARTBEAT_S": "0.5",
-        "VITRINE_WORKER_TTL_S": "2",
-        "VITRINE_LOG_LEVEL": "warning",
-        "VITRINE_DATA_DIR": str(tmp_path / "data"),  # not the checkout's ./var
-        "VITRINE_EVIDENCE_DIR": str(tmp_path / "evidence"),
-        "VITRINE_RECORDINGS_DIR": str(tmp_path / "recordings"),
-    }
+    env = scaled_env(redis_db_url, tmp_path)
     with ProcessGroup(env).running() as group:
         signaling = group.start("signaling", "--port", str(port))
         workers = [group.start("media"), group.start("media")]

@@ -17,7 +17,13 @@
  *      (track_sid, participant_sid);
  *   4. trickle our ICE candidates, then `candidate: null` at end of gathering
  *      (the server puts its own candidates in its SDP and never trickles);
- *   5. `ping` every 10 s (the server drops sockets idle for 30 s); `leave` to go.
+ *   5. `ping` every 10 s (the server drops sockets idle for 30 s); `leave` to go;
+ *   6. apply room `event`s in `seq` order (one per room change, numbered per room). An event ahead of a
+ *      missing one waits up to 1 s for it (two servers' events can cross); if it stays missing (lost on
+ *      the way), or a `seq` comes at or before the last one applied (the numbering restarted), send
+ *      `resync` and replace the room state with its answer (`resync`: participants, tracks, seq, log_seq,
+ *      live, knocks, read now), then apply the events after its `seq`. A gap in the log (`log_seq` ahead)
+ *      is filled with `history`.
  *
  * Usage:
  *
@@ -39,8 +45,10 @@
  *
  * Events (all CustomEvents; the payload is in `event.detail`):
  *   joined       the `joined` message (room, participant, grants, participants, tracks, seq)
- *   participant  { action: "joined" | "left", participant, seq }
- *   roomevent    every room `event` message as received (plus `gap: true` if a seq was skipped)
+ *   participant  { action: "joined" | "left", participant, seq, resync } (`resync: true`: a resync found it)
+ *   roomevent    every room `event` message, once each, in seq order; a change that lost events hid comes
+ *                as the event it would have been, with `resync: true` and the snapshot's seq
+ *   resync       the `resync` answer, after its changes were emitted (`participants`/`tracks` are now its)
  *   track        { track, kind, trackSid, participantSid, mid, stream } a remote track arrived;
  *                `stream` is one MediaStream per remote participant (audio and video together)
  *   trackended   { track, kind, trackSid, participantSid, mid } a remote track went away
@@ -55,6 +63,8 @@
  *   chat         the same, for chat lines only { seq, participant, text, at_ms }
  *   history      { entries, last_seq } the answer to requestHistory() (older lines for a late joiner)
  *   live         { viewers, likes } a live show's counts, every few seconds while they change
+ *   queued       { position } the server's media worker is busy connecting other joins: this one waits its
+ *                turn, first come first served (position 1: next; told again every few seconds); `joined` follows
  *   waiting      { knock } a `needs_admit` token knocked: `joined` follows an admit, `leave` (code "denied") a no;
  *                the connection is set up meanwhile (the server's offer is answered), but nothing reaches the room
  *   knock        { knock, ended } to room admins: someone knocks (ended absent), or the knock was settled
@@ -68,6 +78,8 @@
  * The token is a credential: this module never logs it, and it leaves the
  * browser only inside the `join` message.
  */
+
+import { RoomState } from "./vitrine-roomstate.js";
 
 export const PROTOCOL_VERSION = 1;
 
@@ -132,12 +144,10 @@ export class VitrineRoom extends EventTarget {
     this.grants = null;
     /** Our own participant view (from `joined`). */
     this.participant = null;
-    /** Other participants by sid, kept current from the snapshot and room events. */
-    this.participants = new Map();
+    /** The room's participants and tracks, from the snapshot and room events (vitrine-roomstate.js). */
+    this._room = null;
     /** Remote tracks we receive, by mid: { track, kind, trackSid, participantSid, mid }. */
     this.remoteTracks = new Map();
-    /** The last room event seq seen. */
-    this.seq = 0;
     /** The last room log seq delivered as a `log` event (from `joined.log_seq` on). */
     this.logSeq = null;
     this._catchingUp = false;
@@ -201,6 +211,21 @@ export class VitrineRoom extends EventTarget {
       this._pending = { resolve, reject };
       this._open();
     });
+  }
+
+  /** Other participants by sid, kept current from the snapshot and room events (empty until joined). */
+  get participants() {
+    return this._room ? this._room.participants : new Map();
+  }
+
+  /** The room's published tracks by track sid, kept current like `participants`. */
+  get tracks() {
+    return this._room ? this._room.tracks : new Map();
+  }
+
+  /** The last room event seq applied (0 until joined). */
+  get seq() {
+    return this._room ? this._room.seq : 0;
   }
 
   /** Settle connect()'s promise (once). */
@@ -285,7 +310,7 @@ export class VitrineRoom extends EventTarget {
     for (const remote of this.remoteTracks.values()) this._emit("trackended", remote);
     this.remoteTracks.clear();
     this._streams.clear();
-    this.participants.clear();
+    this._forgetRoom();
     if (this.pc) this.pc.close();
     this.pc = null;
     this.joined = null;
@@ -484,10 +509,11 @@ export class VitrineRoom extends EventTarget {
     this.joined = message;
     this.grants = message.grants;
     this.participant = message.participant;
-    this.seq = message.seq;
-    for (const p of message.participants) {
-      if (p.sid !== message.participant.sid) this.participants.set(p.sid, p);
-    }
+    this._forgetRoom();
+    this._room = new RoomState(message, {
+      apply: (event) => this._onRoomEvent(event),
+      resync: () => this._send({ type: "resync" }),
+    });
     if (!this.pc) this._createPeerConnection(message.ice_servers || []); // a knocker's is up already
     this._emit("joined", message);
   }
@@ -501,9 +527,13 @@ export class VitrineRoom extends EventTarget {
           .catch((err) => this._emit("error", { code: "client_error", message: `could not answer an offer: ${err}` }));
         break;
       case "event":
-        this._onRoomEvent(message);
+        if (this._room) this._room.take(message); // applied in seq order: `_onRoomEvent`
+        break;
+      case "resync":
+        this._onResync(message);
         break;
       case "error":
+        if (message.ref === "resync" && this._room) this._room.refused(); // rate-limited: it asks again later
         this._emit("error", message);
         break;
       case "leave":
@@ -526,6 +556,9 @@ export class VitrineRoom extends EventTarget {
       case "knock":
         this._emit("knock", { knock: message.knock, ended: message.ended || null });
         break;
+      case "queued":
+        this._emit("queued", { position: message.position });
+        break;
       case "history":
         if (this._catchingUp) {
           this._catchingUp = false;
@@ -543,19 +576,37 @@ export class VitrineRoom extends EventTarget {
     }
   }
 
+  /** Ask for the room as it is now (`resync`); done by itself on a lost event. False: not sent. */
+  resync() {
+    return this._room ? this._room.resync() : false;
+  }
+
+  _forgetRoom() {
+    if (this._room) this._room.close();
+    this._room = null;
+  }
+
+  /** A room event, applied to `participants`/`tracks` in seq order (or found by a resync: `resync: true`). */
   _onRoomEvent(message) {
-    const gap = this.seq !== 0 && message.seq !== this.seq + 1;
-    if (gap) console.warn(`vitrine: room event seq jumped from ${this.seq} to ${message.seq}`);
-    this.seq = Math.max(this.seq, message.seq);
     const p = message.participant;
+    const resync = Boolean(message.resync);
     if (message.event === "participant_joined" && p && (!this.participant || p.sid !== this.participant.sid)) {
-      this.participants.set(p.sid, p);
-      this._emit("participant", { action: "joined", participant: p, seq: message.seq });
+      this._emit("participant", { action: "joined", participant: p, seq: message.seq, resync });
     } else if (message.event === "participant_left" && p) {
-      this.participants.delete(p.sid);
-      this._emit("participant", { action: "left", participant: p, seq: message.seq });
+      this._emit("participant", { action: "left", participant: p, seq: message.seq, resync });
     }
-    this._emit("roomevent", gap ? { ...message, gap: true } : message);
+    this._emit("roomevent", message);
+  }
+
+  /** The `resync` answer: the room state is replaced (announcing what lost events hid), then a log gap filled. */
+  _onResync(message) {
+    if (!this._room) return;
+    this._room.resynced(message);
+    if (this.logSeq !== null && message.log_seq > this.logSeq && !this._catchingUp) {
+      this._catchingUp = true; // log entries went missing too: fetch them before the live ones
+      this.requestHistory({ after: this.logSeq, limit: 200 });
+    }
+    this._emit("resync", message);
   }
 
   // -- WebRTC --------------------------------------------------------------------
@@ -679,6 +730,7 @@ export class VitrineRoom extends EventTarget {
     clearTimeout(this._reconnectTimer);
     clearInterval(this._pingTimer);
     this._pingTimer = null;
+    if (this._room) this._room.close(); // kept, as it was last: nothing changes it any more
     if (this.pc) {
       this.pc.close();
       this._emit("connectionstate", { state: "closed" });

@@ -35,7 +35,7 @@ from loadtest.bench import (
     publish,
     udp_rcvbuf_errors,
 )
-from loadtest.server import die_with_parent
+from loadtest.server import with_parent_death
 from vitrine.core.state.redis_state import open_redis_coordination
 
 
@@ -46,11 +46,10 @@ def _start_relays(server: ServerProcess, count: int) -> list[subprocess.Popen[by
         log = tempfile.NamedTemporaryFile(prefix="vitrine-media-", suffix=".log", delete=False)  # noqa: SIM115
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-m", "vitrine.cli", "media"],
+                with_parent_death([sys.executable, "-m", "vitrine.cli", "media"]),
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent,
             )
         )
     return procs

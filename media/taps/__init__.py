@@ -15,6 +15,7 @@ if an upgrade moves any of them.
 * ``malformed``: malformed header extensions dropped like any malformed packet, counted, logged at a bounded rate.
 * ``bundle``: the candidates of every bundled m-line reach the shared transport, not only the last m-line's.
 * ``srtp``: SRTP sessions with room for RTP from a full 1500-byte MTU; longer forwarded packets counted, dropped.
+* ``sdp_once``: a client's SDP parsed once on the worker (by the guard), not again by aiortc.
 """
 
 from media.taps import bundle  # noqa: F401 - installs on import
@@ -42,6 +43,7 @@ from media.taps.rtp import (
     tap_sender,
     transport_connected,
 )
+from media.taps.sdp_once import parsed_once
 from media.taps.srtp import OversizeRtp
 
 __all__ = [
@@ -76,4 +78,5 @@ __all__ = [
     "MalformedPackets",
     "OversizeRtp",
     "deliver_rtp_now",
+    "parsed_once",
 ]

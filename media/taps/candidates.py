@@ -17,16 +17,24 @@ import socket
 from typing import Any
 
 import aioice.ice
+import aioice.turn
 
 _original_get_component_candidates = aioice.ice.Connection.get_component_candidates
+# A media socket's receive buffer holds what arrives while the process's event loop is busy (a burst of joins on a
+# loaded machine). aioice asks for 256 KiB, about a second of one client's audio and video: a worker that stalls
+# longer drops datagrams, keyframe packets among them, and its subscribers wait for video (issue 17). The kernel
+# caps what a socket may ask at net.core.rmem_max (docs/deployment.md); the memory is used only while backlogged.
+MEDIA_RCVBUF_BYTES = 4 << 20
 _aioice_host_addresses = aioice.ice.get_host_addresses  # every non-loopback address, before any patch
 
 
 def configure_host_candidates(interfaces: list[str], port_min: int = 0, port_max: int = 0) -> None:
     """Gather host candidates only on ``interfaces`` and, if given, inside a UDP port range.
 
-    With no interfaces, aioice's default applies (every non-loopback address).
+    With no interfaces, aioice's default applies (every non-loopback address). Every media socket gathered from
+    now on asks for a receive buffer of ``MEDIA_RCVBUF_BYTES``.
     """
+    aioice.turn.UDP_SOCKET_BUFFER_SIZE = MEDIA_RCVBUF_BYTES  # read by aioice's gathering, and by _bind_in_range
     if interfaces:
         aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: list(interfaces)
     if not port_min:  # undo our patch (a method replaced on purpose, hence the ignore)

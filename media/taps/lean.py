@@ -38,6 +38,8 @@ import aiortc.rate
 from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsFingerprint
 from OpenSSL import SSL
 
+from media.taps import sdp_once
+
 CERTIFICATE_ROTATE_S = 24 * 3600
 # aiortc's own suites, then the ECDHE-RSA ones an RSA-certificate peer needs: AEAD first, CBC for old stacks.
 DTLS_CIPHERS = b":".join(
@@ -122,6 +124,7 @@ class LeanAiortc:
         RTCCertificate._create_ssl_context = _cached_ssl_context  # type: ignore[method-assign]
         aiortc.clock.current_ms = current_ms
         aiortc.clock.current_ntp_time = current_ntp_time
+        sdp_once.install()  # a client's SDP is parsed once on the worker, by the guard
 
 
 def current_ms() -> int:

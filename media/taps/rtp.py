@@ -40,7 +40,11 @@ PRIVATE_ATTRIBUTES = {
     ),
     RTCRtpTransceiver: ("_codecs", "_offerDirection"),
     HeaderExtensionsMap: ("_HeaderExtensionsMap__ids",),
-    RTCPeerConnection: ("_RTCPeerConnection__dtlsTransports", "_RTCPeerConnection__iceTransports"),
+    RTCPeerConnection: (
+        "_RTCPeerConnection__dtlsTransports",
+        "_RTCPeerConnection__iceTransports",
+        "_RTCPeerConnection__remoteDescription",  # taps/bundle.py: the description aiortc parsed and applied
+    ),
 }
 # aioice: Connection._nominated, ._check_list, ._protocols; StunProtocol.datagram_received,
 # .local_candidate, .receiver; CandidatePair.remote_addr, .protocol (checked in tests/test_media_taps.py).

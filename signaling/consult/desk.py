@@ -3,6 +3,12 @@
 Every public method takes the shop's desk lock, reads what it needs, writes, and pushes what
 changed (``records``). The sweeper on each node drives the clocks of the shops it has sockets
 for: rings that time out, shoppers past the shop's maximum wait, sockets gone past the grace.
+
+A ticket's call room is made at its first ring and kept until the ticket ends. While an agent is
+rung, both sides connect to it: the console joins it (alone), and the shopper knocks (``call_ringing``),
+so their connection is set up on the worker, kept apart from the room. A ring that passes on takes
+only that agent out of the room; the shopper's connection waits on for the next agent. The accept
+only admits the shopper's knock (``RoomService.answer_knock``).
 """
 
 from __future__ import annotations
@@ -12,10 +18,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+from signaling.admission import Admission
 from signaling.consult.hub import ConsultHub
 from signaling.consult.models import CallOutcome, CallRecord, ShopperContext, Ticket, TicketState
 from signaling.consult.protocol import (
     CallEnded,
+    CallRinging,
     CallSetup,
     CallStarted,
     HistoryPush,
@@ -39,7 +47,7 @@ from vitrine.core.auth import mint_token
 from vitrine.core.config import Settings
 from vitrine.core.desk_tokens import mint_desk_token
 from vitrine.core.errors import ErrorCode, VitrineError
-from vitrine.core.models import Role, Room, RoomKind, now_ms
+from vitrine.core.models import ROLE_DEFAULT_GRANTS, Role, Room, RoomKind, now_ms
 from vitrine.core.records.shops import require_shop
 from vitrine.core.shops import Agent, Shop, check_product, is_open, next_opening
 from vitrine.core.state.presence import AgentStatus, Presence
@@ -160,6 +168,9 @@ class ConsultDesk:
                     CallStarted(setup=self._shopper_setup(shop, ticket, agent.display_name if agent else None)),
                 )
             else:
+                if ticket.state == TicketState.RINGING and ticket.room:  # connect again while it rings
+                    knock = CallRinging(setup=self._shopper_knock(shop, ticket))
+                    await self.records.to_ticket(shop_id, ticket.id, knock)
                 await self.records.publish_queue(shop_id, agents)
             return ticket
 
@@ -185,13 +196,45 @@ class ConsultDesk:
     # -- agents -----------------------------------------------------------------------------------
 
     async def room_record(self, name: str) -> Room | None:
-        """A call's room, for ``RoomService.find_room``: it exists while its ticket rings or is in the call."""
-        if not name.startswith("consult-"):
-            return None
-        ticket = await self.records.store.find_ticket("tk_" + name.removeprefix("consult-").rsplit("-", 1)[0])
-        if ticket is None or ticket.room != name or ticket.state == TicketState.WAITING:
+        """A call's room, for ``RoomService.find_room``: it exists from its ticket's first ring to the ticket's end."""
+        ticket = await self._ticket_of(name)
+        if ticket is None:
             return None
         return Room(name=name, kind=RoomKind.CONSULT, shop=ticket.shop, max_participants=2)
+
+    async def _ticket_of(self, room: str) -> Ticket | None:
+        if not room.startswith("consult-"):
+            return None
+        ticket = await self.records.store.find_ticket("tk_" + room.removeprefix("consult-").rsplit("-", 1)[0])
+        return ticket if ticket is not None and ticket.room == room else None
+
+    # -- the call room's door (``ConsultPolicy``) ---------------------------------------------------------
+
+    async def may_enter(self, room: str, identity: str) -> bool:
+        """Who may be in a call's room: its shopper, and the agent being rung or in the call. A room that is no
+        ticket's (made over REST) is anyone's its grants allow."""
+        ticket = await self._ticket_of(room)
+        if ticket is None:
+            return True
+        agent = ticket.ringing_agent if ticket.state == TicketState.RINGING else ticket.agent
+        return identity in (shopper_identity(ticket), f"agent-{agent}" if agent else None)
+
+    async def accepted(self, room: str, identity: str) -> bool:
+        """The call is accepted and ``identity`` is its shopper: a knock of theirs goes straight in."""
+        ticket = await self._ticket_of(room)
+        return ticket is not None and ticket.state == TicketState.IN_CALL and identity == shopper_identity(ticket)
+
+    async def _dismiss(self, room: str, *, agent: str | None = None, keep: str | None = None) -> None:
+        """Take an agent whose ring passed on (``agent``), or everyone but ``keep``, out of a call's room, so
+        nothing of the shopper reaches them."""
+        record = await self.state.rooms.get_room(room)
+        if record is None:
+            return
+        for participant in await self.state.rooms.list_participants(room):
+            if participant.identity == keep or (agent is not None and participant.identity != f"agent-{agent}"):
+                continue
+            await self.rooms.kick(room, participant.sid, "the call is not yours any more")
+            await self.rooms.leave(Admission(room=record, participant=participant, worker_id=record.worker_id or ""))
 
     async def rebuild(self) -> None:
         """Coordination state was lost, and presence with it: every console on this node announces itself again
@@ -302,6 +345,8 @@ class ConsultDesk:
                 room = await self.rooms.create_room(
                     Room(name=f"consult-{ticket.id[3:]}-a", kind=RoomKind.CONSULT, shop=shop_id, max_participants=2)
                 )
+            else:  # nobody but this agent may be in it when the shopper is let in
+                await self._dismiss(room.name, keep=f"agent-{agent_id}")
             ticket.state, ticket.agent, ticket.room, ticket.answered_ms = TicketState.IN_CALL, agent_id, room.name, now
             ticket.ringing_agent = ticket.ring_deadline_ms = None
             async with self.records.unit():
@@ -325,6 +370,9 @@ class ConsultDesk:
                     ticket.id,
                     {"agent": agent_id, "wait_ms": now - ticket.entered_ms, "room": room.name},
                 )
+            # The shopper's connection is up since the ring (``call_ringing``): the accept only admits it. A
+            # shopper whose knock comes later is let in as it arrives (``accepted``).
+            await self.rooms.answer_knock(room.name, shopper_identity(ticket), admit=True)
             presence = await self.records.agent_presence(shop_id, agent_id)
             presence.status, presence.ticket = AgentStatus.BUSY, ticket.id
             await self.records.save_presence(shop_id, presence)
@@ -386,15 +434,17 @@ class ConsultDesk:
             if agent is None:
                 continue
             timeout_ms = int(self.settings.consult_ring_timeout_s * 1000)
-            # The call's room exists from the ring: the console joins it (alone) while it rings, so an
-            # accept finds the agent's media up, and the shopper's first frame waits only for their own.
-            room = Room(
-                name=f"consult-{ticket.id[3:]}-{len(ticket.passed_by) + 1}",
-                kind=RoomKind.CONSULT,
-                shop=shop.id,
-                max_participants=2,
-            )
-            await self.rooms.create_room(room)
+            # The call's room exists from the first ring: the console joins it (alone) while it rings, and the
+            # shopper knocks at it, so an accept finds both sides' media up. It stays for the next ring.
+            room = await self.state.rooms.get_room(ticket.room) if ticket.room else None
+            if room is None:
+                room = Room(
+                    name=f"consult-{ticket.id[3:]}-{len(ticket.passed_by) + 1}",
+                    kind=RoomKind.CONSULT,
+                    shop=shop.id,
+                    max_participants=2,
+                )
+                await self.rooms.create_room(room)
             ticket.state, ticket.ringing_agent, ticket.room = TicketState.RINGING, agent.id, room.name
             ticket.ring_deadline_ms = now_ms() + timeout_ms
             await self.records.save_ticket(ticket)
@@ -403,6 +453,7 @@ class ConsultDesk:
             await self.records.save_presence(shop.id, chosen)
             await self.records.to_agent(shop.id, agent.id, StatusPush(status=AgentStatus.BUSY, ticket=ticket.id))
             await self.records.to_agent(shop.id, agent.id, self._ring(shop, ticket, agent))
+            await self.records.to_ticket(shop.id, ticket.id, CallRinging(setup=self._shopper_knock(shop, ticket)))
 
     def _ring(self, shop: Shop, ticket: Ticket, agent: Agent) -> Ring:
         now = now_ms()
@@ -415,10 +466,11 @@ class ConsultDesk:
         )
 
     async def _pass(self, shop_id: str, ticket: Ticket, presence: Presence, reason: RingEnd) -> None:
-        """The ringing agent did not take ``ticket``: back to waiting, never rung to them again."""
+        """The ringing agent did not take ``ticket``: back to waiting, never rung to them again. They leave the
+        call's room; the room, and the shopper's connection waiting at its door, stay for the next ring."""
         if ticket.room:
-            self._closing.spawn(close_if_open(self.rooms, ticket.room))  # the standby room: nobody else was in it
-        ticket.state, ticket.ringing_agent, ticket.ring_deadline_ms, ticket.room = TicketState.WAITING, None, None, None
+            self._closing.spawn(self._dismiss(ticket.room, agent=presence.agent))
+        ticket.state, ticket.ringing_agent, ticket.ring_deadline_ms = TicketState.WAITING, None, None
         if presence.agent not in ticket.passed_by:
             ticket.passed_by.append(presence.agent)
         await self.records.save_ticket(ticket)
@@ -435,6 +487,8 @@ class ConsultDesk:
             await self._pass(shop.id, ticket, presence, reason)
             await self.records.save_presence(shop.id, presence)
             await self.records.to_agent(shop.id, presence.agent, StatusPush(status=presence.status))
+        if ticket.room:  # the shopper's waiting connection goes with it
+            self._closing.spawn(close_if_open(self.rooms, ticket.room))
         now = now_ms()
         kind = "consult.missed" if outcome == CallOutcome.MISSED else "consult.abandoned"
         async with self.records.unit():
@@ -453,12 +507,18 @@ class ConsultDesk:
 
     # -- call setup ----------------------------------------------------------------------------------
 
-    def _shopper_setup(self, shop: Shop, ticket: Ticket, agent_name: str | None) -> CallSetup:
+    def _shopper_knock(self, shop: Shop, ticket: Ticket) -> CallSetup:
+        """The shopper's setup while it rings: a token that knocks, so their connection is set up at the room's
+        door and nothing of it reaches the room before the accept."""
+        return self._shopper_setup(shop, ticket, None, knock=True)
+
+    def _shopper_setup(self, shop: Shop, ticket: Ticket, agent_name: str | None, *, knock: bool = False) -> CallSetup:
         token = mint_token(
             self.settings,
             room=ticket.room or "",
-            identity=f"shopper-{ticket.id[3:]}",
+            identity=shopper_identity(ticket),
             role=Role.CUSTOMER,
+            grants=ROLE_DEFAULT_GRANTS[Role.CUSTOMER].model_copy(update={"needs_admit": knock}),
             ttl_s=CALL_TOKEN_TTL_S,
             name=ticket.context.name,
             shop=shop.id,
@@ -550,3 +610,7 @@ class ConsultDesk:
                 await self.records.publish_queue(shop_id, agents)
         for call_id in to_end:
             await self._end_call(shop_id, call_id, "disconnect")
+
+
+def shopper_identity(ticket: Ticket) -> str:
+    return f"shopper-{ticket.id[3:]}"

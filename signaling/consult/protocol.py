@@ -3,10 +3,11 @@
 Two sockets, one message family:
 
 - ``/v1/consult/shopper``: the widget. First ``enter`` (or ``resume`` with the ticket token it was
-  given); then it is pushed ``position`` while it waits, ``call_started`` with a join token for
-  ``/v1/rtc`` once an agent accepts, ``chat`` and ``product`` cards during the call, and
-  ``call_ended``, after which it may ``rate``. When the shop is closed or nobody answers it gets
-  ``closed``/``no_answer`` with callback slots, and may ``leave_message`` or ``book_callback``.
+  given); then it is pushed ``position`` while it waits, ``call_ringing`` with a knocking join token
+  for ``/v1/rtc`` while an agent is rung, ``call_started`` once an agent accepts, ``chat`` and
+  ``product`` cards during the call, and ``call_ended``, after which it may ``rate``. When the shop
+  is closed or nobody answers it gets ``closed``/``no_answer`` with callback slots, and may
+  ``leave_message`` or ``book_callback``.
 - ``/v1/consult/agent``: the console. First ``login`` with an agent token; then ``set_status``,
   ``accept``/``decline`` a ``ring``, in-call ``chat``/``show_product``/``note``/``end_call``,
   ``wrap_up`` afterwards, ``resolve_request`` for messages and callbacks.
@@ -230,6 +231,15 @@ class ProductPush(Strict):
     card: ProductCard
 
 
+class CallRinging(Strict):
+    """To the shopper while an agent's console rings: connect to the call's room now. ``setup.token`` knocks
+    (``needs_admit``): the connection is set up, muted to the room and subscribed to nothing, and the agent
+    sees nothing of it; the accept admits it. It stays up from one ring to the next."""
+
+    type: Literal["call_ringing"] = "call_ringing"
+    setup: CallSetup
+
+
 class CallStarted(Strict):
     type: Literal["call_started"] = "call_started"
     setup: CallSetup
@@ -376,6 +386,7 @@ ShopperPush = (
     TicketIssued
     | PositionPush
     | Unavailable
+    | CallRinging
     | CallStarted
     | ChatPush
     | ProductPush

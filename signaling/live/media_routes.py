@@ -26,6 +26,7 @@ from signaling.live.shows import OBS_IDENTITY, VIEWER_GRANTS
 from signaling.rooms import RoomService
 from signaling.routes.whip import (
     ENDPOINT_METHODS,
+    QUEUE_NOTE,
     RESOURCE_METHODS,
     ice_links,
     options_response,
@@ -98,7 +99,12 @@ async def show_session_options() -> Response:
     return options_response(RESOURCE_METHODS)
 
 
-@router.post("/whip", status_code=201, summary="Go live from OBS: WHIP with the show's stream key")
+@router.post(
+    "/whip",
+    status_code=201,
+    summary="Go live from OBS: WHIP with the show's stream key",
+    description=QUEUE_NOTE.strip(),
+)
 async def show_whip(
     show: KeyedShow, request: Request, settings: SettingsDep, shows: ShowsDep, rooms: RoomsDep
 ) -> Response:
@@ -146,7 +152,7 @@ LiveShow = Annotated[Show, Depends(_live_show)]
     summary="Watch the live show with any WHEP player",
     description="No credentials. One client address may play a show with a few players at once "
     "(`VITRINE_WHEP_MAX_PER_CLIENT`) and start one per `VITRINE_WHEP_NEW_EVERY_S`: "
-    "`429 rate_limited` beyond.",
+    "`429 rate_limited` beyond." + QUEUE_NOTE,
 )
 async def show_whep(
     show: LiveShow, request: Request, settings: SettingsDep, state: StateDep, rooms: RoomsDep

@@ -18,6 +18,13 @@ whip-web-client reads them there), and the ``201`` carries an ``ETag`` naming th
 trickle ``PATCH`` whose ``If-Match`` names another one is ``412``; ``If-Match: *`` asks for an ICE restart,
 which aiortc cannot do: ``422`` (trickle is supported, restarts are not). A ``PATCH`` with no ``If-Match``
 is still applied: the RFC would answer ``428``, but encoders written before it send none.
+
+A burst of sessions is connected a few at a time by the media worker (``media/admission.py``). A ``POST``
+whose join waits in the worker's line is held, not refused: WHIP encoders and WHEP players send their offer
+once and wait for the answer, and few of them retry, so holding gets every one of them in, in order. The
+line moves as handshakes end (each within ``VITRINE_HANDSHAKE_TIMEOUT_S``) and is bounded by its length
+(``VITRINE_JOIN_QUEUE_MAX``): past it the answer is ``503 worker_busy`` with ``Retry-After`` (RFC 9725
+section 4.6: a client may retry later).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from signaling.admission import Admission
@@ -42,6 +50,13 @@ from vitrine.core.wire.rpc import CandidateCommand, OfferCommand
 from vitrine.core.wire.rtc import IceCandidate
 
 router = APIRouter(tags=["whip-whep"])
+
+RETRY_AFTER_S = 2  # a refused join's retry: the worker's line moves by several joins a second
+QUEUE_NOTE = (
+    " A burst of sessions connects a few at a time (`VITRINE_MAX_HANDSHAKES_PER_WORKER`): a request whose turn"
+    " has not come is held until it comes, in arrival order, because most WHIP/WHEP clients never retry; when"
+    " `VITRINE_JOIN_QUEUE_MAX` requests already wait, `503 worker_busy` with `Retry-After`."
+)
 
 SDP = "application/sdp"
 SDPFRAG = "application/trickle-ice-sdpfrag"
@@ -156,12 +171,14 @@ async def start_session(
     if kind == "whep":
         await _check_playable(rooms.state, room, publisher)
     admission = await rooms.admit(claims, publish=[], name=None, node_id=rooms.settings.node_id, auto_subscribe=False)
-    try:
+    try:  # the worker answers once a handshake slot is free: the request is held while it waits its turn
         reply = await rooms.run(
             admission, OfferCommand(room=room, sid=admission.participant.sid, sdp=sdp, publisher=publisher)
         )
-    except BaseException:
+    except BaseException as exc:
         await rooms.leave(admission)
+        if isinstance(exc, VitrineError) and exc.code is ErrorCode.WORKER_BUSY:
+            return busy_response(exc)
         raise
     if kind == "whip" and not reply.published:
         await rooms.leave(admission)
@@ -180,6 +197,11 @@ async def start_session(
     if links:
         headers["Link"] = ", ".join(links)
     return Response(reply.answer.sdp, status_code=201, media_type=SDP, headers=headers)
+
+
+def busy_response(exc: VitrineError) -> Response:
+    """``503 worker_busy``, with when to try again."""
+    return JSONResponse(exc.body(), status_code=exc.http_status, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 async def session_of(room: str, sid: str, rooms: RoomService, identity: str) -> Admission:
@@ -222,7 +244,7 @@ async def session_options() -> Response:
     return options_response(RESOURCE_METHODS)
 
 
-@router.post("/whip/{room}", status_code=201, summary="Publish with WHIP (RFC 9725)")
+@router.post("/whip/{room}", status_code=201, summary="Publish with WHIP (RFC 9725)", description=QUEUE_NOTE.strip())
 async def whip(room: str, request: Request, rooms: RoomsDep, claims: ClaimsDep) -> Response:
     return await start_session("whip", room, request, rooms, claims)
 
@@ -234,7 +256,7 @@ async def whip(room: str, request: Request, rooms: RoomsDep, claims: ClaimsDep) 
     description="Each receive-only m-line of the offer is bound to a track of its kind published in "
     "the room by another participant (by `participant` only, when given). "
     "`404 track_not_found` when nothing (by that participant) is published yet: "
-    "WHEP sessions cannot renegotiate, so retry once the publisher is in.",
+    "WHEP sessions cannot renegotiate, so retry once the publisher is in." + QUEUE_NOTE,
 )
 async def whep(
     room: str,

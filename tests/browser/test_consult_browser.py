@@ -59,11 +59,11 @@ async def test_a_shopper_on_a_shop_page_calls_an_agent_in_the_console(
         await shopper.screenshot("consult-shopper-device-check.png")
         await shopper.page.locator(".vt-start").click()
 
-        # While it rings, the console has already joined the call's room, alone: accepting admits the
-        # shopper into a room whose agent media is up.
+        # While it rings, the console has already joined the call's room, alone, and the widget's connection
+        # is up on the worker, kept apart (a knock the agent never sees): accepting only admits it.
         await agent.page.locator("#ring .accept").wait_for(timeout=STATE_TIMEOUT_MS)
         assert server.runtime is not None
-        rooms = server.runtime.state.rooms
+        rooms, worker = server.runtime.state.rooms, server.runtime.media_worker
         deadline = asyncio.get_running_loop().time() + STATE_TIMEOUT_MS / 1000
         while (
             not (
@@ -73,10 +73,16 @@ async def test_a_shopper_on_a_shop_page_calls_an_agent_in_the_console(
                 ]
             )
             or not standby[0][1]
+            or worker.media_stats()["waiting"] != 1
+            or not any(p.pc.connectionState == "connected" for r in worker.rooms.values() for p in r.waiting.values())
         ):
             assert asyncio.get_running_loop().time() < deadline, f"no standby join\n{agent.diagnostics()}"
             await asyncio.sleep(0.1)
         assert standby == [(standby[0][0], ["agent-ann"])]
+        stats = worker.media_stats()
+        assert (stats["participants"], stats["waiting"], stats["subscriptions"]) == (1, 1, 0)
+        assert await agent.page.evaluate('() => !document.querySelector("video.remote")?.srcObject')
+        assert len(await rooms.list_knocks(standby[0][0])) == 1  # the widget's, stored for the accept to answer
         await agent.page.locator("#ring .accept").click(timeout=STATE_TIMEOUT_MS)
         try:
             await agent.wait_remote_video_plays()

@@ -628,6 +628,8 @@ async def test_a_page_change_keeps_the_place_in_line(
         await tab.page.locator(".vt-start").click()
         ticket = (await console.expect("ring", timeout=STATE_TIMEOUT_S))["ticket"]
         await expect(position).not_to_have_text(re.compile(r"^$|Connecting"), timeout=STATE_TIMEOUT_MS)
+        # While it rings, the widget's connection to the call's room is up on the worker, kept apart.
+        first = await waiting_connections(server, 1)
 
         # The shopper opens another product: the widget resumes the ticket instead of queueing again.
         mark = console.mark()
@@ -638,10 +640,32 @@ async def test_a_page_change_keeps_the_place_in_line(
         await console.expect(
             "queue", lambda m: [e["ticket"] for e in m["entries"]] == [ticket], after=mark, timeout=STATE_TIMEOUT_S
         )
+        # The old page's connection went with it; the new page connects again while it still rings.
+        assert (await waiting_connections(server, 1)).isdisjoint(first)
 
         await tab.page.locator(".vt-cancel").click()
         await console.expect("queue", lambda m: m["total"] == 0, after=mark, timeout=STATE_TIMEOUT_S)
+        # Leaving while it rang frees everything: the connection at the door, the worker's room, the call's room.
+        await waiting_connections(server, 0)
+        assert server.runtime is not None
+        deadline = asyncio.get_running_loop().time() + STATE_TIMEOUT_S
+        while server.runtime.media_worker.rooms or await server.runtime.state.rooms.list_rooms():
+            assert asyncio.get_running_loop().time() < deadline, tab.diagnostics()
+            await asyncio.sleep(0.1)
         assert not tab.errors, tab.errors
     finally:
         await tab.close()
         await console.close()
+
+
+async def waiting_connections(server: RunningServer, count: int) -> set[str]:
+    """Wait until the worker holds ``count`` connections at a door (knocks), all connected; their sids."""
+    assert server.runtime is not None
+    worker = server.runtime.media_worker
+    deadline = asyncio.get_running_loop().time() + STATE_TIMEOUT_S
+    while True:
+        peers = [peer for room in worker.rooms.values() for peer in room.waiting.values()]
+        if len(peers) == count and all(peer.pc.connectionState == "connected" for peer in peers):
+            return {peer.sid for peer in peers}
+        assert asyncio.get_running_loop().time() < deadline, [(p.sid, p.pc.connectionState) for p in peers]
+        await asyncio.sleep(0.1)

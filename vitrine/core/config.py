@@ -159,6 +159,26 @@ class Settings(BaseSettings):
         default=200, description="rooms one media worker accepts; a full worker is skipped by placement"
     )
     max_tracks_per_participant: int = Field(default=4, description="tracks one participant may publish")
+    max_handshakes_per_worker: int = Field(
+        default=16,
+        ge=1,
+        description="joins one media worker connects at once (ICE and DTLS, in Python on one event loop); the"
+        " others wait in line, first come first served, and are told (`queued` on `/v1/rtc`; a WHIP/WHEP request"
+        " is held). A burst of joins all at once would otherwise starve each other's handshakes",
+    )
+    join_queue_max: int = Field(
+        default=1000,
+        ge=0,
+        description="joins one media worker holds in line; past it a join is refused with `worker_busy` (WHIP/WHEP:"
+        " `503` with `Retry-After`). The line has no time limit: it moves as handshakes end, each within"
+        " `VITRINE_HANDSHAKE_TIMEOUT_S`",
+    )
+    handshake_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="a join whose connection is not up (ICE and DTLS) this long after the worker started it gives"
+        " its place among `VITRINE_MAX_HANDSHAKES_PER_WORKER` to the next in line; the connection itself goes on",
+    )
     send_queue_size: int = Field(
         default=256,
         description="outgoing messages queued per WebSocket; a client that falls further behind is disconnected"
@@ -218,6 +238,20 @@ class Settings(BaseSettings):
     )
     worker_rpc_timeout_s: float = Field(
         default=10.0, description="how long signaling waits for a worker's reply over Redis"
+    )
+    participant_lease_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="a participant stays in its room only while its signaling node renews its lease: one whose"
+        " node stopped renewing (it died) leaves the room this long after the last renewal, at most one"
+        " `VITRINE_PARTICIPANT_LEASE_RENEW_S` later, and frees its place. A node that was only paused for longer"
+        " finds its sessions expired and sends them to reconnect",
+    )
+    participant_lease_renew_s: float = Field(
+        default=3.0,
+        gt=0,
+        description="how often a signaling node renews its participants' leases, and how often one live node"
+        " sweeps out the participants whose lease ran out. Keep it well under `VITRINE_PARTICIPANT_LEASE_S`",
     )
     drain_timeout_s: float = Field(
         default=30.0,
@@ -360,6 +394,8 @@ class Settings(BaseSettings):
             raise ValueError("VITRINE_RTC_PORT_MIN must not exceed VITRINE_RTC_PORT_MAX")
         if self.turn_urls and not (self.turn_secret and self.turn_secret.get_secret_value()):
             raise ValueError("VITRINE_TURN_URLS needs VITRINE_TURN_SECRET to mint credentials")
+        if self.participant_lease_renew_s >= self.participant_lease_s:
+            raise ValueError("VITRINE_PARTICIPANT_LEASE_RENEW_S must be shorter than VITRINE_PARTICIPANT_LEASE_S")
         if not self.rtc_interfaces and self.host in LOOPBACK_HOSTS:
             # A server only reachable on loopback offers media on loopback too.
             self.rtc_interfaces = ["127.0.0.1"]

@@ -35,6 +35,7 @@ class ErrorCode(StrEnum):
     TOO_MANY_TRACKS = "too_many_tracks"
     NO_MEDIA_WORKER = "no_media_worker"
     WORKER_UNAVAILABLE = "worker_unavailable"
+    WORKER_BUSY = "worker_busy"  # the worker's line of joins is full, or did not move in time: retry shortly
     WORKER_NOT_FOUND = "worker_not_found"
     RATE_LIMITED = "rate_limited"
     SHOP_NOT_FOUND = "shop_not_found"
@@ -91,6 +92,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.NEGOTIATION_FAILED: 422,
     ErrorCode.NO_MEDIA_WORKER: 503,
     ErrorCode.WORKER_UNAVAILABLE: 503,
+    ErrorCode.WORKER_BUSY: 503,
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.SHOP_NOT_FOUND: 404,
     ErrorCode.SHOP_EXISTS: 409,

@@ -280,6 +280,9 @@ class ConsultApp {
       case "message":
         this._onUnavailable(m);
         break;
+      case "call_ringing":
+        this._onCallRinging(m.setup || {});
+        break;
       case "call_started":
         this._onCallStarted(m.setup || {});
         break;
@@ -326,15 +329,42 @@ class ConsultApp {
 
   _onUnavailable(m) {
     this._storeToken(null); // a no_answer ends the ticket
+    this._dropCall();
     this.check.release();
     if (this.state !== "unavailable") this._setState("unavailable");
     this.contact.update(m);
     if (!this.panelOpen && m.type === "no_answer") this.openPanel();
   }
 
+  /**
+   * `call_ringing`: an agent is being rung. Connect to the call's room now with the preview's media; the token
+   * knocks, so the connection is set up while nothing of ours reaches the agent. The accept only admits it,
+   * and a ring that passes on keeps it for the next agent.
+   */
+  _onCallRinging(setup) {
+    if (this.call && !this.call.ended && this.call.setup && this.call.setup.room === setup.room) return;
+    this._dropCall();
+    const call = this._newCall();
+    call.prepare(setup, this.check.take(), this.audioOnly);
+  }
+
   _onCallStarted(setup) {
-    if (this.call && this.call.setup && this.call.setup.call === setup.call && !this.call.ended) return;
-    if (this.call) this.call.end();
+    const call = this.call;
+    if (call && call.started && call.setup && call.setup.call === setup.call && !call.ended) return;
+    if (call && !call.ended && call.setup && call.setup.room === setup.room) {
+      call.start(setup, null, this.audioOnly); // connected while it rang: the accept has admitted it
+    } else {
+      this._dropCall();
+      const fresh = this._newCall();
+      const stream = this.check.take(); // the call owns it now (null after a page change: it asks again)
+      fresh.start(setup, stream, this.audioOnly); // first: the join leaves before any layout work
+    }
+    this.ui.body.append(this.call.el);
+    this._setState("call");
+    if (!this.panelOpen) this.openPanel();
+  }
+
+  _newCall() {
     const call = new CallSession({ t: this.t, lang: this.lang, base: this.base, name: this.name, host: this.host,
       send: (message) => this._deskSend(message), onError: (key) => this._showError(key) });
     this.call = call;
@@ -342,11 +372,15 @@ class ConsultApp {
       this._deskSend({ type: "end_call" });
       this._onCallEnded();
     });
-    const stream = this.check.take(); // the call owns it now (null after a page change: it asks again)
-    call.start(setup, stream, this.audioOnly); // first: the join leaves before any layout work
-    this.ui.body.append(call.el);
-    this._setState("call");
-    if (!this.panelOpen) this.openPanel();
+    return call;
+  }
+
+  /** The call (or the connection made while it rang) is over: leave its room, release its camera. */
+  _dropCall() {
+    if (!this.call) return;
+    this.call.end();
+    this.call.el.remove();
+    this.call = null;
   }
 
   _onCallEnded() {
@@ -525,11 +559,7 @@ class ConsultApp {
     this.check.release();
     this._closeDesk();
     this._storeToken(null);
-    if (this.call) {
-      this.call.end();
-      this.call.el.remove();
-      this.call = null;
-    }
+    this._dropCall();
     this.intent = "call";
     this.position = null;
     this.state = "idle";

@@ -27,6 +27,8 @@ export class CallSession {
     this.stream = null;
     this.facing = "user";
     this.setup = null;
+    this._preparing = null; // prepare()'s media, until its connection is under way
+    this.started = false; // call_started came (before it, the room is only knocked at, while the agent is rung)
     this.ended = false;
     this._acceptedAt = 0;
     this._perfSent = false;
@@ -81,13 +83,35 @@ export class CallSession {
       this.cards, h("div", { class: "vt-chat" }, this.log, form));
   }
 
-  /** `call_started`: mark the moment, get media if we have none (after a page change), join the room. */
+  /**
+   * `call_ringing`: connect to the call's room with the knocking token while the agent is rung. The server
+   * sets the connection up and keeps it apart (nothing of ours reaches the agent, we receive nothing); the
+   * accept admits it, and `start` then only shows the call.
+   */
+  prepare(setup, stream, audioOnly) {
+    this.setup = setup;
+    this._preparing = this._media(stream, Boolean(audioOnly || setup.audio_only)).then((ok) => {
+      if (ok) this._connect(setup); // not awaited: it resolves on the admit
+    });
+  }
+
+  /** `call_started`: mark the moment; unless connected while it rang, get media and join the room. */
   async start(setup, stream, audioOnly) {
     this._acceptedAt = markTime("vitrine:accepted");
+    this.started = true;
     this.setup = setup;
     this.stateText.textContent = setup.peer_name ? this.t("call_with", { name: setup.peer_name })
       : this.t("call_connecting");
-    const onlyAudio = Boolean(audioOnly || setup.audio_only);
+    if (this._preparing) await this._preparing; // the ring's media, and its connection under way
+    if (this.room) {
+      this._refreshRemote(); // the agent's tracks may have come with the admit, before this message
+      return;
+    }
+    if (await this._media(stream || this.stream, Boolean(audioOnly || setup.audio_only))) await this._connect(setup);
+  }
+
+  /** Our media for the call (asked again after a page change); false when the call ended meanwhile. */
+  async _media(stream, onlyAudio) {
     if (!stream) {
       try {
         ({ stream } = await getLocalMedia({ audioOnly: onlyAudio }));
@@ -104,11 +128,15 @@ export class CallSession {
     }
     if (this.ended) {
       stopStream(stream);
-      return;
+      return false;
     }
     this.stream = stream;
     this._showLocal();
+    return true;
+  }
 
+  async _connect(setup) {
+    const { stream } = this;
     const room = new VitrineRoom();
     this.room = room;
     room.addEventListener("track", () => this._refreshRemote());
@@ -116,9 +144,9 @@ export class CallSession {
     room.addEventListener("connectionstate", ({ detail }) => {
       if (room !== this.room || this.ended) return;
       if (detail.state === "connected") {
-        this.stateText.textContent = setup.peer_name ? this.t("call_with", { name: setup.peer_name })
-          : this.t("call_connected");
-      } else if (detail.state === "failed") {
+        const peer = this.setup && this.setup.peer_name;
+        this.stateText.textContent = peer ? this.t("call_with", { name: peer }) : this.t("call_connected");
+      } else if (detail.state === "failed" && this.started) {
         this.onError("error_media");
       }
     });
@@ -131,7 +159,8 @@ export class CallSession {
     } catch (err) {
       if (room === this.room && !this.ended) {
         console.warn("vitrine consult: could not join the call:", err && err.code);
-        this.onError("error_media");
+        if (this.started) this.onError("error_media");
+        else this.room = null; // the ring's connection failed: call_started connects afresh
       }
     }
   }
@@ -169,7 +198,7 @@ export class CallSession {
       this.remote.play().catch(() => {});
       this.sound.hidden = false;
     });
-    if (hasVideo) this._watchFirstFrame();
+    if (hasVideo && this.started) this._watchFirstFrame();
   }
 
   /** performance.mark("vitrine:first-frame") on the agent's first painted frame, then `perf` once. */

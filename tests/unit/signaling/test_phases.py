@@ -24,7 +24,19 @@ from signaling.session import PHASES, Phase, RtcSession
 from vitrine.core.config import Settings
 from vitrine.core.models import Grants, Participant, Role, Room, RoomKind
 
-SPINE_JOINED = {"ping", "join", "leave", "offer", "answer", "candidate", "publish", "unpublish", "chat", "history"}
+SPINE_JOINED = {
+    "ping",
+    "join",
+    "leave",
+    "offer",
+    "answer",
+    "candidate",
+    "publish",
+    "unpublish",
+    "chat",
+    "history",
+    "resync",
+}
 EXPECTED = {
     Phase.AWAITING_JOIN: {"ping", "join"},
     Phase.KNOCKING: {"ping", "join", "answer", "candidate", "leave"},

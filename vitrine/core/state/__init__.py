@@ -12,6 +12,7 @@ from vitrine.core.config import Settings
 from vitrine.core.state.bus import EventBus, MemoryEventBus
 from vitrine.core.state.coordination import Coordination
 from vitrine.core.state.epoch import MemoryEpochStore
+from vitrine.core.state.leases import MemoryParticipantLeases
 from vitrine.core.state.locks import LockStore, MemoryLockStore
 from vitrine.core.state.nodes import MemoryNodeRegistry, NodeRegistry, WorkerNode
 from vitrine.core.state.presence import MemoryPresenceStore, PresenceStore
@@ -39,8 +40,10 @@ async def open_coordination(settings: Settings) -> Coordination:
     async def close() -> None:
         return None
 
+    rooms = MemoryRoomStore()
     return Coordination(
-        rooms=MemoryRoomStore(),
+        rooms=rooms,
+        leases=MemoryParticipantLeases(rooms),
         nodes=MemoryNodeRegistry(),
         bus=MemoryEventBus(),
         locks=MemoryLockStore(),

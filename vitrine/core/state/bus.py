@@ -35,6 +35,10 @@ class EventBus(Protocol):
 
     async def subscribe(self, channel: str, handler: MessageHandler) -> Subscription: ...
 
+    async def listeners(self, channel: str) -> int:
+        """How many subscribers ``channel`` has now, without sending anything. On Redis, a process's subscription
+        lasts as long as its connection: a busy process keeps it, a killed one loses it at once."""
+
 
 HEARD_POLL_S = 0.1
 
@@ -84,6 +88,9 @@ class MemoryEventBus:
         self._handlers[channel].add(handler)
         return _MemorySubscription(self, channel, handler)
 
+    async def listeners(self, channel: str) -> int:
+        return len(self._handlers.get(channel, ()))
+
 
 _STOP = object()
 
@@ -122,6 +129,10 @@ class RedisEventBus:
 
     async def publish(self, channel: str, message: str) -> int:
         return int(await self._r.publish(channel, message))
+
+    async def listeners(self, channel: str) -> int:
+        counts = await self._r.pubsub_numsub(channel)  # [(channel, count)]
+        return int(counts[0][1]) if counts else 0
 
     async def subscribe(self, channel: str, handler: MessageHandler) -> RedisSubscription:
         if self._closed:

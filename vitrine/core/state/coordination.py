@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from vitrine.core.state.bus import EventBus
 from vitrine.core.state.epoch import EpochStore
+from vitrine.core.state.leases import ParticipantLeases
 from vitrine.core.state.locks import LockStore
 from vitrine.core.state.nodes import NodeRegistry
 from vitrine.core.state.presence import PresenceStore
@@ -16,6 +17,7 @@ from vitrine.core.state.rooms import RoomStore
 @dataclass
 class Coordination:
     rooms: RoomStore
+    leases: ParticipantLeases  # of the participants in ``rooms``
     nodes: NodeRegistry
     bus: EventBus
     locks: LockStore

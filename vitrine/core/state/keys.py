@@ -59,6 +59,13 @@ def knocks_key(room: str) -> str:
     return f"{PREFIX}:{{{room}}}:knocks"
 
 
+def leases_key(room: str) -> str:
+    """ZSET: participant sid -> the Redis server time (ms) its lease runs out. The participant's signaling node
+    renews it every ``VITRINE_PARTICIPANT_LEASE_RENEW_S``; a sweeper removes the participant once it has run out
+    (``vitrine.core.state.leases``). Written and removed by the same scripts as ``participants_key``."""
+    return f"{PREFIX}:{{{room}}}:leases"
+
+
 def room_keys(room: str) -> list[str]:
     """The keys ``delete_room`` removes: the room's data, not its lock (owned by the holder, expires)."""
     return [
@@ -69,6 +76,7 @@ def room_keys(room: str) -> list[str]:
         seq_key(room),
         relays_key(room),
         knocks_key(room),
+        leases_key(room),
     ]
 
 

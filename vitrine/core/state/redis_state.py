@@ -5,6 +5,7 @@ from __future__ import annotations
 from vitrine.core.state.bus import RedisEventBus
 from vitrine.core.state.coordination import Coordination
 from vitrine.core.state.epoch import RedisEpochStore
+from vitrine.core.state.leases import RedisParticipantLeases
 from vitrine.core.state.locks import RedisLockStore
 from vitrine.core.state.nodes import RedisNodeRegistry
 from vitrine.core.state.presence import RedisPresenceStore
@@ -30,6 +31,7 @@ async def open_redis_coordination(url: str) -> Coordination:
 
     return Coordination(
         rooms=RedisRoomStore(client),
+        leases=RedisParticipantLeases(client),
         nodes=RedisNodeRegistry(client),
         bus=bus,
         locks=RedisLockStore(client),

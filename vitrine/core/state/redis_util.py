@@ -39,6 +39,7 @@ class RedisClient(Protocol):
     def hgetall(self, name: str) -> Awaitable[dict[str, str]]: ...
     def eval(self, script: str, numkeys: int, *keys_and_args: str | int) -> Awaitable[Any]: ...
     def publish(self, channel: str, message: str) -> Awaitable[int]: ...
+    def pubsub_numsub(self, *channels: str) -> Awaitable[list[tuple[str, int]]]: ...
     def ping(self) -> Awaitable[bool]: ...
     def pipeline(self, transaction: bool = True) -> Pipeline: ...
     def transaction(self, func: Callable[[Pipeline], Any | Awaitable[Any]], *watches: str) -> Awaitable[Any]: ...
@@ -47,10 +48,20 @@ class RedisClient(Protocol):
     def aclose(self) -> Awaitable[None]: ...
 
 
+# A burst (a hundred joins at once) has more commands in flight than redis-py's default pool of 100 connections,
+# and its default pool then fails the command at once (MaxConnectionsError: a join refused as `internal`). This
+# pool makes a command wait for a free connection instead, for at most POOL_WAIT_S.
+POOL_CONNECTIONS = 512
+POOL_WAIT_S = 10.0
+
+
 def connect(url: str) -> RedisClient:
     """A client on ``url`` that decodes replies to ``str``. Lazy: nothing is sent until the first command."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, decode_responses=True, max_connections=POOL_CONNECTIONS, timeout=POOL_WAIT_S
+    )
     # The one cast: redis-py's client is not generic over decode_responses, and this one decodes.
-    return cast(RedisClient, aioredis.from_url(url, decode_responses=True))
+    return cast(RedisClient, aioredis.Redis.from_pool(pool))  # closing the client closes its pool
 
 
 def load_model(model: type[M], raw: str | None) -> M | None:

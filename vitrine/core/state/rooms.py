@@ -8,6 +8,7 @@ one Lua script. Key layout: ``vitrine.core.state.keys``.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -15,6 +16,7 @@ from typing import Any, Protocol
 from vitrine.core.errors import ErrorCode, VitrineError
 from vitrine.core.models import Participant, Room, Track
 from vitrine.core.state import keys
+from vitrine.core.state.leases import LEASE_S, lease_ms
 from vitrine.core.state.redis_util import RedisClient, get_each, load_model
 
 
@@ -38,10 +40,14 @@ class RoomStore(Protocol):
     async def delete_room(self, name: str) -> Room | None:
         """Remove a room with its participants, tracks and sequence."""
 
-    async def add_participant(self, room: str, participant: Participant, max_participants: int) -> JoinOutcome:
-        """Admit atomically. Raises ROOM_FULL; replaces an older session of the same identity."""
+    async def add_participant(
+        self, room: str, participant: Participant, max_participants: int, lease_s: float = LEASE_S
+    ) -> JoinOutcome:
+        """Admit atomically. Raises ROOM_FULL; replaces an older session of the same identity. The participant
+        holds a lease of ``lease_s`` from now, in the same step (``vitrine.core.state.leases``)."""
 
-    async def remove_participant(self, room: str, sid: str) -> Participant | None: ...
+    async def remove_participant(self, room: str, sid: str) -> Participant | None:
+        """Remove the participant and its lease."""
 
     async def get_participant(self, room: str, sid: str) -> Participant | None: ...
 
@@ -84,6 +90,9 @@ class MemoryRoomStore:
         self._relays: dict[str, set[str]] = defaultdict(set)
         self._knocks: dict[str, dict[str, str]] = defaultdict(dict)
         self._seq: dict[str, int] = defaultdict(int)
+        # room -> sid -> monotonic deadline of the participant's lease; ``MemoryParticipantLeases`` renews and
+        # expires them (one process: nothing to be atomic against between two awaits)
+        self.leases: dict[str, dict[str, float]] = defaultdict(dict)
 
     async def create_room(self, room: Room) -> bool:
         if room.name in self._rooms:
@@ -108,19 +117,25 @@ class MemoryRoomStore:
         self._participants.pop(name, None)
         self._tracks.pop(name, None)
         self._seq.pop(name, None)
+        self.leases.pop(name, None)
         return self._rooms.pop(name, None)
 
-    async def add_participant(self, room: str, participant: Participant, max_participants: int) -> JoinOutcome:
+    async def add_participant(
+        self, room: str, participant: Participant, max_participants: int, lease_s: float = LEASE_S
+    ) -> JoinOutcome:
         members = self._participants[room]
         replaced = next((p for p in members.values() if p.identity == participant.identity), None)
         if replaced is None and len(members) >= max_participants:
             raise VitrineError(ErrorCode.ROOM_FULL, "the room is full")
         if replaced is not None:
             del members[replaced.sid]
+            self.leases[room].pop(replaced.sid, None)
         members[participant.sid] = participant.model_copy()
+        self.leases[room][participant.sid] = time.monotonic() + lease_s
         return JoinOutcome(replaced=replaced)
 
     async def remove_participant(self, room: str, sid: str) -> Participant | None:
+        self.leases.get(room, {}).pop(sid, None)
         return self._participants.get(room, {}).pop(sid, None)
 
     async def get_participant(self, room: str, sid: str) -> Participant | None:
@@ -167,22 +182,29 @@ class MemoryRoomStore:
         return self._seq.get(room, 0)
 
 
-# KEYS: participants, identities. ARGV: sid, identity, participant JSON, max. Returns {'full'} or
-# {'ok', replaced JSON or ''}; an identity entry whose sid is gone counts as no session.
+# KEYS: participants, identities, leases. ARGV: sid, identity, participant JSON, max, lease ms. Returns {'full'} or
+# {'ok', replaced JSON or ''}; an identity entry whose sid is gone counts as no session. The lease runs from the
+# Redis server's clock, so nodes' clocks never meet.
 _ADD_PARTICIPANT = """
 local old_sid = redis.call('HGET', KEYS[2], ARGV[2])
 local old = false
 if old_sid then old = redis.call('HGET', KEYS[1], old_sid) end
 if not old and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then return {'full'} end
-if old then redis.call('HDEL', KEYS[1], old_sid) end
+if old then
+  redis.call('HDEL', KEYS[1], old_sid)
+  redis.call('ZREM', KEYS[3], old_sid)
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
+local now = redis.call('TIME')
+redis.call('ZADD', KEYS[3], now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[5]), ARGV[1])
 return {'ok', old or ''}
 """
 
-# KEYS: participants, identities. ARGV: sid. Drops the identity entry only if it still
-# points at this sid (a newer session of the same identity keeps its own).
+# KEYS: participants, identities, leases. ARGV: sid. Drops the identity entry only if it still
+# points at this sid (a newer session of the same identity keeps its own), and the sid's lease.
 _REMOVE_PARTICIPANT = """
+redis.call('ZREM', KEYS[3], ARGV[1])
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return false end
 redis.call('HDEL', KEYS[1], ARGV[1])
@@ -245,17 +267,25 @@ class RedisRoomStore:
             raw, _ = await pipe.execute()
         return load_model(Room, raw)
 
-    async def add_participant(self, room: str, participant: Participant, max_participants: int) -> JoinOutcome:
+    async def add_participant(
+        self, room: str, participant: Participant, max_participants: int, lease_s: float = LEASE_S
+    ) -> JoinOutcome:
         result = await self._add_participant(
-            keys=[keys.participants_key(room), keys.identities_key(room)],
-            args=[participant.sid, participant.identity, participant.model_dump_json(), max_participants],
+            keys=[keys.participants_key(room), keys.identities_key(room), keys.leases_key(room)],
+            args=[
+                participant.sid,
+                participant.identity,
+                participant.model_dump_json(),
+                max_participants,
+                lease_ms(lease_s),
+            ],
         )
         if result[0] == "full":
             raise VitrineError(ErrorCode.ROOM_FULL, "the room is full")
         return JoinOutcome(replaced=load_model(Participant, result[1]))
 
     async def remove_participant(self, room: str, sid: str) -> Participant | None:
-        room_keys = [keys.participants_key(room), keys.identities_key(room)]
+        room_keys = [keys.participants_key(room), keys.identities_key(room), keys.leases_key(room)]
         return load_model(Participant, await self._remove_participant(keys=room_keys, args=[sid]))
 
     async def get_participant(self, room: str, sid: str) -> Participant | None:

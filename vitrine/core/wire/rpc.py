@@ -318,8 +318,19 @@ class PeerGone(PushTo):
     reason: GoneReason
 
 
+class JoinQueued(PushTo):
+    """The participant's join waits in the worker's line for a handshake slot (``media/admission.py``), at
+    ``position``; sent as it enters the line and again at least every ``again_s`` while it waits. The node's
+    worker link tells the joiner's session (``queued``), and over Redis keeps waiting for the join's reply while
+    these come."""
+
+    type: Literal["queued"] = "queued"
+    position: int = Field(ge=1)
+    again_s: float = Field(gt=0)
+
+
 # What a worker sends unasked, each kind with its one body; signaling ``match``es on the type.
-WorkerPush = Annotated[PeerOffer | ArtifactStored | PeerGone, Field(discriminator="type")]
+WorkerPush = Annotated[PeerOffer | ArtifactStored | PeerGone | JoinQueued, Field(discriminator="type")]
 # Who takes a worker's pushes: the worker sends through one, the node's worker link hands them to one.
 PushHandler = Callable[[WorkerPush], Awaitable[None]]
 

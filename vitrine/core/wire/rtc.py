@@ -135,6 +135,13 @@ class HistoryRequest(Strict):
     limit: int = Field(default=50, ge=1, le=200)
 
 
+class ResyncRequest(Strict):
+    """The client saw a gap in the room events' ``seq`` (an event lost on the way), or ``seq`` going back (the
+    numbering restarted): it asks for the room as it is now, ``resync``, instead of guessing what it missed."""
+
+    type: Literal["resync"]
+
+
 ClientMessage = Annotated[
     JoinMessage
     | OfferMessage
@@ -146,6 +153,7 @@ ClientMessage = Annotated[
     | PingMessage
     | ChatSendMessage
     | HistoryRequest
+    | ResyncRequest
     | ReactMessage
     | ModerateMessage
     | ProductMessage
@@ -201,6 +209,17 @@ class WaitingMessage(Strict):
     type: Literal["waiting"] = "waiting"
     knock: str
     ice_servers: list[IceServer] = Field(default_factory=list)
+
+
+class QueuedMessage(Strict):
+    """To a joiner whose media worker is busy with other joins' handshakes (``media/admission.py``): the join
+    waits its turn, first come first served, and ``joined`` follows. ``position`` is its place in the worker's
+    line (1: next); it comes as the join enters the line and again every few seconds while it waits. The
+    client's join timeout should count from ``joined``, when the worker starts the handshake, or from the last
+    ``queued``."""
+
+    type: Literal["queued"] = "queued"
+    position: int = Field(ge=1)
 
 
 class LogEntry(Strict):
@@ -273,6 +292,21 @@ class RoomEvent(Strict):
     track: Track | None = None
 
 
+class ResyncMessage(Strict):
+    """The answer to ``resync``: the room's state as ``joined`` reports it, read now. The client replaces what it
+    knows with it (announcing the joins, leaves and track changes the gap hid), then applies the events after
+    ``seq``; any event at or before ``seq`` is already in it. ``log_seq`` is the log's newest seq: ``history``
+    fills a gap in the log, which ``live`` (a show's state now) has caught up with."""
+
+    type: Literal["resync"] = "resync"
+    participants: list[ParticipantView]
+    tracks: list[Track]
+    seq: int
+    log_seq: int = 0
+    live: LiveState | None = None
+    knocks: list[Knock] = Field(default_factory=list)  # to room admins: who waits to be admitted
+
+
 class PongMessage(Strict):
     type: Literal["pong"] = "pong"
     ts: int | None = None
@@ -303,6 +337,7 @@ ServerMessage = (
     | ServerAnswerMessage
     | ServerCandidateMessage
     | RoomEvent
+    | ResyncMessage
     | PongMessage
     | ErrorMessage
     | LeaveNotice
@@ -311,6 +346,7 @@ ServerMessage = (
     | LiveStats
     | KnockPush
     | WaitingMessage
+    | QueuedMessage
 )
 
 _client_adapter: TypeAdapter[Any] = TypeAdapter(ClientMessage)
