@@ -19,7 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from fastapi import WebSocket
 
@@ -32,10 +32,11 @@ from signaling.socket_session import CLOSE_POLICY, CLOSE_TRY_AGAIN, SocketSessio
 from vitrine.core.auth import JoinClaims, verify_token
 from vitrine.core.config import Settings
 from vitrine.core.errors import ErrorCode, VitrineError
-from vitrine.core.models import ParticipantView, Room
+from vitrine.core.models import ParticipantView, Room, Track
 from vitrine.core.tasks import TaskSet
 from vitrine.core.text import TokenBucket
 from vitrine.core.turn import ice_servers_for
+from vitrine.core.wire.live import LiveState
 from vitrine.core.wire.rpc import (
     AnswerCommand,
     CandidateCommand,
@@ -84,6 +85,17 @@ logger = logging.getLogger(__name__)
 CHAT_BURST, CHAT_PER_S = 5, 1.0  # a viewer may say five things at once, then one a second
 RESYNC_BURST, RESYNC_PER_S = 3, 0.2  # a client that lost events may resync three times at once, then every 5 s
 CHAT_REORDER_WAIT_S = 1.0
+
+
+class RoomNow(TypedDict):
+    """The room's state as ``joined`` and ``resync`` both carry it."""
+
+    participants: list[ParticipantView]
+    tracks: list[Track]
+    seq: int
+    log_seq: int
+    live: LiveState | None
+    knocks: list[Knock]
 
 
 class Phase(StrEnum):
@@ -371,20 +383,7 @@ class RtcSession(SocketSession):
         holds). Rate-limited: each answer reads the whole room."""
         if not self._resyncs.take():
             raise VitrineError(ErrorCode.RATE_LIMITED, "slow down: too many resyncs")
-        admission = self._joined
-        room = admission.room.name
-        participants, tracks, seq = await self.rooms.snapshot(room)
-        extras = await self.rooms.policies.policy_for(admission.room.kind).joined_extras(room)
-        self.send(
-            ResyncMessage(
-                participants=[ParticipantView.of(p) for p in participants],
-                tracks=tracks,
-                seq=seq,
-                log_seq=await self.rooms.state.records.roomlog.last_seq(room),
-                live=extras.live,
-                knocks=await self.rooms.knocks(room) if self.room_admin else [],  # not where the product answers
-            )
-        )
+        self.send(ResyncMessage(**await self._room_now(self._joined.room)))
 
     async def _admit(self, message: AdmitMessage) -> None:
         admission = self._joined
@@ -436,25 +435,17 @@ class RtcSession(SocketSession):
         room, participant = admission.room, admission.participant
         policy = self.rooms.policies.policy_for(room.kind)
         await self.hub.attach(room.name, participant.sid, self)
-        participants, tracks, seq = await self.rooms.snapshot(room.name)
-        log_seq = await self.rooms.state.records.roomlog.last_seq(room.name)
-        extras = await policy.joined_extras(room.name)
-        knocks = await self.rooms.knocks(room.name) if self.room_admin else []
+        now = await self._room_now(room)
         self.send(
             JoinedMessage(
                 room=room,
                 participant=ParticipantView.of(participant),
                 grants=participant.grants,
-                participants=[ParticipantView.of(p) for p in participants],
-                tracks=tracks,
                 ice_servers=ice_servers_for(self.settings, participant.identity),
-                seq=seq,
-                log_seq=log_seq,
-                live=extras.live,
-                knocks=knocks,
+                **now,
             )
         )
-        self._snapshot_seq, self._log_seq = seq, log_seq
+        self._snapshot_seq, self._log_seq = now["seq"], now["log_seq"]
         for event in self._early_events:
             await self.on_event(event)
         self._early_events.clear()
@@ -465,6 +456,19 @@ class RtcSession(SocketSession):
             self.send(admission.reply.offer)
         METRICS.joins.inc()
         await policy.joined(admission, knocked=prejoin is not None)
+
+    async def _room_now(self, room: Room) -> RoomNow:
+        """What ``joined`` and ``resync`` say of the room, read now: one reading for both, so they never differ."""
+        participants, tracks, seq = await self.rooms.snapshot(room.name)
+        extras = await self.rooms.policies.policy_for(room.kind).joined_extras(room.name)
+        return RoomNow(
+            participants=[ParticipantView.of(p) for p in participants],
+            tracks=tracks,
+            seq=seq,
+            log_seq=await self.rooms.state.records.roomlog.last_seq(room.name),
+            live=extras.live,
+            knocks=await self.rooms.knocks(room.name) if self.room_admin else [],  # not where the product answers
+        )
 
     async def _queued(self, position: int) -> None:
         """The room's worker is busy with other joins' handshakes: this one waits its turn (``joined`` follows)."""
