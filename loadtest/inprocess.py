@@ -45,6 +45,9 @@ def make_settings(**overrides: Any) -> Settings:
         "rtc_interfaces": ["127.0.0.1"],
         "worker_heartbeat_s": 0.5,
         "worker_ttl_s": 2.0,
+        # The worker runs in this process, where tests and in-process benchmarks read it (``runtime.media_worker``);
+        # worker processes (`vitrine serve`'s default) are served by ``serve_app(media_workers=N)``.
+        "media_workers": 0,
         "webhook_allowed_networks": ["127.0.0.0/8", "::1/128"],  # local webhook receivers
     }
     for folder in ("recordings_dir", "evidence_dir", "data_dir"):

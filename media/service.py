@@ -1,4 +1,6 @@
-"""Run a MediaWorker: register it with a heartbeat and, when scaled, serve RPC and send its pushes over Redis."""
+"""Run a MediaWorker: register it with a heartbeat and, outside the server's own process, serve RPC and send its
+pushes over the event bus (Redis in a scaled deployment; the parent's, through the bridge, in a worker process of
+``vitrine serve``: ``vitrine/core/state/bridged.py``)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from typing import Protocol
 
 from media.drain import Drain
 from media.worker import MediaWorker
@@ -13,23 +16,41 @@ from vitrine.core import logs
 from vitrine.core.config import Settings
 from vitrine.core.errors import ErrorCode, VitrineError
 from vitrine.core.models import Participant, Room
-from vitrine.core.state import Coordination, keys
-from vitrine.core.state.bus import Subscription, publish_until_heard
-from vitrine.core.state.epoch import EpochWatch
+from vitrine.core.state import keys
+from vitrine.core.state.bus import EventBus, Subscription, publish_until_heard
+from vitrine.core.state.epoch import EpochStore, EpochWatch
+from vitrine.core.state.nodes import WorkerRegistry
 from vitrine.core.tasks import TaskSet
 from vitrine.core.wire.rpc import AckRequest, ArtifactStored, PushAck, RpcRequest, RpcResponse, Unconfirmed, WorkerPush
 
 logger = logging.getLogger(__name__)
 
 
+class WorkerCoordination(Protocol):
+    """What a worker uses of coordination: the bus (RPC in, pushes out), its registration, the epoch."""
+
+    @property
+    def bus(self) -> EventBus: ...
+
+    @property
+    def nodes(self) -> WorkerRegistry: ...
+
+    @property
+    def epoch(self) -> EpochStore: ...
+
+
 class WorkerService:
     def __init__(
-        self, settings: Settings, coordination: Coordination, worker: MediaWorker, pusher: RedisPusher | None = None
+        self,
+        settings: Settings,
+        coordination: WorkerCoordination,
+        worker: MediaWorker,
+        pusher: BusPusher | None = None,
     ) -> None:
         self.settings = settings
         self.coordination = coordination
         self.worker = worker
-        self.pusher = pusher  # the worker's pushes over Redis; None when they are direct calls (embedded)
+        self.pusher = pusher  # the worker's pushes over the bus; None when they are direct calls (in-process)
         self._epoch = EpochWatch(coordination.epoch)
         self._heartbeat: asyncio.Task[None] | None = None
         self._rpc: Subscription | None = None
@@ -102,7 +123,7 @@ def _bind_log_context(command: object) -> None:
     )
 
 
-class RedisPusher:
+class BusPusher:
     """What the worker starts itself, routed to the signaling node that holds the participant's socket.
 
     An offer or a gone peer is fire-and-forget. An evidence file waits for the node's answer that it is in
@@ -110,7 +131,7 @@ class RedisPusher:
     ``stored`` only then, as it does embedded. A refusal raises its typed error (the file is removed); no answer in time
     raises ``Unconfirmed`` (the file is kept: it may have been recorded)."""
 
-    def __init__(self, coordination: Coordination, worker_id: str, timeout_s: float) -> None:
+    def __init__(self, coordination: WorkerCoordination, worker_id: str, timeout_s: float) -> None:
         self.bus = coordination.bus
         self.timeout_s = timeout_s
         self._acks = keys.worker_acks_channel(worker_id)

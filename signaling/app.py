@@ -21,9 +21,10 @@ from signaling.inspect import console_routes as inspect_console
 from signaling.inspect import routes as inspect
 from signaling.live import media_routes as live_media
 from signaling.live import routes as live
+from signaling.local_media import LocalMedia
 from signaling.openapi import install_api_contract
 from signaling.routes import health, rooms, rtc, shops, tokens, whip, workers
-from signaling.runtime import LocalMedia, start_runtime
+from signaling.runtime import start_runtime
 from vitrine import __version__
 from vitrine.core.config import Settings
 from vitrine.core.errors import ErrorCode, VitrineError

@@ -16,8 +16,8 @@ from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
-from media.worker import MediaWorker
 from signaling.hub import SessionHub
+from signaling.local_media import RunningMedia
 from signaling.rooms import RoomService
 from signaling.state import State
 from signaling.worker_link import WorkerLink
@@ -78,10 +78,10 @@ def _link(connection: HTTPConnection) -> WorkerLink:
     return link
 
 
-def _media_worker(connection: HTTPConnection) -> MediaWorker | None:
-    """The media worker in this process, if one runs here."""
-    worker: MediaWorker | None = runtime_of(connection).media_worker
-    return worker
+def _local_media(connection: HTTPConnection) -> RunningMedia | None:
+    """The media workers this server started itself (in its process, or worker processes), if it did."""
+    media: RunningMedia | None = runtime_of(connection).worker
+    return media
 
 
 ShopDeletion = Callable[[str], Awaitable[Shop | None]]
@@ -98,7 +98,7 @@ StateDep = Annotated[State, Depends(runtime_part("state", State))]
 RoomsDep = Annotated[RoomService, Depends(runtime_part("rooms", RoomService))]
 HubDep = Annotated[SessionHub, Depends(runtime_part("hub", SessionHub))]
 LinkDep = Annotated[WorkerLink, Depends(_link)]
-MediaWorkerDep = Annotated[MediaWorker | None, Depends(_media_worker)]
+LocalMediaDep = Annotated[RunningMedia | None, Depends(_local_media)]
 ShopDeletionDep = Annotated[ShopDeletion, Depends(_shop_deletion)]
 
 

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.registry import Collector
 
 from media.metrics import MediaCollector
-from vitrine.core.metrics import exposition
+from vitrine.core.metrics import Scraped, exposition
 
 if TYPE_CHECKING:
     from media.worker import MediaWorker
@@ -78,8 +79,10 @@ class Metrics:
 METRICS = Metrics()
 
 
-def render(node: str, worker: MediaWorker | None) -> bytes:
-    """This process's ``/metrics``: signaling's families, the in-process media worker's (embedded), the process's."""
-    if worker is None:
-        return exposition(node, METRICS.registry)
-    return exposition(node, METRICS.registry, MediaCollector(worker))
+def render(node: str, worker: MediaWorker | None, worker_processes: list[str]) -> bytes:
+    """This process's ``/metrics``: signaling's families, the process's, and its media workers': the one in this
+    process, or those of its worker processes (their Prometheus text, each labelled with its own node)."""
+    sources: list[Collector] = [METRICS.registry, Scraped(worker_processes)]
+    if worker is not None:
+        sources.append(MediaCollector(worker))
+    return exposition(node, *sources)

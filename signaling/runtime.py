@@ -12,11 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import assert_never
 
-from media.service import WorkerService
 from media.worker import MediaWorker
 from signaling.consult.policy import ConsultPolicy
 from signaling.consult.service import ConsultService
@@ -28,6 +26,7 @@ from signaling.inspect.sessions import InspectionService
 from signaling.live.actions import LiveActions
 from signaling.live.policy import LivePolicy
 from signaling.live.shows import ShowService
+from signaling.local_media import LocalMedia, RunningMedia
 from signaling.placement import worker_alive
 from signaling.policy import Policies
 from signaling.recordings import RecordingFiles
@@ -35,7 +34,7 @@ from signaling.records import Records, open_records
 from signaling.rooms import RoomService
 from signaling.state import State, open_state
 from signaling.webhooks import WebhookDispatcher
-from signaling.worker_link import LocalWorkerLink, RedisWorkerLink, WorkerLink
+from signaling.worker_link import BusWorkerLink, LocalWorkerLink, WorkerLink
 from vitrine.core.config import Settings
 from vitrine.core.shops import Shop
 from vitrine.core.state.epoch import EpochWatch
@@ -46,9 +45,6 @@ logger = logging.getLogger(__name__)
 
 REGISTRATION_POLL_S = 0.05
 LEASE_SWEEP_LOCK = "leases"  # taken for one renewal period and never released: one sweep per period, cluster-wide
-
-LocalMedia = Callable[[Settings, State, "WorkerLink"], Awaitable[WorkerService]]
-"""Starts a media worker in this process, given what it shares with signaling, and returns it started."""
 
 
 @dataclass
@@ -66,7 +62,7 @@ class Runtime:
     cases: CaseService
     inspections: InspectionService
     evidence: EvidenceService
-    worker: WorkerService | None = None
+    worker: RunningMedia | None = None
     _watchdog: asyncio.Task[None] | None = field(default=None, repr=False)
     _leases: asyncio.Task[None] | None = field(default=None, repr=False)
     _gone: TaskSet = field(default_factory=TaskSet, repr=False)  # leaves of participants whose peer is gone
@@ -199,10 +195,10 @@ async def start_runtime(settings: Settings, local_media: LocalMedia | None = Non
     state = await open_state(settings, records)
     hub = SessionHub(state.bus)
     link: WorkerLink
-    if settings.redis_url:
-        redis_link = RedisWorkerLink(state.bus, settings.node_id, settings.worker_rpc_timeout_s)
-        await redis_link.start()
-        link = redis_link
+    if settings.redis_url or (local_media is not None and local_media.over_bus):
+        bus_link = BusWorkerLink(state.bus, settings.node_id, settings.worker_rpc_timeout_s)
+        await bus_link.start()
+        link = bus_link
     else:
         link = LocalWorkerLink()
     policies = Policies()
@@ -237,7 +233,7 @@ async def start_runtime(settings: Settings, local_media: LocalMedia | None = Non
     await runtime.live.start()
     runtime.consult.start()
     if local_media is not None:
-        runtime.worker = await local_media(settings, state, link)
+        runtime.worker = await local_media.start(settings, state, link)
     runtime._watchdog = asyncio.create_task(runtime._watch_workers())
     runtime._leases = asyncio.create_task(runtime._keep_leases())
     return runtime

@@ -123,7 +123,7 @@ class LocalWorkerLink(QueueListeners):
         return None
 
 
-class RedisWorkerLink(QueueListeners):
+class BusWorkerLink(QueueListeners):
     """Request/response over the event bus: requests to a worker's channel, replies to this node's inbox."""
 
     def __init__(self, bus: EventBus, node_id: str, timeout_s: float) -> None:

@@ -1,7 +1,7 @@
 """Scaled mode: a photo is ``stored`` only once signaling has recorded it, over a real Redis.
 
-The worker's pushes go through ``media.service.RedisPusher`` and arrive at a signaling node's
-``RedisWorkerLink``, as with separate processes. The node's push handler stands in for
+The worker's pushes go through ``media.service.BusPusher`` and arrive at a signaling node's
+``BusWorkerLink``, as with separate processes. The node's push handler stands in for
 ``Runtime.on_push`` (which commits the artifact to the case): the tests control when, and whether, it
 succeeds, and check what the phone hears and what stays on disk.
 """
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from media.service import RedisPusher
-from signaling.worker_link import RedisWorkerLink
+from media.service import BusPusher
+from signaling.worker_link import BusWorkerLink
 from tests.evidence_helpers import Evidence, buyer_with_channel, leftovers, photo
 from tests.worker_harness import Harness
 from vitrine.core.errors import ErrorCode, VitrineError
@@ -30,7 +30,7 @@ ArtifactHandler = Callable[[ArtifactStored], Awaitable[None]]
 class ScaledHarness:
     """A worker whose pushes cross Redis to a signaling node; ``on_artifact`` is that node's recording step."""
 
-    def __init__(self, harness: Harness, link: RedisWorkerLink) -> None:
+    def __init__(self, harness: Harness, link: BusWorkerLink) -> None:
         self.harness, self.link = harness, link
         self.events: list[str] = []  # what happened, in order: "recorded", "stored" (the phone's reply), ...
         self.on_artifact: ArtifactHandler = self._record
@@ -56,8 +56,8 @@ async def scaled(tmp_path: Path, redis_db_url: str) -> AsyncIterator[ScaledHarne
     harness = Harness(tmp_path)
     settings = harness.settings.model_copy(update={"redis_url": redis_db_url})
     coordination = await open_coordination(settings)
-    link = RedisWorkerLink(coordination.bus, "node-test", timeout_s=10.0)
-    pusher = RedisPusher(coordination, harness.worker.id, timeout_s=2.0)
+    link = BusWorkerLink(coordination.bus, "node-test", timeout_s=10.0)
+    pusher = BusPusher(coordination, harness.worker.id, timeout_s=2.0)
     running = ScaledHarness(harness, link)
     link.on_push(running.node_push)
     await link.start()

@@ -44,6 +44,7 @@ async def test_json_logs_carry_request_room_and_participant(tmp_path: Path) -> N
         "VITRINE_API_SECRET": TEST_SECRET,
         "VITRINE_LOG_FORMAT": "json",
         "VITRINE_NODE_ID": "node-logs",
+        "VITRINE_MEDIA_WORKERS": "2",
         "VITRINE_RTC_INTERFACES": "127.0.0.1",
         "VITRINE_DATA_DIR": str(tmp_path / "data"),
         "VITRINE_EVIDENCE_DIR": str(tmp_path / "evidence"),
@@ -68,7 +69,7 @@ async def test_json_logs_carry_request_room_and_participant(tmp_path: Path) -> N
         group.stop()
         records = list(json_lines(group.output()))
 
-    assert {r["node"] for r in records} == {"node-logs"}
+    assert {r["node"] for r in records} == {"node-logs", "node-logs-0", "node-logs-1"}  # the worker processes' too
     output = group.output()
     for secret in (TEST_SECRET, URL_SECRET, join_token):
         assert secret not in output

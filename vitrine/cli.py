@@ -14,7 +14,8 @@ from pydantic import ValidationError
 from vitrine.core.config import InsecureSettingsError, Settings
 
 if TYPE_CHECKING:
-    from media.service import WorkerService
+    from media.service import WorkerCoordination, WorkerService
+    from vitrine.core.state.bridged import Bridge
     from vitrine.embedded import Mode
 
 
@@ -80,6 +81,9 @@ def cmd_signaling(args: argparse.Namespace) -> None:
 
 
 def cmd_media(args: argparse.Namespace) -> None:
+    if args.bridge is not None:  # started by `vitrine serve`: settings and coordination come from it
+        asyncio.run(_run_bridged_media(args.bridge, args.slot))
+        return
     settings = _settings()
     if not settings.redis_url:
         sys.exit("vitrine media: VITRINE_REDIS_URL is required")
@@ -88,33 +92,58 @@ def cmd_media(args: argparse.Namespace) -> None:
 
 
 async def _run_media(settings: Settings) -> None:
-    from media import taps
-    from media.metrics import serve_worker_metrics
-    from media.service import RedisPusher, WorkerService
-    from media.worker import MediaWorker
     from vitrine.core.state import open_coordination
 
-    if (note := taps.loopback_only_warning(settings.rtc_interfaces)) is not None:
-        logging.getLogger("vitrine").warning(note)
     coordination = await open_coordination(settings)
+    try:
+        await _serve_media(settings, coordination)
+    finally:
+        await coordination.close()
+
+
+async def _run_bridged_media(path: str, slot: int) -> None:
+    """A worker process of `vitrine serve` (``vitrine/worker_pool.py``): its coordination is its parent's, lent
+    over the bridge, and it stops when the parent goes."""
+    from vitrine.core.state.bridged import open_bridge
+
+    bridge = await open_bridge(path)
+    try:
+        settings = Settings.model_validate(await bridge.welcome(slot))
+        _configure_logging(settings)
+        await _serve_media(settings, bridge.coordination, bridge)
+    finally:
+        await bridge.close()
+
+
+async def _serve_media(settings: Settings, coordination: WorkerCoordination, bridge: Bridge | None = None) -> None:
+    from media import taps
+    from media.metrics import MediaCollector, serve_worker_metrics
+    from media.service import BusPusher, WorkerService
+    from media.worker import MediaWorker
+    from vitrine.core.metrics import exposition
+
+    if (note := taps.loopback_only_warning(settings.rtc_interfaces)) is not None and bridge is None:
+        logging.getLogger("vitrine").warning(note)  # a bridged worker's parent warned once for all of them
     worker_id = f"{settings.node_id}-media"
-    pusher = RedisPusher(coordination, worker_id, settings.worker_rpc_timeout_s)
+    pusher = BusPusher(coordination, worker_id, settings.worker_rpc_timeout_s)
     worker = MediaWorker(settings, worker_id=worker_id, push=pusher.push)
     service = WorkerService(settings, coordination, worker, pusher)
     await service.start(serve_rpc=True)
     metrics = await serve_worker_metrics(worker, settings.node_id, settings.host, settings.worker_metrics_port)
+    if bridge is not None:
+        collector = MediaCollector(worker)
+        bridge.exposition = lambda: exposition(settings.node_id, collector)  # the parent's /metrics shows it
     logging.getLogger("vitrine").info("media worker %s ready", worker.id)
     try:
-        await _until_drained(service)
+        await _until_drained(service, bridge.closed if bridge is not None else None)
     finally:
         if metrics is not None:
             await metrics.close()
-    await coordination.close()
 
 
-async def _until_drained(service: WorkerService) -> None:
+async def _until_drained(service: WorkerService, parent_gone: asyncio.Event | None) -> None:
     """Serve until the worker has drained (``media/drain.py``): a SIGTERM or an operator's drain request starts
-    it. A second SIGTERM, or SIGINT, stops at once."""
+    it. A second SIGTERM, SIGINT, or the loss of the parent that started it (``parent_gone``) stops at once."""
     from vitrine.core.state.nodes import WorkerState
 
     at_once = asyncio.Event()
@@ -128,10 +157,10 @@ async def _until_drained(service: WorkerService) -> None:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, on_sigterm)
     loop.add_signal_handler(signal.SIGINT, at_once.set)
-    drained, hurried = asyncio.create_task(service.drain.stopped.wait()), asyncio.create_task(at_once.wait())
-    await asyncio.wait([drained, hurried], return_when=asyncio.FIRST_COMPLETED)
-    drained.cancel()
-    hurried.cancel()
+    waits = [asyncio.create_task(event.wait()) for event in (service.drain.stopped, at_once, parent_gone) if event]
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for wait in waits:
+        wait.cancel()
     if not service.drain.stopped.is_set():
         await service.drain.stop_now()
 
@@ -244,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     sig.set_defaults(func=cmd_signaling)
 
     media = sub.add_parser("media", help="a media worker of a scaled deployment (needs VITRINE_REDIS_URL)")
+    # How `vitrine serve` starts its worker processes (vitrine/worker_pool.py); not for operators.
+    media.add_argument("--bridge", metavar="SOCKET", help=argparse.SUPPRESS)
+    media.add_argument("--slot", type=int, default=0, help=argparse.SUPPRESS)
     media.set_defaults(func=cmd_media)
 
     token = sub.add_parser("token", help="print a join token on stdout")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from signaling.deps import MediaWorkerDep, SettingsDep, StateDep
+from signaling.deps import LocalMediaDep, SettingsDep, StateDep
 from signaling.metrics import render
 from signaling.placement import can_place
 from vitrine.core.metrics import CONTENT_TYPE
@@ -21,5 +21,7 @@ async def healthz(state: StateDep, response: Response) -> dict[str, str]:
 
 
 @router.get("/metrics", summary="Prometheus metrics of this process, labelled with its node", response_class=Response)
-async def metrics(settings: SettingsDep, worker: MediaWorkerDep) -> Response:
-    return Response(render(settings.node_id, worker), media_type=CONTENT_TYPE)
+async def metrics(settings: SettingsDep, media: LocalMediaDep) -> Response:
+    if media is None:
+        return Response(render(settings.node_id, None, []), media_type=CONTENT_TYPE)
+    return Response(render(settings.node_id, media.worker, await media.worker_metrics()), media_type=CONTENT_TYPE)

@@ -7,6 +7,7 @@ configuration here, so a deployment is described by one set of variables.
 from __future__ import annotations
 
 import ipaddress
+import os
 import secrets
 from typing import Annotated, Literal
 
@@ -28,6 +29,9 @@ class IceServer(BaseModel):
 
 class InsecureSettingsError(RuntimeError):
     """Raised when a server would start with a missing or placeholder secret."""
+
+
+WORKER_NEVER_USES = {"api_secret", "database_url"}  # kept from `vitrine serve`'s worker processes
 
 
 class Settings(BaseSettings):
@@ -224,6 +228,15 @@ class Settings(BaseSettings):
         " ...) are refused here",
     )
 
+    media_workers: int | Literal["auto"] = Field(
+        default="auto",
+        description="media worker processes `vitrine serve` runs beside signaling, each on a core of its own: `auto`"
+        " (one per core this process may use), a number, or `0` for one worker inside the server's process."
+        " Calls are placed on the least loaded, and a live show's viewers are spread over all of them. They need"
+        " no Redis: `vitrine serve` lends them its own coordination over a private Unix socket, and starts a"
+        " worker again if one dies",
+    )
+
     # Scaled mode.
     node_id: str = Field(
         default_factory=lambda: "node-" + secrets.token_hex(4),
@@ -400,6 +413,29 @@ class Settings(BaseSettings):
             # A server only reachable on loopback offers media on loopback too.
             self.rtc_interfaces = ["127.0.0.1"]
         return self
+
+    @field_validator("media_workers")
+    @classmethod
+    def _workers(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 0:
+            raise ValueError("VITRINE_MEDIA_WORKERS is `auto`, 0 or more")
+        return value
+
+    def worker_processes(self) -> int:
+        """How many media worker processes `vitrine serve` runs (0: its worker is in its own process)."""
+        if self.media_workers == "auto":
+            return max(1, len(os.sched_getaffinity(0)))
+        return self.media_workers
+
+    def for_worker_process(self, node_id: str) -> dict[str, object]:
+        """These settings, as a worker process of `vitrine serve` runs with them (``Settings.model_validate`` takes
+        them back): its own node id, no metrics port (the server's ``/metrics`` shows its workers'), and without
+        the API secret and the database URL, which a media worker never uses."""
+        values = {
+            name: value.get_secret_value() if isinstance(value, SecretStr) else value
+            for name, value in self.model_dump(exclude=WORKER_NEVER_USES).items()
+        }
+        return {**values, "node_id": node_id, "worker_metrics_port": 0, "media_workers": 0}
 
     @property
     def secret_bytes(self) -> bytes:

@@ -115,6 +115,9 @@ def configure(level: str, fmt: LogFormat, node: str) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # aioice tells every candidate pair's every state at INFO: thousands of lines for a show's opening minute.
+    # Its warnings and errors stay; `debug` shows it all.
+    logging.getLogger("aioice").setLevel(logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING)
 
 
 # -- the HTTP and WebSocket boundary -------------------------------------------------------------------

@@ -64,7 +64,9 @@ def type_name(field: str, info: FieldInfo) -> str:
     if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
         annotation = args[0]
     origin = typing.get_origin(annotation)
-    if origin is typing.Literal:
+    if origin in (typing.Union, types.UnionType):  # a number or a word: `VITRINE_MEDIA_WORKERS`
+        name = " \\| ".join(type_name(field, FieldInfo(annotation=arg)) for arg in args)
+    elif origin is typing.Literal:
         name = " \\| ".join(f"`{choice}`" for choice in typing.get_args(annotation))
     elif origin is list:
         (item,) = typing.get_args(annotation)

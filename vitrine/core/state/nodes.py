@@ -47,10 +47,16 @@ class WorkerNode(Strict):
         return self.state == WorkerState.SERVING and not self.is_full()
 
 
-class NodeRegistry(Protocol):
+class WorkerRegistry(Protocol):
+    """What a worker does with the registry: announce itself with its load, and leave."""
+
     async def heartbeat(self, node: WorkerNode, ttl_s: float) -> None:
         """Record the worker's state; rooms placed on it before now are in ``node.rooms``."""
 
+    async def remove(self, worker_id: str) -> None: ...
+
+
+class NodeRegistry(WorkerRegistry, Protocol):
     async def place_on_least_loaded(self, workers: list[WorkerNode]) -> WorkerNode:
         """Pick the least loaded of ``workers`` and count the room on it, in one atomic step.
 
@@ -60,8 +66,6 @@ class NodeRegistry(Protocol):
 
     async def place_viewer(self, workers: list[WorkerNode]) -> WorkerNode:
         """The worker with the fewest participants (heartbeat plus viewers placed since), counting this one."""
-
-    async def remove(self, worker_id: str) -> None: ...
 
     async def get(self, worker_id: str) -> WorkerNode | None: ...
 
