@@ -20,7 +20,7 @@ import httpx
 from loadtest import netns, scenarios
 from loadtest.config import RunConfig
 from loadtest.scaled import ScaledDeployment
-from loadtest.server import API_KEY, ServerProcess, ServerStartError, proc_cpu_seconds, stop_process
+from loadtest.server import API_KEY, ServerProcess, ServerStartError, stop_process, tree_cpu_seconds
 from loadtest.worker import lifetime_s, worker_main
 
 READY_TIMEOUT_S = 90.0  # spawned workers import aiortc, numpy, av...
@@ -34,8 +34,9 @@ class HarnessError(RuntimeError):
 
 
 def _proc_cpu_seconds(pid: int) -> float | None:
+    """The server's CPU, its media worker processes' included (`vitrine serve` runs one per core)."""
     try:
-        return proc_cpu_seconds(pid)
+        return tree_cpu_seconds(pid)
     except (OSError, IndexError, ValueError):
         return None
 

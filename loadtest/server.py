@@ -56,6 +56,33 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (its children's children too)."""
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return found
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                children = [int(child) for child in f.read().split()]
+        except FileNotFoundError:
+            continue
+        for child in children:
+            found += [child, *descendants(child)]
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of a process and every live process below it: `vitrine serve` with its media worker processes."""
+    total = proc_cpu_seconds(pid)
+    for child in descendants(pid):
+        with contextlib.suppress(FileNotFoundError, IndexError, ValueError):
+            total += proc_cpu_seconds(child)
+    return total
+
+
 def stop_process(proc: Any, timeout: float = 15.0) -> None:
     """Wait for a multiprocessing child, then terminate, then kill."""
     if proc.pid is None:
@@ -71,7 +98,7 @@ def stop_process(proc: Any, timeout: float = 15.0) -> None:
 
 @dataclass
 class ServerProcess:
-    """Signaling plus the in-process media worker, with a throwaway secret and its own log file.
+    """``vitrine serve`` (signaling and its media workers), with a throwaway secret and its own log file.
 
     ``host`` is where it listens and gathers media candidates: loopback, or the host side of
     the harness's veth pair in kernel-impairment mode (``loadtest.netns``).
@@ -89,6 +116,7 @@ class ServerProcess:
     # Serve this checkout's code instead of the one the harness runs from (a benchmark's "before", from a
     # ``git worktree`` of an earlier commit, with the same virtualenv).
     source: Path | None = None
+    serve_workers: str | None = None  # `vitrine serve`'s ``VITRINE_MEDIA_WORKERS``; None: its default (one per core)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -104,6 +132,10 @@ class ServerProcess:
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
+
+    def cpu_seconds(self) -> float:
+        """The server's CPU so far, its media worker processes' included."""
+        return tree_cpu_seconds(self.pid)
 
     def env(self) -> dict[str, str]:
         return {
@@ -122,6 +154,7 @@ class ServerProcess:
             **({"VITRINE_REDIS_URL": self.redis_url} if self.redis_url else {}),
             **({"VITRINE_DATABASE_URL": self.database_url} if self.database_url else {}),
             **({"PYTHONPATH": str(self.source)} if self.source else {}),
+            **({"VITRINE_MEDIA_WORKERS": self.serve_workers} if self.serve_workers is not None else {}),
         }
 
     def start(self) -> None:

@@ -20,7 +20,7 @@ from vitrine.core.state import keys
 from vitrine.core.state.bus import EventBus, Subscription, publish_until_heard
 from vitrine.core.state.epoch import EpochStore, EpochWatch
 from vitrine.core.state.nodes import WorkerRegistry
-from vitrine.core.tasks import TaskSet
+from vitrine.core.tasks import Cadence, TaskSet
 from vitrine.core.wire.rpc import AckRequest, ArtifactStored, PushAck, RpcRequest, RpcResponse, Unconfirmed, WorkerPush
 
 logger = logging.getLogger(__name__)
@@ -75,8 +75,9 @@ class WorkerService:
         await self.coordination.nodes.heartbeat(self.worker.node(), self.settings.worker_ttl_s)
 
     async def _beat_forever(self) -> None:
+        cadence = Cadence(self.settings.worker_heartbeat_s)
         while True:
-            await asyncio.sleep(self.settings.worker_heartbeat_s)
+            await cadence.wait()
             try:
                 await self.beat()
             except Exception:

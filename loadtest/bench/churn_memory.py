@@ -71,7 +71,8 @@ async def _quiet(server: ServerProcess) -> None:
 
 async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     loopback_only()
-    server = ServerProcess(max_rooms=10_000, source=Path(args.source) if args.source else None)
+    # The worker in the server's process: one process's memory is the whole server's (VITRINE_MEDIA_WORKERS=0).
+    server = ServerProcess(max_rooms=10_000, source=Path(args.source) if args.source else None, serve_workers="0")
     server.start()
     samples: list[dict[str, Any]] = [{"joins": 0, "rss_mb": rss_mb(server.pid), "s": 0.0}]
     failures = 0

@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import websockets
 
-from loadtest.bench import API_KEY, ServerProcess, cdf_plot, machine_facts, proc_cpu_seconds, progress, publish, summary
+from loadtest.bench import API_KEY, ServerProcess, cdf_plot, machine_facts, progress, publish, summary
 from vitrine.core.shops import WEEKDAYS
 
 ALWAYS_OPEN = [{"day": day.value, "opens": "00:00", "closes": "24:00"} for day in WEEKDAYS]
@@ -75,7 +75,7 @@ async def _run(server: ServerProcess, args: argparse.Namespace) -> dict[str, Any
     await asyncio.sleep(0.5)  # let the logins settle before the clock starts
     sent: dict[str, float] = {}
     shoppers = []
-    cpu0 = proc_cpu_seconds(server.pid)
+    cpu0 = server.cpu_seconds()
     for i in range(args.shoppers):
         name = f"shopper-{i}"
         ws = await websockets.connect(base + "/v1/consult/shopper", additional_headers={"Origin": ORIGIN})
@@ -86,7 +86,7 @@ async def _run(server: ServerProcess, args: argparse.Namespace) -> dict[str, Any
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and any(len(c.seen) < min(args.shoppers, 50) for c in consoles):
         await asyncio.sleep(0.1)
-    cpu_ms = (proc_cpu_seconds(server.pid) - cpu0) * 1000
+    cpu_ms = (server.cpu_seconds() - cpu0) * 1000
     latencies = [
         (console.seen[name] - t0) * 1000 for name, t0 in sent.items() for console in consoles if name in console.seen
     ]

@@ -448,7 +448,8 @@ def summarize_raw_profile(path: Path, top: int = 40) -> tuple[list[tuple[str, fl
 
 async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"machine": machine_facts(), "config": vars(args).copy(), "steps": []}
-    server = ServerProcess(max_participants=args.max_subscribers + 20)
+    # One worker, in the server's process, as the figures in docs/benchmarks.md were taken (VITRINE_MEDIA_WORKERS=0).
+    server = ServerProcess(max_participants=args.max_subscribers + 20, serve_workers="0")
     publisher: Publisher | None = None
     hosts: list[SubscriberHost] = []
     hard_deadline = time.monotonic() + args.max_minutes * 60

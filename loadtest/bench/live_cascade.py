@@ -124,7 +124,8 @@ def _steady(samples: list[dict[str, Any]], viewers: int) -> dict[str, Any]:
 
 def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     redis.Redis.from_url(args.redis_url).flushdb()
-    server = ServerProcess(redis_url=args.redis_url, max_participants=args.viewers + 50)
+    # The origin worker in the server's process, the relays beside it (VITRINE_MEDIA_WORKERS=0).
+    server = ServerProcess(redis_url=args.redis_url, max_participants=args.viewers + 50, serve_workers="0")
     server.start()
     relays = _start_relays(server, args.relays)
     samples: list[dict[str, Any]] = []

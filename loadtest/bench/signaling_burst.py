@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import websockets
 
-from loadtest.bench import API_KEY, ServerProcess, machine_facts, mint, proc_cpu_seconds, progress, summary
+from loadtest.bench import API_KEY, ServerProcess, machine_facts, mint, progress, summary
 
 PUBLISH = [{"kind": "audio", "source": "microphone"}, {"kind": "video", "source": "camera"}]
 
@@ -54,9 +54,9 @@ async def _round(server: ServerProcess, clients: int, index: int) -> dict[str, A
         for i in range(clients)
     ]
     url = server.url.replace("http", "ws", 1) + "/v1/rtc"
-    cpu0 = proc_cpu_seconds(server.pid)
+    cpu0 = server.cpu_seconds()
     results = await asyncio.gather(*(_join(url, token) for token in tokens))
-    server_cpu_ms = (proc_cpu_seconds(server.pid) - cpu0) * 1000
+    server_cpu_ms = (server.cpu_seconds() - cpu0) * 1000
     with httpx.Client(base_url=server.url, auth=(API_KEY, server.secret)) as http:
         for room in rooms:
             http.delete(f"/v1/rooms/{room}")

@@ -37,3 +37,24 @@ class TaskSet:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class Cadence:
+    """Wakes a loop every ``period_s`` on a fixed beat: the time a beat's own work takes does not push the next
+    one later (a heartbeat that took 0.4 s of a 2 s period still comes every 2 s, where ``sleep(period)`` after the
+    work would come every 2.4 s and let a registration with a short TTL lapse). A loop stalled past whole periods
+    beats once at once and keeps the beat from there: missed beats are skipped, never bunched."""
+
+    def __init__(self, period_s: float) -> None:
+        self.period_s = period_s
+        self._next: float | None = None
+
+    def delay(self, now: float) -> float:
+        """How long to wait at ``now`` (loop time) for the next beat, which it then counts as taken."""
+        self._next = (now if self._next is None else self._next) + self.period_s
+        if self._next < now:
+            self._next = now
+        return self._next - now
+
+    async def wait(self) -> None:
+        await asyncio.sleep(self.delay(asyncio.get_running_loop().time()))
