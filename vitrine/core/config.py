@@ -424,7 +424,8 @@ class Settings(BaseSettings):
     def worker_processes(self) -> int:
         """How many media worker processes `vitrine serve` runs (0: its worker is in its own process)."""
         if self.media_workers == "auto":
-            return max(1, len(os.sched_getaffinity(0)))
+            usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+            return max(1, len(usable))
         return self.media_workers
 
     def for_worker_process(self, node_id: str) -> dict[str, object]:
