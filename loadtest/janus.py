@@ -42,11 +42,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.rtcconfiguration import RTCBundlePolicy
+from aiortc import MediaStreamTrack, RTCSessionDescription
 
 from loadtest.netns import KernelLink, open_link
 from loadtest.server import proc_cpu_seconds, stop_process, with_parent_death
+from loadtest.whip_client import ConnectionStages, client_peer_connection
 from media import taps
 
 VIDEOROOM = "janus.plugin.videoroom"
@@ -409,16 +409,12 @@ class _JanusPeer:
         self.room = room
         self.session = JanusSession(http)
         self.timeline = JanusTimeline()
-        taps.HandshakeAccelerator.install()
-        taps.LeanAiortc.install()
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
-        self._settled = asyncio.Event()  # connected, failed or closed
-        self.pc.on("iceconnectionstatechange", self._on_ice_state)
-        self.pc.on("connectionstatechange", self._on_connection_state)
+        self.pc = client_peer_connection()
+        self._stages = ConnectionStages(self.pc, self.timeline)
 
     async def wait_connected(self, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._settled.wait(), timeout)
+            await asyncio.wait_for(self._stages.settled.wait(), timeout)
         state = self.pc.connectionState
         if state in ("failed", "closed"):
             raise ConnectionError(f"janus peer connection {state}")
@@ -429,17 +425,6 @@ class _JanusPeer:
         """Destroy the Janus session (best effort), then close the peer connection."""
         await self.session.close()
         await self.pc.close()
-
-    def _on_ice_state(self) -> None:
-        if self.pc.iceConnectionState == "completed" and self.timeline.ice_connected is None:
-            self.timeline.ice_connected = time.perf_counter()
-
-    def _on_connection_state(self) -> None:
-        state = self.pc.connectionState
-        if state == "connected" and self.timeline.connected is None:
-            self.timeline.connected = time.perf_counter()
-        if state in ("connected", "failed", "closed"):
-            self._settled.set()
 
 
 class JanusPublisher(_JanusPeer):

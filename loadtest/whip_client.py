@@ -19,7 +19,7 @@ import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import httpx
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
@@ -49,6 +49,41 @@ class WhipTimeline:
     connected: float | None = None
 
 
+class StageTimes(Protocol):
+    ice_connected: float | None
+    connected: float | None
+
+
+def client_peer_connection() -> RTCPeerConnection:
+    """A harness client's peer connection: bundled, no ICE servers, with the client taps every harness peer uses
+    (a lossy link should not stall on this client's timers; one certificate per process)."""
+    taps.HandshakeAccelerator.install()
+    taps.LeanAiortc.install()
+    return RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+
+
+class ConnectionStages:
+    """Stamps when ``pc`` completed ICE and then DTLS into ``timeline``, and sets ``settled`` once it is connected,
+    failed or closed: WHIP/WHEP sessions and the Janus peers (``loadtest/janus.py``) watch theirs alike."""
+
+    def __init__(self, pc: RTCPeerConnection, timeline: StageTimes) -> None:
+        self.pc, self.timeline = pc, timeline
+        self.settled = asyncio.Event()
+        pc.on("iceconnectionstatechange", self._on_ice_state)
+        pc.on("connectionstatechange", self._on_connection_state)
+
+    def _on_ice_state(self) -> None:
+        if self.pc.iceConnectionState == "completed" and self.timeline.ice_connected is None:
+            self.timeline.ice_connected = time.perf_counter()
+
+    def _on_connection_state(self) -> None:
+        state = self.pc.connectionState
+        if state == "connected" and self.timeline.connected is None:
+            self.timeline.connected = time.perf_counter()
+        if state in ("connected", "failed", "closed"):
+            self.settled.set()
+
+
 class WhipSession:
     """``whip``: send ``tracks``; ``whep``: receive one video and one audio track."""
 
@@ -69,18 +104,14 @@ class WhipSession:
         self.datagram_hook = datagram_hook
         self.resource: str | None = None
         self.timeline = WhipTimeline()
-        taps.HandshakeAccelerator.install()  # a lossy link should not stall on this client's timers
-        taps.LeanAiortc.install()  # one certificate per process
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        self.pc = client_peer_connection()
         if kind == "whip":
             for track in tracks:
                 self.pc.addTransceiver(track, direction="sendonly")
         else:
             self.pc.addTransceiver("video", direction="recvonly")
             self.pc.addTransceiver("audio", direction="recvonly")
-        self._settled = asyncio.Event()  # connected, failed or closed
-        self.pc.on("iceconnectionstatechange", self._on_ice_state)
-        self.pc.on("connectionstatechange", self._on_connection_state)
+        self._stages = ConnectionStages(self.pc, self.timeline)
 
     @property
     def sid(self) -> str | None:
@@ -125,7 +156,7 @@ class WhipSession:
 
     async def wait_connected(self, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._settled.wait(), timeout)
+            await asyncio.wait_for(self._stages.settled.wait(), timeout)
         state = self.pc.connectionState
         if state in ("failed", "closed"):
             raise ConnectionError(f"{self.kind} peer connection {state}")
@@ -138,17 +169,6 @@ class WhipSession:
             with contextlib.suppress(httpx.HTTPError):
                 await self.http.delete(self.resource, headers=self._auth)
         await self.pc.close()
-
-    def _on_ice_state(self) -> None:
-        if self.pc.iceConnectionState == "completed" and self.timeline.ice_connected is None:
-            self.timeline.ice_connected = time.perf_counter()
-
-    def _on_connection_state(self) -> None:
-        state = self.pc.connectionState
-        if state == "connected" and self.timeline.connected is None:
-            self.timeline.connected = time.perf_counter()
-        if state in ("connected", "failed", "closed"):
-            self._settled.set()
 
 
 def _error_code(response: httpx.Response) -> str:
