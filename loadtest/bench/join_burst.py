@@ -47,6 +47,7 @@ from loadtest.bench import (
     API_KEY,
     Publisher,
     ServerProcess,
+    cdf_plot,
     loopback_only,
     machine_facts,
     mint,
@@ -58,6 +59,7 @@ from loadtest.whip_client import WhipSession
 from media import taps
 
 ROOM = "bench-burst"
+TARGET_MS = 600  # the join target (the product's sub-600 ms join)
 JANUS_ROOM = 1717  # VideoRoom rooms are numbered
 PEERS = ("vitrine", "janus")
 Sample = dict[str, Any]
@@ -209,6 +211,7 @@ def _summarize(
         "joined": len(joined),
         "viewers": args.viewers,
         "join_ms": summary([s.get(key) for s in joined]),
+        "join_ms_each": sorted(round(s[key], 1) for s in joined if s.get(key) is not None),  # for the plot
         "answer_ms": summary([s.get("answer_ms") for s in samples]),
         "connected_ms": summary([s.get("connected_ms") for s in samples]),
         "server_cpu_s": round(server_cpu_s, 3),
@@ -276,6 +279,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return {**head, "peer": "both", "vitrine": vitrine_result, "janus": await janus_benchmark(args), "machine": machine}
 
 
+def plot(result: dict[str, Any], path: Path) -> None:
+    """Each peer's joins as a CDF of the time to its first frame (or connection), beside the JSON."""
+    runs = {peer: one for peer in PEERS if (one := result.get(peer, result if result["peer"] == peer else None))}
+    viewers = max(one["viewers"] for one in runs.values())
+    cdf_plot(
+        path,
+        {f"{peer}: {one['joined']}/{one['viewers']} joined": one["join_ms_each"] for peer, one in runs.items()},
+        target_ms=TARGET_MS,
+        xlabel="ms from the burst's start to the viewer's " + ("first frame" if result["media"] else "connection"),
+        ylabel="fraction of viewers",
+        title=f"{viewers} WHEP viewers at once (loadtest.bench.join_burst)",
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--viewers", type=int, default=150, help="WHEP viewers joining at once (default 150)")
@@ -292,6 +309,7 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
+    plot(result, out.with_suffix(".png"))
     for peer in PEERS:
         one = result.get(peer, result if result["peer"] == peer else None)
         if one is not None:
