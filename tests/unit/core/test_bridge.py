@@ -27,7 +27,7 @@ WAIT_S = 10.0
 @pytest.fixture
 async def lent(tmp_path: Path) -> AsyncIterator[tuple[Coordination, BridgeServer, str]]:
     coordination = await open_coordination(Settings(api_secret=SECRET))
-    server = BridgeServer(coordination, lambda slot: {"slot": slot})
+    server = BridgeServer(coordination, lambda slot: [{"slot": 0}, {"slot": 1}, {"slot": 2}][slot])
     path = str(tmp_path / "bridge.sock")
     await server.start(path)
     try:
@@ -155,4 +155,23 @@ async def test_a_request_the_parent_cannot_serve_is_answered_with_why(
             await bridge.coordination.nodes.heartbeat(WorkerNode(id="w-media"), ttl_s=60)
         assert await bridge.coordination.bus.listeners("still-served") == 0  # the connection goes on
     finally:
+        await bridge.close()
+
+
+async def test_a_connection_for_a_slot_the_server_never_started_is_closed(
+    lent: tuple[Coordination, BridgeServer, str],
+) -> None:
+    _, server, path = lent
+    bridge = await open_bridge(path)
+    with pytest.raises(BridgeClosed):
+        await bridge.welcome(7)
+    own = await welcomed(path, 1)  # the server goes on welcoming its own
+
+    async def forgotten() -> bool:
+        return len(server.connections) == 1
+
+    try:
+        await until(forgotten, "the refused connection should be gone")
+    finally:
+        await own.close()
         await bridge.close()

@@ -105,8 +105,14 @@ class _WorkerConnection:
                 asked.set_result(frame)
             return
         if isinstance(frame, Hello):
+            try:
+                welcome = Welcome(settings=self.server.welcome_for(frame.slot))
+            except LookupError:  # no such slot: not a worker this server started
+                logger.warning("refused a bridge connection for unknown slot %d", frame.slot)
+                self.writer.close()
+                return
             self.slot = frame.slot
-            self.send(Welcome(settings=self.server.welcome_for(frame.slot)))
+            self.send(welcome)
             return
         try:
             value = await self._answer(frame)
