@@ -5,7 +5,6 @@ pushes over the event bus (Redis in a scaled deployment; the parent's, through t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 from typing import Protocol
@@ -20,7 +19,7 @@ from vitrine.core.state import keys
 from vitrine.core.state.bus import EventBus, Subscription, publish_until_heard
 from vitrine.core.state.epoch import EpochStore, EpochWatch
 from vitrine.core.state.nodes import WorkerRegistry
-from vitrine.core.tasks import Cadence, TaskSet
+from vitrine.core.tasks import Cadence, TaskSet, stop_tasks
 from vitrine.core.wire.rpc import AckRequest, ArtifactStored, PushAck, RpcRequest, RpcResponse, Unconfirmed, WorkerPush
 
 logger = logging.getLogger(__name__)
@@ -103,10 +102,7 @@ class WorkerService:
         if self._stopped:
             return
         self._stopped = True
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
+        await stop_tasks(self._heartbeat)
         if self._rpc is not None:
             await self._rpc.close()
         await self.worker.close()

@@ -19,7 +19,6 @@ so the participant's leave is announced, whatever its socket does.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import os
@@ -40,7 +39,7 @@ from vitrine.core.config import Settings
 from vitrine.core.errors import ErrorCode, VitrineError
 from vitrine.core.models import Participant
 from vitrine.core.state.nodes import WorkerNode, WorkerState
-from vitrine.core.tasks import TaskSet
+from vitrine.core.tasks import TaskSet, stop_tasks
 from vitrine.core.wire.inspect import Artifact, ArtifactKind
 from vitrine.core.wire.rpc import (
     AdmitCommand,
@@ -296,10 +295,7 @@ class MediaWorker:
         return len(rooms)
 
     async def close(self) -> None:
-        if self._silence_watch is not None:
-            self._silence_watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._silence_watch
+        await stop_tasks(self._silence_watch)
         await self._freeing.cancel()
         for room in list(self.rooms.values()):
             await self._close_room(room)

@@ -10,7 +10,6 @@ in the database (``signaling.records``: SQLite in the data directory unless a UR
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import assert_never
@@ -38,7 +37,7 @@ from signaling.worker_link import BusWorkerLink, LocalWorkerLink, WorkerLink
 from vitrine.core.config import Settings
 from vitrine.core.shops import Shop
 from vitrine.core.state.epoch import EpochWatch
-from vitrine.core.tasks import TaskSet
+from vitrine.core.tasks import TaskSet, stop_tasks
 from vitrine.core.wire.rpc import ArtifactStored, JoinQueued, PeerGone, PeerOffer, WorkerPush
 
 logger = logging.getLogger(__name__)
@@ -108,11 +107,7 @@ class Runtime:
         await self.webhooks.stop()  # first: its loops still read the state closed below
         await self._gone.cancel()
         await self.rooms.stop()
-        for task in (self._watchdog, self._leases):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await stop_tasks(self._watchdog, self._leases)
         if self.worker is not None:
             await self.worker.stop()
         await self.link.close()

@@ -30,6 +30,7 @@ from signaling.webhook_targets import webhook_transport
 from vitrine import __version__
 from vitrine.core.config import Settings
 from vitrine.core.shops import Shop
+from vitrine.core.tasks import stop_tasks
 from vitrine.core.webhooks import SIGNATURE_HEADER, WebhookEvent, WebhookType, sign, webhook_key
 
 logger = logging.getLogger(__name__)
@@ -74,10 +75,7 @@ class WebhookDispatcher:
     async def stop(self) -> None:
         """Stop sending; queued events stay in the outbox (on Redis, for the next process)."""
         self._stopping = True
-        tasks = [task for task in (self._sweeper, *self._loops.values()) if task is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)  # loops release their leases on the way out
+        await stop_tasks(self._sweeper, *self._loops.values())  # loops release their leases on the way out
         if self._client is not None:
             await self._client.aclose()
 

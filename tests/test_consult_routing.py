@@ -212,16 +212,17 @@ async def test_the_queue_order_survives_a_restart(
         for name in ("first", "second", "third"):
             shoppers.append(await enter_shopper(server, name=name))
             tickets.append((await shoppers[-1].expect("ticket"))["token"])
-        for client in (away, *shoppers):  # closed by the client: a server's shutdown waits on open desk sockets
+        for client in (away, *shoppers):  # gone before the restart: the tickets wait for their shoppers
             await client.close()
     async with embedded_server(redis_url=redis_url, data_dir=str(tmp_path)) as restarted:
-        positions = {}
+        positions, resumed = {}, []
         for name, token in reversed(list(zip(("first", "second", "third"), tickets, strict=True))):
-            shopper = await DeskClient.open(restarted, "shopper", origin="https://acme.example")
-            await shopper.send({"type": "resume", "token": token})
-            positions[name] = (await shopper.expect("position"))["position"]
+            resumed.append(await DeskClient.open(restarted, "shopper", origin="https://acme.example"))
+            await resumed[-1].send({"type": "resume", "token": token})
+            positions[name] = (await resumed[-1].expect("position"))["position"]
         assert positions == {"first": 1, "second": 2, "third": 3}
         console = await login_agent(restarted, "acme", "ann", available=False)
         queue = await console.expect("queue", lambda m: m["total"] == 3)
         assert [e["context"]["name"] for e in queue["entries"]] == ["first", "second", "third"]
-        await console.close()
+        for client in (console, *resumed):
+            await client.close()

@@ -409,3 +409,26 @@ async def test_redis_subscribe_waits_for_server_confirmation(redis_state: tuple[
     await st.bus.subscribe(channel, inbox)
     assert time.monotonic() - started >= 0.25  # a lower bound only: a slow machine cannot break it
     assert await raw.pubsub_numsub(channel) == [(channel, 1)]
+
+
+async def test_a_loop_sending_to_redis_always_hears_its_cancellation(redis_db_url: str) -> None:
+    """A task cancelled while it sends to Redis stops (vitrine/core/state/redis_util.py: no socket timeout, so no
+    ``asyncio.wait_for`` around each send, which on Python 3.11 can swallow the cancellation and leave a shutdown
+    waiting on a heartbeat loop forever). Before the fix, some of these cancels were lost within the first 40."""
+    state = await open_redis_coordination(redis_db_url)
+    node = WorkerNode(id="cancel-probe-media", max_rooms=1)
+
+    async def beat_forever() -> None:
+        while True:
+            await state.nodes.heartbeat(node, 5.0)
+            await state.epoch.current()
+
+    try:
+        for _ in range(200):
+            task = asyncio.create_task(beat_forever())
+            await asyncio.sleep(0)  # let it start sending
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=10.0)
+            assert done == {task} and task.cancelled()
+    finally:
+        await state.close()

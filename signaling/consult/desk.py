@@ -51,7 +51,7 @@ from vitrine.core.models import ROLE_DEFAULT_GRANTS, Role, Room, RoomKind, now_m
 from vitrine.core.records.shops import require_shop
 from vitrine.core.shops import Agent, Shop, check_product, is_open, next_opening
 from vitrine.core.state.presence import AgentStatus, Presence
-from vitrine.core.tasks import TaskSet
+from vitrine.core.tasks import TaskSet, stop_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -556,9 +556,7 @@ class ConsultDesk:
         self._sweeper = asyncio.create_task(self._sweep_forever())
 
     async def stop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            await asyncio.gather(self._sweeper, return_exceptions=True)
+        await stop_tasks(self._sweeper)
         await asyncio.gather(*self._closing, return_exceptions=True)
 
     async def _sweep_forever(self) -> None:

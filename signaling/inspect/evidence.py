@@ -36,6 +36,7 @@ from vitrine.core.artifacts import ArtifactStore
 from vitrine.core.errors import ErrorCode, VitrineError
 from vitrine.core.models import now_ms
 from vitrine.core.records.roomlog import whole_log
+from vitrine.core.tasks import stop_tasks
 from vitrine.core.wire.inspect import (
     Artifact,
     ArtifactKind,
@@ -303,10 +304,7 @@ class EvidenceService:
         self._sweeper = asyncio.create_task(self._sweep_forever())
 
     async def stop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        await stop_tasks(self._sweeper)
 
     async def _sweep_forever(self) -> None:
         while True:

@@ -13,6 +13,25 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+CANCEL_AGAIN_S = 1.0  # longer than a cancelled loop's own cleanup (one last command) takes
+
+
+async def stop_tasks(*tasks: asyncio.Future[Any] | None) -> None:
+    """Cancel ``tasks`` and wait until every one has finished, cancelling again those that run on.
+
+    On Python 3.11 a cancellation can be lost: ``asyncio.wait_for`` returns normally when its inner await finishes
+    just as its task is cancelled (CPython gh-86296, fixed in 3.12), and libraries await through it (redis-py's
+    sends do). A loop that lost its cancellation runs on, and a shutdown that awaited it once would wait forever.
+    Exceptions other than the cancellation are not raised here: a stopping loop's failure is its own to log."""
+    running = {task for task in tasks if task is not None}
+    while pending := {task for task in running if not task.done()}:
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=CANCEL_AGAIN_S)
+    for task in running:
+        if not task.cancelled():
+            task.exception()  # retrieved: asyncio does not log it as never retrieved
+
 
 class TaskSet:
     def __init__(self) -> None:
@@ -32,11 +51,8 @@ class TaskSet:
         return len(self._tasks)
 
     async def cancel(self) -> None:
-        """Cancel every task still running and wait until each has finished."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        """Cancel every task still running and wait until each has finished (``stop_tasks``)."""
+        await stop_tasks(*self._tasks)
 
 
 class Cadence:

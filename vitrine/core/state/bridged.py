@@ -12,7 +12,6 @@ handles), and deregistering is done: the parent forgot this worker when the conn
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 from collections import defaultdict
@@ -40,7 +39,7 @@ from vitrine.core.state.bridge_frames import (
 )
 from vitrine.core.state.bus import MessageHandler
 from vitrine.core.state.nodes import WorkerNode
-from vitrine.core.tasks import TaskSet
+from vitrine.core.tasks import TaskSet, stop_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -152,10 +151,7 @@ class Bridge:
 
     async def close(self) -> None:
         self._writer.close()
-        if self._reading is not None:
-            self._reading.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reading
+        await stop_tasks(self._reading)
         self._lost()
         await self._drains.cancel()
         await self._answering.cancel()

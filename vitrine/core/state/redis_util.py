@@ -54,11 +54,21 @@ class RedisClient(Protocol):
 POOL_CONNECTIONS = 512
 POOL_WAIT_S = 10.0
 
+# No socket timeout (redis-py before 8 had none; 8 sets 5 s). With one, redis-py sends every command inside
+# ``asyncio.wait_for``, and on Python 3.11 a wait_for whose inner send finishes as its task is cancelled returns
+# normally: the cancellation is lost (CPython gh-86296, fixed in 3.12). A loop cancelled at shutdown while it sends
+# (a worker's heartbeat, the lease renewal, the desk sweeper) then runs on, and the shutdown awaiting it never ends.
+SOCKET_TIMEOUT_S: float | None = None
+
 
 def connect(url: str) -> RedisClient:
     """A client on ``url`` that decodes replies to ``str``. Lazy: nothing is sent until the first command."""
     pool = aioredis.BlockingConnectionPool.from_url(
-        url, decode_responses=True, max_connections=POOL_CONNECTIONS, timeout=POOL_WAIT_S
+        url,
+        decode_responses=True,
+        max_connections=POOL_CONNECTIONS,
+        timeout=POOL_WAIT_S,
+        socket_timeout=SOCKET_TIMEOUT_S,
     )
     # The one cast: redis-py's client is not generic over decode_responses, and this one decodes.
     return cast(RedisClient, aioredis.Redis.from_pool(pool))  # closing the client closes its pool
