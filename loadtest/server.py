@@ -148,6 +148,8 @@ class ServerProcess:
             "VITRINE_LOG_LEVEL": "warning",
             "VITRINE_MAX_PARTICIPANTS_PER_ROOM": str(self.max_participants),
             "VITRINE_MAX_ROOMS_PER_WORKER": str(self.max_rooms),
+            # Every client of the harness comes from this one address: no per-address connection cap.
+            "VITRINE_MAX_CONNECTIONS_PER_CLIENT": "0",
             "VITRINE_DATA_DIR": str(self.data_dir),
             "VITRINE_EVIDENCE_DIR": str(self.data_dir / "evidence"),
             "VITRINE_RECORDINGS_DIR": str(self.data_dir / "recordings"),

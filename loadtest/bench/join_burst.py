@@ -35,7 +35,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -154,9 +154,20 @@ async def _measure(
     return _summarize(samples, args, server_cpu_s, wall_s, harness_cpu_s)
 
 
+@contextlib.asynccontextmanager
+async def _own_clients(url: str, args: argparse.Namespace) -> AsyncIterator[list[httpx.AsyncClient]]:
+    """One HTTP client per viewer, as each browser or player has its own: one client shared by hundreds of
+    viewers costs the harness more with every connection it holds (httpcore scans its whole pool on each request
+    and each response), and a Janus viewer holds two (its requests and its event long poll)."""
+    async with contextlib.AsyncExitStack() as stack:
+        yield [
+            await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=args.timeout + 30))
+            for _ in range(args.viewers)
+        ]
+
+
 async def _burst(server: ServerProcess, args: argparse.Namespace) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=args.viewers + 10, max_keepalive_connections=args.viewers + 10)
-    async with httpx.AsyncClient(base_url=server.url, timeout=args.timeout + 30, limits=limits) as http:
+    async with httpx.AsyncClient(base_url=server.url, timeout=args.timeout + 30) as http:
         publisher_session = None
         if not args.media:
             publisher_session = WhipSession(
@@ -167,10 +178,12 @@ async def _burst(server: ServerProcess, args: argparse.Namespace) -> dict[str, A
             await publisher_session.wait_connected(30)
         tokens = [mint(server.secret, server.port, ROOM, f"viewer-{i}", "viewer") for i in range(args.viewers)]
 
-        def viewers(start_at: float) -> list[Awaitable[Sample]]:
-            return [_viewer(http, t, start_at, args.timeout, args.media) for t in tokens]
+        async with _own_clients(server.url, args) as clients:
 
-        result = await _measure(server.cpu_seconds, viewers, args)
+            def viewers(start_at: float) -> list[Awaitable[Sample]]:
+                return [_viewer(c, t, start_at, args.timeout, args.media) for c, t in zip(clients, tokens, strict=True)]
+
+            result = await _measure(server.cpu_seconds, viewers, args)
         if publisher_session is not None:
             await publisher_session.close()
     return result
@@ -178,9 +191,7 @@ async def _burst(server: ServerProcess, args: argparse.Namespace) -> dict[str, A
 
 async def _janus_burst(server: janus.JanusServer, feed: int | None, args: argparse.Namespace) -> dict[str, Any]:
     """``_burst`` against Janus: ``feed`` is the media publisher's, or None for an idle one published here."""
-    # Each viewer holds its event long poll besides its requests: two connections each.
-    limits = httpx.Limits(max_connections=2 * args.viewers + 10, max_keepalive_connections=2 * args.viewers + 10)
-    async with httpx.AsyncClient(base_url=server.url, timeout=args.timeout + 30, limits=limits) as http:
+    async with httpx.AsyncClient(base_url=server.url, timeout=args.timeout + 30) as http:
         idle_publisher = None
         if feed is None:
             idle_publisher = janus.JanusPublisher(http, JANUS_ROOM, [IdleVideo()])
@@ -189,10 +200,12 @@ async def _janus_burst(server: janus.JanusServer, feed: int | None, args: argpar
             assert feed is not None
         joined_feed = feed
 
-        def viewers(start_at: float) -> list[Awaitable[Sample]]:
-            return [_janus_viewer(http, joined_feed, start_at, args.timeout, args.media) for _ in range(args.viewers)]
+        async with _own_clients(server.url, args) as clients:
 
-        result = await _measure(server.cpu_seconds, viewers, args)
+            def viewers(start_at: float) -> list[Awaitable[Sample]]:
+                return [_janus_viewer(c, joined_feed, start_at, args.timeout, args.media) for c in clients]
+
+            result = await _measure(server.cpu_seconds, viewers, args)
         if idle_publisher is not None:
             await idle_publisher.close()
     return result
@@ -224,7 +237,6 @@ def _summarize(
 
 async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     loopback_only()
-    os.environ["VITRINE_MAX_CONNECTIONS_PER_CLIENT"] = "0"  # every viewer comes from this one address
     if args.handshakes:
         os.environ["VITRINE_MAX_HANDSHAKES_PER_WORKER"] = str(args.handshakes)
     server = ServerProcess(max_rooms=10, source=Path(args.source) if args.source else None)
