@@ -46,6 +46,7 @@ from aiortc import MediaStreamTrack, RTCSessionDescription
 
 from loadtest.netns import KernelLink, open_link
 from loadtest.server import proc_cpu_seconds, stop_process, with_parent_death
+from loadtest.source import MovingPatternTrack
 from loadtest.whip_client import ConnectionStages, client_peer_connection
 from media import taps
 
@@ -517,7 +518,7 @@ class JanusViewer(_JanusPeer):
 
 
 def publisher_main(url: str, client_ip: str, room: int, conn: Connection, max_lifetime_s: float) -> None:
-    """Publish a 640x480 30 fps MovingPatternTrack (``make_video_track("pattern")``) until told "stop".
+    """Publish a 640x480 30 fps MovingPatternTrack (the benchmarks' "pattern" video) until told "stop".
 
     Its own process, as the Vitrine benchmark's ``Publisher``: the encoder's CPU stays off the viewers' loop.
     """
@@ -530,11 +531,9 @@ def publisher_main(url: str, client_ip: str, room: int, conn: Connection, max_li
 
 
 async def _publish_until_stopped(url: str, room: int, conn: Connection, max_lifetime_s: float) -> None:
-    from loadtest.bench import make_video_track
-
     deadline = time.monotonic() + max_lifetime_s
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-        publisher = JanusPublisher(http, room, [make_video_track("pattern")])
+        publisher = JanusPublisher(http, room, [MovingPatternTrack(640, 480)])
         try:
             await publisher.publish(timeout=20)
             conn.send(("ready", {"feed": publisher.feed, "pid": os.getpid()}))
