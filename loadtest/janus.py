@@ -47,7 +47,7 @@ from aiortc import MediaStreamTrack, RTCSessionDescription
 from loadtest.netns import KernelLink, open_link
 from loadtest.server import proc_cpu_seconds, stop_process, with_parent_death
 from loadtest.source import MovingPatternTrack
-from loadtest.whip_client import ConnectionStages, client_peer_connection
+from loadtest.whip_client import ConnectionStages, client_peer_connection, received
 from media import taps
 
 VIDEOROOM = "janus.plugin.videoroom"
@@ -414,13 +414,7 @@ class _JanusPeer:
         self._stages = ConnectionStages(self.pc, self.timeline)
 
     async def wait_connected(self, timeout: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stages.settled.wait(), timeout)
-        state = self.pc.connectionState
-        if state in ("failed", "closed"):
-            raise ConnectionError(f"janus peer connection {state}")
-        if state != "connected":
-            raise TimeoutError(f"janus peer connection still {state}")
+        await self._stages.connected(timeout, "janus")
 
     async def close(self) -> None:
         """Destroy the Janus session (best effort), then close the peer connection."""
@@ -498,10 +492,7 @@ class JanusViewer(_JanusPeer):
 
     def received(self, kind: str) -> Any:
         """The receiver of the ``kind`` track Janus sends this viewer, or None."""
-        for transceiver in self.pc.getTransceivers():
-            if transceiver.kind == kind and transceiver.currentDirection == "recvonly":
-                return transceiver.receiver
-        return None
+        return received(self.pc, kind)
 
     async def video_frame(self, timeout: float) -> Any:
         """The next decoded video frame (bounded); the first one's time goes in the timeline."""

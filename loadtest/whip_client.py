@@ -72,6 +72,17 @@ class ConnectionStages:
         pc.on("iceconnectionstatechange", self._on_ice_state)
         pc.on("connectionstatechange", self._on_connection_state)
 
+    async def connected(self, timeout: float, what: str) -> None:
+        """Return once the connection is up; ``ConnectionError`` if it failed or closed, ``TimeoutError`` if it is
+        still on its way after ``timeout``."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.settled.wait(), timeout)
+        state = self.pc.connectionState
+        if state in ("failed", "closed"):
+            raise ConnectionError(f"{what} peer connection {state}")
+        if state != "connected":
+            raise TimeoutError(f"{what} peer connection still {state}")
+
     def _on_ice_state(self) -> None:
         if self.pc.iceConnectionState == "completed" and self.timeline.ice_connected is None:
             self.timeline.ice_connected = time.perf_counter()
@@ -82,6 +93,14 @@ class ConnectionStages:
             self.timeline.connected = time.perf_counter()
         if state in ("connected", "failed", "closed"):
             self.settled.set()
+
+
+def received(pc: RTCPeerConnection, kind: str) -> Any:
+    """The receiver of the ``kind`` track ``pc`` receives, or None."""
+    for transceiver in pc.getTransceivers():
+        if transceiver.kind == kind and transceiver.currentDirection == "recvonly":
+            return transceiver.receiver
+    return None
 
 
 class WhipSession:
@@ -149,19 +168,10 @@ class WhipSession:
 
     def received(self, kind: str) -> Any:
         """The receiver of the ``kind`` track the server bound to this WHEP session, or None."""
-        for transceiver in self.pc.getTransceivers():
-            if transceiver.kind == kind and transceiver.currentDirection == "recvonly":
-                return transceiver.receiver
-        return None
+        return received(self.pc, kind)
 
     async def wait_connected(self, timeout: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stages.settled.wait(), timeout)
-        state = self.pc.connectionState
-        if state in ("failed", "closed"):
-            raise ConnectionError(f"{self.kind} peer connection {state}")
-        if state != "connected":
-            raise TimeoutError(f"{self.kind} peer connection still {state}")
+        await self._stages.connected(timeout, self.kind)
 
     async def close(self) -> None:
         """DELETE the resource (best effort: the server may be gone), then close the peer connection."""
