@@ -9,10 +9,11 @@
 
 import { CallMedia } from "./media.js";
 import * as R from "./render.js";
+import { t } from "./strings.js";
 
 const NOTES_DEBOUNCE_MS = 1000;
 const WRAPUP_KEY = "vitrine.agent.wrapup";
-const ENDED_BY = { shopper: "the shopper", agent: "you", disconnect: "a lost connection" };
+const ENDED_BY = { shopper: "ended_by_shopper", agent: "ended_by_agent", disconnect: "ended_by_disconnect" };
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -70,11 +71,11 @@ export class CallPanel {
     ui.state.textContent = "";
     ui.audioOnly.hidden = !setup.audio_only;
     ui.call.classList.toggle("audio-only-call", Boolean(setup.audio_only));
-    for (const [button, label] of [[ui.mute, "Mute"], [ui.camera, "Camera off"], [ui.share, "Share screen"]]) {
+    for (const button of [ui.mute, ui.camera, ui.share]) {
       button.setAttribute("aria-pressed", "false");
-      button.textContent = label;
       button.disabled = false;
     }
+    this.relabel();
     ui.endCall.disabled = false;
     ui.enableSound.hidden = true;
     ui.message.hidden = true;
@@ -86,7 +87,8 @@ export class CallPanel {
     const media = call.media = new CallMedia({ localVideo: ui.local, remoteVideo: ui.remote });
     media.addEventListener("message", ({ detail }) => {
       if (this.call !== call) return;
-      if (detail.text === "connected" || detail.text === "connecting media…") {
+      if (detail.state) { // "connected", "connecting": the header's state line, in the current language
+        ui.state.dataset.state = detail.state;
         ui.state.textContent = detail.text;
         ui.state.dataset.kind = detail.kind;
       } else {
@@ -96,13 +98,29 @@ export class CallPanel {
     media.addEventListener("sound-blocked", () => { ui.enableSound.hidden = false; });
     media.addEventListener("share", ({ detail }) => {
       ui.share.setAttribute("aria-pressed", String(detail.sharing));
-      ui.share.textContent = detail.sharing ? "Stop sharing" : "Share screen";
+      this.relabel();
     });
     try {
       await media.start(setup, agentName);
     } catch (err) {
-      if (this.call === call) this.message(`Could not connect the call's media: ${err.message}. The chat still works.`, "error");
+      if (this.call === call) this.message(t("media_failed_start", { error: err.message }), "error");
     }
+  }
+
+  /** The call controls' labels follow their state and the console's language. */
+  relabel() {
+    const ui = this.ui;
+    const pressed = (button) => button.getAttribute("aria-pressed") === "true";
+    ui.mute.textContent = t(pressed(ui.mute) ? "unmute" : "mute");
+    ui.camera.textContent = t(pressed(ui.camera) ? "camera_on" : "camera_off");
+    ui.share.textContent = t(pressed(ui.share) ? "stop_sharing" : "share_screen");
+    if (ui.state.dataset.state) ui.state.textContent = t(`media_${ui.state.dataset.state}`);
+  }
+
+  /** The console's language changed: the labels and the shopper's facts are drawn again. */
+  redraw() {
+    this.relabel();
+    if (this.call) this.ui.context.replaceChildren(R.contextFacts(this.call.context));
   }
 
   chat(line) {
@@ -128,11 +146,11 @@ export class CallPanel {
   ended({ call: ticket, ended_by, talk_ms }) {
     const call = this.call;
     const notes = call && call.id === ticket ? this.ui.notes.value : "";
-    const who = call ? this.ui.peer.textContent : "the shopper";
+    const who = call ? this.ui.peer.textContent : t("ended_by_shopper");
     if (call && call.id === ticket && call.notesDirty) this.flushNotes();
     this.teardown();
-    const by = ENDED_BY[ended_by] || ended_by;
-    this.showWrapup({ ticket, notes, summary: `Call with ${who} ended by ${by} after ${R.duration(talk_ms)}.` });
+    const by = ENDED_BY[ended_by] ? t(ENDED_BY[ended_by]) : ended_by;
+    this.showWrapup({ ticket, notes, summary: t("call_summary", { who, by, time: R.duration(talk_ms) }) });
   }
 
   /** The desk says this agent is no longer in a call: it ended while the desk socket was down. */
@@ -143,7 +161,7 @@ export class CallPanel {
     const who = this.ui.peer.textContent;
     this.teardown();
     if (status === "wrap_up") {
-      this.showWrapup({ ticket: call.id, notes, summary: `The call with ${who} ended while the console was offline.` });
+      this.showWrapup({ ticket: call.id, notes, summary: t("call_lost_summary", { who }) });
     }
   }
 
@@ -152,7 +170,7 @@ export class CallPanel {
     if (ref === "chat" && this.call && this.call.pendingChat.length) {
       const { el } = this.call.pendingChat.shift();
       el.classList.replace("pending", "failed");
-      el.title = `Not sent: ${text}`;
+      el.title = t("not_sent", { text });
     } else if (ref === "end_call") {
       this.ui.endCall.disabled = false;
     } else if (ref === "wrap_up" && this.lastWrapup && !this.wrapup) {
@@ -180,6 +198,7 @@ export class CallPanel {
     this.call = null;
     this.shown.clear();
     delete this.ui.timer.dataset.sinceMs;
+    delete this.ui.state.dataset.state;
     this.ui.call.hidden = true;
     this.changed();
   }
@@ -194,9 +213,9 @@ export class CallPanel {
     if (!call.notesDirty) return;
     if (this.trySend({ type: "note", text: this.ui.notes.value })) {
       call.notesDirty = false;
-      this.ui.notesState.textContent = "saved";
+      this.ui.notesState.textContent = t("notes_saved");
     } else {
-      this.ui.notesState.textContent = "not saved yet (offline)";
+      this.ui.notesState.textContent = t("notes_offline");
     }
   }
 
@@ -226,7 +245,7 @@ export class CallPanel {
       mine.sort((a, b) => b.ended_ms - a.ended_ms);
       ticket = mine.length ? mine[0].id : null;
     }
-    if (ticket) this.showWrapup({ ticket, notes: "", summary: "Finish the wrap-up of your last call." });
+    if (ticket) this.showWrapup({ ticket, notes: "", summary: t("finish_wrapup") });
   }
 
   submitWrapup() {
@@ -265,7 +284,7 @@ export class CallPanel {
       const text = ui.chatInput.value.trim();
       if (!text || !this.call) return;
       if (!this.send({ type: "chat", text })) return;
-      const el = R.chatLine({ sender: "agent", name: "You", text, at_ms: Date.now() }, { pending: true });
+      const el = R.chatLine({ sender: "agent", name: t("you"), text, at_ms: Date.now() }, { pending: true });
       this.call.pendingChat.push({ text, el });
       ui.chatLog.append(el);
       ui.chatLog.scrollTop = ui.chatLog.scrollHeight;
@@ -276,23 +295,23 @@ export class CallPanel {
       const call = this.call;
       if (!call) return;
       call.notesDirty = true;
-      ui.notesState.textContent = "editing…";
+      ui.notesState.textContent = t("notes_editing");
       clearTimeout(call.notesTimer);
       call.notesTimer = setTimeout(() => this.flushNotes(), NOTES_DEBOUNCE_MS);
     });
 
     ui.mute.addEventListener("click", () => {
       const muted = media() ? media().toggleMute() : null;
-      if (muted === null) return this.message("No microphone in this call.", "warn");
+      if (muted === null) return this.message(t("no_microphone"), "warn");
       ui.mute.setAttribute("aria-pressed", String(muted));
-      ui.mute.textContent = muted ? "Unmute" : "Mute";
+      this.relabel();
     });
 
     ui.camera.addEventListener("click", () => {
       const off = media() ? media().toggleCamera() : null;
-      if (off === null) return this.message("No camera in this call.", "warn");
+      if (off === null) return this.message(t("no_camera"), "warn");
       ui.camera.setAttribute("aria-pressed", String(off));
-      ui.camera.textContent = off ? "Camera on" : "Camera off";
+      this.relabel();
     });
 
     ui.share.addEventListener("click", async () => {
@@ -319,7 +338,7 @@ export class CallPanel {
       this.flushNotes();
       if (this.send({ type: "end_call" })) {
         ui.endCall.disabled = true;
-        this.message("Ending the call…");
+        this.message(t("ending_call"));
       }
     });
 

@@ -15,11 +15,12 @@ import { CallPanel } from "./call.js";
 import { DeskSocket, deskUrl } from "../vitrine-desk.js";
 import { endStandBy, RingTone, standBy } from "./media.js";
 import * as R from "./render.js";
+import { i18n, t } from "./strings.js";
 
 const TOKEN_KEY = "vitrine.agent.token";
 const SHOP_REFRESH_MS = 60_000;
 const NOTICE_MS = 8000;
-const TITLE = "Vitrine Desk";
+const title = () => t("brand");
 
 const $ = (selector) => document.querySelector(selector);
 const ui = {
@@ -47,6 +48,7 @@ const state = {
   shop: null,
   catalog: [],
   status: "offline",
+  statusReason: null,
   queue: { entries: [], total: 0, agents: [], receivedAt: 0 },
   agentsById: new Map(),
   ring: null,             // { ticket, context, deadline, accepting }
@@ -80,7 +82,7 @@ function notice(text, kind = "error") {
 /** Send on the desk socket, or tell the agent it did not go. */
 function send(message) {
   if (desk.send(message)) return true;
-  notice("Not connected to the desk: that was not sent. Reconnecting…", "warn");
+  notice(t("not_connected"), "warn");
   return false;
 }
 
@@ -94,20 +96,17 @@ function onCallChanged() {
 
 function updateTitle() {
   const waiting = state.queue.total;
-  if (state.ring && !state.ring.accepting) document.title = `Incoming call · ${TITLE}`;
-  else if (call.active) document.title = `In call · ${TITLE}`;
-  else document.title = waiting ? `(${waiting}) ${TITLE}` : TITLE;
+  if (state.ring && !state.ring.accepting) document.title = t("title_ringing", { title: title() });
+  else if (call.active) document.title = t("title_in_call", { title: title() });
+  else document.title = waiting ? t("title_waiting", { n: waiting, title: title() }) : title();
 }
+
+const IDLE = { available: "idle_available", away: "idle_away", busy: "idle_busy", wrap_up: "idle_wrap_up" };
 
 function updateIdle() {
   const idle = !state.ring && !call.active && !call.wrapup;
   ui.idle.hidden = !idle;
-  ui.idle.textContent = !idle ? "" : {
-    available: "You are available: the next shopper rings here.",
-    away: "You are away: no calls are routed to you. Press Available to take calls.",
-    busy: "Busy.",
-    wrap_up: "Finishing the last call…",
-  }[state.status] || "";
+  ui.idle.textContent = idle && IDLE[state.status] ? t(IDLE[state.status]) : "";
 }
 
 // -- sign in / out ------------------------------------------------------------------------------------
@@ -120,7 +119,7 @@ function login(token, mode) {
   state.everWelcomed = false;
   state.restoreAvailable = false;
   ui.login.disabled = true;
-  showLoginMessages(mode === "resume" ? "Reconnecting to the desk…" : "Signing in…");
+  showLoginMessages(t(mode === "resume" ? "reconnecting_login" : "signing_in"));
   desk.close(); // a new sign-in starts a new connection
   desk.open();
 }
@@ -138,7 +137,7 @@ function showLogin() {
   ui.banner.hidden = true;
   ui.loginView.hidden = false;
   ui.login.disabled = false;
-  document.title = TITLE;
+  document.title = title();
 }
 
 function forget() {
@@ -161,7 +160,7 @@ function loginFailed(text, code) {
 function logout() {
   forget();
   ui.token.value = "";
-  showLoginMessages("Signed out.");
+  showLoginMessages(t("signed_out"));
 }
 
 desk.addEventListener("state", ({ detail }) => {
@@ -170,11 +169,11 @@ desk.addEventListener("state", ({ detail }) => {
   if (detail.state === "connecting" || detail.state === "reconnecting") state.welcomed = false;
   if (detail.state !== "reconnecting") return;
   if (!state.everWelcomed && state.mode === "fresh") {
-    loginFailed("Could not reach the desk server. Check the connection and try again.", "unreachable");
+    loginFailed(t("unreachable"), "unreachable");
   } else if (state.everWelcomed) {
     ui.banner.hidden = false;
   } else {
-    showLoginMessages(`Reconnecting to the desk (attempt ${detail.attempt})…`);
+    showLoginMessages(t("reconnecting_attempt", { n: detail.attempt }));
   }
 });
 
@@ -241,11 +240,13 @@ function onWelcome({ agent, shop, catalog }) {
 function renderShop(shop) {
   state.shop = shop;
   ui.shopName.textContent = shop.name;
-  ui.shopOpen.textContent = shop.open ? "open" : "closed";
-  ui.shopNext.textContent = !shop.open && shop.next_opening_utc_ms ? `opens ${R.dateTimeIn(shop.next_opening_utc_ms)}` : "";
+  ui.shopOpen.textContent = t(shop.open ? "shop_open" : "shop_closed");
+  ui.shopNext.textContent = !shop.open && shop.next_opening_utc_ms
+    ? t("shop_opens", { when: R.dateTimeIn(shop.next_opening_utc_ms) }) : "";
   ui.shopOpen.dataset.open = String(Boolean(shop.open));
-  ui.shopOpen.title = shop.open ? `Open · ${shop.agents_available} available · ${shop.queue_length} waiting`
-    : "Closed: shoppers can leave a message or book a callback";
+  ui.shopOpen.title = shop.open
+    ? t("shop_open_title", { available: R.number(shop.agents_available), waiting: R.number(shop.queue_length) })
+    : t("shop_closed_title");
 }
 
 /** The shop opens and closes during the day: refresh the badge from the public status every minute. */
@@ -262,19 +263,25 @@ setInterval(refreshShop, SHOP_REFRESH_MS);
 
 function setStatus(status, reason = null) {
   state.status = status;
-  ui.status.textContent = status;
+  state.statusReason = reason;
+  labelStatus();
   ui.status.dataset.status = status;
-  ui.status.title = reason ? `${status}: ${reason}` : status;
   ui.goAvailable.setAttribute("aria-pressed", String(status === "available"));
   ui.goAway.setAttribute("aria-pressed", String(status === "away"));
   // busy and wrap_up are the desk's: end the call or file the wrap-up to leave them.
   const locked = status === "busy" || status === "wrap_up";
   ui.goAvailable.disabled = locked;
   ui.goAway.disabled = locked;
-  if (status === "away" && reason) notice(`You were set away: ${reason}.`, "warn");
+  if (status === "away" && reason) notice(t("set_away", { reason }), "warn");
   if (call.active && status !== "busy") call.lost(status);
   recoverWrapup();
   updateIdle();
+}
+
+function labelStatus() {
+  const label = R.statusLabel(state.status);
+  ui.status.textContent = label;
+  ui.status.title = state.statusReason ? t("status_reason", { status: label, reason: state.statusReason }) : label;
 }
 
 function recoverWrapup() {
@@ -351,12 +358,10 @@ ui.catalogFilter.addEventListener("input", renderCatalog);
 
 function onRing({ ticket, context, waited_ms, timeout_ms, setup }) {
   const now = Date.now();
-  state.ring = { ticket, context, deadline: now + timeout_ms, accepting: false };
+  state.ring = { ticket, context, deadline: now + timeout_ms, accepting: false, waitingSince: now - waited_ms };
   ui.ringName.textContent = R.shopperName(context);
-  ui.ringTitle.firstChild.textContent = "Incoming call from ";
   ui.ringCountdown.dataset.deadlineMs = String(state.ring.deadline);
-  ui.ringContext.replaceChildren(R.contextFacts(context),
-    R.h("p", { class: "ring-waited" }, "Waiting for ", R.since(now - waited_ms)));
+  drawRing();
   R.tick(ui.ring);
   ui.accept.disabled = false;
   ui.decline.disabled = false;
@@ -366,6 +371,13 @@ function onRing({ ticket, context, waited_ms, timeout_ms, setup }) {
   if (!isEditable(document.activeElement)) ui.accept.focus();
   updateTitle();
   updateIdle();
+}
+
+/** The ringing panel's texts: who, from where, since when (drawn again on a language change). */
+function drawRing() {
+  ui.ringTitle.firstChild.textContent = t(state.ring.accepting ? "connecting_to" : "incoming_call_from");
+  ui.ringContext.replaceChildren(R.contextFacts(state.ring.context),
+    R.h("p", { class: "ring-waited" }, t("waiting_for"), R.since(state.ring.waitingSince)));
 }
 
 function clearRing({ keepStandBy = false } = {}) {
@@ -380,9 +392,9 @@ function clearRing({ keepStandBy = false } = {}) {
 
 // RingEnd in vitrine/consult/protocol.py.
 const RING_CANCELLED = {
-  timeout: "You missed a call: it rang out.",
-  abandoned: "The shopper left the queue.",
-  missed: "The shopper waited too long and was offered to leave a message.",
+  timeout: "ring_timeout",
+  abandoned: "ring_abandoned",
+  missed: "ring_missed",
   console_closed: null,
   away: null,
   declined: null,
@@ -391,8 +403,8 @@ const RING_CANCELLED = {
 function onRingCancelled({ ticket, reason }) {
   if (!state.ring || state.ring.ticket !== ticket) return;
   clearRing();
-  const text = reason in RING_CANCELLED ? RING_CANCELLED[reason] : `The call was withdrawn: ${reason}.`;
-  if (text) notice(text, "warn");
+  const key = reason in RING_CANCELLED ? RING_CANCELLED[reason] : "ring_withdrawn";
+  if (key) notice(t(key, { reason }), "warn");
 }
 
 function accept() {
@@ -402,7 +414,7 @@ function accept() {
   tone.stop();
   ui.accept.disabled = true;
   ui.decline.disabled = true;
-  ui.ringTitle.firstChild.textContent = "Connecting to ";
+  ui.ringTitle.firstChild.textContent = t("connecting_to");
   updateTitle();
 }
 
@@ -467,3 +479,21 @@ if (fragment.get("token")) {
   ui.token.focus();
 }
 updateIdle();
+
+/** The language switch: the static texts follow at once (i18n.apply); what JS drew is drawn again. */
+function redraw() {
+  if (state.shop) renderShop(state.shop);
+  labelStatus();
+  if (state.ring) drawRing();
+  renderQueue();
+  renderCatalog();
+  renderRequests();
+  renderHistory();
+  call.redraw();
+  updateTitle();
+  updateIdle();
+}
+
+i18n.apply();
+for (const select of document.querySelectorAll("select.lang-switch")) i18n.bindSwitch(select);
+i18n.onChange(redraw);

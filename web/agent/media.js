@@ -4,6 +4,7 @@
  */
 
 import { VitrineRoom } from "../vitrine-client.js";
+import { t } from "./strings.js";
 
 // -- ring tone ---------------------------------------------------------------------------
 
@@ -96,10 +97,10 @@ function placeholderVideoTrack(label) {
 async function getLocalMedia() {
   const video = { width: { ideal: 640 }, height: { ideal: 480 } };
   const attempts = [[{ audio: true, video }, null],
-    [{ audio: true }, "No camera: the shopper hears you but sees a placeholder."],
-    [{ video }, "No microphone: the shopper cannot hear you (use the chat)."]];
+    [{ audio: true }, t("media_no_camera")],
+    [{ video }, t("media_no_microphone")]];
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-    return { stream: new MediaStream(), warning: "This browser gives no camera or microphone access." };
+    return { stream: new MediaStream(), warning: t("media_no_access") };
   }
   for (const [constraints, warning] of attempts) {
     try {
@@ -108,7 +109,7 @@ async function getLocalMedia() {
       /* try the next, smaller request */
     }
   }
-  return { stream: new MediaStream(), warning: "No camera or microphone: only the chat works in this call." };
+  return { stream: new MediaStream(), warning: t("media_no_devices") };
 }
 
 let standby = null; // { setup, media, room, ready, cancelled }: the call's room, joined while it rings
@@ -204,7 +205,7 @@ export class CallMedia extends EventTarget {
       this._wire(pre.room);
       try {
         await pre.ready; // usually long done: the room was joined while it rang
-        if (pre.room.pc && pre.room.pc.connectionState === "connected") this._message("connected", "ok");
+        if (pre.room.pc && pre.room.pc.connectionState === "connected") this._state("connected", "ok");
         return;
       } catch {
         pre.room.close(); // the standby join failed: connect now, as without one
@@ -212,7 +213,7 @@ export class CallMedia extends EventTarget {
       }
     }
     const room = this._wire(new VitrineRoom());
-    this._message("connecting media…");
+    this._state("connecting");
     await room.connect({ url: window.location.origin, token: setup.token, stream, name, reconnect: true });
   }
 
@@ -223,13 +224,13 @@ export class CallMedia extends EventTarget {
       && handler(e.detail));
     on("track", ({ stream: remote }) => this._attachRemote(remote));
     on("connectionstate", ({ state }) => {
-      if (state === "connected") this._message("connected", "ok");
-      else if (state === "failed") this._message("The media connection failed.", "error");
-      else if (state === "disconnected") this._message("Media connection unstable, reconnecting…", "warn");
+      if (state === "connected") this._state("connected", "ok");
+      else if (state === "failed") this._message(t("media_failed"), "error");
+      else if (state === "disconnected") this._message(t("media_unstable"), "warn");
     });
     on("error", ({ code, message }) => this._message(`${message} (${code})`, "error"));
-    on("leave", ({ reason }) => this._message(`Media session ended: ${reason}`, "warn"));
-    on("reconnecting", () => this._message("Media connection lost, reconnecting…", "warn"));
+    on("leave", ({ reason }) => this._message(t("media_ended", { reason }), "warn"));
+    on("reconnecting", () => this._message(t("media_lost"), "warn"));
     on("close", () => this._emit("ended", { reason: "closed" }));
     return room;
   }
@@ -274,21 +275,21 @@ export class CallMedia extends EventTarget {
   async startShare() {
     if (this.screenTrack) return;
     if (!navigator.mediaDevices || typeof navigator.mediaDevices.getDisplayMedia !== "function") {
-      throw new Error("Screen sharing is not available here: it needs a desktop browser on https (or localhost).");
+      throw new Error(t("share_unavailable"));
     }
     if (!this.room || typeof this.room.replaceTrack !== "function") {
-      throw new Error("Screen sharing is not supported by this version of the call client.");
+      throw new Error(t("share_unsupported"));
     }
-    if (!this.cameraTrack) throw new Error("Screen sharing needs a video track in the call.");
+    if (!this.cameraTrack) throw new Error(t("share_no_video"));
     let display;
     try {
       display = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: 15 } }, audio: false });
     } catch (err) {
-      if (err && err.name === "NotAllowedError") throw new Error("Screen sharing was cancelled or not allowed.");
-      throw new Error(`Screen sharing failed (${err && err.name ? err.name : "error"}).`);
+      if (err && err.name === "NotAllowedError") throw new Error(t("share_cancelled"));
+      throw new Error(t("share_failed", { name: err && err.name ? err.name : "error" }));
     }
     const screen = display.getVideoTracks()[0];
-    if (!screen) throw new Error("No screen was picked.");
+    if (!screen) throw new Error(t("share_no_screen"));
     if (this._closed) {
       screen.stop();
       return;
@@ -301,8 +302,8 @@ export class CallMedia extends EventTarget {
     }
     if (replaced !== true && replaced !== undefined) {
       screen.stop();
-      const why = replaced instanceof Error ? replaced.message : "no video is being sent in this call";
-      throw new Error(`Could not send the screen: ${why}.`);
+      const why = replaced instanceof Error ? replaced.message : t("share_no_video_sent");
+      throw new Error(t("share_not_sent", { why }));
     }
     this.screenTrack = screen;
     // The browser's own "Stop sharing" button ends the track: switch back to the camera.
@@ -353,6 +354,11 @@ export class CallMedia extends EventTarget {
 
   _message(text, kind = "") {
     this._emit("message", { text, kind });
+  }
+
+  /** The media's connection state for the call header ("connected", "connecting"), with its text. */
+  _state(state, kind = "") {
+    this._emit("message", { text: t(`media_${state}`), kind, state });
   }
 
   _emit(type, detail) {

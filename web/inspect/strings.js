@@ -6,10 +6,13 @@
  * A value is a string, or { one, other } for counts (picked with Intl.PluralRules). "{name}"
  * placeholders are filled by `translator(lang)(key, vars)`; the result is plain text and always
  * reaches the page through textContent. Every dictionary has every key
- * (tests/browser/test_inspect_browser.py checks it).
+ * (tests/browser/test_inspect_browser.py checks it). The mechanism is the one every page shares:
+ * ../vitrine-i18n.js.
  */
 
-export const DEFAULT_LANG = "en";
+import { DEFAULT_LANG, negotiate, translator as tableTranslator } from "../vitrine-i18n.js";
+
+export { DEFAULT_LANG };
 
 export const MESSAGES = {
   en: {
@@ -418,22 +421,10 @@ export const PROMPTS = [
 
 /** The first supported language among `wanted` ("fr", "fr-CA", ...), else English. */
 export function pickLanguage(...wanted) {
-  for (const tag of wanted.flat()) {
-    if (typeof tag !== "string") continue;
-    const base = tag.toLowerCase().split(/[-_]/)[0];
-    if (base in MESSAGES) return base;
-  }
-  return DEFAULT_LANG;
+  return negotiate(LANGUAGES, { explicit: wanted.flat().filter((tag) => typeof tag === "string"), preferred: [] });
 }
 
 /** t(key, vars): the text of `key` in `lang` (English when missing), placeholders filled. */
 export function translator(lang) {
-  const table = MESSAGES[lang] || MESSAGES[DEFAULT_LANG];
-  const rules = new Intl.PluralRules(lang in MESSAGES ? lang : DEFAULT_LANG);
-  return (key, vars = {}) => {
-    let value = key in table ? table[key] : MESSAGES[DEFAULT_LANG][key];
-    if (value === undefined) return key;
-    if (typeof value === "object") value = value[rules.select(Number(vars.n))] || value.other;
-    return value.replace(/\{(\w+)\}/g, (whole, name) => (name in vars ? String(vars[name]) : whole));
-  };
+  return tableTranslator(MESSAGES, lang);
 }

@@ -7,7 +7,11 @@
  * data-t="key" shows that key; data-t-aria and data-t-placeholder set those attributes.
  */
 
+import { setDocumentLanguage, translateDom } from "../vitrine-i18n.js";
 import { pickLanguage, translator } from "./strings.js";
+
+/** The data attributes naming this page's keys (data-t="key", data-t-aria, data-t-placeholder). */
+const KEYS = { text: "t", "aria-label": "t-aria", placeholder: "t-placeholder" };
 
 /** The page each refusal shows: [heading key, body key, may the person retry?]. */
 const PROBLEMS = {
@@ -36,14 +40,12 @@ export class View {
   setLanguage(lang) {
     this.lang = pickLanguage(lang, navigator.languages || []);
     this.t = translator(this.lang);
-    document.documentElement.lang = this.lang;
+    setDocumentLanguage(this.lang);
     this.applyStrings();
   }
 
   applyStrings(root = document) {
-    for (const el of root.querySelectorAll("[data-t]")) el.textContent = this.t(el.dataset.t);
-    for (const el of root.querySelectorAll("[data-t-aria]")) el.setAttribute("aria-label", this.t(el.dataset.tAria));
-    for (const el of root.querySelectorAll("[data-t-placeholder]")) el.placeholder = this.t(el.dataset.tPlaceholder);
+    translateDom(root, this.t, KEYS);
     document.title = this.t("page_title");
   }
 

@@ -11,6 +11,9 @@
 
 import { COLORS, DEFAULT_COLOR, MAX_MARKS, cleanMark, copyFrame, drawMarks, pointOf } from "../inspect/marks.js";
 import { requestId } from "./controls.js";
+import { t } from "./strings.js";
+
+const COLOR_NAMES = { "#ff3b30": "red", "#ffcc00": "yellow", "#34c759": "green", "#0a84ff": "blue" };
 
 const MIN_DRAG = 0.01; // shorter drags are clicks, not arrows
 
@@ -36,10 +39,10 @@ export class Annotator {
     for (const color of COLORS) {
       const option = document.createElement("option");
       option.value = color;
-      option.textContent = { "#ff3b30": "Red", "#ffcc00": "Yellow", "#34c759": "Green", "#0a84ff": "Blue" }[color] || color;
       els.color.append(option);
     }
     els.color.value = DEFAULT_COLOR;
+    this.relabel();
     els.freeze.addEventListener("click", () => (this.frozen ? this.clear() : this.freeze()));
     els.clear.addEventListener("click", () => this.clear());
     els.undo.addEventListener("click", () => this.undo());
@@ -54,10 +57,18 @@ export class Annotator {
     new ResizeObserver(() => this._fit()).observe(els.stage);
   }
 
+  /** The colour names and the freeze button, in the console's language. */
+  relabel() {
+    for (const option of this.el.color.options) {
+      option.textContent = COLOR_NAMES[option.value] ? t(COLOR_NAMES[option.value]) : option.value;
+    }
+    this.el.freeze.textContent = t(this.el.freeze.getAttribute("aria-pressed") === "true" ? "unfreeze" : "freeze");
+  }
+
   /** Freeze the current frame of the buyer's video, to draw on it. */
   freeze() {
     if (!copyFrame(this.el.video, this.el.frozen)) {
-      this.say("There is no video to freeze yet.", "warn");
+      this.say(t("no_video_to_freeze"), "warn");
       return;
     }
     this.frozen = true;
@@ -109,7 +120,7 @@ export class Annotator {
     this.el.tools.hidden = !on;
     this.el.hint.hidden = !on;
     this.el.freeze.setAttribute("aria-pressed", String(on));
-    this.el.freeze.textContent = on ? "Unfreeze" : "Freeze frame";
+    this.el.freeze.textContent = t(on ? "unfreeze" : "freeze");
     document.body.dataset.frozen = String(on);
   }
 
@@ -144,7 +155,7 @@ export class Annotator {
   _down(event) {
     if (!this.frozen || event.button > 0) return;
     if (this.marks.length >= MAX_MARKS) {
-      this.say(`At most ${MAX_MARKS} marks: clear some first.`, "warn");
+      this.say(t("max_marks", { n: MAX_MARKS }), "warn");
       return;
     }
     event.preventDefault();
@@ -169,7 +180,7 @@ export class Annotator {
     if (this.tool === "text") {
       const text = this.el.text.value.trim();
       if (!text) {
-        this.say("Type the label first, then click where it goes.", "warn");
+        this.say(t("type_label_first"), "warn");
         this.el.text.focus();
         this._redraw();
         return;
@@ -195,6 +206,6 @@ export class Annotator {
     const body = { action: "annotate", marks: this.marks.slice(0, MAX_MARKS) };
     if (this.frame) body.frame = this.frame;
     if (this.send(body)) this.sentSome = true;
-    else this.say("Not connected to the room: the marks were not sent.", "warn");
+    else this.say(t("marks_not_sent"), "warn");
   }
 }

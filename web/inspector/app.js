@@ -18,10 +18,12 @@ import { CameraControls } from "./controls.js";
 import { Gallery } from "./gallery.js";
 import { ChatPanel, KnockPanel, NotesPanel, PromptsPanel } from "./panels.js";
 import { InspectorRoom } from "./room.js";
+import { i18n, t } from "./strings.js";
 
 const TOKEN_KEY = "vitrine.inspector.token";
 const AUTH_ERRORS = new Set(["invalid_token", "token_expired", "permission_denied", "case_not_found"]);
-const VERDICTS = { accepted: "Accepted", rejected: "Rejected", needs_more: "Needs more information" };
+const VERDICTS = { accepted: "accepted", rejected: "rejected", needs_more: "needs_more_long" };
+const verdictName = (verdict) => (VERDICTS[verdict] ? t(VERDICTS[verdict]) : verdict);
 
 const $ = (selector) => document.querySelector(selector);
 const ui = {
@@ -33,7 +35,10 @@ const ui = {
   bundle: $("#bundle"), bundleState: $("#bundle-state"),
 };
 
-const state = { api: null, view: null, buyerIdentity: null, buyerPresent: false, paused: false, ended: false };
+const state = {
+  api: null, view: null, buyerIdentity: null, buyerPresent: false, paused: false, ended: false,
+  caseState: null, consent: null, connection: null, outcome: null, // drawn again on a language change
+};
 const status = new StatusLine($("#status"));
 const say = (text, kind = "info") => status.show(text, kind);
 const room = new InspectorRoom();
@@ -47,7 +52,7 @@ const annotator = new Annotator({
 }, { send, say });
 const gallery = new Gallery($("#gallery"), $("#gallery-count"), (id) => state.api.artifact(id));
 const knocks = new KnockPanel($("#knocks"), {
-  answer: (id, admit) => room.admit(id, admit) || (say("Not connected to the room.", "warn"), false),
+  answer: (id, admit) => room.admit(id, admit) || (say(t("not_connected"), "warn"), false),
   buyerIdentity: () => state.buyerIdentity,
 });
 const prompts = new PromptsPanel({ presets: $("#presets"), form: $("#prompt-form"), input: $("#prompt-input"), last: $("#prompt-last") },
@@ -68,21 +73,28 @@ function setPhase(phase) {
   ui.workspace.hidden = phase === "login" || phase === "loading";
 }
 
+/** "French (fr)", "法语 (fr)": the buyer's language, named in the console's. */
 function languageName(tag) {
   try {
-    return `${new Intl.DisplayNames(["en"], { type: "language" }).of(tag)} (${tag})`;
+    return `${new Intl.DisplayNames([i18n.locale, "en"], { type: "language" }).of(tag)} (${tag})`;
   } catch {
     return tag;
   }
+}
+
+function renderState(caseState) {
+  state.caseState = caseState;
+  const known = ["open", "in_progress", "closed"].includes(caseState);
+  ui.badge.textContent = known ? t(`case_state_${caseState}`) : caseState.replace("_", " ");
+  ui.badge.dataset.state = caseState;
 }
 
 function renderCase(view) {
   const c = view.case;
   state.view = view;
   state.buyerIdentity = view.buyer_identity || null;
-  ui.order.textContent = `Order ${c.order_ref}`;
-  ui.badge.textContent = c.state.replace("_", " ");
-  ui.badge.dataset.state = c.state;
+  ui.order.textContent = t("order", { order: c.order_ref });
+  renderState(c.state);
   $("#fact-order").textContent = c.order_ref;
   $("#fact-claim").textContent = c.claim;
   $("#fact-language").textContent = languageName(c.language);
@@ -91,15 +103,17 @@ function renderCase(view) {
   prompts.setLanguage(c.language);
   notes.set(c.notes);
   for (const artifact of c.artifacts || []) gallery.add(artifact);
-  document.title = `Inspect ${c.order_ref} · Vitrine`;
+  document.title = t("page_title", { order: c.order_ref });
 }
 
 function renderConsent(consent) {
+  state.consent = consent;
   const el = $("#fact-consent");
   el.dataset.consented = String(Boolean(consent));
   el.textContent = consent
-    ? `Agreed at ${new Date(consent.at_ms).toLocaleString()} (version ${consent.version}, ${consent.language})`
-    : "Not given yet: nothing is recorded until the buyer agrees.";
+    ? t("consent_given", { when: new Date(consent.at_ms).toLocaleString(i18n.locale), version: consent.version,
+      language: consent.language })
+    : t("consent_missing");
 }
 
 function renderBuyer() {
@@ -107,10 +121,10 @@ function renderBuyer() {
   let text;
   let kind;
   if (state.ended) [text, kind] = ["", "ended"];
-  else if (state.buyerPresent && state.paused) [text, kind] = ["Buyer connected · video paused", "paused"];
-  else if (state.buyerPresent) [text, kind] = ["Buyer connected", "present"];
-  else if (knocking) [text, kind] = ["The buyer is waiting at the door", "knocking"];
-  else [text, kind] = ["Buyer not connected", "absent"];
+  else if (state.buyerPresent && state.paused) [text, kind] = [t("buyer_paused"), "paused"];
+  else if (state.buyerPresent) [text, kind] = [t("buyer_present"), "present"];
+  else if (knocking) [text, kind] = [t("buyer_knocking"), "knocking"];
+  else [text, kind] = [t("buyer_absent"), "absent"];
   ui.buyer.textContent = text;
   ui.buyer.dataset.kind = kind;
   document.body.dataset.buyer = kind;
@@ -118,17 +132,21 @@ function renderBuyer() {
   controls.setAvailable(room.joined && state.buyerPresent && !state.ended);
 }
 
-function setConnection(label, kind) {
-  ui.connection.textContent = label;
-  ui.connection.dataset.kind = kind;
+const CONNECTION = { connecting: ["connecting", "wait"], ok: ["connected", "ok"], reconnecting: ["reconnecting", "wait"],
+  down: ["disconnected", "down"] };
+
+/** The connection line for the room's `connection` state ("" once the case has ended). */
+function setConnection(connection, kind = null) {
+  state.connection = connection;
+  const [key, known] = CONNECTION[connection] || [null, "wait"];
+  ui.connection.textContent = key ? t(key) : connection;
+  ui.connection.dataset.kind = kind || known;
 }
 
 // -- the room ------------------------------------------------------------------------------------
 
 room.addEventListener("connection", ({ detail }) => {
-  const labels = { connecting: ["connecting…", "wait"], ok: ["connected", "ok"], reconnecting: ["reconnecting…", "wait"], down: ["disconnected", "down"] };
-  const [label, kind] = labels[detail.state] || [detail.state, "wait"];
-  if (!state.ended) setConnection(label, kind);
+  if (!state.ended) setConnection(detail.state);
   ui.rejoin.hidden = state.ended || detail.state !== "down";
   renderBuyer();
 });
@@ -150,15 +168,15 @@ room.addEventListener("entry", ({ detail }) => onEntry(detail.entry));
 room.addEventListener("refused", ({ detail }) => {
   if (detail.code === "knock_not_found") {
     knocks.refused();
-    say("That knock was already answered, or the buyer left.", "warn");
+    say(t("knock_gone"), "warn");
     return;
   }
   if (detail.ref === "inspect") controls.onRefused(detail);
   status.error(detail);
 });
 room.addEventListener("leave", ({ detail }) => {
-  if (detail.code === "replaced") say("This case was opened in another console tab: this one stopped.", "warn");
-  else if (!state.ended) say(detail.reason || "The server ended this session.", "warn");
+  if (detail.code === "replaced") say(t("replaced"), "warn");
+  else if (!state.ended) say(detail.reason || t("session_ended"), "warn");
 });
 
 function onEntry(entry) {
@@ -204,8 +222,7 @@ async function onCaseEvent(body) {
   if (!state.api || state.ended) return;
   try { // consented, admitted, recording: the header follows the case
     const c = (await state.api.view()).case;
-    ui.badge.textContent = c.state.replace("_", " ");
-    ui.badge.dataset.state = c.state;
+    renderState(c.state);
     renderConsent(c.consent);
   } catch {
     /* the header keeps its old text; the next load shows it */
@@ -264,9 +281,9 @@ async function open(token) {
       try {
         sessionStorage.removeItem(TOKEN_KEY);
       } catch { /* nothing stored */ }
-      showLogin("This console link is not valid or has expired: open a new one from your shop's admin.");
+      showLogin(t("link_invalid"));
     } else {
-      showLogin(`The console could not load: ${err.message} (${err.code}).`);
+      showLogin(t("load_failed", { message: err.message, code: err.code }));
     }
     return;
   }
@@ -284,7 +301,7 @@ async function open(token) {
   try {
     await room.connect(view.join_token, refreshToken);
   } catch (err) {
-    if (!state.ended) status.error(err, "Could not join the case's room");
+    if (!state.ended) status.error(err, t("join_failed"));
   }
 }
 
@@ -299,7 +316,7 @@ async function rejoin() {
     }
     await room.connect(view.join_token, refreshToken);
   } catch (err) {
-    status.error(err, "Could not join the case's room");
+    status.error(err, t("join_failed"));
   } finally {
     ui.rejoin.disabled = false;
   }
@@ -326,13 +343,13 @@ async function showEnded(closedCase) {
   }
   ui.outcomePanel.hidden = false;
   if (c) {
-    ui.badge.textContent = c.state.replace("_", " ");
-    ui.badge.dataset.state = c.state;
+    renderState(c.state);
     for (const artifact of c.artifacts || []) gallery.add(artifact);
     notes.set(c.notes);
   }
   const outcome = c && c.outcome;
-  ui.outcome.textContent = outcome ? `Verdict: ${VERDICTS[outcome.verdict] || outcome.verdict}` : "The inspection is closed.";
+  state.outcome = outcome || null;
+  ui.outcome.textContent = outcome ? t("verdict_shown", { verdict: verdictName(outcome.verdict) }) : t("inspection_closed");
   ui.outcome.dataset.verdict = outcome ? outcome.verdict : "";
   ui.outcomeComment.textContent = outcome && outcome.comment ? outcome.comment : "";
 }
@@ -341,20 +358,19 @@ ui.verdictForm.addEventListener("submit", async (event) => {
   event.preventDefault();
   const picked = ui.verdictForm.querySelector('input[name="verdict"]:checked');
   if (!picked) {
-    say("Pick a verdict first.", "warn");
+    say(t("pick_verdict"), "warn");
     return;
   }
   const verdict = picked.value;
   const sure = await confirmAction($("#confirm"), {
-    title: `End the inspection as “${VERDICTS[verdict]}”?`, action: "End inspection",
-    text: "The buyer's session ends, the case is closed and its evidence is sealed into the bundle.",
+    title: t("end_title", { verdict: verdictName(verdict) }), action: t("end_inspection"), text: t("end_text"),
   });
   if (!sure) return;
   ui.end.disabled = true;
   try {
     await showEnded(await state.api.end(verdict, ui.comment.value.trim()));
   } catch (err) {
-    status.error(err, "The inspection could not be ended");
+    status.error(err, t("end_failed"));
   } finally {
     ui.end.disabled = false;
   }
@@ -362,7 +378,7 @@ ui.verdictForm.addEventListener("submit", async (event) => {
 
 ui.bundle.addEventListener("click", async () => {
   ui.bundle.disabled = true;
-  ui.bundleState.textContent = "Preparing the bundle…";
+  ui.bundleState.textContent = t("bundle_preparing");
   try {
     const blob = await state.api.bundle();
     const url = URL.createObjectURL(blob);
@@ -373,11 +389,11 @@ ui.bundle.addEventListener("click", async () => {
     link.click();
     link.remove();
     setTimeout(() => URL.revokeObjectURL(url), 60_000);
-    ui.bundleState.textContent = `Downloaded (${Math.max(1, Math.round(blob.size / 1024))} KB).`;
+    ui.bundleState.textContent = t("bundle_done", { n: Math.max(1, Math.round(blob.size / 1024)) });
   } catch (err) {
     ui.bundleState.textContent = err.code === "evidence_corrupt"
-      ? "The evidence failed its integrity check: the bundle was not made. Contact support."
-      : `The bundle could not be downloaded: ${err.message} (${err.code}).`;
+      ? t("bundle_corrupt")
+      : t("bundle_failed", { message: err.message, code: err.code });
   } finally {
     ui.bundle.disabled = false;
   }
@@ -387,9 +403,15 @@ ui.rejoin.addEventListener("click", rejoin);
 ui.sound.addEventListener("click", () => {
   ui.remote.muted = !ui.remote.muted;
   ui.sound.setAttribute("aria-pressed", String(!ui.remote.muted));
-  ui.sound.textContent = ui.remote.muted ? "Sound on" : "Sound off";
+  labelButtons();
   ui.remote.play().catch(() => {});
 });
+
+/** The toggles' labels follow their state and the console's language. */
+function labelButtons() {
+  ui.sound.textContent = t(ui.sound.getAttribute("aria-pressed") === "true" ? "sound_off" : "sound_on");
+  ui.talk.textContent = t(ui.talk.getAttribute("aria-pressed") === "true" ? "stop_talking" : "talk");
+}
 
 ui.talk.addEventListener("click", async () => {
   const on = ui.talk.getAttribute("aria-pressed") !== "true";
@@ -397,12 +419,12 @@ ui.talk.addEventListener("click", async () => {
   try {
     if (await room.talk(on)) {
       ui.talk.setAttribute("aria-pressed", String(on));
-      ui.talk.textContent = on ? "Stop talking" : "Talk to the buyer";
+      labelButtons();
     } else {
-      say("Not connected to the room.", "warn");
+      say(t("not_connected"), "warn");
     }
   } catch (err) {
-    status.error(err, "The microphone could not be opened");
+    status.error(err, t("mic_failed"));
   } finally {
     ui.talk.disabled = false;
   }
@@ -414,6 +436,33 @@ ui.loginForm.addEventListener("submit", (event) => {
   ui.token.value = "";
   if (token) open(token);
 });
+
+/** The language switch: the static texts follow at once (i18n.apply); what JS drew is drawn again. */
+function redraw() {
+  labelButtons();
+  if (state.view) {
+    const c = state.view.case;
+    ui.order.textContent = t("order", { order: c.order_ref });
+    $("#fact-language").textContent = languageName(c.language);
+    document.title = t("page_title", { order: c.order_ref });
+  }
+  if (state.caseState) renderState(state.caseState);
+  if (state.view) renderConsent(state.consent);
+  if (state.connection && !state.ended) setConnection(state.connection);
+  if (state.ended) {
+    ui.outcome.textContent = state.outcome ? t("verdict_shown", { verdict: verdictName(state.outcome.verdict) })
+      : t("inspection_closed");
+  }
+  renderBuyer();
+  controls.render();
+  annotator.relabel();
+  prompts.relabel();
+}
+
+i18n.apply();
+labelButtons();
+for (const select of document.querySelectorAll("select.lang-switch")) i18n.bindSwitch(select);
+i18n.onChange(redraw);
 
 const initial = takeToken();
 if (initial) open(initial);

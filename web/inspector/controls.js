@@ -9,8 +9,10 @@
  * keeps its button disabled until its artifact arrives, the buyer reports a failure, or it times out.
  */
 
+import { t } from "./strings.js";
+
 const REQUEST_TIMEOUT_MS = 90_000;
-const CONTROL_NAMES = { camera: "Camera", torch: "Torch", zoom: "Zoom", photo: "Photo" };
+const CONTROL_NAMES = { camera: "control_camera", torch: "control_torch", zoom: "control_zoom", photo: "control_photo" };
 
 /** A request id the protocol accepts (^[A-Za-z0-9_-]{1,64}$). */
 export function requestId(prefix) {
@@ -19,7 +21,7 @@ export function requestId(prefix) {
   return `${prefix}-${[...bytes].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
 }
 
-const facingName = (facing) => (facing === "user" ? "front" : facing === "environment" ? "rear" : "unknown");
+const facingName = (facing) => t(facing === "user" ? "facing_front" : facing === "environment" ? "facing_rear" : "facing_unknown");
 
 export class CameraControls {
   /**
@@ -81,11 +83,11 @@ export class CameraControls {
       const out = row.querySelector(".control-result");
       out.dataset.ok = String(Boolean(result.ok));
       out.textContent = result.ok ? this._done(result.control)
-        : `Not done: ${result.reason || "the buyer's phone gave no reason"}`;
+        : t("not_done", { reason: result.reason || t("no_reason_phone") });
     }
     if (result.control === "torch" && !result.ok) this.torchWanted = false;
     if (result.control === "photo" && !result.ok && result.request) {
-      this._settle(result.request, `The photo failed: ${result.reason || "no reason given"}`);
+      this._settle(result.request, t("photo_failed", { reason: result.reason || t("no_reason") }));
     }
     this.render();
   }
@@ -94,27 +96,28 @@ export class CameraControls {
   onArtifact(artifact) {
     if (!artifact.request || !this.pending.has(artifact.request)) return false;
     const { kind } = this.pending.get(artifact.request);
-    this._settle(artifact.request, `${kind === "photo" ? "Photo" : "Snapshot"} received: ${artifact.width || "?"}×${artifact.height || "?"}.`, "ok");
+    this._settle(artifact.request, t(kind === "photo" ? "photo_received" : "snapshot_received",
+      { size: `${artifact.width || "?"}×${artifact.height || "?"}` }), "ok");
     return true;
   }
 
   /** The server refused an inspect message: a pending snapshot (the server's own work) fails with it. */
   onRefused(error) {
     const snapshot = [...this.pending].find(([, p]) => p.kind === "snapshot");
-    if (snapshot) this._settle(snapshot[0], `The snapshot failed: ${error.message || error.code}`);
+    if (snapshot) this._settle(snapshot[0], t("snapshot_failed", { reason: error.message || error.code }));
   }
 
   /** Ask for a full-resolution photo (the buyer's phone) or a snapshot (the server decodes the video). */
   request(kind) {
     const id = requestId(kind === "photo" ? "ph" : "sn");
     if (!this.send({ action: kind, request: id })) {
-      this.say("Not connected to the room: the request was not sent.", "warn");
+      this.say(t("request_not_sent"), "warn");
       return null;
     }
-    const timer = setTimeout(() => this._settle(id, `No ${kind} arrived within ${REQUEST_TIMEOUT_MS / 1000} s.`),
-      REQUEST_TIMEOUT_MS);
+    const timer = setTimeout(() => this._settle(id, t(kind === "photo" ? "no_photo" : "no_snapshot",
+      { n: REQUEST_TIMEOUT_MS / 1000 })), REQUEST_TIMEOUT_MS);
     this.pending.set(id, { kind, timer });
-    this.el.captureState.textContent = kind === "photo" ? "Waiting for the buyer's photo…" : "Waiting for the snapshot…";
+    this.el.captureState.textContent = t(kind === "photo" ? "waiting_photo" : "waiting_snapshot");
     this.render();
     return id;
   }
@@ -131,20 +134,20 @@ export class CameraControls {
   }
 
   _done(control) {
-    if (control === "camera") return `Switched to the ${facingName(this.lastFacing)} camera.`;
-    if (control === "torch") return this.torchWanted ? "Torch on." : "Torch off.";
-    if (control === "zoom") return `Zoomed to ${this.el.zoom.value}×.`;
-    return `${CONTROL_NAMES[control] || control}: done.`;
+    if (control === "camera") return t("switched_camera", { facing: facingName(this.lastFacing) });
+    if (control === "torch") return t(this.torchWanted ? "torch_on_done" : "torch_off_done");
+    if (control === "zoom") return t("zoomed", { level: this.el.zoom.value });
+    return t("control_done", { control: CONTROL_NAMES[control] ? t(CONTROL_NAMES[control]) : control });
   }
 
   _sent(body, row) {
     if (this.send(body)) {
       const out = this.rows[row].querySelector(".control-result");
-      out.textContent = "Asked…";
+      out.textContent = t("asked");
       delete out.dataset.ok;
       return true;
     }
-    this.say("Not connected to the room: that was not sent.", "warn");
+    this.say(t("not_sent"), "warn");
     return false;
   }
 
@@ -176,27 +179,27 @@ export class CameraControls {
     const caps = this.caps;
     this.root.dataset.caps = caps ? "1" : "0";
     if (!caps) {
-      this.el.summary.textContent = this.available ? "Waiting for the buyer's camera report…" : "No camera report from the buyer yet.";
+      this.el.summary.textContent = t(this.available ? "caps_waiting" : "caps_none");
     } else {
-      const parts = [`${facingName(caps.facing)} camera`, caps.cameras === 1 ? "1 camera" : `${caps.cameras} cameras`];
-      if (caps.photo_width) parts.push(`photos up to ${caps.photo_width}×${caps.photo_height}`);
-      if (caps.video_width) parts.push(`video ${caps.video_width}×${caps.video_height}`);
-      this.el.summary.textContent = `The buyer's phone: ${parts.join(" · ")}.`;
+      const parts = [t("caps_facing", { facing: facingName(caps.facing) }), t("caps_cameras", { n: caps.cameras })];
+      if (caps.photo_width) parts.push(t("caps_photos", { size: `${caps.photo_width}×${caps.photo_height}` }));
+      if (caps.video_width) parts.push(t("caps_video", { size: `${caps.video_width}×${caps.video_height}` }));
+      this.el.summary.textContent = t("caps_summary", { parts: parts.join(" · ") });
     }
-    const waiting = caps ? null : "Waiting for the buyer's camera report.";
+    const waiting = caps ? null : t("caps_waiting_note");
     const cameraOk = this._row("camera", Boolean(caps && caps.cameras >= 2),
-      waiting || (caps.cameras >= 2 ? null : "The buyer's phone reports only one camera."));
+      waiting || (caps.cameras >= 2 ? null : t("one_camera")));
     for (const button of this.el.facings) {
       button.disabled = !cameraOk;
       button.setAttribute("aria-pressed", String(Boolean(caps && caps.facing === button.dataset.facing)));
     }
     const torchOk = this._row("torch", Boolean(caps && caps.torch),
-      waiting || (caps.torch ? null : "The buyer's camera has no torch (as the phone reports it)."));
+      waiting || (caps.torch ? null : t("no_torch")));
     this.el.torch.disabled = !torchOk;
     this.el.torch.setAttribute("aria-pressed", String(this.torchWanted));
-    this.el.torch.textContent = this.torchWanted ? "Torch off" : "Torch on";
+    this.el.torch.textContent = t(this.torchWanted ? "torch_off" : "torch_on");
     const zoom = caps && caps.zoom;
-    const zoomOk = this._row("zoom", Boolean(zoom), waiting || (zoom ? null : "The buyer's camera cannot zoom (as the phone reports it)."));
+    const zoomOk = this._row("zoom", Boolean(zoom), waiting || (zoom ? null : t("no_zoom")));
     this.el.zoom.disabled = !zoomOk;
     if (zoom && (this.el.zoom.min !== String(zoom.min) || this.el.zoom.max !== String(zoom.max))) {
       this.el.zoom.min = String(zoom.min);
@@ -208,6 +211,6 @@ export class CameraControls {
     const busy = (kind) => [...this.pending.values()].some((p) => p.kind === kind);
     this.el.photo.disabled = !this.available || this.paused || busy("photo");
     this.el.snapshot.disabled = !this.available || this.paused || busy("snapshot");
-    this.el.photo.title = this.paused ? "The buyer paused the video" : "";
+    this.el.photo.title = this.paused ? t("paused_badge") : "";
   }
 }

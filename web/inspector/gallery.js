@@ -5,6 +5,7 @@
  */
 
 import { h } from "../vitrine-dom.js";
+import { t, timeOfDay } from "./strings.js";
 
 const SHOWN = new Set(["photo", "snapshot"]);
 
@@ -38,18 +39,19 @@ export class Gallery {
   /** Show an artifact (once per id); recordings, notes and other files are left to the bundle. */
   add(artifact) {
     if (!artifact || !SHOWN.has(artifact.kind) || this.items.has(artifact.id)) return;
-    const size = artifact.width && artifact.height ? `${artifact.width}×${artifact.height}` : "size unknown";
-    const when = new Date(artifact.captured_at_ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    const size = artifact.width && artifact.height ? `${artifact.width}×${artifact.height}` : t("size_unknown");
+    const when = timeOfDay(artifact.captured_at_ms, true);
     const img = h("img", { alt: `${artifact.kind} ${size}`, loading: "lazy" });
-    const open = h("a", { class: "open", target: "_blank", rel: "noopener", text: "Open full size", hidden: true });
-    const check = h("span", { class: "check", text: "checking…" });
+    const open = h("a", { class: "open", target: "_blank", rel: "noopener", text: t("open_full_size"), hidden: true });
+    const check = h("span", { class: "check", text: t("checking") });
     const item = h("li", {
       class: "artifact",
       dataset: { id: artifact.id, kind: artifact.kind, width: String(artifact.width || ""), height: String(artifact.height || ""), request: artifact.request || "" },
     },
     h("div", { class: "thumb" }, img),
     h("div", { class: "meta" },
-      h("p", { class: "title" }, h("strong", { text: artifact.kind === "photo" ? "Photo" : "Snapshot" }), ` · ${size} · ${bytes(artifact.bytes)} · ${when}`),
+      h("p", { class: "title" }, h("strong", { text: t(artifact.kind === "photo" ? "photo" : "snapshot_kind") }),
+        ` · ${size} · ${bytes(artifact.bytes)} · ${when}`),
       h("p", { class: "sha", title: artifact.sha256 }, h("code", { text: `SHA-256 ${artifact.sha256.slice(0, 16)}…` }), " ", check),
       open));
     this.items.set(artifact.id, item);
@@ -63,7 +65,7 @@ export class Gallery {
     try {
       blob = await this.fetchArtifact(artifact.id);
     } catch (err) {
-      check.textContent = `could not load it (${err.code || "error"})`;
+      check.textContent = t("load_error", { code: err.code || "error" });
       check.dataset.ok = "false";
       item.dataset.loaded = "error";
       return;
@@ -81,7 +83,7 @@ export class Gallery {
         check.textContent = "";
       } else {
         const ok = hex === artifact.sha256;
-        check.textContent = ok ? "✓ matches" : "✗ does not match the recorded hash";
+        check.textContent = t(ok ? "hash_ok" : "hash_bad");
         check.dataset.ok = String(ok);
       }
     } catch {

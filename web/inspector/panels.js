@@ -5,8 +5,9 @@
 
 import { h, setChildren } from "../vitrine-dom.js";
 import { PROMPTS, translator } from "../inspect/strings.js";
+import { t, timeOfDay } from "./strings.js";
 
-const clock = (ms) => new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+const clock = (ms) => timeOfDay(ms);
 
 /** Who knocks, and the buttons to let them in or turn them away. */
 export class KnockPanel {
@@ -31,7 +32,7 @@ export class KnockPanel {
 
   _item(knock) {
     const p = knock.participant || {};
-    const name = p.name || "Buyer";
+    const name = p.name || t("buyer");
     const ours = p.identity && p.identity === this.buyerIdentity();
     const busy = this.busy.has(knock.id);
     const act = (admit) => {
@@ -42,11 +43,13 @@ export class KnockPanel {
     const item = h("li", { class: "knock", dataset: { knock: knock.id } },
       h("div", { class: "knock-who" },
         h("strong", { text: name }),
-        h("span", { class: ours ? "hint" : "hint warn", text: ours ? `this case's buyer · since ${clock(knock.at_ms)}`
-          : `not this case's buyer (${p.identity || "unknown"})` })),
+        h("span", { class: ours ? "hint" : "hint warn", text: ours ? t("knock_ours", { when: clock(knock.at_ms) })
+          : t("knock_other", { identity: p.identity || t("unknown") }) })),
       h("div", { class: "knock-actions" },
-        h("button", { type: "button", class: "primary", disabled: busy, onclick: () => act(true), "aria-label": `Admit ${name}`, text: "Admit" }),
-        h("button", { type: "button", class: "danger", disabled: busy, onclick: () => act(false), "aria-label": `Deny ${name}`, text: "Deny" })));
+        h("button", { type: "button", class: "primary", disabled: busy, onclick: () => act(true),
+          "aria-label": t("admit_name", { name }), text: t("admit") }),
+        h("button", { type: "button", class: "danger", disabled: busy, onclick: () => act(false),
+          "aria-label": t("deny_name", { name }), text: t("deny") })));
     return item;
   }
 }
@@ -65,17 +68,25 @@ export class PromptsPanel {
     this.setLanguage("en");
   }
 
-  /** Presets are sent in the case's language: the buyer reads them. */
+  /** Presets are sent in the case's language (the buyer reads them); their buttons are in the console's. */
   setLanguage(lang) {
-    const t = translator(lang);
+    this.lang = lang;
+    const buyer = translator(lang);
     setChildren(this.el.presets, PROMPTS.map(([key, label]) => h("button", {
-      type: "button", class: "preset", title: t(key), dataset: { prompt: key }, onclick: () => this.prompt(t(key)), text: label,
+      type: "button", class: "preset", title: buyer(key), dataset: { prompt: key }, onclick: () => this.prompt(buyer(key)),
+      text: t(`preset_${key}`) || label,
     })));
+  }
+
+  /** The console's language changed: the buttons follow, the buyer's prompts stay in theirs. */
+  relabel() {
+    this.setLanguage(this.lang);
+    if (this.lastShown) this.shown(this.lastShown);
   }
 
   prompt(text) {
     if (!this.send({ action: "prompt", text: text.slice(0, 300) })) {
-      this.say("Not connected to the room: the prompt was not sent.", "warn");
+      this.say(t("prompt_not_sent"), "warn");
       return false;
     }
     return true;
@@ -83,7 +94,8 @@ export class PromptsPanel {
 
   /** A prompt as the room logged it. */
   shown(entry) {
-    this.el.last.textContent = `Shown to the buyer at ${clock(entry.at_ms)}: “${entry.inspect.text}”`;
+    this.lastShown = entry;
+    this.el.last.textContent = t("prompt_shown", { when: clock(entry.at_ms), text: entry.inspect.text });
   }
 }
 
@@ -111,7 +123,7 @@ export class NotesPanel {
 
   _item(note) {
     return h("li", { class: "note" },
-      h("p", { class: "note-meta", text: `${note.author || "inspector"} · ${clock(note.at_ms)}` }),
+      h("p", { class: "note-meta", text: `${note.author || t("inspector")} · ${clock(note.at_ms)}` }),
       h("p", { class: "note-text", text: note.text }));
   }
 
@@ -123,7 +135,7 @@ export class NotesPanel {
       this.append(await this.add(text));
       this.el.input.value = "";
     } catch (err) {
-      this.say(`The note was not saved: ${err.message} (${err.code})`, "error");
+      this.say(t("note_failed", { message: err.message, code: err.code }), "error");
     } finally {
       this.el.button.disabled = false;
     }
@@ -140,13 +152,13 @@ export class ChatPanel {
       const text = input.value.trim();
       if (!text) return;
       if (send(text)) input.value = "";
-      else say("Not connected to the room: the message was not sent.", "warn");
+      else say(t("chat_not_sent"), "warn");
     });
   }
 
   add(entry) {
     const mine = this.isMine(entry);
-    const who = mine ? "You" : (entry.participant && (entry.participant.name || entry.participant.role)) || "Buyer";
+    const who = mine ? t("you") : (entry.participant && (entry.participant.name || entry.participant.role)) || t("buyer");
     this.log.append(h("li", { class: mine ? "line mine" : "line" },
       h("span", { class: "who", text: `${who} · ${clock(entry.at_ms)}` }),
       h("span", { class: "text", text: entry.text || "" })));

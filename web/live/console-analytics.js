@@ -4,18 +4,20 @@
  */
 
 import { h, safeUrl } from "../vitrine-dom.js";
-import { duration } from "./console-ui.js";
+import { t } from "./console-strings.js";
+import { count, dateTime, duration } from "./console-ui.js";
 
+/** [metric, key of its label, format]. */
 const METRICS = [
-  ["peak_viewers", "Peak viewers", String],
-  ["average_viewers", "Average viewers", (v) => (Math.round(v * 10) / 10).toString()],
-  ["watch_time_s", "Watch time", (s) => duration(s * 1000)],
-  ["viewer_sessions", "Viewer sessions", String],
-  ["messages", "Messages", String],
-  ["likes", "Likes", String],
-  ["product_clicks", "Product clicks", String],
-  ["add_to_cart", "Added to cart", String],
-  ["duration_s", "Show length", (s) => duration(s * 1000)],
+  ["peak_viewers", "peak_viewers", count],
+  ["average_viewers", "average_viewers", (v) => count(Math.round(v * 10) / 10)],
+  ["watch_time_s", "watch_time", (s) => duration(s * 1000)],
+  ["viewer_sessions", "viewer_sessions", count],
+  ["messages", "messages", count],
+  ["likes", "likes", count],
+  ["product_clicks", "product_clicks", count],
+  ["add_to_cart", "added_to_cart", count],
+  ["duration_s", "show_length", (s) => duration(s * 1000)],
 ];
 
 /**
@@ -26,16 +28,16 @@ export function drawAnalytics(ui, view) {
   const numbers = view.analytics || {};
   const show = view.show;
   ui.summary.textContent = show.started_at_ms && show.ended_at_ms
-    ? `“${show.title}” ran for ${duration(show.ended_at_ms - show.started_at_ms)}, ended ${new Date(show.ended_at_ms)
-      .toLocaleString()}.`
-    : `“${show.title}” has ended.`;
+    ? t("ran_for", { title: show.title, time: duration(show.ended_at_ms - show.started_at_ms),
+      when: dateTime(show.ended_at_ms) })
+    : t("has_ended", { title: show.title });
   ui.numbers.replaceChildren(...METRICS.map(([key, label, format]) => h("div", { class: "metric",
-    dataset: { metric: key } }, h("dt", { text: label }), h("dd", { text: format(numbers[key] || 0) }))));
+    dataset: { metric: key } }, h("dt", { text: t(label) }), h("dd", { text: format(numbers[key] || 0) }))));
   const titles = new Map([...view.catalog, ...view.products].map((c) => [c.sku, c.title]));
   const rows = Object.entries(numbers.clicks_by_sku || {}).sort((a, b) => b[1] - a[1]);
   ui.clicks.replaceChildren(...rows.map(([sku, n]) => h("tr", { dataset: { sku } },
     h("th", { scope: "row" }, titles.get(sku) || sku, " ", h("code", { class: "sku", text: sku })),
-    h("td", { text: String(n) }))));
+    h("td", { text: count(n) }))));
   ui.clicksEmpty.hidden = rows.length > 0;
   const viewer = safeUrl(view.viewer_url);
   ui.viewer.hidden = !viewer;

@@ -6,6 +6,7 @@
  */
 
 import { h } from "../vitrine-dom.js";
+import { t } from "./console-strings.js";
 import { clock, money } from "./console-ui.js";
 
 const REACTION_EMOJI = { like: "👍", love: "❤️", fire: "🔥", clap: "👏", wow: "😮", laugh: "😂" };
@@ -13,7 +14,7 @@ const MUTE_S = 600;
 const MAX_FLOATING = 12;
 
 const nameOf = (participant) => (participant && participant.name) || (participant && participant.role === "host"
-  ? "Host" : "Viewer");
+  ? t("host") : t("viewer"));
 
 export class ChatPanel {
   /**
@@ -75,22 +76,22 @@ export class ChatPanel {
     const who = entry.participant || {};
     const name = nameOf(who);
     const host = who.role === "host";
-    const tags = [host && who.name ? h("span", { class: "tag host", text: "host" }) : null, // unnamed: "Host"
-      model.isMuted(who.identity) ? h("span", { class: "tag muted", text: "muted" }) : null,
-      model.banned.has(who.identity) ? h("span", { class: "tag banned", text: "banned" }) : null];
+    const tags = [host && who.name ? h("span", { class: "tag host", text: t("tag_host") }) : null, // unnamed: "Host"
+      model.isMuted(who.identity) ? h("span", { class: "tag muted", text: t("tag_muted") }) : null,
+      model.banned.has(who.identity) ? h("span", { class: "tag banned", text: t("tag_banned") }) : null];
     const act = (label, text, handler) => h("button", { type: "button", class: "act", "aria-label": label,
       title: label, text, onclick: handler });
     const actions = [
-      act(`Pin this message from ${name}`, "Pin", () => this.hooks.moderate("pin_message", { seq: entry.seq })),
-      act(`Delete this message from ${name}`, "Delete", () => this.hooks.moderate("delete", { seq: entry.seq })),
+      act(t("pin_message_from", { name }), t("pin"), () => this.hooks.moderate("pin_message", { seq: entry.seq })),
+      act(t("delete_message_from", { name }), t("delete"), () => this.hooks.moderate("delete", { seq: entry.seq })),
     ];
     if (!host && who.identity) {
       const muted = model.isMuted(who.identity);
-      actions.push(act(muted ? `Unmute ${name}` : `Mute ${name} for 10 minutes`, muted ? "Unmute" : "Mute",
+      actions.push(act(t(muted ? "unmute_name" : "mute_name", { name }), t(muted ? "unmute" : "mute"),
         () => this.hooks.moderate(muted ? "unmute" : "mute", muted ? { identity: who.identity }
           : { identity: who.identity, seconds: MUTE_S })));
       const banned = model.banned.has(who.identity);
-      actions.push(act(banned ? `Unban ${name}` : `Ban ${name}`, banned ? "Unban" : "Ban",
+      actions.push(act(t(banned ? "unban_name" : "ban_name", { name }), t(banned ? "unban" : "ban"),
         () => this._ban(who.identity, name, banned)));
     }
     return h("li", { class: host ? "line mine" : "line", dataset: { identity: who.identity || "" } },
@@ -105,35 +106,34 @@ export class ChatPanel {
       this.hooks.moderate("unban", { identity });
       return;
     }
-    const sure = await this.hooks.confirm({ title: `Ban ${name}?`, action: "Ban",
-      text: `${name} leaves the show now and cannot join it again. Their messages stay until you delete them.` });
+    const sure = await this.hooks.confirm({ title: t("ban_title", { name }), action: t("ban"),
+      text: t("ban_text", { name }) });
     if (sure) this.hooks.moderate("ban", { identity });
   }
 
   _describe(entry) {
     const who = entry.participant ? nameOf(entry.participant) : "Vitrine";
-    if (entry.kind === "show") return entry.show === "live" ? "The show is live." : "The show ended.";
+    if (entry.kind === "show") return t(entry.show === "live" ? "sys_live" : "sys_ended");
     if (entry.kind === "product") {
       const { action, card } = entry.product;
-      return { pin: `${who} pinned “${card.title}”.`, unpin: `${who} unpinned “${card.title}”.`,
-        sold_out: `“${card.title}” is sold out.`, in_stock: `“${card.title}” is back in stock.` }[action]
-        || `${who}: ${action} “${card.title}”.`;
+      const key = { pin: "sys_pin", unpin: "sys_unpin", sold_out: "sys_sold_out", in_stock: "sys_in_stock" }[action];
+      return t(key || "sys_product", { who, action, title: card.title });
     }
     if (entry.kind === "deal") {
       const { action, deal } = entry.deal;
-      if (action !== "start") return `The deal on “${deal.card.title}” ended.`;
-      const stock = deal.stock ? `, ${deal.stock} in stock` : "";
-      return `Deal: “${deal.card.title}” at ${money(deal.price, deal.card.currency)}${stock}.`;
+      if (action !== "start") return t("sys_deal_ended", { title: deal.card.title });
+      return t(deal.stock ? "sys_deal_stock" : "sys_deal", { title: deal.card.title,
+        price: money(deal.price, deal.card.currency), n: deal.stock });
     }
     const m = entry.moderation;
-    const target = this.names.get(m.identity) || "A viewer";
-    return {
-      delete: "A message was deleted.", pin_message: "A message was pinned.",
-      unpin_message: "The message was unpinned.",
-      slow_mode: m.seconds ? `Slow mode: one message every ${m.seconds} s.` : "Slow mode is off.",
-      mute: `${target} is muted for ${Math.round((m.seconds || 0) / 60)} min.`, unmute: `${target} may chat again.`,
-      ban: `${target} was banned.`, unban: `${target} was unbanned.`,
-    }[m.action] || `Moderation: ${m.action}.`;
+    const target = this.names.get(m.identity) || t("a_viewer");
+    const key = {
+      delete: "sys_delete", pin_message: "sys_pin_message", unpin_message: "sys_unpin_message",
+      slow_mode: m.seconds ? "sys_slow" : "sys_slow_off", mute: "sys_mute", unmute: "sys_unmute",
+      ban: "sys_ban", unban: "sys_unban",
+    }[m.action];
+    const n = m.action === "mute" ? Math.round((m.seconds || 0) / 60) : m.seconds;
+    return t(key || "sys_moderation", { name: target, n, action: m.action });
   }
 
   drawPinned(model) {
@@ -152,7 +152,7 @@ export class ChatPanel {
     const box = this.ui.reactions;
     const chips = Object.entries(model.reactions).filter(([, n]) => n > 0).map(([kind, n]) => h("span", {
       class: fresh && fresh[kind] ? "reaction bump" : "reaction", dataset: { reaction: kind },
-      title: kind, "aria-label": `${n} ${kind}` },
+      title: kind, "aria-label": t("reaction_count", { n, kind }) },
     h("span", { "aria-hidden": "true", text: REACTION_EMOJI[kind] || "★" }),
     h("span", { class: "n", text: String(n) })));
     box.replaceChildren(...chips);
@@ -163,7 +163,7 @@ export class ChatPanel {
     const select = this.ui.slow;
     const value = String(model.slowModeS);
     if (![...select.options].some((o) => o.value === value)) {
-      select.append(h("option", { value, text: `${value} s` }));
+      select.append(h("option", { value, text: t("seconds", { n: value }) }));
     }
     select.value = value;
   }

@@ -7,6 +7,7 @@
  */
 
 import { h, link, safeUrl } from "../vitrine-dom.js";
+import { t } from "./console-strings.js";
 import { duration, money } from "./console-ui.js";
 
 const MAX_PINNED = 3; // vitrine/live/models.py MAX_PINNED
@@ -40,18 +41,19 @@ export class ProductsPanel {
   draw(cards, model, connected) {
     const pinned = new Set(model.pinned.map((c) => c.sku));
     const full = pinned.size >= MAX_PINNED;
-    this.ui.count.textContent = `${pinned.size}/${MAX_PINNED} pinned`;
+    this.ui.count.textContent = t("pinned_count", { n: pinned.size, max: MAX_PINNED });
     this.ui.list.replaceChildren(...cards.map((card) => {
       const isPinned = pinned.has(card.sku);
       const soldOut = model.soldOut.has(card.sku);
       const row = productRow(card,
         h("button", { type: "button", class: "pin", "aria-pressed": String(isPinned),
-          "aria-label": `${isPinned ? "Unpin" : "Pin"} ${card.title}`, disabled: !connected || (!isPinned && full),
-          title: !isPinned && full ? `At most ${MAX_PINNED} pinned products: unpin one first` : "",
-          text: isPinned ? "Unpin" : "Pin", onclick: () => this.send(isPinned ? "unpin" : "pin", card.sku) }),
+          "aria-label": t("control_label", { action: t(isPinned ? "unpin" : "pin"), title: card.title }),
+          disabled: !connected || (!isPinned && full),
+          title: !isPinned && full ? t("pin_full", { max: MAX_PINNED }) : "",
+          text: t(isPinned ? "unpin" : "pin"), onclick: () => this.send(isPinned ? "unpin" : "pin", card.sku) }),
         h("button", { type: "button", class: "stock", "aria-pressed": String(soldOut),
-          "aria-label": soldOut ? `Mark ${card.title} back in stock` : `Mark ${card.title} sold out`,
-          disabled: !connected, text: soldOut ? "Back in stock" : "Sold out",
+          "aria-label": t(soldOut ? "mark_in_stock" : "mark_sold_out", { title: card.title }),
+          disabled: !connected, text: t(soldOut ? "back_in_stock" : "sold_out"),
           onclick: () => this.send(soldOut ? "in_stock" : "sold_out", card.sku) }));
       row.classList.toggle("pinned", isPinned);
       row.classList.toggle("sold-out", soldOut);
@@ -97,7 +99,7 @@ export class DealPanel {
     ui.product.replaceChildren(link(card.url, card.title));
     ui.now.textContent = money(deal.price, card.currency);
     ui.was.textContent = money(card.price, card.currency);
-    ui.stock.textContent = deal.stock ? `${deal.stock} at the start` : "no stock limit";
+    ui.stock.textContent = deal.stock ? t("stock_at_start", { n: deal.stock }) : t("no_stock_limit");
     this.tick(model);
   }
 
@@ -111,6 +113,6 @@ export class DealPanel {
 
   _placeholder() {
     const card = this.cards.find((c) => c.sku === this.ui.sku.value);
-    this.ui.price.placeholder = card ? `now ${card.price}` : "";
+    this.ui.price.placeholder = card ? t("price_now", { price: card.price }) : "";
   }
 }

@@ -6,6 +6,7 @@
 
 import { h } from "../vitrine-dom.js";
 import { productRow } from "./console-live.js";
+import { t } from "./console-strings.js";
 import { copyValue, fromLocalInput, toLocalInput } from "./console-ui.js";
 
 export class DetailsForm {
@@ -52,7 +53,7 @@ export class DetailsForm {
 
   _touched() {
     this.dirty = true;
-    this.ui.state.textContent = "Unsaved changes";
+    this.ui.state.textContent = t("unsaved");
     this.ui.error.hidden = true;
   }
 
@@ -65,13 +66,14 @@ export class DetailsForm {
       this._drawProducts();
     };
     list.replaceChildren(...this.skus.map((sku, i) => {
-      const card = this.cards.get(sku) || { sku, title: `${sku} (no longer in the catalog)` };
+      const card = this.cards.get(sku) || { sku, title: t("not_in_catalog", { sku }) };
       const button = (label, text, disabled, onclick) => h("button", { type: "button", class: "small",
-        "aria-label": `${label} ${card.title}`, title: `${label} ${card.title}`, text, disabled, onclick });
+        "aria-label": t("control_label", { action: label, title: card.title }),
+        title: t("control_label", { action: label, title: card.title }), text, disabled, onclick });
       return productRow(card,
-        button("Move up", "↑", i === 0, () => move(i, -1)),
-        button("Move down", "↓", i === this.skus.length - 1, () => move(i, 1)),
-        button("Remove", "Remove", false, () => {
+        button(t("move_up"), "↑", i === 0, () => move(i, -1)),
+        button(t("move_down"), "↓", i === this.skus.length - 1, () => move(i, 1)),
+        button(t("remove"), t("remove"), false, () => {
           this.skus.splice(i, 1);
           this._touched();
           this._drawProducts();
@@ -80,7 +82,7 @@ export class DetailsForm {
     const chosen = new Set(this.skus);
     const left = [...this.cards.values()].filter((c) => !chosen.has(c.sku) && this.catalog.has(c.sku));
     pick.replaceChildren(...left.map((c) => h("option", { value: c.sku, text: `${c.title} (${c.sku})` })));
-    if (!left.length) pick.append(h("option", { value: "", text: "Every catalog product is in the show" }));
+    if (!left.length) pick.append(h("option", { value: "", text: t("all_in_show") }));
     pick.disabled = add.disabled = left.length === 0 || this.ui.title.disabled;
     this.ui.count.textContent = String(this.skus.length);
   }
@@ -88,15 +90,15 @@ export class DetailsForm {
   async _save() {
     const ui = this.ui;
     ui.save.disabled = true;
-    ui.state.textContent = "Saving…";
+    ui.state.textContent = t("saving");
     ui.error.hidden = true;
     try {
       await this.saveChanges({ title: ui.title.value.trim(), scheduled_at_ms: fromLocalInput(ui.schedule.value),
         products: [...this.skus] });
       this.dirty = false; // the caller refilled the form from the saved view
-      ui.state.textContent = "Saved";
+      ui.state.textContent = t("saved");
     } catch (err) {
-      ui.state.textContent = "Not saved";
+      ui.state.textContent = t("not_saved");
       ui.error.textContent = `${err.message} (${err.code || "error"})`;
       ui.error.dataset.code = err.code || "error";
       ui.error.hidden = false;
@@ -117,11 +119,11 @@ export class ObsPanel {
       const shown = ui.key.type === "password";
       ui.key.type = shown ? "text" : "password";
       ui.show.setAttribute("aria-pressed", String(shown));
-      ui.show.textContent = shown ? "Hide" : "Show";
+      ui.show.textContent = t(shown ? "hide_key" : "show_key");
     });
     const copier = (button, input) => button.addEventListener("click", async () => {
-      button.textContent = (await copyValue(input)) ? "Copied" : "Copy failed";
-      setTimeout(() => { button.textContent = "Copy"; }, 2000);
+      button.textContent = t((await copyValue(input)) ? "copied" : "copy_failed");
+      setTimeout(() => { button.textContent = t("copy"); }, 2000);
     });
     copier(ui.copyUrl, ui.url);
     copier(ui.copyKey, ui.key);

@@ -3,14 +3,31 @@
  * the confirm dialog and copy to the clipboard.
  */
 
-import { cached, formatDuration as duration, formatPrice as money } from "../vitrine-format.js";
+import { cached, formatDuration as duration, formatPrice } from "../vitrine-format.js";
+import { i18n } from "./console-strings.js";
 
-export { duration, money };
+export { duration };
+
+/** A price in the console's locale ("€12.50", "12,50 €"). */
+export function money(price, currency) {
+  return formatPrice(price, currency, i18n.locale);
+}
 
 /** "14:05" for a chat line. */
 export function clock(ms) {
-  return cached("clock", () => new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" }))
+  return cached(`clock:${i18n.locale}`, () => new Intl.DateTimeFormat(i18n.locale, { hour: "2-digit", minute: "2-digit" }))
     .format(ms);
+}
+
+/** A date and time in the console's locale. */
+export function dateTime(ms) {
+  return cached(`datetime:${i18n.locale}`, () => new Intl.DateTimeFormat(i18n.locale, { dateStyle: "medium",
+    timeStyle: "short" })).format(ms);
+}
+
+/** A count in the console's locale. */
+export function count(n) {
+  return cached(`number:${i18n.locale}`, () => new Intl.NumberFormat(i18n.locale)).format(Number(n) || 0);
 }
 
 /** A `datetime-local` value ("2025-03-04T18:30") for epoch ms, in the seller's zone. */

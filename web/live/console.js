@@ -18,7 +18,8 @@ import { DealPanel, ProductsPanel } from "./console-live.js";
 import { ShowModel } from "./console-model.js";
 import { LiveSession } from "./console-session.js";
 import { DetailsForm, ObsPanel, ObsWatcher } from "./console-setup.js";
-import { confirmAction, duration, StatusLine } from "./console-ui.js";
+import { confirmAction, count, duration, StatusLine } from "./console-ui.js";
+import { i18n, studioText, t } from "./console-strings.js";
 import { Studio } from "./studio-media.js";
 
 const TOKEN_KEY = "vitrine.live.token";
@@ -33,7 +34,7 @@ const ui = {
   workspace: $("#workspace"), preview: $("#preview"), previewEmpty: $("#preview-empty"), floats: $("#floats"),
   onAir: $("#on-air"), source: $("#source"), resume: $("#resume"), obs: $("#obs"), mic: $("#mic"),
   goLive: $("#go-live"), studioNote: $("#studio-note"),
-  endedView: $("#ended-view"), downloadCsv: $("#download-csv"),
+  endedView: $("#ended-view"), downloadCsv: $("#download-csv"), slow: $("#slow-mode"),
 };
 
 const state = {
@@ -42,6 +43,7 @@ const state = {
   source: null, // "camera" | "screen" | "obs": what the seller picked and this page runs
   resumeFrom: null, // after a reload while live: the source this tab was sending
   busy: false, // going live or switching source: the picker waits
+  connection: null, // { connection, attempt }: the connection line, drawn again on a language change
 };
 const model = new ShowModel();
 const session = new LiveSession(model);
@@ -59,14 +61,13 @@ const obs = new ObsPanel({
   url: $("#whip-url"), key: $("#stream-key"), show: $("#show-key"), copyUrl: $("#copy-url"), copyKey: $("#copy-key"),
   rotate: $("#rotate-key"), state: $("#obs-state"),
 }, async () => {
-  const sure = await confirm({ title: "Rotate the stream key?", action: "Rotate key",
-    text: "The current key stops working at once: paste the new one into OBS before you stream again." });
+  const sure = await confirm({ title: t("rotate_title"), action: t("rotate_key"), text: t("rotate_text") });
   if (!sure) return;
   try {
     setView(await state.api.rotateStreamKey());
-    status.show("New stream key: paste it into OBS.", "ok");
+    status.show(t("rotated"), "ok");
   } catch (err) {
-    status.error(err, "Could not rotate the key");
+    status.error(err, t("rotate_failed"));
   }
 });
 
@@ -79,16 +80,16 @@ const obsWatch = new ObsWatcher(() => state.api.view(), async (view) => {
   setPhase("live");
   try {
     await joinLive(null); // run the show, and see the stream as viewers do
-    status.show("OBS is streaming: you are live.", "ok");
+    status.show(t("obs_live"), "ok");
   } catch (err) {
-    status.error(err, "Could not join the show");
+    status.error(err, t("join_failed"));
   }
 }, (err) => status.error(err));
 
 /** Send on the show's room, or say it did not go. */
 function inRoom(send) {
   if (session.send(send)) return true;
-  status.show("Not connected to the show: that was not sent.", "warn");
+  status.show(t("not_connected"), "warn");
   return false;
 }
 
@@ -136,12 +137,17 @@ function setView(view, { force = false } = {}) {
   state.view = view;
   const show = view.show;
   ui.title.textContent = show.title;
-  ui.badge.textContent = show.state;
+  ui.badge.textContent = stateLabel(show.state);
   ui.badge.dataset.state = show.state;
-  document.title = `${show.state === "live" ? "● " : ""}${show.title} · Vitrine Live`;
+  document.title = `${show.state === "live" ? "● " : ""}${t("page_title", { title: show.title, brand: t("brand") })}`;
   detailsForm.fill(view, { force });
   obs.fill(view);
   drawLive();
+}
+
+/** A show's state as the badge shows it ("scheduled", "未开播"); an unknown one as it comes. */
+function stateLabel(showState) {
+  return ["scheduled", "live", "ended"].includes(showState) ? t(`state_${showState}`) : showState;
 }
 
 function drawStudio() {
@@ -156,13 +162,12 @@ function drawStudio() {
   ui.mic.hidden = !studio.mic;
   const muted = Boolean(studio.mic && !studio.mic.enabled);
   ui.mic.setAttribute("aria-pressed", String(muted));
-  ui.mic.textContent = muted ? "Unmute mic" : "Mute mic";
+  ui.mic.textContent = t(muted ? "unmute_mic" : "mute_mic");
   ui.resume.hidden = !(live && state.resumeFrom && !session.publishing);
   ui.previewEmpty.hidden = Boolean(ui.preview.srcObject);
-  ui.studioNote.textContent = studio.warning;
+  ui.studioNote.textContent = studioText(studio.warning);
   if (state.source === "obs") {
-    obs.waiting(!live ? "Waiting for OBS to start streaming…"
-      : ui.preview.srcObject ? "Live from OBS." : "The show is live: start streaming in OBS to be seen.");
+    obs.waiting(t(!live ? "obs_waiting" : ui.preview.srcObject ? "obs_on_air" : "obs_start"));
   }
 }
 
@@ -177,14 +182,17 @@ function drawLive() {
 }
 
 function drawStats() {
-  ui.viewers.textContent = String(model.viewers);
-  ui.likes.textContent = String(model.likes);
+  ui.viewers.textContent = count(model.viewers);
+  ui.likes.textContent = count(model.likes);
   const started = state.view && state.view.show.started_at_ms;
   ui.elapsed.textContent = started ? duration(model.serverNow() - started) : "0:00";
 }
 
-function setConnection(text, kind) {
-  ui.connection.textContent = text;
+/** The connection line: `state` is "connecting", "ok", "down", "reconnecting" (with `attempt`), or "" (none). */
+function setConnection(connection, attempt = 0) {
+  const [key, kind] = connection === "reconnecting" ? ["reconnecting", "wait"] : CONNECTION[connection] || ["", ""];
+  state.connection = { connection, attempt };
+  ui.connection.textContent = key ? t(key, { n: attempt }) : "";
   ui.connection.dataset.kind = kind;
   ui.rejoin.hidden = kind !== "down" || phase() !== "live";
 }
@@ -221,7 +229,7 @@ async function open(token) {
     state.source = stored === "obs" ? "obs" : null;
     state.resumeFrom = stored === "camera" || stored === "screen" ? stored : null;
     setPhase("live");
-    joinLive(null).catch((err) => status.error(err, "Could not rejoin the show"));
+    joinLive(null).catch((err) => status.error(err, t("rejoin_failed")));
   } else {
     state.source = stored === "obs" ? "obs" : null; // a camera is only opened when the seller asks
     setPhase("setup");
@@ -261,7 +269,7 @@ async function pickSource(source) {
     }
     sessionStorage.setItem(SOURCE_KEY, state.source);
   } catch (err) {
-    status.error(err);
+    status.error(err && err.message ? Object.assign(new Error(studioText(err.message)), { code: err.code }) : err);
   } finally {
     state.busy = false;
     drawStudio();
@@ -274,10 +282,10 @@ studio.addEventListener("preview", () => drawStudio());
 studio.addEventListener("ended", ({ detail }) => {
   // The browser's "Stop sharing" (or an unplugged camera): live, go back to the camera; else start over.
   if (phase() === "live" && session.publishing && detail.source === "screen") {
-    status.show("Screen sharing stopped: back to the camera.", "warn");
+    status.show(t("screen_stopped"), "warn");
     pickSource("camera");
   } else if (phase() === "live" && session.publishing) {
-    status.show("The camera stopped: pick a source to keep viewers seeing you.", "warn", { sticky: true });
+    status.show(t("camera_stopped"), "warn", { sticky: true });
     state.source = null; // so that picking the camera again captures it again
     drawStudio();
   } else {
@@ -296,16 +304,16 @@ ui.goLive.addEventListener("click", async () => {
   if (!studio.stream || state.busy) return;
   state.busy = true;
   drawStudio();
-  status.show("Going live…", "info", { sticky: true });
+  status.show(t("going_live"), "info", { sticky: true });
   try {
     const join = await state.api.start();
     state.view.show = join.show;
     setView(state.view);
     setPhase("live");
     await session.connect(join.token, studio.stream);
-    status.show("You are live.", "ok");
+    status.show(t("you_are_live"), "ok");
   } catch (err) {
-    status.error(err, "Could not go live");
+    status.error(err, t("go_live_failed"));
   } finally {
     state.busy = false;
     drawStudio();
@@ -322,13 +330,9 @@ async function joinLive(stream) {
   drawStudio();
 }
 
-const CONNECTION = { connecting: ["connecting…", "wait"], ok: ["connected", "ok"], down: ["disconnected", "down"] };
+const CONNECTION = { connecting: ["connecting", "wait"], ok: ["connected", "ok"], down: ["disconnected", "down"] };
 
-session.addEventListener("connection", ({ detail }) => {
-  const [text, kind] = detail.state === "reconnecting" ? [`reconnecting (${detail.attempt})…`, "wait"]
-    : CONNECTION[detail.state];
-  setConnection(text, kind);
-});
+session.addEventListener("connection", ({ detail }) => setConnection(detail.state, detail.attempt));
 session.addEventListener("changed", ({ detail: { changed, entry } }) => {
   const all = changed.has("all");
   if (entry && entry.kind === "reactions") floatReactions(ui.floats, entry.reactions);
@@ -350,30 +354,27 @@ session.addEventListener("leave", ({ detail: { reason, code } }) => {
   if (code === "show_ended") {
     showEndedElsewhere();
   } else if (code === "replaced") {
-    status.show("This show was opened in another console: this window stopped. Reconnect to take over.",
-      "warn", { sticky: true });
+    status.show(t("replaced"), "warn", { sticky: true });
   } else {
-    status.show(`Left the show: ${reason}`, "warn");
+    status.show(t("left_show", { reason }), "warn");
   }
 });
 
 ui.rejoin.addEventListener("click", () => {
   const stream = studio.video && studio.video.readyState === "live" ? studio.stream : null;
-  joinLive(stream).catch((err) => status.error(err, "Could not reconnect"));
+  joinLive(stream).catch((err) => status.error(err, t("reconnect_failed")));
 });
 
 // -- the end --------------------------------------------------------------------------------------------
 
 ui.endShow.addEventListener("click", async () => {
-  const sure = await confirm({ title: "End the show?", action: "End show",
-    text: "Viewers are told the show has ended, the chat closes and the numbers become final. It cannot be undone.",
-  });
+  const sure = await confirm({ title: t("end_title"), action: t("end_show"), text: t("end_text") });
   if (!sure) return;
   ui.endShow.disabled = true;
   try {
     showEnded(await state.api.end());
   } catch (err) {
-    status.error(err, "Could not end the show");
+    status.error(err, t("end_failed"));
   } finally {
     ui.endShow.disabled = false;
   }
@@ -393,12 +394,12 @@ function showEnded(view) {
   studio.stop();
   state.source = state.resumeFrom = null;
   sessionStorage.removeItem(SOURCE_KEY);
-  setConnection("", "");
+  setConnection("");
   setView(view, { force: true });
   drawAnalytics({ summary: $("#ended-summary"), numbers: $("#analytics"), clicks: $("#clicks-by-sku"),
     clicksEmpty: $("#clicks-empty"), viewer: $("#viewer-link") }, view);
   setPhase("ended");
-  status.show("The show has ended.", "ok");
+  status.show(t("show_ended"), "ok");
 }
 
 ui.downloadCsv.addEventListener("click", async () => {
@@ -406,7 +407,7 @@ ui.downloadCsv.addEventListener("click", async () => {
   try {
     saveBlob(await state.api.chatCsv(), `${state.view.show.id}-chat.csv`);
   } catch (err) {
-    status.error(err, "Could not download the chat");
+    status.error(err, t("download_failed"));
   } finally {
     ui.downloadCsv.disabled = false;
   }
@@ -424,6 +425,29 @@ window.addEventListener("beforeunload", (event) => {
   if (phase() === "live" && session.publishing) event.preventDefault(); // closing would cut the show's video
 });
 window.addEventListener("pagehide", () => session.close()); // leave now: viewers see the host's tracks go at once
+
+/** The slow-mode choices read "5 s" / "5 秒" in the console's language. */
+function labelSlowMode() {
+  for (const option of ui.slow.options) if (option.value !== "0") option.textContent = t("seconds", { n: option.value });
+}
+
+/** The language switch: the static texts follow at once (i18n.apply); what JS drew is drawn again. */
+function redraw() {
+  labelSlowMode();
+  if (state.view) setView(state.view);
+  if (state.connection) setConnection(state.connection.connection, state.connection.attempt);
+  if (phase() === "ended" && state.view) {
+    drawAnalytics({ summary: $("#ended-summary"), numbers: $("#analytics"), clicks: $("#clicks-by-sku"),
+      clicksEmpty: $("#clicks-empty"), viewer: $("#viewer-link") }, state.view);
+  }
+  if (session.joined) chat.sync(model, { full: true });
+  drawStudio();
+}
+
+i18n.apply();
+labelSlowMode();
+for (const select of document.querySelectorAll("select.lang-switch")) i18n.bindSwitch(select);
+i18n.onChange(redraw);
 
 const fragment = new URLSearchParams(window.location.hash.slice(1));
 if (fragment.get("token")) {

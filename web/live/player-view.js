@@ -129,7 +129,7 @@ export function floatReactions(layer, counts, reducedMotion) {
 export function reactionBar(onReact) {
   return h("div", { class: "vl-reactions", role: "group", "aria-label": t("reactions_label") },
     REACTIONS.map(([key, emoji, label]) => h("button", { class: "vl-react", type: "button", dataset: { reaction: key },
-      "aria-label": t("react_aria", { reaction: label }), onclick: () => onReact(key) }, emoji)));
+      "aria-label": t("react_aria", { reaction: t(label) }), onclick: () => onReact(key) }, emoji)));
 }
 
 /** A short inline notice that clears itself (errors like "slow mode"), or stays (`sticky`). */

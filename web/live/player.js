@@ -18,7 +18,7 @@ import { h, setChildren } from "../vitrine-dom.js";
 import { LiveView } from "./player-live.js";
 import { productCard } from "./player-view.js";
 import { ReplayView } from "./replay.js";
-import { formatWhen, t, viewerLocale } from "./player-strings.js";
+import { formatWhen, setPlayerLanguage, t, viewerLocale } from "./player-strings.js";
 
 const POLL_MS = 5000; // a scheduled show: how often to look whether it started
 const ENDING_POLL_MS = 1000; // the show just ended: its replay is ready within seconds
@@ -51,6 +51,7 @@ class Player {
     this.host = host;
     this.cart = cart;
     this.onShow = onShow;
+    setPlayerLanguage(lang);
     this.locale = viewerLocale(lang);
     this.el = h("div", { class: "vl", lang: this.locale, hidden: true });
     root.append(this.el);

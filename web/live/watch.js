@@ -3,7 +3,9 @@
  * the seller shares). The same player as the embed, without a shop cart to add to.
  */
 
+import { setDocumentLanguage } from "../vitrine-i18n.js";
 import { mount } from "./player.js";
+import { playerLanguage, t } from "./player-strings.js";
 
 const params = new URLSearchParams(window.location.search);
 mount(document.getElementById("player"), {
@@ -11,5 +13,6 @@ mount(document.getElementById("player"), {
   shop: params.get("shop"),
   show: params.get("show"),
   lang: params.get("lang"),
-  onShow: (show) => { document.title = `${show.title} · ${show.state === "ended" ? "Replay" : "Live"}`; },
+  onShow: (show) => { document.title = `${show.title} · ${t(show.state === "ended" ? "replay_badge" : "live_badge")}`; },
 });
+setDocumentLanguage(playerLanguage());

@@ -3,12 +3,15 @@
  *
  * A value is a string, or { one, other } for counts (picked with Intl.PluralRules).
  * "{name}" placeholders are filled by `translator(lang)(key, vars)`; the result is
- * plain text and always reaches the page through textContent.
+ * plain text and always reaches the page through textContent. The mechanism (negotiation,
+ * fallback to English, plurals) is the one every page shares: ../vitrine-i18n.js.
  *
  * Every dictionary has every key (tests/browser/test_widget_browser.py checks it).
  */
 
-export const DEFAULT_LANG = "en";
+import { DEFAULT_LANG, negotiate, translator as tableTranslator } from "../vitrine-i18n.js";
+
+export { DEFAULT_LANG };
 
 export const MESSAGES = {
   en: {
@@ -485,31 +488,11 @@ export const MESSAGES = {
 export const LANGUAGES = Object.keys(MESSAGES);
 
 /** The widget's language: data-lang if we have it, else the first of navigator.languages we have, else en. */
-export function pickLanguage(override, preferred = (typeof navigator !== "undefined" && navigator.languages) || []) {
-  const primary = (tag) => String(tag || "").trim().toLowerCase().split(/[-_]/)[0];
-  if (override && MESSAGES[primary(override)]) return primary(override);
-  const list = preferred.length ? preferred : [typeof navigator !== "undefined" ? navigator.language : ""];
-  for (const tag of list) {
-    if (MESSAGES[primary(tag)]) return primary(tag);
-  }
-  return DEFAULT_LANG;
+export function pickLanguage(override, preferred = undefined) {
+  return negotiate(LANGUAGES, { explicit: override, preferred });
 }
 
-/** `t(key, vars)` for one language; a missing key falls back to English, then to the key itself. */
+/** `t(key, vars)` for one language; a missing key falls back to English. */
 export function translator(lang) {
-  const dict = MESSAGES[lang] || MESSAGES[DEFAULT_LANG];
-  let plural = null;
-  try {
-    plural = new Intl.PluralRules(lang);
-  } catch {
-    plural = null;
-  }
-  return (key, vars = {}) => {
-    let value = dict[key] ?? MESSAGES[DEFAULT_LANG][key] ?? key;
-    if (typeof value === "object") {
-      const form = plural && typeof vars.n === "number" ? plural.select(vars.n) : "other";
-      value = value[form] ?? value.other;
-    }
-    return value.replace(/\{(\w+)\}/g, (match, name) => (name in vars ? String(vars[name]) : match));
-  };
+  return tableTranslator(MESSAGES, lang);
 }
