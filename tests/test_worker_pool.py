@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from loadtest.client import VitrineClient
 from loadtest.inprocess import TEST_API_KEY, serve_app
+from tests.durability_helpers import until
 from tests.live_helpers import go_live, make_show, viewer_token
 from tests.media_helpers import av_tracks, receive_frames, remote_tracks
 from tests.scaled_helpers import close_all, consult_until_video, join_pair, video_both_ways
@@ -47,13 +48,6 @@ def coordination(server: RunningServer) -> Coordination:
 
 async def worker_pids(state: Coordination) -> dict[str, int]:
     return {node.id: node.stats.get("pid", 0) for node in await state.nodes.live_workers()}
-
-
-async def until(condition, what: str, timeout_s: float = WAIT_S) -> None:  # noqa: ANN001 - an async predicate
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await condition():
-        assert asyncio.get_running_loop().time() < deadline, what
-        await asyncio.sleep(0.05)
 
 
 def gone(pid: int) -> bool:
@@ -93,7 +87,7 @@ async def test_a_show_cascades_across_the_worker_processes(server: RunningServer
         async def published() -> bool:
             return len(await state.rooms.list_tracks(room_name)) >= 2
 
-        await until(published, "the host should publish")
+        await until(published, "the host should publish", timeout=WAIT_S)
         for index in range(VIEWERS):
             viewer = VitrineClient(server.url, await viewer_token(server, show, f"viewer-{index}"))
             clients.append(viewer)
@@ -108,7 +102,7 @@ async def test_a_show_cascades_across_the_worker_processes(server: RunningServer
         async def viewers_on_both() -> bool:  # as the workers' next heartbeats count them
             return all(node.participants >= 1 for node in await state.nodes.live_workers())
 
-        await until(viewers_on_both, "both worker processes should serve viewers")
+        await until(viewers_on_both, "both worker processes should serve viewers", timeout=WAIT_S)
     finally:
         await close_all(*clients)
         await console.aclose()
@@ -131,7 +125,7 @@ async def test_a_killed_worker_is_started_again_and_its_clients_move(server: Run
             ids = set(await worker_pids(state))
             return len(ids) == WORKERS and victim not in ids
 
-        await until(replaced, "the killed worker's slot should be started again under a new id")
+        await until(replaced, "the killed worker's slot should be started again under a new id", timeout=WAIT_S)
         (customer, agent), _ = await consult_until_video(server, "crash")
         clients += [customer, agent]
         moved = await state.rooms.get_room("crash")
@@ -183,7 +177,7 @@ async def test_a_killed_server_takes_its_workers_with_it(tmp_path: Path) -> None
                 except httpx.HTTPError:
                     return False
 
-            await until(ready, "vitrine serve should become healthy")
+            await until(ready, "vitrine serve should become healthy", timeout=WAIT_S)
             workers = await http.get("/v1/workers", auth=(TEST_API_KEY, TEST_SECRET))
             pids = [row["stats"]["pid"] for row in workers.json()]
         assert len(pids) == WORKERS
@@ -193,7 +187,7 @@ async def test_a_killed_server_takes_its_workers_with_it(tmp_path: Path) -> None
         async def all_gone() -> bool:
             return all(gone(pid) for pid in pids)
 
-        await until(all_gone, "every worker should exit once its server is gone")
+        await until(all_gone, "every worker should exit once its server is gone", timeout=WAIT_S)
     finally:
         if serve.poll() is None:
             serve.kill()

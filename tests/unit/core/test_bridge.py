@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.durability_helpers import until
 from vitrine.core.config import Settings
 from vitrine.core.state import Coordination, open_coordination
 from vitrine.core.state.bridge import BridgeServer
@@ -41,13 +42,6 @@ async def welcomed(path: str, slot: int = 0) -> Bridge:
     bridge = await open_bridge(path)
     assert await bridge.welcome(slot) == {"slot": slot}
     return bridge
-
-
-async def until(condition, what: str) -> None:  # noqa: ANN001 - an async predicate
-    deadline = asyncio.get_running_loop().time() + WAIT_S
-    while not await condition():
-        assert asyncio.get_running_loop().time() < deadline, what
-        await asyncio.sleep(0.01)
 
 
 async def test_a_worker_hears_what_the_parent_publishes_and_is_heard(
@@ -85,7 +79,7 @@ async def test_a_disconnected_worker_leaves_no_subscription_or_registration(
     async def forgotten() -> bool:
         return await coordination.nodes.get("w-media") is None and await coordination.bus.listeners("worker:rpc") == 0
 
-    await until(forgotten, "the parent should forget a worker whose connection closed")
+    await until(forgotten, "the parent should forget a worker whose connection closed", timeout=WAIT_S)
 
 
 async def test_a_malformed_frame_is_dropped_and_the_connection_goes_on(
@@ -126,7 +120,7 @@ async def test_the_parent_reads_each_workers_metrics(lent: tuple[Coordination, B
         async def all_connected() -> bool:
             return len(server.connections) == 3
 
-        await until(all_connected, "three workers should be connected")
+        await until(all_connected, "three workers should be connected", timeout=WAIT_S)
         # A worker with nothing to show yet answers empty and is left out.
         assert sorted(await server.metrics()) == ["a_total 1\n", "b_total 2\n"]
     finally:
@@ -171,7 +165,25 @@ async def test_a_connection_for_a_slot_the_server_never_started_is_closed(
         return len(server.connections) == 1
 
     try:
-        await until(forgotten, "the refused connection should be gone")
+        await until(forgotten, "the refused connection should be gone", timeout=WAIT_S)
     finally:
         await own.close()
+        await bridge.close()
+
+
+async def test_a_channel_given_up_and_subscribed_again_is_heard_again(
+    lent: tuple[Coordination, BridgeServer, str],
+) -> None:
+    coordination, _, path = lent
+    bridge = await welcomed(path)
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    try:
+        first = await bridge.coordination.bus.subscribe("again", lambda m: heard.put(m))
+        await first.close()
+        assert await coordination.bus.listeners("again") == 0  # the parent stopped listening for it
+        await bridge.coordination.bus.subscribe("again", lambda m: heard.put(m))
+        assert await coordination.bus.listeners("again") == 1
+        assert await coordination.bus.publish("again", "back") == 1
+        assert await asyncio.wait_for(heard.get(), WAIT_S) == "back"
+    finally:
         await bridge.close()

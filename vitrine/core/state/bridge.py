@@ -36,6 +36,7 @@ from vitrine.core.state.bridge_frames import (
     Unsubscribe,
     Welcome,
     WorkerFrame,
+    WorkerRequest,
     encode,
     worker_frame_adapter,
 )
@@ -122,9 +123,7 @@ class _WorkerConnection:
             return
         self.send(Answer(id=frame.id, value=value))
 
-    async def _answer(
-        self, frame: Subscribe | Unsubscribe | Publish | Listeners | Heartbeat | Deregister | Epoch
-    ) -> int | str | None:
+    async def _answer(self, frame: WorkerRequest) -> int | str | None:
         coordination = self.server.coordination
         match frame:
             case Subscribe(channel=channel) if channel not in self.subscriptions:

@@ -104,10 +104,10 @@ class Answer(Strict):
     error: str | None = None
 
 
-WorkerFrame = Annotated[
-    Hello | Subscribe | Unsubscribe | Publish | Listeners | Heartbeat | Deregister | Epoch | Answer,
-    Field(discriminator="op"),
-]
+WorkerRequest = Subscribe | Unsubscribe | Publish | Listeners | Heartbeat | Deregister | Epoch
+"""What a worker asks its parent, each answered with an ``Answer`` of the same ``id``."""
+
+WorkerFrame = Annotated[Hello | WorkerRequest | Answer, Field(discriminator="op")]
 """What a worker sends its parent."""
 
 ParentFrame = Annotated[Welcome | Delivery | Scrape | Answer, Field(discriminator="op")]

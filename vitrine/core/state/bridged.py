@@ -34,6 +34,7 @@ from vitrine.core.state.bridge_frames import (
     Subscribe,
     Unsubscribe,
     Welcome,
+    WorkerRequest,
     encode,
     parent_frame_adapter,
 )
@@ -44,7 +45,6 @@ from vitrine.core.tasks import TaskSet, stop_tasks
 logger = logging.getLogger(__name__)
 
 Exposition = Callable[[], bytes]
-Request = Subscribe | Unsubscribe | Publish | Listeners | Heartbeat | Deregister | Epoch
 
 
 class BridgeClosed(ConnectionError):
@@ -66,7 +66,7 @@ class Bridge:
         self.exposition: Exposition | None = None  # what a scrape answers; set once the worker exists
         self.closed = asyncio.Event()
 
-    async def ask(self, make: Callable[[int], Request]) -> int | str | None:
+    async def ask(self, make: Callable[[int], WorkerRequest]) -> int | str | None:
         if self.closed.is_set():
             raise BridgeClosed("the server that started this worker is gone")
         frame = make(next(self._ids))
@@ -130,6 +130,7 @@ class Bridge:
             queue: asyncio.Queue[str] = asyncio.Queue()
             self._queues[channel] = queue
             self._drains.spawn(self._drain(channel, queue))
+        if not self._handlers[channel]:  # the parent listens on this channel for as long as some handler does
             await self.ask(lambda i: Subscribe(id=i, channel=channel))
         self._handlers[channel].add(handler)
         return _Subscription(self, channel, handler)
